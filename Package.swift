@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "seqwall",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "seqwall", targets: ["seqwall"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // libnetfilter_queue + libmnl, with static inline wrappers for what Swift cannot import.
+        .systemLibrary(
+            name: "CNetfilterQueue",
+            pkgConfig: "libnetfilter_queue",
+            providers: [.apt(["libnetfilter-queue-dev", "libmnl-dev"])]
+        ),
+        // The pure core: packet views, flow keys, TCP tracker, connection table, policy. No I/O.
+        .target(name: "SeqwallCore"),
+        // The rule language: lexer, parser, checker -> Policy.
+        .target(name: "SeqwallRules", dependencies: ["SeqwallCore"]),
+        // Control-socket protocol and the output formats shared by daemon and CLI.
+        .target(name: "SeqwallControl", dependencies: ["SeqwallCore"]),
+        // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
+        .target(
+            name: "SeqwallDaemon",
+            dependencies: [
+                "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "seqwall",
+            dependencies: [
+                "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "SeqwallCoreTests", dependencies: ["SeqwallCore"]),
+        .testTarget(
+            name: "SeqwallRulesTests",
+            dependencies: ["SeqwallRules", "SeqwallCore"],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
+    ]
+)

@@ -1,0 +1,126 @@
+/// The two directions of a connection, as the kernel numbers them (IP_CT_DIR_ORIGINAL/REPLY).
+public enum FlowDirection: UInt8, Sendable {
+    case original = 0
+    case reply = 1
+
+    public var opposite: FlowDirection { self == .original ? .reply : .original }
+}
+
+/// Per-direction window tracking state, after van Rooij and the kernel's ip_ct_tcp_state.
+public struct TCPPeerState: Sendable, Equatable {
+    /// Highest sequence number sent plus its length (td_end).
+    public var end: UInt32 = 0
+    /// Highest sequence number the receiver's window allows (td_maxend).
+    public var maxEnd: UInt32 = 0
+    /// Largest window seen from this side, scaled (td_maxwin). Zero means "nothing seen yet".
+    public var maxWindow: UInt32 = 0
+    /// Highest acknowledgment this side sent (td_maxack), valid with `.maxAckSet`.
+    public var maxAck: UInt32 = 0
+    /// Window scale shift, clamped to 14; zero unless both sides sent the option.
+    public var scale: UInt8 = 0
+    public var flags: PeerFlags = []
+
+    public init() {}
+}
+
+/// The kernel's IP_CT_TCP_FLAG_* bits for one direction.
+public struct PeerFlags: OptionSet, Sendable, Equatable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let windowScale = PeerFlags(rawValue: 0x01)
+    public static let sackPermitted = PeerFlags(rawValue: 0x02)
+    /// This side sent the first FIN.
+    public static let closeInit = PeerFlags(rawValue: 0x04)
+    /// Be liberal with this side's windows (picked-up connections).
+    public static let beLiberal = PeerFlags(rawValue: 0x08)
+    /// This side sent data the other has not acknowledged yet.
+    public static let dataUnacknowledged = PeerFlags(rawValue: 0x10)
+    public static let maxAckSet = PeerFlags(rawValue: 0x20)
+}
+
+/// Which of the kernel's flag classes a segment belongs to (enum tcp_bit_set): the row of the
+/// transition table.
+public enum TCPFlagIndex: UInt8, Sendable {
+    case syn = 0
+    case synAck = 1
+    case fin = 2
+    case ack = 3
+    case rst = 4
+    case none = 5
+
+    public init(_ flags: TCPFlags) {
+        if flags.contains(.rst) { self = .rst }
+        else if flags.contains(.syn) { self = flags.contains(.ack) ? .synAck : .syn }
+        else if flags.contains(.fin) { self = .fin }
+        else if flags.contains(.ack) { self = .ack }
+        else { self = .none }
+    }
+}
+
+/// Connection status bits, as conntrack shows them.
+public struct ConnectionStatus: OptionSet, Sendable, Equatable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// A packet was seen in the reply direction (else `[UNREPLIED]`).
+    public static let seenReply = ConnectionStatus(rawValue: 0x01)
+    /// The handshake completed both ways (`[ASSURED]`); never evicted for a newcomer.
+    public static let assured = ConnectionStatus(rawValue: 0x02)
+    /// Both sides' SYNs crossed (simultaneous open, IP_CT_TCP_SIMULTANEOUS_OPEN).
+    public static let simultaneousOpen = ConnectionStatus(rawValue: 0x04)
+    /// A SYN seen in LAST_ACK may draw an RFC 5961 challenge ACK (IP_CT_EXP_CHALLENGE_ACK).
+    public static let expectChallengeAck = ConnectionStatus(rawValue: 0x08)
+}
+
+/// One tracked connection: a plain value stored inline in the table.
+public struct Connection: Sendable, Equatable {
+    /// The endpoints as the first packet had them.
+    public var key: FlowKey
+    public var state: TCPState = .none
+    public var status: ConnectionStatus = []
+    /// Whether the connection came in toward the protected side or went out from it.
+    public var direction: Direction
+    public var original = TCPPeerState()
+    public var reply = TCPPeerState()
+
+    // What the kernel keeps about the last packet (last_index, last_dir, ...): it resolves
+    // ignored SYNs, challenge ACKs, RST trains and retransmission counting.
+    public var lastIndex: TCPFlagIndex = .none
+    public var lastDirection: FlowDirection = .original
+    public var lastSequence: UInt32 = 0
+    public var lastAcknowledgment: UInt32 = 0
+    public var lastEnd: UInt32 = 0
+    public var lastWindow: UInt16 = 0
+    public var lastWindowScale: UInt8 = 0
+    /// Options of an ignored SYN, to adopt if the peer answers it (last_flags).
+    public var lastPeerFlags: PeerFlags = []
+    public var retransmissions: UInt8 = 0
+
+    /// When the connection expires, on the tracker's monotonic clock, in nanoseconds.
+    public var expiresAt: UInt64 = 0
+    public var packetsOriginal: UInt64 = 0
+    public var packetsReply: UInt64 = 0
+    public var bytesOriginal: UInt64 = 0
+    public var bytesReply: UInt64 = 0
+
+    public init(key: FlowKey, direction: Direction) {
+        self.key = key
+        self.direction = direction
+    }
+
+    public var replyKey: FlowKey { key.reversed }
+
+    public func peer(_ direction: FlowDirection) -> TCPPeerState {
+        direction == .original ? original : reply
+    }
+
+    public mutating func setPeer(_ direction: FlowDirection, _ state: TCPPeerState) {
+        if direction == .original { original = state } else { reply = state }
+    }
+
+    /// Seconds left before expiry at `now` (0 when already due), as conntrack -L prints.
+    public func secondsLeft(now: UInt64) -> UInt64 {
+        expiresAt > now ? (expiresAt - now) / 1_000_000_000 : 0
+    }
+}

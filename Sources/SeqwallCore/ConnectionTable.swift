@@ -1,0 +1,126 @@
+/// The connection table: open addressing with linear probing, connections stored inline, a
+/// seeded hash that is the same for both directions, and backward-shift deletion (no
+/// tombstones, so probe chains never rot). Sized once; never grows, never allocates after init.
+///
+/// Single-owner: a table belongs to one worker thread and is never shared.
+public final class ConnectionTable {
+    /// The most connections it holds (`limit states`).
+    public let limit: Int
+    /// Slots: a power of two with the load kept at or under 3/4.
+    public let capacity: Int
+    public private(set) var count = 0
+    let mask: Int
+    let hasher: FlowHasher
+    /// Per slot: 0 when empty, else the flow hash with the top bit set.
+    let tags: UnsafeMutablePointer<UInt32>
+    let slots: UnsafeMutablePointer<Connection>
+
+    public init(limit: Int, hasher: FlowHasher = FlowHasher()) {
+        precondition(limit > 0, "a table holds at least one connection")
+        self.limit = limit
+        var capacity = 16
+        while capacity * 3 < limit * 4 { capacity <<= 1 }
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self.hasher = hasher
+        tags = .allocate(capacity: capacity)
+        tags.initialize(repeating: 0, count: capacity)
+        // Connection is a trivial type: slots are written before they are read, and
+        // untouched pages of a large table cost no memory until used.
+        slots = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        tags.deallocate()
+        slots.deallocate()
+    }
+
+    public var isFull: Bool { count >= limit }
+
+    @inline(__always)
+    func tag(for hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash) | 0x8000_0000 }
+
+    @inline(__always)
+    func home(of tag: UInt32) -> Int { Int(tag & 0x7FFF_FFFF) & mask }
+
+    /// The slot holding the connection a packet with `key` belongs to, and which way the packet
+    /// goes in it.
+    @inline(__always)
+    public func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
+        let wanted = tag(for: hasher.hash(key))
+        var index = home(of: wanted)
+        while true {
+            let found = tags[index]
+            if found == 0 { return nil }
+            if found == wanted {
+                let stored = slots[index].key
+                if stored == key { return (index, .original) }
+                if stored.source == key.destination && stored.destination == key.source
+                    && stored.sourcePort == key.destinationPort && stored.destinationPort == key.sourcePort
+                    && stored.protocolNumber == key.protocolNumber {
+                    return (index, .reply)
+                }
+            }
+            index = (index + 1) & mask
+        }
+    }
+
+    /// Stores a new connection (its key must not be in the table). Nil when the table is full.
+    @discardableResult
+    public func insert(_ connection: Connection) -> Int? {
+        guard count < limit else { return nil }
+        let newTag = tag(for: hasher.hash(connection.key))
+        var index = home(of: newTag)
+        while tags[index] != 0 { index = (index + 1) & mask }
+        tags[index] = newTag
+        (slots + index).initialize(to: connection)
+        count += 1
+        return index
+    }
+
+    @inline(__always)
+    public func isOccupied(_ slot: Int) -> Bool { tags[slot] != 0 }
+
+    /// The connection in an occupied slot, for reading and updating in place.
+    @inline(__always)
+    public func connection(at slot: Int) -> UnsafeMutablePointer<Connection> { slots + slot }
+
+    /// Empties a slot and shifts later members of its probe chain back into place.
+    public func remove(at slot: Int) {
+        precondition(tags[slot] != 0, "removing an empty slot")
+        var hole = slot
+        var next = (slot + 1) & mask
+        while tags[next] != 0 {
+            let home = home(of: tags[next])
+            // The entry at `next` may move into the hole only if its home is not in (hole, next].
+            let between = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
+            if !between {
+                tags[hole] = tags[next]
+                slots[hole] = slots[next]
+                hole = next
+            }
+            next = (next + 1) & mask
+        }
+        tags[hole] = 0
+        count -= 1
+    }
+
+    /// Calls `body` with each occupied slot from `start`, up to `limit` slots examined; returns
+    /// where to continue (capacity when done). For listing in chunks without holding the
+    /// worker for long.
+    public func forEachSlot(from start: Int, examining slotLimit: Int, _ body: (Int, Connection) -> Void) -> Int {
+        var index = start
+        let end = min(capacity, start + slotLimit)
+        while index < end {
+            if tags[index] != 0 { body(index, slots[index]) }
+            index += 1
+        }
+        return index
+    }
+
+    /// Removes every connection.
+    public func removeAll() {
+        tags.update(repeating: 0, count: capacity)
+        count = 0
+    }
+}

@@ -1,0 +1,230 @@
+/// Where a packet was seen; decides the direction of a new connection.
+public enum PacketHook: UInt8, Sendable {
+    /// Host mode, to this host (NF_INET_LOCAL_IN): inbound.
+    case input
+    /// Host mode, from this host (NF_INET_LOCAL_OUT): outbound.
+    case output
+    /// Gateway mode (NF_INET_FORWARD): inbound when going toward `inside` from outside it.
+    case forward
+    /// Anything else (pre/post-routing, or a capture): judged like forward.
+    case other
+}
+
+/// Counters of one tracker. Plain integers: a tracker belongs to one thread.
+public struct TrackerCounters: Sendable, Equatable {
+    public var seen: UInt64 = 0
+    public var accepted: UInt64 = 0
+    public var dropped: UInt64 = 0
+    /// Indexed by DropReason.rawValue.
+    public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
+    public var created: UInt64 = 0
+    public var destroyed: UInt64 = 0
+
+    public init() {}
+
+    public subscript(reason: DropReason) -> UInt64 { drops[Int(reason.rawValue)] }
+
+    public mutating func add(_ other: TrackerCounters) {
+        seen += other.seen
+        accepted += other.accepted
+        dropped += other.dropped
+        for index in drops.indices { drops[index] += other.drops[index] }
+        created += other.created
+        destroyed += other.destroyed
+    }
+}
+
+/// The whole per-packet decision: parse, find the connection, run the state machine, apply the
+/// policy to new connections, keep the table and counters. One per worker; not thread-safe by
+/// design (no locks on the packet path).
+public final class ConnectionTracker {
+    public private(set) var policy: Policy
+    public let table: ConnectionTable
+    public private(set) var counters = TrackerCounters()
+    /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
+    public private(set) var halfOpenCount = 0
+    /// Where the incremental expiry sweep continues.
+    var sweepCursor = 0
+
+    /// `capacity` overrides the policy's `limit states` (a worker gets its share of it).
+    public init(policy: Policy, capacity: Int? = nil, hasher: FlowHasher = FlowHasher()) {
+        self.policy = policy
+        self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher)
+    }
+
+    /// Swaps in a new policy between packets. The table and its connections stay; the new table
+    /// limit applies when a tracker is made anew.
+    public func replacePolicy(_ newPolicy: Policy) {
+        policy = newPolicy
+    }
+
+    // MARK: Packets
+
+    /// Decides one raw IP packet.
+    public func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64) -> Verdict {
+        switch PacketParser.parse(bytes, wireLength: wireLength) {
+        case .tcp(let segment):
+            return process(segment, hook: hook, now: now)
+        case .other(_, let source, let destination):
+            counters.seen += 1
+            let direction = self.direction(of: hook, source: source, destination: destination)
+            let action = direction == .inbound ? policy.defaultInbound : policy.defaultOutbound
+            return action == .pass ? accepted() : dropped(.unsupportedProtocol)
+        case .invalid(let reason):
+            counters.seen += 1
+            return dropped(reason)
+        }
+    }
+
+    /// Decides one parsed TCP segment.
+    public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        counters.seen += 1
+        expire(now: now, budget: 2)
+        guard segment.flags.isValidCombination else { return dropped(.badFlags) }
+        let key = FlowKey(segment)
+        if let (slot, direction) = table.find(key) {
+            let connection = table.connection(at: slot)
+            if connection.pointee.expiresAt > now {
+                return track(slot: slot, connection: connection, direction: direction, segment: segment,
+                             hook: hook, now: now)
+            }
+            destroy(slot: slot)
+        }
+        return open(segment, key: key, hook: hook, now: now)
+    }
+
+    func track(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
+               segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        let oldState = connection.pointee.state
+        let outcome = TCPStateMachine.track(&connection.pointee, direction: direction, segment: segment,
+                                            timeouts: policy.timeouts, now: now)
+        switch outcome {
+        case .accept:
+            let newState = connection.pointee.state
+            if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
+            if direction == .original {
+                connection.pointee.packetsOriginal &+= 1
+                connection.pointee.bytesOriginal &+= UInt64(segment.wireLength)
+            } else {
+                connection.pointee.status.insert(.seenReply)
+                connection.pointee.packetsReply &+= 1
+                connection.pointee.bytesReply &+= UInt64(segment.wireLength)
+            }
+            return accepted()
+        case .drop(let reason):
+            return dropped(reason)
+        case .destroy:
+            destroy(slot: slot)
+            return accepted()
+        case .reopen:
+            destroy(slot: slot)
+            // The new connection is judged by the rules like any other.
+            return open(segment, key: FlowKey(segment), hook: hook, now: now)
+        }
+    }
+
+    /// The first packet of a connection the table does not hold.
+    func open(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict {
+        let index = TCPFlagIndex(segment.flags)
+        guard index == .syn || (index == .ack && policy.pickup) else { return dropped(.noConnection) }
+
+        let direction = self.direction(of: hook, source: segment.source, destination: segment.destination)
+        let decision = policy.decide(direction: direction, source: segment.source,
+                                     destination: segment.destination, destinationPort: segment.destinationPort)
+        switch decision.action {
+        case .block: return dropped(.rule)
+        case .reject:
+            counters.dropped += 1
+            counters.drops[Int(DropReason.rule.rawValue)] += 1
+            return .reject
+        case .pass: break
+        }
+        guard !table.isFull else { return dropped(.tableFull) }
+
+        var connection = Connection(key: key, direction: direction)
+        guard TCPStateMachine.begin(&connection, with: segment, pickup: policy.pickup) else {
+            return dropped(.noConnection)
+        }
+        let outcome = TCPStateMachine.track(&connection, direction: .original, segment: segment,
+                                            timeouts: policy.timeouts, now: now)
+        guard outcome == .accept else {
+            if case .drop(let reason) = outcome { return dropped(reason) }
+            return dropped(.badTransition)
+        }
+        connection.packetsOriginal = 1
+        connection.bytesOriginal = UInt64(segment.wireLength)
+        guard table.insert(connection) != nil else { return dropped(.tableFull) }
+        counters.created += 1
+        if connection.state.isHalfOpen { halfOpenCount += 1 }
+        return accepted()
+    }
+
+    /// Which way a new connection goes (SPEC: host mode by hook, gateway mode by `inside`).
+    /// Packets that neither enter nor leave the inside networks count as inbound: the
+    /// stricter side.
+    public func direction(of hook: PacketHook, source: IPAddress, destination: IPAddress) -> Direction {
+        switch hook {
+        case .input: return .inbound
+        case .output: return .outbound
+        case .forward, .other:
+            if policy.isInside(source) && !policy.isInside(destination) { return .outbound }
+            return .inbound
+        }
+    }
+
+    @inline(__always)
+    func accepted() -> Verdict {
+        counters.accepted += 1
+        return .accept
+    }
+
+    @inline(__always)
+    func dropped(_ reason: DropReason) -> Verdict {
+        counters.dropped += 1
+        counters.drops[Int(reason.rawValue)] += 1
+        return .drop(reason)
+    }
+
+    // MARK: Table upkeep
+
+    func destroy(slot: Int) {
+        if table.connection(at: slot).pointee.state.isHalfOpen { halfOpenCount -= 1 }
+        table.remove(at: slot)
+        counters.destroyed += 1
+    }
+
+    /// Looks at up to `budget` slots from where the last call stopped and removes connections
+    /// that have expired: constant work per call, so the whole table is swept as packets flow.
+    public func expire(now: UInt64, budget: Int) {
+        if table.count == 0 { return }
+        var examined = 0
+        while examined < budget {
+            if sweepCursor >= table.capacity { sweepCursor = 0 }
+            if table.isOccupied(sweepCursor) && table.connection(at: sweepCursor).pointee.expiresAt <= now {
+                // Removal may shift a later entry into this slot: look at it again.
+                destroy(slot: sweepCursor)
+            } else {
+                sweepCursor += 1
+            }
+            examined += 1
+        }
+    }
+
+    /// Removes the connections `predicate` selects; returns how many.
+    @discardableResult
+    public func removeConnections(where predicate: (Connection) -> Bool) -> Int {
+        var removed = 0
+        var slot = 0
+        while slot < table.capacity {
+            if table.isOccupied(slot) && predicate(table.connection(at: slot).pointee) {
+                destroy(slot: slot)
+                removed += 1
+                // A later entry may have shifted into this slot; with wrap-around one may also
+                // have moved to an earlier slot, which the next full pass catches.
+            } else {
+                slot += 1
+            }
+        }
+        return removed
+    }
+}

@@ -1,0 +1,192 @@
+/// What the rule files say, in the form the tracker evaluates. Built by SeqwallRules, swapped whole
+/// on reload; the tracker never mutates it.
+
+/// Which way a new connection goes relative to the protected side.
+public enum Direction: UInt8, Sendable, CustomStringConvertible {
+    case inbound
+    case outbound
+
+    public var description: String { self == .inbound ? "in" : "out" }
+}
+
+/// What a rule or a default does with the first packet of a new connection.
+public enum RuleAction: UInt8, Sendable, CustomStringConvertible {
+    case pass
+    case block
+    /// Refuse at once: the client gets a TCP RST (see the daemon for how the RST is made).
+    case reject
+
+    public var description: String {
+        switch self {
+        case .pass: "pass"
+        case .block: "block"
+        case .reject: "reject"
+        }
+    }
+}
+
+/// An inclusive port range; a single port has `lower == upper`.
+public struct PortRange: Hashable, Sendable, CustomStringConvertible {
+    public let lower: UInt16
+    public let upper: UInt16
+
+    public init(_ lower: UInt16, _ upper: UInt16) {
+        self.lower = lower
+        self.upper = upper
+    }
+
+    public init(_ port: UInt16) { self.init(port, port) }
+
+    public func contains(_ port: UInt16) -> Bool { port >= lower && port <= upper }
+
+    public var description: String { lower == upper ? "\(lower)" : "\(lower)-\(upper)" }
+}
+
+/// Where a statement came from, for messages and for `rules check --print`.
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// One `pass|block|reject in|out tcp ...` line.
+public struct Rule: Sendable, Equatable {
+    public var action: RuleAction
+    public var direction: Direction
+    /// Empty means any source.
+    public var from: [IPNetwork]
+    /// Empty means any destination.
+    public var to: [IPNetwork]
+    /// Destination ports; empty means any port.
+    public var ports: [PortRange]
+    /// `limit half-open N per-source` on a pass rule (enforced by the half-open limiter, issue 4).
+    public var halfOpenPerSource: Int?
+    public var location: SourceLocation
+
+    public init(action: RuleAction, direction: Direction, from: [IPNetwork] = [], to: [IPNetwork] = [],
+                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
+        self.action = action
+        self.direction = direction
+        self.from = from
+        self.to = to
+        self.ports = ports
+        self.halfOpenPerSource = halfOpenPerSource
+        self.location = location
+    }
+
+    /// Whether this rule applies to a new TCP connection with these endpoints.
+    public func matches(direction: Direction, source: IPAddress, destination: IPAddress, destinationPort: UInt16) -> Bool {
+        guard direction == self.direction else { return false }
+        if !from.isEmpty && !from.contains(where: { $0.contains(source) }) { return false }
+        if !to.isEmpty && !to.contains(where: { $0.contains(destination) }) { return false }
+        if !ports.isEmpty && !ports.contains(where: { $0.contains(destinationPort) }) { return false }
+        return true
+    }
+}
+
+/// Per-state timeouts in seconds, with the kernel's defaults (nf_conntrack_proto_tcp.c).
+public struct TCPTimeouts: Sendable, Equatable {
+    public var synSent: UInt32 = 120
+    public var synSent2: UInt32 = 120
+    public var synRecv: UInt32 = 60
+    public var established: UInt32 = 432_000
+    public var finWait: UInt32 = 120
+    public var closeWait: UInt32 = 60
+    public var lastAck: UInt32 = 30
+    public var timeWait: UInt32 = 120
+    public var close: UInt32 = 10
+    /// Used instead of a longer one when a side keeps retransmitting (RFC 1122 R2 bound).
+    public var retransmit: UInt32 = 300
+    /// Used instead of a longer one while data is unacknowledged.
+    public var unacknowledged: UInt32 = 300
+
+    public init() {}
+
+    public subscript(state: TCPState) -> UInt32 {
+        get {
+            switch state {
+            case .none: close
+            case .synSent: synSent
+            case .synSent2: synSent2
+            case .synRecv: synRecv
+            case .established: established
+            case .finWait: finWait
+            case .closeWait: closeWait
+            case .lastAck: lastAck
+            case .timeWait: timeWait
+            case .close: close
+            }
+        }
+        set {
+            switch state {
+            case .none: break
+            case .synSent: synSent = newValue
+            case .synSent2: synSent2 = newValue
+            case .synRecv: synRecv = newValue
+            case .established: established = newValue
+            case .finWait: finWait = newValue
+            case .closeWait: closeWait = newValue
+            case .lastAck: lastAck = newValue
+            case .timeWait: timeWait = newValue
+            case .close: close = newValue
+            }
+        }
+    }
+}
+
+/// `limit ...` statements. Only `states` is enforced by the core today; the half-open and
+/// SYN-rate limits are parsed and carried for the limiter (issue 4).
+public struct Limits: Sendable, Equatable {
+    public var states: Int = 262_144
+    public var halfOpen: Int?
+    public var halfOpenPerSource: Int?
+    public var synRatePerSource: (rate: Int, burst: Int)?
+
+    public init() {}
+
+    public static func == (lhs: Limits, rhs: Limits) -> Bool {
+        lhs.states == rhs.states && lhs.halfOpen == rhs.halfOpen && lhs.halfOpenPerSource == rhs.halfOpenPerSource
+            && lhs.synRatePerSource?.rate == rhs.synRatePerSource?.rate
+            && lhs.synRatePerSource?.burst == rhs.synRatePerSource?.burst
+    }
+}
+
+/// The whole policy a tracker enforces.
+public struct Policy: Sendable, Equatable {
+    /// The protected networks; decide direction in gateway mode.
+    public var inside: [IPNetwork] = []
+    public var defaultInbound: RuleAction = .block
+    public var defaultOutbound: RuleAction = .pass
+    /// In file order; the first rule that matches a new connection decides.
+    public var rules: [Rule] = []
+    public var limits = Limits()
+    public var timeouts = TCPTimeouts()
+    /// `set pickup on`: adopt connections first seen mid-stream.
+    public var pickup = false
+
+    public init() {}
+
+    public func isInside(_ address: IPAddress) -> Bool {
+        inside.contains { $0.contains(address) }
+    }
+
+    /// The decision for the first packet of a new connection, and the rule that made it
+    /// (nil when the default decided).
+    public func decide(direction: Direction, source: IPAddress, destination: IPAddress,
+                       destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
+        for index in rules.indices
+        where rules[index].matches(direction: direction, source: source, destination: destination,
+                                   destinationPort: destinationPort) {
+            return (rules[index].action, index)
+        }
+        return (direction == .inbound ? defaultInbound : defaultOutbound, nil)
+    }
+}

@@ -1,0 +1,307 @@
+/// The TCP state machine: the kernel's transition table (nf_conntrack_proto_tcp.c,
+/// tcp_conntracks) and the rules around it, on one connection at a time. Pure: no clock but
+/// the one passed in, no table, no I/O.
+
+/// A cell of the transition table.
+public enum TCPTransition: Equatable, Sendable {
+    case to(TCPState)
+    /// sIV: no valid segment does this; strict by default, so it is dropped.
+    case invalid
+    /// sIG: may be valid or not and only the receiver knows; it passes without changing state.
+    case ignore
+}
+
+/// What tracking one segment decided.
+public enum TrackOutcome: Equatable, Sendable {
+    case accept
+    case drop(DropReason)
+    /// A SYN on a closed or aborted connection's tuple: forget the old one and judge the SYN as
+    /// a new connection (RFC 9293 3.6.1, RFC 1122 4.2.2.13).
+    case reopen
+    /// An RST was the only answer to the connection: accept it and forget the connection.
+    case destroy
+}
+
+public enum TCPStateMachine {
+    /// After this many identical retransmissions, a long timeout shrinks (tcp_max_retrans).
+    public static let maximumRetransmissions: UInt8 = 3
+    /// Lower bound of acceptable ACKs below the receiver's end (MAXACKWINCONST).
+    static let minimumAckWindow: UInt32 = 66000
+
+    // Columns follow TCPState's raw values: NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT,
+    // CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2.
+    private static let sNO = TCPTransition.to(.none), sSS = TCPTransition.to(.synSent)
+    private static let sSR = TCPTransition.to(.synRecv), sES = TCPTransition.to(.established)
+    private static let sFW = TCPTransition.to(.finWait), sCW = TCPTransition.to(.closeWait)
+    private static let sLA = TCPTransition.to(.lastAck), sTW = TCPTransition.to(.timeWait)
+    private static let sCL = TCPTransition.to(.close), sS2 = TCPTransition.to(.synSent2)
+    private static let sIV = TCPTransition.invalid, sIG = TCPTransition.ignore
+
+    /// Segments from the side that opened the connection.
+    static let originalTransitions: [[TCPTransition]] = [
+        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+        /* syn */ [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2],
+        // sSR..sLA -> sIG: a SYN inside a live connection; the receiver answers it (RST or
+        // challenge ACK, RFC 5961 4) and tells us who is out of sync.
+        // sTW, sCL -> sSS: the tuple is reused for a new connection (RFC 1122 4.2.2.13).
+        /* syn-ack */ [sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR],
+        // sSS -> sIV: the client cannot answer its own SYN. sS2 -> sSR: simultaneous open.
+        /* fin */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+        // sSS -> sIV: no FIN before the SYN-ACK. sFW/sCW -> sLA: FINs seen both ways.
+        /* ack */ [sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV],
+        // sNO -> sES: only reached with pickup. sSS -> sIV: nothing to acknowledge yet.
+        // sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
+        /* rst */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+        /* none */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+    ]
+
+    /// Segments from the side that answered.
+    static let replyTransitions: [[TCPTransition]] = [
+        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+        /* syn */ [sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2],
+        // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sTW -> sSS: reopened, roles swapped.
+        /* syn-ack */ [sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR],
+        // sSR..sCL -> sIG: a late retransmitted SYN-ACK, or one answering an ignored SYN.
+        /* fin */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
+        /* ack */ [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG],
+        // sSS -> sIG: may be a challenge ACK to the SYN, or a half-open peer (RFC 5961 4).
+        // sSR -> sSR: may answer a late retransmitted SYN.
+        /* rst */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
+        /* none */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
+    ]
+
+    @inline(__always)
+    public static func transition(_ direction: FlowDirection, _ index: TCPFlagIndex, _ state: TCPState) -> TCPTransition {
+        let table = direction == .original ? originalTransitions : replyTransitions
+        return table[Int(index.rawValue)][Int(state.rawValue)]
+    }
+
+    /// Sets up a connection from the segment that creates it (the kernel's tcp_new). Returns
+    /// false when the segment cannot open a connection (not a SYN, and pickup is off).
+    public static func begin(_ connection: inout Connection, with segment: TCPSegment, pickup: Bool) -> Bool {
+        let index = TCPFlagIndex(segment.flags)
+        guard case .to(let first) = transition(.original, index, .none) else { return false }
+        var sender = TCPPeerState()
+        sender.end = segment.end
+        sender.maxWindow = max(UInt32(segment.window), 1)
+        if first == .synSent {
+            sender.maxEnd = sender.end
+            applySynOptions(segment.options, to: &sender)
+            connection.original = sender
+        } else {
+            // Picked up mid-stream: the history is lost, learn what the packet shows. The
+            // window scale is unknown, so both sides are checked liberally, as the kernel does.
+            guard pickup else { return false }
+            sender.maxEnd = sender.end &+ sender.maxWindow
+            sender.flags = [.sackPermitted, .beLiberal]
+            connection.original = sender
+            connection.reply.flags = [.sackPermitted, .beLiberal]
+        }
+        connection.lastIndex = .none
+        return true
+    }
+
+    /// Tracks one segment of an existing connection (nf_conntrack_tcp_packet). `now` and the
+    /// timeouts set the new expiry; the connection is updated in place only for segments
+    /// that are accepted.
+    public static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
+                             timeouts: TCPTimeouts, now: UInt64) -> TrackOutcome {
+        let index = TCPFlagIndex(segment.flags)
+        var oldState = connection.state
+        var cell = transition(direction, index, oldState)
+        var checkWindow = true
+
+        if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
+            // A SYN on a TIME_WAIT or CLOSE tuple. If the old connection was closed or aborted
+            // by us seeing FIN or RST, start over; otherwise we may be out of sync: ignore it.
+            let closed = connection.original.flags.union(connection.reply.flags).contains(.closeInit)
+            if closed || (connection.lastDirection == direction && connection.lastIndex == .rst) {
+                return .reopen
+            }
+            cell = .ignore
+        }
+
+        switch cell {
+        case .invalid:
+            return .drop(.badTransition)
+
+        case .ignore:
+            if index == .synAck, connection.lastIndex == .syn, connection.lastDirection != direction,
+               segment.acknowledgment == connection.lastEnd {
+                // This SYN-ACK answers a SYN we ignored: both ends are in sync and we are not.
+                // Adopt what the ignored SYN said and go on as for a fresh handshake.
+                oldState = .synSent
+                cell = .to(.synRecv)
+                var opener = TCPPeerState()
+                opener.end = connection.lastEnd
+                opener.maxEnd = connection.lastEnd
+                opener.maxWindow = max(UInt32(connection.lastWindow), 1)
+                opener.scale = connection.lastWindowScale
+                opener.flags = connection.lastPeerFlags
+                connection.status.remove(.expectChallengeAck)
+                connection.setPeer(connection.lastDirection, opener)
+                connection.setPeer(direction, TCPPeerState())
+            } else {
+                remember(segment, index: index, direction: direction, in: &connection)
+                if index == .syn && direction == .original {
+                    var seen = TCPPeerState()
+                    applySynOptions(segment.options, to: &seen)
+                    connection.lastPeerFlags = seen.flags.intersection([.windowScale, .sackPermitted])
+                    connection.lastWindowScale = seen.scale
+                    // A SYN in LAST_ACK may draw a challenge ACK that is not the last ACK.
+                    if oldState == .lastAck { connection.status.insert(.expectChallengeAck) }
+                }
+                if oldState == .synSent && index == .ack && direction == .reply {
+                    // Possible challenge ACK answering the SYN; an RST may follow with this seq.
+                    connection.lastAcknowledgment = segment.acknowledgment
+                }
+                return .accept
+            }
+
+        case .to(.timeWait):
+            // RFC 5961 4: a challenge ACK answering a SYN in LAST_ACK does not ack the last FIN.
+            if oldState == .lastAck, index == .ack, connection.lastDirection != direction,
+               connection.lastIndex == .syn, connection.status.contains(.expectChallengeAck) {
+                connection.status.remove(.expectChallengeAck)
+                return .accept
+            }
+
+        case .to(.synSent2):
+            connection.status.insert(.simultaneousOpen)
+
+        case .to(.synRecv):
+            if direction == .reply, index == .ack, connection.status.contains(.simultaneousOpen) {
+                cell = .to(.established)
+            }
+
+        case .to(.close):
+            guard index == .rst else { break }
+            // RFC 1337: an RST must not assassinate TIME_WAIT. Stricter than the kernel, which
+            // lets it close the entry.
+            if oldState == .timeWait { return .drop(.timeWaitRST) }
+            switch oldState {
+            case .finWait, .closeWait, .lastAck, .close:
+                // Closing already: the tuple may be reused, window data is stale.
+                checkWindow = false
+            default:
+                switch resetCheck(connection, direction: direction, segment: segment, oldState: oldState) {
+                case .invalid: return .drop(.rstOutOfWindow)
+                case .keepState: cell = .to(oldState)
+                case .skipWindow: checkWindow = false
+                case .checkWindow: break
+                }
+            }
+
+        default:
+            break
+        }
+
+        guard case .to(let newState) = cell else { return .drop(.badTransition) }
+
+        if checkWindow {
+            switch TCPWindow.check(&connection, direction: direction, index: index, segment: segment, state: oldState) {
+            case .accept: break
+            case .ignore: return .accept
+            case .invalid(let reason): return .drop(index == .rst ? .rstOutOfWindow : reason)
+            }
+        }
+
+        // From here on the segment is in window.
+        connection.lastIndex = index
+        connection.lastDirection = direction
+        connection.state = newState
+        if oldState != newState && newState == .finWait {
+            var sender = connection.peer(direction)
+            sender.flags.insert(.closeInit)
+            connection.setPeer(direction, sender)
+        }
+
+        var timeout = timeoutSeconds(for: newState, connection: connection, index: index, timeouts: timeouts)
+        if !connection.status.contains(.seenReply) {
+            // Only an RST answered: there never was a connection (the kernel deletes it at once).
+            if index == .rst { return .destroy }
+            // A retransmitted SYN does not extend the life of an unanswered SYN.
+            if index == .syn && oldState == .synSent { return .accept }
+            // Picked up without a reply yet: no long ESTABLISHED timeout.
+            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
+        } else if !connection.status.contains(.assured),
+                  oldState == .synRecv || oldState == .established, newState == .established {
+            connection.status.insert(.assured)
+        }
+        connection.expiresAt = now &+ UInt64(timeout) &* 1_000_000_000
+        return .accept
+    }
+
+    enum ResetCheck { case invalid, keepState, skipWindow, checkWindow }
+
+    /// The kernel's RST rules for an RST that would close a live connection (RFC 5961 3.2).
+    static func resetCheck(_ connection: Connection, direction: FlowDirection, segment: TCPSegment,
+                           oldState: TCPState) -> ResetCheck {
+        let other = connection.peer(direction.opposite)
+        let established = oldState == .established && connection.status.contains(.assured)
+        if other.flags.contains(.maxAckSet) && connection.lastIndex != .syn {
+            let sequence = segment.sequence
+            // SEQ 0 outside ESTABLISHED: likely the answer to a SYN we let through.
+            if !(sequence == 0 && !established) {
+                // Below what the other side already acknowledged: not a valid RST.
+                if SequenceNumber.before(sequence, other.maxAck) { return .invalid }
+                if established && sequence != other.maxAck {
+                    // The end of a data train: "P seq:end ack" followed by "R end".
+                    let train = connection.lastIndex == .ack && connection.lastDirection == direction
+                        && sequence == connection.lastEnd
+                    // In window but not exact: the receiver answers with a challenge ACK;
+                    // keep the state until an exact RST comes (RFC 5961 3.2).
+                    if !train { return .keepState }
+                }
+            }
+        }
+        // An RST answering a SYN or ACK we let through while out of sync.
+        let answersIgnored = (connection.status.contains(.seenReply) && connection.lastIndex == .syn)
+            || (!connection.status.contains(.assured) && connection.lastIndex == .ack)
+        if answersIgnored && segment.acknowledgment == connection.lastEnd { return .skipWindow }
+        // An RST answering a challenge ACK we let through in SYN_SENT.
+        if oldState == .synSent, connection.lastIndex == .ack, connection.lastDirection == .reply,
+           segment.sequence == connection.lastAcknowledgment {
+            return .skipWindow
+        }
+        return .checkWindow
+    }
+
+    /// The kernel's choice of timeout after an accepted segment.
+    static func timeoutSeconds(for state: TCPState, connection: Connection, index: TCPFlagIndex,
+                               timeouts: TCPTimeouts) -> UInt32 {
+        let normal = timeouts[state]
+        if connection.retransmissions >= maximumRetransmissions && normal > timeouts.retransmit {
+            return timeouts.retransmit
+        }
+        if index == .rst { return timeouts.close }
+        if connection.original.flags.union(connection.reply.flags).contains(.dataUnacknowledged)
+            && normal > timeouts.unacknowledged {
+            return timeouts.unacknowledged
+        }
+        if connection.lastWindow == 0 && normal > timeouts.retransmit { return timeouts.retransmit }
+        return normal
+    }
+
+    /// Notes an ignored segment (last_index, last_seq, ...), to resolve what answers it.
+    static func remember(_ segment: TCPSegment, index: TCPFlagIndex, direction: FlowDirection,
+                         in connection: inout Connection) {
+        connection.lastIndex = index
+        connection.lastDirection = direction
+        connection.lastSequence = segment.sequence
+        connection.lastEnd = segment.end
+        connection.lastWindow = segment.window
+    }
+
+    /// Window scale and SACK-permitted from a SYN or SYN-ACK (RFC 7323 2.2, RFC 2018 2).
+    static func applySynOptions(_ options: TCPOptions, to peer: inout TCPPeerState) {
+        peer.scale = 0
+        peer.flags = peer.flags.intersection(.beLiberal)
+        if options.sackPermitted { peer.flags.insert(.sackPermitted) }
+        if options.hasWindowScale {
+            // RFC 7323 2.3: a shift over 14 is treated as 14.
+            peer.scale = min(options.windowScale, 14)
+            peer.flags.insert(.windowScale)
+        }
+    }
+}
