@@ -1,0 +1,99 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct ControlClientError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The CLI's side of the control socket: one request, lines back.
+public struct ControlClient: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// The socket path from `--control`, else SEQWALL_CONTROL, else the default.
+    public static func resolvePath(_ option: String?) -> String {
+        if let option, !option.isEmpty { return option }
+        if let environment = ProcessInfo.processInfo.environment["SEQWALL_CONTROL"], !environment.isEmpty {
+            return environment
+        }
+        return ControlLimits.defaultSocketPath
+    }
+
+    /// Sends `request`; calls `onConnection` for each streamed connection; returns the final
+    /// reply. Errors say what an operator can do about them.
+    public func send(_ request: ControlRequest,
+                     onConnection: (ConnectionRecord) -> Void = { _ in }) throws(ControlClientError) -> ControlReply {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw ControlClientError("cannot create a socket: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else { throw ControlClientError("control socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if connected != 0 {
+            switch errno {
+            case ENOENT, ECONNREFUSED:
+                throw ControlClientError("seqwall is not running (nothing listens on \(path)); start it with `seqwall run --rules FILE`")
+            case EACCES, EPERM:
+                throw ControlClientError("permission denied on \(path): the control socket is root's; run as root")
+            default:
+                throw ControlClientError("cannot connect to \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard var bytes = try? Array(encoder.encode(request)) else { throw ControlClientError("cannot encode the request") }
+        bytes.append(UInt8(ascii: "\n"))
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ControlClientError("sending the request failed: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+
+        let decoder = JSONDecoder()
+        var pending = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ControlClientError("reading the answer failed: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { throw ControlClientError("seqwall closed the connection before answering") }
+            pending.append(contentsOf: chunk[0..<count])
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(pending[start..<newline])
+                start = newline + 1
+                if let streamed = try? decoder.decode(ConnectionLine.self, from: line) {
+                    onConnection(streamed.connection)
+                    continue
+                }
+                guard let reply = try? decoder.decode(ControlReply.self, from: line) else {
+                    throw ControlClientError("unexpected answer from seqwall: \(String(decoding: line, as: UTF8.self))")
+                }
+                return reply
+            }
+            pending.removeFirst(start)
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import SeqwallCore
+
+/// The control socket's protocol: JSON lines over a Unix stream socket.
+///
+/// A client sends one request line, e.g. `{"command":"stats"}`, and reads lines back until one
+/// carries `"ok"`. A `list` answer streams one `{"connection":{...}}` line per connection before
+/// its final `{"ok":true,"count":N}`. A failure is `{"ok":false,"error":"message"}`.
+/// Requests are at most `ControlLimits.maximumRequestBytes` long.
+public enum ControlLimits {
+    public static let maximumRequestBytes = 64 * 1024
+    /// Seconds a client may take to send its request.
+    public static let requestTimeoutSeconds = 5
+    public static let maximumClients = 32
+    public static let defaultSocketPath = "/run/seqwall/control.sock"
+}
+
+public enum ControlCommand: String, Codable, Sendable, CaseIterable {
+    case ping
+    case stats
+    case list
+    case count
+    case delete
+    case flush
+    case reload
+}
+
+public struct ControlRequest: Codable, Sendable, Equatable {
+    public var command: ControlCommand
+    public var filter: ConnectionFilter?
+
+    public init(command: ControlCommand, filter: ConnectionFilter? = nil) {
+        self.command = command
+        self.filter = filter
+    }
+}
+
+/// The final line of every answer.
+public struct ControlReply: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var error: String?
+    public var count: Int?
+    public var stats: StatsRecord?
+    public var message: String?
+
+    public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil) {
+        self.ok = ok
+        self.error = error
+        self.count = count
+        self.stats = stats
+        self.message = message
+    }
+
+    public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }
+}
+
+/// A streamed line of a `list` answer.
+public struct ConnectionLine: Codable, Sendable {
+    public var connection: ConnectionRecord
+
+    public init(connection: ConnectionRecord) { self.connection = connection }
+}
+
+/// Which connections a list, count or delete applies to; every field set must match.
+public struct ConnectionFilter: Codable, Sendable, Equatable {
+    /// Only "tcp" for now.
+    public var proto: String?
+    public var state: String?
+    /// Matches the original direction's source (`-s`), as conntrack does.
+    public var source: String?
+    public var destination: String?
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    /// "ipv4" or "ipv6".
+    public var family: String?
+
+    public init(proto: String? = nil, state: String? = nil, source: String? = nil, destination: String? = nil,
+                sourcePort: UInt16? = nil, destinationPort: UInt16? = nil, family: String? = nil) {
+        self.proto = proto
+        self.state = state
+        self.source = source
+        self.destination = destination
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.family = family
+    }
+
+    /// A filter checked and ready to match; errors name the bad value.
+    public func compiled() throws(FilterError) -> CompiledFilter {
+        var result = CompiledFilter()
+        if let proto {
+            guard proto.lowercased() == "tcp" || proto == "6" else {
+                throw FilterError("unknown protocol '\(proto)': seqwall tracks tcp")
+            }
+        }
+        if let state {
+            guard let parsed = TCPState(name: state), parsed != .none else {
+                throw FilterError("unknown state '\(state)': use one of "
+                    + TCPState.allCases.dropFirst().map(\.name).joined(separator: ", "))
+            }
+            result.state = parsed
+        }
+        if let source {
+            guard let network = CompiledFilter.network(source) else { throw FilterError("bad source address '\(source)'") }
+            result.source = network
+        }
+        if let destination {
+            guard let network = CompiledFilter.network(destination) else {
+                throw FilterError("bad destination address '\(destination)'")
+            }
+            result.destination = network
+        }
+        result.sourcePort = sourcePort
+        result.destinationPort = destinationPort
+        if let family {
+            switch family.lowercased() {
+            case "ipv4", "inet", "4": result.ipv4 = true
+            case "ipv6", "inet6", "6": result.ipv4 = false
+            default: throw FilterError("unknown family '\(family)': use ipv4 or ipv6")
+            }
+        }
+        return result
+    }
+}
+
+public struct FilterError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct CompiledFilter: Sendable {
+    public var state: TCPState?
+    public var source: IPNetwork?
+    public var destination: IPNetwork?
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    public var ipv4: Bool?
+
+    public init() {}
+
+    /// "198.51.100.7" or "198.51.100.0/24".
+    static func network(_ text: String) -> IPNetwork? {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let address = IPAddress(parts[0]) else { return nil }
+        let full = address.isIPv4 ? 32 : 128
+        var prefix = full
+        if parts.count == 2 {
+            guard let value = Int(parts[1]), value >= 0, value <= full else { return nil }
+            prefix = value
+        }
+        return IPNetwork(address: address, prefixLength: prefix)
+    }
+
+    public func matches(_ connection: Connection) -> Bool {
+        let key = connection.key
+        if let state, connection.state != state { return false }
+        if let source, !source.contains(key.source) { return false }
+        if let destination, !destination.contains(key.destination) { return false }
+        if let sourcePort, key.sourcePort != sourcePort { return false }
+        if let destinationPort, key.destinationPort != destinationPort { return false }
+        if let ipv4, key.isIPv4 != ipv4 { return false }
+        return true
+    }
+}

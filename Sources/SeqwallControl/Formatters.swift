@@ -1,0 +1,43 @@
+import SeqwallCore
+
+/// Text output of the CLI.
+public enum Formatters {
+    /// One connection in the `conntrack -L` layout:
+    /// `tcp      6 431999 ESTABLISHED src=... dst=... sport=... dport=... src=... [ASSURED] use=1`.
+    public static func conntrackLine(_ record: ConnectionRecord) -> String {
+        var line = "tcp      6 \(record.timeout) \(record.state) "
+        line += "src=\(record.orig.src) dst=\(record.orig.dst) sport=\(record.orig.sport) dport=\(record.orig.dport) "
+        if record.unreplied { line += "[UNREPLIED] " }
+        line += "src=\(record.reply.src) dst=\(record.reply.dst) sport=\(record.reply.sport) dport=\(record.reply.dport) "
+        if record.assured { line += "[ASSURED] " }
+        line += "use=1"
+        return line
+    }
+
+    /// The summary conntrack prints on stderr after a listing.
+    public static func listSummary(count: Int) -> String {
+        "seqwall: \(count) flow entr\(count == 1 ? "y has" : "ies have") been shown."
+    }
+
+    /// `seqwall stats -o text`.
+    public static func statsText(_ stats: StatsRecord) -> String {
+        var lines: [String] = []
+        lines.append("packets      seen \(stats.packets.seen)  accepted \(stats.packets.accepted)  dropped \(stats.packets.dropped)")
+        let c = stats.connections
+        lines.append("connections  current \(c.current)  half-open \(c.half_open)  created \(c.created)  destroyed \(c.destroyed)  limit \(c.limit)")
+        lines.append("drops by reason:")
+        let width = DropReason.allCases.map(\.name.count).max() ?? 0
+        for reason in DropReason.allCases {
+            let count = stats.drops[reason.name] ?? 0
+            lines.append("  " + reason.name + String(repeating: " ", count: width - reason.name.count) + "  \(count)")
+        }
+        for queue in stats.queues {
+            var line = "queue \(queue.queue)      seen \(queue.seen)  accepted \(queue.accepted)  dropped \(queue.dropped)  enobufs \(queue.enobufs)  connections \(queue.connections)"
+            if let kernel = queue.kernel {
+                line += "  kernel: queue_total \(kernel.queue_total)  queue_dropped \(kernel.queue_dropped)  user_dropped \(kernel.user_dropped)"
+            }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

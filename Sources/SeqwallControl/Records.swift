@@ -1,0 +1,148 @@
+import SeqwallCore
+
+/// One connection as the CLI shows it (`conntrack list -o json`).
+public struct ConnectionRecord: Codable, Sendable, Equatable {
+    public struct Tuple: Codable, Sendable, Equatable {
+        public var src: String
+        public var dst: String
+        public var sport: UInt16
+        public var dport: UInt16
+    }
+
+    public struct PerDirection: Codable, Sendable, Equatable {
+        public var orig: UInt64
+        public var reply: UInt64
+    }
+
+    /// Window tracking state of one direction, for debugging.
+    public struct Window: Codable, Sendable, Equatable {
+        public var end: UInt32
+        public var maxend: UInt32
+        public var maxwin: UInt32
+        public var scale: UInt8
+        public var sack_permitted: Bool
+    }
+
+    public var proto: String
+    public var family: String
+    public var state: String
+    /// Seconds until expiry.
+    public var timeout: UInt64
+    public var orig: Tuple
+    public var reply: Tuple
+    public var assured: Bool
+    public var unreplied: Bool
+    /// "in" or "out": which way the connection was opened relative to the protected side.
+    public var direction: String
+    public var packets: PerDirection
+    public var bytes: PerDirection
+    public var window: [String: Window]
+
+    public init(_ connection: Connection, now: UInt64) {
+        let key = connection.key
+        proto = "tcp"
+        family = key.isIPv4 ? "ipv4" : "ipv6"
+        state = connection.state.name
+        timeout = connection.secondsLeft(now: now)
+        orig = Tuple(src: key.source.description, dst: key.destination.description,
+                     sport: key.sourcePort, dport: key.destinationPort)
+        reply = Tuple(src: key.destination.description, dst: key.source.description,
+                      sport: key.destinationPort, dport: key.sourcePort)
+        assured = connection.status.contains(.assured)
+        unreplied = !connection.status.contains(.seenReply)
+        direction = connection.direction.description
+        packets = PerDirection(orig: connection.packetsOriginal, reply: connection.packetsReply)
+        bytes = PerDirection(orig: connection.bytesOriginal, reply: connection.bytesReply)
+        func window(_ peer: TCPPeerState) -> Window {
+            Window(end: peer.end, maxend: peer.maxEnd, maxwin: peer.maxWindow, scale: peer.scale,
+                   sack_permitted: peer.flags.contains(.sackPermitted))
+        }
+        self.window = ["orig": window(connection.original), "reply": window(connection.reply)]
+    }
+}
+
+/// Counters for `seqwall stats`.
+public struct StatsRecord: Codable, Sendable, Equatable {
+    public struct Packets: Codable, Sendable, Equatable {
+        public var seen: UInt64
+        public var accepted: UInt64
+        public var dropped: UInt64
+    }
+
+    public struct Connections: Codable, Sendable, Equatable {
+        public var current: Int
+        public var half_open: Int
+        public var created: UInt64
+        public var destroyed: UInt64
+        public var limit: Int
+    }
+
+    /// The kernel's own figures for a queue, from /proc/net/netfilter/nfnetlink_queue.
+    public struct KernelQueue: Codable, Sendable, Equatable {
+        public var queue_total: UInt64
+        public var queue_dropped: UInt64
+        public var user_dropped: UInt64
+
+        public init(queue_total: UInt64, queue_dropped: UInt64, user_dropped: UInt64) {
+            self.queue_total = queue_total
+            self.queue_dropped = queue_dropped
+            self.user_dropped = user_dropped
+        }
+    }
+
+    public struct Queue: Codable, Sendable, Equatable {
+        public var queue: UInt16
+        public var seen: UInt64
+        public var accepted: UInt64
+        public var dropped: UInt64
+        /// Times the socket overflowed (ENOBUFS): the kernel dropped packets it could not deliver.
+        public var enobufs: UInt64
+        public var connections: Int
+        public var kernel: KernelQueue?
+    }
+
+    public var packets: Packets
+    public var drops: [String: UInt64]
+    public var connections: Connections
+    public var queues: [Queue]
+
+    public struct QueueInput: Sendable {
+        public var queue: UInt16
+        public var counters: TrackerCounters
+        public var connections: Int
+        public var halfOpen: Int
+        public var limit: Int
+        public var enobufs: UInt64
+        public var kernel: KernelQueue?
+
+        public init(queue: UInt16, counters: TrackerCounters, connections: Int, halfOpen: Int, limit: Int,
+                    enobufs: UInt64, kernel: KernelQueue?) {
+            self.queue = queue
+            self.counters = counters
+            self.connections = connections
+            self.halfOpen = halfOpen
+            self.limit = limit
+            self.enobufs = enobufs
+            self.kernel = kernel
+        }
+    }
+
+    /// Sums the per-queue figures.
+    public init(queues inputs: [QueueInput]) {
+        var total = TrackerCounters()
+        for input in inputs { total.add(input.counters) }
+        packets = Packets(seen: total.seen, accepted: total.accepted, dropped: total.dropped)
+        var drops: [String: UInt64] = [:]
+        for reason in DropReason.allCases { drops[reason.name] = total[reason] }
+        self.drops = drops
+        connections = Connections(current: inputs.reduce(0) { $0 + $1.connections },
+                                  half_open: inputs.reduce(0) { $0 + $1.halfOpen },
+                                  created: total.created, destroyed: total.destroyed,
+                                  limit: inputs.reduce(0) { $0 + $1.limit })
+        queues = inputs.map {
+            Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
+                  dropped: $0.counters.dropped, enobufs: $0.enobufs, connections: $0.connections,
+                  kernel: $0.kernel)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Logging
+import SeqwallControl
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The control socket: a root-only Unix stream socket speaking the JSON-lines protocol of
+/// SeqwallControl. One thread accepts; each client gets its own short-lived thread, so a slow
+/// client never holds up another (and never the packet path, which it reaches only through
+/// worker mailboxes).
+final class ControlServer: @unchecked Sendable {
+    /// Answers one request: `emit` streams a line (false once the client is gone); the
+    /// returned reply is the final line.
+    typealias Handler = @Sendable (ControlRequest, (String) -> Bool) -> ControlReply
+
+    let path: String
+    private let listener: Int32
+    private let handler: Handler
+    private let logger: Logger
+    private let lock = NSLock()
+    private var activeClients = 0
+    private var stopped = false
+    private let acceptorDone = DispatchSemaphore(value: 0)
+
+    init(path: String, logger: Logger, handler: @escaping Handler) throws(SystemError) {
+        self.path = path
+        self.logger = logger
+        self.handler = handler
+        listener = try ControlServer.makeListener(path: path)
+    }
+
+    /// Creates the listening socket safely: a stale socket is replaced, a live one (another
+    /// seqwall) or anything that is not a socket (a planted file or symlink) is refused, and the
+    /// socket is born with mode 0600 (umask) so there is no moment it is open to others.
+    static func makeListener(path: String) throws(SystemError) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else {
+            throw SystemError("control socket path \(path) is longer than \(capacity - 1) bytes", code: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty && access(directory, F_OK) != 0 {
+            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+                throw SystemError("creating the control socket directory \(directory)")
+            }
+        }
+
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else {
+                throw SystemError("\(path) exists and is not a socket; refusing to replace it", code: EEXIST)
+            }
+            if ControlServer.answers(address) {
+                throw SystemError("another seqwall is running: \(path) answers", code: EADDRINUSE)
+            }
+            guard unlink(path) == 0 else { throw SystemError("removing the stale control socket \(path)") }
+        }
+
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw SystemError("creating the control socket") }
+        let oldMask = umask(0o177)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        umask(oldMask)
+        guard bound == 0 else {
+            let error = SystemError("binding the control socket \(path)")
+            close(descriptor)
+            throw error
+        }
+        guard listen(descriptor, 64) == 0 else {
+            let error = SystemError("listening on the control socket \(path)")
+            close(descriptor)
+            throw error
+        }
+        return descriptor
+    }
+
+    static func answers(_ address: sockaddr_un) -> Bool {
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard probe >= 0 else { return false }
+        defer { close(probe) }
+        var address = address
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            acceptLoop()
+            acceptorDone.signal()
+        }
+        thread.name = "seqwall-control"
+        thread.start()
+    }
+
+    /// Stops accepting, removes the socket file. Clients in progress finish on their own.
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+        shutdown(listener, Int32(SHUT_RDWR))
+        acceptorDone.wait()
+        close(listener)
+        unlink(path)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            if client >= 0 { _ = fcntl(client, F_SETFD, FD_CLOEXEC) }
+            lock.lock()
+            let isStopped = stopped
+            lock.unlock()
+            if isStopped {
+                if client >= 0 { close(client) }
+                return
+            }
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE {
+                    logger.warning("control socket: out of file descriptors")
+                    usleep(100_000)
+                    continue
+                }
+                logger.error("control socket accept failed: \(SystemError("accept"))")
+                return
+            }
+            lock.lock()
+            let admitted = activeClients < ControlLimits.maximumClients
+            if admitted { activeClients += 1 }
+            lock.unlock()
+            guard admitted else {
+                _ = ControlServer.writeLine(client, ControlServer.encode(ControlReply.failure("too many control clients; try again")))
+                close(client)
+                continue
+            }
+            let thread = Thread { [self] in
+                serve(client)
+                close(client)
+                lock.lock()
+                activeClients -= 1
+                lock.unlock()
+            }
+            thread.name = "seqwall-control-client"
+            thread.start()
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        var timeout = timeval(tv_sec: ControlLimits.requestTimeoutSeconds, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let reply: ControlReply
+        switch readRequest(client) {
+        case .failure(let message):
+            reply = .failure(message)
+        case .success(let request):
+            reply = handler(request) { line in ControlServer.writeLine(client, line) }
+        }
+        _ = ControlServer.writeLine(client, ControlServer.encode(reply))
+    }
+
+    enum RequestResult {
+        case success(ControlRequest)
+        case failure(String)
+    }
+
+    /// One request line, at most `maximumRequestBytes`; end of stream also ends a request.
+    private func readRequest(_ client: Int32) -> RequestResult {
+        var data = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    return .failure("request timed out: send one JSON line within \(ControlLimits.requestTimeoutSeconds) s")
+                }
+                return .failure("reading the request failed: \(SystemError("read"))")
+            }
+            if count == 0 { break }
+            if let newline = chunk[0..<count].firstIndex(of: UInt8(ascii: "\n")) {
+                data.append(contentsOf: chunk[0..<newline])
+                break
+            }
+            data.append(contentsOf: chunk[0..<count])
+            if data.count > ControlLimits.maximumRequestBytes {
+                return .failure("request too long: at most \(ControlLimits.maximumRequestBytes) bytes")
+            }
+        }
+        if data.count > ControlLimits.maximumRequestBytes {
+            return .failure("request too long: at most \(ControlLimits.maximumRequestBytes) bytes")
+        }
+        if data.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
+            return .failure("empty request: send one JSON object such as {\"command\":\"stats\"}")
+        }
+        do {
+            return .success(try JSONDecoder().decode(ControlRequest.self, from: Data(data)))
+        } catch DecodingError.dataCorrupted {
+            return .failure("bad request: not valid JSON")
+        } catch {
+            let commands = ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure("bad request: expected {\"command\": one of \(commands)}")
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else { return "{\"ok\":false,\"error\":\"encoding failed\"}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Writes a line; false when the client has gone.
+    static func writeLine(_ client: Int32, _ line: String) -> Bool {
+        var bytes = Array(line.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+}

@@ -1,0 +1,161 @@
+import CNetfilterQueue
+import Logging
+import SeqwallCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Counters of the adapter itself, beside the tracker's.
+struct AdapterCounters {
+    /// Receive overflows: the kernel dropped messages it could not queue to our socket.
+    var enobufs: UInt64 = 0
+    var malformedMessages: UInt64 = 0
+    var sendErrors: UInt64 = 0
+}
+
+/// One NFQUEUE queue and the share of the connection table that belongs to it. Runs on its own
+/// thread; everything it owns is touched only there (others reach it through its mailbox).
+/// The queue-balance hash sends both directions of a flow to the same queue, so a shard never
+/// needs another's connections.
+final class QueueWorker: @unchecked Sendable {
+    /// The mark a rejected packet comes back with (NF_REPEAT); iptables answers it with a RST.
+    static let rejectMark: UInt32 = 0x5357
+    static let receiveBufferSize = 128 * 1024
+    static let sendBufferSize = 64 * 1024
+    /// Packets taken from the socket before their verdicts go out in one send.
+    static let batchLimit = 64
+
+    let queue: UInt16
+    let tracker: ConnectionTracker
+    let mailbox: Mailbox<QueueWorker>
+    private(set) var adapter = AdapterCounters()
+    private let logger: Logger
+    private var socket: NetfilterQueueSocket!
+    private let receiveBuffer: UnsafeMutableRawPointer
+    private let sendBuffer: UnsafeMutableRawPointer
+    private var sendLength = 0
+    private var now: UInt64 = 0
+    private var running = true
+
+    init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, logger: Logger) throws(SystemError) {
+        self.queue = queue
+        self.logger = logger
+        tracker = ConnectionTracker(policy: policy, capacity: capacity)
+        mailbox = try Mailbox()
+        receiveBuffer = .allocate(byteCount: QueueWorker.receiveBufferSize, alignment: 16)
+        sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
+        do {
+            now = SystemCall.monotonicNanoseconds()
+            socket = try NetfilterQueueSocket(queue: queue, settings: settings, scratch: receiveBuffer,
+                                              scratchSize: QueueWorker.receiveBufferSize) { [unowned self] message in
+                handle(message)
+            }
+            flushVerdicts()
+        } catch {
+            receiveBuffer.deallocate()
+            sendBuffer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        receiveBuffer.deallocate()
+        sendBuffer.deallocate()
+    }
+
+    /// The thread body: packets, jobs and expiry until a stop job arrives.
+    func run() {
+        var descriptors = [
+            pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        while running {
+            let ready = poll(&descriptors, 2, 1000)
+            now = SystemCall.monotonicNanoseconds()
+            if ready > 0 && descriptors[0].revents != 0 { receiveBatch(context: context) }
+            if ready > 0 && descriptors[1].revents != 0 {
+                for job in mailbox.takeJobs() { job(self) }
+            }
+            // Idle or not, keep expiring: a quiet table still empties.
+            tracker.expire(now: now, budget: 256)
+        }
+        socket.close(scratch: sendBuffer)
+    }
+
+    func stop() { running = false }
+
+    /// Takes up to `batchLimit` waiting packets, then sends all their verdicts at once.
+    private func receiveBatch(context: UnsafeMutableRawPointer) {
+        for _ in 0..<QueueWorker.batchLimit {
+            let received = socket.receive(into: receiveBuffer, capacity: QueueWorker.receiveBufferSize, wait: false)
+            if received == -Int(EAGAIN) || received == -Int(EWOULDBLOCK) { break }
+            if received == -Int(ENOBUFS) {
+                // The kernel dropped messages for us; the socket carries on.
+                adapter.enobufs += 1
+                continue
+            }
+            if received < 0 {
+                logger.warning("receive on queue \(queue) failed: \(SystemError("recv", code: Int32(-received)))")
+                break
+            }
+            let result = mnl_cb_run(receiveBuffer, received, 0, socket.portID, { message, data in
+                guard let message, let data else { return MNL_CB_OK }
+                Unmanaged<QueueWorker>.fromOpaque(data).takeUnretainedValue().handle(message)
+                return MNL_CB_OK
+            }, context)
+            if result < 0 { adapter.malformedMessages += 1 }
+        }
+        flushVerdicts()
+    }
+
+    /// Decides one queued packet and queues its verdict for the batch.
+    @inline(__always)
+    private func handle(_ message: UnsafePointer<nlmsghdr>) {
+        var packet = seqwall_nfq_packet()
+        guard seqwall_nfq_read_packet(message, &packet) == 0 else {
+            adapter.malformedMessages += 1
+            return
+        }
+        let verdict: Verdict
+        if packet.mark == QueueWorker.rejectMark {
+            // Our rejected packet came back: the REJECT rule is missing from the chain. Drop it
+            // rather than loop.
+            verdict = .drop(.rule)
+        } else {
+            let hook: PacketHook
+            switch Int32(packet.hook) {
+            case Int32(NF_INET_LOCAL_IN.rawValue): hook = .input
+            case Int32(NF_INET_LOCAL_OUT.rawValue): hook = .output
+            case Int32(NF_INET_FORWARD.rawValue): hook = .forward
+            default: hook = .other
+            }
+            let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+            verdict = tracker.process(bytes, wireLength: Int(packet.wire_length), hook: hook, now: now)
+        }
+        appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
+    }
+
+    @inline(__always)
+    private func appendVerdict(queue: UInt16, id: UInt32, verdict: Verdict) {
+        if sendLength + 128 > QueueWorker.sendBufferSize { flushVerdicts() }
+        let length: UInt32
+        switch verdict {
+        case .accept:
+            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_ACCEPT), 0, 0)
+        case .drop:
+            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_DROP), 0, 0)
+        case .reject:
+            // Back through the hook with our mark: the chain's REJECT rule answers with a RST.
+            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_REPEAT), 1,
+                                             QueueWorker.rejectMark)
+        }
+        sendLength += (Int(length) + 3) & ~3
+    }
+
+    private func flushVerdicts() {
+        guard sendLength > 0 else { return }
+        if socket != nil && socket.send(sendBuffer, length: sendLength) < 0 { adapter.sendErrors += 1 }
+        sendLength = 0
+    }
+}

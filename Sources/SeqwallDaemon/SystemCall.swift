@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed system call: what was attempted and the errno it gave.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let code: Int32
+
+    public init(_ operation: String, code: Int32 = errno) {
+        self.operation = operation
+        self.code = code
+    }
+
+    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}
+
+/// Every system call the daemon makes goes through these small wrappers (as swift-system does):
+/// EINTR is retried in one place and errors become SystemError.
+enum SystemCall {
+    @discardableResult
+    static func retrying(_ operation: @autoclosure () -> String, _ call: () -> Int) throws(SystemError) -> Int {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            if errno == EINTR { continue }
+            throw SystemError(operation())
+        }
+    }
+
+    /// Like `retrying`, but returns -errno instead of throwing: for the packet path, where an
+    /// error is counted, not thrown.
+    @inline(__always)
+    static func retryingErrno(_ call: () -> Int) -> Int {
+        while true {
+            let result = call()
+            if result >= 0 { return result }
+            if errno == EINTR { continue }
+            return -Int(errno)
+        }
+    }
+
+    /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: does not jump with the wall clock).
+    @inline(__always)
+    static func monotonicNanoseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+    }
+}

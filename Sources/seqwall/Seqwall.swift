@@ -1,0 +1,212 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SeqwallControl
+import SeqwallCore
+import SeqwallDaemon
+import SeqwallRules
+
+@main
+struct Seqwall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seqwall",
+        abstract: "A stateful TCP firewall in userspace, fed by NFQUEUE.",
+        discussion: """
+            iptables sends packets to an NFQUEUE; seqwall checks each against the TCP state \
+            machine and the rule files and gives the kernel a verdict. See rules/ for the \
+            iptables files and an example policy.
+            """,
+        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self]
+    )
+}
+
+/// `--control PATH`, shared by every command that talks to the daemon.
+struct ControlOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The daemon's control socket (default: $SEQWALL_CONTROL, else \(ControlLimits.defaultSocketPath)).",
+        valueName: "path"))
+    var control: String?
+
+    var path: String { ControlClient.resolvePath(control) }
+
+    /// Sends a request and turns a refusal into exit status 1 with the daemon's message.
+    func send(_ request: ControlRequest, onConnection: (ConnectionRecord) -> Void = { _ in }) throws -> ControlReply {
+        let reply: ControlReply
+        do {
+            reply = try ControlClient(path: path).send(request, onConnection: onConnection)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        guard reply.ok else { throw CommandFailure(reply.error ?? "seqwall refused the request") }
+        return reply
+    }
+}
+
+/// A one-line error on stderr and exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension ParsableCommand {
+    static func fail(_ error: Error) -> Never {
+        FileHandle.standardError.write(Data("seqwall: \(error)\n".utf8))
+        Foundation.exit(1)
+    }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case line, json, text
+}
+
+// MARK: run
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the firewall in the foreground on one or more NFQUEUE queues.",
+        discussion: """
+            Logs go to stderr. SIGHUP reloads the rule files; SIGTERM or SIGINT stops cleanly \
+            and releases the queues. Load rules/host.iptables or rules/gateway.iptables to send \
+            packets to the queue.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The rule file to enforce.", valueName: "file"))
+    var rules: String
+
+    @Option(name: .long, help: ArgumentHelp("An NFQUEUE queue number to bind (repeatable; default 0).", valueName: "n"))
+    var queue: [UInt16] = []
+
+    @OptionGroup var control: ControlOption
+
+    @Option(name: .customLong("state-file"), help: ArgumentHelp(
+        "Where to keep the connection table across restarts (not implemented yet; accepted and ignored).",
+        valueName: "path"))
+    var stateFile: String?
+
+    @Option(name: .customLong("queue-length"), help: "Packets the kernel may hold for each queue.")
+    var queueLength: UInt32 = 4096
+
+    @Option(name: .customLong("copy-range"), help: "Bytes of each packet copied to seqwall (headers only are needed).")
+    var copyRange: UInt32 = 256
+
+    @Flag(name: .customLong("fail-open"), help: "When a queue is full, let the kernel accept packets instead of dropping them.")
+    var failOpen = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level '\(logLevel)'")
+        }
+        guard copyRange >= 128 && copyRange <= 65535 else {
+            throw ValidationError("--copy-range must be between 128 and 65535 (IPv6 and TCP headers need at least 128)")
+        }
+        guard queueLength >= 1 else { throw ValidationError("--queue-length must be at least 1") }
+        guard Set(queue).count == queue.count else { throw ValidationError("a --queue is given twice") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "seqwall")
+        if stateFile != nil { logger.warning("--state-file is not implemented yet; the table starts empty") }
+        var options = DaemonOptions(rulesPath: rules)
+        options.queues = queue.isEmpty ? [0] : queue
+        options.controlPath = control.path
+        options.settings.queueLength = queueLength
+        options.settings.copyRange = copyRange
+        options.settings.failOpen = failOpen
+        let status = Daemon(options: options, logger: logger).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+// MARK: rules
+
+struct Rules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with rule files.",
+        subcommands: [Check.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a rule file: silent and exit 0 when good, file:line:column errors and exit 1 when not."
+        )
+
+        @Flag(name: .long, help: "Print the rules in canonical form: what the daemon would enforce.")
+        var print = false
+
+        @Argument(help: ArgumentHelp("The rule file.", valueName: "file"))
+        var file: String
+
+        func run() throws {
+            do {
+                let policy = try RuleFile.load(path: file)
+                if print { Swift.print(RuleFile.canonicalText(of: policy), terminator: "") }
+            } catch {
+                FileHandle.standardError.write(Data((error.description + "\n").utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+// MARK: reload
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make the running daemon read its rule files again (the connection table stays)."
+    )
+
+    @OptionGroup var control: ControlOption
+
+    func run() throws {
+        do {
+            let reply = try control.send(ControlRequest(command: .reload))
+            if let message = reply.message { print(message) }
+        } catch {
+            Self.fail(error)
+        }
+    }
+}
+
+// MARK: stats
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show packet, drop and connection counters, per queue and the kernel's own."
+    )
+
+    @Option(name: .shortAndLong, help: "text or json.")
+    var output: OutputFormat = .text
+
+    @OptionGroup var control: ControlOption
+
+    func validate() throws {
+        guard output != .line else { throw ValidationError("stats prints text or json") }
+    }
+
+    func run() throws {
+        do {
+            let reply = try control.send(ControlRequest(command: .stats))
+            guard let stats = reply.stats else { throw CommandFailure("seqwall sent no statistics") }
+            switch output {
+            case .json:
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+                print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+            default:
+                print(Formatters.statsText(stats))
+            }
+        } catch {
+            Self.fail(error)
+        }
+    }
+}
