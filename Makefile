@@ -1,0 +1,57 @@
+# seqwall: make demo (see it work), make test (what CI runs), make install (run it for real).
+
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+SWIFT       ?= swift
+PYTHON      ?= /usr/bin/python3
+DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2 \
+                  netcat-openbsd python3-scapy tcpdump procps
+
+.PHONY: all deps build release test unit-test integration-test demo install uninstall clean
+
+all: build
+
+# Installs the Debian packages the project needs, only when one is missing (idempotent).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+unit-test: build
+	$(SWIFT) test
+
+integration-test: build
+	SEQWALL_BIN=$(CURDIR)/.build/debug/seqwall bash Tests/Integration/run.sh
+
+# Unit tests, then real packets through a real NFQUEUE in network namespaces (needs root).
+test: unit-test integration-test
+
+demo: build
+	SEQWALL_BIN=$(CURDIR)/.build/debug/seqwall $(PYTHON) scripts/demo.py
+
+install: release
+	install -D -m 0755 .build/release/seqwall $(DESTDIR)$(PREFIX)/bin/seqwall
+	install -d -m 0755 $(DESTDIR)/etc/seqwall
+	[ -e $(DESTDIR)/etc/seqwall/seqwall.rules ] || install -m 0644 rules/default.rules $(DESTDIR)/etc/seqwall/seqwall.rules
+	install -D -m 0644 rules/host.iptables $(DESTDIR)$(PREFIX)/share/seqwall/host.iptables
+	install -D -m 0644 rules/gateway.iptables $(DESTDIR)$(PREFIX)/share/seqwall/gateway.iptables
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/seqwall
+	rm -rf $(DESTDIR)$(PREFIX)/share/seqwall
+	@echo "left /etc/seqwall/seqwall.rules in place (your policy); remove it by hand if you want"
+
+clean:
+	rm -rf .build

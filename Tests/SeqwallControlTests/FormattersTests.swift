@@ -1,0 +1,141 @@
+import Foundation
+import SeqwallControl
+import SeqwallCore
+import Testing
+
+/// A connection as the tracker would hold it, without going through packets.
+private func connection(_ source: String, _ destination: String, _ sourcePort: UInt16, _ destinationPort: UInt16,
+                        state: TCPState, status: ConnectionStatus, secondsLeft: UInt64) -> (Connection, UInt64) {
+    let key = FlowKey(source: IPAddress(source)!, destination: IPAddress(destination)!,
+                      sourcePort: sourcePort, destinationPort: destinationPort)
+    var connection = Connection(key: key, direction: .inbound)
+    connection.state = state
+    connection.status = status
+    let now: UInt64 = 1_000_000_000_000
+    connection.expiresAt = now + secondsLeft * 1_000_000_000 + 500_000_000
+    return (connection, now)
+}
+
+@Suite("conntrack -L layout")
+struct ConntrackLineTests {
+    @Test("IPv4 established and assured, as in SPEC")
+    func ipv4Assured() {
+        let (c, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
+                                  status: [.seenReply, .assured], secondsLeft: 431_999)
+        #expect(Formatters.conntrackLine(ConnectionRecord(c, now: now)) ==
+            "tcp      6 431999 ESTABLISHED src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000 [ASSURED] use=1")
+    }
+
+    @Test("[UNREPLIED] follows the original tuple")
+    func unreplied() {
+        let (c, now) = connection("198.51.100.10", "203.0.113.10", 40001, 80, state: .synSent, status: [], secondsLeft: 119)
+        #expect(Formatters.conntrackLine(ConnectionRecord(c, now: now)) ==
+            "tcp      6 119 SYN_SENT src=198.51.100.10 dst=203.0.113.10 sport=40001 dport=80 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=80 dport=40001 use=1")
+    }
+
+    @Test("IPv6 addresses in RFC 5952 form; replied but not assured")
+    func ipv6() {
+        let (c, now) = connection("2001:db8:1::10", "2001:db8:2::10", 50000, 443, state: .synRecv,
+                                  status: [.seenReply], secondsLeft: 59)
+        #expect(Formatters.conntrackLine(ConnectionRecord(c, now: now)) ==
+            "tcp      6 59 SYN_RECV src=2001:db8:1::10 dst=2001:db8:2::10 sport=50000 dport=443 src=2001:db8:2::10 dst=2001:db8:1::10 sport=443 dport=50000 use=1")
+    }
+
+    @Test("every state prints its kernel name", arguments: TCPState.allCases.dropFirst())
+    func stateNames(state: TCPState) {
+        let (c, now) = connection("198.51.100.1", "203.0.113.1", 1, 2, state: state, status: [.seenReply], secondsLeft: 5)
+        let line = Formatters.conntrackLine(ConnectionRecord(c, now: now))
+        #expect(line.hasPrefix("tcp      6 5 \(state.name) src="))
+    }
+
+    @Test("summary line as conntrack prints it")
+    func summary() {
+        #expect(Formatters.listSummary(count: 1) == "seqwall: 1 flow entry has been shown.")
+        #expect(Formatters.listSummary(count: 3) == "seqwall: 3 flow entries have been shown.")
+    }
+}
+
+@Suite("JSON records")
+struct RecordTests {
+    @Test("a record carries the SPEC's fields")
+    func fields() throws {
+        var (c, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
+                                  status: [.seenReply, .assured], secondsLeft: 100)
+        c.packetsOriginal = 3
+        c.packetsReply = 2
+        c.bytesOriginal = 180
+        c.bytesReply = 120
+        let data = try JSONEncoder().encode(ConnectionRecord(c, now: now))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for key in ["proto", "state", "timeout", "orig", "reply", "assured", "packets", "bytes"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
+        #expect(object["proto"] as? String == "tcp")
+        #expect(object["timeout"] as? Int == 100)
+        let orig = try #require(object["orig"] as? [String: Any])
+        #expect(orig["src"] as? String == "198.51.100.10")
+        #expect(orig["dport"] as? Int == 22)
+        let packets = try #require(object["packets"] as? [String: Any])
+        #expect(packets["orig"] as? Int == 3 && packets["reply"] as? Int == 2)
+        let bytes = try #require(object["bytes"] as? [String: Any])
+        #expect(bytes["orig"] as? Int == 180 && bytes["reply"] as? Int == 120)
+    }
+
+    @Test("stats sum the queues and list every reason")
+    func stats() {
+        var first = TrackerCounters()
+        first.seen = 10
+        first.accepted = 7
+        first.dropped = 3
+        first.drops[Int(DropReason.badFlags.rawValue)] = 2
+        first.drops[Int(DropReason.rule.rawValue)] = 1
+        var second = TrackerCounters()
+        second.seen = 5
+        second.accepted = 5
+        let stats = StatsRecord(queues: [
+            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil),
+            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 4, kernel: nil),
+        ])
+        #expect(stats.packets.seen == 15 && stats.packets.accepted == 12 && stats.packets.dropped == 3)
+        #expect(stats.drops.count == DropReason.allCases.count)
+        #expect(stats.drops["bad-flags"] == 2 && stats.drops["rule"] == 1 && stats.drops["truncated"] == 0)
+        #expect(stats.connections.current == 3 && stats.connections.half_open == 1 && stats.connections.limit == 200)
+        #expect(stats.queues.map(\.enobufs) == [0, 4])
+        let text = Formatters.statsText(stats)
+        #expect(text.contains("packets      seen 15  accepted 12  dropped 3"))
+        #expect(text.contains("  bad-flags             2"))
+    }
+}
+
+@Suite("filters")
+struct FilterTests {
+    @Test("each field narrows the match")
+    func matching() throws {
+        let (c, _) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
+                                status: [.seenReply], secondsLeft: 1)
+        #expect(try ConnectionFilter().compiled().matches(c))
+        #expect(try ConnectionFilter(state: "established").compiled().matches(c))
+        #expect(try ConnectionFilter(state: "SYN_SENT").compiled().matches(c) == false)
+        #expect(try ConnectionFilter(source: "198.51.100.0/24").compiled().matches(c))
+        #expect(try ConnectionFilter(source: "203.0.113.10").compiled().matches(c) == false)
+        #expect(try ConnectionFilter(destination: "203.0.113.10").compiled().matches(c))
+        #expect(try ConnectionFilter(sourcePort: 40000, destinationPort: 22).compiled().matches(c))
+        #expect(try ConnectionFilter(destinationPort: 23).compiled().matches(c) == false)
+        #expect(try ConnectionFilter(family: "ipv6").compiled().matches(c) == false)
+        #expect(try ConnectionFilter(proto: "tcp", family: "ipv4").compiled().matches(c))
+    }
+
+    @Test("bad values are refused with a message naming them")
+    func errors() {
+        #expect(throws: FilterError.self) { try ConnectionFilter(state: "OPEN").compiled() }
+        #expect(throws: FilterError.self) { try ConnectionFilter(source: "198.51.100.300").compiled() }
+        #expect(throws: FilterError.self) { try ConnectionFilter(destination: "203.0.113.0/33").compiled() }
+        #expect(throws: FilterError.self) { try ConnectionFilter(proto: "udp").compiled() }
+        #expect(throws: FilterError.self) { try ConnectionFilter(family: "ipx").compiled() }
+        do {
+            _ = try ConnectionFilter(state: "OPEN").compiled()
+        } catch {
+            #expect(error.description.contains("'OPEN'"))
+        }
+    }
+}
