@@ -1,0 +1,239 @@
+import SeqwallCore
+
+/// Builds a `Policy` from statements in file order (includes already spliced in by the loader),
+/// checking every value and every repeated setting. It reports problems and keeps going, so that
+/// one `rules check` shows all of them; a statement with an error is left out of the policy,
+/// and the loader throws the errors instead of returning that policy anyway.
+struct Checker {
+    static let stateLimitRange = 16...67_108_864
+    /// For the half-open counts and the SYN rate and burst: at least one, and no more than the
+    /// largest table, which no count of connections can exceed anyway.
+    static let countRange = 1...67_108_864
+    static let portRange = 1...65535
+
+    private var policy = Policy()
+    private var inside: [IPNetwork] = []
+
+    // Settings that may be repeated only with the same value; each remembers the first statement.
+    private var defaultInbound: Setting<RuleAction>?
+    private var defaultOutbound: Setting<RuleAction>?
+    private var stateLimit: Setting<Int>?
+    private var halfOpenLimit: Setting<Int>?
+    private var halfOpenPerSourceLimit: Setting<Int>?
+    private var synRate: Setting<SynRate>?
+    private var timeouts: [TimeoutName: Setting<UInt32>] = [:]
+    private var pickup: Setting<Bool>?
+
+    private struct SynRate: Equatable {
+        let rate: Int
+        let burst: Int
+    }
+
+    /// A value set by a statement, and which statement set it, for the contradiction message.
+    private struct Setting<Value: Equatable> {
+        let value: Value
+        let statement: String
+        let location: SourceLocation
+    }
+
+    /// The policy so far. Only meaningful when no error was reported.
+    var result: Policy {
+        var result = policy
+        result.inside = ListNormalization.networks(inside)
+        return result
+    }
+
+    mutating func check(_ statement: Statement, _ diagnostics: inout Diagnostics) {
+        switch statement {
+        case .include:
+            // The loader resolves includes; they never reach the checker.
+            break
+
+        case .inside(let literals, _):
+            if let networks = networks(literals, &diagnostics) { inside += networks }
+
+        case .defaultAction(let direction, let action, let location):
+            let text = "default \(direction) \(action)"
+            if direction == .inbound {
+                if Checker.settle(&defaultInbound, action, text, location, &diagnostics) { policy.defaultInbound = action }
+            } else {
+                if Checker.settle(&defaultOutbound, action, text, location, &diagnostics) { policy.defaultOutbound = action }
+            }
+
+        case .rule(let statement):
+            if let rule = rule(statement, &diagnostics) { policy.rules.append(rule) }
+
+        case .limitStates(let count, let location):
+            guard let value = checked(count, in: Checker.stateLimitRange, "limit states", &diagnostics) else { return }
+            if Checker.settle(&stateLimit, value, "limit states \(value)", location, &diagnostics) {
+                policy.limits.states = value
+            }
+
+        case .limitHalfOpen(let count, let perSource, let location):
+            guard let value = checked(count, in: Checker.countRange, "half-open limit", &diagnostics) else { return }
+            if perSource {
+                if Checker.settle(&halfOpenPerSourceLimit, value, "limit half-open \(value) per-source", location, &diagnostics) {
+                    policy.limits.halfOpenPerSource = value
+                }
+            } else {
+                if Checker.settle(&halfOpenLimit, value, "limit half-open \(value)", location, &diagnostics) {
+                    policy.limits.halfOpen = value
+                }
+            }
+
+        case .limitSynRate(let rateLiteral, let burstLiteral, let location):
+            let rate = checked(rateLiteral, in: Checker.countRange, "syn rate", &diagnostics)
+            let burst = burstLiteral.map { checked($0, in: Checker.countRange, "burst", &diagnostics) } ?? rate
+            guard let rate, let burst else { return }
+            let text = "limit syn-rate \(rate)/s burst \(burst) per-source"
+            if Checker.settle(&synRate, SynRate(rate: rate, burst: burst), text, location, &diagnostics) {
+                policy.limits.synRatePerSource = (rate, burst)
+            }
+
+        case .timeout(let name, let duration, let location):
+            guard let seconds = seconds(duration, &diagnostics) else { return }
+            let text = "timeout tcp \(name.keyword) \(duration.text)"
+            if Checker.settle(&timeouts[name], seconds, text, location, &diagnostics) {
+                policy.timeouts[keyPath: name.keyPath] = seconds
+            }
+
+        case .pickup(let on, let location):
+            if Checker.settle(&pickup, on, "set pickup \(on ? "on" : "off")", location, &diagnostics) {
+                policy.pickup = on
+            }
+        }
+    }
+
+    /// Records the first value of a setting; a later statement may repeat it but not change it,
+    /// since then one of the two lines is a mistake and the file cannot say which.
+    /// Returns whether the value stands.
+    private static func settle<Value: Equatable>(
+        _ slot: inout Setting<Value>?, _ value: Value, _ statement: String, _ location: SourceLocation,
+        _ diagnostics: inout Diagnostics
+    ) -> Bool {
+        guard let first = slot else {
+            slot = Setting(value: value, statement: statement, location: location)
+            return true
+        }
+        if first.value == value { return true }
+        diagnostics.report(at: location, "'\(statement)' contradicts '\(first.statement)' at \(first.location)")
+        return false
+    }
+
+    // MARK: Rules
+
+    private func rule(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> Rule? {
+        // Check every part before giving up, so all of a line's mistakes show at once.
+        let from = networks(statement.from, &diagnostics)
+        let to = networks(statement.to, &diagnostics)
+        let ports = ports(statement.ports, &diagnostics)
+        var halfOpen: Int?
+        var halfOpenValid = true
+        if let literal = statement.halfOpenPerSource {
+            if statement.action != .pass {
+                // Only a pass rule lets a connection start, so only it can have half-open ones.
+                diagnostics.report(at: statement.limitLocation ?? literal.location,
+                                   "'limit half-open' is only allowed on pass rules; a \(statement.action) rule opens no connections")
+                halfOpenValid = false
+            } else {
+                halfOpen = checked(literal, in: Checker.countRange, "half-open limit", &diagnostics)
+                halfOpenValid = halfOpen != nil
+            }
+        }
+        guard let from, let to, let ports, halfOpenValid else { return nil }
+        return Rule(action: statement.action, direction: statement.direction, from: from, to: to, ports: ports,
+                    halfOpenPerSource: halfOpen, location: statement.location)
+    }
+
+    /// The networks, normalized, or nil after reporting every bad one.
+    private func networks(_ literals: [NetworkLiteral], _ diagnostics: inout Diagnostics) -> [IPNetwork]? {
+        var networks: [IPNetwork] = []
+        var valid = true
+        for literal in literals {
+            if let network = network(literal, &diagnostics) { networks.append(network) } else { valid = false }
+        }
+        return valid ? ListNormalization.networks(networks) : nil
+    }
+
+    private func network(_ literal: NetworkLiteral, _ diagnostics: inout Diagnostics) -> IPNetwork? {
+        if literal.writtenAsIPv6 && literal.address.isIPv4 {
+            // IPAddress keeps IPv4 as mapped IPv6, so the two spellings would be the same address
+            // with prefix lengths counted differently; one spelling avoids that trap.
+            let prefixLength = literal.prefixLength ?? 128
+            let suggestion = (96...128).contains(prefixLength)
+                ? " (\(IPNetwork(address: literal.address, prefixLength: prefixLength - 96)))" : ""
+            diagnostics.report(at: literal.location,
+                               "\(literal.text) is an IPv4-mapped IPv6 address; write it as IPv4\(suggestion)")
+            return nil
+        }
+        let maximum = literal.address.isIPv4 ? 32 : 128
+        let prefixLength = literal.prefixLength ?? maximum
+        guard prefixLength <= maximum else {
+            let family = literal.address.isIPv4 ? "IPv4" : "IPv6"
+            diagnostics.report(at: literal.prefixLocation,
+                               "prefix length \(literal.text.split(separator: "/").last ?? "") is too long for \(family) (at most \(maximum))")
+            return nil
+        }
+        let network = IPNetwork(address: literal.address, prefixLength: prefixLength)
+        guard network.address == literal.address else {
+            // IPNetwork would quietly clear the bits; a typo in a firewall rule should not pass quietly.
+            diagnostics.report(at: literal.location, "\(literal.text) has host bits set; did you mean \(network)?")
+            return nil
+        }
+        return network
+    }
+
+    private func ports(_ literals: [PortLiteral], _ diagnostics: inout Diagnostics) -> [PortRange]? {
+        var ranges: [PortRange] = []
+        var valid = true
+        for literal in literals {
+            var bad = false
+            if !Checker.portRange.contains(literal.lower) {
+                diagnostics.report(at: literal.location, "port \(literal.lowerText) is out of range (1-65535)")
+                bad = true
+            }
+            if literal.isRange, !Checker.portRange.contains(literal.upper) {
+                diagnostics.report(at: literal.upperLocation, "port \(literal.upperText) is out of range (1-65535)")
+                bad = true
+            }
+            if !bad, literal.lower > literal.upper {
+                diagnostics.report(at: literal.location,
+                                   "port range \(literal.text) is reversed; did you mean \(literal.upperText)-\(literal.lowerText)?")
+                bad = true
+            }
+            if bad {
+                valid = false
+            } else {
+                ranges.append(PortRange(UInt16(literal.lower), UInt16(literal.upper)))
+            }
+        }
+        return valid ? ListNormalization.ports(ranges) : nil
+    }
+
+    // MARK: Numbers
+
+    private func checked(_ literal: NumberLiteral, in range: ClosedRange<Int>, _ what: String,
+                         _ diagnostics: inout Diagnostics) -> Int? {
+        guard range.contains(literal.value) else {
+            diagnostics.report(at: literal.location,
+                               "\(what) \(literal.text) is out of range (\(range.lowerBound)-\(range.upperBound))")
+            return nil
+        }
+        return literal.value
+    }
+
+    /// Timeouts are kept as UInt32 seconds, like the kernel's; zero would expire a connection
+    /// the moment it is created.
+    private func seconds(_ duration: DurationLiteral, _ diagnostics: inout Diagnostics) -> UInt32? {
+        let (product, overflow) = duration.amount.multipliedReportingOverflow(by: duration.unit.rawValue)
+        if duration.amount == 0 {
+            diagnostics.report(at: duration.location, "timeout \(duration.text) is zero; it must be at least 1 second")
+            return nil
+        }
+        guard !overflow, let seconds = UInt32(exactly: product) else {
+            diagnostics.report(at: duration.location, "timeout \(duration.text) is too long (at most \(UInt32.max) seconds)")
+            return nil
+        }
+        return seconds
+    }
+}

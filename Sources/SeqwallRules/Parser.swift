@@ -1,0 +1,405 @@
+import SeqwallCore
+
+/// Turns the tokens of one line into a `Statement`, or the first syntax error on that line.
+///
+/// Grammar (one statement per line; `[...]` optional, `LIST` is items separated by commas):
+///
+///     include "FILE"
+///     inside NET[, NET...]
+///     default in|out pass|block|reject
+///     pass|block|reject in|out tcp [from any|NET-LIST] [to any|NET-LIST] [port PORT-LIST]
+///                                  [limit half-open N per-source]
+///     limit states N
+///     limit half-open N [per-source]
+///     limit syn-rate R/s [burst B] per-source
+///     timeout tcp STATE DURATION
+///     set pickup on|off
+///
+/// `to port 22` means any destination, port 22 (pf's spelling). `port` is always the destination
+/// port. The clauses of a rule come in the order above, each at most once.
+struct Parser {
+    static let statementKeywords = ["include", "inside", "default", "pass", "block", "reject", "limit", "timeout", "set"]
+
+    private let tokens: [Token]
+    private let file: String
+    private var index = 0
+
+    /// nil for a line with no tokens (blank or comment only).
+    static func parse(_ line: LexedLine, file: String) throws(RuleError) -> Statement? {
+        guard !line.tokens.isEmpty else { return nil }
+        var parser = Parser(tokens: line.tokens, file: file)
+        return try parser.statement()
+    }
+
+    private init(tokens: [Token], file: String) {
+        self.tokens = tokens
+        self.file = file
+    }
+
+    // MARK: Statements
+
+    private mutating func statement() throws(RuleError) -> Statement {
+        let first = tokens[0]
+        index = 1
+        guard first.kind == .word else {
+            throw error(at: first, "expected a statement, found \(first.display)")
+        }
+        let location = self.location(of: first)
+        switch first.text {
+        case "include":
+            guard let name = peek, name.kind == .string else { throw expected("a quoted file name") }
+            index += 1
+            guard !name.text.isEmpty else { throw error(at: name, "empty file name") }
+            try expectEndOfLine()
+            return .include(path: name.text, location: self.location(of: name))
+        case "inside":
+            let networks = try networkList(allowingAny: false)
+            try expectEndOfLine()
+            return .inside(networks, location: location)
+        case "default":
+            let direction = try direction()
+            let action = try keyword([("pass", RuleAction.pass), ("block", .block), ("reject", .reject)])
+            try expectEndOfLine()
+            return .defaultAction(direction, action, location: location)
+        case "pass":
+            return .rule(try rule(.pass, location: location))
+        case "block":
+            return .rule(try rule(.block, location: location))
+        case "reject":
+            return .rule(try rule(.reject, location: location))
+        case "limit":
+            return try limit(location: location)
+        case "timeout":
+            try keyword([("tcp", ())])
+            guard let stateToken = peek, stateToken.kind == .word else { throw expected("a TCP state") }
+            guard let name = TimeoutName(keyword: stateToken.text) else {
+                let names = TimeoutName.allCases.map(\.keyword)
+                let hint = closest(to: stateToken.text, among: names).map { "did you mean '\($0)'?" }
+                    ?? "expected one of: " + names.joined(separator: ", ")
+                throw error(at: stateToken, "unknown TCP state '\(stateToken.text)'; \(hint)")
+            }
+            index += 1
+            let duration = try durationLiteral()
+            try expectEndOfLine()
+            return .timeout(name, duration, location: location)
+        case "set":
+            try keyword([("pickup", ())])
+            let on = try keyword([("on", true), ("off", false)])
+            try expectEndOfLine()
+            return .pickup(on, location: location)
+        default:
+            let hint = closest(to: first.text, among: Parser.statementKeywords).map { "did you mean '\($0)'?" }
+                ?? "expected one of: " + Parser.statementKeywords.joined(separator: ", ")
+            throw error(at: first, "unknown statement '\(first.text)'; \(hint)")
+        }
+    }
+
+    private mutating func limit(location: SourceLocation) throws(RuleError) -> Statement {
+        enum Kind { case states, halfOpen, synRate }
+        switch try keyword([("states", Kind.states), ("half-open", .halfOpen), ("syn-rate", .synRate)]) {
+        case .states:
+            let count = try number()
+            try expectEndOfLine()
+            return .limitStates(count, location: location)
+        case .halfOpen:
+            let count = try number()
+            let perSource = optionalKeyword("per-source")
+            try expectEndOfLine()
+            return .limitHalfOpen(count, perSource: perSource, location: location)
+        case .synRate:
+            let rate = try rateLiteral()
+            var burst: NumberLiteral?
+            if optionalKeyword("burst") { burst = try number() }
+            // The limiter keeps one bucket per source; a global SYN rate is not something it has.
+            try keyword([("per-source", ())])
+            try expectEndOfLine()
+            return .limitSynRate(rate: rate, burst: burst, location: location)
+        }
+    }
+
+    private enum Clause: Int, CaseIterable {
+        case from, to, port, limit
+
+        var keyword: String {
+            switch self {
+            case .from: "from"
+            case .to: "to"
+            case .port: "port"
+            case .limit: "limit"
+            }
+        }
+    }
+
+    private mutating func rule(_ action: RuleAction, location: SourceLocation) throws(RuleError) -> RuleStatement {
+        let direction = try direction()
+        try keyword([("tcp", ())])
+        var from: [NetworkLiteral] = []
+        var to: [NetworkLiteral] = []
+        var ports: [PortLiteral] = []
+        var halfOpen: NumberLiteral?
+        var limitLocation: SourceLocation?
+        var lastClause: Clause?
+        var seen: Set<Clause> = []
+        while let token = peek {
+            guard token.kind == .word, let clause = Clause.allCases.first(where: { $0.keyword == token.text }) else {
+                throw unexpectedInRule(token, after: lastClause)
+            }
+            if seen.contains(clause) {
+                throw error(at: token, "'\(clause.keyword)' appears twice in one rule; use a comma-separated list")
+            }
+            if let last = lastClause, clause.rawValue < last.rawValue {
+                throw error(at: token, "'\(clause.keyword)' must come before '\(last.keyword)'")
+            }
+            // pf reads `from X port N` as a source port; seqwall matches destination ports only,
+            // so refuse the spelling rather than silently mean something else.
+            if clause == .port && lastClause == .from {
+                throw error(at: token, "'port' after 'from' would be a source port; seqwall matches destination ports: write 'to port'")
+            }
+            seen.insert(clause)
+            lastClause = clause
+            index += 1
+            switch clause {
+            case .from:
+                from = try networkList(allowingAny: true)
+            case .to:
+                // `to port 22`: no address list means any destination.
+                if let next = peek, next.kind == .word, next.text == "port" { continue }
+                to = try networkList(allowingAny: true)
+            case .port:
+                ports = try portList()
+            case .limit:
+                limitLocation = self.location(of: token)
+                try keyword([("half-open", ())])
+                halfOpen = try number()
+                try keyword([("per-source", ())])
+            }
+        }
+        return RuleStatement(action: action, direction: direction, from: from, to: to, ports: ports,
+                             halfOpenPerSource: halfOpen, limitLocation: limitLocation, location: location)
+    }
+
+    /// The error for a token in a rule that is not the next clause: says which clauses may still
+    /// follow, and notices the common slip of a list without its commas.
+    private func unexpectedInRule(_ token: Token, after lastClause: Clause?) -> RuleError {
+        let remaining = Clause.allCases.filter { $0.rawValue > (lastClause?.rawValue ?? -1) }
+        let choices = remaining.map { "'\($0.keyword)'" } + ["end of line"]
+        var message = "expected \(alternatives(choices)), found \(token.display)"
+        if token.kind == .word, let last = lastClause {
+            let looksLikeListItem = switch last {
+            case .from, .to: IPAddress(token.text.split(separator: "/", maxSplits: 1).first ?? "") != nil
+            case .port: token.text.first?.isASCII == true && token.text.first?.isNumber == true
+            case .limit: false
+            }
+            if looksLikeListItem { message += " (separate list items with commas)" }
+        }
+        return error(at: token, message)
+    }
+
+    // MARK: Lists
+
+    /// `any` (returned as an empty list) or addresses and networks separated by commas.
+    private mutating func networkList(allowingAny: Bool) throws(RuleError) -> [NetworkLiteral] {
+        if allowingAny, let token = peek, token.kind == .word, token.text == "any" {
+            index += 1
+            if let next = peek, next.kind == .comma {
+                throw error(at: token, "'any' cannot be combined with other addresses")
+            }
+            return []
+        }
+        var networks: [NetworkLiteral] = []
+        repeat {
+            networks.append(try networkLiteral(allowingAny: allowingAny && networks.isEmpty))
+        } while consumeComma()
+        return networks
+    }
+
+    private mutating func portList() throws(RuleError) -> [PortLiteral] {
+        var ports: [PortLiteral] = []
+        repeat {
+            ports.append(try portLiteral())
+        } while consumeComma()
+        return ports
+    }
+
+    private mutating func consumeComma() -> Bool {
+        guard let token = peek, token.kind == .comma else { return false }
+        index += 1
+        return true
+    }
+
+    // MARK: Values
+
+    private mutating func networkLiteral(allowingAny: Bool) throws(RuleError) -> NetworkLiteral {
+        let what = allowingAny ? "an address, a network or 'any'" : "an address or network"
+        guard let token = peek, token.kind == .word else { throw expected(what) }
+        let text = token.text
+        // A word with no digit, dot or colon is a keyword in the wrong place, not a bad address.
+        if !text.contains(where: { $0.isNumber || $0 == "." || $0 == ":" }) {
+            if text == "any" { throw error(at: token, "'any' cannot be combined with other addresses") }
+            throw expected(what)
+        }
+        index += 1
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let addressText = parts[0]
+        guard let address = IPAddress(addressText) else {
+            throw error(at: token, "'\(addressText)' is not an IPv4 or IPv6 address")
+        }
+        var prefixLength: Int?
+        var prefixLocation = location(of: token)
+        if parts.count == 2 {
+            let prefixText = parts[1]
+            prefixLocation = location(of: token, offset: addressText.count + 1)
+            guard let value = Parser.decimal(prefixText) else {
+                throw RuleError(location: prefixLocation, message: "bad prefix length '\(prefixText)' in '\(text)'")
+            }
+            prefixLength = value
+        }
+        return NetworkLiteral(text: text, address: address, prefixLength: prefixLength,
+                              writtenAsIPv6: addressText.contains(":"), location: location(of: token),
+                              prefixLocation: prefixLocation)
+    }
+
+    private mutating func portLiteral() throws(RuleError) -> PortLiteral {
+        guard let token = peek, token.kind == .word else { throw expected("a port number or range") }
+        let parts = token.text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let lower = Parser.decimal(parts[0]),
+              let upper = parts.count == 2 ? Parser.decimal(parts[1]) : lower else {
+            throw expected("a port number or range")
+        }
+        index += 1
+        let upperText = parts.count == 2 ? parts[1] : parts[0]
+        let upperOffset = parts.count == 2 ? parts[0].count + 1 : 0
+        return PortLiteral(text: token.text, lowerText: parts[0], upperText: upperText, lower: lower, upper: upper,
+                           location: location(of: token), upperLocation: location(of: token, offset: upperOffset))
+    }
+
+    private mutating func number() throws(RuleError) -> NumberLiteral {
+        guard let token = peek, token.kind == .word, let value = Parser.decimal(token.text[...]) else {
+            throw expected("a number")
+        }
+        index += 1
+        return NumberLiteral(text: token.text, value: value, location: location(of: token))
+    }
+
+    /// `20/s`: SYNs per second from one source.
+    private mutating func rateLiteral() throws(RuleError) -> NumberLiteral {
+        guard let token = peek, token.kind == .word else { throw expected("a rate such as 20/s") }
+        let parts = token.text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[1] == "s", let value = Parser.decimal(parts[0]) else {
+            throw error(at: token, "bad rate '\(token.text)'; expected connections per second such as 20/s")
+        }
+        index += 1
+        return NumberLiteral(text: String(parts[0]), value: value, location: location(of: token))
+    }
+
+    private mutating func durationLiteral() throws(RuleError) -> DurationLiteral {
+        guard let token = peek, token.kind == .word else { throw expected("a duration such as 30s or 5d") }
+        let text = token.text
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        let unit: DurationUnit? = switch text.dropFirst(digits.count) {
+        case "", "s": .seconds
+        case "m": .minutes
+        case "h": .hours
+        case "d": .days
+        default: nil
+        }
+        guard let unit, let amount = Parser.decimal(digits) else {
+            throw error(at: token, "bad duration '\(text)'; expected a whole number with unit s, m, h or d, such as 30s or 5d")
+        }
+        index += 1
+        return DurationLiteral(text: text, amount: amount, unit: unit, location: location(of: token))
+    }
+
+    /// Only ASCII digits, at least one. Saturates instead of overflowing (see NumberLiteral).
+    static func decimal(_ text: Substring) -> Int? {
+        guard !text.isEmpty else { return nil }
+        var value = 0
+        for character in text.utf8 {
+            guard character >= 0x30, character <= 0x39 else { return nil }
+            let digit = Int(character - 0x30)
+            value = value > (NumberLiteral.saturation - digit) / 10 ? NumberLiteral.saturation : value * 10 + digit
+        }
+        return value
+    }
+
+    // MARK: Keywords
+
+    private mutating func direction() throws(RuleError) -> Direction {
+        try keyword([("in", Direction.inbound), ("out", .outbound)])
+    }
+
+    /// The value paired with the keyword that comes next, or an error naming all the choices.
+    @discardableResult
+    private mutating func keyword<Value>(_ choices: [(String, Value)]) throws(RuleError) -> Value {
+        if let token = peek, token.kind == .word, let choice = choices.first(where: { $0.0 == token.text }) {
+            index += 1
+            return choice.1
+        }
+        throw expected(alternatives(choices.map { "'\($0.0)'" }))
+    }
+
+    private mutating func optionalKeyword(_ word: String) -> Bool {
+        guard let token = peek, token.kind == .word, token.text == word else { return false }
+        index += 1
+        return true
+    }
+
+    private func expectEndOfLine() throws(RuleError) {
+        if peek != nil { throw expected("end of line") }
+    }
+
+    // MARK: Tokens and errors
+
+    private var peek: Token? { index < tokens.count ? tokens[index] : nil }
+
+    private func location(of token: Token, offset: Int = 0) -> SourceLocation {
+        SourceLocation(file: file, line: token.line, column: token.column + offset)
+    }
+
+    private func error(at token: Token, _ message: String) -> RuleError {
+        RuleError(location: location(of: token), message: message)
+    }
+
+    /// "expected X, found 'y'" at the offending token, or, when the line ran out,
+    /// "expected X after 'y'" just after the last token.
+    private func expected(_ what: String) -> RuleError {
+        if let token = peek {
+            return error(at: token, "expected \(what), found \(token.display)")
+        }
+        let last = tokens[tokens.count - 1]
+        return RuleError(location: SourceLocation(file: file, line: last.line, column: last.endColumn),
+                         message: "expected \(what) after \(last.display)")
+    }
+}
+
+/// "'a'", "'a' or 'b'", "'a', 'b' or 'c'".
+func alternatives(_ choices: [String]) -> String {
+    guard let last = choices.last else { return "" }
+    if choices.count == 1 { return last }
+    return choices.dropLast().joined(separator: ", ") + " or " + last
+}
+
+/// The candidate a typo most likely meant: same word in another case, or at most two edits away.
+func closest(to word: String, among candidates: [String]) -> String? {
+    let lowered = word.lowercased()
+    if let exact = candidates.first(where: { $0 == lowered }) { return exact }
+    let scored = candidates.map { ($0, editDistance(lowered, $0)) }.filter { $0.1 <= 2 }
+    return scored.min { $0.1 < $1.1 }?.0
+}
+
+/// Levenshtein distance between two short words (keywords and what was typed instead).
+private func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
+    guard !a.isEmpty, !b.isEmpty else { return max(a.count, b.count) }
+    // Words far apart in length cannot be a typo of each other; skip the table.
+    if abs(a.count - b.count) > 2 { return Int.max }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + [Int](repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,50 @@
+import SeqwallCore
+
+/// The rule language's front door: files in, `Policy` or every error out, and the canonical text
+/// back. See SPEC.md, "Rule files", and the grammar on `Parser`.
+public enum RuleFile {
+    /// Reads `path` and its includes from disk and builds the policy. Throws every problem found
+    /// (up to a limit), each as `file:line:column: message`; a file that cannot be read at all is
+    /// `path:1:1: cannot read file: <reason>`.
+    public static func load(path: String) throws(RuleErrors) -> Policy {
+        try load(path: path, relativeTo: nil)
+    }
+
+    /// As `load(path:)`, but a relative `path` (and the includes under it) is opened relative to
+    /// `base` instead of the working directory, while messages show paths as written. Lets a
+    /// caller choose how file names read without changing the process's working directory.
+    public static func load(path: String, relativeTo base: String?) throws(RuleErrors) -> Policy {
+        var loader = SourceLoader(baseDirectory: base)
+        loader.load(path: path)
+        return try loader.policy()
+    }
+
+    /// Same over text in memory, named `file` in messages; includes are read from disk relative
+    /// to the directory of `file`.
+    public static func parse(text: String, file: String) throws(RuleErrors) -> Policy {
+        try parse(text: text, file: file, relativeTo: nil)
+    }
+
+    /// As `parse(text:file:)`, with `file` (and so the includes) relative to `base`.
+    public static func parse(text: String, file: String, relativeTo base: String?) throws(RuleErrors) -> Policy {
+        try parse(bytes: Array(text.utf8), file: file, relativeTo: base)
+    }
+
+    /// Raw bytes, which need not be UTF-8 (tests feed it arbitrary input).
+    static func parse(bytes: [UInt8], file: String, relativeTo base: String? = nil) throws(RuleErrors) -> Policy {
+        var loader = SourceLoader(baseDirectory: base)
+        loader.load(bytes: bytes, displayPath: file)
+        return try loader.policy()
+    }
+
+    /// The canonical text of a whole policy (`rules check --print`), ending in a newline.
+    public static func canonicalText(of policy: Policy) -> String {
+        RulePrinter.text(of: policy)
+    }
+
+    /// One rule as a rule-file line, without a newline: for logs and for naming the rule that
+    /// decided a connection.
+    public static func canonicalText(of rule: Rule) -> String {
+        RulePrinter.text(of: rule)
+    }
+}

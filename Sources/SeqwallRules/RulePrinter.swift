@@ -1,0 +1,69 @@
+import SeqwallCore
+
+/// The canonical text of a policy: what `seqwall rules check --print` shows. One statement per
+/// line in a fixed order: inside, both defaults, the rules in order, the limits (states always,
+/// the others when set), the timeouts that differ from the kernel's defaults, and pickup.
+/// Parsing this text gives back an equal policy (apart from rule locations).
+enum RulePrinter {
+    static func text(of policy: Policy) -> String {
+        var lines: [String] = []
+        let inside = ListNormalization.networks(policy.inside)
+        if !inside.isEmpty {
+            lines.append("inside " + list(inside))
+        }
+        lines.append("default in \(policy.defaultInbound)")
+        lines.append("default out \(policy.defaultOutbound)")
+        for rule in policy.rules {
+            lines.append(text(of: rule))
+        }
+        lines.append("limit states \(policy.limits.states)")
+        if let count = policy.limits.halfOpen {
+            lines.append("limit half-open \(count)")
+        }
+        if let count = policy.limits.halfOpenPerSource {
+            lines.append("limit half-open \(count) per-source")
+        }
+        if let synRate = policy.limits.synRatePerSource {
+            lines.append("limit syn-rate \(synRate.rate)/s burst \(synRate.burst) per-source")
+        }
+        let defaults = TCPTimeouts()
+        for name in TimeoutName.allCases where policy.timeouts[keyPath: name.keyPath] != defaults[keyPath: name.keyPath] {
+            lines.append("timeout tcp \(name.keyword) \(duration(policy.timeouts[keyPath: name.keyPath]))")
+        }
+        lines.append("set pickup \(policy.pickup ? "on" : "off")")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `pass in tcp from 198.51.100.0/25 to port 5432`: `any` left out, `to port` when only the
+    /// port is given (as the spec writes it), lists normalized.
+    static func text(of rule: Rule) -> String {
+        var text = "\(rule.action) \(rule.direction) tcp"
+        if !rule.from.isEmpty {
+            text += " from " + list(ListNormalization.networks(rule.from))
+        }
+        if !rule.to.isEmpty {
+            text += " to " + list(ListNormalization.networks(rule.to))
+        }
+        if !rule.ports.isEmpty {
+            text += (rule.to.isEmpty ? " to port " : " port ")
+                + ListNormalization.ports(rule.ports).map(\.description).joined(separator: ", ")
+        }
+        if let count = rule.halfOpenPerSource {
+            text += " limit half-open \(count) per-source"
+        }
+        return text
+    }
+
+    /// In the largest unit that divides it exactly: 432000 is `5d`, 90 is `90s`, 7200 is `2h`.
+    static func duration(_ seconds: UInt32) -> String {
+        for (unit, suffix) in [(DurationUnit.days, "d"), (.hours, "h"), (.minutes, "m")]
+        where seconds > 0 && Int(seconds) % unit.rawValue == 0 {
+            return "\(Int(seconds) / unit.rawValue)\(suffix)"
+        }
+        return "\(seconds)s"
+    }
+
+    private static func list(_ networks: [IPNetwork]) -> String {
+        networks.map(\.description).joined(separator: ", ")
+    }
+}

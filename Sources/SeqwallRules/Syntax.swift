@@ -1,0 +1,136 @@
+import SeqwallCore
+
+// The syntax tree the parser builds: one `Statement` per line, values as written and where they
+// were written. The parser checks only the shape of things (is this a number, an address?); the
+// checker decides whether the values make sense (port 0, host bits, contradictions) so that each
+// rule lives in one place.
+
+/// A whole number as written. `value` saturates at `NumberLiteral.saturation`, so a number too
+/// long for any field is still a number and fails the range check that names its field.
+struct NumberLiteral: Sendable {
+    static let saturation = 1 << 62
+
+    let text: String
+    let value: Int
+    let location: SourceLocation
+}
+
+/// An address or network as written: `198.51.100.7`, `203.0.113.0/24`, `2001:db8::/64`.
+struct NetworkLiteral: Sendable {
+    let text: String
+    let address: IPAddress
+    /// nil when written without `/N`: a single host.
+    let prefixLength: Int?
+    /// Written with a colon. An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) parses to the same
+    /// IPAddress as the IPv4 one, and would then take an IPv4 prefix length; the checker refuses it.
+    let writtenAsIPv6: Bool
+    let location: SourceLocation
+    /// Where the digits after the slash start (or `location` when there is no slash).
+    let prefixLocation: SourceLocation
+}
+
+/// A port (`22`) or an inclusive range (`8000-8100`) as written; bounds not yet checked.
+struct PortLiteral: Sendable {
+    let text: String
+    let lowerText: Substring
+    let upperText: Substring
+    let lower: Int
+    let upper: Int
+    let location: SourceLocation
+    let upperLocation: SourceLocation
+
+    var isRange: Bool { upperLocation != location }
+}
+
+enum DurationUnit: Int, Sendable {
+    case seconds = 1
+    case minutes = 60
+    case hours = 3600
+    case days = 86400
+}
+
+/// `30s`, `5m`, `2h`, `5d`, or a bare number of seconds.
+struct DurationLiteral: Sendable {
+    let text: String
+    let amount: Int
+    let unit: DurationUnit
+    let location: SourceLocation
+}
+
+/// What `timeout tcp NAME` can set: the kernel's states that have a timeout, then its two
+/// special timeouts. The case order is the kernel's (enum tcp_conntrack), which is also the order
+/// the canonical form prints them in.
+enum TimeoutName: CaseIterable, Sendable, Hashable {
+    case synSent, synRecv, established, finWait, closeWait, lastAck, timeWait, close, synSent2
+    case retransmit, unacknowledged
+
+    /// The canonical spelling.
+    var keyword: String {
+        switch self {
+        case .synSent: "syn-sent"
+        case .synRecv: "syn-recv"
+        case .established: "established"
+        case .finWait: "fin-wait"
+        case .closeWait: "close-wait"
+        case .lastAck: "last-ack"
+        case .timeWait: "time-wait"
+        case .close: "close"
+        case .synSent2: "syn-sent2"
+        case .retransmit: "retransmit"
+        case .unacknowledged: "unacknowledged"
+        }
+    }
+
+    /// Accepts `-` or `_` and any case, so the kernel's own names (SYN_SENT) work too.
+    init?(keyword: String) {
+        let normalized = String(keyword.lowercased().map { $0 == "_" ? "-" : $0 })
+        guard let name = TimeoutName.allCases.first(where: { $0.keyword == normalized }) else { return nil }
+        self = name
+    }
+
+    var keyPath: WritableKeyPath<TCPTimeouts, UInt32> {
+        switch self {
+        case .synSent: \.synSent
+        case .synRecv: \.synRecv
+        case .established: \.established
+        case .finWait: \.finWait
+        case .closeWait: \.closeWait
+        case .lastAck: \.lastAck
+        case .timeWait: \.timeWait
+        case .close: \.close
+        case .synSent2: \.synSent2
+        case .retransmit: \.retransmit
+        case .unacknowledged: \.unacknowledged
+        }
+    }
+}
+
+/// `pass|block|reject in|out tcp [from ...] [to ...] [port ...] [limit half-open N per-source]`.
+struct RuleStatement: Sendable {
+    let action: RuleAction
+    let direction: Direction
+    /// Empty means any.
+    let from: [NetworkLiteral]
+    let to: [NetworkLiteral]
+    let ports: [PortLiteral]
+    /// The per-rule `limit half-open N per-source`, and where its `limit` keyword is.
+    let halfOpenPerSource: NumberLiteral?
+    let limitLocation: SourceLocation?
+    /// The action keyword.
+    let location: SourceLocation
+}
+
+/// One line of a rule file. Each case's `location` is its first keyword.
+enum Statement: Sendable {
+    /// `location` is the quoted file name, which is what a missing-file error points at.
+    case include(path: String, location: SourceLocation)
+    case inside([NetworkLiteral], location: SourceLocation)
+    case defaultAction(Direction, RuleAction, location: SourceLocation)
+    case rule(RuleStatement)
+    case limitStates(NumberLiteral, location: SourceLocation)
+    case limitHalfOpen(NumberLiteral, perSource: Bool, location: SourceLocation)
+    /// `burst` is nil when left out; it then equals the rate (one second's worth).
+    case limitSynRate(rate: NumberLiteral, burst: NumberLiteral?, location: SourceLocation)
+    case timeout(TimeoutName, DurationLiteral, location: SourceLocation)
+    case pickup(Bool, location: SourceLocation)
+}
