@@ -85,6 +85,9 @@ public final class ConnectionTracker {
         if let (slot, direction) = table.find(key) {
             let connection = table.connection(at: slot)
             if connection.pointee.expiresAt > now {
+                if connection.pointee.status.contains(.rejected) {
+                    return rejected(slot: slot, direction: direction, segment: segment)
+                }
                 return track(slot: slot, connection: connection, direction: direction, segment: segment,
                              hook: hook, now: now)
             }
@@ -114,6 +117,10 @@ public final class ConnectionTracker {
         case .drop(let reason):
             return dropped(reason)
         case .destroy:
+            // The state machine already moved the connection on (to CLOSE): count it out of
+            // the half-open set from the state it had, not the one destroy(slot:) would see.
+            let newState = connection.pointee.state
+            if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
             destroy(slot: slot)
             return accepted()
         case .reopen:
@@ -134,9 +141,16 @@ public final class ConnectionTracker {
         switch decision.action {
         case .block: return dropped(.rule)
         case .reject:
-            counters.dropped += 1
-            counters.drops[Int(DropReason.rule.rawValue)] += 1
-            return .reject
+            // Remember the refusal briefly, so the RST the kernel sends back on our behalf is
+            // let out (it has no connection otherwise) and a retransmitted SYN is refused again.
+            if !table.isFull {
+                var refused = Connection(key: key, direction: direction)
+                refused.state = .close
+                refused.status = .rejected
+                refused.expiresAt = now &+ UInt64(policy.timeouts.close) &* 1_000_000_000
+                if table.insert(refused) != nil { counters.created += 1 }
+            }
+            return rejectedByRule()
         case .pass: break
         }
         guard !table.isFull else { return dropped(.tableFull) }
@@ -170,6 +184,23 @@ public final class ConnectionTracker {
             if policy.isInside(source) && !policy.isInside(destination) { return .outbound }
             return .inbound
         }
+    }
+
+    /// A packet of a connection a `reject` rule refused: the RST answering it passes and ends
+    /// the entry; a retransmitted SYN is refused again; anything else has no connection.
+    func rejected(slot: Int, direction: FlowDirection, segment: TCPSegment) -> Verdict {
+        if direction == .reply && segment.flags.contains(.rst) {
+            destroy(slot: slot)
+            return accepted()
+        }
+        if direction == .original && TCPFlagIndex(segment.flags) == .syn { return rejectedByRule() }
+        return dropped(.noConnection)
+    }
+
+    func rejectedByRule() -> Verdict {
+        counters.dropped += 1
+        counters.drops[Int(DropReason.rule.rawValue)] += 1
+        return .reject
     }
 
     @inline(__always)

@@ -78,34 +78,17 @@ extension IPAddress {
             self.init(ipv4: v4)
             return
         }
-        var head: [UInt16] = []
-        var tail: [UInt16] = []
-        var sawDoubleColon = false
-        var rest = text[...]
-        if rest.hasPrefix("::") {
-            sawDoubleColon = true
-            rest = rest.dropFirst(2)
-        }
-        var fields = rest.isEmpty ? [] : rest.split(separator: ":", omittingEmptySubsequences: false)
-        // A "::" in the middle shows up as one empty field; at the end as two.
-        if let last = fields.last, last.isEmpty, fields.count >= 2, fields[fields.count - 2].isEmpty, !sawDoubleColon {
-            fields.removeLast(2)
-            fields.append("")
-        }
-        for (index, field) in fields.enumerated() {
-            if field.isEmpty {
-                if sawDoubleColon { return nil }
-                sawDoubleColon = true
-                continue
-            }
-            if index == fields.count - 1 && field.contains(".") {
-                guard let v4 = IPAddress.parseIPv4(field) else { return nil }
-                let pair = [UInt16(v4 >> 16), UInt16(v4 & 0xFFFF)]
-                if sawDoubleColon { tail += pair } else { head += pair }
-                continue
-            }
-            guard field.count <= 4, let value = UInt16(field, radix: 16) else { return nil }
-            if sawDoubleColon { tail.append(value) } else { head.append(value) }
+        // At most one "::" (RFC 4291 2.2): the groups before it and after it. An embedded
+        // IPv4 address may only end the text.
+        let head: [UInt16], tail: [UInt16]
+        let sawDoubleColon: Bool
+        if let gap = text.firstRange(of: "::") {
+            guard let before = IPAddress.parseGroups(text[..<gap.lowerBound], ipv4Last: false),
+                  let after = IPAddress.parseGroups(text[gap.upperBound...], ipv4Last: true) else { return nil }
+            (head, tail, sawDoubleColon) = (before, after, true)
+        } else {
+            guard let groups = IPAddress.parseGroups(text, ipv4Last: true) else { return nil }
+            (head, tail, sawDoubleColon) = (groups, [], false)
         }
         let total = head.count + tail.count
         if sawDoubleColon ? total > 7 : total != 8 { return nil }
@@ -119,6 +102,25 @@ extension IPAddress {
     }
 
     public init?(_ text: String) { self.init(text[...]) }
+
+    /// Colon-separated groups of 1-4 ASCII hex digits, the last one optionally a dotted quad
+    /// (two groups); nil for an empty group, so no lone leading or trailing colon passes.
+    static func parseGroups(_ text: Substring, ipv4Last: Bool) -> [UInt16]? {
+        if text.isEmpty { return [] }
+        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        var groups: [UInt16] = []
+        for (index, field) in fields.enumerated() {
+            if ipv4Last && index == fields.count - 1 && field.contains(".") {
+                guard let v4 = IPAddress.parseIPv4(field) else { return nil }
+                groups += [UInt16(v4 >> 16), UInt16(v4 & 0xFFFF)]
+                continue
+            }
+            guard (1...4).contains(field.count), field.allSatisfy({ $0.isASCII && $0.isHexDigit }),
+                  let value = UInt16(field, radix: 16) else { return nil }
+            groups.append(value)
+        }
+        return groups
+    }
 
     static func parseIPv4(_ text: Substring) -> UInt32? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)

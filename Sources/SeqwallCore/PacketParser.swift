@@ -67,7 +67,9 @@ public enum PacketParser {
 
         var nextHeader = bytes[6]
         var offset = 40
-        for _ in 0..<maximumExtensionHeaders {
+        // Up to `maximumExtensionHeaders` extension headers, then one more round for the
+        // upper-layer header that follows them.
+        for _ in 0...maximumExtensionHeaders {
             let headerLength: Int
             switch nextHeader {
             case 0, 43, 60, 135, 139, 140:

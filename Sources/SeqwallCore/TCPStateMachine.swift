@@ -240,20 +240,25 @@ public enum TCPStateMachine {
         let other = connection.peer(direction.opposite)
         let established = oldState == .established && connection.status.contains(.assured)
         if other.flags.contains(.maxAckSet) && connection.lastIndex != .syn {
+            // Each early return to the window check below is the kernel's `break`: such an
+            // RST is judged by tcp_in_window alone, never waved through by the rules after
+            // this block.
             let sequence = segment.sequence
             // SEQ 0 outside ESTABLISHED: likely the answer to a SYN we let through.
-            if !(sequence == 0 && !established) {
-                // Below what the other side already acknowledged: not a valid RST.
-                if SequenceNumber.before(sequence, other.maxAck) { return .invalid }
-                if established && sequence != other.maxAck {
-                    // The end of a data train: "P seq:end ack" followed by "R end".
-                    let train = connection.lastIndex == .ack && connection.lastDirection == direction
-                        && sequence == connection.lastEnd
-                    // In window but not exact: the receiver answers with a challenge ACK;
-                    // keep the state until an exact RST comes (RFC 5961 3.2).
-                    if !train { return .keepState }
-                }
+            if sequence == 0 && !established { return .checkWindow }
+            // Below what the other side already acknowledged: not a valid RST.
+            if SequenceNumber.before(sequence, other.maxAck) { return .invalid }
+            if !established || sequence == other.maxAck { return .checkWindow }
+            // The end of a data train: "P seq:end ack" followed by "R end".
+            if connection.lastIndex == .ack && connection.lastDirection == direction
+                && sequence == connection.lastEnd {
+                return .checkWindow
             }
+            // In window but not exact: the receiver answers with a challenge ACK; keep the
+            // state until an exact RST comes (RFC 5961 3.2). The kernel goes on to the checks
+            // below, but in an assured ESTABLISHED connection whose last segment was not a SYN
+            // none of them can hold.
+            return .keepState
         }
         // An RST answering a SYN or ACK we let through while out of sync.
         let answersIgnored = (connection.status.contains(.seenReply) && connection.lastIndex == .syn)

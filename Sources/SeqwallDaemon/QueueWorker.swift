@@ -123,17 +123,76 @@ final class QueueWorker: @unchecked Sendable {
             // rather than loop.
             verdict = .drop(.rule)
         } else {
-            let hook: PacketHook
-            switch Int32(packet.hook) {
-            case Int32(NF_INET_LOCAL_IN.rawValue): hook = .input
-            case Int32(NF_INET_LOCAL_OUT.rawValue): hook = .output
-            case Int32(NF_INET_FORWARD.rawValue): hook = .forward
-            default: hook = .other
-            }
+            let hook = QueueWorker.hook(of: packet)
             let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
             verdict = tracker.process(bytes, wireLength: Int(packet.wire_length), hook: hook, now: now)
         }
         appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
+        if case .drop(let reason) = verdict {
+            logDrop(reason, packet: packet)
+        } else if verdict == .reject {
+            logDrop(.rule, packet: packet, rejected: true)
+        }
+    }
+
+    // MARK: Drop log
+
+    /// Drop lines per second at most, and the burst allowed above it: a flood of bad packets
+    /// must not become a flood of log lines.
+    static let dropLogRate: UInt64 = 10
+    static let dropLogBurst: UInt64 = 20
+    private var dropLogTokens = QueueWorker.dropLogBurst
+    private var dropLogRefilledAt: UInt64 = 0
+    private var dropLogSuppressed: UInt64 = 0
+
+    /// One line per dropped packet, rate-limited. The packet is parsed again only when a line
+    /// is written, so the drop path itself stays as cheap as the accept path.
+    private func logDrop(_ reason: DropReason, packet: seqwall_nfq_packet, rejected: Bool = false) {
+        let elapsed = now &- dropLogRefilledAt
+        let refill = elapsed / (1_000_000_000 / QueueWorker.dropLogRate)
+        if refill > 0 {
+            dropLogTokens = min(QueueWorker.dropLogBurst, dropLogTokens + refill)
+            dropLogRefilledAt = now
+        }
+        guard dropLogTokens > 0 else {
+            dropLogSuppressed += 1
+            return
+        }
+        dropLogTokens -= 1
+        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        var line = rejected ? "reject reason=\(reason)" : "drop reason=\(reason)"
+        line += " queue=\(packet.queue) hook=\(QueueWorker.hook(of: packet)) in=\(packet.indev) out=\(packet.outdev)"
+        switch PacketParser.parse(bytes, wireLength: Int(packet.wire_length)) {
+        case .tcp(let segment):
+            let source = segment.source.isIPv4 ? "\(segment.source)" : "[\(segment.source)]"
+            let destination = segment.destination.isIPv4 ? "\(segment.destination)" : "[\(segment.destination)]"
+            line += " tcp \(source):\(segment.sourcePort) -> \(destination):\(segment.destinationPort)"
+            line += " flags=\(segment.flags.names) seq=\(segment.sequence) ack=\(segment.acknowledgment)"
+            line += " win=\(segment.window) len=\(segment.payloadLength)"
+            if let (slot, _) = tracker.table.find(FlowKey(segment)) {
+                line += " state=\(tracker.table.connection(at: slot).pointee.state)"
+            }
+        case .other(let protocolNumber, let source, let destination):
+            line += " proto=\(protocolNumber) \(source) -> \(destination)"
+        case .invalid:
+            line += " length=\(packet.wire_length)"
+        }
+        if dropLogSuppressed > 0 {
+            line += " (\(dropLogSuppressed) earlier drops not logged)"
+            dropLogSuppressed = 0
+        }
+        logger.info("\(line)")
+    }
+
+    /// The netfilter hook a packet was queued from: it decides direction in host mode.
+    @inline(__always)
+    static func hook(of packet: seqwall_nfq_packet) -> PacketHook {
+        switch Int32(packet.hook) {
+        case Int32(NF_INET_LOCAL_IN.rawValue): .input
+        case Int32(NF_INET_LOCAL_OUT.rawValue): .output
+        case Int32(NF_INET_FORWARD.rawValue): .forward
+        default: .other
+        }
     }
 
     @inline(__always)
