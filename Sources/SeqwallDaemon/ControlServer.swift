@@ -34,15 +34,8 @@ final class ControlServer: @unchecked Sendable {
     /// seqwall) or anything that is not a socket (a planted file or symlink) is refused, and the
     /// socket is born with mode 0600 (umask) so there is no moment it is open to others.
     static func makeListener(path: String) throws(SystemError) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else {
-            throw SystemError("control socket path \(path) is longer than \(capacity - 1) bytes", code: ENAMETOOLONG)
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
+        guard let address = UnixSocketAddress.make(path) else {
+            throw SystemError("control socket path \(path) is too long", code: ENAMETOOLONG)
         }
 
         let directory = (path as NSString).deletingLastPathComponent
@@ -66,11 +59,7 @@ final class ControlServer: @unchecked Sendable {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemError("creating the control socket") }
         let oldMask = umask(0o177)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let bound = UnixSocketAddress.with(address) { bind(descriptor, $0, $1) }
         umask(oldMask)
         guard bound == 0 else {
             let error = SystemError("binding the control socket \(path)")
@@ -89,12 +78,7 @@ final class ControlServer: @unchecked Sendable {
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard probe >= 0 else { return false }
         defer { close(probe) }
-        var address = address
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
+        return UnixSocketAddress.with(address) { connect(probe, $0, $1) } == 0
     }
 
     func start() {

@@ -90,8 +90,9 @@ final class NetfilterQueueSocket {
                 }
             }
             if result < 0 {
-                if errno == EBUSY || errno == EEXIST {
-                    throw SystemError("\(what): another process holds this queue", code: errno)
+                // The kernel answers EPERM (or EBUSY) when another socket already owns the queue.
+                if errno == EPERM || errno == EBUSY || errno == EEXIST {
+                    throw SystemError("\(what): another process (another seqwall?) holds this queue", code: errno)
                 }
                 throw SystemError(what)
             }

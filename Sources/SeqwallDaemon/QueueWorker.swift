@@ -52,8 +52,7 @@ final class QueueWorker: @unchecked Sendable {
             }
             flushVerdicts()
         } catch {
-            receiveBuffer.deallocate()
-            sendBuffer.deallocate()
+            // Every stored property is set, so deinit runs and frees the buffers.
             throw error
         }
     }

@@ -18,6 +18,22 @@ struct Seqwall: ParsableCommand {
             """,
         subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self]
     )
+
+    /// Exit 0 on success and 1 on any error, with one line on stderr (SPEC: CLI contract);
+    /// help and version still exit 0.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("seqwall: \(message)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
 }
 
 /// `--control PATH`, shared by every command that talks to the daemon.
