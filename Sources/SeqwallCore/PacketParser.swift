@@ -64,6 +64,9 @@ public enum PacketParser {
         guard totalLength <= wireLength else { return .invalid(.truncated) }
         let source = IPAddress(high: bytes.bigEndianUInt64(at: 8), low: bytes.bigEndianUInt64(at: 16))
         let destination = IPAddress(high: bytes.bigEndianUInt64(at: 24), low: bytes.bigEndianUInt64(at: 32))
+        // IPv4-mapped addresses never appear on the wire (RFC 4291 2.5.5.2); seqwall keeps IPv4
+        // in that form, so such a packet would pose as IPv4 to the rules and the table.
+        if source.isIPv4 || destination.isIPv4 { return .invalid(.badHeader) }
 
         var nextHeader = bytes[6]
         var offset = 40
