@@ -26,7 +26,8 @@ public struct ControlClient: Sendable {
     /// Sends `request`; calls `onConnection` for each streamed connection; returns the final
     /// reply. Errors say what an operator can do about them.
     public func send(_ request: ControlRequest,
-                     onConnection: (ConnectionRecord) -> Void = { _ in }) throws(ControlClientError) -> ControlReply {
+                     onConnection: (ConnectionRecord) -> Void = { _ in },
+                     onWatch: (WatchLine) -> Void = { _ in }) throws(ControlClientError) -> ControlReply {
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw ControlClientError("cannot create a socket: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -77,6 +78,10 @@ public struct ControlClient: Sendable {
                 start = newline + 1
                 if let streamed = try? decoder.decode(ConnectionLine.self, from: line) {
                     onConnection(streamed.connection)
+                    continue
+                }
+                if let watched = try? decoder.decode(WatchLine.self, from: line), watched.watch != nil || watched.lost != nil {
+                    onWatch(watched)
                     continue
                 }
                 guard let reply = try? decoder.decode(ControlReply.self, from: line) else {

@@ -4,7 +4,9 @@ import SeqwallCore
 ///
 /// A client sends one request line, e.g. `{"command":"stats"}`, and reads lines back until one
 /// carries `"ok"`. A `list` answer streams one `{"connection":{...}}` line per connection before
-/// its final `{"ok":true,"count":N}`. A failure is `{"ok":false,"error":"message"}`.
+/// its final `{"ok":true,"count":N}`; `delete` streams the connections it removed the same way.
+/// `watch` streams `{"watch":{...}}` lines (and `{"lost":N}` when the watcher fell behind) until
+/// the client closes the connection. A failure is `{"ok":false,"error":"message"}`.
 /// Requests are at most `ControlLimits.maximumRequestBytes` long.
 public enum ControlLimits {
     public static let maximumRequestBytes = 64 * 1024
@@ -22,6 +24,8 @@ public enum ControlCommand: String, Codable, Sendable, CaseIterable {
     case delete
     case flush
     case reload
+    /// Stream `{"watch":{...}}` lines for every table change until the client goes away.
+    case watch
 }
 
 public struct ControlRequest: Codable, Sendable, Equatable {

@@ -14,6 +14,25 @@ public enum Formatters {
         return line
     }
 
+    /// One event in the `conntrack -E` layout: the tag right-aligned, then the connection;
+    /// a destroyed connection has no timeout or state left to show.
+    public static func eventLine(_ record: EventRecord) -> String {
+        let tag = "[\(record.event.uppercased())]"
+        let padded = String(repeating: " ", count: max(0, 9 - tag.count)) + tag
+        let c = record.connection
+        if record.event == "destroy" {
+            var line = "\(padded) tcp      6 "
+            line += "src=\(c.orig.src) dst=\(c.orig.dst) sport=\(c.orig.sport) dport=\(c.orig.dport) "
+            if c.unreplied { line += "[UNREPLIED] " }
+            line += "src=\(c.reply.src) dst=\(c.reply.dst) sport=\(c.reply.sport) dport=\(c.reply.dport)"
+            if c.assured { line += " [ASSURED]" }
+            return line
+        }
+        var line = conntrackLine(c)
+        if line.hasSuffix(" use=1") { line.removeLast(6) }
+        return "\(padded) \(line)"
+    }
+
     /// The summary conntrack prints on stderr after a listing.
     public static func listSummary(count: Int) -> String {
         "seqwall: \(count) flow entr\(count == 1 ? "y has" : "ies have") been shown."

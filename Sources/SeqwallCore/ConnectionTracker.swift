@@ -45,6 +45,10 @@ public final class ConnectionTracker {
     public private(set) var halfOpenCount = 0
     /// Where the incremental expiry sweep continues.
     var sweepCursor = 0
+    /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
+    /// is watching); the owner collects and resets them.
+    public let events = ConnectionEventBuffer(capacity: 4096)
+    public var recordsEvents = false
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it).
     public init(policy: Policy, capacity: Int? = nil, hasher: FlowHasher = FlowHasher()) {
@@ -105,6 +109,7 @@ public final class ConnectionTracker {
         case .accept:
             let newState = connection.pointee.state
             if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
+            let oldStatus = connection.pointee.status
             if direction == .original {
                 connection.pointee.packetsOriginal &+= 1
                 connection.pointee.bytesOriginal &+= UInt64(segment.wireLength)
@@ -112,6 +117,13 @@ public final class ConnectionTracker {
                 connection.pointee.status.insert(.seenReply)
                 connection.pointee.packetsReply &+= 1
                 connection.pointee.bytesReply &+= UInt64(segment.wireLength)
+            }
+            if recordsEvents {
+                let noticed: ConnectionStatus = [.seenReply, .assured]
+                if oldState != newState
+                    || oldStatus.intersection(noticed) != connection.pointee.status.intersection(noticed) {
+                    events.append(.update, connection.pointee)
+                }
             }
             return accepted()
         case .drop(let reason):
@@ -148,7 +160,10 @@ public final class ConnectionTracker {
                 refused.state = .close
                 refused.status = .rejected
                 refused.expiresAt = now &+ UInt64(policy.timeouts.close) &* 1_000_000_000
-                if table.insert(refused) != nil { counters.created += 1 }
+                if table.insert(refused) != nil {
+                    counters.created += 1
+                    if recordsEvents { events.append(.new, refused) }
+                }
             }
             return rejectedByRule()
         case .pass: break
@@ -170,6 +185,7 @@ public final class ConnectionTracker {
         guard table.insert(connection) != nil else { return dropped(.tableFull) }
         counters.created += 1
         if connection.state.isHalfOpen { halfOpenCount += 1 }
+        if recordsEvents { events.append(.new, connection) }
         return accepted()
     }
 
@@ -220,6 +236,7 @@ public final class ConnectionTracker {
 
     func destroy(slot: Int) {
         if table.connection(at: slot).pointee.state.isHalfOpen { halfOpenCount -= 1 }
+        if recordsEvents { events.append(.destroy, table.connection(at: slot).pointee) }
         table.remove(at: slot)
         counters.destroyed += 1
     }

@@ -10,9 +10,8 @@ import Glibc
 /// client never holds up another (and never the packet path, which it reaches only through
 /// worker mailboxes).
 final class ControlServer: @unchecked Sendable {
-    /// Answers one request: `emit` streams a line (false once the client is gone); the
-    /// returned reply is the final line.
-    typealias Handler = @Sendable (ControlRequest, (String) -> Bool) -> ControlReply
+    /// Answers one request through its session; the returned reply is the final line.
+    typealias Handler = @Sendable (ControlRequest, ControlSession) -> ControlReply
 
     let path: String
     private let listener: Int32
@@ -152,7 +151,7 @@ final class ControlServer: @unchecked Sendable {
         case .failure(let message):
             reply = .failure(message)
         case .success(let request):
-            reply = handler(request) { line in ControlServer.writeLine(client, line) }
+            reply = handler(request, ControlSession(client: client))
         }
         _ = ControlServer.writeLine(client, ControlServer.encode(reply))
     }
@@ -224,5 +223,21 @@ final class ControlServer: @unchecked Sendable {
             offset += written
         }
         return true
+    }
+}
+
+/// One client's connection, as a request handler sees it.
+struct ControlSession {
+    let client: Int32
+
+    /// Streams a line; false once the client has gone.
+    func emit(_ line: String) -> Bool { ControlServer.writeLine(client, line) }
+
+    /// Waits up to `milliseconds` for the client to hang up; true when it has (a watcher
+    /// that closed its end, or sent anything more, is done).
+    func hasHungUp(waitingMilliseconds milliseconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, milliseconds)
+        return ready > 0 && descriptor.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import SeqwallControl
 import SeqwallCore
 import SeqwallRules
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,6 +27,8 @@ public final class Daemon: @unchecked Sendable {
     private var workers: [QueueWorker] = []
     private let reloadLock = NSLock()
     private var reloads = 0
+    private let stopping = Atomic<Bool>(false)
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -79,8 +82,8 @@ public final class Daemon: @unchecked Sendable {
 
         let server: ControlServer
         do {
-            server = try ControlServer(path: options.controlPath, logger: logger) { [self] request, emit in
-                handle(request, emit: emit)
+            server = try ControlServer(path: options.controlPath, logger: logger) { [self] request, session in
+                handle(request, session: session)
             }
         } catch {
             logger.error("cannot open the control socket: \(error)")
@@ -102,6 +105,7 @@ public final class Daemon: @unchecked Sendable {
             logger.info("signal \(received == SIGTERM ? "SIGTERM" : "SIGINT"): stopping")
             break
         }
+        stopping.store(true, ordering: .relaxed)
         server.stop()
         stopWorkers(finished)
         logger.info("seqwall stopped; queues released")
@@ -139,7 +143,7 @@ public final class Daemon: @unchecked Sendable {
     /// Connections examined per visit to a worker: keeps each visit to a few milliseconds.
     static let listChunkSlots = 16384
 
-    func handle(_ request: ControlRequest, emit: (String) -> Bool) -> ControlReply {
+    func handle(_ request: ControlRequest, session: ControlSession) -> ControlReply {
         let filter: CompiledFilter
         do {
             filter = try (request.filter ?? ConnectionFilter()).compiled()
@@ -163,17 +167,30 @@ public final class Daemon: @unchecked Sendable {
             visitConnections { connection, now in
                 guard !clientGone, filter.matches(connection) else { return }
                 let line = ControlServer.encode(ConnectionLine(connection: ConnectionRecord(connection, now: now)))
-                if emit(line) { shown += 1 } else { clientGone = true }
+                if session.emit(line) { shown += 1 } else { clientGone = true }
             }
             return ControlReply(ok: true, count: shown)
         case .delete:
+            // Say what was deleted, as conntrack -D does.
             var removed = 0
             for worker in workers {
-                removed += worker.mailbox.perform { worker in
-                    worker.tracker.removeConnections(where: filter.matches)
+                let (gone, now) = worker.mailbox.perform { worker -> ([Connection], UInt64) in
+                    var gone: [Connection] = []
+                    worker.tracker.removeConnections { connection in
+                        guard filter.matches(connection) else { return false }
+                        gone.append(connection)
+                        return true
+                    }
+                    return (gone, SystemCall.monotonicNanoseconds())
                 }
+                for connection in gone {
+                    _ = session.emit(ControlServer.encode(ConnectionLine(connection: ConnectionRecord(connection, now: now))))
+                }
+                removed += gone.count
             }
             return ControlReply(ok: true, count: removed)
+        case .watch:
+            return watch(session: session)
         case .flush:
             var removed = 0
             for worker in workers {
@@ -181,6 +198,41 @@ public final class Daemon: @unchecked Sendable {
             }
             return ControlReply(ok: true, count: removed)
         }
+    }
+
+    /// How often a watcher collects its events.
+    static let watchIntervalMilliseconds: Int32 = 50
+
+    /// Streams table changes to one client until it hangs up or the daemon stops. Each worker
+    /// pushes into the watcher's own ring; this thread drains them.
+    private func watch(session: ControlSession) -> ControlReply {
+        let queues = workers.map { worker in
+            let queue = WatchQueue()
+            worker.mailbox.post { $0.addWatcher(queue) }
+            return (worker, queue)
+        }
+        defer {
+            for (worker, queue) in queues { worker.mailbox.post { $0.removeWatcher(queue) } }
+        }
+        var shown = 0
+        while !isStopping {
+            let now = SystemCall.monotonicNanoseconds()
+            var lost: UInt64 = 0
+            var clientGone = false
+            for (_, queue) in queues {
+                queue.drain { event in
+                    guard !clientGone else { return }
+                    let line = ControlServer.encode(WatchLine(watch: EventRecord(event, now: now)))
+                    if session.emit(line) { shown += 1 } else { clientGone = true }
+                }
+                lost += queue.takeLost()
+            }
+            if lost > 0 && !clientGone { clientGone = !session.emit(ControlServer.encode(WatchLine(lost: lost))) }
+            if clientGone || session.hasHungUp(waitingMilliseconds: Daemon.watchIntervalMilliseconds) {
+                return ControlReply(ok: true, count: shown)
+            }
+        }
+        return ControlReply(ok: true, count: shown, message: "seqwall is stopping")
     }
 
     /// Visits every connection of every worker, a chunk of slots per visit: the worker copies

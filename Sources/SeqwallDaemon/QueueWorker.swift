@@ -36,6 +36,8 @@ final class QueueWorker: @unchecked Sendable {
     private var sendLength = 0
     private var now: UInt64 = 0
     private var running = true
+    /// `conntrack watch` clients; touched only on this thread (added and removed by jobs).
+    private var watchers: [WatchQueue] = []
 
     init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, logger: Logger) throws(SystemError) {
         self.queue = queue
@@ -69,20 +71,53 @@ final class QueueWorker: @unchecked Sendable {
             pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
         ]
         let context = Unmanaged.passUnretained(self).toOpaque()
+        var sweptAt = SystemCall.monotonicNanoseconds()
         while running {
-            let ready = poll(&descriptors, 2, 1000)
+            let ready = poll(&descriptors, 2, 250)
             now = SystemCall.monotonicNanoseconds()
             if ready > 0 && descriptors[0].revents != 0 { receiveBatch(context: context) }
             if ready > 0 && descriptors[1].revents != 0 {
                 for job in mailbox.takeJobs() { job(self) }
             }
-            // Idle or not, keep expiring: a quiet table still empties.
-            tracker.expire(now: now, budget: 256)
+            // Idle or not, keep expiring, at a pace that sweeps the whole table about once a
+            // second: a quiet table still empties, and a connection outlives its timeout by
+            // about a second at most (a packet for it finds it expired at once anyway).
+            let elapsedMilliseconds = Int((now &- sweptAt) / 1_000_000)
+            if elapsedMilliseconds > 0 {
+                tracker.expire(now: now, budget: max(64, tracker.table.capacity * min(elapsedMilliseconds, 1000) / 1000))
+                sweptAt = now
+            }
+            publishEvents()
         }
         socket.close(scratch: sendBuffer)
     }
 
     func stop() { running = false }
+
+    // MARK: Watchers
+
+    func addWatcher(_ watcher: WatchQueue) {
+        watchers.append(watcher)
+        tracker.recordsEvents = true
+    }
+
+    func removeWatcher(_ watcher: WatchQueue) {
+        watchers.removeAll { $0 === watcher }
+        tracker.recordsEvents = !watchers.isEmpty
+        if watchers.isEmpty { tracker.events.reset() }
+    }
+
+    /// Hands the tracker's recorded events to every watcher, once per loop turn.
+    private func publishEvents() {
+        let events = tracker.events
+        guard !watchers.isEmpty, events.count > 0 || events.lost > 0 else { return }
+        for index in 0..<events.count {
+            let event = events[index]
+            for watcher in watchers { watcher.push(event) }
+        }
+        let lost = events.reset()
+        for watcher in watchers { watcher.addLost(lost) }
+    }
 
     /// Takes up to `batchLimit` waiting packets, then sends all their verdicts at once.
     private func receiveBatch(context: UnsafeMutableRawPointer) {

@@ -6,7 +6,7 @@ import SeqwallCore
 struct Conntrack: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect and manage the connection table, as conntrack(8) does for the kernel's.",
-        subcommands: [List.self, Count.self, Delete.self, Flush.self]
+        subcommands: [List.self, Watch.self, Count.self, Delete.self, Flush.self]
     )
 }
 
@@ -81,6 +81,44 @@ extension Conntrack {
         }
     }
 
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show connections as they are created, change state and end (conntrack -E).",
+            discussion: "Runs until interrupted. A watcher that cannot keep up loses events (counted on stderr) rather than slowing the firewall."
+        )
+
+        @Option(name: .shortAndLong, help: "line (the conntrack -E layout) or json (one object a line).")
+        var output: OutputFormat = .line
+
+        @OptionGroup var control: ControlOption
+
+        func validate() throws {
+            guard output != .text else { throw ValidationError("watch prints line or json") }
+        }
+
+        func run() throws {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            do {
+                let reply = try control.send(ControlRequest(command: .watch)) { _ in } onWatch: { line in
+                    if let event = line.watch {
+                        // Unbuffered: each event shows the moment it happens, even into a pipe.
+                        let text = output == .json
+                            ? (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                            : Formatters.eventLine(event)
+                        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+                    }
+                    if let lost = line.lost {
+                        FileHandle.standardError.write(Data("seqwall: \(lost) events lost: this watcher fell behind\n".utf8))
+                    }
+                }
+                if let message = reply.message { FileHandle.standardError.write(Data("seqwall: \(message)\n".utf8)) }
+            } catch {
+                Self.fail(error)
+            }
+        }
+    }
+
     struct Count: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Count connections (conntrack -C).")
 
@@ -112,7 +150,10 @@ extension Conntrack {
 
         func run() throws {
             do {
-                let count = try control.send(ControlRequest(command: .delete, filter: filters.filter)).count ?? 0
+                let reply = try control.send(ControlRequest(command: .delete, filter: filters.filter)) { record in
+                    print(Formatters.conntrackLine(record))
+                }
+                let count = reply.count ?? 0
                 print("seqwall: \(count) flow entr\(count == 1 ? "y has" : "ies have") been deleted.")
             } catch {
                 Self.fail(error)

@@ -46,10 +46,11 @@ struct ControlOption: ParsableArguments {
     var path: String { ControlClient.resolvePath(control) }
 
     /// Sends a request and turns a refusal into exit status 1 with the daemon's message.
-    func send(_ request: ControlRequest, onConnection: (ConnectionRecord) -> Void = { _ in }) throws -> ControlReply {
+    func send(_ request: ControlRequest, onConnection: (ConnectionRecord) -> Void = { _ in },
+              onWatch: (WatchLine) -> Void = { _ in }) throws -> ControlReply {
         let reply: ControlReply
         do {
-            reply = try ControlClient(path: path).send(request, onConnection: onConnection)
+            reply = try ControlClient(path: path).send(request, onConnection: onConnection, onWatch: onWatch)
         } catch {
             throw CommandFailure(error.description)
         }

@@ -139,3 +139,32 @@ struct FilterTests {
         }
     }
 }
+
+@Suite("conntrack -E layout")
+struct EventLineTests {
+    @Test("NEW, UPDATE and DESTROY as conntrack -E prints them")
+    func events() throws {
+        let (fresh, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .synSent, status: [], secondsLeft: 119)
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .new, connection: fresh), now: now)) ==
+            "    [NEW] tcp      6 119 SYN_SENT src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000")
+        let (open, _) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
+                                   status: [.seenReply, .assured], secondsLeft: 431_999)
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .update, connection: open), now: now)) ==
+            " [UPDATE] tcp      6 431999 ESTABLISHED src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000 [ASSURED]")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .destroy, connection: open), now: now)) ==
+            "[DESTROY] tcp      6 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000 [ASSURED]")
+    }
+
+    @Test("an event is one flat JSON object with \"event\" beside the connection's fields")
+    func flatJSON() throws {
+        let (c, now) = connection("2001:db8:1::10", "2001:db8:2::10", 50000, 443, state: .synRecv,
+                                  status: [.seenReply], secondsLeft: 59)
+        let record = EventRecord(ConnectionEvent(kind: .update, connection: c), now: now)
+        let data = try JSONEncoder().encode(record)
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(object["event"] as? String == "update")
+        #expect(object["state"] as? String == "SYN_RECV")
+        #expect((object["orig"] as? [String: Any])?["src"] as? String == "2001:db8:1::10")
+        #expect(try JSONDecoder().decode(EventRecord.self, from: data) == record)
+    }
+}
