@@ -721,7 +721,37 @@ class Lab:
 # ---------------------------------------------------------------------------------------------
 
 class LabTestCase(unittest.TestCase):
-    lab = None  # set by setUpClass of subclasses
+    """One lab per test class: built once, seqwall started in it, removed at the end. A class
+    names its lab with MODE (GATEWAY or HOST), RULES (the rule file) and the ports its server
+    and client listen on."""
+
+    MODE = None
+    RULES = None
+    SERVER_PORTS = ()
+    CLIENT_PORTS = ()
+    lab = None  # set by setUpClass
+
+    @classmethod
+    def setUpClass(cls):
+        problem = environment_problem()
+        if problem:
+            raise unittest.SkipTest(problem)
+        cls.lab = Lab(cls.MODE, cls.RULES, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+        cls.lab.build()
+        try:
+            cls.lab.start_daemon()
+        except BaseException:
+            cls.lab.destroy()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.lab is not None:
+            cls.lab.destroy()
+
+    def setUp(self):
+        if self.lab is not None and not self.lab.daemon.running():  # an earlier test stopped it (or it died)
+            self.lab.start_daemon()
 
     def run(self, result=None):
         if result is None:

@@ -103,28 +103,9 @@ class ConntrackLabMixin:
     """One gateway lab per class; CLI helpers."""
 
     SPORT_BASE = 45000
-
-    @classmethod
-    def setUpClass(cls):
-        problem = lab.environment_problem()
-        if problem:
-            raise unittest.SkipTest(problem)
-        cls.lab = lab.Lab(lab.GATEWAY, RULES, server_ports=(PORT_A, PORT_B), client_ports=())
-        cls.lab.build()
-        try:
-            cls.lab.start_daemon()
-        except BaseException:
-            cls.lab.destroy()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.lab is not None:
-            cls.lab.destroy()
-
-    def setUp(self):
-        if not self.lab.daemon.running():
-            self.lab.start_daemon()
+    MODE = lab.GATEWAY
+    RULES = RULES
+    SERVER_PORTS = (PORT_A, PORT_B)
 
     # -- CLI --
 

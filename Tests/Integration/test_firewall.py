@@ -58,31 +58,8 @@ class FirewallTests:
     RULES = None
     SPORT_BASE = 41000  # source ports for hand-made segments, distinct per class
 
-    # -- fixtures --
-
-    @classmethod
-    def setUpClass(cls):
-        problem = lab.environment_problem()
-        if problem:
-            raise unittest.SkipTest(problem)
-        cls.lab = lab.Lab(cls.MODE, cls.RULES,
-                          server_ports=(OPEN_PORT, CLOSED_PORT, REJECT_PORT),
-                          client_ports=(OUT_PORT,))
-        cls.lab.build()
-        try:
-            cls.lab.start_daemon()
-        except BaseException:
-            cls.lab.destroy()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.lab is not None:
-            cls.lab.destroy()
-
-    def setUp(self):
-        if not self.lab.daemon.running():  # a earlier test stopped it (or it died)
-            self.lab.start_daemon()
+    SERVER_PORTS = (OPEN_PORT, CLOSED_PORT, REJECT_PORT)
+    CLIENT_PORTS = (OUT_PORT,)
 
     # -- helpers --
 
