@@ -47,10 +47,8 @@ public struct ControlClient: Sendable {
             }
         }
 
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard var bytes = try? Array(encoder.encode(request)) else { throw ControlClientError("cannot encode the request") }
-        bytes.append(UInt8(ascii: "\n"))
+        guard let line = try? ControlJSON.line(request) else { throw ControlClientError("cannot encode the request") }
+        let bytes = Array((line + "\n").utf8)
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -1,3 +1,4 @@
+import Foundation
 import SeqwallCore
 
 /// The control socket's protocol: JSON lines over a Unix stream socket.
@@ -14,6 +15,16 @@ public enum ControlLimits {
     public static let requestTimeoutSeconds = 5
     public static let maximumClients = 32
     public static let defaultSocketPath = "/run/seqwall/control.sock"
+}
+
+/// The protocol's JSON: one compact object a line, keys sorted, so daemon, client and CLI
+/// print the same bytes for the same value.
+public enum ControlJSON {
+    public static func line<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
 }
 
 public enum ControlCommand: String, Codable, Sendable, CaseIterable {

@@ -55,11 +55,7 @@ public final class ConnectionTable {
             if found == wanted {
                 let stored = slots[index].key
                 if stored == key { return (index, .original) }
-                if stored.source == key.destination && stored.destination == key.source
-                    && stored.sourcePort == key.destinationPort && stored.destinationPort == key.sourcePort
-                    && stored.protocolNumber == key.protocolNumber {
-                    return (index, .reply)
-                }
+                if stored == key.reversed { return (index, .reply) }
             }
             index = (index + 1) & mask
         }

@@ -83,7 +83,6 @@ public final class ConnectionTracker {
     /// Decides one parsed TCP segment.
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         counters.seen += 1
-        expire(now: now, budget: 2)
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
         if let (slot, direction) = table.find(key) {
@@ -214,8 +213,7 @@ public final class ConnectionTracker {
     }
 
     func rejectedByRule() -> Verdict {
-        counters.dropped += 1
-        counters.drops[Int(DropReason.rule.rawValue)] += 1
+        _ = dropped(.rule)
         return .reject
     }
 
@@ -242,7 +240,9 @@ public final class ConnectionTracker {
     }
 
     /// Looks at up to `budget` slots from where the last call stopped and removes connections
-    /// that have expired: constant work per call, so the whole table is swept as packets flow.
+    /// that have expired. The owner paces it (the daemon's worker sweeps the whole table about
+    /// once a second); packets never wait for it, since a lookup that finds an expired
+    /// connection treats it as gone.
     public func expire(now: UInt64, budget: Int) {
         if table.count == 0 { return }
         var examined = 0

@@ -201,10 +201,7 @@ final class ControlServer: @unchecked Sendable {
     }
 
     static func encode<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(value) else { return "{\"ok\":false,\"error\":\"encoding failed\"}" }
-        return String(decoding: data, as: UTF8.self)
+        (try? ControlJSON.line(value)) ?? "{\"ok\":false,\"error\":\"encoding failed\"}"
     }
 
     /// Writes a line; false when the client has gone.

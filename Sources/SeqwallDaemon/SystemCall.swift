@@ -17,20 +17,10 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(operation): \(String(cString: strerror(code)))" }
 }
 
-/// Every system call the daemon makes goes through these small wrappers (as swift-system does):
-/// EINTR is retried in one place and errors become SystemError.
+/// The packet path's system calls go through these small wrappers (as swift-system does):
+/// EINTR is retried in one place.
 enum SystemCall {
-    @discardableResult
-    static func retrying(_ operation: @autoclosure () -> String, _ call: () -> Int) throws(SystemError) -> Int {
-        while true {
-            let result = call()
-            if result >= 0 { return result }
-            if errno == EINTR { continue }
-            throw SystemError(operation())
-        }
-    }
-
-    /// Like `retrying`, but returns -errno instead of throwing: for the packet path, where an
+    /// Retries on EINTR; returns -errno on failure instead of throwing: on the packet path an
     /// error is counted, not thrown.
     @inline(__always)
     static func retryingErrno(_ call: () -> Int) -> Int {

@@ -70,9 +70,7 @@ extension Conntrack {
                     if output == .line { print(Formatters.conntrackLine(record)) } else { records.append(record) }
                 }
                 if output == .json {
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-                    print(String(decoding: try encoder.encode(records), as: UTF8.self))
+                    print(try ControlJSON.line(records))
                 }
                 FileHandle.standardError.write(Data((Formatters.listSummary(count: reply.count ?? records.count) + "\n").utf8))
             } catch {
@@ -97,15 +95,11 @@ extension Conntrack {
         }
 
         func run() throws {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             do {
                 let reply = try control.send(ControlRequest(command: .watch)) { _ in } onWatch: { line in
                     if let event = line.watch {
                         // Unbuffered: each event shows the moment it happens, even into a pipe.
-                        let text = output == .json
-                            ? (try? encoder.encode(event)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-                            : Formatters.eventLine(event)
+                        let text = output == .json ? (try? ControlJSON.line(event)) ?? "" : Formatters.eventLine(event)
                         FileHandle.standardOutput.write(Data((text + "\n").utf8))
                     }
                     if let lost = line.lost {
