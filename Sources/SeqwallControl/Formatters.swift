@@ -51,7 +51,7 @@ public enum Formatters {
             lines.append("  " + reason.name + String(repeating: " ", count: width - reason.name.count) + "  \(count)")
         }
         for queue in stats.queues {
-            var line = "queue \(queue.queue)      seen \(queue.seen)  accepted \(queue.accepted)  dropped \(queue.dropped)  enobufs \(queue.enobufs)  connections \(queue.connections)"
+            var line = "queue \(queue.queue)      seen \(queue.seen)  accepted \(queue.accepted)  dropped \(queue.dropped)  enobufs \(queue.enobufs)  malformed \(queue.malformed_messages)  send-errors \(queue.send_errors)  connections \(queue.connections)"
             if let kernel = queue.kernel {
                 line += "  kernel: queue_total \(kernel.queue_total)  queue_dropped \(kernel.queue_dropped)  user_dropped \(kernel.user_dropped)"
             }

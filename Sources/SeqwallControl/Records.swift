@@ -97,6 +97,10 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var dropped: UInt64
         /// Times the socket overflowed (ENOBUFS): the kernel dropped packets it could not deliver.
         public var enobufs: UInt64
+        /// Netlink messages from the kernel that were not well-formed packet messages.
+        public var malformed_messages: UInt64
+        /// Batches of verdicts the kernel refused (their packets wait until the queue times out).
+        public var send_errors: UInt64
         public var connections: Int
         public var kernel: KernelQueue?
     }
@@ -113,16 +117,20 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var halfOpen: Int
         public var limit: Int
         public var enobufs: UInt64
+        public var malformedMessages: UInt64
+        public var sendErrors: UInt64
         public var kernel: KernelQueue?
 
         public init(queue: UInt16, counters: TrackerCounters, connections: Int, halfOpen: Int, limit: Int,
-                    enobufs: UInt64, kernel: KernelQueue?) {
+                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0, kernel: KernelQueue?) {
             self.queue = queue
             self.counters = counters
             self.connections = connections
             self.halfOpen = halfOpen
             self.limit = limit
             self.enobufs = enobufs
+            self.malformedMessages = malformedMessages
+            self.sendErrors = sendErrors
             self.kernel = kernel
         }
     }
@@ -141,7 +149,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
                                   limit: inputs.reduce(0) { $0 + $1.limit })
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
-                  dropped: $0.counters.dropped, enobufs: $0.enobufs, connections: $0.connections,
+                  dropped: $0.counters.dropped, enobufs: $0.enobufs, malformed_messages: $0.malformedMessages,
+                  send_errors: $0.sendErrors, connections: $0.connections,
                   kernel: $0.kernel)
         }
     }

@@ -263,7 +263,9 @@ public final class Daemon: @unchecked Sendable {
                                        connections: worker.tracker.table.count,
                                        halfOpen: worker.tracker.halfOpenCount,
                                        limit: worker.tracker.table.limit,
-                                       enobufs: worker.adapter.enobufs, kernel: kernel[worker.queue])
+                                       enobufs: worker.adapter.enobufs,
+                                       malformedMessages: worker.adapter.malformedMessages,
+                                       sendErrors: worker.adapter.sendErrors, kernel: kernel[worker.queue])
             }
         }
         return StatsRecord(queues: inputs)

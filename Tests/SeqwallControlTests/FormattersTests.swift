@@ -94,13 +94,15 @@ struct RecordTests {
         second.accepted = 5
         let stats = StatsRecord(queues: [
             .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil),
-            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 4, kernel: nil),
+            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 4,
+                  malformedMessages: 2, sendErrors: 1, kernel: nil),
         ])
         #expect(stats.packets.seen == 15 && stats.packets.accepted == 12 && stats.packets.dropped == 3)
         #expect(stats.drops.count == DropReason.allCases.count)
         #expect(stats.drops["bad-flags"] == 2 && stats.drops["rule"] == 1 && stats.drops["truncated"] == 0)
         #expect(stats.connections.current == 3 && stats.connections.half_open == 1 && stats.connections.limit == 200)
         #expect(stats.queues.map(\.enobufs) == [0, 4])
+        #expect(stats.queues.map(\.malformed_messages) == [0, 2] && stats.queues.map(\.send_errors) == [0, 1])
         let text = Formatters.statsText(stats)
         #expect(text.contains("packets      seen 15  accepted 12  dropped 3"))
         #expect(text.contains("  bad-flags             2"))
