@@ -99,6 +99,10 @@ public struct Connection: Sendable, Equatable {
     /// Options of an ignored SYN, to adopt if the peer answers it (last_flags).
     public var lastPeerFlags: PeerFlags = []
     public var retransmissions: UInt8 = 0
+    /// The tick at which the table's expiry wheel looks at this connection next (ExpiryWheel);
+    /// kept by the table. It sits in what was padding before `expiresAt`: no extra bytes, and
+    /// in the same cache line the packet path already touches.
+    var wheelTick: UInt32 = 0
 
     /// When the connection expires, on the tracker's monotonic clock, in nanoseconds.
     public var expiresAt: UInt64 = 0

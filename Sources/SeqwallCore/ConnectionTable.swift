@@ -2,6 +2,10 @@
 /// seeded hash that is the same for both directions, and backward-shift deletion (no
 /// tombstones, so probe chains never rot). Sized once; never grows, never allocates after init.
 ///
+/// Every entry is also filed on an expiry wheel by its deadline (ExpiryWheel): the tracker asks
+/// the table for the connections that have come due, at a cost that follows their number, not
+/// the table's size.
+///
 /// Single-owner: a table belongs to one worker thread and is never shared.
 public final class ConnectionTable {
     /// The most connections it holds (`limit states`).
@@ -14,8 +18,13 @@ public final class ConnectionTable {
     /// Per slot: 0 when empty, else the flow hash with the top bit set.
     let tags: UnsafeMutablePointer<UInt32>
     let slots: UnsafeMutablePointer<Connection>
+    var wheel: ExpiryWheel
 
-    public init(limit: Int, hasher: FlowHasher = FlowHasher()) {
+    /// One-second buckets on the expiry wheel: a power of two, and the wheel's turn in seconds.
+    public static let defaultWheelBuckets = ExpiryWheel.defaultBucketCount
+
+    /// `wheelBuckets` sets the expiry wheel's size (tests shrink it to make turns short).
+    public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
         precondition(limit > 0, "a table holds at least one connection")
         self.limit = limit
         var capacity = 16
@@ -28,11 +37,13 @@ public final class ConnectionTable {
         // Connection is a trivial type: slots are written before they are read, and
         // untouched pages of a large table cost no memory until used.
         slots = .allocate(capacity: capacity)
+        wheel = ExpiryWheel(slotCount: capacity, bucketCount: wheelBuckets)
     }
 
     deinit {
         tags.deallocate()
         slots.deallocate()
+        wheel.deallocate()
     }
 
     public var isFull: Bool { count >= limit }
@@ -70,6 +81,7 @@ public final class ConnectionTable {
         while tags[index] != 0 { index = (index + 1) & mask }
         tags[index] = newTag
         (slots + index).initialize(to: connection)
+        slots[index].wheelTick = wheel.file(index, deadline: connection.expiresAt)
         count += 1
         return index
     }
@@ -84,6 +96,7 @@ public final class ConnectionTable {
     /// Empties a slot and shifts later members of its probe chain back into place.
     public func remove(at slot: Int) {
         precondition(tags[slot] != 0, "removing an empty slot")
+        wheel.unlink(slot)
         var hole = slot
         var next = (slot + 1) & mask
         while tags[next] != 0 {
@@ -93,6 +106,7 @@ public final class ConnectionTable {
             if !between {
                 tags[hole] = tags[next]
                 slots[hole] = slots[next]
+                wheel.move(from: next, to: hole)
                 hole = next
             }
             next = (next + 1) & mask
@@ -118,5 +132,32 @@ public final class ConnectionTable {
     public func removeAll() {
         tags.update(repeating: 0, count: capacity)
         count = 0
+        wheel.reset()
+    }
+
+    // MARK: Expiry
+
+    /// Call after a packet may have changed the deadline of the connection in `slot`. Nothing
+    /// happens unless the deadline moved before the tick the wheel will look at it next (a
+    /// later deadline is refiled when that look comes): the packet path stays off the wheel.
+    @inline(__always)
+    public func deadlineChanged(at slot: Int) {
+        let connection = slots + slot
+        if ExpiryWheel.isEarlier(connection.pointee.expiresAt, thanVisit: connection.pointee.wheelTick) {
+            refile(slot)
+        }
+    }
+
+    /// Files the connection in `slot` again, by its current deadline.
+    func refile(_ slot: Int) {
+        wheel.unlink(slot)
+        slots[slot].wheelTick = wheel.file(slot, deadline: slots[slot].expiresAt)
+    }
+
+    /// The slot of a connection whose deadline may have come at `now`, nil when none may have.
+    /// The caller removes it or, when its deadline turns out to be later, refiles it; either
+    /// way it leaves the list of candidates.
+    func nextExpiryCandidate(now: UInt64) -> Int? {
+        wheel.nextCandidate(now: now)
     }
 }

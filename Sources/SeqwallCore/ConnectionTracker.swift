@@ -43,8 +43,6 @@ public final class ConnectionTracker {
     public private(set) var counters = TrackerCounters()
     /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
     public private(set) var halfOpenCount = 0
-    /// Where the incremental expiry sweep continues.
-    var sweepCursor = 0
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
@@ -108,6 +106,7 @@ public final class ConnectionTracker {
         case .accept:
             let newState = connection.pointee.state
             if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
+            table.deadlineChanged(at: slot)
             let oldStatus = connection.pointee.status
             if direction == .original {
                 connection.pointee.packetsOriginal &+= 1
@@ -239,38 +238,50 @@ public final class ConnectionTracker {
         counters.destroyed += 1
     }
 
-    /// Looks at up to `budget` slots from where the last call stopped and removes connections
-    /// that have expired. The owner paces it (the daemon's worker sweeps the whole table about
-    /// once a second); packets never wait for it, since a lookup that finds an expired
-    /// connection treats it as gone.
-    public func expire(now: UInt64, budget: Int) {
-        if table.count == 0 { return }
+    /// Removes connections whose deadline has passed, looking at no more than `budget` of the
+    /// connections the expiry wheel offers (those due, and those whose deadline a packet has
+    /// pushed later, which it files again). Returns whether more may be due: the owner calls
+    /// it between packet batches and when idle, and sooner while it returns true, so a burst of
+    /// deadlines never holds packets up. The work follows the number of connections that come
+    /// due, not the table's size. Packets never wait for it either: a lookup that finds an
+    /// expired connection treats it as gone.
+    @discardableResult
+    public func expire(now: UInt64, budget: Int) -> Bool {
         var examined = 0
         while examined < budget {
-            if sweepCursor >= table.capacity { sweepCursor = 0 }
-            if table.isOccupied(sweepCursor) && table.connection(at: sweepCursor).pointee.expiresAt <= now {
-                // Removal may shift a later entry into this slot: look at it again.
-                destroy(slot: sweepCursor)
-            } else {
-                sweepCursor += 1
-            }
+            guard let slot = table.nextExpiryCandidate(now: now) else { return false }
             examined += 1
+            if table.connection(at: slot).pointee.expiresAt <= now {
+                destroy(slot: slot)
+            } else {
+                table.refile(slot)
+            }
         }
+        return true
     }
 
-    /// Removes the connections `predicate` selects; returns how many.
+    /// Removes the connections `predicate` selects; returns how many. Each connection is
+    /// judged exactly once.
     @discardableResult
     public func removeConnections(where predicate: (Connection) -> Bool) -> Int {
-        var removed = 0
+        guard table.count > 0 else { return 0 }
+        // Go once round the table from just after an empty slot (there is one: the load stays
+        // under 3/4). No probe chain runs across an empty slot, so every chain, including one
+        // that wraps past the end of the array, is walked from its first slot to its last;
+        // a removal shifts only entries from further along the chain back into the current
+        // slot, which is then judged, and never into a slot already passed.
+        let mask = table.capacity - 1
         var slot = 0
-        while slot < table.capacity {
+        while table.isOccupied(slot) { slot += 1 }
+        var removed = 0
+        var remaining = table.capacity
+        while remaining > 0 {
             if table.isOccupied(slot) && predicate(table.connection(at: slot).pointee) {
                 destroy(slot: slot)
                 removed += 1
-                // A later entry may have shifted into this slot; with wrap-around one may also
-                // have moved to an earlier slot, which the next full pass catches.
             } else {
-                slot += 1
+                slot = (slot + 1) & mask
+                remaining -= 1
             }
         }
         return removed

@@ -24,6 +24,10 @@ final class QueueWorker: @unchecked Sendable {
     static let sendBufferSize = 64 * 1024
     /// Packets taken from the socket before their verdicts go out in one send.
     static let batchLimit = 64
+    /// Due connections removed after each batch of packets (a removal costs about as much as
+    /// a packet), and in a turn without packets.
+    static let expiryBudgetPerBatch = 256
+    static let expiryBudgetWhenIdle = 8192
 
     let queue: UInt16
     let tracker: ConnectionTracker
@@ -71,22 +75,22 @@ final class QueueWorker: @unchecked Sendable {
             pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
         ]
         let context = Unmanaged.passUnretained(self).toOpaque()
-        var sweptAt = SystemCall.monotonicNanoseconds()
+        var moreDue = false
         while running {
-            let ready = poll(&descriptors, 2, 250)
+            // While deadlines are left over from the last turn, only look for work; otherwise
+            // wake at least four times a second, so connections go within about a second of
+            // their deadline (the wheel's tick) even when no packet comes.
+            let ready = poll(&descriptors, 2, moreDue ? 0 : 250)
             now = SystemCall.monotonicNanoseconds()
-            if ready > 0 && descriptors[0].revents != 0 { receiveBatch(context: context) }
+            let packets = ready > 0 && descriptors[0].revents != 0
+            if packets { receiveBatch(context: context) }
             if ready > 0 && descriptors[1].revents != 0 {
                 for job in mailbox.takeJobs() { job(self) }
             }
-            // Idle or not, keep expiring, at a pace that sweeps the whole table about once a
-            // second: a quiet table still empties, and a connection outlives its timeout by
-            // about a second at most (a packet for it finds it expired at once anyway).
-            let elapsedMilliseconds = Int((now &- sweptAt) / 1_000_000)
-            if elapsedMilliseconds > 0 {
-                tracker.expire(now: now, budget: max(64, tracker.table.capacity * min(elapsedMilliseconds, 1000) / 1000))
-                sweptAt = now
-            }
+            // A slice of the due connections each turn: a small one between packet batches,
+            // a larger one when idle, so a burst of deadlines never holds packets up.
+            moreDue = tracker.expire(now: now, budget: packets ? QueueWorker.expiryBudgetPerBatch
+                                                              : QueueWorker.expiryBudgetWhenIdle)
             publishEvents()
         }
         socket.close(scratch: sendBuffer)
