@@ -49,9 +49,12 @@ public final class ConnectionTracker {
     public var recordsEvents = false
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it).
-    public init(policy: Policy, capacity: Int? = nil, hasher: FlowHasher = FlowHasher()) {
+    /// `wheelBuckets` sizes the expiry wheel (ConnectionTable).
+    public init(policy: Policy, capacity: Int? = nil, hasher: FlowHasher = FlowHasher(),
+                wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
         self.policy = policy
-        self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher)
+        self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
+                                     wheelBuckets: wheelBuckets)
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table

@@ -220,7 +220,13 @@ public enum TCPStateMachine {
         if !connection.status.contains(.seenReply) {
             // Only an RST answered: there never was a connection (the kernel deletes it at once).
             if index == .rst { return .destroy }
-            // A retransmitted SYN does not extend the life of an unanswered SYN.
+            // "Do not renew timeout on SYN retransmit" (nf_conntrack_tcp_packet): an
+            // unanswered entry keeps the deadline its first SYN set, however often the SYN is
+            // sent again (this includes a crossing SYN, the first reply of a simultaneous
+            // open). So a sender retransmitting into silence forever loses the entry SYN_SENT's
+            // timeout after it was made; the next SYN finds nothing (or an expired entry,
+            // which counts as nothing), makes a new entry and is judged by the rules and the
+            // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
             if index == .syn && oldState == .synSent { return .accept }
             // Picked up without a reply yet: no long ESTABLISHED timeout.
             if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
@@ -272,7 +278,13 @@ public enum TCPStateMachine {
         return .checkWindow
     }
 
-    /// The kernel's choice of timeout after an accepted segment.
+    /// The kernel's choice of timeout after an accepted segment (end of
+    /// nf_conntrack_tcp_packet), first match in this order: RETRANS once the same ACK came
+    /// tcp_max_retrans times in a row, when shorter than the state's; CLOSE for an RST; UNACK
+    /// while either side has data unacknowledged, when shorter; RETRANS after a zero window,
+    /// when shorter; else the state's own. Like the kernel's last_win, `lastWindow` is set by
+    /// ACK segments only and is 0 before the first: with RETRANS set below SYN_SENT's or
+    /// SYN_RECV's timeout, the handshake gets RETRANS too.
     static func timeoutSeconds(for state: TCPState, connection: Connection, index: TCPFlagIndex,
                                timeouts: TCPTimeouts) -> UInt32 {
         let normal = timeouts[state]
