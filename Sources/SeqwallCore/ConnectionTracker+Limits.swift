@@ -13,10 +13,11 @@
 /// host-mode firewall would otherwise rate-limit its own connections). A rule's own
 /// `limit half-open N per-source` applies in the rule's direction.
 extension ConnectionTracker {
-    /// Neighbouring slots an early drop looks at (the kernel looks at up to 8 entries of the
-    /// new connection's hash chain, NF_CT_EVICTION_RANGE; linear probing at 3/4 load has about
-    /// 12 entries in 16 slots).
+    /// Neighbouring entries an early drop looks at (the kernel looks at up to 8 entries of the
+    /// new connection's hash chain, NF_CT_EVICTION_RANGE), within at most `earlyDropSlots`
+    /// slots: a full table is 3/8 to 3/4 occupied, so that many slots hold them.
     static let earlyDropRange = 16
+    static let earlyDropSlots = 64
     /// Stale items dropped from the front of the unreplied queue per eviction attempt.
     static let unrepliedScanLimit = 64
 
@@ -155,9 +156,11 @@ extension ConnectionTracker {
         let home = table.homeSlot(of: key)
         var victim: Int?
         var victimRank: (Int, UInt64) = (Int.max, UInt64.max)
-        for offset in 0..<ConnectionTracker.earlyDropRange {
+        var examined = 0
+        for offset in 0..<ConnectionTracker.earlyDropSlots where examined < ConnectionTracker.earlyDropRange {
             let slot = (home + offset) & table.mask
             guard table.isOccupied(slot) else { continue }
+            examined += 1
             let connection = table.connection(at: slot).pointee
             if connection.expiresAt <= now {
                 // Already gone as far as lookups go; removing it is expiry, not eviction.

@@ -2,10 +2,12 @@
 /// source has (as a whole, and under each rule with its own per-source limit), and each
 /// source's SYN-rate bucket.
 ///
-/// A fixed-size, set-associative table (like a CPU cache): a seeded hash picks a set of
-/// `ways` entries, and a source lives in one of them or nowhere. Allocated once, never grows,
-/// never allocates per packet, and every operation looks at one set only: O(1) whatever the
-/// size. A flood from millions of spoofed sources cannot grow it; it can only make the table
+/// A fixed-size, set-associative table (like a CPU cache) with two choices: a seeded hash
+/// picks two sets of `ways` entries, and a source lives in one of their entries or nowhere.
+/// Allocated once, never grows, never allocates per packet, and every operation looks at two
+/// sets only: O(1) whatever the size. Two choices instead of one keep any set from filling
+/// with entries that must stay (the "power of two choices": the fullest set holds about
+/// log log n more than the average instead of log n / log log n more). A flood from millions of spoofed sources cannot grow it; it can only make the table
 /// forget what it may forget:
 ///
 /// - An entry with no half-open connections and a full bucket carries no state at all (a full
@@ -74,20 +76,26 @@ public final class SourceLimiter {
         address.isIPv4 ? address : IPAddress(high: address.high, low: 0)
     }
 
+    /// The first slots of the two sets `prefix`/`scope` may live in.
     @inline(__always)
-    func firstSlot(_ prefix: IPAddress, _ scope: UInt32) -> Int {
+    func sets(_ prefix: IPAddress, _ scope: UInt32) -> (Int, Int) {
         var h = FlowHasher.fold(prefix.high ^ seeds.0, prefix.low ^ seeds.1)
         h = FlowHasher.fold(h ^ UInt64(scope) ^ seeds.2, seeds.0 ^ 0x9E37_79B9_7F4A_7C15)
-        return (Int(truncatingIfNeeded: h) & setMask) * SourceLimiter.ways
+        let first = Int(truncatingIfNeeded: h) & setMask
+        let second = Int(truncatingIfNeeded: h >> 32) & setMask
+        return (first * SourceLimiter.ways, second * SourceLimiter.ways)
     }
 
     /// The slot holding `prefix`/`scope`, if any.
     @inline(__always)
     func find(_ prefix: IPAddress, _ scope: UInt32) -> Int? {
-        let first = firstSlot(prefix, scope)
-        for slot in first..<first + SourceLimiter.ways
-        where entries[slot].prefix == prefix && entries[slot].scope == scope {
-            return slot
+        let (first, second) = sets(prefix, scope)
+        for choice in 0..<2 {
+            let set = choice == 0 ? first : second
+            for slot in set..<set + SourceLimiter.ways
+            where entries[slot].prefix == prefix && entries[slot].scope == scope {
+                return slot
+            }
         }
         return nil
     }
@@ -96,13 +104,25 @@ public final class SourceLimiter {
     /// set is full of entries with half-open connections. `keeping` is an entry the caller is
     /// about to use, which must not be taken.
     func slot(for prefix: IPAddress, _ scope: UInt32, now: UInt64, keeping kept: Int? = nil) -> Int? {
-        let first = firstSlot(prefix, scope)
+        if let slot = find(prefix, scope) { return slot }
+        let (first, second) = sets(prefix, scope)
+        // A free entry before one with a partly drained bucket; then the set with fewer entries
+        // that must stay (this is where the two choices pay); then the fullest bucket.
         var victim: Int?
-        for slot in first..<first + SourceLimiter.ways {
-            let entry = entries[slot]
-            if entry.prefix == prefix && entry.scope == scope { return slot }
-            if slot == kept || entry.halfOpen != 0 { continue }
-            if victim.map({ entry.fullAt < entries[$0].fullAt }) ?? true { victim = slot }
+        var victimRank = (Int.max, Int.max, UInt64.max)
+        for choice in 0..<2 {
+            let set = choice == 0 ? first : second
+            var staying = 0
+            for slot in set..<set + SourceLimiter.ways where entries[slot].halfOpen != 0 { staying += 1 }
+            for slot in set..<set + SourceLimiter.ways {
+                let entry = entries[slot]
+                if slot == kept || entry.halfOpen != 0 { continue }
+                let rank = (entry.isFree(now: now) ? 0 : 1, staying, entry.fullAt)
+                if rank < victimRank {
+                    victim = slot
+                    victimRank = rank
+                }
+            }
         }
         guard let victim else { return nil }
         if !entries[victim].isFree(now: now) { evictions += 1 }
