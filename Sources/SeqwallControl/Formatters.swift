@@ -44,6 +44,12 @@ public enum Formatters {
         lines.append("packets      seen \(stats.packets.seen)  accepted \(stats.packets.accepted)  dropped \(stats.packets.dropped)")
         let c = stats.connections
         lines.append("connections  current \(c.current)  half-open \(c.half_open)  created \(c.created)  destroyed \(c.destroyed)  limit \(c.limit)")
+        var limits = "limits       half-open limit \(c.half_open_limit.map(String.init) ?? "none")"
+        limits += "  half-open evictions \(c.half_open_evictions ?? 0)  early drops \(c.early_drops ?? 0)"
+        if let sources = stats.sources {
+            limits += "  sources \(sources.active)/\(sources.capacity)  source evictions \(sources.evictions)"
+        }
+        lines.append(limits)
         lines.append("drops by reason:")
         let width = DropReason.allCases.map(\.name.count).max() ?? 0
         for reason in DropReason.allCases {

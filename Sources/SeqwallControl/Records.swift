@@ -75,6 +75,26 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var created: UInt64
         public var destroyed: UInt64
         public var limit: Int
+        /// Unreplied half-open connections evicted to admit a SYN at the half-open limit.
+        public var half_open_evictions: UInt64?
+        /// Connections evicted to admit one into a full table (the kernel's early_drop).
+        public var early_drops: UInt64?
+        /// `limit half-open` (the sum of the queues' shares); absent when there is none.
+        public var half_open_limit: Int?
+    }
+
+    /// The per-source limiter's table (HalfOpenLimiter): sources it holds state for now, how
+    /// many it can hold, and how many partly drained SYN-rate buckets it forgot for room.
+    public struct Sources: Codable, Sendable, Equatable {
+        public var active: Int
+        public var capacity: Int
+        public var evictions: UInt64
+
+        public init(active: Int, capacity: Int, evictions: UInt64) {
+            self.active = active
+            self.capacity = capacity
+            self.evictions = evictions
+        }
     }
 
     /// The kernel's own figures for a queue, from /proc/net/netfilter/nfnetlink_queue.
@@ -109,6 +129,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var drops: [String: UInt64]
     public var connections: Connections
     public var queues: [Queue]
+    /// Absent when no per-source limit is (or was) in force.
+    public var sources: Sources?
 
     public struct QueueInput: Sendable {
         public var queue: UInt16
@@ -120,9 +142,14 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var malformedMessages: UInt64
         public var sendErrors: UInt64
         public var kernel: KernelQueue?
+        public var halfOpenLimit: Int?
+        public var sources: Sources?
 
         public init(queue: UInt16, counters: TrackerCounters, connections: Int, halfOpen: Int, limit: Int,
-                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0, kernel: KernelQueue?) {
+                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0, kernel: KernelQueue?,
+                    halfOpenLimit: Int? = nil, sources: Sources? = nil) {
+            self.halfOpenLimit = halfOpenLimit
+            self.sources = sources
             self.queue = queue
             self.counters = counters
             self.connections = connections
@@ -146,7 +173,15 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         connections = Connections(current: inputs.reduce(0) { $0 + $1.connections },
                                   half_open: inputs.reduce(0) { $0 + $1.halfOpen },
                                   created: total.created, destroyed: total.destroyed,
-                                  limit: inputs.reduce(0) { $0 + $1.limit })
+                                  limit: inputs.reduce(0) { $0 + $1.limit },
+                                  half_open_evictions: total.halfOpenEvictions, early_drops: total.earlyDrops,
+                                  half_open_limit: inputs.contains { $0.halfOpenLimit != nil }
+                                      ? inputs.reduce(0) { $0 + ($1.halfOpenLimit ?? 0) } : nil)
+        let sourceTables = inputs.compactMap(\.sources)
+        sources = sourceTables.isEmpty ? nil
+            : Sources(active: sourceTables.reduce(0) { $0 + $1.active },
+                      capacity: sourceTables.reduce(0) { $0 + $1.capacity },
+                      evictions: sourceTables.reduce(0) { $0 + $1.evictions })
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
                   dropped: $0.counters.dropped, enobufs: $0.enobufs, malformed_messages: $0.malformedMessages,

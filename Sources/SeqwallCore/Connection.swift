@@ -110,6 +110,13 @@ public struct Connection: Sendable, Equatable {
     public var packetsReply: UInt64 = 0
     public var bytesOriginal: UInt64 = 0
     public var bytesReply: UInt64 = 0
+    /// When the connection was opened, on the tracker's clock: how old an unreplied half-open
+    /// connection is, and which connection an UnrepliedQueue item means.
+    public var createdAt: UInt64 = 0
+    /// The per-source half-open counters this connection holds (HalfOpenLimiter), and the
+    /// rule id of the `.rule` one; given back when it leaves half-open or goes away.
+    public var halfOpenCharges: HalfOpenCharges = []
+    public var chargedRule: UInt32 = 0
 
     public init(key: FlowKey, direction: Direction) {
         self.key = key

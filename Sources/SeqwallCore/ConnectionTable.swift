@@ -72,6 +72,11 @@ public final class ConnectionTable {
         }
     }
 
+    /// Where `key`'s probe sequence starts. The entries from here on are the ones a new
+    /// connection with this key competes with for room (early drop).
+    @inline(__always)
+    public func homeSlot(of key: FlowKey) -> Int { home(of: tag(for: hasher.hash(key))) }
+
     /// Stores a new connection (its key must not be in the table). Nil when the table is full.
     @discardableResult
     public func insert(_ connection: Connection) -> Int? {

@@ -19,6 +19,10 @@ public struct TrackerCounters: Sendable, Equatable {
     public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
     public var created: UInt64 = 0
     public var destroyed: UInt64 = 0
+    /// Unreplied half-open connections evicted to admit a SYN at the half-open limit.
+    public var halfOpenEvictions: UInt64 = 0
+    /// Connections evicted to admit a new one into a full table (the kernel's early_drop).
+    public var earlyDrops: UInt64 = 0
 
     public init() {}
 
@@ -31,6 +35,8 @@ public struct TrackerCounters: Sendable, Equatable {
         for index in drops.indices { drops[index] += other.drops[index] }
         created += other.created
         destroyed += other.destroyed
+        halfOpenEvictions += other.halfOpenEvictions
+        earlyDrops += other.earlyDrops
     }
 }
 
@@ -40,27 +46,35 @@ public struct TrackerCounters: Sendable, Equatable {
 public final class ConnectionTracker {
     public private(set) var policy: Policy
     public let table: ConnectionTable
-    public private(set) var counters = TrackerCounters()
+    public internal(set) var counters = TrackerCounters()
     /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
     public private(set) var halfOpenCount = 0
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
     public var recordsEvents = false
+    /// The half-open, per-source and SYN-rate limits (ConnectionTracker+Limits.swift).
+    public let limiter: HalfOpenLimiter
 
-    /// `capacity` overrides the policy's `limit states` (a worker gets its share of it).
+    /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
+    /// `shares` is how many trackers divide the global half-open limit the same way.
     /// `wheelBuckets` sizes the expiry wheel (ConnectionTable).
-    public init(policy: Policy, capacity: Int? = nil, hasher: FlowHasher = FlowHasher(),
+    public init(policy: Policy, capacity: Int? = nil, shares: Int = 1, hasher: FlowHasher = FlowHasher(),
                 wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
         self.policy = policy
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets)
+        let seeds = hasher.seeds
+        limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
+                                  seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
-    /// limit applies when a tracker is made anew.
+    /// limit applies when a tracker is made anew. Connections keep the per-source counts they
+    /// were charged to (HalfOpenCharges), whatever the new limits are.
     public func replacePolicy(_ newPolicy: Policy) {
         policy = newPolicy
+        limiter.configure(newPolicy, tableLimit: table.limit, now: limiter.now)
     }
 
     // MARK: Packets
@@ -104,12 +118,15 @@ public final class ConnectionTracker {
                segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         let oldState = connection.pointee.state
         let outcome = TCPStateMachine.track(&connection.pointee, direction: direction, segment: segment,
-                                            timeouts: policy.timeouts, now: now)
+                                            timeouts: currentTimeouts, now: now)
         switch outcome {
         case .accept:
             let newState = connection.pointee.state
             if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
             table.deadlineChanged(at: slot)
+            if !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+                releaseCharges(of: &connection.pointee)
+            }
             let oldStatus = connection.pointee.status
             if direction == .original {
                 connection.pointee.packetsOriginal &+= 1
@@ -169,23 +186,32 @@ public final class ConnectionTracker {
             return rejectedByRule()
         case .pass: break
         }
-        guard !table.isFull else { return dropped(.tableFull) }
 
+        // The connection is made up and checked on the side; nothing is stored (and nothing
+        // evicted) until it has passed every limit.
         var connection = Connection(key: key, direction: direction)
         guard TCPStateMachine.begin(&connection, with: segment, pickup: policy.pickup) else {
             return dropped(.noConnection)
         }
         let outcome = TCPStateMachine.track(&connection, direction: .original, segment: segment,
-                                            timeouts: policy.timeouts, now: now)
+                                            timeouts: currentTimeouts, now: now)
         guard outcome == .accept else {
             if case .drop(let reason) = outcome { return dropped(reason) }
             return dropped(.badTransition)
         }
         connection.packetsOriginal = 1
         connection.bytesOriginal = UInt64(segment.wireLength)
-        guard table.insert(connection) != nil else { return dropped(.tableFull) }
+        connection.createdAt = now
+        if let reason = admit(&connection, ruleIndex: decision.ruleIndex, now: now) { return dropped(reason) }
+        guard table.insert(connection) != nil else {
+            releaseCharges(of: &connection)
+            return dropped(.tableFull)
+        }
         counters.created += 1
-        if connection.state.isHalfOpen { halfOpenCount += 1 }
+        if connection.state.isHalfOpen {
+            halfOpenCount += 1
+            rememberUnreplied(connection)
+        }
         if recordsEvents { events.append(.new, connection) }
         return accepted()
     }
@@ -236,6 +262,7 @@ public final class ConnectionTracker {
 
     func destroy(slot: Int) {
         if table.connection(at: slot).pointee.state.isHalfOpen { halfOpenCount -= 1 }
+        releaseCharges(of: &table.connection(at: slot).pointee)
         if recordsEvents { events.append(.destroy, table.connection(at: slot).pointee) }
         table.remove(at: slot)
         counters.destroyed += 1

@@ -67,7 +67,8 @@ public struct Rule: Sendable, Equatable {
     public var to: [IPNetwork]
     /// Destination ports; empty means any port.
     public var ports: [PortRange]
-    /// `limit half-open N per-source` on a pass rule (enforced by the half-open limiter, issue 4).
+    /// `limit half-open N per-source` on a pass rule (HalfOpenLimiter; counted per rule
+    /// identity, so the count survives a reload that moves the rule).
     public var halfOpenPerSource: Int?
     public var location: SourceLocation
 
@@ -142,8 +143,7 @@ public struct TCPTimeouts: Sendable, Equatable {
     }
 }
 
-/// `limit ...` statements. Only `states` is enforced by the core today; the half-open and
-/// SYN-rate limits are parsed and carried for the limiter (issue 4).
+/// `limit ...` statements, enforced by ConnectionTracker+Limits.swift on every new SYN.
 public struct Limits: Sendable, Equatable {
     public var states: Int = 262_144
     public var halfOpen: Int?

@@ -59,7 +59,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             for queue in options.queues {
                 workers.append(try QueueWorker(queue: queue, settings: options.settings, policy: policy,
-                                               capacity: share, logger: logger))
+                                               capacity: share, shares: queueCount, logger: logger))
             }
         } catch {
             logger.error("cannot bind the queue: \(error)")
@@ -265,7 +265,12 @@ public final class Daemon: @unchecked Sendable {
                                        limit: worker.tracker.table.limit,
                                        enobufs: worker.adapter.enobufs,
                                        malformedMessages: worker.adapter.malformedMessages,
-                                       sendErrors: worker.adapter.sendErrors, kernel: kernel[worker.queue])
+                                       sendErrors: worker.adapter.sendErrors, kernel: kernel[worker.queue],
+                                       halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
+                                       sources: worker.tracker.limiter.sources.map { sources in
+                                           StatsRecord.Sources(active: sources.activeEntries(now: SystemCall.monotonicNanoseconds()),
+                                                               capacity: sources.capacity, evictions: sources.evictions)
+                                       })
             }
         }
         return StatsRecord(queues: inputs)

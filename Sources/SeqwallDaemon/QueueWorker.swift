@@ -43,10 +43,12 @@ final class QueueWorker: @unchecked Sendable {
     /// `conntrack watch` clients; touched only on this thread (added and removed by jobs).
     private var watchers: [WatchQueue] = []
 
-    init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, logger: Logger) throws(SystemError) {
+    /// `capacity` and the global half-open limit are this worker's share: one of `shares`.
+    init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, shares: Int,
+         logger: Logger) throws(SystemError) {
         self.queue = queue
         self.logger = logger
-        tracker = ConnectionTracker(policy: policy, capacity: capacity)
+        tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares)
         mailbox = try Mailbox()
         receiveBuffer = .allocate(byteCount: QueueWorker.receiveBufferSize, alignment: 16)
         sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)

@@ -106,6 +106,34 @@ struct RecordTests {
         let text = Formatters.statsText(stats)
         #expect(text.contains("packets      seen 15  accepted 12  dropped 3"))
         #expect(text.contains("  bad-flags             2"))
+        // No limit and no source table: the new fields say so, and JSON leaves them out.
+        #expect(stats.connections.half_open_limit == nil && stats.sources == nil)
+        #expect(text.contains("limits       half-open limit none  half-open evictions 0  early drops 0"))
+    }
+
+    @Test("limits: evictions, the half-open limit and the source tables add up over queues")
+    func limits() throws {
+        var first = TrackerCounters()
+        first.halfOpenEvictions = 7
+        first.earlyDrops = 1
+        var second = TrackerCounters()
+        second.halfOpenEvictions = 3
+        let stats = StatsRecord(queues: [
+            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil,
+                  halfOpenLimit: 50, sources: .init(active: 4, capacity: 4096, evictions: 2)),
+            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil,
+                  halfOpenLimit: 50, sources: .init(active: 1, capacity: 4096, evictions: 0)),
+        ])
+        #expect(stats.connections.half_open_evictions == 10 && stats.connections.early_drops == 1)
+        #expect(stats.connections.half_open_limit == 100)
+        #expect(stats.sources == .init(active: 5, capacity: 8192, evictions: 2))
+        let text = Formatters.statsText(stats)
+        #expect(text.contains("limits       half-open limit 100  half-open evictions 10  early drops 1  sources 5/8192  source evictions 2"))
+        let json = try #require(String(data: try JSONEncoder().encode(stats), encoding: .utf8))
+        for key in ["\"half_open\":1", "\"current\":3", "\"half_open_evictions\":10", "\"early_drops\":1",
+                    "\"half_open_limit\":100", "\"sources\":{"] {
+            #expect(json.contains(key), "\(key) in \(json)")
+        }
     }
 }
 

@@ -1,0 +1,229 @@
+/// The limits on new connections (SPEC: `limit half-open`, `limit syn-rate`, per-rule
+/// `limit half-open N per-source`, `limit states`) in the form the tracker checks them on each
+/// new SYN, and the fixed-size structures behind them. The checks themselves are in
+/// ConnectionTracker+Limits.swift, since they need the connection table.
+
+/// Which per-source half-open counters a connection was charged to when it was opened. The
+/// connection gives back exactly these when it leaves half-open or goes away, whatever the
+/// policy says by then, so counts stay exact across reloads.
+public struct HalfOpenCharges: OptionSet, Sendable, Equatable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The source's own count (`limit half-open N per-source`).
+    public static let source = HalfOpenCharges(rawValue: 0x01)
+    /// The count of the source under the rule `Connection.chargedRule` names.
+    public static let rule = HalfOpenCharges(rawValue: 0x02)
+}
+
+/// Half-open connections that have seen no reply yet, oldest first: where the tracker looks for
+/// one to evict when the half-open limit or the table is full. A ring of (key, creation time),
+/// allocated once. Entries go stale when their connection gets a reply or goes away; the
+/// tracker checks each against the table when it reaches the front, and drops stale ones
+/// then (lazy deletion), so nothing ever searches the ring.
+public final class UnrepliedQueue {
+    struct Item {
+        var key: FlowKey
+        var createdAt: UInt64
+    }
+
+    public let capacity: Int
+    public private(set) var count = 0
+    private var head = 0
+    private let mask: Int
+    private let items: UnsafeMutablePointer<Item>
+
+    public init(capacity wanted: Int) {
+        var capacity = 16
+        while capacity < wanted { capacity <<= 1 }
+        self.capacity = capacity
+        mask = capacity - 1
+        items = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        items.deallocate()
+    }
+
+    var isFull: Bool { count == capacity }
+
+    var oldest: Item? { count > 0 ? items[head] : nil }
+
+    func popOldest() {
+        guard count > 0 else { return }
+        head = (head + 1) & mask
+        count -= 1
+    }
+
+    /// Appends; the caller makes room first.
+    func append(_ item: Item) {
+        precondition(count < capacity, "unreplied queue overflow")
+        (items + ((head + count) & mask)).initialize(to: item)
+        count += 1
+    }
+
+    /// Moves every item, oldest first, into `other` (a reload that needs a larger ring); the
+    /// oldest are the ones left behind if it does not fit.
+    func move(into other: UnrepliedQueue) {
+        while count > other.capacity - other.count { popOldest() }
+        while let item = oldest {
+            other.append(item)
+            popOldest()
+        }
+    }
+}
+
+/// The limits as one tracker enforces them: the policy's values, its worker's share of the
+/// global ones, precomputed rates, stable ids for per-rule limits, and the structures.
+public final class HalfOpenLimiter {
+    /// The global half-open limit for this tracker (its share of `limit half-open`).
+    public private(set) var halfOpenLimit: Int?
+    public private(set) var halfOpenPerSource: Int?
+    /// GCRA parameters of `limit syn-rate R/s burst B per-source`, in nanoseconds: the time a
+    /// token takes to come back, and how far ahead the bucket may be drawn ((B - 1) tokens).
+    /// Zero interval: no SYN-rate limit.
+    private(set) var synInterval: UInt64 = 0
+    private(set) var synTolerance: UInt64 = 0
+    /// Per rule of the current policy: its stable id if it has a per-source limit, else 0.
+    private(set) var ruleIDs: [UInt32] = []
+    /// Rules keep their id across reloads as long as what they match stays the same (see
+    /// `RuleIdentity`), so a reload that only moves or adds rules keeps their counts.
+    private var idsByRule: [RuleIdentity: UInt32] = [:]
+    private var nextRuleID: UInt32 = 1
+
+    public private(set) var sources: SourceLimiter?
+    public private(set) var unreplied: UnrepliedQueue?
+    /// Queues (workers) sharing the global limits.
+    let shares: Int
+    let seeds: (UInt64, UInt64, UInt64)
+
+    /// How long an unreplied inbound half-open connection is safe from eviction. Inbound SYNs
+    /// are answered by a protected server behind this firewall (in host mode by this host),
+    /// so the reply takes a LAN round trip plus our own queueing: 100 ms is generous. It lets
+    /// a flood of up to (half-open limit / 0.1 s) SYNs a second rotate through the limit while
+    /// every legitimate SYN still gets in and keeps its entry long enough for the SYN-ACK;
+    /// past that rate a legitimate SYN gets in with odds of about that rate over the flood's,
+    /// and again on each retransmission. Only inbound connections are evicted this way:
+    /// spoofed floods come from outside, while outbound SYNs come from the protected side and
+    /// wait for far-away servers, whose replies may take longer than any such age.
+    public var minimumEvictionAge: UInt64 = 100_000_000
+    /// The clock as of the last new connection (for reloads, which have none of their own).
+    var now: UInt64 = 0
+
+    /// pf's adaptive timeouts (pf.conf(5) `adaptive.start`, `adaptive.end`), with pf's default
+    /// fractions of the limit: from 60% full, half-open timeouts shrink linearly, reaching
+    /// zero at 120%. Counts never pass 100%, so at the limit they are a third of their setting.
+    static let adaptiveStart = (numerator: 3, denominator: 5)
+    static let adaptiveEnd = (numerator: 6, denominator: 5)
+
+    init(policy: Policy, tableLimit: Int, shares: Int, seeds: (UInt64, UInt64, UInt64)) {
+        self.shares = max(1, shares)
+        self.seeds = seeds
+        configure(policy, tableLimit: tableLimit, now: 0)
+    }
+
+    /// Takes a new policy's limits. Structures are made when a limit first needs them and
+    /// replaced by larger ones when a new limit needs more; they never shrink, so connections
+    /// charged under the old policy still find their counts.
+    func configure(_ policy: Policy, tableLimit: Int, now: UInt64) {
+        halfOpenLimit = policy.limits.halfOpen.map { max(1, ($0 + shares - 1) / shares) }
+        halfOpenPerSource = policy.limits.halfOpenPerSource
+        if let synRate = policy.limits.synRatePerSource {
+            synInterval = max(1, 1_000_000_000 / UInt64(synRate.rate))
+            synTolerance = synInterval * UInt64(synRate.burst - 1)
+        } else {
+            (synInterval, synTolerance) = (0, 0)
+        }
+
+        var ids: [RuleIdentity: UInt32] = [:]
+        ruleIDs = policy.rules.map { rule in
+            guard rule.halfOpenPerSource != nil else { return 0 }
+            let identity = RuleIdentity(rule)
+            if let id = ids[identity] ?? idsByRule[identity] {
+                ids[identity] = id
+                return id
+            }
+            let id = nextRuleID
+            nextRuleID &+= 1
+            ids[identity] = id
+            return id
+        }
+        idsByRule = ids
+
+        // Half-open connections never outnumber the half-open limit or the table, and each is
+        // charged to at most two source entries; a table four times that size keeps sets
+        // from filling with entries that must not be taken. At least 4096 entries (128 KiB)
+        // for the SYN-rate buckets alone; at most 2^21 (64 MiB).
+        let needsSources = policy.limits.halfOpenPerSource != nil || policy.limits.synRatePerSource != nil
+            || policy.rules.contains { $0.halfOpenPerSource != nil }
+        if needsSources {
+            let bound = min(halfOpenLimit ?? tableLimit, tableLimit)
+            let perConnection = policy.rules.contains { $0.halfOpenPerSource != nil } ? 2 : 1
+            let wanted = min(max(4096, 4 * bound * perConnection), 1 << 21)
+            if (sources?.capacity ?? 0) < wanted {
+                let larger = SourceLimiter(entries: wanted, hasher: seeds)
+                _ = sources?.move(into: larger, now: now)
+                sources = larger
+            }
+        }
+        // Every unreplied inbound half-open connection has at most one live item; twice the
+        // limit leaves room for stale ones waiting to reach the front.
+        if let halfOpenLimit, (unreplied?.capacity ?? 0) < 2 * halfOpenLimit {
+            let larger = UnrepliedQueue(capacity: 2 * halfOpenLimit)
+            unreplied?.move(into: larger)
+            unreplied = larger
+        }
+    }
+
+    var limitsSynRate: Bool { synInterval != 0 }
+
+    /// How much half-open timeouts shrink at this much pressure, as a fraction
+    /// (numerator, denominator); nil when they keep their setting. Pressure is the fuller of
+    /// the half-open count against its limit and the table against its limit.
+    @inline(__always)
+    func adaptiveScale(halfOpen: Int, tableCount: Int, tableLimit: Int) -> (Int, Int)? {
+        let byHalfOpen = HalfOpenLimiter.scale(count: halfOpen, limit: halfOpenLimit ?? 0)
+        let byTable = HalfOpenLimiter.scale(count: tableCount, limit: tableLimit)
+        guard let byHalfOpen else { return byTable }
+        guard let byTable else { return byHalfOpen }
+        return byTable.0 * byHalfOpen.1 < byHalfOpen.0 * byTable.1 ? byTable : byHalfOpen
+    }
+
+    /// (end - count) / (end - start) once `count` is past `start`, else nil.
+    @inline(__always)
+    static func scale(count: Int, limit: Int) -> (Int, Int)? {
+        let start = limit * adaptiveStart.numerator / adaptiveStart.denominator
+        let end = limit * adaptiveEnd.numerator / adaptiveEnd.denominator
+        guard limit > 0, count > start, end > start else { return nil }
+        return (end - min(count, limit), end - start)
+    }
+
+    /// `timeouts` with the half-open ones scaled, never below one second.
+    static func scaled(_ timeouts: TCPTimeouts, by scale: (Int, Int)) -> TCPTimeouts {
+        var result = timeouts
+        func shrink(_ seconds: UInt32) -> UInt32 {
+            UInt32(max(1, UInt64(seconds) * UInt64(scale.0) / UInt64(scale.1)))
+        }
+        result.synSent = shrink(timeouts.synSent)
+        result.synSent2 = shrink(timeouts.synSent2)
+        result.synRecv = shrink(timeouts.synRecv)
+        return result
+    }
+}
+
+/// What makes a rule the same rule across a reload, for its per-source counts: what it
+/// matches. Not its line (rules move when others are added above them) and not its limit
+/// (raising or lowering the limit should keep the counts it limits).
+struct RuleIdentity: Hashable {
+    let direction: Direction
+    let from: [IPNetwork]
+    let to: [IPNetwork]
+    let ports: [PortRange]
+
+    init(_ rule: Rule) {
+        direction = rule.direction
+        from = rule.from
+        to = rule.to
+        ports = rule.ports
+    }
+}
