@@ -40,7 +40,10 @@ public final class CaptureFile {
     public init(path: String) throws(CaptureError) {
         var message = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &message) else {
-            throw CaptureError("\(path): cannot read capture: \(CaptureFile.text(message))")
+            // libpcap names the file itself for some errors: say it once.
+            var reason = CaptureFile.text(message)
+            if reason.hasPrefix(path + ": ") { reason.removeFirst(path.count + 2) }
+            throw CaptureError("\(path): cannot read capture: \(reason)")
         }
         self.handle = handle
         self.path = path
