@@ -18,6 +18,11 @@ let package = Package(
             pkgConfig: "libnetfilter_queue",
             providers: [.apt(["libnetfilter-queue-dev", "libmnl-dev"])]
         ),
+        // libpcap, for reading pcap and pcapng captures (seqwall replay).
+        .systemLibrary(
+            name: "CPcap",
+            providers: [.apt(["libpcap-dev"])]
+        ),
         // The pure core: packet views, flow keys, TCP tracker, connection table, policy. No I/O.
         .target(name: "SeqwallCore"),
         // The rule language: lexer, parser, checker -> Policy.
@@ -32,10 +37,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Offline replay of a capture through the tracker: capture reader, link layers, records.
+        .target(name: "SeqwallReplay", dependencies: ["CPcap", "SeqwallCore", "SeqwallControl"]),
         .executableTarget(
             name: "seqwall",
             dependencies: [
-                "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon",
+                "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon", "SeqwallReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -47,5 +54,9 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
+        .testTarget(
+            name: "SeqwallReplayTests",
+            dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules"]
+        ),
     ]
 )

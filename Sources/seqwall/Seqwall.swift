@@ -16,7 +16,7 @@ struct Seqwall: ParsableCommand {
             machine and the rule files and gives the kernel a verdict. See rules/ for the \
             iptables files and an example policy.
             """,
-        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self]
+        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
     )
 
     /// Exit 0 on success and 1 on any error, with one line on stderr (SPEC: CLI contract);

@@ -1,0 +1,1 @@
+../SeqwallCoreTests/PacketBuilder.swift
