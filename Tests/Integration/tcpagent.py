@@ -15,7 +15,7 @@ It reads one JSON command a line on stdin and answers one JSON line on stdout:
   {"op": "quit"}
 
 SPEC: family (4|6), src, dst, sport, dport, flags (scapy letters), seq, ack, win, len
-(payload bytes), opts (scapy TCP option list, as JSON lists), tag. The tag goes into the
+(payload bytes of a fixed pattern) or data (the payload, hex), opts (scapy TCP option list, as JSON lists), tag. The tag goes into the
 IPv4 identification or the IPv6 flow label, fields neither firewall looks at, so that the
 observer on the other side can tell which hand-made segment arrived even when two carry the
 same TCP header (a retransmission).
@@ -143,7 +143,9 @@ class Injector:
                        seq=p.get("seq", 0) & 0xFFFFFFFF, ack=p.get("ack", 0) & 0xFFFFFFFF,
                        window=p.get("win", 8192), options=options(p.get("opts")))
         pkt = l3 / seg
-        if p.get("len"):
+        if p.get("data"):
+            pkt = pkt / self.Raw(load=bytes.fromhex(p["data"]))
+        elif p.get("len"):
             pkt = pkt / self.Raw(load=bytes((i * 7 + 13) & 0xFF for i in range(p["len"])))
         return pkt
 
