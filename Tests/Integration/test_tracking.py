@@ -62,13 +62,10 @@ class TrackingTests:
 
     # -- helpers --
 
-    @property
-    def client(self):
-        return self.lab.client_addr(self.FAMILY)
-
-    @property
-    def server(self):
-        return self.lab.server_addr(self.FAMILY)
+    def setUp(self):
+        super().setUp()
+        self.client = self.lab.client_addr(self.FAMILY)
+        self.server = self.lab.server_addr(self.FAMILY)
 
     def entry(self, sport):
         for e in self.lab.daemon.conntrack():
