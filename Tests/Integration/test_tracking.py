@@ -265,20 +265,11 @@ class TrackingTests:
         self.assertEqual(self.entry(c.sport)["state"], "TIME_WAIT")
 
 
-class GatewayIPv4Test(TrackingTests, lab.LabTestCase):
-    MODE, FAMILY, RULES = lab.GATEWAY, 4, GATEWAY_RULES
-
-
-class GatewayIPv6Test(TrackingTests, lab.LabTestCase):
-    MODE, FAMILY, RULES = lab.GATEWAY, 6, GATEWAY_RULES
-
-
-class HostIPv4Test(TrackingTests, lab.LabTestCase):
-    MODE, FAMILY, RULES = lab.HOST, 4, HOST_RULES
-
-
-class HostIPv6Test(TrackingTests, lab.LabTestCase):
-    MODE, FAMILY, RULES = lab.HOST, 6, HOST_RULES
+for _family in (4, 6):
+    for _mode, _rules in ((lab.GATEWAY, GATEWAY_RULES), (lab.HOST, HOST_RULES)):
+        _name = f"{_mode.capitalize()}IPv{_family}Test"
+        globals()[_name] = type(_name, (TrackingTests, lab.LabTestCase),
+                                {"MODE": _mode, "FAMILY": _family, "RULES": _rules})
 
 
 if __name__ == "__main__":
