@@ -1,0 +1,276 @@
+"""Exact TCP tracking with real connections: hand-made segments injected into a live
+connection between real sockets, gateway mode and host mode, IPv4 and IPv6.
+
+The client (lab.py's client agent) talks to the echo server through seqwall; a scapy agent
+(tcpagent.py) in the client namespace injects segments with the connection's own 4-tuple and
+live sequence numbers, which it reads from seqwall's table (`conntrack list -o json`:
+window.orig.end is the client's next sequence number, window.reply.end the server's). The
+same agent watches what comes back to the client. The probe in the server namespace logs
+what the server's stack was handed (after the firewall), so a dropped segment is shown not
+to arrive. Rules: rules/tracking.rules (gateway) and rules/tracking-host.rules (host).
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+import tcpagent  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GATEWAY_RULES = os.path.join(HERE, "rules", "tracking.rules")
+HOST_RULES = os.path.join(HERE, "rules", "tracking-host.rules")
+
+PORT = 8080
+M32 = 1 << 32
+# Far outside any window these connections open (their windows stay below 2^24), far inside
+# 2^31, so that "after" and "before" in sequence space are unambiguous.
+FAR = 1 << 28
+
+
+class TrackingTests:
+    """Mixed into one LabTestCase per mode and address family."""
+
+    MODE = None
+    FAMILY = None
+    SERVER_PORTS = (PORT,)
+    CLIENT_PORTS = ()
+    agent = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        problem = lab.scapy_problem()
+        if problem:
+            cls.tearDownClass()
+            raise unittest.SkipTest(problem)
+        try:
+            cls.agent = tcpagent.Agent(lab, cls.lab.ns["client"], "eth0",
+                                       os.path.join(cls.lab.workdir, "tcpagent.stderr"))
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.agent is not None:
+            cls.agent.stop()
+            cls.agent = None
+        super().tearDownClass()
+
+    # -- helpers --
+
+    def setUp(self):
+        super().setUp()
+        self.client = self.lab.client_addr(self.FAMILY)
+        self.server = self.lab.server_addr(self.FAMILY)
+
+    def entry(self, sport):
+        for e in self.lab.daemon.conntrack():
+            o = e.get("orig", {})
+            if (o.get("sport") == sport and o.get("dport") == PORT
+                    and lab.addr_eq(o.get("src"), self.client)):
+                return e
+        return None
+
+    def open_connection(self):
+        """A live connection that has carried data both ways; returns (conn, its entry)."""
+        c = self.lab.connect("client", self.server, PORT, timeout=5.0)
+        self.addCleanup(lambda: c.proc.poll() is None and c.abort())
+        self.assertTrue(c.connected, f"connect to [{self.server}]:{PORT} failed: {c.error}")
+        payload = f"hello from {c.sport}".encode()
+        self.assertEqual(c.send(payload), b"echo:" + payload)
+        e = lab.wait_for(lambda: (lambda x: x if x and x.get("state") == "ESTABLISHED"
+                                  else None)(self.entry(c.sport)), 5.0, 0.1)
+        self.assertIsNotNone(e, f"connection not ESTABLISHED in the table: "
+                                f"{self.lab.daemon.conntrack()}")
+        self.assertIn("window", e, f"conntrack list -o json shows no window data: {e}")
+        return c, e
+
+    def segment(self, c, flags, seq, ack=0, length=0, data=None, win=502):
+        pkt = {"family": self.FAMILY, "src": self.client, "dst": self.server,
+               "sport": c.sport, "dport": PORT, "flags": flags, "seq": seq % M32,
+               "ack": ack % M32, "win": win, "len": length}
+        if data is not None:
+            pkt["data"] = data.hex()
+        return pkt
+
+    def inject(self, pkt):
+        self.agent.send(pkt)
+
+    def arrived(self, c, seq, flags=None, length=None, ack=None):
+        """Segments with this sequence number (and flags, length, ack) the server's stack
+        got."""
+        out = []
+        for s in self.lab.probe.segments(dport=PORT, sports={c.sport}):
+            if s["seq"] != seq % M32:
+                continue
+            if ack is not None and s["ack"] != ack % M32:
+                continue
+            if flags is not None and s["flags"] & 0x3F != flags:
+                continue
+            if length is not None and s["len"] != length:
+                continue
+            out.append(s)
+        return out
+
+    def assert_dropped(self, c, pkt, reason, before, log_start, flags):
+        """pkt was dropped by seqwall for reason, logged, and never reached the server."""
+        d = self.lab.daemon
+        lab.wait_for(lambda: lab.drops(d.stats(), reason) > lab.drops(before, reason), 5.0)
+        time.sleep(0.5)  # anything still in flight would reach the probe by now
+        after = d.stats()
+        self.assertEqual(lab.drops(after, reason) - lab.drops(before, reason), 1,
+                         f"`{reason}` did not rise by exactly one: {before['drops']} -> "
+                         f"{after['drops']}")
+        self.assertEqual(after["packets"]["dropped"] - before["packets"]["dropped"], 1,
+                         f"{before['packets']} -> {after['packets']}")
+        self.assertEqual(self.arrived(c, pkt["seq"], flags, ack=pkt["ack"]), [],
+                         f"the dropped segment reached the server: {pkt}")
+        log = d.log_text(since=log_start)
+        self.assertTrue(any(f"reason={reason}" in ln and f"seq={pkt['seq']} " in ln
+                            for ln in log.splitlines()),
+                        f"no log line with reason={reason} and seq={pkt['seq']}:\n{log}")
+
+    def assert_carries_data(self, c, what):
+        payload = f"still alive after {what}".encode()
+        self.assertEqual(c.send(payload), b"echo:" + payload,
+                         f"the connection no longer carries data after {what}")
+
+    # -- tests --
+
+    def test_1_out_of_window_data_never_reaches_server(self):
+        c, e = self.open_connection()
+        w = e["window"]
+        before, log_start = self.lab.daemon.stats(), self.lab.daemon.log_size()
+        pkt = self.segment(c, "PA", w["orig"]["maxend"] + FAR, w["reply"]["end"],
+                           data=b"injected beyond the window")
+        self.inject(pkt)
+        self.assert_dropped(c, pkt, "seq-above-window", before, log_start, 0x18)
+        self.assert_carries_data(c, "out-of-window data")
+        self.assertEqual(self.entry(c.sport)["state"], "ESTABLISHED")
+        self.assertEqual(c.close(), b"")
+
+    def test_2_blind_rst_with_wrong_sequence_is_dropped(self):
+        c, e = self.open_connection()
+        w = e["window"]
+        for name, seq in (("above the window", w["orig"]["end"] + FAR),
+                          ("below the window", w["orig"]["end"] - FAR)):
+            with self.subTest(rst=name):
+                before, log_start = self.lab.daemon.stats(), self.lab.daemon.log_size()
+                pkt = self.segment(c, "R", seq, win=0)
+                self.inject(pkt)
+                self.assert_dropped(c, pkt, "rst-out-of-window", before, log_start, 0x04)
+                e2 = self.entry(c.sport)
+                self.assertIsNotNone(e2, "a blind RST removed the connection")
+                self.assertEqual(e2["state"], "ESTABLISHED", e2)
+        self.assert_carries_data(c, "two blind RSTs")
+        # Both ways: the server's echo came back, and a second exchange works too.
+        self.assert_carries_data(c, "the first exchange")
+        self.assertEqual(c.close(), b"")
+
+    def test_3_ack_for_data_never_sent_is_dropped(self):
+        c, e = self.open_connection()
+        w = e["window"]
+        before, log_start = self.lab.daemon.stats(), self.lab.daemon.log_size()
+        pkt = self.segment(c, "A", w["orig"]["end"], w["reply"]["end"] + (1 << 20))
+        self.inject(pkt)
+        self.assert_dropped(c, pkt, "ack-above-sent", before, log_start, 0x10)
+        # A dropped ACK above sent changes nothing: the windows are as before.
+        self.assertEqual(self.entry(c.sport)["window"], w)
+        self.assert_carries_data(c, "an ACK for unsent data")
+        self.assertEqual(c.close(), b"")
+
+    def test_4_retransmission_of_acknowledged_data_passes_without_changing_state(self):
+        c, _ = self.open_connection()
+        data = b"data that will be retransmitted"
+        self.assertEqual(c.send(data), b"echo:" + data)
+        time.sleep(0.3)  # the client's ACK of the echo
+        e = self.entry(c.sport)
+        w = e["window"]
+        seq = w["orig"]["end"] - len(data)
+        self.assertEqual(len(self.arrived(c, seq, length=len(data))), 1,
+                         "the original data segment is not in the probe's log")
+        before = self.lab.daemon.stats()
+        cases = [("the last segment again", self.segment(c, "PA", seq, w["reply"]["end"],
+                                                         data=data)),
+                 ("an ancient segment far below the window",
+                  self.segment(c, "PA", w["orig"]["end"] - FAR, w["reply"]["end"],
+                               data=b"ancient"))]
+        for name, pkt in cases:
+            self.inject(pkt)
+        got = lab.wait_for(lambda: len(self.arrived(c, seq, length=len(data))) == 2
+                           and self.arrived(c, cases[1][1]["seq"]), 5.0)
+        after = self.lab.daemon.stats()
+        self.assertTrue(got, f"a retransmission did not reach the server: "
+                             f"{self.lab.probe.segments(dport=PORT, sports={c.sport})}")
+        self.assertEqual(after["packets"]["dropped"] - before["packets"]["dropped"], 0,
+                         f"{before['drops']} -> {after['drops']}")
+        e2 = self.entry(c.sport)
+        self.assertEqual(e2["state"], "ESTABLISHED", e2)
+        for side in ("orig", "reply"):
+            self.assertEqual(e2["window"][side]["end"], w[side]["end"],
+                             f"a retransmission moved {side}.end: {w} -> {e2['window']}")
+        self.assert_carries_data(c, "retransmissions")
+        self.assertEqual(c.close(), b"")
+
+    def test_5_exact_rst_closes_the_connection(self):
+        c, e = self.open_connection()
+        seq = e["window"]["orig"]["end"]
+        before = self.lab.daemon.stats()
+        self.inject(self.segment(c, "R", seq, win=0))
+        self.assertTrue(lab.wait_for(lambda: self.arrived(c, seq, 0x04), 5.0),
+                        "an exact RST did not reach the server")
+        gone = lab.wait_for(lambda: (lambda x: x is None or x["state"] == "CLOSE")(
+            self.entry(c.sport)), 5.0)
+        self.assertTrue(gone, f"entry after an exact RST: {self.entry(c.sport)}")
+        after = self.lab.daemon.stats()
+        self.assertEqual(after["packets"]["dropped"] - before["packets"]["dropped"], 0,
+                         f"{before['drops']} -> {after['drops']}")
+        c.abort()
+
+    def test_6_in_window_rst_that_is_not_exact_keeps_the_connection(self):
+        """RFC 5961 3.2: an RST inside the window but not at the next sequence number is
+        answered by a challenge ACK and does not close anything; the kernel keeps the state
+        for the same reason."""
+        c, e = self.open_connection()
+        w = e["window"]
+        seq = w["orig"]["end"] + 100
+        earlier = len(self.agent.arrivals(PORT, c.sport))
+        self.inject(self.segment(c, "R", seq, win=0))
+        self.assertTrue(lab.wait_for(lambda: self.arrived(c, seq, 0x04), 5.0),
+                        "an in-window RST did not reach the server")
+        # The server's challenge ACK crosses the firewall back to the client.
+        challenge = lab.wait_for(
+            lambda: [p for p in self.agent.arrivals(PORT, c.sport)[earlier:]
+                     if p["flags"] & 0x3F == 0x10 and p["ack"] == w["orig"]["end"]], 5.0)
+        self.assertTrue(challenge, "no challenge ACK from the server reached the client")
+        self.assertEqual(self.entry(c.sport)["state"], "ESTABLISHED")
+        self.assert_carries_data(c, "an in-window RST")
+        self.assertEqual(c.close(), b"")
+
+    def test_7_rst_in_time_wait_is_dropped(self):
+        """RFC 1337: no RST ends TIME_WAIT early (stricter than the kernel, SPEC)."""
+        c, e = self.open_connection()
+        self.assertEqual(c.close(), b"")
+        tw = lab.wait_for(lambda: (lambda x: x if x and x["state"] == "TIME_WAIT" else None)(
+            self.entry(c.sport)), 5.0)
+        self.assertIsNotNone(tw, f"no TIME_WAIT after a clean close: {self.entry(c.sport)}")
+        before, log_start = self.lab.daemon.stats(), self.lab.daemon.log_size()
+        pkt = self.segment(c, "R", tw["window"]["orig"]["end"], win=0)
+        self.inject(pkt)
+        self.assert_dropped(c, pkt, "time-wait-rst", before, log_start, 0x04)
+        self.assertEqual(self.entry(c.sport)["state"], "TIME_WAIT")
+
+
+for _family in (4, 6):
+    for _mode, _rules in ((lab.GATEWAY, GATEWAY_RULES), (lab.HOST, HOST_RULES)):
+        _name = f"{_mode.capitalize()}IPv{_family}Test"
+        globals()[_name] = type(_name, (TrackingTests, lab.LabTestCase),
+                                {"MODE": _mode, "FAMILY": _family, "RULES": _rules})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
