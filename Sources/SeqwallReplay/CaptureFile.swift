@@ -88,6 +88,14 @@ public final class CaptureFile {
         }
     }
 
+    /// Reads to the end and says how many frames there were; a damaged file counts the frames
+    /// before the damage (the replay pass reports it).
+    public func countFrames() -> Int {
+        var count = 0
+        while (try? read({ _ in true })) == true { count += 1 }
+        return count
+    }
+
     private static func text(_ buffer: [CChar]) -> String {
         buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }

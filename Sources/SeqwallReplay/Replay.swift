@@ -76,8 +76,11 @@ public final class Replay {
     /// half-open connections stop counting and their slots free up at the same moments.
     public static let sweepInterval: UInt64 = 1_000_000_000
 
-    public init(policy: Policy, link: LinkLayer, hosts: [IPAddress] = []) {
-        tracker = ConnectionTracker(policy: policy)
+    /// `frames`, when known, sizes the table to the capture: a capture of N frames can open at
+    /// most N connections, so a table of min(N, `limit states`) is never full where the
+    /// policy's would not be, and each expiry pass has that many fewer slots to look at.
+    public init(policy: Policy, link: LinkLayer, hosts: [IPAddress] = [], frames: Int? = nil) {
+        tracker = ConnectionTracker(policy: policy, capacity: frames.map { min(policy.limits.states, max(1, $0)) })
         self.link = link
         self.hosts = hosts
     }
@@ -147,8 +150,10 @@ public final class Replay {
         var stats = StatsRecord(queues: [StatsRecord.QueueInput(
             queue: 0, counters: tracker.counters, connections: tracker.table.count,
             halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil)])
-        // No queue was involved: the per-queue and kernel figures do not apply.
+        // No queue was involved: the per-queue and kernel figures do not apply. The limit is
+        // the policy's, whatever size the table was given for this capture.
         stats.queues = []
+        stats.connections.limit = tracker.policy.limits.states
         return ReplaySummary(
             frames: frames, skipped: skipped, clockWentBack: clock.wentBack, verdicts: verdicts,
             connections: connections.map { ConnectionRecord($0, now: clock.now) }, stats: stats)
@@ -256,12 +261,15 @@ extension Replay {
     /// report as an error.
     public static func run(path: String, policy: Policy, hosts: [IPAddress], format: ReplayReport.Format,
                            write: @escaping (String) -> Void) throws -> CaptureError? {
+        // A first pass counts the frames, to size the table (not possible on a pipe).
+        var frames: Int?
+        if path != "-" { frames = try CaptureFile(path: path).countFrames() }
         let capture = try CaptureFile(path: path)
         guard let link = LinkLayer(dataLinkType: capture.dataLinkType) else {
             throw CaptureError("\(path): link type \(capture.dataLinkName) (\(capture.dataLinkType)) is not supported: "
                 + "replay reads Ethernet, raw IP, Linux cooked (SLL, SLL2) and BSD loopback captures")
         }
-        let replay = Replay(policy: policy, link: link, hosts: hosts)
+        let replay = Replay(policy: policy, link: link, hosts: hosts, frames: frames)
         var report = ReplayReport(format: format, write: write)
         var damage: CaptureError?
         while true {

@@ -434,6 +434,28 @@ let mixedSessionStates: [String?] = [
         #expect(lines.contains("frames       read 2  replayed 2  skipped 0"))
     }
 
+    @Test func theTableSizedToTheCaptureFillsAsThePolicysWould() throws {
+        // 17 SYNs of 17 connections. With `limit states 16` (the least a rule file may say) the
+        // last finds the table full; with the default limit none does, although the table is
+        // sized to the 17 frames.
+        var script = Script()
+        for port in UInt16(40001)...40017 { script.send(.client, .syn, clientPort: port) }
+        let directory = try TemporaryDirectory()
+        let path = try directory.file("syns.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
+        for limit in [16, 262_144] {
+            let policy = try RuleFile.parse(text: replayRules + "\nlimit states \(limit)\n", file: "replay.rules")
+            var lines: [String] = []
+            _ = try Replay.run(path: path, policy: policy, hosts: [], format: .text) { lines.append($0) }
+            let verdicts = lines.prefix(17).map { $0.hasSuffix(" ACCEPT SYN_SENT") ? "accept" : $0 }
+            let expected = limit == 16 ? Array(repeating: "accept", count: 16) + ["drop table-full"]
+                : Array(repeating: "accept", count: 17)
+            #expect(verdicts.map { $0.hasSuffix(" DROP table-full") ? "drop table-full" : $0 } == expected)
+            // `stats` shows the policy's limit, not the size the table was given.
+            let kept = min(limit, 17)
+            #expect(lines.contains("connections  current \(kept)  half-open \(kept)  created \(kept)  destroyed 0  limit \(limit)"))
+        }
+    }
+
     @Test func everyLinkLayerOfAFileReplays() throws {
         // The same SYN through each link layer a file can have, pcap and pcapng.
         let v4 = synPacket(), v6 = synPacket(.ipv6)
