@@ -127,7 +127,7 @@ public final class Replay {
         // The daemon's own call, on the same bytes and lengths it would have been given.
         let verdict = tracker.process(packet, wireLength: wireLength, hook: hook, now: clock.now)
         verdicts.count(verdict)
-        record.verdict = verdict.name
+        record.verdict = Replay.name(of: verdict)
         if case .drop(let reason) = verdict { record.reason = reason.name }
         if verdict == .reject { record.reason = DropReason.rule.name }
         if case .tcp(let segment) = parsed { record.state = stateAfter(segment)?.name }
@@ -174,6 +174,15 @@ public final class Replay {
     }
 
     // MARK: Helpers
+
+    /// "accept", "drop" or "reject", as the JSON says it.
+    static func name(of verdict: Verdict) -> String {
+        switch verdict {
+        case .accept: "accept"
+        case .drop: "drop"
+        case .reject: "reject"
+        }
+    }
 
     private func skip(_ record: PacketRecord, _ reason: SkipReason, detail: String?) -> PacketRecord {
         var record = record
@@ -232,16 +241,6 @@ public final class Replay {
     }
 }
 
-extension Verdict {
-    /// "accept", "drop" or "reject".
-    public var name: String {
-        switch self {
-        case .accept: "accept"
-        case .drop: "drop"
-        case .reject: "reject"
-        }
-    }
-}
 
 extension UnsafeRawBufferPointer {
     func bigEndian32(at offset: Int) -> UInt32 {
@@ -281,7 +280,7 @@ extension Replay {
                 break
             }
         }
-        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName)
+        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength)
         return damage
     }
 }

@@ -13,6 +13,8 @@ same traffic.
                      segment far beyond its window in the middle (seq-above-window), an Xmas
                      segment (bad-flags), a SYN to a blocked port (rule) and one to the
                      rejected port (REJECT), then an IPv6 connection with data and close.
+                     A fourth capture, `-i any` both ways, shows the outgoing copies that
+                     gateway-mode replay skips.
   ReplayHostTest     host mode (seqwall in server, INPUT/OUTPUT queued), captured on the
                      server's interface and replayed with --host: an inbound connection, an
                      outbound one, a blocked SYN.
@@ -166,6 +168,8 @@ class ReplayGatewayTest(lab.LabTestCase):
         "ethernet": ("session-ethernet.pcap", ["-i", "out0"]),
         "sll": ("session-sll.pcap", ["-i", "any", "-Q", "in", "-y", "LINUX_SLL"]),
         "sll2": ("session-sll2.pcap", ["-i", "any", "-Q", "in", "-y", "LINUX_SLL2"]),
+        # Both directions: each forwarded packet in on one interface and out on the other.
+        "any-both": ("session-any.pcap", ["-i", "any", "-y", "LINUX_SLL2"]),
     }
 
     @classmethod
@@ -321,6 +325,7 @@ class ReplayGatewayTest(lab.LabTestCase):
         self.assertEqual(doc["verdicts"], {"accept": self.live["accepted"] + 1, "drop": 3, "reject": 1})
         self.assertEqual(doc["capture"]["skipped"], {"link-truncated": 0, "non-ip": 0, "not-host": 0,
                                                      "outgoing-copy": 0})
+        self.assertEqual(doc["capture"]["snap_length"], 262144)
 
     def test_linux_cooked_capture_of_any_interface(self):
         for name, link_type in (("sll", "LINUX_SLL"), ("sll2", "LINUX_SLL2")):
@@ -334,6 +339,24 @@ class ReplayGatewayTest(lab.LabTestCase):
                 live = self.live
                 self.assertEqual(doc["stats"]["packets"],
                                  {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
+
+    def test_linux_cooked_capture_both_ways(self):
+        doc = self.replays["any-both"]
+        judged = [p for p in doc["packets"] if p["verdict"] != "skip"]
+        copies = [p for p in doc["packets"] if p["verdict"] == "skip"]
+        # The copies leaving the firewall are skipped: each packet the daemon let through once,
+        # and the RST the kernel's REJECT sent.
+        self.assertEqual({p["reason"] for p in copies}, {"outgoing-copy"})
+        self.assertEqual(len(copies), self.live["accepted"] + 1)
+        self.assertEqual(doc["capture"]["skipped"]["outgoing-copy"], len(copies))
+        # What is left is what came in: the -Q in capture's packets, judged the same.
+        def key(p):
+            return (p["src"], p["sport"], p["seq"], p["flags"], outcome(p), p.get("state"))
+        self.assertEqual([key(p) for p in judged], [key(p) for p in self.replays["sll2"]["packets"]])
+        self.assert_drops_match_live("any-both")
+        live = self.live
+        self.assertEqual(doc["stats"]["packets"],
+                         {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
 
     def test_pcapng_capture(self):
         doc = self.replays["pcapng"]

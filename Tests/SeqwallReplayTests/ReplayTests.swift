@@ -332,6 +332,41 @@ let mixedSessionStates: [String?] = [
         #expect(ReplayReport.line(records[0]) == "   1 0.000000 198.51.100.10 > 203.0.113.10 proto 17 len=28 DROP unsupported-protocol")
     }
 
+    @Test(arguments: [LinkLayer.null, .ethernet, .raw, .loop, .linuxCooked, .linuxCooked2, .ipv4, .ipv6])
+    func randomFramesNeverTrap(link: LinkLayer) throws {
+        // Garbage of every length up to past the longest headers, and real packets cut at
+        // every length: each frame is either skipped or judged, and nothing traps.
+        var frames: [TestFrame] = []
+        for length in 0..<120 {
+            // Scrambled but the same on every run.
+            let garbage = (0..<length).map { UInt8(truncatingIfNeeded: ($0 &* 131 &+ length &* 17) ^ ($0 >> 2) ^ 0x5A) }
+            frames.append(TestFrame(seconds: 1, bytes: garbage))
+        }
+        let header: [UInt8]
+        switch link {
+        case .null: header = [2, 0, 0, 0]
+        case .loop: header = [0, 0, 0, 2]
+        case .ethernet: header = Frames.ethernet([], type: Frames.etherTypeIPv4)
+        case .linuxCooked: header = Frames.linuxCooked([])
+        case .linuxCooked2: header = Frames.linuxCooked2([])
+        case .raw, .ipv4, .ipv6: header = []
+        }
+        var builder = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        builder.options = [.mss(1460), .windowScale(7), .sackPermitted, .timestamps(value: 1, echo: 0)]
+        builder.payloadLength = 20
+        builder.destinationPort = 8080
+        let whole = header + builder.build()
+        for length in 0...whole.count {
+            frames.append(TestFrame(seconds: 2, bytes: Array(whole.prefix(length)), originalLength: whole.count))
+        }
+        let (records, summary) = try replayFrames(frames, link: link)
+        #expect(records.count == frames.count)
+        #expect(summary.stats.packets.seen + summary.skipped.values.reduce(0, +) == UInt64(frames.count))
+        #expect(summary.stats.packets.seen == summary.stats.packets.accepted + summary.stats.packets.dropped)
+        // The whole packet, last, opens a connection.
+        #expect(records.last?.verdict == "accept" && records.last?.state == "SYN_SENT")
+    }
+
     // MARK: Direction
 
     @Test func linuxCookedOutgoingCopiesAreSkippedInGatewayMode() throws {
