@@ -484,6 +484,15 @@ class ReplayCLITest(unittest.TestCase):
             "   1 0.000000 198.51.100.10:40000 > 203.0.113.10:8080 [S] seq=1000 ack=0 win=64240 len=0 ACCEPT SYN_SENT\n"),
             cp.stdout)
 
+    def test_standard_input(self):
+        with open(self.capture, "rb") as f:
+            cp = subprocess.run([lab.SEQWALL_BIN, "replay", "-", "--rules", GATEWAY_RULES, "-o", "json"],
+                                stdin=f, capture_output=True, text=True, timeout=30)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        doc = json.loads(cp.stdout)
+        self.assertEqual([(p["dport"], p["verdict"], p["state"]) for p in doc["packets"]],
+                         [(8080, "accept", "SYN_SENT")])
+
     def test_missing_capture(self):
         missing = os.path.join(self.dir, "absent.pcap")
         self.assert_error(self.seqwall("replay", missing, "--rules", GATEWAY_RULES),
