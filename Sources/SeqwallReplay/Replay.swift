@@ -48,6 +48,10 @@ public enum SkipReason: String, Sendable, CaseIterable, Codable {
     case notIP = "non-ip"
     /// The frame ends inside its link-layer header.
     case linkTruncated = "link-truncated"
+    /// The capture's snap length cut the frame inside its IP or TCP headers: what the packet
+    /// was cannot be known, and the daemon (which copies at least 128 bytes) would have seen
+    /// it whole. Not a `truncated` drop: that is for packets cut short on the wire.
+    case snapTruncated = "snap-truncated"
     /// Gateway mode, Linux cooked capture: the copy of a forwarded packet as it left the
     /// capturing host. FORWARD sees each packet once, on the way in.
     case outgoingCopy = "outgoing-copy"
@@ -108,6 +112,9 @@ public final class Replay {
         let parsed = PacketParser.parse(packet, wireLength: wireLength)
         let endpoints = Replay.endpoints(of: parsed, packet)
         record.describe(parsed, endpoints: endpoints, wireLength: wireLength)
+        if parsed == .invalid(.truncated) && packet.count < wireLength {
+            return skip(record, .snapTruncated, detail: "\(packet.count) of \(wireLength) bytes captured")
+        }
         if outgoing && hosts.isEmpty {
             return skip(record, .outgoingCopy, detail: "the forwarded copy leaving the capturing host")
         }

@@ -14,7 +14,7 @@ same traffic.
                      segment (bad-flags), a SYN to a blocked port (rule) and one to the
                      rejected port (REJECT), then an IPv6 connection with data and close.
                      A fourth capture, `-i any` both ways, shows the outgoing copies that
-                     gateway-mode replay skips.
+                     gateway-mode replay skips; a fifth keeps 96 bytes a frame (-s 96).
   ReplayHostTest     host mode (seqwall in server, INPUT/OUTPUT queued), captured on the
                      server's interface and replayed with --host: an inbound connection, an
                      outbound one, a blocked SYN.
@@ -170,6 +170,8 @@ class ReplayGatewayTest(lab.LabTestCase):
         "sll2": ("session-sll2.pcap", ["-i", "any", "-Q", "in", "-y", "LINUX_SLL2"]),
         # Both directions: each forwarded packet in on one interface and out on the other.
         "any-both": ("session-any.pcap", ["-i", "any", "-y", "LINUX_SLL2"]),
+        # 96 bytes a frame: every header whole (IPv6 SYN: 14 + 40 + 40), payloads cut.
+        "snap96": ("session-snap96.pcap", ["-i", "out0", "-s", "96"]),
     }
 
     @classmethod
@@ -323,8 +325,8 @@ class ReplayGatewayTest(lab.LabTestCase):
         self.assert_drops_match_live("ethernet")
         self.assertEqual(doc["stats"]["packets"]["seen"], self.live["seen"] + 1)
         self.assertEqual(doc["verdicts"], {"accept": self.live["accepted"] + 1, "drop": 3, "reject": 1})
-        self.assertEqual(doc["capture"]["skipped"], {"link-truncated": 0, "non-ip": 0, "not-host": 0,
-                                                     "outgoing-copy": 0})
+        self.assertEqual(doc["capture"]["skipped"], {"link-truncated": 0, "snap-truncated": 0, "non-ip": 0,
+                                                     "not-host": 0, "outgoing-copy": 0})
         self.assertEqual(doc["capture"]["snap_length"], 262144)
 
     def test_linux_cooked_capture_of_any_interface(self):
@@ -357,6 +359,25 @@ class ReplayGatewayTest(lab.LabTestCase):
         live = self.live
         self.assertEqual(doc["stats"]["packets"],
                          {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
+
+    def test_capture_with_a_short_snap_length(self):
+        doc = self.replays["snap96"]
+        self.assertEqual(doc["capture"]["snap_length"], 96)
+        self.assertEqual(sum(doc["capture"]["skipped"].values()), 0)
+        cut = [p for p in doc["packets"] if p["len"] > 0]
+        self.assertGreaterEqual(len(cut), 4, "no packet had its payload cut")
+        # Judged exactly as the whole capture, and counted in bytes as on the wire.
+        full = self.replays["ethernet"]
+        def key(p):
+            return (p["src"], p["sport"], p["seq"], p["len"], p["wire_length"], outcome(p), p.get("state"))
+        self.assertEqual([key(p) for p in doc["packets"]], [key(p) for p in full["packets"]])
+        # Two capture sockets may stamp a frame a hair apart: the seconds left may differ by one.
+        def entry(c):
+            return {k: v for k, v in c.items() if k != "timeout"}
+        self.assertEqual([entry(c) for c in doc["connections"]], [entry(c) for c in full["connections"]])
+        for mine, theirs in zip(doc["connections"], full["connections"]):
+            self.assertLessEqual(abs(mine["timeout"] - theirs["timeout"]), 1)
+        self.assertEqual(doc["stats"], full["stats"])
 
     def test_pcapng_capture(self):
         doc = self.replays["pcapng"]

@@ -261,21 +261,36 @@ let mixedSessionStates: [String?] = [
 
     // MARK: Damaged and unusual input
 
-    @Test func snapLengthCutInsideTheHeadersIsTruncated() throws {
+    @Test func snapLengthCutInsideTheHeadersIsSkipped() throws {
         var script = Script()
         script.handshake()
         script.send(.client, [.psh, .ack], payload: 500)
+        script.send(.server, .ack)
         var frames = script.frames()
-        // Frame 4 keeps 14 + 30 bytes: its TCP header is cut. Frame 1 keeps 8: not even the
+        // Frame 4 keeps 14 + 30 bytes: its TCP header is cut. Frame 5 keeps 8: not even the
         // Ethernet header.
         frames[3].originalLength = frames[3].bytes.count
         frames[3].bytes = Array(frames[3].bytes.prefix(44))
-        frames[0].originalLength = frames[0].bytes.count
-        frames[0].bytes = Array(frames[0].bytes.prefix(8))
+        frames[4].originalLength = frames[4].bytes.count
+        frames[4].bytes = Array(frames[4].bytes.prefix(8))
         let (records, summary) = try replayFrames(frames)
-        #expect(outcomes(records) == ["skip link-truncated", "drop no-connection", "drop no-connection", "drop truncated"])
-        #expect(summary.skipped == [.linkTruncated: 1])
+        #expect(outcomes(records) == ["accept -", "accept -", "accept -", "skip snap-truncated", "skip link-truncated"])
+        #expect(records[3].detail == "30 of 540 bytes captured")
+        #expect(records[3].src == "198.51.100.10")
+        #expect(summary.skipped == [.snapTruncated: 1, .linkTruncated: 1])
         #expect(summary.stats.packets.seen == 3)
+        #expect(summary.stats.drops["truncated"] == 0)
+    }
+
+    @Test func aPacketCutShortOnTheWireIsATruncatedDrop() throws {
+        // Captured whole, but its IP header claims more than the frame holds: the packet
+        // itself is short, and seqwall drops it as the daemon would.
+        var builder = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        builder.destinationPort = 8080
+        builder.ipv4TotalLength = 100
+        let (records, summary) = try replayFrames([TestFrame(seconds: 1, bytes: Frames.ethernet(builder.build()))])
+        #expect(outcomes(records) == ["drop truncated"])
+        #expect(summary.skipped.isEmpty)
     }
 
     @Test func aSnapLengthAboveTheHeadersKeepsTheWireLength() throws {
