@@ -29,15 +29,15 @@ public struct CapturedFrame {
 /// A saved capture, pcap or pcapng, read through libpcap. The only place that calls libpcap
 /// (as swift-system wraps its system calls): a handle that is closed exactly once, errors turned
 /// into `CaptureError` with libpcap's own message.
-public final class CaptureFile {
+final class CaptureFile {
     private let handle: OpaquePointer
-    public let path: String
+    let path: String
     /// The DLT_ value of the capture's link layer (pcap_datalink).
-    public let dataLinkType: Int32
+    let dataLinkType: Int32
 
     /// Opens `path` ("-" is standard input, as in tcpdump -r). Timestamps are read with
     /// nanosecond precision whatever the file stores: libpcap scales microsecond files up.
-    public init(path: String) throws(CaptureError) {
+    init(path: String) throws(CaptureError) {
         var message = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let handle = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &message) else {
             // libpcap names the file itself for some errors: say it once.
@@ -55,19 +55,19 @@ public final class CaptureFile {
     }
 
     /// libpcap's name for the link type, e.g. "EN10MB", "LINUX_SLL2", or "DLT 147".
-    public var dataLinkName: String { CaptureFile.name(ofDataLinkType: dataLinkType) }
+    var dataLinkName: String { CaptureFile.name(ofDataLinkType: dataLinkType) }
 
-    public static func name(ofDataLinkType type: Int32) -> String {
+    static func name(ofDataLinkType type: Int32) -> String {
         guard let name = pcap_datalink_val_to_name(type) else { return "DLT \(type)" }
         return String(cString: name)
     }
 
     /// The capture's snap length: frames longer than this were cut.
-    public var snapLength: Int { Int(pcap_snapshot(handle)) }
+    var snapLength: Int { Int(pcap_snapshot(handle)) }
 
     /// Hands the next frame to `body`; false at the end of the file. Throws when the file is
     /// damaged or cut short in the middle of a record.
-    public func read<Result>(_ body: (CapturedFrame) -> Result) throws(CaptureError) -> Result? {
+    func read<Result>(_ body: (CapturedFrame) -> Result) throws(CaptureError) -> Result? {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         switch pcap_next_ex(handle, &header, &data) {
@@ -86,6 +86,14 @@ public final class CaptureFile {
         default:
             throw CaptureError("\(path): \(String(cString: pcap_geterr(handle)))")
         }
+    }
+
+    /// Reads to the end and says how many frames there were; a damaged file counts the frames
+    /// before the damage (the replay pass reports it).
+    func countFrames() -> Int {
+        var count = 0
+        while (try? read({ _ in true })) == true { count += 1 }
+        return count
     }
 
     private static func text(_ buffer: [CChar]) -> String {

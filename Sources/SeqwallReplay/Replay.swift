@@ -48,6 +48,10 @@ public enum SkipReason: String, Sendable, CaseIterable, Codable {
     case notIP = "non-ip"
     /// The frame ends inside its link-layer header.
     case linkTruncated = "link-truncated"
+    /// The capture's snap length cut the frame inside its IP or TCP headers: what the packet
+    /// was cannot be known, and the daemon (which copies at least 128 bytes) would have seen
+    /// it whole. Not a `truncated` drop: that is for packets cut short on the wire.
+    case snapTruncated = "snap-truncated"
     /// Gateway mode, Linux cooked capture: the copy of a forwarded packet as it left the
     /// capturing host. FORWARD sees each packet once, on the way in.
     case outgoingCopy = "outgoing-copy"
@@ -76,8 +80,11 @@ public final class Replay {
     /// half-open connections stop counting and their slots free up at the same moments.
     public static let sweepInterval: UInt64 = 1_000_000_000
 
-    public init(policy: Policy, link: LinkLayer, hosts: [IPAddress] = []) {
-        tracker = ConnectionTracker(policy: policy)
+    /// `frames`, when known, sizes the table to the capture: a capture of N frames can open at
+    /// most N connections, so a table of min(N, `limit states`) is never full where the
+    /// policy's would not be, and each expiry pass has that many fewer slots to look at.
+    public init(policy: Policy, link: LinkLayer, hosts: [IPAddress] = [], frames: Int? = nil) {
+        tracker = ConnectionTracker(policy: policy, capacity: frames.map { min(policy.limits.states, max(1, $0)) })
         self.link = link
         self.hosts = hosts
     }
@@ -105,6 +112,9 @@ public final class Replay {
         let parsed = PacketParser.parse(packet, wireLength: wireLength)
         let endpoints = Replay.endpoints(of: parsed, packet)
         record.describe(parsed, endpoints: endpoints, wireLength: wireLength)
+        if parsed == .invalid(.truncated) && packet.count < wireLength {
+            return skip(record, .snapTruncated, detail: "\(packet.count) of \(wireLength) bytes captured")
+        }
         if outgoing && hosts.isEmpty {
             return skip(record, .outgoingCopy, detail: "the forwarded copy leaving the capturing host")
         }
@@ -124,7 +134,7 @@ public final class Replay {
         // The daemon's own call, on the same bytes and lengths it would have been given.
         let verdict = tracker.process(packet, wireLength: wireLength, hook: hook, now: clock.now)
         verdicts.count(verdict)
-        record.verdict = verdict.name
+        record.verdict = Replay.name(of: verdict)
         if case .drop(let reason) = verdict { record.reason = reason.name }
         if verdict == .reject { record.reason = DropReason.rule.name }
         if case .tcp(let segment) = parsed { record.state = stateAfter(segment)?.name }
@@ -147,8 +157,10 @@ public final class Replay {
         var stats = StatsRecord(queues: [StatsRecord.QueueInput(
             queue: 0, counters: tracker.counters, connections: tracker.table.count,
             halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil)])
-        // No queue was involved: the per-queue and kernel figures do not apply.
+        // No queue was involved: the per-queue and kernel figures do not apply. The limit is
+        // the policy's, whatever size the table was given for this capture.
         stats.queues = []
+        stats.connections.limit = tracker.policy.limits.states
         return ReplaySummary(
             frames: frames, skipped: skipped, clockWentBack: clock.wentBack, verdicts: verdicts,
             connections: connections.map { ConnectionRecord($0, now: clock.now) }, stats: stats)
@@ -169,6 +181,15 @@ public final class Replay {
     }
 
     // MARK: Helpers
+
+    /// "accept", "drop" or "reject", as the JSON says it.
+    static func name(of verdict: Verdict) -> String {
+        switch verdict {
+        case .accept: "accept"
+        case .drop: "drop"
+        case .reject: "reject"
+        }
+    }
 
     private func skip(_ record: PacketRecord, _ reason: SkipReason, detail: String?) -> PacketRecord {
         var record = record
@@ -227,16 +248,6 @@ public final class Replay {
     }
 }
 
-extension Verdict {
-    /// "accept", "drop" or "reject".
-    public var name: String {
-        switch self {
-        case .accept: "accept"
-        case .drop: "drop"
-        case .reject: "reject"
-        }
-    }
-}
 
 extension UnsafeRawBufferPointer {
     func bigEndian32(at offset: Int) -> UInt32 {
@@ -256,12 +267,15 @@ extension Replay {
     /// report as an error.
     public static func run(path: String, policy: Policy, hosts: [IPAddress], format: ReplayReport.Format,
                            write: @escaping (String) -> Void) throws -> CaptureError? {
+        // A first pass counts the frames, to size the table (not possible on a pipe).
+        var frames: Int?
+        if path != "-" { frames = try CaptureFile(path: path).countFrames() }
         let capture = try CaptureFile(path: path)
         guard let link = LinkLayer(dataLinkType: capture.dataLinkType) else {
             throw CaptureError("\(path): link type \(capture.dataLinkName) (\(capture.dataLinkType)) is not supported: "
                 + "replay reads Ethernet, raw IP, Linux cooked (SLL, SLL2) and BSD loopback captures")
         }
-        let replay = Replay(policy: policy, link: link, hosts: hosts)
+        let replay = Replay(policy: policy, link: link, hosts: hosts, frames: frames)
         var report = ReplayReport(format: format, write: write)
         var damage: CaptureError?
         while true {
@@ -273,7 +287,7 @@ extension Replay {
                 break
             }
         }
-        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName)
+        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength)
         return damage
     }
 }

@@ -112,10 +112,12 @@ public struct ReplaySummary: Sendable, Equatable {
     public var stats: StatsRecord
 }
 
-/// `{"file":...,"link_type":...,"frames":N,"skipped":{...},"clock_went_back":N}`.
+/// `{"file":...,"link_type":...,"snap_length":N,"frames":N,"skipped":{...},"clock_went_back":N}`.
 struct CaptureRecord: Encodable {
     var file: String
     var link_type: String
+    /// Bytes kept per frame: a packet's headers past this were not captured.
+    var snap_length: Int
     var frames: UInt64
     var skipped: [String: UInt64]
     var clock_went_back: UInt64

@@ -38,7 +38,7 @@ public struct ReplayReport {
         packets += 1
     }
 
-    public func finish(_ summary: ReplaySummary, file: String, linkType: String) throws {
+    public func finish(_ summary: ReplaySummary, file: String, linkType: String, snapLength: Int) throws {
         switch format {
         case .text:
             write("")
@@ -51,7 +51,7 @@ public struct ReplayReport {
             for line in ReplayReport.counterLines(summary) { write(line) }
         case .json:
             let capture = CaptureRecord(
-                file: file, link_type: linkType, frames: summary.frames,
+                file: file, link_type: linkType, snap_length: snapLength, frames: summary.frames,
                 skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map { ($0.rawValue, summary.skipped[$0] ?? 0) }),
                 clock_went_back: summary.clockWentBack)
             write("],")

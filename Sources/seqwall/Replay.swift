@@ -23,8 +23,8 @@ struct ReplayCapture: ParsableCommand {
             skipped, since FORWARD sees each packet once; capture with -Q in to leave them out.
 
             Link layers: Ethernet (with VLAN tags), raw IP, Linux cooked (SLL, SLL2) and BSD \
-            loopback. A snap length too short for the headers gives `truncated`, as a daemon \
-            with that --copy-range would.
+            loopback. A frame the snap length cut inside its IP or TCP headers is skipped \
+            (snap-truncated); one cut only in its payload is judged in full.
             """
     )
 

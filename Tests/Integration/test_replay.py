@@ -13,6 +13,8 @@ same traffic.
                      segment far beyond its window in the middle (seq-above-window), an Xmas
                      segment (bad-flags), a SYN to a blocked port (rule) and one to the
                      rejected port (REJECT), then an IPv6 connection with data and close.
+                     A fourth capture, `-i any` both ways, shows the outgoing copies that
+                     gateway-mode replay skips; a fifth keeps 96 bytes a frame (-s 96).
   ReplayHostTest     host mode (seqwall in server, INPUT/OUTPUT queued), captured on the
                      server's interface and replayed with --host: an inbound connection, an
                      outbound one, a blocked SYN.
@@ -25,10 +27,10 @@ rest of inbound blocked).
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,6 +44,8 @@ OPEN_PORT, BLOCKED_PORT, REJECT_PORT = 8080, 8081, 8082
 XMAS_SPORT, BLOCKED_SPORT, REJECT_SPORT = 46001, 46002, 46003
 CAPTURE_START_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 20.0
+SETTLE_TIMEOUT = 30.0
+SNAP_LENGTH = 2048
 REPLAY_TIMEOUT = 120
 
 # A segment with a payload (lab.craft sends none): out-of-window data.
@@ -66,9 +70,14 @@ class Capture:
         self.path = os.path.join(workdir, name)
         self.log = os.path.join(workdir, name + ".stderr")
         # -U and --immediate-mode: every packet reaches the file as it is caught, none waits
-        # in a buffer at SIGINT. -n: no name lookups. `tcp`: what the shipped iptables files
-        # queue to seqwall (ICMPv6 neighbour discovery and the like never reach it).
-        argv = ["tcpdump", "-n", "-U", "--immediate-mode", "-w", self.path] + list(args) + ["tcp"]
+        # in a buffer at SIGINT. -s 2048 -B 8192: immediate mode uses a ring of snap-length
+        # slots, and the default 256 KiB slots in 2 MiB leave room for 8 packets only, which a
+        # tcpdump slowed by a loaded machine overruns ("dropped by kernel"); the session's
+        # packets are all far below 2048 bytes. -n: no name lookups. `tcp`: what the shipped
+        # iptables files queue to seqwall (ICMPv6 neighbour discovery and the like never
+        # reach it).
+        argv = (["tcpdump", "-n", "-U", "--immediate-mode", "-s", str(SNAP_LENGTH), "-B", "8192",
+                 "-w", self.path] + list(args) + ["tcp"])
         self.proc = lab.spawn(ns, argv, self.log, stdout=False)
 
     def wait_listening(self):
@@ -87,6 +96,26 @@ class Capture:
             except subprocess.TimeoutExpired:
                 pass
         lab.REGISTRY.kill_proc(self.proc)
+
+    def frames(self):
+        """Frames written so far (classic pcap as tcpdump writes it; a record still being
+        written does not count)."""
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return 0
+        if len(data) < 24:
+            return 0
+        order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        count, offset = 0, 24
+        while offset + 16 <= len(data):
+            (caplen,) = struct.unpack_from(order + "I", data, offset + 8)
+            if offset + 16 + caplen > len(data):
+                break
+            offset += 16 + caplen
+            count += 1
+        return count
 
     def stderr(self):
         try:
@@ -125,6 +154,25 @@ def to_pcapng(src, dst):
     with open(dst, "rb") as f:
         if f.read(4) != b"\x0a\x0d\x0d\x0a":
             raise AssertionError(f"{dst} is not pcapng (no Section Header Block)")
+
+
+def settle(daemon, before, sports, captures, expected):
+    """Waits until the connections from `sports` are closed (TIME_WAIT) in the live table, so
+    their last ACKs have been judged, then until each capture holds the frames `expected`
+    (live counts -> {capture name: frames}) says it must: a loaded machine may leave tcpdump
+    behind, and SIGINT would lose what it has not read yet. Returns the live counts."""
+    def closed():
+        states = {(c["orig"]["sport"], c["state"]) for c in daemon.conntrack()}
+        return {(sport, "TIME_WAIT") for sport in sports} <= states
+    if not lab.wait_for(closed, SETTLE_TIMEOUT, 0.2):
+        raise AssertionError(f"the live table never showed ports {sports} in TIME_WAIT: {daemon.conntrack()}")
+    live = stats_delta(before, daemon.stats())
+    for name, count in expected(live).items():
+        capture = captures[name]
+        if not lab.wait_for(lambda: capture.frames() >= count, SETTLE_TIMEOUT, 0.2):
+            raise AssertionError(f"capture {name} holds {capture.frames()} frames, not the {count} "
+                                 f"the live counts {live} call for; tcpdump: {capture.stderr()}")
+    return live
 
 
 def stats_delta(before, after):
@@ -166,6 +214,10 @@ class ReplayGatewayTest(lab.LabTestCase):
         "ethernet": ("session-ethernet.pcap", ["-i", "out0"]),
         "sll": ("session-sll.pcap", ["-i", "any", "-Q", "in", "-y", "LINUX_SLL"]),
         "sll2": ("session-sll2.pcap", ["-i", "any", "-Q", "in", "-y", "LINUX_SLL2"]),
+        # Both directions: each forwarded packet in on one interface and out on the other.
+        "any-both": ("session-any.pcap", ["-i", "any", "-y", "LINUX_SLL2"]),
+        # 96 bytes a frame: every header whole (IPv6 SYN: 14 + 40 + 40), payloads cut.
+        "snap96": ("session-snap96.pcap", ["-i", "out0", "-s", "96"]),
     }
 
     @classmethod
@@ -226,9 +278,12 @@ class ReplayGatewayTest(lab.LabTestCase):
                     raise AssertionError("the IPv6 echo came back wrong")
                 conn.close()
 
-            # The client's last ACKs reach the daemon and the captures before counting stops.
-            time.sleep(1.0)
-            cls.live = stats_delta(before, L.daemon.stats())
+            # Each capture must hold one copy of each packet the daemon saw, plus the REJECT's
+            # RST where outgoing packets show, plus the way out of each packet it passed where
+            # both ways show.
+            cls.live = settle(L.daemon, before, [cls.sport4, cls.sport6], captures, lambda live: {
+                "ethernet": live["seen"] + 1, "sll": live["seen"], "sll2": live["seen"],
+                "any-both": live["seen"] + live["accepted"] + 1, "snap96": live["seen"] + 1})
         finally:
             for capture in captures.values():
                 capture.stop()
@@ -319,8 +374,9 @@ class ReplayGatewayTest(lab.LabTestCase):
         self.assert_drops_match_live("ethernet")
         self.assertEqual(doc["stats"]["packets"]["seen"], self.live["seen"] + 1)
         self.assertEqual(doc["verdicts"], {"accept": self.live["accepted"] + 1, "drop": 3, "reject": 1})
-        self.assertEqual(doc["capture"]["skipped"], {"link-truncated": 0, "non-ip": 0, "not-host": 0,
-                                                     "outgoing-copy": 0})
+        self.assertEqual(doc["capture"]["skipped"], {"link-truncated": 0, "snap-truncated": 0, "non-ip": 0,
+                                                     "not-host": 0, "outgoing-copy": 0})
+        self.assertEqual(doc["capture"]["snap_length"], SNAP_LENGTH)
 
     def test_linux_cooked_capture_of_any_interface(self):
         for name, link_type in (("sll", "LINUX_SLL"), ("sll2", "LINUX_SLL2")):
@@ -334,6 +390,43 @@ class ReplayGatewayTest(lab.LabTestCase):
                 live = self.live
                 self.assertEqual(doc["stats"]["packets"],
                                  {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
+
+    def test_linux_cooked_capture_both_ways(self):
+        doc = self.replays["any-both"]
+        judged = [p for p in doc["packets"] if p["verdict"] != "skip"]
+        copies = [p for p in doc["packets"] if p["verdict"] == "skip"]
+        # The copies leaving the firewall are skipped: each packet the daemon let through once,
+        # and the RST the kernel's REJECT sent.
+        self.assertEqual({p["reason"] for p in copies}, {"outgoing-copy"})
+        self.assertEqual(len(copies), self.live["accepted"] + 1)
+        self.assertEqual(doc["capture"]["skipped"]["outgoing-copy"], len(copies))
+        # What is left is what came in: the -Q in capture's packets, judged the same.
+        def key(p):
+            return (p["src"], p["sport"], p["seq"], p["flags"], outcome(p), p.get("state"))
+        self.assertEqual([key(p) for p in judged], [key(p) for p in self.replays["sll2"]["packets"]])
+        self.assert_drops_match_live("any-both")
+        live = self.live
+        self.assertEqual(doc["stats"]["packets"],
+                         {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
+
+    def test_capture_with_a_short_snap_length(self):
+        doc = self.replays["snap96"]
+        self.assertEqual(doc["capture"]["snap_length"], 96)
+        self.assertEqual(sum(doc["capture"]["skipped"].values()), 0)
+        cut = [p for p in doc["packets"] if p["len"] > 0]
+        self.assertGreaterEqual(len(cut), 4, "no packet had its payload cut")
+        # Judged exactly as the whole capture, and counted in bytes as on the wire.
+        full = self.replays["ethernet"]
+        def key(p):
+            return (p["src"], p["sport"], p["seq"], p["len"], p["wire_length"], outcome(p), p.get("state"))
+        self.assertEqual([key(p) for p in doc["packets"]], [key(p) for p in full["packets"]])
+        # Two capture sockets may stamp a frame a hair apart: the seconds left may differ by one.
+        def entry(c):
+            return {k: v for k, v in c.items() if k != "timeout"}
+        self.assertEqual([entry(c) for c in doc["connections"]], [entry(c) for c in full["connections"]])
+        for mine, theirs in zip(doc["connections"], full["connections"]):
+            self.assertLessEqual(abs(mine["timeout"] - theirs["timeout"]), 1)
+        self.assertEqual(doc["stats"], full["stats"])
 
     def test_pcapng_capture(self):
         doc = self.replays["pcapng"]
@@ -391,16 +484,19 @@ class ReplayHostTest(lab.LabTestCase):
                 inbound = conn.sport
                 self.assertEqual(conn.send(b"in" * 40), b"echo:" + b"in" * 40)
                 conn.close()
-            # Outbound from the host to the client's port 9000: `default out pass`.
+            L.craft([{"family": 4, "dst": server, "sport": BLOCKED_SPORT, "dport": BLOCKED_PORT,
+                      "flags": "S", "seq": 7000}])
+            # Outbound from the host to the client's port 9000: `default out pass`. (Last, so
+            # that its close, which settle() waits for, comes after the blocked SYN in the
+            # daemon's one queue.)
             with L.connect("server", client, 9000, timeout=10) as conn:
                 self.assertTrue(conn.connected, conn.error)
                 outbound = conn.sport
                 self.assertEqual(conn.send(b"out" * 30), b"echo:" + b"out" * 30)
                 conn.close()
-            L.craft([{"family": 4, "dst": server, "sport": BLOCKED_SPORT, "dport": BLOCKED_PORT,
-                      "flags": "S", "seq": 7000}])
-            time.sleep(1.0)
-            live = stats_delta(before, L.daemon.stats())
+            # Every packet on the wire went through INPUT or OUTPUT.
+            live = settle(L.daemon, before, [inbound, outbound], {"host": capture},
+                          lambda live: {"host": live["seen"]})
         finally:
             capture.stop()
 
@@ -460,6 +556,15 @@ class ReplayCLITest(unittest.TestCase):
         self.assertTrue(cp.stdout.startswith(
             "   1 0.000000 198.51.100.10:40000 > 203.0.113.10:8080 [S] seq=1000 ack=0 win=64240 len=0 ACCEPT SYN_SENT\n"),
             cp.stdout)
+
+    def test_standard_input(self):
+        with open(self.capture, "rb") as f:
+            cp = subprocess.run([lab.SEQWALL_BIN, "replay", "-", "--rules", GATEWAY_RULES, "-o", "json"],
+                                stdin=f, capture_output=True, text=True, timeout=30)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        doc = json.loads(cp.stdout)
+        self.assertEqual([(p["dport"], p["verdict"], p["state"]) for p in doc["packets"]],
+                         [(8080, "accept", "SYN_SENT")])
 
     def test_missing_capture(self):
         missing = os.path.join(self.dir, "absent.pcap")

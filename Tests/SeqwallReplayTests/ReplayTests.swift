@@ -261,21 +261,36 @@ let mixedSessionStates: [String?] = [
 
     // MARK: Damaged and unusual input
 
-    @Test func snapLengthCutInsideTheHeadersIsTruncated() throws {
+    @Test func snapLengthCutInsideTheHeadersIsSkipped() throws {
         var script = Script()
         script.handshake()
         script.send(.client, [.psh, .ack], payload: 500)
+        script.send(.server, .ack)
         var frames = script.frames()
-        // Frame 4 keeps 14 + 30 bytes: its TCP header is cut. Frame 1 keeps 8: not even the
+        // Frame 4 keeps 14 + 30 bytes: its TCP header is cut. Frame 5 keeps 8: not even the
         // Ethernet header.
         frames[3].originalLength = frames[3].bytes.count
         frames[3].bytes = Array(frames[3].bytes.prefix(44))
-        frames[0].originalLength = frames[0].bytes.count
-        frames[0].bytes = Array(frames[0].bytes.prefix(8))
+        frames[4].originalLength = frames[4].bytes.count
+        frames[4].bytes = Array(frames[4].bytes.prefix(8))
         let (records, summary) = try replayFrames(frames)
-        #expect(outcomes(records) == ["skip link-truncated", "drop no-connection", "drop no-connection", "drop truncated"])
-        #expect(summary.skipped == [.linkTruncated: 1])
+        #expect(outcomes(records) == ["accept -", "accept -", "accept -", "skip snap-truncated", "skip link-truncated"])
+        #expect(records[3].detail == "30 of 540 bytes captured")
+        #expect(records[3].src == "198.51.100.10")
+        #expect(summary.skipped == [.snapTruncated: 1, .linkTruncated: 1])
         #expect(summary.stats.packets.seen == 3)
+        #expect(summary.stats.drops["truncated"] == 0)
+    }
+
+    @Test func aPacketCutShortOnTheWireIsATruncatedDrop() throws {
+        // Captured whole, but its IP header claims more than the frame holds: the packet
+        // itself is short, and seqwall drops it as the daemon would.
+        var builder = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        builder.destinationPort = 8080
+        builder.ipv4TotalLength = 100
+        let (records, summary) = try replayFrames([TestFrame(seconds: 1, bytes: Frames.ethernet(builder.build()))])
+        #expect(outcomes(records) == ["drop truncated"])
+        #expect(summary.skipped.isEmpty)
     }
 
     @Test func aSnapLengthAboveTheHeadersKeepsTheWireLength() throws {
@@ -330,6 +345,41 @@ let mixedSessionStates: [String?] = [
         let (records, _) = try replayFrames(frames)
         #expect(outcomes(records) == ["drop unsupported-protocol", "accept -"])
         #expect(ReplayReport.line(records[0]) == "   1 0.000000 198.51.100.10 > 203.0.113.10 proto 17 len=28 DROP unsupported-protocol")
+    }
+
+    @Test(arguments: [LinkLayer.null, .ethernet, .raw, .loop, .linuxCooked, .linuxCooked2, .ipv4, .ipv6])
+    func randomFramesNeverTrap(link: LinkLayer) throws {
+        // Garbage of every length up to past the longest headers, and real packets cut at
+        // every length: each frame is either skipped or judged, and nothing traps.
+        var frames: [TestFrame] = []
+        for length in 0..<120 {
+            // Scrambled but the same on every run.
+            let garbage = (0..<length).map { UInt8(truncatingIfNeeded: ($0 &* 131 &+ length &* 17) ^ ($0 >> 2) ^ 0x5A) }
+            frames.append(TestFrame(seconds: 1, bytes: garbage))
+        }
+        let header: [UInt8]
+        switch link {
+        case .null: header = [2, 0, 0, 0]
+        case .loop: header = [0, 0, 0, 2]
+        case .ethernet: header = Frames.ethernet([], type: Frames.etherTypeIPv4)
+        case .linuxCooked: header = Frames.linuxCooked([])
+        case .linuxCooked2: header = Frames.linuxCooked2([])
+        case .raw, .ipv4, .ipv6: header = []
+        }
+        var builder = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        builder.options = [.mss(1460), .windowScale(7), .sackPermitted, .timestamps(value: 1, echo: 0)]
+        builder.payloadLength = 20
+        builder.destinationPort = 8080
+        let whole = header + builder.build()
+        for length in 0...whole.count {
+            frames.append(TestFrame(seconds: 2, bytes: Array(whole.prefix(length)), originalLength: whole.count))
+        }
+        let (records, summary) = try replayFrames(frames, link: link)
+        #expect(records.count == frames.count)
+        #expect(summary.stats.packets.seen + summary.skipped.values.reduce(0, +) == UInt64(frames.count))
+        #expect(summary.stats.packets.seen == summary.stats.packets.accepted + summary.stats.packets.dropped)
+        // The whole packet, last, opens a connection.
+        #expect(records.last?.verdict == "accept" && records.last?.state == "SYN_SENT")
     }
 
     // MARK: Direction
@@ -432,6 +482,28 @@ let mixedSessionStates: [String?] = [
         #expect(error.description.hasSuffix("(after frame 2)"))
         #expect(lines.filter { $0.contains(" ACCEPT ") }.count == 2)
         #expect(lines.contains("frames       read 2  replayed 2  skipped 0"))
+    }
+
+    @Test func theTableSizedToTheCaptureFillsAsThePolicysWould() throws {
+        // 17 SYNs of 17 connections. With `limit states 16` (the least a rule file may say) the
+        // last finds the table full; with the default limit none does, although the table is
+        // sized to the 17 frames.
+        var script = Script()
+        for port in UInt16(40001)...40017 { script.send(.client, .syn, clientPort: port) }
+        let directory = try TemporaryDirectory()
+        let path = try directory.file("syns.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
+        for limit in [16, 262_144] {
+            let policy = try RuleFile.parse(text: replayRules + "\nlimit states \(limit)\n", file: "replay.rules")
+            var lines: [String] = []
+            _ = try Replay.run(path: path, policy: policy, hosts: [], format: .text) { lines.append($0) }
+            let verdicts = lines.prefix(17).map { $0.hasSuffix(" ACCEPT SYN_SENT") ? "accept" : $0 }
+            let expected = limit == 16 ? Array(repeating: "accept", count: 16) + ["drop table-full"]
+                : Array(repeating: "accept", count: 17)
+            #expect(verdicts.map { $0.hasSuffix(" DROP table-full") ? "drop table-full" : $0 } == expected)
+            // `stats` shows the policy's limit, not the size the table was given.
+            let kept = min(limit, 17)
+            #expect(lines.contains("connections  current \(kept)  half-open \(kept)  created \(kept)  destroyed 0  limit \(limit)"))
+        }
     }
 
     @Test func everyLinkLayerOfAFileReplays() throws {
