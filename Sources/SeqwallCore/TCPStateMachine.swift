@@ -132,6 +132,7 @@ public enum TCPStateMachine {
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
         var checkWindow = true
+        var beforeResync: Connection?
 
         if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
             // A SYN on a TIME_WAIT or CLOSE tuple. If the old connection was closed or aborted
@@ -151,7 +152,9 @@ public enum TCPStateMachine {
             if index == .synAck, connection.lastIndex == .syn, connection.lastDirection != direction,
                segment.acknowledgment == connection.lastEnd {
                 // This SYN-ACK answers a SYN we ignored: both ends are in sync and we are not.
-                // Adopt what the ignored SYN said and go on as for a fresh handshake.
+                // Adopt what the ignored SYN said and go on as for a fresh handshake. Should the
+                // window check then fail (a SACK block beyond the SYN), nothing of this stays.
+                beforeResync = connection
                 oldState = .synSent
                 cell = .to(.synRecv)
                 var opener = TCPPeerState()
@@ -244,6 +247,7 @@ public enum TCPStateMachine {
             case .accept: break
             case .ignore: return .accept
             case .invalid(let reason):
+                if let beforeResync { connection = beforeResync }
                 noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
                 return .drop(index == .rst ? .rstOutOfWindow : reason)
             }

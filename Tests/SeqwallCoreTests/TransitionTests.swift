@@ -220,6 +220,24 @@ struct HandshakeCornerTests {
         #expect(lab.send(.client, [.syn, .ack], seq: c, ack: s &+ 1) == .drop(.badTransition))
     }
 
+    // The kernel's ignored-SYN resync goes through tcp_in_window; a SYN-ACK that acknowledges
+    // the ignored SYN but carries a SACK block beyond it fails III and is dropped, and the
+    // connection is left exactly as it was (the kernel would keep the half-done resync).
+    @Test(arguments: Family.allCases)
+    func failedResyncLeavesTheConnection(family: Family) throws {
+        let lab = Lab(family: family)
+        lab.handshake()
+        let isn: UInt32 = 77
+        #expect(lab.send(.client, .syn, seq: isn, ack: 0, options: [.sackPermitted]) == .accept)
+        let before = try #require(lab.connection)
+        #expect(lab.send(.server, [.syn, .ack], seq: 900, ack: isn &+ 1,
+                         options: [.noOperation, .noOperation, .sack([(isn &+ 1, isn &+ 5000)])])
+                == .drop(.ackAboveSent))
+        #expect(lab.connection == before)
+        #expect(lab.send(.server, [.syn, .ack], seq: 900, ack: isn &+ 1) == .accept)
+        #expect(lab.state == .synRecv)
+    }
+
     // RFC 5961 4: a SYN inside ESTABLISHED is ignored and the receiver answers it with a
     // challenge ACK, an ordinary in-window ACK that keeps ESTABLISHED.
     @Test(arguments: Family.allCases)
