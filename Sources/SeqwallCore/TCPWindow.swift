@@ -39,13 +39,17 @@
 /// - Until the other side's first segment: nothing about the receiver is known, so I and III
 ///   cannot be checked for the side that was picked up; II and IV apply as always. What the
 ///   segments show is learned: the side's `end` and largest window, its ACKs as a lower bound
-///   of the other side's `end`, and the right edge of the window it offers the other side.
-/// - From the other side's first segment on: I is checked for both sides (with scale 14), the
-///   RST rules of RFC 5961 apply as in any connection, and III is checked for ACKs of a side
-///   once that side has proved its `end`.
+///   of the other side's `end`, and the right edge of the window it offers the other side. An
+///   RST from it cannot be judged either: it passes and, as in the kernel, ends the entry.
+/// - From the other side's first segment on (that segment included): I is checked for both
+///   sides (with scale 14), the RST rules of RFC 5961 apply as in any connection, and III is
+///   checked for ACKs of a side once that side has proved its `end`. A side that only ever
+///   sends data (one-way bulk transfer) never proves it, and ACKs of its data stay unchecked
+///   by III; I still bounds it.
 ///
-/// Both rest on what the kernel already assumes for condition I (the receiver's right edge never
-/// moves left, RFC 9293 3.8.6) and on segments not overtaking each other across the pickup.
+/// These rest on what the kernel already assumes for condition I (a receiver's right edge never
+/// moves left, RFC 9293 3.8.6; Linux senders then also put SND.NXT in every ACK), and on
+/// segments not overtaking each other across the moment of the pickup.
 public enum TCPWindow {
     public enum Result: Equatable, Sendable {
         case accept
