@@ -231,13 +231,16 @@ public enum TCPWindow {
 
     /// A picked-up side shows where it stands (see "Picked-up connections" above): a FIN ends
     /// its sequence space exactly; a segment with nothing in it (no data, SYN or FIN) carries
-    /// SND.NXT, or SND.NXT - 1 when it is a keepalive, so one more is allowed for that.
+    /// SND.NXT, or SND.NXT - 1 when it is a keepalive, so one more is allowed for that. One
+    /// behind what the side was seen to send proves nothing: a stack that winds SND.NXT back
+    /// to retransmit after a timeout may put that in its ACKs (BSD takes care not to).
     static func proveEnd(_ sender: inout TCPPeerState, segment: TCPSegment) {
         let proven: UInt32
         if segment.flags.contains(.fin) {
             proven = segment.end
         } else if segment.payloadLength == 0 && !segment.flags.contains(.syn) && !segment.flags.contains(.rst) {
             proven = segment.sequence &+ 1
+            if SequenceNumber.before(proven, sender.end) { return }
         } else {
             return
         }

@@ -195,6 +195,28 @@ struct PickupTests {
         lab.expectCounters(seen: 9, accepted: 6, drops: [.ackAboveSent: 3], created: 1, destroyed: 0, halfOpen: 0)
     }
 
+    // What proves a side's end: a pure ACK at or past what it was seen to send (or one less: a
+    // keepalive), or a FIN. A pure ACK behind it, or data, proves nothing, and ACKs of more
+    // than was seen still pass.
+    @Test(arguments: Family.allCases)
+    func whatProvesAnEnd(family: Family) {
+        let lab = Self.lab(family)
+        #expect(lab.data(.client, 5000) == .accept)
+        #expect(lab.ackAll(.server) == .accept)
+        #expect(lab.send(.client, .ack, seq: lab.clientNext &- 1000, ack: lab.serverNext) == .accept)
+        #expect(lab.data(.client, 10) == .accept)
+        #expect(lab.connection?.original.flags.contains(.endUnknown) == true)
+        #expect(lab.send(.server, .ack, seq: lab.serverNext, ack: lab.clientNext &+ 3000) == .accept)
+        lab.clientNext &+= 3000
+        #expect(lab.connection?.original.end == lab.clientNext)
+
+        #expect(lab.fin(.client) == .accept)
+        #expect(lab.connection?.original.flags.contains(.endUnknown) == false)
+        #expect(lab.send(.server, .ack, seq: lab.serverNext, ack: lab.clientNext &+ 1) == .drop(.ackAboveSent))
+        #expect(lab.ackAll(.server) == .accept)
+        #expect(lab.state == .closeWait)
+    }
+
     // A keepalive (SEG.SEQ = SND.NXT - 1, RFC 9293 3.8.4) is a common first segment after an
     // entry expired. Its answer acknowledges SND.NXT, one past the keepalive; one more is unsent.
     @Test(arguments: Family.allCases)
