@@ -32,11 +32,16 @@ public struct PeerFlags: OptionSet, Sendable, Equatable {
     public static let sackPermitted = PeerFlags(rawValue: 0x02)
     /// This side sent the first FIN.
     public static let closeInit = PeerFlags(rawValue: 0x04)
-    /// Be liberal with this side's windows (picked-up connections).
-    public static let beLiberal = PeerFlags(rawValue: 0x08)
+    /// This side's SYN was never seen (picked up mid-stream), so its window scale is unknown:
+    /// its windows are shifted by the largest legal scale, 14 (TCPStateMachine.begin).
+    public static let windowScaleUnknown = PeerFlags(rawValue: 0x08)
     /// This side sent data the other has not acknowledged yet.
     public static let dataUnacknowledged = PeerFlags(rawValue: 0x10)
     public static let maxAckSet = PeerFlags(rawValue: 0x20)
+    /// This side may have sent data before the pickup that the tracker never saw: `end` is only
+    /// a lower bound of what it sent, raised by the other side's ACKs, until a segment proves
+    /// where it stands (TCPWindow, "Picked-up connections").
+    public static let endUnknown = PeerFlags(rawValue: 0x40)
 }
 
 /// Which of the kernel's flag classes a segment belongs to (enum tcp_bit_set): the row of the
@@ -74,6 +79,13 @@ public struct ConnectionStatus: OptionSet, Sendable, Equatable {
     /// A `reject` rule refused this connection: the entry lives only until the kernel's RST
     /// answer has gone out (host mode queues it on OUTPUT), and re-rejects retransmitted SYNs.
     public static let rejected = ConnectionStatus(rawValue: 0x10)
+    /// First seen mid-stream with `set pickup on`: no SYN was seen, its history is learned.
+    public static let pickedUp = ConnectionStatus(rawValue: 0x20)
+    /// An out-of-window FIN or RST from the original (reply) side was dropped since the last
+    /// segment that passed: what the kernel's nf_tcp_handle_invalid notes in last_index, kept
+    /// apart here so that a dropped segment never changes how the next one is judged.
+    public static let droppedCloseOriginal = ConnectionStatus(rawValue: 0x40)
+    public static let droppedCloseReply = ConnectionStatus(rawValue: 0x80)
 }
 
 /// One tracked connection: a plain value stored inline in the table.

@@ -27,6 +27,8 @@ public enum TCPStateMachine {
     public static let maximumRetransmissions: UInt8 = 3
     /// Lower bound of acceptable ACKs below the receiver's end (MAXACKWINCONST).
     static let minimumAckWindow: UInt32 = 66000
+    /// The largest window scale shift (RFC 7323 2.3, TCP_MAX_WSCALE).
+    public static let maximumWindowScale: UInt8 = 14
 
     // Columns follow TCPState's raw values: NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT,
     // CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2.
@@ -77,7 +79,9 @@ public enum TCPStateMachine {
     }
 
     /// Sets up a connection from the segment that creates it (the kernel's tcp_new). Returns
-    /// false when the segment cannot open a connection (not a SYN, and pickup is off).
+    /// false when the segment cannot open a connection: only a SYN can, and with pickup on also
+    /// a segment whose only control flag is ACK (tcp_conntracks ORIGINAL column sNO: SYN -> sSS,
+    /// ACK -> sES, SYN-ACK, FIN, RST and none -> sIV; so a FIN or an RST never starts a pickup).
     public static func begin(_ connection: inout Connection, with segment: TCPSegment, pickup: Bool) -> Bool {
         let index = TCPFlagIndex(segment.flags)
         guard case .to(let first) = transition(.original, index, .none) else { return false }
@@ -89,27 +93,46 @@ public enum TCPStateMachine {
             applySynOptions(segment.options, to: &sender)
             connection.original = sender
         } else {
-            // Picked up mid-stream: the history is lost, learn what the packet shows. The
-            // window scale is unknown, so both sides are checked liberally, as the kernel does.
+            // Picked up mid-stream (ESTABLISHED, UNREPLIED until the other side answers): the
+            // history is lost, learn what the segments show and check what can be checked
+            // (TCPWindow, "Picked-up connections"). The kernel instead marks both sides "be
+            // liberal" and never judges the connection again.
             guard pickup else { return false }
-            sender.maxEnd = sender.end &+ sender.maxWindow
-            sender.flags = [.sackPermitted, .beLiberal]
+            // The SYNs carried the window scale: assume the largest legal one, so no window is
+            // taken smaller than it really is. SACK may have been agreed: take SACK blocks as
+            // ACKs, which only a stack that agreed to them sends.
+            let unknown: PeerFlags = [.sackPermitted, .windowScaleUnknown, .endUnknown]
+            sender.scale = maximumWindowScale
+            sender.flags = unknown
+            sender.maxWindow = max(UInt32(segment.window) << UInt32(maximumWindowScale), 1)
+            // Its upper bound comes from the other side's window; until that is seen, what
+            // this side sends sets it (TCPWindow).
+            sender.maxEnd = sender.end
             connection.original = sender
-            connection.reply.flags = [.sackPermitted, .beLiberal]
+            // The other side has sent at least what this segment acknowledges.
+            var other = TCPPeerState()
+            other.scale = maximumWindowScale
+            other.flags = unknown
+            other.end = segment.acknowledgment
+            other.maxEnd = segment.acknowledgment
+            connection.reply = other
+            connection.status.insert(.pickedUp)
         }
         connection.lastIndex = .none
         return true
     }
 
     /// Tracks one segment of an existing connection (nf_conntrack_tcp_packet). `now` and the
-    /// timeouts set the new expiry; the connection is updated in place only for segments
-    /// that are accepted.
+    /// timeouts set the new expiry; the connection is updated in place for segments that pass.
+    /// A dropped segment changes nothing, except that a FIN or RST out of window in an assured
+    /// connection may shorten its timeout, as the kernel's nf_tcp_handle_invalid does.
     public static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
                              timeouts: TCPTimeouts, now: UInt64) -> TrackOutcome {
         let index = TCPFlagIndex(segment.flags)
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
         var checkWindow = true
+        var beforeResync: Connection?
 
         if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
             // A SYN on a TIME_WAIT or CLOSE tuple. If the old connection was closed or aborted
@@ -129,7 +152,9 @@ public enum TCPStateMachine {
             if index == .synAck, connection.lastIndex == .syn, connection.lastDirection != direction,
                segment.acknowledgment == connection.lastEnd {
                 // This SYN-ACK answers a SYN we ignored: both ends are in sync and we are not.
-                // Adopt what the ignored SYN said and go on as for a fresh handshake.
+                // Adopt what the ignored SYN said and go on as for a fresh handshake. Should the
+                // window check then fail (a SACK block beyond the SYN), nothing of this stays.
+                beforeResync = connection
                 oldState = .synSent
                 cell = .to(.synRecv)
                 var opener = TCPPeerState()
@@ -138,12 +163,17 @@ public enum TCPStateMachine {
                 opener.maxWindow = max(UInt32(connection.lastWindow), 1)
                 opener.scale = connection.lastWindowScale
                 opener.flags = connection.lastPeerFlags
-                connection.status.remove(.expectChallengeAck)
+                // A picked-up connection is now known from its SYNs.
+                connection.status.subtract([.expectChallengeAck, .pickedUp])
                 connection.setPeer(connection.lastDirection, opener)
                 connection.setPeer(direction, TCPPeerState())
             } else {
                 remember(segment, index: index, direction: direction, in: &connection)
                 if index == .syn && direction == .original {
+                    // The kernel keeps these two bits in last_flags, which an ignored SYN
+                    // starts afresh: after it, an ACK from the reply side in SYN_RECV no
+                    // longer completes a simultaneous open.
+                    connection.status.subtract([.simultaneousOpen, .expectChallengeAck])
                     var seen = TCPPeerState()
                     applySynOptions(segment.options, to: &seen)
                     connection.lastPeerFlags = seen.flags.intersection([.windowScale, .sackPermitted])
@@ -180,10 +210,24 @@ public enum TCPStateMachine {
             // lets it close the entry.
             if oldState == .timeWait { return .drop(.timeWaitRST) }
             switch oldState {
-            case .finWait, .closeWait, .lastAck, .close:
-                // Closing already: the tuple may be reused, window data is stale.
+            case .close:
+                // Closed already (the kernel's tcp_can_early_drop): nothing left to protect,
+                // and the window data may belong to a tuple reused since.
+                checkWindow = false
+            case .synSent where direction == .reply:
+                // RFC 9293 3.10.7.3: in SYN-SENT an RST is acceptable only if it acknowledges
+                // the SYN; the client discards any other. Stricter than the kernel, which takes
+                // any ACK up to 66000 below (and passes those further down unchanged), so a
+                // blind RST could end the entry before the real SYN-ACK.
+                guard segment.flags.contains(.ack), segment.acknowledgment == connection.original.end else {
+                    return .drop(.rstOutOfWindow)
+                }
                 checkWindow = false
             default:
+                // FIN_WAIT, CLOSE_WAIT and LAST_ACK included: the kernel takes any RST there
+                // (tcp_can_early_drop), but SPEC wants an out-of-window RST never to close a
+                // connection, and half-closed connections still carry data one way. Tuple reuse
+                // is caught by the rules below (an RST answering an ignored SYN).
                 switch resetCheck(connection, direction: direction, segment: segment, oldState: oldState) {
                 case .invalid: return .drop(.rstOutOfWindow)
                 case .keepState: cell = .to(oldState)
@@ -202,13 +246,15 @@ public enum TCPStateMachine {
             switch TCPWindow.check(&connection, direction: direction, index: index, segment: segment, state: oldState) {
             case .accept: break
             case .ignore: return .accept
-            case .invalid(let reason): return .drop(index == .rst ? .rstOutOfWindow : reason)
+            case .invalid(let reason):
+                if let beforeResync { connection = beforeResync }
+                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
+                return .drop(index == .rst ? .rstOutOfWindow : reason)
             }
         }
 
         // From here on the segment is in window.
-        connection.lastIndex = index
-        connection.lastDirection = direction
+        noteLast(index, direction, in: &connection)
         connection.state = newState
         if oldState != newState && newState == .finWait {
             var sender = connection.peer(direction)
@@ -234,9 +280,49 @@ public enum TCPStateMachine {
                   oldState == .synRecv || oldState == .established, newState == .established {
             connection.status.insert(.assured)
         }
-        connection.expiresAt = now &+ UInt64(timeout) &* 1_000_000_000
+        connection.expiresAt = now &+ UInt64(timeout) &* nanosecondsPerSecond
         return .accept
     }
+
+    /// The kernel's nf_tcp_handle_invalid: in an assured connection, a FIN or RST out of window
+    /// that answers a FIN or RST from the other side (passed, or dropped as out of window too)
+    /// means the ends have closed while the tracker fell out of step: do not keep the entry for
+    /// days, shorten its timeout to the unacknowledged one (unless less than two minutes are
+    /// left). Otherwise note it, so that an answer to it is recognised. The kernel notes it in
+    /// last_index, where it also changes how the RST rules judge the next segments (a blind
+    /// out-of-window RST would make the real RST answering an ignored SYN invalid); seqwall
+    /// keeps the note apart.
+    static func noteInvalid(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
+                            timeouts: TCPTimeouts, now: UInt64) {
+        guard connection.status.contains(.assured), index == .fin || index == .rst else { return }
+        let answered = (connection.lastDirection != direction
+                        && (connection.lastIndex == .fin || connection.lastIndex == .rst))
+            || connection.status.contains(droppedClose(direction.opposite))
+        if answered {
+            let left = connection.expiresAt > now ? connection.expiresAt - now : 0
+            if left < 120 * nanosecondsPerSecond { return }
+            let shortened = now &+ UInt64(timeouts.unacknowledged) &* nanosecondsPerSecond
+            if connection.expiresAt > shortened { connection.expiresAt = shortened }
+        } else {
+            connection.status.insert(droppedClose(direction))
+        }
+    }
+
+    @inline(__always)
+    static func droppedClose(_ direction: FlowDirection) -> ConnectionStatus {
+        direction == .original ? .droppedCloseOriginal : .droppedCloseReply
+    }
+
+    /// Notes the last segment that passed (last_index, last_dir); a note of a dropped FIN or
+    /// RST ends there, as the kernel's last_index is overwritten.
+    @inline(__always)
+    static func noteLast(_ index: TCPFlagIndex, _ direction: FlowDirection, in connection: inout Connection) {
+        connection.lastIndex = index
+        connection.lastDirection = direction
+        connection.status.subtract([.droppedCloseOriginal, .droppedCloseReply])
+    }
+
+    static let nanosecondsPerSecond: UInt64 = 1_000_000_000
 
     enum ResetCheck { case invalid, keepState, skipWindow, checkWindow }
 
@@ -303,8 +389,7 @@ public enum TCPStateMachine {
     /// Notes an ignored segment (last_index, last_seq, ...), to resolve what answers it.
     static func remember(_ segment: TCPSegment, index: TCPFlagIndex, direction: FlowDirection,
                          in connection: inout Connection) {
-        connection.lastIndex = index
-        connection.lastDirection = direction
+        noteLast(index, direction, in: &connection)
         connection.lastSequence = segment.sequence
         connection.lastEnd = segment.end
         connection.lastWindow = segment.window
@@ -312,12 +397,14 @@ public enum TCPStateMachine {
 
     /// Window scale and SACK-permitted from a SYN or SYN-ACK (RFC 7323 2.2, RFC 2018 2).
     static func applySynOptions(_ options: TCPOptions, to peer: inout TCPPeerState) {
+        // A SYN tells everything about its side: nothing learned before it stays (the kernel
+        // keeps only its "be liberal" bit, which seqwall does not have).
         peer.scale = 0
-        peer.flags = peer.flags.intersection(.beLiberal)
+        peer.flags = []
         if options.sackPermitted { peer.flags.insert(.sackPermitted) }
         if options.hasWindowScale {
             // RFC 7323 2.3: a shift over 14 is treated as 14.
-            peer.scale = min(options.windowScale, 14)
+            peer.scale = min(options.windowScale, maximumWindowScale)
             peer.flags.insert(.windowScale)
         }
     }

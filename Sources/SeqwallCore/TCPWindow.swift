@@ -13,7 +13,43 @@
 ///     IV.  sack >= receiver.end - max(sender.maxWin, 66000)  (acks nothing long gone)
 ///
 /// where sack is the highest SACK right edge, or the ACK itself. I and III failing are
-/// drops; II and IV failing are old segments that pass without changing state.
+/// drops; II and IV failing are old segments that pass without changing state (the kernel's
+/// NFCT_TCP_IGNORE), so `ack-below-window` is never the verdict on anything the kernel passes.
+///
+/// Picked-up connections (`set pickup on`). The kernel marks both sides "be liberal" and so
+/// never judges such a connection again. Seqwall checks it, with two unknowns made safe:
+///
+/// - The window scale was in the SYNs, which were not seen. Both sides are given the largest
+///   legal scale, 14 (RFC 7323 2.3): every window is then at least as large as the real one, so
+///   the upper bound I can only be too generous, never too tight. The lower bounds II and IV
+///   only ever decide "old segment, pass unchanged", so a window too large there costs no drop.
+/// - Before the pickup a side may have sent data the tracker never saw (it was down, or the
+///   entry had gone), so its `end` is only a lower bound: an ACK above it may acknowledge that
+///   unseen data, above all while the side is recovering from a loss. Until the side proves
+///   where it stands, III raises its `end` to the ACK instead of dropping (`.endUnknown`). A
+///   segment with nothing in it proves it: an acknowledgment is <SEQ=SND.NXT><ACK=RCV.NXT>
+///   (RFC 9293 3.10.7.4; Linux tcp_acceptable_seq, BSD tcp_output "snd_max for ACK-only"), a
+///   keepalive is SND.NXT - 1 (RFC 9293 3.8.4), so `end` becomes its sequence number + 1. A FIN
+///   proves it exactly: nothing follows a FIN. Such a loss: the side sent 1-10 unseen, 3 was
+///   lost, the first segment seen is 3 again; the receiver then acknowledges 10, which is not
+///   "unsent" although the tracker never saw it.
+///
+/// So, in a picked-up connection:
+///
+/// - Until the other side's first segment: nothing about the receiver is known, so I and III
+///   cannot be checked for the side that was picked up; II and IV apply as always. What the
+///   segments show is learned: the side's `end` and largest window, its ACKs as a lower bound
+///   of the other side's `end`, and the right edge of the window it offers the other side. An
+///   RST from it cannot be judged either: it passes and, as in the kernel, ends the entry.
+/// - From the other side's first segment on (that segment included): I is checked for both
+///   sides (with scale 14), the RST rules of RFC 5961 apply as in any connection, and III is
+///   checked for ACKs of a side once that side has proved its `end`. A side that only ever
+///   sends data (one-way bulk transfer) never proves it, and ACKs of its data stay unchecked
+///   by III; I still bounds it.
+///
+/// These rest on what the kernel already assumes for condition I (a receiver's right edge never
+/// moves left, RFC 9293 3.8.6; Linux senders then also put SND.NXT in every ACK), and on
+/// segments not overtaking each other across the moment of the pickup.
 public enum TCPWindow {
     public enum Result: Equatable, Sendable {
         case accept
@@ -27,14 +63,16 @@ public enum TCPWindow {
         max(sender.maxWindow, TCPStateMachine.minimumAckWindow)
     }
 
-    /// Checks `segment`, going `direction` in `connection` whose state was `state`, and on
-    /// success updates both directions' window data.
+    /// Checks `segment`, going `direction` in `connection` whose state was `state`, and unless
+    /// it is invalid, updates both directions' window data. A segment that is dropped leaves
+    /// the connection as it was, so a forged segment cannot teach the tracker anything.
     public static func check(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
                              segment: TCPSegment, state: TCPState) -> Result {
         var sender = connection.peer(direction)
         var receiver = connection.peer(direction.opposite)
         let result = check(&sender, &receiver, connection: &connection, direction: direction, index: index,
                            segment: segment, state: state)
+        if case .invalid = result { return result }
         connection.setPeer(direction, sender)
         connection.setPeer(direction.opposite, receiver)
         return result
@@ -49,6 +87,7 @@ public enum TCPWindow {
         var sack = ack
         var end = segment.end
         var window = UInt32(segment.window)
+        let pickedUp = connection.status.contains(.pickedUp)
 
         if receiver.flags.contains(.sackPermitted) && segment.options.hasSACK
             && SequenceNumber.after(segment.options.sackRightEdge, sack) {
@@ -60,17 +99,19 @@ public enum TCPWindow {
                 // SYN-ACK answering the SYN, or the reply side's SYN in a simultaneous open.
                 initializeSender(&sender, &receiver, segment: segment, end: end, direction: direction)
                 if !flags.contains(.ack) { return .accept }
+            } else if pickedUp {
+                // The other side's first segment since the pickup. Its `end` may already have
+                // been learned from the ACKs of the side picked up; its upper bound `maxEnd` is
+                // the right edge that side offered, kept for condition I below.
+                if SequenceNumber.after(end, sender.end) { sender.end = end }
+                sender.maxWindow = max(window << UInt32(sender.scale), 1)
             } else {
-                // Picked up mid-stream: learn what this segment shows.
+                // Mid-stream without pickup (the kernel's tcp_in_window does the same; the
+                // state machine leaves no segment that reaches here): learn what it shows.
                 sender.end = end
-                let scaled = window << UInt32(sender.scale)
-                sender.maxWindow = max(scaled, 1)
+                sender.maxWindow = max(window << UInt32(sender.scale), 1)
                 sender.maxEnd = end &+ sender.maxWindow
-                if receiver.maxWindow == 0 {
-                    // Nothing seen the other way yet: let III and IV pass until it is.
-                    receiver.end = sack
-                    receiver.maxEnd = sack
-                } else if sack == receiver.end &+ 1 {
+                if sack == receiver.end &+ 1 {
                     // Likely the answer to a keepalive.
                     receiver.end &+= 1
                 }
@@ -99,10 +140,12 @@ public enum TCPWindow {
             end = sender.end
         }
 
-        let liberal = sender.flags.contains(.beLiberal)
+        // A picked-up side whose receiver has sent nothing yet: the receiver's window, and so
+        // this side's upper bound, is unknown.
+        let receiverUnseen = pickedUp && receiver.maxWindow == 0
 
         // I. Upper bound for data.
-        if !SequenceNumber.before(sequence, sender.maxEnd &+ 1) {
+        if !receiverUnseen && !SequenceNumber.before(sequence, sender.maxEnd &+ 1) {
             let overshot = end &- sender.maxEnd &+ 1
             let ackInRange = SequenceNumber.after(sack, receiver.end &- maximumAckWindow(sender) &- 1)
             let inReceiveWindow = receiver.maxWindow != 0
@@ -113,24 +156,26 @@ public enum TCPWindow {
                 // decide, and remember the data so the ACK that follows is not "unsent".
                 sender.end = end
                 sender.flags.insert(.dataUnacknowledged)
-                return liberal ? .accept : .ignore
+                return .ignore
             }
-            return liberal ? .accept : .invalid(.seqAboveWindow)
+            return .invalid(.seqAboveWindow)
         }
 
         // III. Upper bound for ACKs.
         if !SequenceNumber.before(sack, receiver.end &+ 1) {
-            return liberal ? .accept : .invalid(.ackAboveSent)
+            // A picked-up side may have sent, unseen, what this acknowledges: learn it.
+            guard receiver.flags.contains(.endUnknown) else { return .invalid(.ackAboveSent) }
+            receiver.end = sack
         }
 
         // II. Lower bound for data: an old retransmission.
         let inReceiveWindow = receiver.maxWindow == 0
             || SequenceNumber.after(end, sender.end &- receiver.maxWindow &- 1)
-        if !inReceiveWindow { return liberal ? .accept : .ignore }
+        if !inReceiveWindow { return .ignore }
 
         // IV. Lower bound for ACKs: a very delayed ACK.
         if !SequenceNumber.after(sack, receiver.end &- maximumAckWindow(sender) &- 1) {
-            return liberal ? .accept : .ignore
+            return .ignore
         }
 
         // RFC 7323 2.2: the window of a SYN is never scaled.
@@ -149,6 +194,12 @@ public enum TCPWindow {
             } else if SequenceNumber.after(ack, sender.maxAck) {
                 sender.maxAck = ack
             }
+        }
+        if sender.flags.contains(.endUnknown) { proveEnd(&sender, segment: segment) }
+        if receiverUnseen && SequenceNumber.after(sender.end, sender.maxEnd) {
+            // Until the receiver's window is known, what this side was seen to send is the
+            // least its upper bound can be.
+            sender.maxEnd = sender.end
         }
 
         if receiver.maxWindow != 0 && SequenceNumber.after(end, sender.maxEnd) {
@@ -176,6 +227,25 @@ public enum TCPWindow {
             }
         }
         return .accept
+    }
+
+    /// A picked-up side shows where it stands (see "Picked-up connections" above): a FIN ends
+    /// its sequence space exactly; a segment with nothing in it (no data, SYN or FIN) carries
+    /// SND.NXT, or SND.NXT - 1 when it is a keepalive, so one more is allowed for that. One
+    /// behind what the side was seen to send proves nothing: a stack that winds SND.NXT back
+    /// to retransmit after a timeout may put that in its ACKs (BSD takes care not to).
+    static func proveEnd(_ sender: inout TCPPeerState, segment: TCPSegment) {
+        let proven: UInt32
+        if segment.flags.contains(.fin) {
+            proven = segment.end
+        } else if segment.payloadLength == 0 && !segment.flags.contains(.syn) && !segment.flags.contains(.rst) {
+            proven = segment.sequence &+ 1
+            if SequenceNumber.before(proven, sender.end) { return }
+        } else {
+            return
+        }
+        if SequenceNumber.after(proven, sender.end) { sender.end = proven }
+        sender.flags.remove(.endUnknown)
     }
 
     /// This side's first SYN or SYN-ACK (tcp_init_sender).

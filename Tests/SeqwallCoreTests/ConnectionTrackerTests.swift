@@ -258,8 +258,12 @@ struct ClosingTests {
         #expect(lab.send(.server, .rst, seq: lab.serverNext &+ 10_000_000, ack: 0) == .drop(.rstOutOfWindow))
         #expect(lab.send(.client, [.rst, .ack], seq: lab.clientNext &+ 10_000_000, ack: lab.serverNext)
                 == .drop(.rstOutOfWindow))
-        #expect(lab.connection == before)
+        let after = try #require(lab.connection)
+        #expect(after.original == before.original && after.reply == before.reply)
         #expect(lab.state == .established)
+        // nf_tcp_handle_invalid: the second out-of-window RST answers the first from the other
+        // side, so the ends may have gone: 5 days shrink to the unacknowledged timeout.
+        #expect(lab.secondsLeft == 300)
 
         // The connection is alive.
         #expect(lab.data(.client, 10) == .accept)
@@ -522,167 +526,6 @@ struct OpeningTests {
         #expect(lab.send(.client, [.rst, .ack], seq: c &+ 1, ack: s &+ 1) == .accept)
         #expect(lab.state == .close)
         lab.expectCounters(seen: 5, accepted: 4, drops: [.rstOutOfWindow: 1], created: 1, destroyed: 0, halfOpen: 0)
-    }
-}
-
-@Suite("Tracker: window checks")
-struct WindowTests {
-    // tcp_in_window I: seq <= sender.td_maxend, with the kernel's overshoot allowance only up to
-    // the receiver's max window; far above is INVALID -> `seq-above-window`.
-    @Test(arguments: Family.allCases)
-    func dataFarAboveWindow(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake()
-        let before = try #require(lab.connection)
-        #expect(lab.send(.client, [.ack, .psh], seq: lab.clientNext &+ 10_000_000, ack: lab.serverNext, payload: 100)
-                == .drop(.seqAboveWindow))
-        #expect(lab.send(.server, [.ack, .psh], seq: lab.serverNext &+ 200_000, ack: lab.clientNext, payload: 100)
-                == .drop(.seqAboveWindow))
-        #expect(lab.connection == before)
-        lab.expectCounters(seen: 5, accepted: 3, drops: [.seqAboveWindow: 2], created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // tcp_in_window I, the overshoot allowance: a segment ending a little past the advertised
-    // window (by no more than the receiver's max window) is IGNOREd: it passes, and the sender's
-    // end moves so that the receiver's ACK of it is not "unsent".
-    @Test(arguments: Family.allCases)
-    func slightOvershootPasses(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake()
-        // The server advertised 64240 bytes from c+1: td_maxend is c+1+64240. A segment starting
-        // one byte past it fails I, but overshoots by far less than the receiver's max window.
-        let maxEnd = lab.clientNext &+ 64_240
-        #expect(lab.connection?.original.maxEnd == maxEnd)
-        let before = try #require(lab.connection)
-        #expect(lab.send(.client, [.ack, .psh], seq: maxEnd &+ 1, ack: lab.serverNext, payload: 100) == .accept)
-        let end = maxEnd &+ 101
-        let after = try #require(lab.connection)
-        #expect(after.original.end == end)
-        #expect(after.original.flags.contains(.dataUnacknowledged))
-        // Only td_end moved (NFCT_TCP_IGNORE): the timer was not refreshed.
-        #expect(after.expiresAt == before.expiresAt)
-        #expect(lab.send(.server, .ack, seq: lab.serverNext, ack: end) == .accept)
-        // Far more than the receiver's max window past td_maxend is not allowed.
-        #expect(lab.send(.client, [.ack, .psh], seq: end &+ 200_000, ack: lab.serverNext, payload: 100)
-                == .drop(.seqAboveWindow))
-        lab.expectCounters(seen: 6, accepted: 5, drops: [.seqAboveWindow: 1], created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // tcp_in_window III: sack <= receiver.td_end; acking what the other side never sent is
-    // INVALID -> `ack-above-sent`.
-    @Test(arguments: Family.allCases)
-    func ackOfUnsentData(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake()
-        lab.data(.server, 100)
-        let before = try #require(lab.connection)
-        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: lab.serverNext &+ 1) == .drop(.ackAboveSent))
-        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: lab.serverNext &+ 5000) == .drop(.ackAboveSent))
-        #expect(lab.connection == before)
-        #expect(lab.ackAll(.client) == .accept)
-        lab.expectCounters(seen: 7, accepted: 5, drops: [.ackAboveSent: 2], created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // RFC 2018 / tcp_in_window: when SACK is permitted, the highest SACK right edge counts as the
-    // ACK for check III: a SACK block past what was sent is `ack-above-sent`, one inside passes.
-    @Test(arguments: Family.allCases)
-    func sackBlocksCountAsAcks(family: Family) {
-        let lab = Lab(family: family)
-        lab.handshake(clientOptions: [.sackPermitted], serverOptions: [.sackPermitted])
-        lab.data(.server, 1000)
-        let s1 = lab.serverISN &+ 1
-        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: s1,
-                         options: [.noOperation, .noOperation, .sack([(s1 &+ 500, s1 &+ 1000)])]) == .accept)
-        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: s1,
-                         options: [.noOperation, .noOperation, .sack([(s1 &+ 500, s1 &+ 1001)])]) == .drop(.ackAboveSent))
-        lab.expectCounters(seen: 6, accepted: 5, drops: [.ackAboveSent: 1], created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // tcp_in_window II: seq + len >= sender.td_end - receiver.td_maxwin, else an old
-    // retransmission: IGNOREd, so it passes without changing anything (not even the timer).
-    @Test(arguments: Family.allCases)
-    func oldRetransmissionPassesUnchanged(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake()
-        let first = lab.clientNext
-        for _ in 0..<5 {
-            #expect(lab.data(.client, 20_000) == .accept)
-            #expect(lab.ackAll(.server) == .accept)
-        }
-        lab.advance(seconds: 7)
-        let before = try #require(lab.connection)
-        // 100000 bytes later, the first 20000 again: ends 80000 below td_end, beyond the 64240
-        // window the server ever advertised.
-        #expect(lab.send(.client, [.ack, .psh], seq: first, ack: lab.serverNext, payload: 20_000) == .accept)
-        let after = try #require(lab.connection)
-        #expect(after.withoutAccounting == before.withoutAccounting)
-        #expect(after.state == .established)
-        lab.expectCounters(seen: 14, accepted: 14, created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // tcp_in_window IV: an ACK far below the receiver's end (more than max(maxwin, 66000)) is an
-    // overly delayed ACK: IGNOREd, passes unchanged.
-    @Test(arguments: Family.allCases)
-    func veryOldAckPassesUnchanged(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake()
-        lab.advance(seconds: 3)
-        let before = try #require(lab.connection)
-        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: lab.serverNext &- 100_000) == .accept)
-        #expect(lab.connection?.withoutAccounting == before.withoutAccounting)
-        lab.expectCounters(seen: 4, accepted: 4, created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // RFC 7323 2.2-2.3 and tcp_init_sender: with window scale on both SYNs, windows after the
-    // SYNs are shifted; a segment that only fits the scaled window passes and moves td_end.
-    @Test(arguments: Family.allCases)
-    func windowScalingBothSides(family: Family) throws {
-        let lab = Lab(family: family)
-        lab.handshake(clientOptions: [.windowScale(7)], serverOptions: [.windowScale(7)],
-                      synAckWindow: 1000, ackWindow: 502)
-        let connection = try #require(lab.connection)
-        #expect(connection.original.scale == 7)
-        #expect(connection.reply.scale == 7)
-        // The SYN-ACK's window is never scaled (RFC 7323 2.2): 1000 bytes.
-        #expect(connection.original.maxEnd == lab.clientNext &+ 1000)
-        // The server's first scaled window: 1000 << 7 = 128000 bytes.
-        #expect(lab.ackAll(.server, window: 1000) == .accept)
-        #expect(lab.connection?.original.maxEnd == lab.clientNext &+ 128_000)
-        // td_maxwin is the largest scaled window the side sent.
-        #expect(lab.connection?.reply.maxWindow == 128_000)
-        #expect(lab.connection?.original.maxWindow == 502 << 7)
-        let start = lab.clientNext &+ 100_000
-        #expect(lab.send(.client, [.ack, .psh], seq: start, ack: lab.serverNext, payload: 1000, window: 502) == .accept)
-        #expect(lab.connection?.original.end == start &+ 1000)
-        lab.expectCounters(seen: 5, accepted: 5, created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // RFC 7323 2.2: scaling applies only when both SYNs carry the option; with one side only,
-    // both shifts are 0 and the same segment is above the (unscaled) window.
-    @Test(arguments: Family.allCases, [true, false])
-    func windowScalingOneSideOnly(family: Family, clientSends: Bool) throws {
-        let lab = Lab(family: family)
-        lab.handshake(clientOptions: clientSends ? [.windowScale(7)] : [],
-                      serverOptions: clientSends ? [] : [.windowScale(7)],
-                      synAckWindow: 1000, ackWindow: 502)
-        let connection = try #require(lab.connection)
-        #expect(connection.original.scale == 0)
-        #expect(connection.reply.scale == 0)
-        #expect(lab.ackAll(.server, window: 1000) == .accept)
-        #expect(lab.connection?.original.maxEnd == lab.clientNext &+ 1000)
-        let start = lab.clientNext &+ 100_000
-        #expect(lab.send(.client, [.ack, .psh], seq: start, ack: lab.serverNext, payload: 1000, window: 502)
-                == .drop(.seqAboveWindow))
-        lab.expectCounters(seen: 5, accepted: 4, drops: [.seqAboveWindow: 1], created: 1, destroyed: 0, halfOpen: 0)
-    }
-
-    // RFC 7323 2.3 / kernel tcp_options: a shift above 14 is used as 14.
-    @Test func windowScaleClampedTo14() throws {
-        let lab = Lab(family: .ipv4)
-        lab.handshake(clientOptions: [.windowScale(15)], serverOptions: [.windowScale(200)])
-        let connection = try #require(lab.connection)
-        #expect(connection.original.scale == 14)
-        #expect(connection.reply.scale == 14)
     }
 }
 

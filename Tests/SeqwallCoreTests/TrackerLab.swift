@@ -118,6 +118,19 @@ final class Lab {
         return verdict
     }
 
+    /// A FIN (with ACK of all the other side sent) from `side` at its next sequence number;
+    /// the FIN takes one sequence number if accepted.
+    @discardableResult
+    func fin(_ side: Side) -> Verdict {
+        let verdict = side == .client
+            ? send(.client, [.fin, .ack], seq: clientNext, ack: serverNext)
+            : send(.server, [.fin, .ack], seq: serverNext, ack: clientNext)
+        if verdict == .accept {
+            if side == .client { clientNext &+= 1 } else { serverNext &+= 1 }
+        }
+        return verdict
+    }
+
     /// A pure ACK from `side` acknowledging everything the other side sent.
     @discardableResult
     func ackAll(_ side: Side, window: UInt16? = nil) -> Verdict {
