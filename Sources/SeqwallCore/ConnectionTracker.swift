@@ -145,6 +145,9 @@ public final class ConnectionTracker {
             }
             return accepted()
         case .drop(let reason):
+            // A dropped segment may still shorten the timeout (nf_tcp_handle_invalid): the wheel
+            // must see the earlier deadline, or the slot is freed only at the old one.
+            table.deadlineChanged(at: slot)
             return dropped(reason)
         case .destroy:
             // The state machine already moved the connection on (to CLOSE): count it out of
