@@ -99,6 +99,9 @@ public enum TCPWindow {
             end = sender.end
         }
 
+        // A connection restored from a state file catches up first (ConnectionTracker+Restore).
+        if receiver.flags.contains(.relearning) { relearn(&sender, &receiver, flags: flags, end: end, sack: sack) }
+
         let liberal = sender.flags.contains(.beLiberal)
 
         // I. Upper bound for data.
@@ -175,6 +178,7 @@ public enum TCPWindow {
                 connection.retransmissions = 0
             }
         }
+        sender.flags.remove(.relearning)
         return .accept
     }
 
