@@ -292,7 +292,7 @@ public final class Daemon: @unchecked Sendable {
             let maximumBytes = StateSnapshot.headerLength + maximumRecords * StateSnapshot.recordLength
             switch try StateFile.read(path: path, maximumBytes: maximumBytes) {
             case .missing:
-                logger.info("state file \(path) not found: starting with an empty table")
+                logger.info("no state file at \(path) yet")
                 return nil
             case .contents(let contents):
                 bytes = contents
