@@ -156,15 +156,19 @@ public enum StateSnapshot {
         }
 
         mutating func put8(_ value: UInt8) { bytes.append(value) }
-        mutating func put16(_ value: UInt16) { for shift in stride(from: 0, to: 16, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) } }
-        mutating func put32(_ value: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) } }
-        mutating func put64(_ value: UInt64) { for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) } }
+        mutating func put16(_ value: UInt16) { putBytes(of: value.littleEndian) }
+        mutating func put32(_ value: UInt32) { putBytes(of: value.littleEndian) }
+        mutating func put64(_ value: UInt64) { putBytes(of: value.littleEndian) }
+
+        /// An integer's bytes as they are in memory: callers convert to the byte order wanted.
+        mutating func putBytes<T: FixedWidthInteger>(of value: T) {
+            withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+        }
 
         /// An address as its 16 bytes in network order (IPv4 mapped), like on the wire.
         mutating func putAddress(_ address: IPAddress) {
-            for half in [address.high, address.low] {
-                for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: half >> UInt64(shift))) }
-            }
+            putBytes(of: address.high.bigEndian)
+            putBytes(of: address.low.bigEndian)
         }
 
         /// 20 bytes: end, maxEnd, maxWindow, maxAck, scale, flags, 2 reserved.
@@ -324,12 +328,12 @@ public enum StateSnapshot {
             return value
         }
 
+        /// 16 bytes in network order.
         mutating func address() -> IPAddress {
-            var halves: [UInt64] = [0, 0]
-            for half in 0..<2 {
-                for _ in 0..<8 { halves[half] = halves[half] << 8 | UInt64(u8()) }
-            }
-            return IPAddress(high: halves[0], low: halves[1])
+            var high: UInt64 = 0, low: UInt64 = 0
+            for _ in 0..<8 { high = high << 8 | UInt64(u8()) }
+            for _ in 0..<8 { low = low << 8 | UInt64(u8()) }
+            return IPAddress(high: high, low: low)
         }
     }
 

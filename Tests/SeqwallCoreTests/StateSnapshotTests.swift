@@ -406,3 +406,31 @@ struct RestoredConnectionTests {
         #expect(tracker.table.count == 1 && tracker.counters.created == 0)
     }
 }
+
+@Suite("State file: size")
+struct StateSnapshotSizeTests {
+    // A full table's worth of distinct connections, both families, through a file and back.
+    @Test func manyConnectionsRoundTrip() throws {
+        var encoder = StateSnapshot.Encoder(wallTime: savedWallTime, monotonicNow: 0, reservingRecords: 20_000)
+        var connections: [Connection] = []
+        for index in 0..<20_000 {
+            let family = index % 2 == 0 ? Family.ipv4 : Family.ipv6
+            var connection = Connection(key: FlowKey(source: family.client, destination: family.server,
+                                                     sourcePort: UInt16(1024 + index / 2), destinationPort: 443),
+                                        direction: .inbound)
+            connection.state = .established
+            connection.original.end = UInt32(truncatingIfNeeded: index &* 2_654_435_761)
+            connection.reply.maxAck = UInt32(index)
+            connection.expiresAt = UInt64(index + 1) * nanosecondsPerSecond
+            connection.bytesReply = UInt64(index) << 33
+            connections.append(connection)
+            encoder.append(connection, queue: UInt16(index % 4))
+        }
+        let bytes = encoder.finish()
+        #expect(bytes.count == StateSnapshot.headerLength + 20_000 * StateSnapshot.recordLength)
+        let loaded = try StateSnapshot.decode(bytes, maximumRecords: 20_000, wallNow: savedWallTime, monotonicNow: 0)
+        #expect(loaded.entries.count == 20_000)
+        #expect(loaded.entries.map(\.connection) == connections)
+        #expect(loaded.entries.map(\.queue) == (0..<20_000).map { UInt16($0 % 4) })
+    }
+}
