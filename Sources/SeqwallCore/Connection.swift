@@ -42,6 +42,9 @@ public struct PeerFlags: OptionSet, Sendable, Equatable {
     /// a lower bound of what it sent, raised by the other side's ACKs, until a segment proves
     /// where it stands (TCPWindow, "Picked-up connections").
     public static let endUnknown = PeerFlags(rawValue: 0x40)
+    /// This side's data came from a state file and may be behind what it sent while seqwall
+    /// was down (ConnectionTracker+Restore.swift).
+    public static let relearning = PeerFlags(rawValue: 0x80)
 }
 
 /// Which of the kernel's flag classes a segment belongs to (enum tcp_bit_set): the row of the

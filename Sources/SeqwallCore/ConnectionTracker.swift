@@ -48,7 +48,7 @@ public final class ConnectionTracker {
     public let table: ConnectionTable
     public internal(set) var counters = TrackerCounters()
     /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
-    public private(set) var halfOpenCount = 0
+    public internal(set) var halfOpenCount = 0
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)

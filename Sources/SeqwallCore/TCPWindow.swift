@@ -143,6 +143,8 @@ public enum TCPWindow {
         // A picked-up side whose receiver has sent nothing yet: the receiver's window, and so
         // this side's upper bound, is unknown.
         let receiverUnseen = pickedUp && receiver.maxWindow == 0
+        // A connection restored from a state file catches up first (ConnectionTracker+Restore).
+        if receiver.flags.contains(.relearning) { relearn(&sender, &receiver, flags: flags, end: end, sack: sack) }
 
         // I. Upper bound for data.
         if !receiverUnseen && !SequenceNumber.before(sequence, sender.maxEnd &+ 1) {
@@ -226,6 +228,7 @@ public enum TCPWindow {
                 connection.retransmissions = 0
             }
         }
+        sender.flags.remove(.relearning)
         return .accept
     }
 

@@ -13,6 +13,10 @@ public struct DaemonOptions: Sendable {
     public var queues: [UInt16] = [0]
     public var controlPath: String = ControlLimits.defaultSocketPath
     public var settings = QueueSettings()
+    /// Where the connection table is kept across restarts (nil: it is not).
+    public var stateFile: String?
+    /// Seconds between snapshots of the table to `stateFile` while running; 0: only at exit.
+    public var stateInterval: UInt32 = 10
 
     public init(rulesPath: String) {
         self.rulesPath = rulesPath
@@ -56,6 +60,8 @@ public final class Daemon: @unchecked Sendable {
 
         let queueCount = max(1, options.queues.count)
         let share = (policy.limits.states + queueCount - 1) / queueCount
+        // Read before the queues are bound, so packets wait only for the insertions.
+        let saved = loadState(maximumRecords: share * queueCount)
         do {
             for queue in options.queues {
                 workers.append(try QueueWorker(queue: queue, settings: options.settings, policy: policy,
@@ -66,6 +72,7 @@ public final class Daemon: @unchecked Sendable {
             workers.removeAll()
             return 1
         }
+        if let saved { restore(saved) }
 
         var finished: [DispatchSemaphore] = []
         for worker in workers {
@@ -95,9 +102,25 @@ public final class Daemon: @unchecked Sendable {
         let queues = options.queues.map(String.init).joined(separator: ", ")
         logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath), \(policy.rules.count) rules, table limit \(policy.limits.states)")
 
+        let snapshotInterval = UInt64(options.stateInterval) * 1_000_000_000
+        var nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
         while true {
             var received: Int32 = 0
-            guard sigwait(&signals, &received) == 0 else { continue }
+            if options.stateFile != nil && snapshotInterval > 0 {
+                // Snapshots between signals, so a SIGKILL loses at most one interval.
+                let now = SystemCall.monotonicNanoseconds()
+                if now >= nextSnapshot {
+                    saveState()
+                    nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
+                    continue
+                }
+                let left = nextSnapshot - now
+                var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+                received = sigtimedwait(&signals, nil, &timeout)
+                guard received > 0 else { continue }   // the timeout (EAGAIN), or EINTR
+            } else {
+                guard sigwait(&signals, &received) == 0 else { continue }
+            }
             if received == SIGHUP {
                 _ = reload()
                 continue
@@ -107,6 +130,9 @@ public final class Daemon: @unchecked Sendable {
         }
         stopping.store(true, ordering: .relaxed)
         server.stop()
+        // While the workers still hold the queues: the table as it is at the last packet
+        // seqwall decides. After this, the kernel lets packets by (--queue-bypass).
+        saveState()
         stopWorkers(finished)
         logger.info("seqwall stopped; queues released")
         return 0
@@ -159,12 +185,12 @@ public final class Daemon: @unchecked Sendable {
             return ControlReply(ok: true, stats: statistics())
         case .count:
             var total = 0
-            visitConnections { connection, _ in if filter.matches(connection) { total += 1 } }
+            visitConnections { _, connection, _ in if filter.matches(connection) { total += 1 } }
             return ControlReply(ok: true, count: total)
         case .list:
             var shown = 0
             var clientGone = false
-            visitConnections { connection, now in
+            visitConnections { _, connection, now in
                 guard !clientGone, filter.matches(connection) else { return }
                 let line = ControlServer.encode(ConnectionLine(connection: ConnectionRecord(connection, now: now)))
                 if session.emit(line) { shown += 1 } else { clientGone = true }
@@ -237,7 +263,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Visits every connection of every worker, a chunk of slots per visit: the worker copies
     /// the chunk out and goes back to its packets while the chunk is formatted here.
-    private func visitConnections(_ body: (Connection, UInt64) -> Void) {
+    private func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
         for worker in workers {
             var cursor = 0
             while true {
@@ -248,10 +274,82 @@ public final class Daemon: @unchecked Sendable {
                     }
                     return (chunk, next, SystemCall.monotonicNanoseconds())
                 }
-                for connection in chunk where connection.expiresAt > now { body(connection, now) }
+                for connection in chunk where connection.expiresAt > now { body(worker.queue, connection, now) }
                 if next >= worker.tracker.table.capacity { break }
                 cursor = next
             }
+        }
+    }
+
+    // MARK: State file
+
+    /// Reads and decodes the state file; nil (with one warning line, unless the file is
+    /// simply not there) when there is nothing to restore.
+    private func loadState(maximumRecords: Int) -> StateSnapshot.Loaded? {
+        guard let path = options.stateFile else { return nil }
+        let bytes: [UInt8]
+        do {
+            let maximumBytes = StateSnapshot.headerLength + maximumRecords * StateSnapshot.recordLength
+            switch try StateFile.read(path: path, maximumBytes: maximumBytes) {
+            case .missing:
+                logger.info("no state file at \(path) yet")
+                return nil
+            case .contents(let contents):
+                bytes = contents
+            }
+            return try StateSnapshot.decode(bytes, maximumRecords: maximumRecords,
+                                            wallNow: SystemCall.wallClockNanoseconds(),
+                                            monotonicNow: SystemCall.monotonicNanoseconds())
+        } catch let problem as StateFile.Problem {
+            logger.warning("state file \(path) \(problem): starting with an empty table")
+        } catch let problem as StateSnapshot.DecodeError {
+            logger.warning("state file \(path) is \(problem): starting with an empty table")
+        } catch {
+            logger.warning("state file \(path): \(error): starting with an empty table")
+        }
+        return nil
+    }
+
+    /// Puts each saved connection into the worker of the queue it came through. Called before
+    /// the worker threads start, so the trackers are touched from this thread only.
+    private func restore(_ saved: StateSnapshot.Loaded) {
+        let byQueue = Dictionary(uniqueKeysWithValues: workers.map { ($0.queue, $0) })
+        var restored = 0, unserved = 0, duplicates = 0, full = 0, expired = saved.expired
+        let now = SystemCall.monotonicNanoseconds()
+        for entry in saved.entries {
+            guard let worker = byQueue[entry.queue] else {
+                unserved += 1
+                continue
+            }
+            switch worker.tracker.restore(entry.connection, now: now) {
+            case .restored: restored += 1
+            case .expired: expired += 1
+            case .duplicate: duplicates += 1
+            case .tableFull: full += 1
+            }
+        }
+        var line = "restored \(restored) connections from \(options.stateFile ?? "")"
+        line += " (snapshot \(saved.downtime / 1_000_000) ms old; \(expired) expired meanwhile"
+        if unserved > 0 { line += ", \(unserved) of queues not served now left out" }
+        if duplicates > 0 { line += ", \(duplicates) duplicates left out" }
+        if full > 0 { line += ", \(full) left out: the table is full" }
+        logger.info("\(line))")
+    }
+
+    /// Writes every worker's connections to the state file. A failure is logged; the file
+    /// then keeps the last snapshot that was written whole.
+    private func saveState() {
+        guard let path = options.stateFile else { return }
+        let started = SystemCall.monotonicNanoseconds()
+        var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
+        visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
+        let count = encoder.count
+        do {
+            try StateFile.write(encoder.finish(), to: path)
+            let elapsed = (SystemCall.monotonicNanoseconds() - started) / 1_000_000
+            logger.debug("state file \(path): \(count) connections written in \(elapsed) ms")
+        } catch {
+            logger.error("state file \(path): \(error)")
         }
     }
 

@@ -39,4 +39,12 @@ enum SystemCall {
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
+
+    /// Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME): the only clock
+    /// two processes share, for the state file's age.
+    static func wallClockNanoseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return spec.tv_sec < 0 ? 0 : UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+    }
 }

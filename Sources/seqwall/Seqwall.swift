@@ -97,9 +97,13 @@ struct Run: ParsableCommand {
     @OptionGroup var control: ControlOption
 
     @Option(name: .customLong("state-file"), help: ArgumentHelp(
-        "Where to keep the connection table across restarts (not implemented yet; accepted and ignored).",
+        "Where to keep the connection table across restarts: written at exit and every --state-interval, read at start.",
         valueName: "path"))
     var stateFile: String?
+
+    @Option(name: .customLong("state-interval"), help: ArgumentHelp(
+        "Seconds between snapshots of the table to --state-file (0: only at exit).", valueName: "seconds"))
+    var stateInterval: UInt32 = 10
 
     @Option(name: .customLong("queue-length"), help: "Packets the kernel may hold for each queue.")
     var queueLength: UInt32 = 4096
@@ -122,6 +126,9 @@ struct Run: ParsableCommand {
         }
         guard queueLength >= 1 else { throw ValidationError("--queue-length must be at least 1") }
         guard Set(queue).count == queue.count else { throw ValidationError("a --queue is given twice") }
+        if let stateFile, stateFile.isEmpty || stateFile.hasSuffix("/") {
+            throw ValidationError("--state-file must name a file, not '\(stateFile)'")
+        }
     }
 
     func run() throws {
@@ -132,13 +139,14 @@ struct Run: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "seqwall")
-        if stateFile != nil { logger.warning("--state-file is not implemented yet; the table starts empty") }
         var options = DaemonOptions(rulesPath: rules)
         options.queues = queue.isEmpty ? [0] : queue
         options.controlPath = control.path
         options.settings.queueLength = queueLength
         options.settings.copyRange = copyRange
         options.settings.failOpen = failOpen
+        options.stateFile = stateFile
+        options.stateInterval = stateInterval
         let status = Daemon(options: options, logger: logger).run()
         if status != 0 { throw ExitCode(status) }
     }

@@ -1,0 +1,377 @@
+/// The state file (`seqwall run --state-file`): the connection table written at exit and
+/// every few seconds, read back at start so tracked connections survive a restart (issue 7).
+/// This is the pure part, bytes in and bytes out; the daemon does the file I/O.
+///
+/// The format is fixed and versioned, every field encoded explicitly (never Swift memory,
+/// whose layout may change between compilers), little-endian:
+///
+///     header, 48 bytes
+///       0  magic "SQWLSTAT"
+///       8  u32 byte-order mark 0x01020304 (reads as 0x04030201 from a big-endian writer)
+///      12  u16 version (1)
+///      14  u16 header length (48)
+///      16  u16 record length (152)
+///      18  u16 reserved, 0
+///      20  u32 record count
+///      24  u64 wall-clock time of the snapshot, nanoseconds since the Unix epoch
+///      32  u64 reserved, 0
+///      40  u32 reserved, 0
+///      44  u32 CRC-32 (IEEE 802.3) of bytes 0..<44 and of every record
+///     count records of 152 bytes (see `encode(_:queue:into:)`)
+///
+/// Times in the tracker are monotonic nanoseconds, which mean nothing to the next process.
+/// So a record holds each connection's remaining lifetime and age as of the snapshot, and the
+/// header the wall time of the snapshot: at load, every lifetime is shortened by the wall
+/// time that passed (seqwall's downtime) and what has run out is dropped.
+public enum StateSnapshot {
+    public static let magic: [UInt8] = Array("SQWLSTAT".utf8)
+    public static let version: UInt16 = 1
+    public static let byteOrderMark: UInt32 = 0x0102_0304
+    public static let headerLength = 48
+    public static let recordLength = 152
+    static let checksumOffset = 44
+
+    /// One connection and the queue (worker) it belongs to. The kernel's --queue-balance hash
+    /// is keyed with a random value private to the kernel (xt_NFQUEUE.c, jhash_initval), so
+    /// no process can compute where a flow goes; the queue a connection's packets came
+    /// through is where they will come again, as long as the iptables rules stay the same.
+    public struct Entry: Sendable, Equatable {
+        public var queue: UInt16
+        public var connection: Connection
+
+        public init(queue: UInt16, connection: Connection) {
+            self.queue = queue
+            self.connection = connection
+        }
+    }
+
+    /// Why a state file was not used. Each says what was wrong in one line.
+    public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
+        case notAStateFile
+        case truncated(expected: Int, actual: Int)
+        case wrongByteOrder
+        case unsupportedVersion(UInt16)
+        case badLayout(String)
+        case tooLarge(records: Int, limit: Int)
+        case trailingBytes(Int)
+        case badChecksum
+        case badRecord(index: Int, reason: String)
+
+        public var description: String {
+            switch self {
+            case .notAStateFile: "not a seqwall state file (bad magic)"
+            case .truncated(let expected, let actual): "truncated: \(actual) bytes, expected \(expected)"
+            case .wrongByteOrder: "written with the other byte order"
+            case .unsupportedVersion(let version): "version \(version), this seqwall reads version \(StateSnapshot.version)"
+            case .badLayout(let what): "corrupt header: \(what)"
+            case .tooLarge(let records, let limit): "too large: \(records) records, at most \(limit) fit the table"
+            case .trailingBytes(let count): "corrupt: \(count) bytes after the last record"
+            case .badChecksum: "corrupt: checksum mismatch"
+            case .badRecord(let index, let reason): "corrupt: record \(index): \(reason)"
+            }
+        }
+    }
+
+    /// What a state file held, aged to the present.
+    public struct Loaded: Sendable {
+        /// Wall time of the snapshot, nanoseconds since the epoch.
+        public var savedAt: UInt64
+        /// How long seqwall was down (wall time from the snapshot to the load; 0 when the
+        /// clock went backwards).
+        public var downtime: UInt64
+        /// The connections still alive, their deadlines on the loading process's clock.
+        public var entries: [Entry]
+        /// Connections whose lifetime ran out while seqwall was down.
+        public var expired: Int
+    }
+
+    // MARK: Encoding
+
+    /// Builds a state file. `wallTime` and `monotonicNow` are the same instant on the wall
+    /// clock and on the tracker's clock: lifetimes are stored relative to it.
+    public struct Encoder {
+        public private(set) var bytes: [UInt8]
+        public private(set) var count = 0
+        let monotonicNow: UInt64
+
+        public init(wallTime: UInt64, monotonicNow: UInt64, reservingRecords: Int = 0) {
+            self.monotonicNow = monotonicNow
+            bytes = []
+            bytes.reserveCapacity(StateSnapshot.headerLength + reservingRecords * StateSnapshot.recordLength)
+            bytes += StateSnapshot.magic
+            put32(StateSnapshot.byteOrderMark)
+            put16(StateSnapshot.version)
+            put16(UInt16(StateSnapshot.headerLength))
+            put16(UInt16(StateSnapshot.recordLength))
+            put16(0)
+            put32(0)        // count, set by `finish`
+            put64(wallTime)
+            put64(0)
+            put32(0)
+            put32(0)        // checksum, set by `finish`
+        }
+
+        /// Adds one connection. A connection that has expired at `monotonicNow` is left out.
+        public mutating func append(_ connection: Connection, queue: UInt16) {
+            guard connection.expiresAt > monotonicNow else { return }
+            let start = bytes.count
+            put16(queue)
+            put8(connection.key.protocolNumber)
+            put8(connection.state.rawValue)
+            put8(connection.status.rawValue)
+            put8(connection.direction.rawValue)
+            put8(connection.lastIndex.rawValue)
+            put8(connection.lastDirection.rawValue)
+            putAddress(connection.key.source)
+            putAddress(connection.key.destination)
+            put16(connection.key.sourcePort)
+            put16(connection.key.destinationPort)
+            put32(connection.lastSequence)
+            put32(connection.lastAcknowledgment)
+            put32(connection.lastEnd)
+            put16(connection.lastWindow)
+            put8(connection.lastWindowScale)
+            put8(connection.lastPeerFlags.rawValue)
+            put8(connection.retransmissions)
+            put8(0); put8(0); put8(0)
+            putPeer(connection.original)
+            putPeer(connection.reply)
+            put64(connection.expiresAt - monotonicNow)
+            // A connection opened after `monotonicNow` (while the snapshot was being taken)
+            // is as good as new.
+            put64(monotonicNow > connection.createdAt ? monotonicNow - connection.createdAt : 0)
+            put64(connection.packetsOriginal)
+            put64(connection.packetsReply)
+            put64(connection.bytesOriginal)
+            put64(connection.bytesReply)
+            assert(bytes.count - start == StateSnapshot.recordLength)
+            count += 1
+        }
+
+        /// The finished file.
+        public mutating func finish() -> [UInt8] {
+            StateSnapshot.store32(UInt32(count), at: 20, in: &bytes)
+            StateSnapshot.store32(StateSnapshot.checksum(of: bytes), at: StateSnapshot.checksumOffset, in: &bytes)
+            return bytes
+        }
+
+        mutating func put8(_ value: UInt8) { bytes.append(value) }
+        mutating func put16(_ value: UInt16) { putBytes(of: value.littleEndian) }
+        mutating func put32(_ value: UInt32) { putBytes(of: value.littleEndian) }
+        mutating func put64(_ value: UInt64) { putBytes(of: value.littleEndian) }
+
+        /// An integer's bytes as they are in memory: callers convert to the byte order wanted.
+        mutating func putBytes<T: FixedWidthInteger>(of value: T) {
+            withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
+        }
+
+        /// An address as its 16 bytes in network order (IPv4 mapped), like on the wire.
+        mutating func putAddress(_ address: IPAddress) {
+            putBytes(of: address.high.bigEndian)
+            putBytes(of: address.low.bigEndian)
+        }
+
+        /// 20 bytes: end, maxEnd, maxWindow, maxAck, scale, flags, 2 reserved.
+        mutating func putPeer(_ peer: TCPPeerState) {
+            put32(peer.end)
+            put32(peer.maxEnd)
+            put32(peer.maxWindow)
+            put32(peer.maxAck)
+            put8(peer.scale)
+            put8(peer.flags.rawValue)
+            put16(0)
+        }
+    }
+
+    // MARK: Decoding
+
+    /// Reads a state file made by `Encoder`. `maximumRecords` bounds what is accepted (the
+    /// tables' capacity: a larger file is refused whole rather than cut at some arbitrary
+    /// connection). `wallNow` and `monotonicNow` are the present on both clocks.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, maximumRecords: Int, wallNow: UInt64,
+                              monotonicNow: UInt64) throws(DecodeError) -> Loaded {
+        // What there is of the magic must match; then a short file is a cut-off one.
+        guard bytes.prefix(magic.count).elementsEqual(magic.prefix(min(bytes.count, magic.count))) else {
+            throw .notAStateFile
+        }
+        guard bytes.count >= headerLength else { throw .truncated(expected: headerLength, actual: bytes.count) }
+        var reader = Reader(bytes: bytes, offset: magic.count)
+        let mark = reader.u32()
+        if mark == byteOrderMark.byteSwapped { throw .wrongByteOrder }
+        guard mark == byteOrderMark else { throw .badLayout("byte-order mark \(hex(mark))") }
+        let fileVersion = reader.u16()
+        guard fileVersion == version else { throw .unsupportedVersion(fileVersion) }
+        let fileHeaderLength = Int(reader.u16()), fileRecordLength = Int(reader.u16())
+        guard fileHeaderLength == headerLength else { throw .badLayout("header length \(fileHeaderLength)") }
+        guard fileRecordLength == recordLength else { throw .badLayout("record length \(fileRecordLength)") }
+        _ = reader.u16()
+        let count = Int(reader.u32())
+        let savedAt = reader.u64()
+        guard count <= maximumRecords else { throw .tooLarge(records: count, limit: maximumRecords) }
+        let expected = headerLength + count * recordLength
+        guard bytes.count >= expected else { throw .truncated(expected: expected, actual: bytes.count) }
+        guard bytes.count == expected else { throw .trailingBytes(bytes.count - expected) }
+        reader.offset = checksumOffset
+        guard reader.u32() == checksum(of: bytes) else { throw .badChecksum }
+
+        let downtime = wallNow > savedAt ? wallNow - savedAt : 0
+        var loaded = Loaded(savedAt: savedAt, downtime: downtime, entries: [], expired: 0)
+        loaded.entries.reserveCapacity(count)
+        for index in 0..<count {
+            reader.offset = headerLength + index * recordLength
+            let (entry, remaining, age) = try decodeRecord(&reader, index: index)
+            guard remaining > downtime else {
+                loaded.expired += 1
+                continue
+            }
+            var aged = entry
+            aged.connection.expiresAt = monotonicNow &+ (remaining - downtime)
+            let sinceOpened = age &+ downtime
+            aged.connection.createdAt = monotonicNow > sinceOpened ? monotonicNow - sinceOpened : 0
+            loaded.entries.append(aged)
+        }
+        return loaded
+    }
+
+    public static func decode(_ bytes: [UInt8], maximumRecords: Int, wallNow: UInt64,
+                              monotonicNow: UInt64) throws(DecodeError) -> Loaded {
+        // withUnsafeBytes rethrows untyped errors; carry the typed one out in a Result.
+        try bytes.withUnsafeBytes { buffer in
+            Result { () throws(DecodeError) -> Loaded in
+                try decode(buffer, maximumRecords: maximumRecords, wallNow: wallNow, monotonicNow: monotonicNow)
+            }
+        }.get()
+    }
+
+    /// One record; every enumerated field and flag set is checked, so a record that passed
+    /// the checksum but was written by something else cannot put a state in the table that no
+    /// packet could have made.
+    static func decodeRecord(_ reader: inout Reader, index: Int) throws(DecodeError)
+        -> (entry: Entry, remaining: UInt64, age: UInt64) {
+        func bad(_ reason: String) -> DecodeError { .badRecord(index: index, reason: reason) }
+        let queue = reader.u16()
+        let protocolNumber = reader.u8()
+        guard protocolNumber == 6 else { throw bad("protocol \(protocolNumber)") }
+        let stateValue = reader.u8(), statusValue = reader.u8(), directionValue = reader.u8()
+        let lastIndexValue = reader.u8(), lastDirectionValue = reader.u8()
+        guard let state = TCPState(rawValue: stateValue) else { throw bad("state \(stateValue)") }
+        guard statusValue & ~knownStatus == 0 else { throw bad("status \(hex(statusValue))") }
+        guard let direction = Direction(rawValue: directionValue) else { throw bad("direction \(directionValue)") }
+        guard let lastIndex = TCPFlagIndex(rawValue: lastIndexValue) else { throw bad("last index \(lastIndexValue)") }
+        guard let lastDirection = FlowDirection(rawValue: lastDirectionValue) else {
+            throw bad("last direction \(lastDirectionValue)")
+        }
+        let source = reader.address(), destination = reader.address()
+        guard source.isIPv4 == destination.isIPv4 else { throw bad("mixed address families") }
+        let key = FlowKey(source: source, destination: destination, sourcePort: reader.u16(),
+                          destinationPort: reader.u16(), protocolNumber: protocolNumber)
+        var connection = Connection(key: key, direction: direction)
+        connection.state = state
+        connection.status = ConnectionStatus(rawValue: statusValue)
+        connection.lastIndex = lastIndex
+        connection.lastDirection = lastDirection
+        connection.lastSequence = reader.u32()
+        connection.lastAcknowledgment = reader.u32()
+        connection.lastEnd = reader.u32()
+        connection.lastWindow = reader.u16()
+        connection.lastWindowScale = reader.u8()
+        let lastPeerFlags = reader.u8()
+        guard lastPeerFlags & ~knownPeerFlags == 0 else { throw bad("last flags \(hex(lastPeerFlags))") }
+        connection.lastPeerFlags = PeerFlags(rawValue: lastPeerFlags)
+        connection.retransmissions = reader.u8()
+        reader.offset += 3
+        for side in [FlowDirection.original, .reply] {
+            var peer = TCPPeerState()
+            peer.end = reader.u32()
+            peer.maxEnd = reader.u32()
+            peer.maxWindow = reader.u32()
+            peer.maxAck = reader.u32()
+            peer.scale = reader.u8()
+            let flags = reader.u8()
+            reader.offset += 2
+            // RFC 7323 2.3: the tracker never keeps a shift over 14.
+            guard peer.scale <= 14 else { throw bad("window scale \(peer.scale)") }
+            guard flags & ~knownPeerFlags == 0 else { throw bad("peer flags \(hex(flags))") }
+            peer.flags = PeerFlags(rawValue: flags)
+            connection.setPeer(side, peer)
+        }
+        let remaining = reader.u64(), age = reader.u64()
+        connection.packetsOriginal = reader.u64()
+        connection.packetsReply = reader.u64()
+        connection.bytesOriginal = reader.u64()
+        connection.bytesReply = reader.u64()
+        return (Entry(queue: queue, connection: connection), remaining, age)
+    }
+
+    /// The flag bits a tracker sets; anything else in a file is corruption. Every bit of
+    /// ConnectionStatus (up to the dropped-close notes) and of PeerFlags (up to `.relearning`,
+    /// which a snapshot taken soon after a restore has) is in use today.
+    static let knownStatus: UInt8 = 0xFF
+    static let knownPeerFlags: UInt8 = 0xFF
+
+    struct Reader {
+        let bytes: UnsafeRawBufferPointer
+        var offset: Int
+
+        mutating func u8() -> UInt8 {
+            defer { offset += 1 }
+            return bytes[offset]
+        }
+
+        mutating func u16() -> UInt16 { UInt16(truncatingIfNeeded: little(2)) }
+        mutating func u32() -> UInt32 { UInt32(truncatingIfNeeded: little(4)) }
+        mutating func u64() -> UInt64 { little(8) }
+
+        mutating func little(_ width: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for index in 0..<width { value |= UInt64(bytes[offset + index]) << UInt64(8 * index) }
+            offset += width
+            return value
+        }
+
+        /// 16 bytes in network order.
+        mutating func address() -> IPAddress {
+            var high: UInt64 = 0, low: UInt64 = 0
+            for _ in 0..<8 { high = high << 8 | UInt64(u8()) }
+            for _ in 0..<8 { low = low << 8 | UInt64(u8()) }
+            return IPAddress(high: high, low: low)
+        }
+    }
+
+    static func store32(_ value: UInt32, at offset: Int, in bytes: inout [UInt8]) {
+        for index in 0..<4 { bytes[offset + index] = UInt8(truncatingIfNeeded: value >> UInt32(8 * index)) }
+    }
+
+    static func hex<T: BinaryInteger>(_ value: T) -> String { "0x" + String(value, radix: 16) }
+
+    // MARK: Checksum
+
+    /// CRC-32 of the header before the checksum field and of every record.
+    static func checksum<Bytes: Collection>(of bytes: Bytes) -> UInt32 where Bytes.Element == UInt8, Bytes.Index == Int {
+        var crc = CRC32()
+        crc.update(bytes[bytes.startIndex..<(bytes.startIndex + checksumOffset)])
+        crc.update(bytes[(bytes.startIndex + headerLength)...])
+        return crc.value
+    }
+}
+
+/// CRC-32 as Ethernet, zlib and gzip compute it (IEEE 802.3, reflected polynomial
+/// 0xEDB88320, initial and final value 0xFFFFFFFF); CRC32("123456789") is 0xCBF43926.
+public struct CRC32 {
+    static let table: [UInt32] = (0..<256).map { byte in
+        var value = UInt32(byte)
+        for _ in 0..<8 { value = value & 1 != 0 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
+        return value
+    }
+
+    private var state: UInt32 = 0xFFFF_FFFF
+
+    public init() {}
+
+    public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+        let table = CRC32.table
+        for byte in bytes { state = table[Int((state ^ UInt32(byte)) & 0xFF)] ^ (state >> 8) }
+    }
+
+    public var value: UInt32 { state ^ 0xFFFF_FFFF }
+}

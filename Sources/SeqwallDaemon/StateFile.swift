@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state file on disk (`seqwall run --state-file PATH`); the format is StateSnapshot's.
+///
+/// Writing is atomic and never follows a planted link: a new file beside the target, created
+/// with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, written and fsync'ed, renamed over the target
+/// (rename(2) replaces a symlink at the target itself, never what it points to), and the
+/// directory fsync'ed so the rename survives a power cut. A crash at any point leaves either
+/// the old file or the new one.
+///
+/// Reading opens with O_NOFOLLOW (a symlink is refused, ELOOP) and O_NONBLOCK (a FIFO
+/// planted there cannot hang the start), then checks with fstat on the open descriptor that
+/// it is a regular file, owned by us, writable by no one else (whoever can write it can add
+/// connections to the table, that is, open the firewall), and not larger than the tables.
+enum StateFile {
+    /// What reading found.
+    enum ReadResult {
+        case missing
+        case contents([UInt8])
+    }
+
+    struct Problem: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static func read(path: String, maximumBytes: Int) throws(Problem) -> ReadResult {
+        let descriptor = SystemCall.retryingErrno {
+            Int(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY))
+        }
+        if descriptor == -Int(ENOENT) { return .missing }
+        if descriptor == -Int(ELOOP) { throw Problem("is a symbolic link; not following it") }
+        guard descriptor >= 0 else { throw Problem("cannot open: \(SystemError("open", code: Int32(-descriptor)))") }
+        let file = Int32(descriptor)
+        defer { close(file) }
+
+        var status = stat()
+        guard fstat(file, &status) == 0 else { throw Problem("\(SystemError("fstat"))") }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw Problem("is not a regular file") }
+        guard status.st_uid == geteuid() else { throw Problem("is owned by uid \(status.st_uid), not by seqwall's uid \(geteuid())") }
+        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+            throw Problem("is writable by group or others (mode \(String(status.st_mode & 0o777, radix: 8)))")
+        }
+        let size = Int(status.st_size)
+        guard size <= maximumBytes else { throw Problem("is too large: \(size) bytes, at most \(maximumBytes) fit the table") }
+
+        // One byte more than fstat said, to notice a file that grows while it is read.
+        var bytes = [UInt8](repeating: 0, count: size + 1)
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { buffer in
+                SystemCall.retryingErrno { Glibc.read(file, buffer.baseAddress! + filled, buffer.count - filled) }
+            }
+            guard count >= 0 else { throw Problem("cannot read: \(SystemError("read", code: Int32(-count)))") }
+            if count == 0 { break }
+            filled += count
+        }
+        guard filled <= size else { throw Problem("changed while it was read") }
+        bytes.removeLast(bytes.count - filled)
+        return .contents(bytes)
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) throws(Problem) {
+        let (directory, name) = split(path)
+        let directoryDescriptor = SystemCall.retryingErrno {
+            Int(open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        }
+        guard directoryDescriptor >= 0 else {
+            throw Problem("cannot open directory \(directory): \(SystemError("open", code: Int32(-directoryDescriptor)))")
+        }
+        let directoryFile = Int32(directoryDescriptor)
+        defer { close(directoryFile) }
+
+        // A fresh name each try; O_EXCL fails on anything already there, a planted link too.
+        var temporary = ""
+        var descriptor = -Int(EEXIST)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<8 where descriptor == -Int(EEXIST) {
+            temporary = ".\(name).\(getpid()).\(String(generator.next() as UInt64, radix: 36)).tmp"
+            descriptor = SystemCall.retryingErrno {
+                Int(openat(directoryFile, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600))
+            }
+        }
+        guard descriptor >= 0 else {
+            throw Problem("cannot create a file in \(directory): \(SystemError("open", code: Int32(-descriptor)))")
+        }
+        let file = Int32(descriptor)
+        var renamed = false
+        defer {
+            if !renamed { unlinkat(directoryFile, temporary, 0) }
+        }
+        do throws(Problem) {
+            // The umask may only take bits away; make it exactly 0600 whatever it is.
+            guard fchmod(file, 0o600) == 0 else { throw Problem("\(SystemError("fchmod"))") }
+            var written = 0
+            while written < bytes.count {
+                let count = bytes.withUnsafeBytes { buffer in
+                    SystemCall.retryingErrno { Glibc.write(file, buffer.baseAddress! + written, buffer.count - written) }
+                }
+                guard count > 0 else { throw Problem("cannot write: \(SystemError("write", code: Int32(-count)))") }
+                written += count
+            }
+            guard SystemCall.retryingErrno({ Int(fsync(file)) }) == 0 else { throw Problem("\(SystemError("fsync"))") }
+        } catch {
+            close(file)
+            throw error
+        }
+        guard close(file) == 0 else { throw Problem("\(SystemError("close"))") }
+        guard renameat(directoryFile, temporary, directoryFile, name) == 0 else {
+            throw Problem("cannot rename into place: \(SystemError("rename"))")
+        }
+        renamed = true
+        guard SystemCall.retryingErrno({ Int(fsync(directoryFile)) }) == 0 else {
+            throw Problem("\(SystemError("fsync of \(directory)"))")
+        }
+    }
+
+    /// The directory and the last component of `path` ("state" is "./state").
+    static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+}
