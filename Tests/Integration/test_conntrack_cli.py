@@ -769,7 +769,14 @@ class ConntrackCLITest(ConntrackLabMixin, lab.LabTestCase):
             (["--sport", "8o80"], "8o80"),
             (["-f", "ipx"], "ipx"),
         ]
+        # The table must hold still while it is compared: let the TIME_WAIT entries of earlier
+        # tests (2 s) expire first, then hold one live connection that a delete which ignored
+        # its bad filter would remove.
+        self.wait_empty()
+        held = self.open_conn(4, PORT_A)
+        self.wait_established([held])
         total = self.ct_count()
+        self.assertEqual(total, 1)
         for sub in ("list", "count", "delete"):
             for filters, value in bad:
                 with self.subTest(command=sub, filters=" ".join(filters)):
