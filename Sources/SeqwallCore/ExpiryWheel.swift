@@ -10,10 +10,11 @@
 /// works through it. Heads make every list circular, so linking and unlinking have no special
 /// cases. Everything is allocated once; untouched pages of a large table cost nothing.
 ///
-/// Filing is lazy. A connection is filed for `visitTick`, the tick at which the wheel will next
-/// look at it: its deadline's tick when that is within one turn of the wheel, else the tick in
-/// the coming turn that shares its bucket (a long timeout comes round again, once per turn).
-/// A packet that pushes the deadline later does not touch the wheel; the visit refiles the
+/// Filing is lazy. A connection is filed for its visit tick (Connection.wheelTick), the tick at
+/// which the wheel will next look at it: its deadline's tick when that is within one turn of
+/// the wheel, else the tick in the coming turn that shares its bucket (a long timeout comes
+/// round again, once per turn); a new connection's first look is halfway to its deadline.
+/// A packet that pushes the deadline later does not touch the wheel; the look refiles the
 /// connection. Only a deadline moved earlier than its visit (a FIN or RST after a long idle
 /// ESTABLISHED stretch) refiles it at once, so nothing outlives its deadline by more than a tick.
 struct ExpiryWheel {
