@@ -86,7 +86,7 @@ public final class ConnectionTable {
         while tags[index] != 0 { index = (index + 1) & mask }
         tags[index] = newTag
         (slots + index).initialize(to: connection)
-        slots[index].wheelTick = wheel.file(index, deadline: connection.expiresAt)
+        slots[index].wheelTick = wheel.file(index, deadline: connection.expiresAt, halfway: true)
         count += 1
         return index
     }

@@ -1,18 +1,20 @@
 /// The connection table's deadlines on a hashed timing wheel (Varghese and Lauck, "Hashed and
 /// Hierarchical Timing Wheels", scheme 6): one bucket per tick of one second, `bucketCount`
-/// buckets, each a circular doubly-linked list of table slots. The links live in two arrays
-/// beside the table, indexed by slot, so a connection costs 8 bytes more and Connection itself
-/// does not grow; the table keeps them right when its backward-shift deletion moves an entry.
+/// buckets, each a circular doubly-linked list of table slots. The links live in an array
+/// beside the table, indexed by slot, so a slot costs 8 bytes more and Connection itself does
+/// not grow; the table keeps them right when its backward-shift deletion moves an entry. A
+/// node's two links share one 8-byte cell: unlinking touches three cache lines, not four.
 ///
 /// Every node is an index: 0..<slotCount are the table's slots, then one list head per bucket,
 /// then the head of the `taken` list, which holds a bucket that has come due while the tracker
 /// works through it. Heads make every list circular, so linking and unlinking have no special
 /// cases. Everything is allocated once; untouched pages of a large table cost nothing.
 ///
-/// Filing is lazy. A connection is filed for `visitTick`, the tick at which the wheel will next
-/// look at it: its deadline's tick when that is within one turn of the wheel, else the tick in
-/// the coming turn that shares its bucket (a long timeout comes round again, once per turn).
-/// A packet that pushes the deadline later does not touch the wheel; the visit refiles the
+/// Filing is lazy. A connection is filed for its visit tick (Connection.wheelTick), the tick at
+/// which the wheel will next look at it: its deadline's tick when that is within one turn of
+/// the wheel, else the tick in the coming turn that shares its bucket (a long timeout comes
+/// round again, once per turn); a new connection's first look is halfway to its deadline.
+/// A packet that pushes the deadline later does not touch the wheel; the look refiles the
 /// connection. Only a deadline moved earlier than its visit (a FIN or RST after a long idle
 /// ESTABLISHED stretch) refiles it at once, so nothing outlives its deadline by more than a tick.
 struct ExpiryWheel {
@@ -25,8 +27,12 @@ struct ExpiryWheel {
     let slotCount: Int
     let bucketCount: Int
     let bucketMask: UInt64
-    let next: UnsafeMutablePointer<UInt32>
-    let previous: UnsafeMutablePointer<UInt32>
+    struct Links {
+        var next: UInt32
+        var previous: UInt32
+    }
+
+    let links: UnsafeMutablePointer<Links>
     /// The first tick whose bucket has not been taken yet. Every filed connection has a visit
     /// tick in nextTick ..< nextTick + bucketCount, or is in the taken list.
     private(set) var nextTick: UInt64 = 1
@@ -37,22 +43,19 @@ struct ExpiryWheel {
         self.slotCount = slotCount
         self.bucketCount = bucketCount
         bucketMask = UInt64(bucketCount - 1)
-        next = .allocate(capacity: slotCount + bucketCount + 1)
-        previous = .allocate(capacity: slotCount + bucketCount + 1)
+        links = .allocate(capacity: slotCount + bucketCount + 1)
         // Slot links are written when a slot is filed, before they are read.
         reset()
     }
 
     func deallocate() {
-        next.deallocate()
-        previous.deallocate()
+        links.deallocate()
     }
 
     /// Empties every list (the table was emptied).
     mutating func reset() {
         for head in slotCount...(slotCount + bucketCount) {
-            next[head] = UInt32(head)
-            previous[head] = UInt32(head)
+            links[head] = Links(next: UInt32(head), previous: UInt32(head))
         }
     }
 
@@ -76,11 +79,16 @@ struct ExpiryWheel {
         deadline <= UInt64(visitTick &- 1) &* tickNanoseconds
     }
 
-    /// Links `slot` into the bucket for `deadline`; returns its visit tick.
+    /// Links `slot` into the bucket for `deadline`; returns its visit tick. With `halfway`, the
+    /// first look comes halfway to the deadline: a new connection's deadline is about to move
+    /// (the kernel's SYN_RECV timeout is half SYN_SENT's, and the SYN-ACK comes within a round
+    /// trip), and a look that the wheel takes in its stride is cheaper than a refile from the
+    /// packet path.
     @inline(__always)
-    mutating func file(_ slot: Int, deadline: UInt64) -> UInt32 {
+    mutating func file(_ slot: Int, deadline: UInt64, halfway: Bool = false) -> UInt32 {
         let current = nextTick - 1
-        let due = ExpiryWheel.tick(of: deadline)
+        var due = ExpiryWheel.tick(of: deadline)
+        if halfway && due > current { due = current + (due - current + 1) / 2 }
         // A deadline at or before the current tick is looked at on the next one.
         let visit = due <= current ? current + 1 : current + 1 + ((due - current - 1) & bucketMask)
         link(slot, before: head(ofTick: visit))
@@ -88,56 +96,58 @@ struct ExpiryWheel {
     }
 
     @inline(__always)
+    func next(_ node: Int) -> Int { Int(links[node].next) }
+
+    @inline(__always)
+    func previous(_ node: Int) -> Int { Int(links[node].previous) }
+
+    @inline(__always)
     func link(_ node: Int, before successor: Int) {
-        let predecessor = Int(previous[successor])
-        next[node] = UInt32(truncatingIfNeeded: successor)
-        previous[node] = UInt32(truncatingIfNeeded: predecessor)
-        next[predecessor] = UInt32(truncatingIfNeeded: node)
-        previous[successor] = UInt32(truncatingIfNeeded: node)
+        let predecessor = previous(successor)
+        links[node] = Links(next: UInt32(truncatingIfNeeded: successor), previous: UInt32(truncatingIfNeeded: predecessor))
+        links[predecessor].next = UInt32(truncatingIfNeeded: node)
+        links[successor].previous = UInt32(truncatingIfNeeded: node)
     }
 
     @inline(__always)
     func unlink(_ slot: Int) {
-        let predecessor = Int(previous[slot]), successor = Int(next[slot])
-        next[predecessor] = UInt32(truncatingIfNeeded: successor)
-        previous[successor] = UInt32(truncatingIfNeeded: predecessor)
+        let cell = links[slot]
+        links[Int(cell.previous)].next = cell.next
+        links[Int(cell.next)].previous = cell.previous
     }
 
     /// The table moved an entry from slot `source` to the empty slot `destination`: the entry
     /// keeps its place in its list.
     @inline(__always)
     func move(from source: Int, to destination: Int) {
-        let predecessor = Int(previous[source]), successor = Int(next[source])
-        next[destination] = UInt32(truncatingIfNeeded: successor)
-        previous[destination] = UInt32(truncatingIfNeeded: predecessor)
-        next[predecessor] = UInt32(truncatingIfNeeded: destination)
-        previous[successor] = UInt32(truncatingIfNeeded: destination)
+        let cell = links[source]
+        links[destination] = cell
+        links[Int(cell.previous)].next = UInt32(truncatingIfNeeded: destination)
+        links[Int(cell.next)].previous = UInt32(truncatingIfNeeded: destination)
     }
 
     /// The first connection of the taken list, taking the next due bucket when that list is
     /// empty; nil when no bucket is due at `now`. The caller removes or refiles it.
     mutating func nextCandidate(now: UInt64) -> Int? {
         let taken = takenHead
-        while Int(next[taken]) == taken {
+        while next(taken) == taken {
             let dueTick = now / ExpiryWheel.tickNanoseconds
             if nextTick > dueTick { return nil }
             // After a pause of a whole turn or more, each bucket needs one look, not one a tick.
             if dueTick - nextTick >= UInt64(bucketCount) { nextTick = dueTick - UInt64(bucketCount) + 1 }
             let bucket = head(ofTick: nextTick)
             nextTick += 1
-            let first = Int(next[bucket])
+            let first = next(bucket)
             if first != bucket {
                 // Splice the whole bucket into the taken list: connections refiled while it is
                 // worked through go to the bucket's next turn, never into this one again.
-                let last = Int(previous[bucket])
-                next[taken] = UInt32(truncatingIfNeeded: first)
-                previous[first] = UInt32(truncatingIfNeeded: taken)
-                previous[taken] = UInt32(truncatingIfNeeded: last)
-                next[last] = UInt32(truncatingIfNeeded: taken)
-                next[bucket] = UInt32(truncatingIfNeeded: bucket)
-                previous[bucket] = UInt32(truncatingIfNeeded: bucket)
+                let last = previous(bucket)
+                links[taken] = Links(next: UInt32(truncatingIfNeeded: first), previous: UInt32(truncatingIfNeeded: last))
+                links[first].previous = UInt32(truncatingIfNeeded: taken)
+                links[last].next = UInt32(truncatingIfNeeded: taken)
+                links[bucket] = Links(next: UInt32(truncatingIfNeeded: bucket), previous: UInt32(truncatingIfNeeded: bucket))
             }
         }
-        return Int(next[taken])
+        return next(taken)
     }
 }

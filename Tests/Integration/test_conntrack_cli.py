@@ -769,13 +769,14 @@ class ConntrackCLITest(ConntrackLabMixin, lab.LabTestCase):
             (["--sport", "8o80"], "8o80"),
             (["-f", "ipx"], "ipx"),
         ]
-        # Entries left by earlier tests (TIME_WAIT lasts 2 s here) would expire while this test
-        # runs and change the count: start from an empty table and one live connection that a
-        # wrongly accepted delete would remove.
+        # The table must hold still while it is compared: let the TIME_WAIT entries of earlier
+        # tests (2 s) expire first, then hold one live connection that a delete which ignored
+        # its bad filter would remove.
         self.wait_empty()
-        self.open_conn(4, PORT_A)
+        held = self.open_conn(4, PORT_A)
+        self.wait_established([held])
         total = self.ct_count()
-        self.assertGreaterEqual(total, 1)
+        self.assertEqual(total, 1)
         for sub in ("list", "count", "delete"):
             for filters, value in bad:
                 with self.subTest(command=sub, filters=" ".join(filters)):

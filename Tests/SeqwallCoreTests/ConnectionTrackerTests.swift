@@ -738,7 +738,7 @@ struct TimeoutTests {
         lab.expectCounters(seen: 2, accepted: 1, drops: [.noConnection: 1], created: 1, destroyed: 1, halfOpen: 0)
     }
 
-    // The incremental sweep removes an expired entry by itself, half-open count included.
+    // Expiry removes an expired entry by itself (no packet needed), half-open count included.
     @Test(arguments: Family.allCases)
     func sweepRemovesExpired(family: Family) {
         let lab = Lab(family: family)

@@ -50,14 +50,14 @@ private final class WheelLab {
         var seen = [Int](repeating: 0, count: table.capacity)
         for head in wheel.slotCount...wheel.takenHead {
             var previous = head
-            var node = Int(wheel.next[head])
+            var node = wheel.next(head)
             var steps = 0
             while node != head && steps <= table.capacity {
                 guard node < wheel.slotCount else {
                     Issue.record("list \(head) reaches another head \(node)", sourceLocation: sourceLocation)
                     return
                 }
-                #expect(Int(wheel.previous[node]) == previous, sourceLocation: sourceLocation)
+                #expect(wheel.previous(node) == previous, sourceLocation: sourceLocation)
                 seen[node] += 1
                 if head != wheel.takenHead {
                     let visit = UInt64(table.connection(at: node).pointee.wheelTick)
@@ -66,11 +66,11 @@ private final class WheelLab {
                             sourceLocation: sourceLocation)
                 }
                 previous = node
-                node = Int(wheel.next[node])
+                node = wheel.next(node)
                 steps += 1
             }
             #expect(node == head, "list \(head) does not close", sourceLocation: sourceLocation)
-            #expect(Int(wheel.previous[head]) == previous, sourceLocation: sourceLocation)
+            #expect(wheel.previous(head) == previous, sourceLocation: sourceLocation)
         }
         for slot in 0..<table.capacity {
             #expect(seen[slot] == (table.isOccupied(slot) ? 1 : 0), "slot \(slot)", sourceLocation: sourceLocation)
@@ -149,6 +149,32 @@ struct ExpiryWheelTests {
         #expect(lab.has(1))
         lab.advance(seconds: 1)
         #expect(!lab.has(1))
+    }
+
+    // A new connection is first looked at halfway to its deadline, so the handshake never
+    // refiles it from the packet path: the SYN-ACK's SYN_RECV deadline (60 s) is not before
+    // that look, nor are the ACK's and the data's later ones. The look refiles it.
+    @Test(arguments: Family.allCases)
+    func handshakeStaysOffTheWheel(family: Family) throws {
+        let lab = Lab(family: family)
+        lab.tracker.expire(now: lab.now, budget: .max)   // the wheel's clock is the lab's
+        lab.send(.client, .syn, seq: lab.clientISN, ack: 0)
+        let visit = try #require(lab.connection).wheelTick
+        #expect(UInt64(visit) == lab.now / nanosecondsPerSecond + 60)
+        lab.advance(seconds: 1)
+        lab.send(.server, [.syn, .ack], seq: lab.serverISN, ack: lab.clientISN &+ 1)
+        #expect(lab.state == .synRecv)
+        #expect(lab.connection?.wheelTick == visit)
+        lab.send(.client, .ack, seq: lab.clientISN &+ 1, ack: lab.serverISN &+ 1)
+        lab.clientNext = lab.clientISN &+ 1
+        lab.serverNext = lab.serverISN &+ 1
+        lab.data(.client, 100)
+        #expect(lab.state == .established)
+        #expect(lab.connection?.wheelTick == visit)
+        lab.advance(seconds: 59)
+        lab.tracker.expire(now: lab.now, budget: .max)
+        // Looked at on its tick, and filed by its deadline (UNACK, 300 s after the data).
+        #expect(UInt64(try #require(lab.connection).wheelTick) == lab.now / nanosecondsPerSecond + 241)
     }
 
     // Deadlines several turns of the wheel away come round once a turn and go on their own tick.
