@@ -329,6 +329,61 @@ SEQUENCES = {
         Seg(S, "R", B + 1 + BIG, 0, 0,
             note="out-of-window RST while closing: the kernel checks no RST here"),
         Seg(S, "A", B + 1, A + 102, note="the connection is CLOSE for both now")],
+    "rst_answering_ignored_syn": established() + [
+        Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="SYN in ESTABLISHED: ignored"),
+        Seg(S, "RA", B + 1 + BIG, A + 500_001, 0,
+            note="RST acking that SYN: it answers the ignored SYN, no window check"),
+        Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="the SYN again"),
+        Seg(S, "SA", B + 700_000, A + 500_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 500_001, B + 700_001)],
+    "challenge_ack_in_last_ack": established() + [
+        Seg(C, "FA", A + 101, B + 1),
+        Seg(S, "FA", B + 1, A + 102, note="LAST_ACK"),
+        Seg(C, "S", A + 600_000, 0, 64240, opts=SYN_OPTS, note="new SYN in LAST_ACK: ignored"),
+        Seg(S, "A", B + 2, A + 102, note="challenge ACK: not the last ACK (RFC 5961 4)"),
+        Seg(C, "R", A + 102, 0, 0, note="answer to the challenge ACK"),
+        Seg(C, "S", A + 600_000, 0, 64240, opts=SYN_OPTS, note="reopens after the RST"),
+        Seg(S, "SA", B + 900_000, A + 600_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 600_001, B + 900_001)],
+    "syn_and_syn_ack_retransmitted": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS),
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS, note="SYN retransmitted in SYN_RECV"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS, note="SYN-ACK retransmitted"),
+        Seg(C, "A", A + 1, B + 1),
+        Seg(C, "PA", A + 1, B + 1, length=10)],
+    "crashed_peer_reset": established() + [
+        Seg(C, "PA", A + 101, B + 1, length=10, note="the server rebooted meanwhile"),
+        Seg(S, "R", B + 1, 0, 0, note="its RST: seq = the segment's ACK, exact"),
+        Seg(C, "S", A + 800_000, 0, 64240, opts=SYN_OPTS, note="the client starts over"),
+        Seg(S, "SA", B + 900_000, A + 800_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 800_001, B + 900_001)],
+    "rst_seq_zero_in_established": established() + [
+        Seg(S, "R", 0, 0, 0, expect=DROP,
+            note="RST with sequence number 0: below what was acknowledged"),
+        Seg(C, "PA", A + 101, B + 1, length=10)],
+    "wrong_direction_handshake_flags": established() + [
+        Seg(S, "S", B + 100, 0, 65160, opts=SYN_OPTS, expect=DROP,
+            note="SYN from the server in ESTABLISHED"),
+        Seg(C, "SA", A + 100, B + 1, 64240, opts=SYN_OPTS, expect=DROP,
+            note="SYN-ACK from the client in ESTABLISHED"),
+        Seg(S, "FA", B + 1, A + 101),
+        Seg(C, "A", A + 101, B + 2)],
+    "fin_from_server_in_syn_sent": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS),
+        Seg(S, "FA", B, A + 1, expect=DROP, note="FIN before any SYN-ACK"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 1, B + 1)],
+    "syn_with_data_and_urgent_data": [
+        Seg(C, "S", A, 0, 64240, length=20, opts=SYN_OPTS, note="SYN carrying data (TFO-like)"),
+        Seg(S, "SA", B, A + 21, 65160, opts=SYN_OPTS, note="acks the SYN and its data"),
+        Seg(C, "A", A + 21, B + 1),
+        Seg(C, "PAU", A + 21, B + 1, length=10, note="urgent data")],
+    "window_shrinks_old_edge_stays": handshake() + [
+        Seg(S, "A", B + 1, A + 1, win=1000, note="window 1000 << 7 = 128000"),
+        Seg(S, "A", B + 1, A + 1, win=10, note="shrinks to 1280"),
+        Seg(C, "PA", A + 1 + 100_000, B + 1, length=100,
+            note="inside the old window: the largest right edge counts")],
 }
 
 # Where seqwall is deliberately stricter than the kernel (SPEC, Tracking model):
