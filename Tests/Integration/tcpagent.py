@@ -15,7 +15,8 @@ It reads one JSON command a line on stdin and answers one JSON line on stdout:
   {"op": "quit"}
 
 SPEC: family (4|6), src, dst, sport, dport, flags (scapy letters), seq, ack, win, len
-(payload bytes of a fixed pattern) or data (the payload, hex), opts (scapy TCP option list, as JSON lists), tag. The tag goes into the
+(payload bytes of a fixed pattern) or data (the payload, hex), ext (IPv6 extension
+headers "hbh", "dest", "frag" in order, or "nop" for IPv4 header options), opts (scapy TCP option list, as JSON lists), tag. The tag goes into the
 IPv4 identification or the IPv6 flow label, fields neither firewall looks at, so that the
 observer on the other side can tell which hand-made segment arrived even when two carry the
 same TCP header (a retransmission).
@@ -54,9 +55,14 @@ def parse_frame(frame):
         fam, tag = 4, int.from_bytes(ip[4:6], "big")
         src = socket.inet_ntop(socket.AF_INET, ip[12:16])
         dst = socket.inet_ntop(socket.AF_INET, ip[16:20])
-    elif ethertype == 0x86DD and len(ip) >= 40 and ip[6] == 6:
+    elif ethertype == 0x86DD and len(ip) >= 40:
         payload = int.from_bytes(ip[4:6], "big")
-        tcp = ip[40:40 + payload]
+        nxt, off = ip[6], 40
+        while nxt in (0, 43, 44, 60) and off + 8 <= len(ip):  # walk extension headers
+            nxt, off = ip[off], off + (8 if nxt == 44 else (ip[off + 1] + 1) * 8)
+        if nxt != 6:
+            return None
+        tcp = ip[off:40 + payload]
         fam, tag = 6, int.from_bytes(ip[1:4], "big") & 0xFFFFF
         src = socket.inet_ntop(socket.AF_INET6, ip[8:24])
         dst = socket.inet_ntop(socket.AF_INET6, ip[24:40])
@@ -127,18 +133,29 @@ class Injector:
     def __init__(self):
         import logging
         logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
-        from scapy.all import IP, IPv6, TCP, Raw  # noqa: E402
+        from scapy.all import (IP, IPv6, TCP, Raw, IPOption_NOP, IPv6ExtHdrHopByHop,  # noqa
+                               IPv6ExtHdrDestOpt, IPv6ExtHdrFragment)
         self.IP, self.IPv6, self.TCP, self.Raw = IP, IPv6, TCP, Raw
+        self.IPOption_NOP = IPOption_NOP
+        self.ext6 = {"hbh": lambda tag: IPv6ExtHdrHopByHop(),
+                     "dest": lambda tag: IPv6ExtHdrDestOpt(),
+                     # An atomic fragment: offset 0, no more fragments (RFC 6946).
+                     "frag": lambda tag: IPv6ExtHdrFragment(offset=0, m=0, id=tag)}
         # IPPROTO_RAW: we write the whole IP header; the kernel routes and resolves neighbours.
         self.s4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
         self.s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
 
     def build(self, p):
         tag = int(p.get("tag", 0))
+        ext = p.get("ext") or []
         if p.get("family", 4) == 6:
             l3 = self.IPv6(src=p["src"], dst=p["dst"], fl=tag & 0xFFFFF, hlim=64)
+            for name in ext:  # extension headers, in the order given
+                l3 = l3 / self.ext6[name](tag)
         else:
-            l3 = self.IP(src=p["src"], dst=p["dst"], id=tag & 0xFFFF, ttl=64)
+            # "nop": the IPv4 header grows by four NOP options (IHL 6).
+            opts = [self.IPOption_NOP()] * 4 if "nop" in ext else []
+            l3 = self.IP(src=p["src"], dst=p["dst"], id=tag & 0xFFFF, ttl=64, options=opts)
         seg = self.TCP(sport=p["sport"], dport=p["dport"], flags=p.get("flags", ""),
                        seq=p.get("seq", 0) & 0xFFFFFFFF, ack=p.get("ack", 0) & 0xFFFFFFFF,
                        window=p.get("win", 8192), options=options(p.get("opts")))

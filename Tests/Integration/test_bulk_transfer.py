@@ -7,10 +7,10 @@ and, because seqwall asks the kernel for GSO packets (NFQA_CFG_F_GSO), segments 
 
 Per mode (gateway, host) and address family, one lab, and in it:
 
-  - `iperf3 -n 200M` from the client to the server (window scaling and SACK on, the Linux
-    defaults, checked in the namespaces and in seqwall's table; offloads as the veths have
-    them): iperf3 succeeds, the sender reports all 200 MiB, seqwall's table shows them
-    passed, and seqwall drops nothing.
+  - `iperf3 -n 200M` from the client to the server, and with -R from the server to the
+    client (window scaling and SACK on, the Linux defaults, checked in the namespaces and in
+    seqwall's table; offloads as the veths have them): iperf3 succeeds, the sender reports
+    all 200 MiB, what the receiver counted passed seqwall, and seqwall drops nothing.
   - 200 MiB of pseudo-random bytes from a plain socket to a sink that counts them and hashes
     them: the exact byte count and digest arrive (iperf3's receiver stops counting when the
     sender says the test is over, while the last segments are still in flight, so its
@@ -45,9 +45,36 @@ TOTAL = 200 * 1024 * 1024   # iperf3's 200M
 TRANSFER_TIMEOUT = 240      # seconds; the transfers take a few seconds, the machine is shared
 
 
-def _sink(port):
-    """Agent: accept one connection on port (IPv4 or IPv6), read to EOF, answer with the byte
-    count and SHA-256 of what came, close."""
+def _serve_one(conn):
+    """Read an 8-byte length, then that many bytes; answer with their count and SHA-256; read
+    to EOF; close."""
+    conn.settimeout(TRANSFER_TIMEOUT)
+    header = b""
+    while len(header) < 8:
+        part = conn.recv(8 - len(header))
+        if not part:
+            conn.close()
+            return
+        header += part
+    want = int.from_bytes(header, "big")
+    digest, count = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    while count < want:
+        n = conn.recv_into(buf, min(len(buf), want - count))
+        if n == 0:
+            break
+        digest.update(memoryview(buf)[:n])
+        count += n
+    conn.sendall(f"{count} {digest.hexdigest()}\n".encode())
+    while conn.recv(65536):
+        pass
+    conn.close()
+
+
+def _sink(port, connections):
+    """Agent: serve that many connections on port (IPv4 or IPv6), each with _serve_one."""
+    import select
+    import threading
     socks = []
     for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         s = socket.socket(fam, socket.SOCK_STREAM)
@@ -55,53 +82,86 @@ def _sink(port):
         if fam == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((addr, port))
-        s.listen(1)
+        s.listen(64)
         socks.append(s)
     print("ready", flush=True)
-    import select
-    r, _, _ = select.select(socks, [], [], TRANSFER_TIMEOUT)
-    if not r:
-        return 1
-    conn, _ = r[0].accept()
-    conn.settimeout(TRANSFER_TIMEOUT)
-    digest, count = hashlib.sha256(), 0
-    buf = bytearray(1 << 20)
-    while True:
-        n = conn.recv_into(buf)
-        if n == 0:
-            break
-        digest.update(memoryview(buf)[:n])
-        count += n
-    conn.sendall(f"{count} {digest.hexdigest()}\n".encode())
-    conn.close()
+    threads = []
+    for _ in range(connections):
+        r, _, _ = select.select(socks, [], [], TRANSFER_TIMEOUT)
+        if not r:
+            return 1
+        conn, _ = r[0].accept()
+        threads.append(threading.Thread(target=_serve_one, args=(conn,), daemon=True))
+        threads[-1].start()
+    for t in threads:
+        t.join(TRANSFER_TIMEOUT)
     return 0
 
 
-def _source(addr, port, total):
-    """Agent: send total pseudo-random bytes, half-close, print the sink's answer and ours."""
-    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    block = hashlib.sha256(b"seqwall").digest() * (1 << 15)   # 1 MiB, not all zeros
+BLOCK = hashlib.sha256(b"seqwall").digest() * (1 << 15)   # 1 MiB, not all zeros
+
+
+def _send_counted(s, total, half_close=False):
+    """Send an 8-byte length and total bytes (then FIN, if half_close); read the sink's
+    answer. Returns (our "count digest", the answer)."""
     digest, sent = hashlib.sha256(), 0
-    s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(TRANSFER_TIMEOUT)
-    s.connect((addr, port))
-    t0 = time.monotonic()
+    s.sendall(total.to_bytes(8, "big"))
     while sent < total:
-        chunk = block[:min(len(block), total - sent)]
+        chunk = BLOCK[:min(len(BLOCK), total - sent)]
         s.sendall(chunk)
         digest.update(chunk)
         sent += len(chunk)
-    s.shutdown(socket.SHUT_WR)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
     answer = b""
     while not answer.endswith(b"\n"):
         part = s.recv(256)
         if not part:
             break
         answer += part
-    elapsed = time.monotonic() - t0
+    return f"{sent} {digest.hexdigest()}", answer.decode().strip()
+
+
+def _connect(addr, port):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(TRANSFER_TIMEOUT)
+    s.connect((addr, port))
+    return s
+
+
+def _close(s, shut=True):
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
     s.close()
-    print(json.dumps({"sent": sent, "digest": digest.hexdigest(), "seconds": elapsed,
-                      "answer": answer.decode().strip()}), flush=True)
+
+
+def _source(addr, port, total):
+    """Agent: one counted transfer; print our count and digest with the sink's answer; then
+    close when a line comes on stdin (so that the test decides what the network does while
+    the connection closes)."""
+    s = _connect(addr, port)
+    t0 = time.monotonic()
+    ours, answer = _send_counted(s, total)
+    print(json.dumps({"sent": int(ours.split()[0]), "ours": ours, "answer": answer,
+                      "seconds": time.monotonic() - t0, "sport": s.getsockname()[1]}),
+          flush=True)
+    sys.stdin.readline()
+    _close(s)
+    return 0
+
+
+def _sources(addr, port, connections, size):
+    """Agent: that many counted transfers one after the other, each half-closed as soon as
+    its data is sent and closed when the answer came; print how many answers matched."""
+    good = 0
+    for _ in range(connections):
+        s = _connect(addr, port)
+        ours, answer = _send_counted(s, size, half_close=True)
+        good += ours == answer
+        _close(s, shut=False)
+    print(json.dumps({"connections": connections, "good": good}), flush=True)
     return 0
 
 
@@ -149,20 +209,35 @@ class BulkLab:
         sys.stderr.write(f"\n  [{self.label}] {text}\n")
         sys.stderr.flush()
 
-    def socket_transfer(self):
-        """TOTAL bytes from a plain socket in the client to the sink in the server; returns
-        the source's report and seqwall's stats before and after."""
+    def socket_transfer(self, before_close=None):
+        """TOTAL bytes from a plain socket in the client to the sink in the server. Once the
+        sink has answered, before_close() runs, then the connection closes and is waited
+        for in seqwall's table (TIME_WAIT). Returns the source's report and seqwall's stats
+        before and after."""
         ns_s, ns_c = self.lab.ns["server"], self.lab.ns["client"]
-        sink = lab.spawn(ns_s, [lab.PY, THIS_FILE, "sink", str(SINK_PORT)],
+        sink = lab.spawn(ns_s, [lab.PY, THIS_FILE, "sink", str(SINK_PORT), "1"],
                          os.path.join(self.lab.workdir, "sink.log"))
         self.addCleanup(lab.REGISTRY.kill_proc, sink)
         self.assertEqual(lab.LineReader(sink.stdout).readline(10), "ready")
         before = self.lab.daemon.stats()
-        cp = lab.ns_run(ns_c, [lab.PY, THIS_FILE, "source", self.server, str(SINK_PORT),
-                               str(TOTAL)], check=False, timeout=TRANSFER_TIMEOUT)
-        after = self.lab.daemon.stats()
-        self.assertEqual(cp.returncode, 0, f"source failed: {cp.stderr[-2000:]}")
-        return json.loads(cp.stdout.strip().splitlines()[-1]), before, after
+        source = lab.spawn(ns_c, [lab.PY, THIS_FILE, "source", self.server, str(SINK_PORT),
+                                  str(TOTAL)], os.path.join(self.lab.workdir, "source.log"),
+                           stdin=True)
+        self.addCleanup(lab.REGISTRY.kill_proc, source)
+        line = lab.LineReader(source.stdout).readline(TRANSFER_TIMEOUT)
+        self.assertIsNotNone(line, "the source reported nothing; its stderr is in "
+                                   f"{self.lab.workdir}/source.log")
+        out = json.loads(line)
+        if before_close is not None:
+            before_close()
+        source.stdin.write(b"close\n")
+        source.stdin.flush()
+        self.assertEqual(source.wait(timeout=30), 0, "the source failed to close")
+        closed = lab.wait_for(lambda: [e for e in self.entries(SINK_PORT)
+                                       if e["orig"]["sport"] == out["sport"]
+                                       and e["state"] == "TIME_WAIT"], 10.0)
+        self.assertTrue(closed, f"no TIME_WAIT after the close: {self.entries(SINK_PORT)}")
+        return out, before, self.lab.daemon.stats()
 
 
 class BulkTransferTests(BulkLab):
@@ -175,7 +250,9 @@ class BulkTransferTests(BulkLab):
                 got = lab.ns_run(self.lab.ns[role], ["sysctl", "-n", key]).stdout.strip()
                 self.assertEqual(got, "1", f"{key} in the {role} namespace")
 
-    def test_1_iperf3_200M_passes_with_zero_drops(self):
+    def iperf3(self, reverse):
+        """iperf3 -n 200M from the client to the server (reverse: from the server to the
+        client, over a connection the client opened)."""
         ns_s, ns_c = self.lab.ns["server"], self.lab.ns["client"]
         server = lab.spawn(ns_s, ["iperf3", "-s", "-1", "-p", str(IPERF_PORT)],
                            os.path.join(self.lab.workdir, "iperf3-server.log"), stdout=False)
@@ -184,10 +261,13 @@ class BulkTransferTests(BulkLab):
             ns_s, ["ss", "-Htln"]).stdout, 10.0, 0.1)
         self.assertTrue(listening, "iperf3 server did not listen")
         d = self.lab.daemon
+        earlier = {e["orig"]["sport"] for e in self.entries(IPERF_PORT)}
         before = d.stats()
         cp = lab.ns_run(ns_c, ["iperf3", "-c", self.server, "-p", str(IPERF_PORT), "-n", "200M",
-                               "-J"], check=False, timeout=TRANSFER_TIMEOUT)
+                               "-J"] + (["-R"] if reverse else []),
+                        check=False, timeout=TRANSFER_TIMEOUT)
         after = d.stats()
+        what = "iperf3 -n 200M" + (" -R" if reverse else "")
         try:
             result = json.loads(cp.stdout)
         except ValueError:
@@ -197,8 +277,8 @@ class BulkTransferTests(BulkLab):
         self.assertNotIn("error", result)
         sent = result["end"]["sum_sent"]
         received = result["end"]["sum_received"]
-        dropped = self.assert_no_drops(before, after, "iperf3 -n 200M")
-        self.figures(f"iperf3 -n 200M: sent {sent['bytes']} B in {sent['seconds']:.2f} s "
+        dropped = self.assert_no_drops(before, after, what)
+        self.figures(f"{what}: sent {sent['bytes']} B in {sent['seconds']:.2f} s "
                      f"({sent['bits_per_second'] / 1e9:.2f} Gbit/s), receiver counted "
                      f"{received['bytes']} B, {sent.get('retransmits')} retransmissions, "
                      f"{after['packets']['seen'] - before['packets']['seen']} packets seen by "
@@ -207,15 +287,22 @@ class BulkTransferTests(BulkLab):
         self.assertGreater(received["bytes"], 0, received)
         # seqwall was inline: what iperf3's receiver counted crossed it (its table counts the
         # wire bytes of the packets it accepted). The sender's figure is what it wrote to its
-        # socket; when the receiver stops reading, the server closes with data unread and
-        # resets the connection, and the rest never leaves the sender.
-        ents = self.entries(IPERF_PORT)
+        # socket; when the receiver stops reading, it closes with data unread and resets the
+        # connection, and the rest never leaves the sender (esnet/iperf issue 382).
+        ents = [e for e in self.entries(IPERF_PORT) if e["orig"]["sport"] not in earlier]
         self.assertEqual(len(ents), 2, f"expected iperf3's control and data connections in "
                                        f"the table: {ents}")
-        data = max(ents, key=lambda e: e["bytes"]["orig"])
-        self.assertGreaterEqual(data["bytes"]["orig"], received["bytes"], data)
+        direction = "reply" if reverse else "orig"
+        data = max(ents, key=lambda e: e["bytes"][direction])
+        self.assertGreaterEqual(data["bytes"][direction], received["bytes"], data)
         for e in ents:
             self.assert_scaling_and_sack(e, "iperf3")
+
+    def test_1_iperf3_200M_passes_with_zero_drops(self):
+        self.iperf3(reverse=False)
+
+    def test_1b_iperf3_200M_from_the_server_passes_with_zero_drops(self):
+        self.iperf3(reverse=True)
 
     def test_2_exact_200M_arrive_intact(self):
         out, before, after = self.socket_transfer()
@@ -223,7 +310,7 @@ class BulkTransferTests(BulkLab):
         self.figures(f"socket 200 MiB: {out['sent']} B in {out['seconds']:.2f} s, "
                      f"{after['packets']['seen'] - before['packets']['seen']} packets seen by "
                      f"seqwall, {dropped} dropped")
-        self.assertEqual(out["answer"], f"{TOTAL} {out['digest']}",
+        self.assertEqual(out["answer"], out["ours"],
                          "the sink did not get exactly the bytes that were sent")
         ents = self.entries(SINK_PORT)
         self.assertEqual(len(ents), 1, ents)
@@ -240,62 +327,116 @@ def tcp_ext(ns, name):
 
 
 class LossyBulkTransferTests(BulkLab):
-    """Gateway mode, offloads off (so every segment is MSS-sized and seqwall sees each one)
-    and 1% of the transfer's packets lost at random in three places: client data before the
-    firewall, client data after it, server ACKs before it. So seqwall sees holes, SACK blocks
-    above the ACK, retransmissions and ACKs that jump ahead."""
+    """Gateway mode, segmentation offload off (so every segment is MSS-sized and seqwall sees
+    each one), and packets of the transfers lost at random in three places: client segments
+    before the firewall, client segments after it, server segments before it. So seqwall
+    sees holes, SACK blocks above the ACK, retransmissions and ACKs that jump ahead.
+
+    Closing under loss has one outcome that is a drop by design: a server that has already
+    closed (it got the client's last ACK) answers a stray client segment, such as an ACK
+    of a retransmitted FIN, with an RST while seqwall holds the connection in TIME_WAIT, and
+    seqwall drops that RST (RFC 1337, `time-wait-rst`; the differential test lists it as a
+    deliberate difference from the kernel, which lets it kill TIME_WAIT). So the 200 MiB
+    test stops the loss before the close and asserts zero drops, and test_lossy_closes
+    asserts that such RSTs are the only drops when many connections close under loss."""
 
     MODE = lab.GATEWAY
     RULES = GATEWAY_RULES
-    LABEL = ", no offloads, 1% loss"
-    LOSS = "0.01"
+    LABEL = ", no GSO, loss"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         try:
-            ns = cls.lab.ns
-            for where, dev in ((ns["client"], "eth0"), (ns["fw"], "out0"), (ns["fw"], "in0"),
-                               (ns["server"], "eth0")):
-                lab.ns_run(where, ["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"])
-            tool = "iptables" if cls.FAMILY == 4 else "ip6tables"
-            loss = ["-m", "statistic", "--mode", "random", "--probability", cls.LOSS, "-j",
-                    "DROP"]
-            cls.loss_rules = [
-                (ns["client"], "filter", "OUTPUT", ["-p", "tcp", "--dport", str(SINK_PORT)]),
-                (ns["server"], "raw", "PREROUTING", ["-p", "tcp", "--dport", str(SINK_PORT)]),
-                (ns["server"], "filter", "OUTPUT", ["-p", "tcp", "--sport", str(SINK_PORT)])]
-            for where, table, chain, match in cls.loss_rules:
-                lab.ns_run(where, [tool, "-t", table, "-A", chain] + match + loss)
+            # One segment per GSO packet: the senders hand the wire MSS-sized segments (veths
+            # do no GRO by default, so they stay that size).
+            for role in ("client", "server"):
+                lab.run(["ip", "-n", cls.lab.ns[role], "link", "set", "eth0", "gso_max_segs",
+                         "1"])
         except BaseException:
             cls.tearDownClass()
             raise
 
-    def lost(self):
-        """Packets the random-loss rules dropped so far, per rule."""
+    def loss_rules(self):
+        ns = self.lab.ns
         tool = "iptables" if self.FAMILY == 4 else "ip6tables"
-        out = []
-        for where, table, chain, _ in self.loss_rules:
+        return tool, [
+            (ns["client"], "filter", "OUTPUT", ["-p", "tcp", "--dport", str(SINK_PORT)]),
+            (ns["server"], "raw", "PREROUTING", ["-p", "tcp", "--dport", str(SINK_PORT)]),
+            (ns["server"], "filter", "OUTPUT", ["-p", "tcp", "--sport", str(SINK_PORT)])]
+
+    def start_loss(self, probability):
+        tool, rules = self.loss_rules()
+        for where, table, chain, match in rules:
+            lab.ns_run(where, [tool, "-t", table, "-A", chain] + match + [
+                "-m", "statistic", "--mode", "random", "--probability", probability,
+                "-j", "DROP"])
+        self.addCleanup(self.stop_loss)
+
+    def stop_loss(self):
+        """Remove the random-loss rules; return how many packets each had dropped."""
+        tool, rules = self.loss_rules()
+        lost = []
+        for where, table, chain, _ in rules:
             text = lab.ns_run(where, [tool, "-t", table, "-L", chain, "-v", "-n", "-x"]).stdout
-            out.append(sum(int(ln.split()[0]) for ln in text.splitlines()
-                           if "statistic" in ln))
-        return out
+            lost.append(sum(int(ln.split()[0]) for ln in text.splitlines()
+                            if "statistic" in ln))
+            lab.ns_run(where, [tool, "-t", table, "-F", chain])
+        return lost
 
     def test_exact_200M_through_loss(self):
-        sacks = tcp_ext(self.lab.ns["client"], "TCPSackRecovery")
-        out, before, after = self.socket_transfer()
+        self.start_loss("0.01")
+        sacks, lost = tcp_ext(self.lab.ns["client"], "TCPSackRecovery"), []
+        out, before, after = self.socket_transfer(lambda: lost.extend(self.stop_loss()))
         sacks = tcp_ext(self.lab.ns["client"], "TCPSackRecovery") - sacks
-        lost = self.lost()
         dropped = self.assert_no_drops(before, after, "200 MiB through 1% loss")
-        self.figures(f"socket 200 MiB: {out['sent']} B in {out['seconds']:.2f} s, "
+        self.figures(f"socket 200 MiB, 1% loss: {out['sent']} B in {out['seconds']:.2f} s, "
                      f"{after['packets']['seen'] - before['packets']['seen']} packets seen by "
                      f"seqwall, {dropped} dropped; lost on purpose (client out, server in, "
                      f"server out): {lost}; SACK recoveries by the sender: {sacks}")
-        self.assertEqual(out["answer"], f"{TOTAL} {out['digest']}",
+        self.assertEqual(out["answer"], out["ours"],
                          "the sink did not get exactly the bytes that were sent")
         self.assertTrue(all(n > 0 for n in lost), f"no loss in some place: {lost}")
+        self.assertGreater(after["packets"]["seen"] - before["packets"]["seen"], TOTAL // 1500,
+                           "segments were not MSS-sized")
         self.assertGreater(sacks, 0, "the sender never recovered with SACK: the test did "
                                      "not test SACK")
+
+    def test_lossy_closes(self):
+        """100 short transfers, each half-closed as soon as its data is sent, 3% loss all
+        along: every one arrives exactly, and the only drops are RSTs from the server in
+        TIME_WAIT."""
+        connections, size = 100, 64 * 1024
+        sink = lab.spawn(self.lab.ns["server"], [lab.PY, THIS_FILE, "sink", str(SINK_PORT),
+                                                 str(connections)],
+                         os.path.join(self.lab.workdir, "sink.log"))
+        self.addCleanup(lab.REGISTRY.kill_proc, sink)
+        self.assertEqual(lab.LineReader(sink.stdout).readline(10), "ready")
+        d = self.lab.daemon
+        self.start_loss("0.03")
+        before, log_start = d.stats(), d.log_size()
+        cp = lab.ns_run(self.lab.ns["client"], [lab.PY, THIS_FILE, "sources", self.server,
+                                                str(SINK_PORT), str(connections), str(size)],
+                        check=False, timeout=TRANSFER_TIMEOUT)
+        self.assertEqual(cp.returncode, 0, f"sources failed: {cp.stderr[-2000:]}")
+        out = json.loads(cp.stdout.strip().splitlines()[-1])
+        lost = self.stop_loss()
+        time.sleep(2.0)  # the last closes' retransmissions
+        after = d.stats()
+        reasons = {k: v - before["drops"].get(k, 0) for k, v in after["drops"].items()
+                   if v != before["drops"].get(k, 0)}
+        self.figures(f"{connections} x {size} B, half-closed at once, 3% loss: {out['good']} "
+                     f"arrived exactly; lost on purpose: {lost}; seqwall drops: {reasons}")
+        self.assertEqual(out["good"], connections, out)
+        self.assertTrue(all(n > 0 for n in lost), f"no loss in some place: {lost}")
+        self.assertLessEqual(set(reasons), {"time-wait-rst"}, reasons)
+        server = f"[{self.server}]" if self.FAMILY == 6 else self.server
+        for line in d.log_text(since=log_start).splitlines():
+            if "drop reason=" in line:
+                self.assertIn(f"tcp {server}:{SINK_PORT} -> ", line)
+                self.assertIn(" flags=RST ", line)
+                self.assertTrue(line.rstrip().endswith("state=TIME_WAIT")
+                                or "state=TIME_WAIT (" in line, line)
 
 
 for _family in (4, 6):
@@ -310,7 +451,9 @@ for _family in (4, 6):
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "sink":
-        sys.exit(_sink(int(sys.argv[2])))
+        sys.exit(_sink(int(sys.argv[2]), int(sys.argv[3])))
+    if len(sys.argv) > 1 and sys.argv[1] == "sources":
+        sys.exit(_sources(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
     if len(sys.argv) > 1 and sys.argv[1] == "source":
         sys.exit(_source(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
     unittest.main(verbosity=2)

@@ -39,6 +39,7 @@ SERVER_PORT = 7000
 # dropped; at the end of each sequence the observers' full logs are checked again, so a
 # segment that was only late fails the test instead of passing as a drop.
 ARRIVAL_WAIT = 1.5
+ATTEMPTS = 3
 
 PASS, DROP = "pass", "drop"
 C, S = "client", "server"
@@ -57,8 +58,8 @@ class Seg:
     """One scripted segment: who sends it, its header, and the kernel's expected verdict."""
 
     def __init__(self, side, flags, seq, ack=0, win=502, length=0, opts=None, expect=PASS,
-                 note=""):
-        self.side, self.flags = side, flags
+                 note="", ext=None):
+        self.side, self.flags, self.ext = side, flags, ext
         self.seq, self.ack = seq % M32, ack % M32
         self.win, self.length, self.opts = win, length, opts
         self.expect, self.note = expect, note
@@ -66,7 +67,8 @@ class Seg:
     def describe(self):
         return (f"{self.side:6} {self.flags or 'NULL':4} seq={self.seq} ack={self.ack} "
                 f"win={self.win} len={self.length}"
-                + (f" opts={self.opts}" if self.opts else "") + (f"  ({self.note})"
+                + (f" opts={self.opts}" if self.opts else "")
+                + (f" ext={self.ext}" if self.ext else "") + (f"  ({self.note})"
                                                                   if self.note else ""))
 
 
@@ -329,6 +331,77 @@ SEQUENCES = {
         Seg(S, "R", B + 1 + BIG, 0, 0,
             note="out-of-window RST while closing: the kernel checks no RST here"),
         Seg(S, "A", B + 1, A + 102, note="the connection is CLOSE for both now")],
+    "rst_answering_ignored_syn": established() + [
+        Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="SYN in ESTABLISHED: ignored"),
+        Seg(S, "RA", B + 1 + BIG, A + 500_001, 0,
+            note="RST acking that SYN: it answers the ignored SYN, no window check"),
+        Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="the SYN again"),
+        Seg(S, "SA", B + 700_000, A + 500_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 500_001, B + 700_001)],
+    "challenge_ack_in_last_ack": established() + [
+        Seg(C, "FA", A + 101, B + 1),
+        Seg(S, "FA", B + 1, A + 102, note="LAST_ACK"),
+        Seg(C, "S", A + 600_000, 0, 64240, opts=SYN_OPTS, note="new SYN in LAST_ACK: ignored"),
+        Seg(S, "A", B + 2, A + 102, note="challenge ACK: not the last ACK (RFC 5961 4)"),
+        Seg(C, "R", A + 102, 0, 0, note="answer to the challenge ACK"),
+        Seg(C, "S", A + 600_000, 0, 64240, opts=SYN_OPTS, note="reopens after the RST"),
+        Seg(S, "SA", B + 900_000, A + 600_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 600_001, B + 900_001)],
+    "syn_and_syn_ack_retransmitted": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS),
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS, note="SYN retransmitted in SYN_RECV"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS, note="SYN-ACK retransmitted"),
+        Seg(C, "A", A + 1, B + 1),
+        Seg(C, "PA", A + 1, B + 1, length=10)],
+    "crashed_peer_reset": established() + [
+        Seg(C, "PA", A + 101, B + 1, length=10, note="the server rebooted meanwhile"),
+        Seg(S, "R", B + 1, 0, 0, note="its RST: seq = the segment's ACK, exact"),
+        Seg(C, "S", A + 800_000, 0, 64240, opts=SYN_OPTS, note="the client starts over"),
+        Seg(S, "SA", B + 900_000, A + 800_001, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 800_001, B + 900_001)],
+    "rst_seq_zero_in_established": established() + [
+        Seg(S, "R", 0, 0, 0, expect=DROP,
+            note="RST with sequence number 0: below what was acknowledged"),
+        Seg(C, "PA", A + 101, B + 1, length=10)],
+    "wrong_direction_handshake_flags": established() + [
+        Seg(S, "S", B + 100, 0, 65160, opts=SYN_OPTS, expect=DROP,
+            note="SYN from the server in ESTABLISHED"),
+        Seg(C, "SA", A + 100, B + 1, 64240, opts=SYN_OPTS, expect=DROP,
+            note="SYN-ACK from the client in ESTABLISHED"),
+        Seg(S, "FA", B + 1, A + 101),
+        Seg(C, "A", A + 101, B + 2)],
+    "fin_from_server_in_syn_sent": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS),
+        Seg(S, "FA", B, A + 1, expect=DROP, note="FIN before any SYN-ACK"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS),
+        Seg(C, "A", A + 1, B + 1)],
+    "syn_with_data_and_urgent_data": [
+        Seg(C, "S", A, 0, 64240, length=20, opts=SYN_OPTS, note="SYN carrying data (TFO-like)"),
+        Seg(S, "SA", B, A + 21, 65160, opts=SYN_OPTS, note="acks the SYN and its data"),
+        Seg(C, "A", A + 21, B + 1),
+        Seg(C, "PAU", A + 21, B + 1, length=10, note="urgent data")],
+    "ipv6_extension_headers": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS, ext=["hbh"], note="hop-by-hop options"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS, ext=["dest"], note="destination options"),
+        Seg(C, "A", A + 1, B + 1, ext=["hbh", "dest"]),
+        Seg(C, "PA", A + 1, B + 1, length=100, ext=["frag"],
+            note="atomic fragment (RFC 6946): a whole packet"),
+        Seg(S, "A", B + 1, A + 101, ext=["dest", "frag"]),
+        Seg(C, "PA", A + 101 + BIG, B + 1, length=10, ext=["dest"], expect=DROP,
+            note="out of window behind an extension header")],
+    "ipv4_header_options": [
+        Seg(C, "S", A, 0, 64240, opts=SYN_OPTS, ext=["nop"], note="IHL 6"),
+        Seg(S, "SA", B, A + 1, 65160, opts=SYN_OPTS, ext=["nop"]),
+        Seg(C, "A", A + 1, B + 1, ext=["nop"]),
+        Seg(C, "PA", A + 1, B + 1, length=100, ext=["nop"]),
+        Seg(C, "PA", A + 101 + BIG, B + 1, length=10, ext=["nop"], expect=DROP,
+            note="out of window behind IP options")],
+    "window_shrinks_old_edge_stays": handshake() + [
+        Seg(S, "A", B + 1, A + 1, win=1000, note="window 1000 << 7 = 128000"),
+        Seg(S, "A", B + 1, A + 1, win=10, note="shrinks to 1280"),
+        Seg(C, "PA", A + 1 + 100_000, B + 1, length=100,
+            note="inside the old window: the largest right edge counts")],
 }
 
 # Where seqwall is deliberately stricter than the kernel (SPEC, Tracking model):
@@ -380,7 +453,7 @@ class Side:
             self.agents[step.side].send({
                 "family": family, "src": src, "dst": dst, "sport": sp, "dport": dp,
                 "flags": step.flags, "seq": step.seq, "ack": step.ack, "win": step.win,
-                "len": step.length, "opts": step.opts, "tag": tag})
+                "len": step.length, "opts": step.opts, "ext": step.ext, "tag": tag})
             receiver = self.agents[C if step.side == S else S]
             arrived = receiver.wait(tag, sp, dp, ARRIVAL_WAIT)["arrived"]
             reason = None
@@ -453,7 +526,8 @@ class KernelDifferentialTest(unittest.TestCase):
             for row in cls.table:
                 sys.stderr.write(" ".join(str(x) for x in row) + "\n")
 
-    def check(self, name, family):
+    def attempt(self, name, family):
+        """Run the sequence once on both labs (fresh 4-tuple); return (problems, report)."""
         steps = SEQUENCES[name]
         type(self).port += 1
         sport = type(self).port
@@ -462,10 +536,10 @@ class KernelDifferentialTest(unittest.TestCase):
                        for k, s in self.sides.items()}
             results = {k: f.result() for k, f in futures.items()}
         (kern, klate, _), (sw, slate, seen) = results["kernel"], results["seqwall"]
-        lines, problems = [], []
+        lines, problems, rows = [], [], []
         for i, step in enumerate(steps):
             kv, sv, reason = kern[i][0], sw[i][0], sw[i][1]
-            type(self).table.append((f"ipv{family}", name, i, kv, sv, reason or ""))
+            rows.append((f"ipv{family}", name, i, kv, sv, reason or ""))
             mark = ""
             deliberate = DELIBERATE.get((name, i))
             if deliberate:
@@ -487,7 +561,23 @@ class KernelDifferentialTest(unittest.TestCase):
                                             f"the machine is too slow for ARRIVAL_WAIT{report}")
         self.assertEqual(seen, len(steps), f"seqwall saw {seen} packets, {len(steps)} were "
                                            f"sent: was it inline?{report}")
-        self.assertEqual(problems, [], report)
+        if not problems:
+            type(self).table.extend(rows)
+        return problems, report
+
+    def check(self, name, family):
+        """The sequence must come out as scripted. A segment lost on the way looks like a
+        drop: the machine's other labs can overflow the kernel's per-CPU backlog, which all
+        namespaces share (/proc/net/softnet_stat). So a sequence that does not come out as
+        scripted runs again on a fresh tuple, up to ATTEMPTS times; a real difference comes
+        out every time, and every attempt's table is in the failure message."""
+        reports = []
+        for _ in range(ATTEMPTS):
+            problems, report = self.attempt(name, family)
+            if not problems:
+                return
+            reports.append(report)
+        self.fail(f"{len(reports)} attempts, none as scripted:" + "".join(reports))
 
 
 def _make_test(name, family):
@@ -497,8 +587,11 @@ def _make_test(name, family):
     return test
 
 
+# Sequences about one address family's headers.
+ONLY = {"ipv6_extension_headers": (6,), "ipv4_header_options": (4,)}
+
 for _name in SEQUENCES:
-    for _family in (4, 6):
+    for _family in ONLY.get(_name, (4, 6)):
         setattr(KernelDifferentialTest, f"test_ipv{_family}_{_name}", _make_test(_name, _family))
 
 

@@ -251,6 +251,34 @@ class TrackingTests:
         self.assert_carries_data(c, "an in-window RST")
         self.assertEqual(c.close(), b"")
 
+    def test_6b_syn_in_established_draws_challenge_ack_and_changes_nothing(self):
+        """A SYN on a live connection's tuple (a restarted client, or a blind attacker) is
+        ignored as the kernel ignores it: it passes, the server answers with a challenge ACK
+        (RFC 5961 4) that crosses back, and the connection and its windows are untouched."""
+        c, e = self.open_connection()
+        w = e["window"]
+        isn = (w["orig"]["end"] + FAR) % M32
+        earlier = len(self.agent.arrivals(PORT, c.sport))
+        before = self.lab.daemon.stats()
+        self.inject(self.segment(c, "S", isn, win=64240))
+        self.assertTrue(lab.wait_for(lambda: self.arrived(c, isn, 0x02), 5.0),
+                        "the SYN did not reach the server")
+        challenge = lab.wait_for(
+            lambda: [p for p in self.agent.arrivals(PORT, c.sport)[earlier:]
+                     if p["flags"] & 0x3F == 0x10 and p["ack"] == w["orig"]["end"]
+                     and p["seq"] == w["reply"]["end"]], 5.0)
+        self.assertTrue(challenge, "no challenge ACK from the server reached the client: "
+                                   f"{self.agent.arrivals(PORT, c.sport)[earlier:]}")
+        after = self.lab.daemon.stats()
+        self.assertEqual(after["packets"]["dropped"] - before["packets"]["dropped"], 0,
+                         f"{before['drops']} -> {after['drops']}")
+        e2 = self.entry(c.sport)
+        self.assertEqual(e2["state"], "ESTABLISHED", e2)
+        for side in ("orig", "reply"):
+            self.assertEqual(e2["window"][side]["end"], w[side]["end"], e2)
+        self.assert_carries_data(c, "a SYN in ESTABLISHED")
+        self.assertEqual(c.close(), b"")
+
     def test_7_rst_in_time_wait_is_dropped(self):
         """RFC 1337: no RST ends TIME_WAIT early (stricter than the kernel, SPEC)."""
         c, e = self.open_connection()
