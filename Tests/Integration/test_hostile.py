@@ -180,8 +180,7 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
         client, fw = lb.ns["client"], lb.ns["fw"]
         # Packets from inside addresses arriving on out0 (land attacks) are not reverse-path
         # filtered away: seqwall must see them.
-        for conf in ("all", "default", "out0"):
-            lab.ns_run(fw, ["sysctl", "-qw", f"net.ipv4.conf.{conf}.rp_filter=0"])
+        lab.allow_spoofed_sources(fw, "out0")
         low, high = CRAFT_PORTS
         for tool in ("iptables", "ip6tables"):
             lab.ns_run(client, [tool, "-A", "OUTPUT", "-p", "tcp", "--tcp-flags", "RST", "RST",
