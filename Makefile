@@ -7,7 +7,8 @@ PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3
 
-.PHONY: all deps build release test unit-test integration-test demo install uninstall clean
+.PHONY: all deps build release test unit-test integration-test demo install uninstall clean \
+        fuzz fuzz-build fuzz-replay
 
 all: build
 
@@ -37,6 +38,33 @@ integration-test: build
 
 # Unit tests, then real packets through a real NFQUEUE in network namespaces (needs root).
 test: unit-test integration-test
+
+# Fuzzing (README: Fuzzing). FuzzTargets/ is a package of its own: its executables have no main
+# and link only with -sanitize=fuzzer. Each target runs FUZZ_SECONDS, one after the other; new
+# inputs go to FuzzTargets/.build/corpus/TARGET, crashes to FuzzTargets/Corpus/TARGET/crash-*
+# (commit them with the fix: `make test` replays that directory).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
+FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+
+fuzz-build: deps
+	$(SWIFT) build --package-path FuzzTargets --sanitize=fuzzer --sanitize=address
+
+fuzz: fuzz-build
+	@status=0; for entry in $(FUZZ_TARGETS); do \
+	  name=$${entry%%:*}; executable=$${entry##*:}; dict=""; \
+	  [ -f FuzzTargets/Dictionaries/$$name.dict ] && dict="-dict=FuzzTargets/Dictionaries/$$name.dict"; \
+	  mkdir -p FuzzTargets/.build/corpus/$$name; \
+	  echo "make fuzz: $$name for $(FUZZ_SECONDS) s"; \
+	  FuzzTargets/.build/debug/$$executable FuzzTargets/.build/corpus/$$name FuzzTargets/Corpus/$$name \
+	    -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=FuzzTargets/Corpus/$$name/crash- $$dict $(FUZZ_FLAGS) \
+	    </dev/null || status=1; \
+	done; exit $$status
+
+# The committed corpus and crash reproducers through the same entry points, uninstrumented
+# (part of `swift test`, so of `make test`).
+fuzz-replay:
+	$(SWIFT) test --filter CorpusReplayTests
 
 demo: build
 	SEQWALL_BIN=$(CURDIR)/.build/debug/seqwall $(PYTHON) scripts/demo.py

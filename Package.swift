@@ -6,6 +6,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "seqwall", targets: ["seqwall"]),
+        // The fuzz targets' entry logic, for the libFuzzer executables in FuzzTargets/ (a package of its
+        // own: they link only with -sanitize=fuzzer) and for the corpus replay in `swift test`.
+        .library(name: "SeqwallFuzzing", targets: ["SeqwallFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,6 +42,8 @@ let package = Package(
         ),
         // Offline replay of a capture through the tracker: capture reader, link layers, records.
         .target(name: "SeqwallReplay", dependencies: ["CPcap", "SeqwallCore", "SeqwallControl"]),
+        // What each fuzz target does with one input, and the invariants it checks (README: Fuzzing).
+        .target(name: "SeqwallFuzzing", dependencies: ["SeqwallCore", "SeqwallRules", "SeqwallControl"]),
         .executableTarget(
             name: "seqwall",
             dependencies: [
@@ -54,6 +59,8 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
+        // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
+        .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
         .testTarget(
             name: "SeqwallReplayTests",
             dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules"]

@@ -47,6 +47,34 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         self.command = command
         self.filter = filter
     }
+
+    /// Decodes one request line as the daemon received it (without its newline). The daemon's
+    /// only parser of untrusted control input, kept free of I/O so it can be fuzzed
+    /// (FuzzTargets/, target control-request). Every failure is a message for the client.
+    public static func decode<Bytes: Collection<UInt8>>(line: Bytes) -> Result<ControlRequest, ControlRequestError> {
+        if line.count > ControlLimits.maximumRequestBytes {
+            return .failure(.tooLong)
+        }
+        if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
+            return .failure(ControlRequestError("empty request: send one JSON object such as {\"command\":\"stats\"}"))
+        }
+        do {
+            return .success(try JSONDecoder().decode(ControlRequest.self, from: Data(line)))
+        } catch DecodingError.dataCorrupted {
+            return .failure(ControlRequestError("bad request: not valid JSON"))
+        } catch {
+            let commands = ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(ControlRequestError("bad request: expected {\"command\": one of \(commands)}"))
+        }
+    }
+}
+
+/// Why a control request line was refused; the text goes back to the client.
+public struct ControlRequestError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+
+    public static let tooLong = ControlRequestError("request too long: at most \(ControlLimits.maximumRequestBytes) bytes")
 }
 
 /// The final line of every answer.

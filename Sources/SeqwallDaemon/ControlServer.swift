@@ -180,23 +180,11 @@ final class ControlServer: @unchecked Sendable {
                 break
             }
             data.append(contentsOf: chunk[0..<count])
-            if data.count > ControlLimits.maximumRequestBytes {
-                return .failure("request too long: at most \(ControlLimits.maximumRequestBytes) bytes")
-            }
+            if data.count > ControlLimits.maximumRequestBytes { return .failure(ControlRequestError.tooLong.description) }
         }
-        if data.count > ControlLimits.maximumRequestBytes {
-            return .failure("request too long: at most \(ControlLimits.maximumRequestBytes) bytes")
-        }
-        if data.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
-            return .failure("empty request: send one JSON object such as {\"command\":\"stats\"}")
-        }
-        do {
-            return .success(try JSONDecoder().decode(ControlRequest.self, from: Data(data)))
-        } catch DecodingError.dataCorrupted {
-            return .failure("bad request: not valid JSON")
-        } catch {
-            let commands = ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")
-            return .failure("bad request: expected {\"command\": one of \(commands)}")
+        switch ControlRequest.decode(line: data) {
+        case .success(let request): return .success(request)
+        case .failure(let error): return .failure(error.description)
         }
     }
 

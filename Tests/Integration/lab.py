@@ -193,6 +193,13 @@ def ns_run(ns, cmd, **kw):
     return run(["ip", "netns", "exec", ns] + list(cmd), **kw)
 
 
+def allow_spoofed_sources(ns, ifname):
+    """Turns reverse-path filtering off in ns (all, default and ifname), so that packets with
+    spoofed or inside source addresses arriving on ifname reach the FORWARD hook."""
+    for conf in ("all", "default", ifname):
+        ns_run(ns, ["sysctl", "-qw", f"net.ipv4.conf.{conf}.rp_filter=0"])
+
+
 def addr_eq(a, b):
     try:
         return ipaddress.ip_address(str(a)) == ipaddress.ip_address(str(b))

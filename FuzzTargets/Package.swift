@@ -1,0 +1,21 @@
+// swift-tools-version:6.0
+// The libFuzzer executables. A package of their own: they have no main (libFuzzer's is linked
+// in by -sanitize=fuzzer), so inside the root package they would break a plain `swift build`.
+// Build and run with `make fuzz` (README: Fuzzing):
+//   swift build --package-path Fuzz --sanitize=fuzzer --sanitize=address
+import PackageDescription
+
+let package = Package(
+    name: "seqwall-fuzz",
+    dependencies: [
+        .package(name: "seqwall", path: ".."),
+    ],
+    targets: [
+        .executableTarget(name: "FuzzPacketTracking",
+                          dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
+        .executableTarget(name: "FuzzRuleFile",
+                          dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
+        .executableTarget(name: "FuzzControlRequest",
+                          dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
+    ]
+)
