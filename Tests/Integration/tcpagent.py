@@ -15,11 +15,11 @@ It reads one JSON command a line on stdin and answers one JSON line on stdout:
   {"op": "quit"}
 
 SPEC: family (4|6), src, dst, sport, dport, flags (scapy letters), seq, ack, win, len
-(payload bytes of a fixed pattern) or data (the payload, hex), ext (IPv6 extension
-headers "hbh", "dest", "frag" in order, or "nop" for IPv4 header options), opts (scapy TCP option list, as JSON lists), tag. The tag goes into the
-IPv4 identification or the IPv6 flow label, fields neither firewall looks at, so that the
-observer on the other side can tell which hand-made segment arrived even when two carry the
-same TCP header (a retransmission).
+(payload bytes of a fixed pattern) or data (the payload, hex), ext (IPv6 extension headers
+"hbh", "dest", "frag" in order, or "nop" for IPv4 header options), opts (scapy TCP option
+list, as JSON lists), tag. The tag goes into the IPv4 identification or the IPv6 flow label,
+fields neither firewall looks at, so that the observer on the other side can tell which
+hand-made segment arrived even when two carry the same TCP header (a retransmission).
 
 The observer is an AF_PACKET socket on IFACE: it sees every segment the interface receives,
 also those that the namespace's own iptables raw table then drops. The tests drop incoming
@@ -29,10 +29,8 @@ connection it does not know): the segments are both ends' business, decided by t
 
 import json
 import os
-import select
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
