@@ -330,7 +330,8 @@ SEQUENCES = {
         Seg(C, "FA", A + 101, B + 1, note="FIN_WAIT"),
         Seg(S, "R", B + 1 + BIG, 0, 0,
             note="out-of-window RST while closing: the kernel checks no RST here"),
-        Seg(S, "A", B + 1, A + 102, note="the connection is CLOSE for both now")],
+        Seg(S, "A", B + 1, A + 102,
+            note="the kernel is in CLOSE, seqwall still in FIN_WAIT: both pass the ACK of the FIN")],
     "rst_answering_ignored_syn": established() + [
         Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="SYN in ESTABLISHED: ignored"),
         Seg(S, "RA", B + 1 + BIG, A + 500_001, 0,
@@ -417,6 +418,11 @@ DELIBERATE = {
         "SPEC: 'an out-of-window RST never closes a connection' and 'TIME_WAIT ignores RSTs "
         "that would assassinate it (RFC 1337)'. The kernel does not check an RST's sequence "
         "number at all in TIME_WAIT."),
+    ("rst_out_of_window_while_closing", 6): (
+        PASS, DROP, "rst-out-of-window",
+        "SPEC: 'an out-of-window RST never closes a connection'. The kernel checks no RST once "
+        "the connection is closing (FIN_WAIT, CLOSE_WAIT, LAST_ACK), and a half-closed "
+        "connection still carries data one way, so seqwall keeps the RFC 5961 check there."),
 }
 
 
