@@ -1,0 +1,76 @@
+// seqwall's core benchmark: the tracker alone (parse, look up, track, count), fed pre-built
+// packets from memory on one thread. No queue, no system call, no I/O.
+//
+// Each benchmark iteration is one pass of exactly 1,000,000 packets (scalingFactor .mega), so
+// "throughput" reads in packets per second and "Malloc (total)" is the count over a million
+// packets: 0 there means no allocation per packet. The schedule for a pass is written before
+// `startMeasurement()`, outside the measured region.
+import Benchmark
+import SeqwallCore
+import TrackerWorkloads
+
+enum Metrics {
+    /// The table's slots and tags divided by the connections in it.
+    static let tableBytesPerConnection = BenchmarkMetric.custom("table B/conn", polarity: .prefersSmaller,
+                                                                useScalingFactor: false)
+    /// How much the process's resident memory grew while the connections were opened.
+    static let residentBytesPerConnection = BenchmarkMetric.custom("RSS growth B/conn", polarity: .prefersSmaller,
+                                                                   useScalingFactor: false)
+    /// Packets per pass the tracker did not accept: must be 0 (else the drop path was measured).
+    static let notAccepted = BenchmarkMetric.custom("not accepted", polarity: .prefersSmaller,
+                                                    useScalingFactor: false)
+}
+
+let packetsPerPass = 1_000_000
+
+func configuration(seconds: Int) -> Benchmark.Configuration {
+    // No peakMemoryResident: it starts a sampling thread whose own mallocs (a few hundred a
+    // second) would be counted as the tracker's. Memory per connection is measured instead.
+    .init(metrics: [.throughput, .wallClock, .mallocCountTotal,
+                    Metrics.tableBytesPerConnection, Metrics.residentBytesPerConnection, Metrics.notAccepted],
+          // Thousands of packets per second: whole millions would be too coarse.
+          units: [.throughput: .kilo],
+          warmupIterations: 1,
+          scalingFactor: .mega,
+          maxDuration: .seconds(seconds),
+          maxIterations: 10)
+}
+
+func label(_ count: Int) -> String {
+    count >= 1_000_000 ? "\(count / 1_000_000)M" : "\(count / 1000)k"
+}
+
+/// One benchmark iteration: the next pass is written, then measured alone; a pass in which the
+/// tracker refused a packet is an error (it would have measured the drop path).
+func measurePass(_ benchmark: Benchmark, _ workload: Workload) {
+    workload.preparePass()
+    benchmark.startMeasurement()
+    let outcome = workload.runPass()
+    benchmark.stopMeasurement()
+    benchmark.measurement(Metrics.notAccepted, outcome.packets - outcome.accepted)
+    if outcome.accepted != outcome.packets {
+        benchmark.error("\(outcome.packets - outcome.accepted) of \(outcome.packets) packets not accepted: "
+            + dropSummary(workload.tracker))
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    for family in Family.allCases {
+        for connections in [1_000, 10_000, 100_000, 1_000_000] {
+            Benchmark("established \(family.rawValue) \(label(connections)) conns",
+                      configuration: configuration(seconds: 4)) { benchmark, flows in
+                measurePass(benchmark, flows)
+                benchmark.measurement(Metrics.tableBytesPerConnection, flows.tableBytesPerConnection)
+                benchmark.measurement(Metrics.residentBytesPerConnection, flows.residentBytesPerConnection)
+            } setup: {
+                EstablishedFlows(family: family, connections: connections, packetsPerPass: packetsPerPass)
+            }
+        }
+        Benchmark("handshake mix \(family.rawValue) 100k conns/pass",
+                  configuration: configuration(seconds: 4)) { benchmark, mix in
+            measurePass(benchmark, mix)
+        } setup: {
+            HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection)
+        }
+    }
+}
