@@ -1,15 +1,21 @@
 // seqwall's core benchmark: the tracker alone (parse, look up, track, count), fed pre-built
 // packets from memory on one thread. No queue, no system call, no I/O.
 //
-// Each benchmark iteration is one pass of exactly 1,000,000 packets (scalingFactor .mega), so
-// "throughput" reads in packets per second and "Malloc (total)" is the count over a million
-// packets: 0 there means no allocation per packet. The schedule for a pass is written before
-// `startMeasurement()`, outside the measured region.
+// Each benchmark iteration is one pass of exactly 1,000,000 packets (scalingFactor .mega); the
+// schedule for a pass is written before `startMeasurement()`, outside the measured region.
 import Benchmark
 import SeqwallCore
 import TrackerWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
 
 enum Metrics {
+    /// Packets per second over the pass, in thousands, by the wall clock.
+    static let kppsWall = BenchmarkMetric.custom("kpps (wall clock)", polarity: .prefersLarger, useScalingFactor: false)
+    /// The same by this thread's CPU time: on a shared, loaded machine the thread is often
+    /// descheduled, and CPU time leaves those gaps out.
+    static let kppsCPU = BenchmarkMetric.custom("kpps (thread CPU)", polarity: .prefersLarger, useScalingFactor: false)
     /// The table's slots and tags divided by the connections in it.
     static let tableBytesPerConnection = BenchmarkMetric.custom("table B/conn", polarity: .prefersSmaller,
                                                                 useScalingFactor: false)
@@ -26,10 +32,10 @@ let packetsPerPass = 1_000_000
 func configuration(seconds: Int) -> Benchmark.Configuration {
     // No peakMemoryResident: it starts a sampling thread whose own mallocs (a few hundred a
     // second) would be counted as the tracker's. Memory per connection is measured instead.
-    .init(metrics: [.throughput, .wallClock, .mallocCountTotal,
+    // With `--scale` (make bench) every row is per pass: Malloc (total) counts the mallocs of
+    // a million packets, and wall clock in ms per million packets is ns per packet.
+    .init(metrics: [.wallClock, .mallocCountTotal, Metrics.kppsWall, Metrics.kppsCPU,
                     Metrics.tableBytesPerConnection, Metrics.residentBytesPerConnection, Metrics.notAccepted],
-          // Thousands of packets per second: whole millions would be too coarse.
-          units: [.throughput: .kilo],
           warmupIterations: 1,
           scalingFactor: .mega,
           maxDuration: .seconds(seconds),
@@ -40,13 +46,23 @@ func label(_ count: Int) -> String {
     count >= 1_000_000 ? "\(count / 1_000_000)M" : "\(count / 1000)k"
 }
 
+func seconds(_ clock: clockid_t) -> Double {
+    var time = timespec()
+    clock_gettime(clock, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
 /// One benchmark iteration: the next pass is written, then measured alone; a pass in which the
 /// tracker refused a packet is an error (it would have measured the drop path).
 func measurePass(_ benchmark: Benchmark, _ workload: Workload) {
     workload.preparePass()
     benchmark.startMeasurement()
+    let wallStart = seconds(CLOCK_MONOTONIC), cpuStart = seconds(CLOCK_THREAD_CPUTIME_ID)
     let outcome = workload.runPass()
+    let wall = seconds(CLOCK_MONOTONIC) - wallStart, cpu = seconds(CLOCK_THREAD_CPUTIME_ID) - cpuStart
     benchmark.stopMeasurement()
+    benchmark.measurement(Metrics.kppsWall, Int(Double(outcome.packets) / wall / 1000))
+    benchmark.measurement(Metrics.kppsCPU, Int(Double(outcome.packets) / cpu / 1000))
     benchmark.measurement(Metrics.notAccepted, outcome.packets - outcome.accepted)
     if outcome.accepted != outcome.packets {
         benchmark.error("\(outcome.packets - outcome.accepted) of \(outcome.packets) packets not accepted: "
@@ -55,6 +71,13 @@ func measurePass(_ benchmark: Benchmark, _ workload: Workload) {
 }
 
 let benchmarks: @Sendable () -> Void = {
+    // What the harness itself allocates in a measured region with nothing in it: subtract it
+    // from the workloads' Malloc (total) to get the tracker's own allocations.
+    Benchmark("harness baseline (empty pass)", configuration: configuration(seconds: 1)) { benchmark in
+        benchmark.startMeasurement()
+        blackHole(seconds(CLOCK_MONOTONIC))
+        benchmark.stopMeasurement()
+    }
     for family in Family.allCases {
         for connections in [1_000, 10_000, 100_000, 1_000_000] {
             Benchmark("established \(family.rawValue) \(label(connections)) conns",
