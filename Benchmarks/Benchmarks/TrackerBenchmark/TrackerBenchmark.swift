@@ -36,6 +36,8 @@ func configuration(seconds: Int) -> Benchmark.Configuration {
     // a million packets, and wall clock in ms per million packets is ns per packet.
     .init(metrics: [.wallClock, .mallocCountTotal, Metrics.kppsWall, Metrics.kppsCPU,
                     Metrics.tableBytesPerConnection, Metrics.residentBytesPerConnection, Metrics.notAccepted],
+          // Plain numbers: automatic units would print 11 (K) kpps for 11000 kpps.
+          units: [Metrics.kppsWall: .count, Metrics.kppsCPU: .count],
           warmupIterations: 1,
           scalingFactor: .mega,
           maxDuration: .seconds(seconds),
