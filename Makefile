@@ -8,7 +8,7 @@ DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall clean \
-        fuzz fuzz-build fuzz-replay
+        fuzz fuzz-build fuzz-replay bench bench-e2e
 
 all: build
 
@@ -68,6 +68,20 @@ fuzz-replay:
 
 demo: build
 	SEQWALL_BIN=$(CURDIR)/.build/debug/seqwall $(PYTHON) scripts/demo.py
+
+# Benchmarks (not part of `make test`; see BENCHMARKS.md).
+# The core benchmark: the tracker alone on one core, through ordo-one/benchmark (its own
+# package in Benchmarks/, so the main package never depends on it). The plugin builds it in
+# release mode.
+bench: deps
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark --scale --no-progress
+
+# The end-to-end benchmark in a lab of namespaces (needs root): no queue, the kernel's
+# conntrack, a C accept-all NFQUEUE consumer and seqwall (release build), side by side.
+BENCH_E2E_PACKAGES = sockperf ethtool
+bench-e2e: release
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(BENCH_E2E_PACKAGES)"
+	SEQWALL_BIN=$(CURDIR)/.build/release/seqwall $(PYTHON) Benchmarks/e2e/bench_e2e.py $(BENCH_E2E_ARGS)
 
 install: release
 	install -D -m 0755 .build/release/seqwall $(DESTDIR)$(PREFIX)/bin/seqwall

@@ -1,0 +1,62 @@
+// One core-benchmark workload without the benchmark harness, for profilers:
+//
+//   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES]
+//   tracker-profile handshake ipv4|ipv6 [PASSES]
+//
+//   valgrind --tool=callgrind .build/release/tracker-profile established ipv4 10000 1
+//
+// Prints packets per second of the measured passes (clock_gettime, one thread). The numbers
+// to quote come from `make bench`; this is for finding where the time goes.
+import SeqwallCore
+import TrackerWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func seconds(_ clock: clockid_t) -> Double {
+    var time = timespec()
+    clock_gettime(clock, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+let arguments = CommandLine.arguments
+func usage() -> Never {
+    print("usage: tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] | handshake ipv4|ipv6 [PASSES]")
+    exit(2)
+}
+guard arguments.count >= 3, let family = Family(rawValue: arguments[2]) else { usage() }
+let packetsPerPass = 1_000_000
+let workload: Workload
+let passesArgument: Int
+switch arguments[1] {
+case "established":
+    guard arguments.count >= 4, let connections = Int(arguments[3]), connections > 0,
+          packetsPerPass % connections == 0 else { usage() }
+    let flows = EstablishedFlows(family: family, connections: connections, packetsPerPass: packetsPerPass)
+    print("table B/conn \(flows.tableBytesPerConnection), RSS growth B/conn \(flows.residentBytesPerConnection)")
+    workload = flows
+    passesArgument = 4
+case "handshake":
+    workload = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection)
+    passesArgument = 3
+default:
+    usage()
+}
+let passes = arguments.count > passesArgument ? Int(arguments[passesArgument]) ?? 3 : 3
+var measured = 0.0
+var measuredCPU = 0.0
+var packets = 0
+for _ in 0..<passes {
+    workload.preparePass()
+    let start = seconds(CLOCK_MONOTONIC), startCPU = seconds(CLOCK_THREAD_CPUTIME_ID)
+    let outcome = workload.runPass()
+    measured += seconds(CLOCK_MONOTONIC) - start
+    measuredCPU += seconds(CLOCK_THREAD_CPUTIME_ID) - startCPU
+    packets += outcome.packets
+    if outcome.accepted != outcome.packets {
+        print("not accepted: \(outcome.packets - outcome.accepted); \(dropSummary(workload.tracker))")
+        exit(1)
+    }
+}
+print("\(arguments[1]) \(family.rawValue): \(packets) packets, \(Double(packets) / measured / 1e6) Mpps wall clock, "
+    + "\(Double(packets) / measuredCPU / 1e6) Mpps thread CPU time")

@@ -1,0 +1,438 @@
+#!/usr/bin/python3
+"""seqwall end-to-end benchmark (`make bench-e2e`): real traffic through a lab of namespaces
+(client -- fw -- server, gateway mode, Tests/Integration/lab.py), each case measured side by
+side in one run against
+
+  none       no queue at all: the ceiling;
+  conntrack  the kernel's own stateful filtering (iptables conntrack rules in fw), for reference;
+  C          Benchmarks/e2e/accept_all.c, an accept-all NFQUEUE consumer on libmnl with
+             seqwall's queue settings: the physical limit of the NFQUEUE path;
+  seqwall    the release build, `seqwall run --fail-open` on the same iptables rules as C.
+
+Cases (each a few seconds, bounded; the whole run a few minutes):
+
+  bulk-1, bulk-4   iperf3 throughput, offloads on, 1 and 4 streams (Gbit/s)
+  small-pps        offloads off on every veth, MSS 88, 4 streams: data packets per second
+                   forwarded toward the server (fw's interface counter)
+  latency          sockperf ping-pong (TCP, 14-byte messages): p50 and p99 of the one-way
+                   latency sockperf reports (round trip / 2), in microseconds
+  conn-rate        connrate.c: connect, send 64 bytes, close, read to EOF; 4 threads (conn/s)
+  queues           iperf3 4 streams through 2 queues (--queue-balance 0:1) and through 1 queue,
+                   for C and seqwall
+
+Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
+  SEQWALL_BIN   the seqwall binary (default <repo>/.build/release/seqwall)
+Needs root, iperf3, sockperf, ethtool, cc, libmnl and libnetfilter_queue headers (`make
+bench-e2e` installs what is missing).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+os.environ.setdefault("SEQWALL_BIN", os.path.join(REPO, ".build", "release", "seqwall"))
+sys.path.insert(0, os.path.join(REPO, "Tests", "Integration"))
+import lab  # noqa: E402  (the integration lab: namespaces, REGISTRY cleanup, spawn, Daemon)
+from lab import REGISTRY, LineReader, ns_run, run, spawn  # noqa: E402
+
+VARIANTS = ("none", "conntrack", "C", "seqwall")
+CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues")
+SERVER4 = "203.0.113.10"
+IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT = 5201, 11111, 9100
+
+# seqwall's policy for the benchmark: the bench ports are open inbound, nothing else.
+RULES = f"""# seqwall e2e benchmark policy (gateway mode)
+inside 203.0.113.0/24, 2001:db8:2::/64
+default in block
+default out pass
+pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}
+"""
+
+# What seqwall ships for gateway mode (rules/gateway.iptables), used for C and seqwall alike;
+# QUEUE_TARGET is "--queue-num 0" or "--queue-balance 0:1".
+QUEUE_RULES = """*filter
+:SEQWALL - [0:0]
+-A FORWARD -p tcp -j SEQWALL
+-A SEQWALL -p tcp -m mark --mark 0x5357 -j REJECT --reject-with tcp-reset
+-A SEQWALL -j NFQUEUE QUEUE_TARGET --queue-bypass
+COMMIT
+"""
+
+# The kernel's stateful filter doing seqwall's job: established flows pass, INVALID is dropped,
+# new connections only to the open ports.
+CONNTRACK_RULES = f"""*filter
+-A FORWARD -m conntrack --ctstate INVALID -j DROP
+-A FORWARD -p tcp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A FORWARD -p tcp --syn -m conntrack --ctstate NEW -m multiport --dports {IPERF_PORT},{SOCKPERF_PORT},{CONNRATE_PORT} -j ACCEPT
+-A FORWARD -p tcp -j DROP
+COMMIT
+"""
+
+EMPTY_RULES = "*filter\nCOMMIT\n"
+
+
+def log(message):
+    sys.stderr.write(f"bench-e2e: {message}\n")
+    sys.stderr.flush()
+
+
+class BenchLab(lab.Lab):
+    """The integration lab's gateway topology without its test agents (echo server, raw-socket
+    probe): they would only take CPU from the measurement."""
+
+    def __init__(self, workdir):
+        empty = os.path.join(workdir, "empty.iptables")
+        with open(empty, "w") as f:
+            f.write(EMPTY_RULES)
+        super().__init__(lab.GATEWAY, os.path.join(workdir, "bench.rules"), server_ports=(8080,),
+                         client_ports=(), iptables=empty)
+
+    def build(self):
+        super().build()
+        for agent in (self.server, self.probe):
+            REGISTRY.kill_proc(agent.proc, grace=1.0)
+        self.server = self.probe = None
+        # Room for tens of thousands of short connections per second from one client.
+        ns_run(self.ns["client"], ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"])
+        ns_run(self.ns["client"], ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
+        return self
+
+    def veths(self):
+        return [(self.ns["client"], "eth0"), (self.fw_ns, "out0"), (self.fw_ns, "in0"),
+                (self.ns["server"], "eth0")]
+
+    def set_offloads(self, on):
+        state = "on" if on else "off"
+        for ns, dev in self.veths():
+            ns_run(ns, ["ethtool", "-K", dev, "tso", state, "gso", state, "gro", state], check=False)
+
+    def load_filter(self, text):
+        """Replaces fw's filter table (IPv4 and IPv6) with `text`."""
+        for tool in ("iptables-restore", "ip6tables-restore"):
+            ns_run(self.fw_ns, [tool], input=text)
+
+    def forwarded_to_server(self):
+        """Packets fw has sent toward the server (in0's transmit counter)."""
+        cp = ns_run(self.fw_ns, ["cat", "/sys/class/net/in0/statistics/tx_packets"])
+        return int(cp.stdout.strip())
+
+    def queue_counters(self):
+        """/proc/net/netfilter/nfnetlink_queue in fw: queue -> (id_sequence, queue_dropped,
+        user_dropped). id_sequence counts every packet handed to the queue, also those that
+        fail-open let pass because the queue was full."""
+        cp = ns_run(self.fw_ns, ["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False)
+        out = {}
+        for line in cp.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 8:
+                out[int(f[0])] = (int(f[7]), int(f[5]), int(f[6]))
+        return out
+
+
+class Consumer:
+    """Whatever sits on the queue (or not) for one variant, for one measurement."""
+
+    def __init__(self, bench, variant, queues=1):
+        self.bench, self.variant, self.queues = bench, variant, queues
+        self.proc = None
+        self.daemon = None
+        self.judged = None
+
+    def __enter__(self):
+        b = self.bench
+        target = "--queue-num 0" if self.queues == 1 else f"--queue-balance 0:{self.queues - 1}"
+        if self.variant == "none":
+            b.lab.load_filter(EMPTY_RULES)
+        elif self.variant == "conntrack":
+            b.lab.load_filter(CONNTRACK_RULES)
+        else:
+            b.lab.load_filter(QUEUE_RULES.replace("QUEUE_TARGET", target))
+        if self.variant == "C":
+            argv = [b.accept_all]
+            for q in range(self.queues):
+                argv += ["--queue", str(q)]
+            self.proc = spawn(b.lab.fw_ns, argv, os.path.join(b.workdir, "accept_all.log"))
+            line = LineReader(self.proc.stdout).readline(10)
+            if line != "ready":
+                raise RuntimeError(f"accept_all did not start: {line!r}")
+        elif self.variant == "seqwall":
+            self.daemon = lab.Daemon(b.lab.fw_ns, b.rules, os.path.join(b.workdir, "control.sock"),
+                                     os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
+                                     extra=["--fail-open", "--log-level", "warning"])
+            self.daemon.start(ready_timeout=20)
+        self.before = b.lab.queue_counters()
+        return self
+
+    def handled(self):
+        """Packets the consumer gave a verdict for, and packets the queue was handed, so far."""
+        after = self.bench.lab.queue_counters()
+        offered = sum(v[0] for v in after.values())
+        if self.variant == "seqwall":
+            stats = self.daemon.stats()
+            return stats["packets"]["seen"], offered
+        return None, offered
+
+    def __exit__(self, *exc):
+        result = None
+        if self.daemon is not None:
+            self.daemon.stop()
+        if self.proc is not None:
+            # accept_all prints how many packets it judged when it stops.
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                out, _ = self.proc.communicate(timeout=5)
+                self.judged = sum(int(n) for n in re.findall(r"packets (\d+)", out.decode(errors="replace")))
+            except subprocess.TimeoutExpired:
+                pass
+            REGISTRY.kill_proc(self.proc, grace=1.0)
+        self.bench.lab.load_filter(EMPTY_RULES)
+        return result
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.seconds = args.seconds
+        self.workdir = tempfile.mkdtemp(prefix="seqwall-bench-")
+        REGISTRY.add_tmp(self.workdir)
+        self.rules = os.path.join(self.workdir, "bench.rules")
+        with open(self.rules, "w") as f:
+            f.write(RULES)
+        self.accept_all = self.compile("accept_all.c", ["-lpthread"], pkg=("libnetfilter_queue", "libmnl"))
+        self.connrate = self.compile("connrate.c", ["-lpthread"])
+        self.lab = BenchLab(self.workdir).build()
+        self.results = {}    # (case, variant, metric) -> [values over rounds]
+        self.notes = {}      # (case, variant) -> text (queue pass-through, failures)
+        self.start_servers()
+
+    def compile(self, source, libs, pkg=()):
+        out = os.path.join(self.workdir, source[:-2])
+        flags = run(["pkg-config", "--cflags", "--libs"] + list(pkg)).stdout.split() if pkg else []
+        run(["cc", "-O2", "-Wall", "-o", out, os.path.join(HERE, source)] + flags + libs, timeout=120)
+        return out
+
+    def start_servers(self):
+        s = self.lab.ns["server"]
+        REGISTRY.install()
+        spawn(s, ["iperf3", "-s", "-p", str(IPERF_PORT)], os.path.join(self.workdir, "iperf3.log"),
+              stdout=False)
+        spawn(s, ["sockperf", "server", "--tcp", "-i", SERVER4, "-p", str(SOCKPERF_PORT)],
+              os.path.join(self.workdir, "sockperf.log"), stdout=False)
+        proc = spawn(s, [self.connrate, "server", str(CONNRATE_PORT), "4"], os.path.join(self.workdir, "connrate.log"))
+        if LineReader(proc.stdout).readline(10) != "ready":
+            raise RuntimeError("connrate server did not start")
+        time.sleep(1.0)
+
+    def record(self, case, variant, metric, value):
+        self.results.setdefault((case, variant, metric), []).append(value)
+
+    def note(self, case, variant, text):
+        self.notes.setdefault((case, variant), []).append(text)
+
+    # -- measurements (run inside a Consumer context) --
+
+    def iperf(self, streams, mss=None):
+        argv = ["iperf3", "-c", SERVER4, "-p", str(IPERF_PORT), "-t", str(self.seconds), "-P", str(streams),
+                "-J", "--connect-timeout", "3000"]
+        if mss:
+            argv += ["-M", str(mss)]
+        cp = ns_run(self.lab.ns["client"], argv, timeout=self.seconds + 30, check=False)
+        try:
+            data = json.loads(cp.stdout)
+            return data["end"]["sum_received"]["bits_per_second"]
+        except (ValueError, KeyError) as e:
+            raise RuntimeError(f"iperf3 failed: {cp.stdout[-400:]} {cp.stderr[-400:]}") from e
+
+    def sockperf(self):
+        cp = ns_run(self.lab.ns["client"], ["sockperf", "ping-pong", "--tcp", "-i", SERVER4, "-p", str(SOCKPERF_PORT),
+                                            "-t", str(self.seconds)], timeout=self.seconds + 30, check=False)
+        text = cp.stdout + cp.stderr
+        found = {}
+        for pct in ("50.000", "99.000"):
+            m = re.search(r"percentile\s+" + re.escape(pct) + r"\s*=\s*([0-9.]+)", text)
+            if not m:
+                raise RuntimeError(f"sockperf printed no {pct} percentile:\n{text[-800:]}")
+            found[pct] = float(m.group(1))
+        return found["50.000"], found["99.000"]
+
+    def connections(self):
+        cp = ns_run(self.lab.ns["client"], [self.connrate, "client", SERVER4, str(CONNRATE_PORT), str(self.seconds), "4"],
+                    timeout=self.seconds + 30)
+        m = re.search(r"connections (\d+) failures (\d+) seconds ([0-9.]+)", cp.stdout)
+        if not m:
+            raise RuntimeError(f"connrate printed {cp.stdout!r}")
+        return int(m.group(1)) / float(m.group(3)), int(m.group(2))
+
+    def measure(self, case, variant, queues=1):
+        with Consumer(self, variant, queues) as consumer:
+            if case in ("bulk-1", "bulk-4", "queues"):
+                streams = 1 if case == "bulk-1" else 4
+                metric = "Gbit/s" if case != "queues" else f"Gbit/s {queues}q"
+                self.record(case, variant, metric, self.iperf(streams) / 1e9)
+            elif case == "small-pps":
+                before = self.lab.forwarded_to_server()
+                started = time.monotonic()
+                self.iperf(4, mss=88)
+                elapsed = time.monotonic() - started
+                self.record(case, variant, "kpps", (self.lab.forwarded_to_server() - before) / elapsed / 1e3)
+            elif case == "latency":
+                p50, p99 = self.sockperf()
+                self.record(case, variant, "p50 us", p50)
+                self.record(case, variant, "p99 us", p99)
+            elif case == "conn-rate":
+                rate, failures = self.connections()
+                self.record(case, variant, "conn/s", rate)
+                if failures:
+                    self.note(case, variant, f"{failures} failed connections")
+            seen, offered = consumer.handled()
+        if variant == "C":
+            seen = consumer.judged
+        if variant in ("C", "seqwall") and offered:
+            # With fail-open, packets that find the queue full pass unjudged: a consumer that
+            # falls behind would look faster than it is. Show the share it really judged.
+            label = case if case != "queues" else f"queues {queues}q"
+            share = f"{100.0 * seen / offered:.1f}%" if seen is not None else "?"
+            self.note(label, variant, f"judged {share} of {offered} queued packets")
+
+    def run(self):
+        cases = [c for c in CASES if c in self.args.cases]
+        for round_number in range(self.args.rounds):
+            # Alternate the order each round, so that a drift in the machine's load does not
+            # always favour the same variant.
+            order = list(VARIANTS) if round_number % 2 == 0 else list(reversed(VARIANTS))
+            for case in cases:
+                if case == "small-pps":
+                    self.lab.set_offloads(False)
+                try:
+                    if case == "queues":
+                        for variant in [v for v in order if v in ("C", "seqwall")]:
+                            for queues in (1, 2):
+                                log(f"round {round_number + 1}: {case} {variant} {queues}q")
+                                self.measure(case, variant, queues)
+                    else:
+                        for variant in order:
+                            log(f"round {round_number + 1}: {case} {variant}")
+                            self.measure(case, variant)
+                finally:
+                    if case == "small-pps":
+                        self.lab.set_offloads(True)
+
+    # -- report --
+
+    def value(self, case, variant, metric):
+        values = self.results.get((case, variant, metric))
+        return statistics.median(values) if values else None
+
+    def report(self):
+        """One row per figure: the median of each variant over the rounds, and seqwall's ratio to
+        C as the median of the per-round ratios (each round measures C and seqwall minutes
+        apart at most, so a ratio within a round is the fairer comparison on a loaded machine)."""
+        rows = []
+
+        def fmt(x, digits=2):
+            return "-" if x is None else f"{x:.{digits}f}"
+
+        def paired(a, b, combine):
+            return [combine(x, y) for x, y in zip(a, b) if x is not None and y is not None and combine(x, y) is not None]
+
+        def add_row(name, cells, ratios, target, met_if, digits):
+            ratio = statistics.median(ratios) if ratios else None
+            met = "-" if ratio is None or met_if is None else ("yes" if met_if(ratio) else "NO")
+            rows.append([name] + [fmt(x, digits) for x in cells]
+                        + [fmt(ratio), ", ".join(f"{r:.2f}" for r in ratios), target, met])
+
+        def series(case, variant, metric):
+            return self.results.get((case, variant, metric), [])
+
+        for case, metric, target, digits in (("bulk-1", "Gbit/s", 0.95, 2), ("bulk-4", "Gbit/s", 0.95, 2),
+                                             ("small-pps", "kpps", 0.9, 1), ("conn-rate", "conn/s", 0.95, 0)):
+            if (case, "C", metric) in self.results:
+                ratios = paired(series(case, "seqwall", metric), series(case, "C", metric),
+                                lambda s, c: s / c if c else None)
+                add_row(f"{case} ({metric})", [self.value(case, v, metric) for v in VARIANTS], ratios,
+                        f">= {target}", lambda r, t=target: r >= t, digits)
+        for metric in ("p50 us", "p99 us"):
+            if ("latency", "C", metric) in self.results:
+                none, c, sw = (series("latency", v, metric) for v in ("none", "C", "seqwall"))
+                # Latency each adds over no queue, in the same round.
+                added_c = paired(c, none, lambda x, base: x - base)
+                added_s = paired(sw, none, lambda x, base: x - base)
+                ratios = paired(added_s, added_c, lambda s, c: s / c if c > 0 else None)
+                add_row(f"latency {metric} (added: seqwall/C)", [self.value("latency", v, metric) for v in VARIANTS],
+                        ratios, "<= 1.2", lambda r: r <= 1.2, 1)
+        if ("queues", "C", "Gbit/s 1q") in self.results:
+            for queues in (1, 2):
+                metric = f"Gbit/s {queues}q"
+                ratios = paired(series("queues", "seqwall", metric), series("queues", "C", metric),
+                                lambda s, c: s / c if c else None)
+                add_row(f"queues: {queues}q, 4 streams (Gbit/s)",
+                        [None, None, self.value("queues", "C", metric), self.value("queues", "seqwall", metric)],
+                        ratios, "", None, 2)
+            scaling = {v: paired(series("queues", v, "Gbit/s 2q"), series("queues", v, "Gbit/s 1q"),
+                                 lambda two, one: two / one if one else None) for v in ("C", "seqwall")}
+            add_row("queues: 2q / 1q (C's, seqwall's)",
+                    [None, None] + [statistics.median(scaling[v]) if scaling[v] else None for v in ("C", "seqwall")],
+                    scaling["seqwall"], "seqwall >= 1.6", lambda r: r >= 1.6, 2)
+            rows[-1][5] = "-"   # no seqwall/C ratio here: the seqwall column is the scaling itself
+        header = ["case", "none", "conntrack", "C", "seqwall", "seqwall/C", "per round", "target", "met"]
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+        lines = ["| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |",
+                 "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+        print("\n".join(lines))
+        print()
+        print(f"{self.args.rounds} round(s) of {self.seconds} s per case. Variant columns: medians over the "
+              f"rounds; seqwall/C: median of the per-round ratios (per round: each round's).")
+        bypassed = {k: v for k, v in self.notes.items() if any("judged 100.0%" not in t for t in v)}
+        if bypassed:
+            print("Notes (fail-open lets packets pass unjudged when a queue is full):")
+            for (case, variant), texts in sorted(bypassed.items()):
+                print(f"  {case} {variant}: " + "; ".join(texts))
+        else:
+            print("Every queued packet was judged by its consumer (fail-open never let one pass unjudged).")
+        sys.stdout.flush()
+        if self.args.json:
+            with open(self.args.json, "w") as f:
+                json.dump({"|".join(k): v for k, v in self.results.items()}, f, indent=1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    args.cases = args.cases.split(",")
+    problem = lab.environment_problem()
+    if problem:
+        sys.exit(f"bench-e2e: {problem}")
+    for tool in ("iperf3", "sockperf", "ethtool", "cc", "pkg-config"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench-e2e: {tool} not found (make bench-e2e installs it)")
+    if not os.path.exists(os.environ["SEQWALL_BIN"]):
+        sys.exit(f"bench-e2e: no seqwall binary at {os.environ['SEQWALL_BIN']} (swift build -c release)")
+    lab.SEQWALL_BIN = os.environ["SEQWALL_BIN"]
+    REGISTRY.install()
+    started = time.monotonic()
+    try:
+        bench = Bench(args)
+        bench.run()
+        bench.report()
+    finally:
+        REGISTRY.cleanup_all()
+    log(f"done in {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
