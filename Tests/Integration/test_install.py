@@ -11,7 +11,8 @@
   else is refused, a failed IPv6 load takes the IPv4 one back, and every other rule stays.
 - the daemon with only the unit's capabilities (setpriv --bounding-set, as
   CapabilityBoundingSet= does) behind the installed diversion passes allowed traffic, drops
-  the rest, reloads on SIGHUP and writes its state file at SIGTERM.
+  the rest, reloads on SIGHUP and writes its state file at SIGTERM; under strace, every
+  system call it made is one the unit's SystemCallFilter= allows.
 
 The binary installed is $SEQWALL_BIN (make install SEQWALL_BINARY=...): the debug build the
 other integration tests use, so this test never waits for a release build.
@@ -470,16 +471,79 @@ HOST_RULES = os.path.join(lab.RULES_DIR, "host.rules")  # 8080 passes, 8081 drop
 CAP_NUMBERS = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_NET_BIND_SERVICE": 10}
 
 
+def unit_settings(unit_text, key):
+    return [ln.split("=", 1)[1].strip() for ln in unit_text.splitlines()
+            if ln.startswith(key + "=")]
+
+
 def unit_setting(unit_text, key):
-    values = [ln.split("=", 1)[1].strip() for ln in unit_text.splitlines()
-              if ln.startswith(key + "=")]
+    values = unit_settings(unit_text, key)
     return values[-1] if values else None
+
+
+def syscall_group(name, seen=None):
+    """The system calls of a systemd group such as @system-service, nested groups expanded
+    (systemd-analyze syscall-filter)."""
+    seen = set() if seen is None else seen
+    if not name.startswith("@"):
+        return {name}
+    if name in seen:
+        return set()
+    seen.add(name)
+    out = lab.run(["systemd-analyze", "syscall-filter", name]).stdout
+    calls = set()
+    for line in out.splitlines()[1:]:
+        item = line.strip()
+        if item and not item.startswith("#"):
+            calls |= syscall_group(item, seen)
+    return calls
+
+
+def allowed_syscalls(unit_text):
+    """What the unit's SystemCallFilter= lines allow: the first allow-list, then each line
+    adds (allow-list) or takes away (~deny-list), as systemd.exec(5) describes."""
+    allowed = None
+    for value in unit_settings(unit_text, "SystemCallFilter"):
+        deny = value.startswith("~")
+        calls = set()
+        for item in value.lstrip("~").split():
+            calls |= syscall_group(item)
+        if deny:
+            allowed = (allowed if allowed is not None else set()) - calls
+        else:
+            allowed = calls if allowed is None else allowed | calls
+    return allowed
+
+
+def traced_syscalls(trace_path, binary):
+    """The system calls in an strace -f log from the exec of binary on (what setpriv did
+    before it is not seqwall's)."""
+    calls = set()
+    started = False
+    with open(trace_path) as f:
+        for line in f:
+            if not started:
+                started = f'execve("{binary}"' in line
+                continue
+            m = re.match(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()", line)
+            if m:
+                calls.add(m.group(1) or m.group(2))
+    return calls
+
+
+def child_pids(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(p) for p in f.read().split()]
+    return out
 
 
 class ConfinedDaemonTest(unittest.TestCase):
     """A host-mode lab whose firewall namespace gets its diversion from the installed
     seqwall-divert and runs seqwall under the unit's CapabilityBoundingSet= and
-    NoNewPrivileges=, applied with setpriv."""
+    NoNewPrivileges=, applied with setpriv. Under strace (when installed), every system call
+    seqwall made must be one the unit's SystemCallFilter= allows."""
 
     @classmethod
     def setUpClass(cls):
@@ -523,15 +587,29 @@ class ConfinedDaemonTest(unittest.TestCase):
         state_file = os.path.join(state_dir, "state")
         bounding = ",".join(["-all"] + ["+" + c[len("CAP_"):].lower() for c in capabilities])
         prefix = ["setpriv", f"--bounding-set={bounding}", "--inh-caps=-all", "--no-new-privs"]
+        trace = None
+        if shutil.which("strace") and shutil.which("systemd-analyze"):
+            trace = os.path.join(self.lab.workdir, "seqwall.strace")
+            prefix = ["strace", "-f", "-qq", "-o", trace] + prefix
+        else:
+            sys.stderr.write("\ntest_install: strace or systemd-analyze missing: the system calls "
+                             "are not checked against SystemCallFilter=\n")
         daemon = lab.Daemon(fw, HOST_RULES, os.path.join(self.lab.workdir, "confined.sock"),
                             os.path.join(self.lab.workdir, "confined.log"),
                             extra=["--state-file", state_file], prefix=prefix)
         try:
-            daemon.start(ready_timeout=30)
+            daemon.start(ready_timeout=60)
         except RuntimeError as e:
             self.fail(f"seqwall with only {capabilities} did not start: {e}")
         self.addCleanup(daemon.stop)
-        with open(f"/proc/{daemon.proc.pid}/status") as f:
+        seqwall_pid = daemon.proc.pid
+        if trace:
+            children = child_pids(seqwall_pid)
+            self.assertEqual(len(children), 1, f"strace has children {children}")
+            seqwall_pid = children[0]
+        with open(f"/proc/{seqwall_pid}/cmdline") as f:
+            self.assertEqual(os.path.basename(f.read().split("\0")[0]), "seqwall")
+        with open(f"/proc/{seqwall_pid}/status") as f:
             status = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ":\t" in ln)
         expected = sum(1 << CAP_NUMBERS[c] for c in capabilities)
         self.assertEqual(int(status["CapEff"], 16), expected, f"CapEff {status['CapEff']}")
@@ -555,18 +633,32 @@ class ConfinedDaemonTest(unittest.TestCase):
         self.assertGreaterEqual(lab.drops(stats, "rule"), 2, stats)
 
         # ExecReload=kill -HUP $MAINPID
+        # Signals go to seqwall itself: daemon.proc may be strace.
         before = daemon.log_size()
-        daemon.send_signal(signal.SIGHUP)
+        os.kill(seqwall_pid, signal.SIGHUP)
         self.assertTrue(lab.wait_for(lambda: f"reloaded {HOST_RULES}" in daemon.log_text(before), 15),
                         f"no reload logged after SIGHUP:\n{daemon.log_text(before)}")
         self.assertTrue(daemon.running())
 
         # systemctl stop: SIGTERM, the state file written (mode 0600) before exit 0.
-        rc = daemon.stop(signal.SIGTERM, timeout=30)
+        os.kill(seqwall_pid, signal.SIGTERM)
+        try:
+            daemon.proc.wait(timeout=30)  # strace exits with its tracee, and with its status
+        except subprocess.TimeoutExpired:
+            pass
+        rc = daemon.stop()
         self.assertEqual(rc, 0, daemon.log_tail())
         st = os.stat(state_file)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
         self.assertGreater(st.st_size, 0)
+
+        if trace:
+            used = traced_syscalls(trace, lab.SEQWALL_BIN)
+            self.assertLessEqual({"socket", "bind", "sendto", "setsockopt", "fsync"}, used,
+                                 f"the strace log misses seqwall's work: {sorted(used)}")
+            refused = sorted(used - allowed_syscalls(self.unit))
+            self.assertEqual(refused, [], "seqwall made system calls the unit's "
+                             "SystemCallFilter= refuses")
 
 
 if __name__ == "__main__":
