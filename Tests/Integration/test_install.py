@@ -176,23 +176,40 @@ class InstallTest(unittest.TestCase):
         with open(self.path(DIVERT)) as f:
             self.assertIn("IPTABLES_DIR=${SEQWALL_IPTABLES_DIR:-/usr/share/seqwall}", f.read())
 
-    def test_unit_passes_systemd_analyze_verify(self):
-        if shutil.which("systemd-analyze") is None:
-            self.skipTest("systemd-analyze not found: the unit file is not verified")
-        # --root: every command of the unit is looked up in the temporary root, which holds
-        # what make install put there; ExecReload's /bin/kill is the system's, copied in as
-        # on a merged-/usr system. MANPATH: Documentation=man:seqwall(8) is the installed page.
+    def verification_root(self):
+        """A copy of the temporary root where systemd-analyze finds every command of the unit:
+        what make install put there, and the system's kill (ExecReload's /bin/kill) copied
+        in as on a merged-/usr system."""
         root = new_destdir(self)
         shutil.copytree(self.destdir, root, symlinks=True, dirs_exist_ok=True)
         kill = shutil.which("kill", path="/usr/bin:/bin")
         self.assertIsNotNone(kill, "no kill binary to copy into the verification root")
         shutil.copy2(kill, os.path.join(root, "usr/bin/kill"))
         os.symlink("usr/bin", os.path.join(root, "bin"))
+        return root
+
+    def test_unit_passes_systemd_analyze_verify(self):
+        if shutil.which("systemd-analyze") is None:
+            self.skipTest("systemd-analyze not found: the unit file is not verified")
+        root = self.verification_root()
+        # MANPATH: Documentation=man:seqwall(8) is the installed page.
         env = dict(os.environ, MANPATH=os.path.join(root, "usr/share/man"))
         cp = subprocess.run(["systemd-analyze", "verify", f"--root={root}", f"/{UNIT_FILE}"],
                             capture_output=True, text=True, timeout=60, env=env)
         self.assertEqual((cp.returncode, cp.stderr.strip()), (0, ""),
                          f"systemd-analyze verify:\n{cp.stdout}{cp.stderr}")
+
+    def test_unit_exposure_stays_low(self):
+        """systemd-analyze security rates the sandbox 1.9 ("OK"); a change that weakens it
+        past 2.0 fails here."""
+        if shutil.which("systemd-analyze") is None:
+            self.skipTest("systemd-analyze not found: the unit's exposure is not rated")
+        root = self.verification_root()
+        cp = lab.run(["systemd-analyze", "security", "--offline=yes", f"--root={root}",
+                      "--no-pager", "seqwall.service"], check=False, timeout=60)
+        m = re.search(r"Overall exposure level for seqwall\.service: ([0-9.]+)", cp.stdout)
+        self.assertIsNotNone(m, f"no exposure level:\n{cp.stdout}{cp.stderr}")
+        self.assertLessEqual(float(m.group(1)), 2.0, cp.stdout)
 
     def test_completions_name_every_subcommand(self):
         names = subcommand_names()
@@ -515,20 +532,31 @@ def allowed_syscalls(unit_text):
     return allowed
 
 
-def traced_syscalls(trace_path, binary):
-    """The system calls in an strace -f log from the exec of binary on (what setpriv did
-    before it is not seqwall's)."""
-    calls = set()
+def traced_lines(trace_path, binary):
+    """The lines of an strace -f log from the exec of binary on (what setpriv did before it
+    is not seqwall's)."""
     started = False
     with open(trace_path) as f:
         for line in f:
-            if not started:
+            if started:
+                yield line
+            else:
                 started = f'execve("{binary}"' in line
-                continue
-            m = re.match(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()", line)
-            if m:
-                calls.add(m.group(1) or m.group(2))
+
+
+def traced_syscalls(trace_path, binary):
+    calls = set()
+    for line in traced_lines(trace_path, binary):
+        m = re.match(r"^\d+\s+(?:<\.\.\. (\w+) resumed>|(\w+)\()", line)
+        if m:
+            calls.add(m.group(1) or m.group(2))
     return calls
+
+
+def traced_socket_families(trace_path, binary):
+    """The address families of the sockets seqwall opened (strace prints socket(AF_..., ...)."""
+    return {m.group(1) for line in traced_lines(trace_path, binary)
+            for m in [re.match(r"^\d+\s+socket\((AF_\w+)", line)] if m}
 
 
 def child_pids(pid):
@@ -656,6 +684,11 @@ class ConfinedDaemonTest(unittest.TestCase):
             used = traced_syscalls(trace, lab.SEQWALL_BIN)
             self.assertLessEqual({"socket", "bind", "sendto", "setsockopt", "fsync"}, used,
                                  f"the strace log misses seqwall's work: {sorted(used)}")
+            families = set(unit_setting(self.unit, "RestrictAddressFamilies").split())
+            opened = traced_socket_families(trace, lab.SEQWALL_BIN)
+            self.assertIn("AF_NETLINK", opened)
+            self.assertLessEqual(opened, families,
+                                 "seqwall opened sockets RestrictAddressFamilies= refuses")
             refused = sorted(used - allowed_syscalls(self.unit))
             self.assertEqual(refused, [], "seqwall made system calls the unit's "
                              "SystemCallFilter= refuses")
