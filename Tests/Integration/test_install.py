@@ -350,14 +350,19 @@ class DiversionTest(unittest.TestCase):
             lab.ns_run(self.ns, argv)
         self.before = ruleset(self.ns)
 
-    def divert(self, *args, mode_env=None, families=None, check=True):
+    def divert(self, *args, mode_env=None, families=None, check=True, **variables):
+        """seqwall-divert ARGS in the namespace, with SEQWALL_DIVERSION=mode_env,
+        SEQWALL_FAMILIES=families and the other variables given, and no others of its own."""
         env = [f"SEQWALL_IPTABLES_DIR={self.iptables_dir}"]
         if mode_env is not None:
             env.append(f"SEQWALL_DIVERSION={mode_env}")
         if families is not None:
             env.append(f"SEQWALL_FAMILIES={families}")
-        cp = lab.ns_run(self.ns, ["env", "-u", "SEQWALL_DIVERSION", "-u", "SEQWALL_FAMILIES"]
-                        + env + [self.divert_path] + list(args), check=False, timeout=30)
+        env += [f"{name}={value}" for name, value in variables.items()]
+        unset = ["-u", "SEQWALL_DIVERSION", "-u", "SEQWALL_FAMILIES", "-u", "SERVICE_RESULT",
+                 "-u", "SEQWALL_KEEP_DIVERSION_ON_FAILURE"]
+        cp = lab.ns_run(self.ns, ["env"] + unset + env + [self.divert_path] + list(args),
+                        check=False, timeout=30)
         if check:
             self.assertEqual(cp.returncode, 0,
                              f"seqwall-divert {' '.join(args)} failed: {cp.stderr.strip()}")
@@ -446,6 +451,20 @@ class DiversionTest(unittest.TestCase):
                         "stop none removed the diversion")
         self.divert("stop", "host")
         self.assert_untouched("after stop")
+
+    def test_kept_after_a_failure_only_when_asked(self):
+        # What systemd's ExecStopPost sees after a crash: SERVICE_RESULT=core-dump.
+        self.divert("start")
+        self.divert("stop", SERVICE_RESULT="core-dump")
+        self.assert_untouched("stop after a crash, by default")
+        self.divert("start")
+        cp = self.divert("stop", SERVICE_RESULT="core-dump", SEQWALL_KEEP_DIVERSION_ON_FAILURE="yes")
+        self.assertIn("the diversion stays", cp.stderr)
+        self.assert_loaded(["INPUT", "OUTPUT"])
+        self.divert("start")  # the restart replaces it
+        self.assert_loaded(["INPUT", "OUTPUT"])
+        self.divert("stop", SERVICE_RESULT="success", SEQWALL_KEEP_DIVERSION_ON_FAILURE="yes")
+        self.assert_untouched("a clean stop with SEQWALL_KEEP_DIVERSION_ON_FAILURE=yes")
 
     def test_a_file_that_adds_other_rules_is_refused(self):
         own = self.own_file("own.iptables",
