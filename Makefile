@@ -7,7 +7,7 @@ PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3
 
-.PHONY: all deps build release test unit-test integration-test demo install uninstall clean \
+.PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
         fuzz fuzz-build fuzz-replay bench bench-e2e
 
 all: build
@@ -83,17 +83,89 @@ bench-e2e: release
 	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(BENCH_E2E_PACKAGES)"
 	SEQWALL_BIN=$(CURDIR)/.build/release/seqwall $(PYTHON) Benchmarks/e2e/bench_e2e.py $(BENCH_E2E_ARGS)
 
-install: release
-	install -D -m 0755 .build/release/seqwall $(DESTDIR)$(PREFIX)/bin/seqwall
-	install -d -m 0755 $(DESTDIR)/etc/seqwall
-	[ -e $(DESTDIR)/etc/seqwall/seqwall.rules ] || install -m 0644 rules/default.rules $(DESTDIR)/etc/seqwall/seqwall.rules
-	install -D -m 0644 rules/host.iptables $(DESTDIR)$(PREFIX)/share/seqwall/host.iptables
-	install -D -m 0644 rules/gateway.iptables $(DESTDIR)$(PREFIX)/share/seqwall/gateway.iptables
+# --- make install / make uninstall (README: Run it for real) --------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] [SEQWALL_BINARY=path]: builds release (unless
+# SEQWALL_BINARY names a binary to install instead), generates the systemd unit, the diversion
+# helper, the shell completions and the man page (the last two from the binary's own argument
+# parser) into .build/dist, and installs them. /etc/seqwall/seqwall.rules is never overwritten.
+SEQWALL_BINARY ?=
+INSTALL_BINARY  = $(or $(SEQWALL_BINARY),.build/release/seqwall)
+BINDIR         ?= $(PREFIX)/bin
+LIBEXECDIR     ?= $(PREFIX)/libexec/seqwall
+DATADIR        ?= $(PREFIX)/share/seqwall
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR         ?= $(PREFIX)/share/man
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR     ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
+DIST_BUILD      = .build/dist
+IPTABLES_FILES  = $(notdir $(wildcard rules/*.iptables rules/*.ip6tables))
+# The man page's date: the last commit's, so the page does not change from one build to the next.
+MAN_DATE       ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
+SUBSTITUTE      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+                      -e 's|@IPTABLESDIR@|$(DATADIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 
+# The generate-manual tool of swift-argument-parser (the engine of its generate-manual plugin),
+# built once, in debug: it only formats what `seqwall --experimental-dump-help` prints.
+GENERATE_MANUAL = .build/debug/generate-manual
+
+$(GENERATE_MANUAL):
+	$(SWIFT) build --product generate-manual
+
+# Everything install copies that is generated: from the binary being installed, and with this
+# PREFIX's paths substituted, so it is made again on every install.
+install-generated: $(if $(SEQWALL_BINARY),,release) $(GENERATE_MANUAL)
+	@test -x $(INSTALL_BINARY) || { echo "make: $(INSTALL_BINARY) is not an executable" >&2; exit 1; }
+	rm -rf $(DIST_BUILD) && mkdir -p $(DIST_BUILD)/man
+	$(SUBSTITUTE) dist/seqwall.service.in > $(DIST_BUILD)/seqwall.service
+	$(SUBSTITUTE) dist/seqwall-divert.in > $(DIST_BUILD)/seqwall-divert
+	for shell in bash zsh fish; do \
+	  $(INSTALL_BINARY) --generate-completion-script $$shell > $(DIST_BUILD)/completion.$$shell || exit 1; \
+	  test -s $(DIST_BUILD)/completion.$$shell || { echo "make: empty $$shell completion" >&2; exit 1; }; \
+	done
+	$(GENERATE_MANUAL) $(INSTALL_BINARY) --section 8 --date $(MAN_DATE) --output-directory $(DIST_BUILD)/man
+	@# generate-manual copies a help text's blank lines (paragraph breaks) as they are, which
+	@# mdoc warns about; .Pp is mdoc's paragraph break.
+	sed -i 's/^$$/.Pp/' $(DIST_BUILD)/man/seqwall.8
+	test -s $(DIST_BUILD)/man/seqwall.8
+
+install: install-generated
+	install -D -m 0755 $(INSTALL_BINARY) $(DESTDIR)$(BINDIR)/seqwall
+	install -D -m 0755 $(DIST_BUILD)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
+	for f in $(IPTABLES_FILES); do install -D -m 0644 rules/$$f $(DESTDIR)$(DATADIR)/$$f || exit 1; done
+	install -D -m 0644 rules/default.rules $(DESTDIR)$(DATADIR)/default.rules
+	install -D -m 0644 $(DIST_BUILD)/seqwall.service $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
+	install -D -m 0644 $(DIST_BUILD)/completion.bash $(DESTDIR)$(BASHCOMPDIR)/seqwall
+	install -D -m 0644 $(DIST_BUILD)/completion.zsh $(DESTDIR)$(ZSHCOMPDIR)/_seqwall
+	install -D -m 0644 $(DIST_BUILD)/completion.fish $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
+	install -D -m 0644 $(DIST_BUILD)/man/seqwall.8 $(DESTDIR)$(MANDIR)/man8/seqwall.8
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/seqwall
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules ]; then \
+	  echo "kept $(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules (yours); the shipped policy is $(DESTDIR)$(DATADIR)/default.rules"; \
+	else \
+	  install -m 0644 rules/default.rules $(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules; \
+	fi
+
+# Removes what install put there. /etc/seqwall/seqwall.rules goes only while it is still the
+# shipped policy (the copy in DATADIR); a policy you changed stays, and so does its directory.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/seqwall
-	rm -rf $(DESTDIR)$(PREFIX)/share/seqwall
-	@echo "left /etc/seqwall/seqwall.rules in place (your policy); remove it by hand if you want"
+	@rules=$(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules; \
+	if [ -e $$rules ]; then \
+	  if cmp -s $$rules $(DESTDIR)$(DATADIR)/default.rules; then \
+	    rm -f $$rules && rmdir $(DESTDIR)$(SYSCONFDIR)/seqwall 2>/dev/null || true; \
+	  else \
+	    echo "kept $$rules: it differs from the shipped policy (remove it by hand if you want)"; \
+	  fi; \
+	fi
+	rm -f $(DESTDIR)$(BINDIR)/seqwall
+	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
+	rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(IPTABLES_FILES) default.rules)
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
+	rm -f $(DESTDIR)$(MANDIR)/man8/seqwall.8
 
 clean:
 	rm -rf .build

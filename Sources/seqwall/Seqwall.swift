@@ -13,8 +13,15 @@ struct Seqwall: ParsableCommand {
         abstract: "A stateful TCP firewall in userspace, fed by NFQUEUE.",
         discussion: """
             iptables sends packets to an NFQUEUE; seqwall checks each against the TCP state \
-            machine and the rule files and gives the kernel a verdict. See rules/ for the \
-            iptables files and an example policy.
+            machine and the rule files and gives the kernel a verdict.
+
+            As a service (make install): seqwall.service loads the iptables diversion with \
+            seqwall-divert (host mode by default, or gateway; IPv4 and IPv6), runs `seqwall run \
+            --rules /etc/seqwall/seqwall.rules --control /run/seqwall/control.sock \
+            --state-file /var/lib/seqwall/state`, reloads the rules on `systemctl reload \
+            seqwall` (SIGHUP) and removes the diversion when it stops. The iptables-restore \
+            files and the shipped policy are installed in PREFIX/share/seqwall (rules/ in the \
+            source tree); the daemon logs to the journal (journalctl -u seqwall).
             """,
         subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
     )

@@ -301,13 +301,15 @@ def spawn(ns, argv, log_path, stdin=False, stdout=True):
 class Daemon:
     """seqwall run inside a namespace, plus its CLI."""
 
-    def __init__(self, ns, rules, control, log_path, queues=(0,), extra=()):
+    def __init__(self, ns, rules, control, log_path, queues=(0,), extra=(), prefix=()):
+        """prefix: a command that runs seqwall, such as setpriv with fewer capabilities."""
         self.ns = ns
         self.rules = rules
         self.control = control
         self.log_path = log_path
         self.queues = list(queues)
         self.extra = list(extra)
+        self.prefix = list(prefix)
         self.proc = None
 
     # -- lifecycle --
@@ -316,7 +318,7 @@ class Daemon:
         if not os.path.exists(SEQWALL_BIN):
             raise RuntimeError(f"seqwall binary not found at {SEQWALL_BIN} (build it, or set "
                                f"SEQWALL_BIN)")
-        argv = [SEQWALL_BIN, "run", "--rules", self.rules]
+        argv = self.prefix + [SEQWALL_BIN, "run", "--rules", self.rules]
         for q in self.queues:
             argv += ["--queue", str(q)]
         argv += ["--control", self.control] + self.extra
