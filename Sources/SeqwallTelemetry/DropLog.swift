@@ -18,7 +18,8 @@ public struct DropLogRecord: Sendable, Equatable {
     public var window: UInt16?
     /// Payload bytes (TCP: from the IP length fields).
     public var length: Int?
-    /// The connection's state when the packet came (NONE when it has none).
+    /// The state of the packet's connection in the table after the verdict (NONE when it has
+    /// none): a dropped packet changes no state, a rejected SYN leaves a CLOSE entry.
     public var state: TCPState
     public var queue: UInt16
 
