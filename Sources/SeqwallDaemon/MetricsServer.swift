@@ -14,9 +14,14 @@ final class MetricsServer: @unchecked Sendable {
     /// Connections served at once; one more is answered 503 and closed. Prometheus scrapes
     /// one at a time; a few more leave room for a person with curl.
     static let maximumClients = 4
+    /// Clients beyond those being told 503 (written and closed like any answer, so the refusal
+    /// arrives rather than a reset); past this, a connection is closed at once.
+    static let maximumRefused = 8
     /// For a whole exchange: request in, answer out. A client that takes longer (a half-sent
     /// request, a reader that stalls) is cut off.
     static let clientTimeout: UInt64 = 5_000_000_000
+    /// For a refusal (408, 503) to go out and the client to close.
+    static let refusalTimeout: UInt64 = 1_000_000_000
 
     let address: MetricsAddress
     private let listener: Int32
@@ -130,7 +135,9 @@ final class MetricsServer: @unchecked Sendable {
         }
 
         let descriptor: Int32
-        let deadline: UInt64
+        var deadline: UInt64
+        /// Answered 503 on arrival: does not count toward `maximumClients`.
+        var refused = false
         var phase = Phase.reading
         var input: [UInt8] = []
         var output: [UInt8] = []
@@ -161,11 +168,15 @@ final class MetricsServer: @unchecked Sendable {
                 let revents = descriptors[index + 2].revents
                 var keep = true
                 if revents != 0 { keep = advance(&clients[index], revents: revents) }
-                if keep && SystemCall.monotonicNanoseconds() >= clients[index].deadline {
+                let now = SystemCall.monotonicNanoseconds()
+                if keep && now >= clients[index].deadline {
                     if clients[index].phase == .reading {
-                        MetricsServer.sendNow(clients[index].descriptor, MetricsHTTP.response(.requestTimeout))
+                        // Too slow with its request: told so, with a short while for that to go out.
+                        respond(&clients[index], MetricsHTTP.response(.requestTimeout))
+                        clients[index].deadline = now &+ MetricsServer.refusalTimeout
+                    } else {
+                        keep = false
                     }
-                    keep = false
                 }
                 if keep {
                     index += 1
@@ -188,13 +199,17 @@ final class MetricsServer: @unchecked Sendable {
                 return   // EAGAIN: no more waiting
             }
             MetricsServer.makeNonBlocking(descriptor)
-            guard clients.count < MetricsServer.maximumClients else {
-                MetricsServer.sendNow(descriptor, MetricsHTTP.response(.serviceUnavailable))
+            let now = SystemCall.monotonicNanoseconds()
+            let refused = clients.filter(\.refused).count
+            if clients.count - refused < MetricsServer.maximumClients {
+                clients.append(Client(descriptor: descriptor, deadline: now &+ MetricsServer.clientTimeout))
+            } else if refused < MetricsServer.maximumRefused {
+                var client = Client(descriptor: descriptor, deadline: now &+ MetricsServer.refusalTimeout, refused: true)
+                respond(&client, MetricsHTTP.response(.serviceUnavailable))
+                clients.append(client)
+            } else {
                 close(descriptor)
-                continue
             }
-            clients.append(Client(descriptor: descriptor,
-                                  deadline: SystemCall.monotonicNanoseconds() &+ MetricsServer.clientTimeout))
         }
     }
 
@@ -262,10 +277,5 @@ final class MetricsServer: @unchecked Sendable {
     private static func makeNonBlocking(_ descriptor: Int32) {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-    }
-
-    /// Best effort, without waiting: a refusal to a client we will not serve.
-    private static func sendNow(_ descriptor: Int32, _ bytes: [UInt8]) {
-        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
     }
 }
