@@ -269,8 +269,10 @@ class MetricsLabTest(lab.LabTestCase):
         self.assertEqual(len(buckets), 14)
         self.assertTrue(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), buckets)
         self.assertGreater(m["seqwall_packet_processing_seconds_sum"], 0)
+        median = next(bound for bound, count in buckets + [(float("inf"), seen)] if count >= seen / 2)
         sys.stderr.write(f"\nprocessing time: {seen:.0f} packets, mean "
-                         f"{m['seqwall_packet_processing_seconds_sum'] / seen * 1e6:.1f} us a packet\n")
+                         f"{m['seqwall_packet_processing_seconds_sum'] / seen * 1e6:.1f} us a packet, "
+                         f"median at most {median * 1e6:g} us\n")
         # Every reason seqwall has is a series, zeros included.
         reasons = [k for k in m if k.startswith('seqwall_drops_total{queue="0",')]
         self.assertEqual(len(reasons), len(stats["drops"]), reasons)
