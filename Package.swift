@@ -32,11 +32,14 @@ let package = Package(
         .target(name: "SeqwallRules", dependencies: ["SeqwallCore"]),
         // Control-socket protocol and the output formats shared by daemon and CLI.
         .target(name: "SeqwallControl", dependencies: ["SeqwallCore"]),
+        // What the daemon shows of itself, kept pure for tests: the Prometheus text, the processing
+        // time histogram, the metrics endpoint's HTTP request parsing, the drop-log line.
+        .target(name: "SeqwallTelemetry", dependencies: ["SeqwallCore", "SeqwallControl"]),
         // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
         .target(
             name: "SeqwallDaemon",
             dependencies: [
-                "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl",
+                "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTelemetry",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -47,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "seqwall",
             dependencies: [
-                "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon", "SeqwallReplay",
+                "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon", "SeqwallReplay", "SeqwallTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,6 +62,7 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
+        .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
         // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
         .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
         .testTarget(

@@ -159,6 +159,17 @@ public struct Limits: Sendable, Equatable {
     }
 }
 
+/// How many dropped packets get a log line (`set drop-log`). The daemon writes the lines; the
+/// tracker only carries the setting, so a reload changes it like any other part of the policy.
+public enum DropLogMode: String, Sendable, CaseIterable {
+    /// No line per dropped packet (the counters still count every drop).
+    case off
+    /// Lines at a bounded rate; what the rate leaves out is counted and summarised.
+    case sampled
+    /// A line for every dropped packet.
+    case full
+}
+
 /// The whole policy a tracker enforces.
 public struct Policy: Sendable, Equatable {
     /// The protected networks; decide direction in gateway mode.
@@ -171,6 +182,8 @@ public struct Policy: Sendable, Equatable {
     public var timeouts = TCPTimeouts()
     /// `set pickup on`: adopt connections first seen mid-stream.
     public var pickup = false
+    /// `set drop-log off|sampled|full`: which dropped packets get a log line.
+    public var dropLog = DropLogMode.sampled
 
     public init() {}
 

@@ -3,6 +3,7 @@ import Logging
 import SeqwallControl
 import SeqwallCore
 import SeqwallRules
+import SeqwallTelemetry
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,8 @@ public struct DaemonOptions: Sendable {
     public var stateFile: String?
     /// Seconds between snapshots of the table to `stateFile` while running; 0: only at exit.
     public var stateInterval: UInt32 = 10
+    /// Where to serve Prometheus metrics (nil: nowhere).
+    public var metricsAddress: MetricsAddress?
 
     public init(rulesPath: String) {
         self.rulesPath = rulesPath
@@ -30,7 +33,10 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     private var workers: [QueueWorker] = []
     private let reloadLock = NSLock()
-    private var reloads = 0
+    /// Reloads by result, and whether the last one succeeded (true before any), for metrics.
+    private let reloadsSucceeded = Atomic<UInt64>(0)
+    private let reloadsFailed = Atomic<UInt64>(0)
+    private let lastReloadSucceeded = Atomic<Bool>(true)
     private let stopping = Atomic<Bool>(false)
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
@@ -58,6 +64,17 @@ public final class Daemon: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
         Glibc.signal(SIGPIPE, SIG_IGN)
 
+        // Bound before the queues, so a bad address or a port in use stops the start at once.
+        var metricsServer: MetricsServer?
+        if let address = options.metricsAddress {
+            do {
+                metricsServer = try MetricsServer(address: address, logger: logger) { [self] in metricsText() }
+            } catch {
+                logger.error("cannot serve metrics: \(error)")
+                return 1
+            }
+        }
+
         let queueCount = max(1, options.queues.count)
         let share = (policy.limits.states + queueCount - 1) / queueCount
         // Read before the queues are bound, so packets wait only for the insertions.
@@ -73,6 +90,8 @@ public final class Daemon: @unchecked Sendable {
             return 1
         }
         if let saved { restore(saved) }
+        let dropLogWriter = DropLogWriter(channels: workers.map(\.dropLog), logger: logger)
+        dropLogWriter.start()
 
         var finished: [DispatchSemaphore] = []
         for worker in workers {
@@ -95,12 +114,15 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             logger.error("cannot open the control socket: \(error)")
             stopWorkers(finished)
+            dropLogWriter.stop()
             return 1
         }
         server.start()
+        metricsServer?.start()
 
         let queues = options.queues.map(String.init).joined(separator: ", ")
-        logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath), \(policy.rules.count) rules, table limit \(policy.limits.states)")
+        let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
+        logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
         let snapshotInterval = UInt64(options.stateInterval) * 1_000_000_000
         var nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
@@ -130,10 +152,13 @@ public final class Daemon: @unchecked Sendable {
         }
         stopping.store(true, ordering: .relaxed)
         server.stop()
+        metricsServer?.stop()
         // While the workers still hold the queues: the table as it is at the last packet
         // seqwall decides. After this, the kernel lets packets by (--queue-bypass).
         saveState()
         stopWorkers(finished)
+        // After the workers: every drop they logged is written, and the summaries.
+        dropLogWriter.stop()
         logger.info("seqwall stopped; queues released")
         return 0
     }
@@ -154,13 +179,16 @@ public final class Daemon: @unchecked Sendable {
             policy = try RuleFile.load(path: options.rulesPath)
         } catch {
             for problem in error.errors { logger.error("reload refused: \(problem)") }
+            reloadsFailed.add(1, ordering: .relaxed)
+            lastReloadSucceeded.store(false, ordering: .relaxed)
             return .failure(error.description)
         }
         for worker in workers {
-            worker.mailbox.perform { $0.tracker.replacePolicy(policy) }
+            worker.mailbox.perform { $0.replacePolicy(policy) }
         }
-        reloads += 1
-        logger.info("reloaded \(options.rulesPath): \(policy.rules.count) rules")
+        reloadsSucceeded.add(1, ordering: .relaxed)
+        lastReloadSucceeded.store(true, ordering: .relaxed)
+        logger.info("reloaded \(options.rulesPath): \(policy.rules.count) rules, drop log \(policy.dropLog.rawValue)")
         return ControlReply(ok: true, message: "reloaded \(options.rulesPath)")
     }
 
@@ -351,6 +379,25 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             logger.error("state file \(path): \(error)")
         }
+    }
+
+    /// The metrics endpoint's text: each worker's figures (through its mailbox), the kernel's
+    /// per-queue figures, the reloads.
+    private func metricsText() -> String {
+        let kernel = KernelQueueStatistics.read()
+        var metrics = DaemonMetrics()
+        metrics.queues = workers.map { worker in
+            var queue = worker.mailbox.perform { $0.metrics() }
+            queue.kernel = kernel[worker.queue]
+            queue.failOpen = options.settings.failOpen
+            queue.dropLogSuppressed = worker.dropLog.suppressed
+            queue.dropLogLost = worker.dropLog.lost
+            return queue
+        }
+        metrics.reloadsSucceeded = reloadsSucceeded.load(ordering: .relaxed)
+        metrics.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
+        metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
+        return metrics.text
     }
 
     private func statistics() -> StatsRecord {

@@ -1,6 +1,7 @@
 import CNetfilterQueue
 import Logging
 import SeqwallCore
+import SeqwallTelemetry
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,6 +43,13 @@ final class QueueWorker: @unchecked Sendable {
     private var running = true
     /// `conntrack watch` clients; touched only on this thread (added and removed by jobs).
     private var watchers: [WatchQueue] = []
+    /// Where dropped packets go for the drop log (`set drop-log`), and its rate limit.
+    let dropLog: DropLogChannel
+    private var dropLogMode: DropLogMode
+    private var dropLogSampler = DropLogSampler()
+    /// Time per packet, for the metrics endpoint (measured in run()); plain integers owned by
+    /// this thread, copied out by a scrape's job.
+    private(set) var processing = LatencyHistogram()
 
     /// `capacity` and the global half-open limit are this worker's share: one of `shares`.
     init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, shares: Int,
@@ -49,6 +57,8 @@ final class QueueWorker: @unchecked Sendable {
         self.queue = queue
         self.logger = logger
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares)
+        dropLog = DropLogChannel(queue: queue)
+        dropLogMode = policy.dropLog
         mailbox = try Mailbox()
         receiveBuffer = .allocate(byteCount: QueueWorker.receiveBufferSize, alignment: 16)
         sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
@@ -85,7 +95,20 @@ final class QueueWorker: @unchecked Sendable {
             let ready = poll(&descriptors, 2, moreDue ? 0 : 250)
             now = SystemCall.monotonicNanoseconds()
             let packets = ready > 0 && descriptors[0].revents != 0
-            if packets { receiveBatch(context: context) }
+            if packets {
+                // The processing-time histogram measures from here (`now`, read as poll returned
+                // with packets waiting) to the batch's verdicts handed to the kernel: receiving,
+                // parsing, tracking, queueing the verdicts and sending them. One clock read per
+                // batch, its time shared evenly among the packets the tracker decided in it, so
+                // the histogram's count equals the packets seen.
+                let seenBefore = tracker.counters.seen
+                receiveBatch(context: context)
+                let decided = tracker.counters.seen &- seenBefore
+                if decided > 0 {
+                    let elapsed = SystemCall.monotonicNanoseconds() &- now
+                    processing.record(nanoseconds: elapsed / decided, times: decided)
+                }
+            }
             if ready > 0 && descriptors[1].revents != 0 {
                 for job in mailbox.takeJobs() { job(self) }
             }
@@ -99,6 +122,28 @@ final class QueueWorker: @unchecked Sendable {
     }
 
     func stop() { running = false }
+
+    /// A reload: the new policy for the tracker, and its drop-log setting for this worker.
+    func replacePolicy(_ policy: Policy) {
+        tracker.replacePolicy(policy)
+        dropLogMode = policy.dropLog
+    }
+
+    /// This worker's figures for a scrape of the metrics endpoint (a mailbox job, between
+    /// batches, so they agree with each other).
+    func metrics() -> QueueMetrics {
+        var metrics = QueueMetrics(queue: queue)
+        metrics.counters = tracker.counters
+        metrics.connections = tracker.table.count
+        metrics.connectionLimit = tracker.table.limit
+        metrics.halfOpen = tracker.halfOpenCount
+        metrics.halfOpenLimit = tracker.limiter.halfOpenLimit
+        metrics.enobufs = adapter.enobufs
+        metrics.malformedMessages = adapter.malformedMessages
+        metrics.sendErrors = adapter.sendErrors
+        metrics.processing = processing.snapshot()
+        return metrics
+    }
 
     // MARK: Watchers
 
@@ -177,51 +222,29 @@ final class QueueWorker: @unchecked Sendable {
 
     // MARK: Drop log
 
-    /// Drop lines per second at most, and the burst allowed above it: a flood of bad packets
-    /// must not become a flood of log lines.
-    static let dropLogRate: UInt64 = 10
-    static let dropLogBurst: UInt64 = 20
-    private var dropLogTokens = QueueWorker.dropLogBurst
-    private var dropLogRefilledAt: UInt64 = 0
-    private var dropLogSuppressed: UInt64 = 0
-
-    /// One line per dropped packet, rate-limited. The packet is parsed again only when a line
-    /// is written, so the drop path itself stays as cheap as the accept path.
+    /// Hands a dropped packet to the drop log as `set drop-log` says: `off` nothing, `sampled`
+    /// within DropLogSampler's rate (the rest counted, and summarised by the writer), `full`
+    /// every one. Nothing here formats, writes or allocates: the packet is parsed again into
+    /// plain values and pushed into the ring the DropLogWriter thread drains.
     private func logDrop(_ reason: DropReason, packet: seqwall_nfq_packet, rejected: Bool = false) {
-        let elapsed = now &- dropLogRefilledAt
-        let refill = elapsed / (1_000_000_000 / QueueWorker.dropLogRate)
-        if refill > 0 {
-            dropLogTokens = min(QueueWorker.dropLogBurst, dropLogTokens + refill)
-            dropLogRefilledAt = now
-        }
-        guard dropLogTokens > 0 else {
-            dropLogSuppressed += 1
+        switch dropLogMode {
+        case .off:
             return
-        }
-        dropLogTokens -= 1
-        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
-        var line = rejected ? "reject reason=\(reason)" : "drop reason=\(reason)"
-        line += " queue=\(packet.queue) hook=\(QueueWorker.hook(of: packet)) in=\(packet.indev) out=\(packet.outdev)"
-        switch PacketParser.parse(bytes, wireLength: Int(packet.wire_length)) {
-        case .tcp(let segment):
-            let source = segment.source.isIPv4 ? "\(segment.source)" : "[\(segment.source)]"
-            let destination = segment.destination.isIPv4 ? "\(segment.destination)" : "[\(segment.destination)]"
-            line += " tcp \(source):\(segment.sourcePort) -> \(destination):\(segment.destinationPort)"
-            line += " flags=\(segment.flags.names) seq=\(segment.sequence) ack=\(segment.acknowledgment)"
-            line += " win=\(segment.window) len=\(segment.payloadLength)"
-            if let (slot, _) = tracker.table.find(FlowKey(segment)) {
-                line += " state=\(tracker.table.connection(at: slot).pointee.state)"
+        case .sampled:
+            guard dropLogSampler.admit(now: now) else {
+                dropLog.suppress()
+                return
             }
-        case .other(let protocolNumber, let source, let destination):
-            line += " proto=\(protocolNumber) \(source) -> \(destination)"
-        case .invalid:
-            line += " length=\(packet.wire_length)"
+        case .full:
+            break
         }
-        if dropLogSuppressed > 0 {
-            line += " (\(dropLogSuppressed) earlier drops not logged)"
-            dropLogSuppressed = 0
+        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        let parsed = PacketParser.parse(bytes, wireLength: Int(packet.wire_length))
+        var state = TCPState.none
+        if case .tcp(let segment) = parsed, let (slot, _) = tracker.table.find(FlowKey(segment)) {
+            state = tracker.table.connection(at: slot).pointee.state
         }
-        logger.info("\(line)")
+        dropLog.ring.push(DropLogRecord(parsed, reason: reason, rejected: rejected, state: state, queue: packet.queue))
     }
 
     /// The netfilter hook a packet was queued from: it decides direction in host mode.

@@ -23,6 +23,7 @@ struct Checker {
     private var synRate: Setting<SynRate>?
     private var timeouts: [TimeoutName: Setting<UInt32>] = [:]
     private var pickup: Setting<Bool>?
+    private var dropLog: Setting<DropLogMode>?
 
     private struct SynRate: Equatable {
         let rate: Int
@@ -100,6 +101,11 @@ struct Checker {
         case .pickup(let on, let location):
             if Checker.settle(&pickup, on, "set pickup \(on ? "on" : "off")", location, &diagnostics) {
                 policy.pickup = on
+            }
+
+        case .dropLog(let mode, let location):
+            if Checker.settle(&dropLog, mode, "set drop-log \(mode.rawValue)", location, &diagnostics) {
+                policy.dropLog = mode
             }
         }
     }

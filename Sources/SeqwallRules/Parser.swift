@@ -14,6 +14,7 @@ import SeqwallCore
 ///     limit syn-rate R/s [burst B] per-source
 ///     timeout tcp STATE DURATION
 ///     set pickup on|off
+///     set drop-log off|sampled|full
 ///
 /// `to port 22` means any destination, port 22 (pf's spelling). `port` is always the destination
 /// port. The clauses of a rule come in the order above, each at most once.
@@ -83,10 +84,17 @@ struct Parser {
             try expectEndOfLine()
             return .timeout(name, duration, location: location)
         case "set":
-            try keyword([("pickup", ())])
-            let on = try keyword([("on", true), ("off", false)])
-            try expectEndOfLine()
-            return .pickup(on, location: location)
+            enum Setting { case pickup, dropLog }
+            switch try keyword([("pickup", Setting.pickup), ("drop-log", .dropLog)], suggesting: true) {
+            case .pickup:
+                let on = try keyword([("on", true), ("off", false)])
+                try expectEndOfLine()
+                return .pickup(on, location: location)
+            case .dropLog:
+                let mode = try keyword(DropLogMode.allCases.map { ($0.rawValue, $0) }, suggesting: true)
+                try expectEndOfLine()
+                return .dropLog(mode, location: location)
+            }
         default:
             let hint = closest(to: first.text, among: Parser.statementKeywords).map { "did you mean '\($0)'?" }
                 ?? "expected one of: " + Parser.statementKeywords.joined(separator: ", ")
@@ -330,12 +338,18 @@ struct Parser {
 
     /// The value paired with the keyword that comes next, or an error naming all the choices.
     @discardableResult
-    private mutating func keyword<Value>(_ choices: [(String, Value)]) throws(RuleError) -> Value {
+    /// One of `choices`; with `suggesting`, a near miss is named ("did you mean 'sampled'?").
+    private mutating func keyword<Value>(_ choices: [(String, Value)], suggesting: Bool = false) throws(RuleError) -> Value {
         if let token = peek, token.kind == .word, let choice = choices.first(where: { $0.0 == token.text }) {
             index += 1
             return choice.1
         }
-        throw expected(alternatives(choices.map { "'\($0.0)'" }))
+        let error = expected(alternatives(choices.map { "'\($0.0)'" }))
+        if suggesting, let token = peek, token.kind == .word,
+           let hint = closest(to: token.text, among: choices.map(\.0)) {
+            throw RuleError(location: error.location, message: error.message + "; did you mean '\(hint)'?")
+        }
+        throw error
     }
 
     private mutating func optionalKeyword(_ word: String) -> Bool {

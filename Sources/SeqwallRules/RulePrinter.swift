@@ -2,7 +2,8 @@ import SeqwallCore
 
 /// The canonical text of a policy: what `seqwall rules check --print` shows. One statement per
 /// line in a fixed order: inside, both defaults, the rules in order, the limits (states always,
-/// the others when set), the timeouts that differ from the kernel's defaults, and pickup.
+/// the others when set), the timeouts that differ from the kernel's defaults, pickup, and the
+/// drop log when it is not the default (`sampled`).
 /// Parsing this text gives back an equal policy (apart from rule locations).
 enum RulePrinter {
     static func text(of policy: Policy) -> String {
@@ -31,6 +32,9 @@ enum RulePrinter {
             lines.append("timeout tcp \(name.keyword) \(duration(policy.timeouts[keyPath: name.keyPath]))")
         }
         lines.append("set pickup \(policy.pickup ? "on" : "off")")
+        if policy.dropLog != Policy().dropLog {
+            lines.append("set drop-log \(policy.dropLog.rawValue)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

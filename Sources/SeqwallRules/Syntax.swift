@@ -133,4 +133,5 @@ enum Statement: Sendable {
     case limitSynRate(rate: NumberLiteral, burst: NumberLiteral?, location: SourceLocation)
     case timeout(TimeoutName, DurationLiteral, location: SourceLocation)
     case pickup(Bool, location: SourceLocation)
+    case dropLog(DropLogMode, location: SourceLocation)
 }

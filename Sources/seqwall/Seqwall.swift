@@ -5,6 +5,7 @@ import SeqwallControl
 import SeqwallCore
 import SeqwallDaemon
 import SeqwallRules
+import SeqwallTelemetry
 
 @main
 struct Seqwall: ParsableCommand {
@@ -124,6 +125,20 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. 127.0.0.1:9100 or [::1]:9100).",
+        valueName: "address:port"))
+    var metrics: String?
+
+    /// `--metrics` checked; nil when not given.
+    private func metricsAddress() throws -> MetricsAddress? {
+        guard let metrics else { return nil }
+        switch MetricsAddress.parse(metrics) {
+        case .success(let address): return address
+        case .failure(let error): throw ValidationError("--metrics: \(error)")
+        }
+    }
+
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("unknown log level '\(logLevel)'")
@@ -136,6 +151,7 @@ struct Run: ParsableCommand {
         if let stateFile, stateFile.isEmpty || stateFile.hasSuffix("/") {
             throw ValidationError("--state-file must name a file, not '\(stateFile)'")
         }
+        _ = try metricsAddress()
     }
 
     func run() throws {
@@ -154,6 +170,7 @@ struct Run: ParsableCommand {
         options.settings.failOpen = failOpen
         options.stateFile = stateFile
         options.stateInterval = stateInterval
+        options.metricsAddress = try metricsAddress()
         let status = Daemon(options: options, logger: logger).run()
         if status != 0 { throw ExitCode(status) }
     }

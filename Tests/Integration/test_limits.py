@@ -311,7 +311,7 @@ limit syn-rate 5/s burst 10 per-source
         # 300 SYNs in about 3 s: at most 10 (burst) + 5/s * 3.5 s pass.
         self.assertGreaterEqual(limited, 300 - 10 - 18, f"{before['drops']} -> {after['drops']}")
         log = d.log_text(since=log_start)
-        logged = re.findall(r"drop reason=syn-rate .* tcp (\S+):\d+ ->", log)
+        logged = re.findall(r"drop reason=syn-rate proto=tcp src=(\S+) ", log)
         self.assertTrue(logged, f"no syn-rate drop logged:\n{log[-2000:]}")
         self.assertEqual(set(logged), {"198.51.100.10"}, "syn-rate drops of the wrong source")
         accepted_from_second = [e for e in d.conntrack()

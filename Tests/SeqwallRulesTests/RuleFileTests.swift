@@ -368,7 +368,7 @@ struct ErrorTests {
         ("timeout tcp none 5s", "test.rules:1:13: unknown TCP state 'none'; expected one of: syn-sent, syn-recv, established, fin-wait, close-wait, last-ack, time-wait, close, syn-sent2, retransmit, unacknowledged"),
         ("TIMEOUT tcp close 5s", "test.rules:1:1: unknown statement 'TIMEOUT'; did you mean 'timeout'?"),
         ("set pickup", "test.rules:1:11: expected 'on' or 'off' after 'pickup'"),
-        ("set logging on", "test.rules:1:5: expected 'pickup', found 'logging'"),
+        ("set logging on", "test.rules:1:5: expected 'pickup' or 'drop-log', found 'logging'"),
         ("include", "test.rules:1:8: expected a quoted file name after 'include'"),
         ("include \"\"", "test.rules:1:9: empty file name"),
         ("include \"a.rules\" \"b.rules\"", "test.rules:1:19: expected end of line, found \"b.rules\""),
@@ -528,5 +528,31 @@ struct RobustnessTests {
             }
             return nil
         }
+    }
+}
+
+@Suite("set drop-log")
+struct DropLogSettingTests {
+    @Test("each mode parses; sampled is the default", arguments: DropLogMode.allCases)
+    func modes(mode: DropLogMode) throws {
+        let policy = try RuleFile.parse(text: "set drop-log \(mode.rawValue)\n", file: "test.rules")
+        #expect(policy.dropLog == mode)
+        let canonical = RuleFile.canonicalText(of: policy)
+        #expect(canonical.contains("set drop-log") == (mode != .sampled))
+        #expect(try RuleFile.parse(text: canonical, file: "canonical.rules").dropLog == mode)
+    }
+
+    @Test("a file that does not say has sampled")
+    func defaultMode() throws {
+        #expect(try RuleFile.parse(text: "default in block\n", file: "test.rules").dropLog == .sampled)
+    }
+
+    @Test("misspellings name the nearest choice")
+    func misspellings() {
+        #expect(errorLines("set drop-log sample\n")
+            == ["test.rules:1:14: expected 'off', 'sampled' or 'full', found 'sample'; did you mean 'sampled'?"])
+        #expect(errorLines("set drop-log verbose\n") == ["test.rules:1:14: expected 'off', 'sampled' or 'full', found 'verbose'"])
+        #expect(errorLines("set droplog full\n")
+            == ["test.rules:1:5: expected 'pickup' or 'drop-log', found 'droplog'; did you mean 'drop-log'?"])
     }
 }

@@ -1,13 +1,13 @@
 import SeqwallCore
 import Synchronization
 
-/// Events for one `conntrack watch` client from one worker: a single-producer,
-/// single-consumer ring. The worker pushes without a lock, a system call or an allocation; when
-/// the watcher is too slow and the ring is full, events are dropped and counted, so a slow
-/// watcher never slows the packet path.
-final class WatchQueue: @unchecked Sendable {
+/// A bounded single-producer, single-consumer ring: a worker pushes without a lock, a system
+/// call or an allocation; when the consumer is too slow and the ring is full, elements are
+/// dropped and counted, so a slow consumer never slows the packet path. `Element` is a plain
+/// value (no references: slots are overwritten, never deinitialized), copied in and out.
+final class SingleProducerRing<Element>: @unchecked Sendable {
     let capacity: Int
-    private let storage: UnsafeMutablePointer<ConnectionEvent>
+    private let storage: UnsafeMutablePointer<Element>
     /// Next slot to read; written by the consumer only.
     private let head = Atomic<Int>(0)
     /// Next slot to write; written by the producer only.
@@ -23,23 +23,23 @@ final class WatchQueue: @unchecked Sendable {
 
     /// Producer side (the worker thread).
     @inline(__always)
-    func push(_ event: ConnectionEvent) {
+    func push(_ element: Element) {
         let write = tail.load(ordering: .relaxed)
         guard write - head.load(ordering: .acquiring) < capacity else {
             lostCount.add(1, ordering: .relaxed)
             return
         }
-        (storage + write % capacity).initialize(to: event)
+        (storage + write % capacity).initialize(to: element)
         tail.store(write + 1, ordering: .releasing)
     }
 
-    /// Producer side: events the tracker could not even record.
+    /// Producer side: elements lost before they reached the ring.
     func addLost(_ count: UInt64) {
         if count > 0 { lostCount.add(count, ordering: .relaxed) }
     }
 
-    /// Consumer side (the watcher's thread): takes every waiting event.
-    func drain(_ body: (ConnectionEvent) -> Void) {
+    /// Consumer side: takes every waiting element.
+    func drain(_ body: (Element) -> Void) {
         var read = head.load(ordering: .relaxed)
         let end = tail.load(ordering: .acquiring)
         while read < end {
@@ -49,8 +49,11 @@ final class WatchQueue: @unchecked Sendable {
         }
     }
 
-    /// Consumer side: events lost since the last call.
+    /// Consumer side: elements lost since the last call.
     func takeLost() -> UInt64 {
         lostCount.exchange(0, ordering: .relaxed)
     }
 }
+
+/// Events for one `conntrack watch` client from one worker.
+typealias WatchQueue = SingleProducerRing<ConnectionEvent>

@@ -1,0 +1,131 @@
+import SeqwallControl
+import SeqwallCore
+
+/// What one queue worker reports at a scrape: its counters as of the moment it ran the scrape's
+/// job (between two packet batches, so they agree with each other).
+public struct QueueMetrics: Sendable {
+    public var queue: UInt16
+    public var counters = TrackerCounters()
+    /// Connections in the table, and the table's limit (this worker's share of `limit states`).
+    public var connections = 0
+    public var connectionLimit = 0
+    public var halfOpen = 0
+    /// This worker's share of `limit half-open`; nil when there is none.
+    public var halfOpenLimit: Int?
+    public var enobufs: UInt64 = 0
+    public var malformedMessages: UInt64 = 0
+    public var sendErrors: UInt64 = 0
+    /// The kernel's figures from /proc/net/netfilter/nfnetlink_queue; nil when it has none.
+    public var kernel: StatsRecord.KernelQueue?
+    /// `--fail-open`: the kernel then accepts what a full queue cannot hold, and counts nothing.
+    public var failOpen = false
+    public var dropLogSuppressed: UInt64 = 0
+    public var dropLogLost: UInt64 = 0
+    public var processing = LatencyHistogram()
+
+    public init(queue: UInt16) { self.queue = queue }
+}
+
+/// Everything `/metrics` shows.
+public struct DaemonMetrics: Sendable {
+    public var queues: [QueueMetrics] = []
+    public var reloadsSucceeded: UInt64 = 0
+    public var reloadsFailed: UInt64 = 0
+    /// The last reload's result; true before any (the rules loaded at start).
+    public var lastReloadSucceeded = true
+
+    public init() {}
+
+    /// The exposition text. Every metric is present from the first scrape (zeros included), so
+    /// a rate over it never starts from a missing series; drop reasons come from
+    /// `DropReason.allCases`, so a new reason shows up without a change here.
+    public var text: String {
+        var out = PrometheusText()
+        func perQueue(_ name: String, _ type: PrometheusText.MetricType, _ help: String,
+                      _ value: (QueueMetrics) -> UInt64) {
+            out.family(name, type, help: help)
+            for queue in queues { out.sample(name, ["queue": String(queue.queue)], value(queue)) }
+        }
+        perQueue("seqwall_packets_seen_total", .counter, "Packets seqwall decided.") { $0.counters.seen }
+        perQueue("seqwall_packets_accepted_total", .counter, "Packets accepted.") { $0.counters.accepted }
+        perQueue("seqwall_packets_dropped_total", .counter,
+                 "Packets dropped (rejected ones included), all reasons together.") { $0.counters.dropped }
+
+        out.family("seqwall_drops_total", .counter, help: "Packets dropped, by reason.")
+        for queue in queues {
+            for reason in DropReason.allCases {
+                out.sample("seqwall_drops_total", ["queue": String(queue.queue), "reason": reason.name],
+                           queue.counters[reason])
+            }
+        }
+
+        perQueue("seqwall_connections", .gauge, "Connections in the table.") { UInt64($0.connections) }
+        perQueue("seqwall_connections_limit", .gauge,
+                 "The table's capacity (this queue's share of limit states).") { UInt64($0.connectionLimit) }
+        perQueue("seqwall_half_open_connections", .gauge,
+                 "Connections that have not completed their handshake.") { UInt64($0.halfOpen) }
+        out.family("seqwall_half_open_limit", .gauge,
+                   help: "This queue's share of limit half-open (absent when there is none).")
+        for queue in queues {
+            if let limit = queue.halfOpenLimit { out.sample("seqwall_half_open_limit", ["queue": String(queue.queue)], limit) }
+        }
+        perQueue("seqwall_connections_created_total", .counter, "Connections added to the table.") { $0.counters.created }
+        perQueue("seqwall_connections_destroyed_total", .counter,
+                 "Connections removed from the table.") { $0.counters.destroyed }
+        perQueue("seqwall_half_open_evictions_total", .counter,
+                 "Unreplied half-open connections evicted to admit a SYN at the half-open limit.") {
+            $0.counters.halfOpenEvictions
+        }
+        perQueue("seqwall_early_drops_total", .counter,
+                 "Connections evicted to admit one into a full table (the kernel's early_drop).") {
+            $0.counters.earlyDrops
+        }
+
+        perQueue("seqwall_queue_enobufs_total", .counter,
+                 "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }
+        perQueue("seqwall_queue_malformed_messages_total", .counter,
+                 "Messages from the kernel that were not well-formed packet messages.") { $0.malformedMessages }
+        perQueue("seqwall_queue_send_errors_total", .counter,
+                 "Batches of verdicts the kernel refused.") { $0.sendErrors }
+        perQueue("seqwall_queue_fail_open", .gauge,
+                 "1 with --fail-open: a full queue then accepts packets unchecked, and the kernel counts none of them.") {
+            $0.failOpen ? 1 : 0
+        }
+        func kernel(_ name: String, _ type: PrometheusText.MetricType, _ help: String,
+                    _ value: (StatsRecord.KernelQueue) -> UInt64) {
+            out.family(name, type, help: help)
+            for queue in queues {
+                if let figures = queue.kernel { out.sample(name, ["queue": String(queue.queue)], value(figures)) }
+            }
+        }
+        kernel("seqwall_kernel_queue_waiting", .gauge,
+               "Packets the kernel holds for a verdict (nfnetlink_queue queue_total).") { $0.queue_total }
+        kernel("seqwall_kernel_queue_dropped_total", .counter,
+               "Packets the kernel dropped because the queue was full (queue_dropped).") { $0.queue_dropped }
+        kernel("seqwall_kernel_queue_user_dropped_total", .counter,
+               "Packets the kernel dropped because seqwall's socket was full (user_dropped).") { $0.user_dropped }
+
+        perQueue("seqwall_drop_log_suppressed_total", .counter,
+                 "Drop log lines left out by set drop-log sampled.") { $0.dropLogSuppressed }
+        perQueue("seqwall_drop_log_lost_total", .counter,
+                 "Drop log lines lost because the logging thread fell behind.") { $0.dropLogLost }
+
+        out.family("seqwall_reloads_total", .counter, help: "Rule reloads, by result.")
+        out.sample("seqwall_reloads_total", ["result": "success"], reloadsSucceeded)
+        out.sample("seqwall_reloads_total", ["result": "failure"], reloadsFailed)
+        out.family("seqwall_last_reload_success", .gauge,
+                   help: "1 when the last reload succeeded (or none was tried), 0 when it was refused.")
+        out.sample("seqwall_last_reload_success", [:], lastReloadSucceeded ? 1 : 0)
+
+        var processing = LatencyHistogram()
+        for queue in queues { processing.merge(queue.processing) }
+        out.histogram("seqwall_packet_processing_seconds", help: LatencyHistogram.measuredText, processing)
+        return out.text
+    }
+}
+
+extension LatencyHistogram {
+    /// What the daemon's processing histogram measures, for its help text.
+    public static let measuredText = "Time per packet from taking a batch of packets off the queue's socket to its "
+        + "verdicts handed to the kernel, the batch's time shared evenly among its packets; all queues together."
+}

@@ -1,0 +1,140 @@
+import SeqwallCore
+
+/// One dropped packet as the drop log shows it. Plain values only, so a worker can hand it to
+/// the logging thread through a ring without allocating; the line is built on that thread.
+public struct DropLogRecord: Sendable, Equatable {
+    /// A `reject` rule's packet (answered with a RST) rather than a silent drop.
+    public var rejected: Bool
+    public var reason: DropReason
+    /// nil when the packet is too broken to tell (then so are the fields below).
+    public var protocolNumber: UInt8?
+    public var source: IPAddress?
+    public var destination: IPAddress?
+    public var sourcePort: UInt16?
+    public var destinationPort: UInt16?
+    public var flags: TCPFlags?
+    public var sequence: UInt32?
+    public var acknowledgment: UInt32?
+    public var window: UInt16?
+    /// Payload bytes (TCP: from the IP length fields).
+    public var length: Int?
+    /// The state of the packet's connection in the table after the verdict (NONE when it has
+    /// none): a dropped packet changes no state, a rejected SYN leaves a CLOSE entry.
+    public var state: TCPState
+    public var queue: UInt16
+
+    public init(reason: DropReason, rejected: Bool = false, state: TCPState = .none, queue: UInt16) {
+        self.reason = reason
+        self.rejected = rejected
+        self.state = state
+        self.queue = queue
+    }
+
+    /// The fields of a parsed packet.
+    public init(_ packet: ParsedPacket, reason: DropReason, rejected: Bool = false, state: TCPState = .none,
+                queue: UInt16) {
+        self.init(reason: reason, rejected: rejected, state: state, queue: queue)
+        switch packet {
+        case .tcp(let segment):
+            protocolNumber = 6
+            source = segment.source
+            destination = segment.destination
+            sourcePort = segment.sourcePort
+            destinationPort = segment.destinationPort
+            flags = segment.flags
+            sequence = segment.sequence
+            acknowledgment = segment.acknowledgment
+            window = segment.window
+            length = segment.payloadLength
+        case .other(let number, let source, let destination):
+            protocolNumber = number
+            self.source = source
+            self.destination = destination
+        case .invalid:
+            break
+        }
+    }
+
+    /// `drop reason=seq-above-window proto=tcp src=198.51.100.10 dst=203.0.113.10 sport=40000
+    /// dport=8080 flags=ACK,PSH seq=1 ack=2 win=502 len=10 state=ESTABLISHED queue=0` (one line):
+    /// `drop` or `reject`, then always the same keys in the same order; `-` where the packet
+    /// has no such field. Stable: scripts may parse it.
+    public var line: String {
+        var line = rejected ? "reject" : "drop"
+        line += " reason=\(reason.name)"
+        line += " proto=\(protocolNumber.map(DropLogRecord.protocolName) ?? "-")"
+        line += " src=\(text(source)) dst=\(text(destination))"
+        line += " sport=\(text(sourcePort)) dport=\(text(destinationPort))"
+        line += " flags=\(flags.map(DropLogRecord.flagNames) ?? "-")"
+        line += " seq=\(text(sequence)) ack=\(text(acknowledgment)) win=\(text(window)) len=\(text(length))"
+        line += " state=\(state.name) queue=\(queue)"
+        return line
+    }
+
+    /// conntrack's protocol names; others by number.
+    static func protocolName(_ number: UInt8) -> String {
+        switch number {
+        case 1: "icmp"
+        case 6: "tcp"
+        case 17: "udp"
+        case 58: "icmpv6"
+        default: String(number)
+        }
+    }
+
+    /// `SYN,ACK`; `NONE` for a segment without flags (a NULL scan).
+    static func flagNames(_ flags: TCPFlags) -> String { flags.names }
+
+    private func text<Value: CustomStringConvertible>(_ value: Value?) -> String {
+        value.map(\.description) ?? "-"
+    }
+}
+
+/// The `sampled` drop log's budget: a token bucket, `burst` lines at once and `rate` a second
+/// after that, kept per worker on the worker's clock (the rate the drop log always had).
+public struct DropLogSampler: Sendable {
+    public static let rate: UInt64 = 10
+    public static let burst: UInt64 = 20
+    static let interval = 1_000_000_000 / rate
+
+    private var tokens = DropLogSampler.burst
+    /// When the last whole token was added; a part-token's time is carried over, so the long-run
+    /// rate is `rate` exactly.
+    private var refilledAt: UInt64?
+
+    public init() {}
+
+    /// Whether a line may be written now; false means it is counted as suppressed instead.
+    @inline(__always)
+    public mutating func admit(now: UInt64) -> Bool {
+        if let last = refilledAt, now > last {
+            let added = (now - last) / DropLogSampler.interval
+            if added > 0 {
+                tokens = min(DropLogSampler.burst, tokens + added)
+                refilledAt = tokens == DropLogSampler.burst ? now : last + added * DropLogSampler.interval
+            }
+        } else if refilledAt == nil {
+            refilledAt = now
+        }
+        guard tokens > 0 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+/// The lines that say what the drop log left out, so that nothing goes missing unannounced.
+public enum DropLogSummary {
+    /// How often the `sampled` summary comes, at most (the kernel's printk rate limit uses the
+    /// same five seconds: DEFAULT_RATELIMIT_INTERVAL).
+    public static let intervalNanoseconds: UInt64 = 5_000_000_000
+
+    /// `sampled` left these out to keep to its rate.
+    public static func suppressed(_ count: UInt64, queue: UInt16) -> String {
+        "\(count) drop lines suppressed on queue \(queue) (set drop-log sampled: \(DropLogSampler.rate)/s, burst \(DropLogSampler.burst))"
+    }
+
+    /// The ring to the logging thread was full: the log could not keep up.
+    public static func lost(_ count: UInt64, queue: UInt16) -> String {
+        "\(count) drop lines lost on queue \(queue): the log could not keep up"
+    }
+}
