@@ -15,7 +15,8 @@ enum KernelQueueStatistics {
         var text = ""
         var buffer = [CChar](repeating: 0, count: 512)
         while fgets(&buffer, Int32(buffer.count), file) != nil {
-            text += String(cString: buffer)
+            let line = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+            text += String(decoding: line, as: UTF8.self)
         }
         return parse(text)
     }
