@@ -177,6 +177,11 @@ final class QueueWorker: @unchecked Sendable {
 
     // MARK: Drop log
 
+    /// `198.51.100.7:53` or `[2001:db8::7]:53`.
+    static func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
+        address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+    }
+
     /// Drop lines per second at most, and the burst allowed above it: a flood of bad packets
     /// must not become a flood of log lines.
     static let dropLogRate: UInt64 = 10
@@ -204,14 +209,34 @@ final class QueueWorker: @unchecked Sendable {
         line += " queue=\(packet.queue) hook=\(QueueWorker.hook(of: packet)) in=\(packet.indev) out=\(packet.outdev)"
         switch PacketParser.parse(bytes, wireLength: Int(packet.wire_length)) {
         case .tcp(let segment):
-            let source = segment.source.isIPv4 ? "\(segment.source)" : "[\(segment.source)]"
-            let destination = segment.destination.isIPv4 ? "\(segment.destination)" : "[\(segment.destination)]"
-            line += " tcp \(source):\(segment.sourcePort) -> \(destination):\(segment.destinationPort)"
+            line += " tcp \(QueueWorker.endpoint(segment.source, segment.sourcePort))"
+            line += " -> \(QueueWorker.endpoint(segment.destination, segment.destinationPort))"
             line += " flags=\(segment.flags.names) seq=\(segment.sequence) ack=\(segment.acknowledgment)"
             line += " win=\(segment.window) len=\(segment.payloadLength)"
             if let (slot, _) = tracker.table.find(FlowKey(segment)) {
                 line += " state=\(tracker.table.connection(at: slot).pointee.state)"
             }
+        case .datagram(let datagram):
+            let key = datagram.key
+            let protocolName = TrackedProtocol(protocolNumber: key.protocolNumber) ?? .udp
+            if protocolName.hasPorts {
+                line += " \(protocolName.conntrackName) \(QueueWorker.endpoint(key.source, key.sourcePort))"
+                line += " -> \(QueueWorker.endpoint(key.destination, key.destinationPort))"
+            } else {
+                let echo = ICMPEcho.fields(of: datagram.kind == .echoReply ? key.reversed : key)
+                line += " \(protocolName.conntrackName) \(key.source) -> \(key.destination)"
+                line += " \(datagram.kind == .echoReply ? "echo-reply" : "echo-request") id=\(echo.identifier)"
+            }
+        case .icmpError(let error):
+            let quoted = error.quoted
+            line += " icmp-error type=\(error.type) code=\(error.code) \(error.source) -> \(error.destination)"
+            line += " quoting proto=\(quoted.protocolNumber) \(quoted.source) -> \(quoted.destination)"
+            if quoted.protocolNumber == TrackedProtocol.tcpNumber || quoted.protocolNumber == TrackedProtocol.udpNumber {
+                line += " sport=\(quoted.sourcePort) dport=\(quoted.destinationPort)"
+            }
+            if quoted.protocolNumber == TrackedProtocol.tcpNumber { line += " seq=\(error.quotedSequence)" }
+        case .neighbourDiscovery(let source, let destination):
+            line += " neighbour-discovery \(source) -> \(destination)"
         case .other(let protocolNumber, let source, let destination):
             line += " proto=\(protocolNumber) \(source) -> \(destination)"
         case .invalid:
