@@ -33,6 +33,14 @@ extension ConnectionTracker {
             // A retransmitted request is refused again; nothing answers a refusal.
             return direction == .original ? rejectedByRule() : dropped(.noConnection)
         }
+        // A request belongs to the original direction, a reply to the reply direction. The
+        // other way round happens only when two hosts ping each other with identifiers that
+        // equal each other's type-and-code half of the key (ICMPEcho): conntrack would keep two
+        // flows, seqwall has one key for both, so the second host's request is refused rather
+        // than let in as a reply without a rule.
+        if datagram.kind == .echoRequest && direction == .reply || datagram.kind == .echoReply && direction == .original {
+            return dropped(.noConnection)
+        }
         let oldStatus = connection.pointee.status
         let timeouts = policy.datagramTimeouts
         let seconds: UInt32

@@ -346,6 +346,19 @@ struct DatagramTrackingTests {
         #expect(rejecting.send(request) == .drop(.rule))
     }
 
+    /// Identifiers that collide with the other key half (ICMPEcho): B's request would look
+    /// like the reply to A's. It is refused, never passed without a rule.
+    @Test(arguments: Family.allCases)
+    func echoKeyCollisionIsRefused(family: Family) {
+        let lab = Lab(family: family, policy: Lab.datagramPolicy(family))
+        let marker: UInt16 = family == .ipv4 ? 0x0800 : 0x8000
+        #expect(lab.send(Datagrams.echo(family, from: family.server, to: family.client, reply: false,
+                                        identifier: marker)) == .accept)
+        #expect(lab.send(Datagrams.echo(family, from: family.client, to: family.server, reply: false,
+                                        identifier: marker)) == .drop(.noConnection))
+        #expect(lab.tracker.table.count == 1)
+    }
+
     @Test func neighbourDiscoveryPassesWithoutState() {
         let family = Family.ipv6
         let lab = Lab(family: family, policy: Lab.datagramPolicy(family))
