@@ -232,17 +232,14 @@ public final class Replay {
     static func endpoints(of parsed: ParsedPacket, _ packet: UnsafeRawBufferPointer)
         -> (source: IPAddress, destination: IPAddress)? {
         if let addresses = parsed.addresses { return addresses }
-        switch parsed {
+        switch packet.first.map({ $0 >> 4 }) {
+        case 4 where packet.count >= 20:
+            return (IPAddress(ipv4: packet.bigEndian32(at: 12)), IPAddress(ipv4: packet.bigEndian32(at: 16)))
+        case 6 where packet.count >= 40:
+            return (IPAddress(high: packet.bigEndian64(at: 8), low: packet.bigEndian64(at: 16)),
+                    IPAddress(high: packet.bigEndian64(at: 24), low: packet.bigEndian64(at: 32)))
         default:
-            switch packet.first.map({ $0 >> 4 }) {
-            case 4 where packet.count >= 20:
-                return (IPAddress(ipv4: packet.bigEndian32(at: 12)), IPAddress(ipv4: packet.bigEndian32(at: 16)))
-            case 6 where packet.count >= 40:
-                return (IPAddress(high: packet.bigEndian64(at: 8), low: packet.bigEndian64(at: 16)),
-                        IPAddress(high: packet.bigEndian64(at: 24), low: packet.bigEndian64(at: 32)))
-            default:
-                return nil
-            }
+            return nil
         }
     }
 }
