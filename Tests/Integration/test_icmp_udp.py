@@ -14,6 +14,8 @@
   by rule (5354); the flow shows in `conntrack list` in the kernel's layout.
 - Ping passes by `pass in icmp echo` / `pass in icmp6 echo` and is blocked once a reload
   takes those rules away.
+- Host mode: a `reject`ed UDP datagram is answered with a port unreachable that seqwall lets
+  out, and never reaches its listener.
 - IPv6 neighbour discovery keeps working in host mode: the neighbour caches are flushed and
   TCP and ping work again, with the shipped host.iptables (which leaves ND out of the queue)
   and with ND queued to seqwall (which passes it without state).
@@ -53,6 +55,7 @@ TCP_PORT = 8080
 BULK_PORT = 8090
 UDP_OPEN = 5353      # passed by the rules
 UDP_CLOSED = 5354    # served, but no rule passes it
+UDP_REJECTED = 5355  # served, and `reject`ed by the host-mode rules
 BULK_BYTES = 1 << 20
 SMALL_MTU = 1280
 
@@ -91,18 +94,23 @@ def _agent_udp_serve(ports, log_path):
 
 
 def _agent_udp_ask(addr, port, timeout=2.0):
+    """One query on a connected socket: an ICMP port unreachable shows as ECONNREFUSED."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_DGRAM)
     query = b"query-%d" % os.getpid()
-    s.sendto(query, (addr, port))
+    s.connect((addr, port))
+    s.send(query)
     s.settimeout(timeout)
+    result = {"answer": None, "refused": False, "sport": s.getsockname()[1]}
     try:
-        data, _ = s.recvfrom(4096)
+        data = s.recv(4096)
+        result["answer"] = data.decode(errors="replace")
     except socket.timeout:
-        print(json.dumps({"answer": None, "sport": s.getsockname()[1]}), flush=True)
-        return 1
-    print(json.dumps({"answer": data.decode(errors="replace"), "sport": s.getsockname()[1]}), flush=True)
-    return 0 if data == b"answer:" + query else 1
+        pass
+    except ConnectionRefusedError:
+        result["refused"] = True
+    print(json.dumps(result), flush=True)
+    return 0 if result["answer"] == "answer:" + query.decode() else 1
 
 
 def _agent_icmp_log(log_path):
@@ -611,6 +619,24 @@ class HostNeighbourDiscoveryShippedTests(NeighbourDiscoveryTests, lab.LabTestCas
 
     def check_nd_path(self, nd_matched, before, after):
         self.assertGreater(nd_matched, 0, "no neighbour discovery matched the shipped file's u32 rules")
+
+    def test_udp_reject_answers_port_unreachable(self):
+        """`reject in udp to port 5355`: the kernel's REJECT (the shipped file's second rule)
+        answers with a port unreachable, which leaves through OUTPUT, where seqwall lets it
+        out as related to the refusal. A listener on 5355 shows the datagram never arrived."""
+        L = self.lab
+        log = os.path.join(L.workdir, "udp-host.log")
+        start_agent(L.ns["server"], L.workdir, "udp-serve-host", ["udp-serve", str(UDP_REJECTED), log])
+        for fam in (4, 6):
+            with self.subTest(family=fam):
+                before = L.daemon.stats()
+                ok, answer = udp_ask(L.ns["client"], L.server_addr(fam), UDP_REJECTED)
+                after = L.daemon.stats()
+                self.assertFalse(ok, f"the rejected port answered: {answer}")
+                self.assertTrue(answer["refused"], f"no port unreachable came back: {answer}")
+                self.assertEqual(stats_delta(before, after, "rule"), 1, after["drops"])
+                self.assertEqual(stats_delta(before, after, "icmp-unrelated"), 0, after["drops"])
+                self.assertEqual(read_json_lines(log), [], "a rejected datagram reached the server")
 
 
 class HostNeighbourDiscoveryQueuedTests(NeighbourDiscoveryTests, lab.LabTestCase):
