@@ -11,8 +11,9 @@ import shutil
 import struct
 import sys
 
-from scapy.all import IP, IPv6, TCP, Raw, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, \
-    IPv6ExtHdrRouting, IPv6ExtHdrFragment, raw
+from scapy.all import IP, IPv6, TCP, UDP, ICMP, Raw, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, \
+    IPv6ExtHdrRouting, IPv6ExtHdrFragment, ICMPv6EchoRequest, ICMPv6EchoReply, ICMPv6PacketTooBig, \
+    ICMPv6ND_NS, raw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "Corpus")
@@ -100,6 +101,13 @@ def handshake_data_close(v6):
     return header() + b"".join(steps)
 
 
+def est_v4():
+    """An IPv4 handshake between C4:40000 and S4:80 (ISNs 1000 and 5000)."""
+    return [packet(IP(src=C4, dst=S4) / TCP(sport=40000, dport=80, flags="S", seq=1000)),
+            packet(IP(src=S4, dst=C4) / TCP(sport=80, dport=40000, flags="SA", seq=5000, ack=1001)),
+            packet(IP(src=C4, dst=S4) / TCP(sport=40000, dport=80, flags="A", seq=1001, ack=5001))]
+
+
 def write(target, name, data):
     directory = os.path.join(CORPUS, target)
     os.makedirs(directory, exist_ok=True)
@@ -174,6 +182,29 @@ def tracking_seeds():
         + packet(IP(src=S4, dst=C4) / TCP(sport=0, dport=0, flags="SA", ack=1))
     seeds["udp-icmp"] = header() + packet(raw(IP(src=C4, dst=S4, proto=17) / Raw(b"\0" * 8))) \
         + packet(raw(IP(src=S4, dst=C4, proto=1) / Raw(b"\0" * 8)))
+
+    # UDP and echo flows, a UDP reject and its port unreachable, ICMP errors related and not,
+    # with the quote cut to 8 bytes of TCP, and neighbour discovery.
+    seeds["udp-flow"] = header() + packet(IP(src=C4, dst=S4) / UDP(sport=5000, dport=53) / Raw(b"q")) \
+        + packet(IP(src=S4, dst=C4) / UDP(sport=53, dport=5000) / Raw(b"a")) + seconds(3) \
+        + packet(IP(src=C4, dst=S4) / UDP(sport=5000, dport=53) / Raw(b"q")) \
+        + packet(IPv6(src=C6, dst=S6) / UDP(sport=5000, dport=54)) + collect_events()
+    seeds["udp-reject"] = header() + packet(IP(src=C4, dst=S4) / UDP(sport=5001, dport=69)) \
+        + packet(IP(src=S4, dst=C4) / ICMP(type=3, code=3) / raw(IP(src=C4, dst=S4) / UDP(sport=5001, dport=69)),
+                 hook=OUTPUT)
+    seeds["echo"] = header() + packet(IP(src=C4, dst=S4) / ICMP(type=8, id=7)) \
+        + packet(IP(src=S4, dst=C4) / ICMP(type=0, id=7)) + packet(IP(src=S4, dst=C4) / ICMP(type=0, id=8)) \
+        + packet(IPv6(src=C6, dst=S6) / ICMPv6EchoRequest(id=9)) + packet(IPv6(src=S6, dst=C6) / ICMPv6EchoReply(id=9))
+    quoted4 = raw(IP(src=S4, dst=C4) / TCP(sport=80, dport=40000, flags="A", seq=5001, ack=1001))[:28]
+    quoted6 = raw(IPv6(src=S6, dst=C6) / TCP(sport=80, dport=40000, flags="A", seq=5001, ack=1001))[:48]
+    seeds["icmp-errors"] = header() + b"".join(est_v4()) \
+        + packet(IP(src="198.51.100.1", dst=S4) / ICMP(type=3, code=4, nexthopmtu=1280) / quoted4) \
+        + packet(IP(src="198.51.100.1", dst=C4) / ICMP(type=3, code=4, nexthopmtu=1280) / quoted4) \
+        + packet(IP(src="198.51.100.1", dst=S4) / ICMP(type=11) / quoted4[:24]) \
+        + packet(IPv6(src="2001:db8:1::1", dst=S6) / ICMPv6PacketTooBig(mtu=1280) / quoted6)
+    seeds["neighbour-discovery"] = header() + packet(
+        IPv6(src="fe80::1", dst="ff02::1:ff00:10", hlim=255) / ICMPv6ND_NS(tgt=S6), hook=INPUT) \
+        + packet(IPv6(src="fe80::1", dst="ff02::1:ff00:10", hlim=64) / ICMPv6ND_NS(tgt=S6), hook=INPUT)
 
     # Table at its limit (2 states) with early drop, half-open limit, syn-rate, expiry.
     syns = b"".join(packet(IP(src="198.51.100.%d" % (20 + i), dst=S4) / TCP(sport=1000 + i, dport=80, flags="S"))

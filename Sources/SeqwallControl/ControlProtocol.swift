@@ -105,7 +105,7 @@ public struct ConnectionLine: Codable, Sendable {
 
 /// Which connections a list, count or delete applies to; every field set must match.
 public struct ConnectionFilter: Codable, Sendable, Equatable {
-    /// Only "tcp" for now.
+    /// "tcp", "udp", "icmp" or "icmpv6" (also "icmp6", "ipv6-icmp"), or the protocol number.
     public var proto: String?
     public var state: String?
     /// Matches the original direction's source (`-s`), as conntrack does.
@@ -131,9 +131,17 @@ public struct ConnectionFilter: Codable, Sendable, Equatable {
     public func compiled() throws(FilterError) -> CompiledFilter {
         var result = CompiledFilter()
         if let proto {
-            guard proto.lowercased() == "tcp" || proto == "6" else {
-                throw FilterError("unknown protocol '\(proto)': seqwall tracks tcp")
+            let protocolName: TrackedProtocol? = switch proto.lowercased() {
+            case "tcp", "6": .tcp
+            case "udp", "17": .udp
+            case "icmp", "1": .icmp
+            case "icmpv6", "icmp6", "ipv6-icmp", "58": .icmp6
+            default: nil
             }
+            guard let protocolName else {
+                throw FilterError("unknown protocol '\(proto)': seqwall tracks tcp, udp, icmp and icmpv6")
+            }
+            result.protocolNumber = protocolName.protocolNumber
         }
         if let state {
             guard let parsed = TCPState(name: state), parsed != .none else {
@@ -171,6 +179,8 @@ public struct FilterError: Error, Sendable, CustomStringConvertible {
 }
 
 public struct CompiledFilter: Sendable {
+    public var protocolNumber: UInt8?
+    /// A TCP state; selects TCP connections only.
     public var state: TCPState?
     public var source: IPNetwork?
     public var destination: IPNetwork?
@@ -195,11 +205,14 @@ public struct CompiledFilter: Sendable {
 
     public func matches(_ connection: Connection) -> Bool {
         let key = connection.key
-        if let state, connection.state != state { return false }
+        if let protocolNumber, key.protocolNumber != protocolNumber { return false }
+        if let state, key.protocolNumber != TrackedProtocol.tcpNumber || connection.state != state { return false }
         if let source, !source.contains(key.source) { return false }
         if let destination, !destination.contains(key.destination) { return false }
-        if let sourcePort, key.sourcePort != sourcePort { return false }
-        if let destinationPort, key.destinationPort != destinationPort { return false }
+        // Ports are TCP's and UDP's; an echo flow keeps its identifier in the key's port fields.
+        let hasPorts = TrackedProtocol(protocolNumber: key.protocolNumber)?.hasPorts ?? false
+        if let sourcePort, !hasPorts || key.sourcePort != sourcePort { return false }
+        if let destinationPort, !hasPorts || key.destinationPort != destinationPort { return false }
         if let ipv4, key.isIPv4 != ipv4 { return false }
         return true
     }

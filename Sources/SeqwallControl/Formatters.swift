@@ -3,12 +3,15 @@ import SeqwallCore
 /// Text output of the CLI.
 public enum Formatters {
     /// One connection in the `conntrack -L` layout:
-    /// `tcp      6 431999 ESTABLISHED src=... dst=... sport=... dport=... src=... [ASSURED] use=1`.
+    /// `tcp      6 431999 ESTABLISHED src=... dst=... sport=... dport=... src=... [ASSURED] use=1`,
+    /// `udp      17 29 src=... dport=53 [UNREPLIED] src=... use=1`,
+    /// `icmp     1 29 src=... dst=... type=8 code=0 id=... src=... type=0 code=0 id=... use=1`.
     public static func conntrackLine(_ record: ConnectionRecord) -> String {
-        var line = "tcp      6 \(record.timeout) \(record.state) "
-        line += "src=\(record.orig.src) dst=\(record.orig.dst) sport=\(record.orig.sport) dport=\(record.orig.dport) "
+        var line = protocolColumns(record) + " \(record.timeout) "
+        if !record.state.isEmpty { line += "\(record.state) " }
+        line += tupleText(record.orig) + " "
         if record.unreplied { line += "[UNREPLIED] " }
-        line += "src=\(record.reply.src) dst=\(record.reply.dst) sport=\(record.reply.sport) dport=\(record.reply.dport) "
+        line += tupleText(record.reply) + " "
         if record.assured { line += "[ASSURED] " }
         line += "use=1"
         return line
@@ -21,16 +24,39 @@ public enum Formatters {
         let padded = String(repeating: " ", count: max(0, 9 - tag.count)) + tag
         let c = record.connection
         if record.event == "destroy" {
-            var line = "\(padded) tcp      6 "
-            line += "src=\(c.orig.src) dst=\(c.orig.dst) sport=\(c.orig.sport) dport=\(c.orig.dport) "
+            var line = "\(padded) \(protocolColumns(c)) "
+            line += tupleText(c.orig) + " "
             if c.unreplied { line += "[UNREPLIED] " }
-            line += "src=\(c.reply.src) dst=\(c.reply.dst) sport=\(c.reply.sport) dport=\(c.reply.dport)"
+            line += tupleText(c.reply)
             if c.assured { line += " [ASSURED]" }
             return line
         }
         var line = conntrackLine(c)
         if line.hasSuffix(" use=1") { line.removeLast(6) }
         return "\(padded) \(line)"
+    }
+
+    /// The protocol's name padded to 8 columns and its number, as conntrack prints them
+    /// ("%-8s %u").
+    static func protocolColumns(_ record: ConnectionRecord) -> String {
+        let number: UInt8 = switch record.proto {
+        case "udp": TrackedProtocol.udpNumber
+        case "icmp": TrackedProtocol.icmpNumber
+        case "icmpv6": TrackedProtocol.icmp6Number
+        default: TrackedProtocol.tcpNumber
+        }
+        return record.proto + String(repeating: " ", count: max(0, 8 - record.proto.count)) + " \(number)"
+    }
+
+    /// `src=... dst=... sport=... dport=...`, or `... type=... code=... id=...` for ICMP.
+    static func tupleText(_ tuple: ConnectionRecord.Tuple) -> String {
+        var text = "src=\(tuple.src) dst=\(tuple.dst)"
+        if let type = tuple.type, let code = tuple.code, let id = tuple.id {
+            text += " type=\(type) code=\(code) id=\(id)"
+        } else {
+            text += " sport=\(tuple.sport ?? 0) dport=\(tuple.dport ?? 0)"
+        }
+        return text
     }
 
     /// The summary conntrack prints on stderr after a listing.

@@ -2,11 +2,16 @@ import SeqwallCore
 
 /// One connection as the CLI shows it (`conntrack list -o json`).
 public struct ConnectionRecord: Codable, Sendable, Equatable {
+    /// One direction's tuple: ports for TCP and UDP; type, code and identifier for ICMP echo
+    /// (conntrack's own fields for it).
     public struct Tuple: Codable, Sendable, Equatable {
         public var src: String
         public var dst: String
-        public var sport: UInt16
-        public var dport: UInt16
+        public var sport: UInt16?
+        public var dport: UInt16?
+        public var type: UInt8?
+        public var code: UInt8?
+        public var id: UInt16?
     }
 
     public struct PerDirection: Codable, Sendable, Equatable {
@@ -23,8 +28,10 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
         public var sack_permitted: Bool
     }
 
+    /// "tcp", "udp", "icmp" or "icmpv6", as conntrack names them.
     public var proto: String
     public var family: String
+    /// The TCP state; empty for the other protocols, which have none.
     public var state: String
     /// Seconds until expiry.
     public var timeout: UInt64
@@ -36,18 +43,29 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
     public var direction: String
     public var packets: PerDirection
     public var bytes: PerDirection
-    public var window: [String: Window]
+    /// TCP only.
+    public var window: [String: Window]?
 
     public init(_ connection: Connection, now: UInt64) {
         let key = connection.key
-        proto = "tcp"
+        let protocolName = TrackedProtocol(protocolNumber: key.protocolNumber) ?? .tcp
+        proto = protocolName.conntrackName
         family = key.isIPv4 ? "ipv4" : "ipv6"
-        state = connection.state.name
+        state = protocolName == .tcp ? connection.state.name : ""
         timeout = connection.secondsLeft(now: now)
-        orig = Tuple(src: key.source.description, dst: key.destination.description,
-                     sport: key.sourcePort, dport: key.destinationPort)
-        reply = Tuple(src: key.destination.description, dst: key.source.description,
-                      sport: key.destinationPort, dport: key.sourcePort)
+        if protocolName.hasPorts {
+            orig = Tuple(src: key.source.description, dst: key.destination.description,
+                         sport: key.sourcePort, dport: key.destinationPort)
+            reply = Tuple(src: key.destination.description, dst: key.source.description,
+                          sport: key.destinationPort, dport: key.sourcePort)
+        } else {
+            // The original direction is always the request (only a request opens an echo flow).
+            let echo = ICMPEcho.fields(of: key)
+            orig = Tuple(src: key.source.description, dst: key.destination.description,
+                         type: echo.type, code: echo.code, id: echo.identifier)
+            reply = Tuple(src: key.destination.description, dst: key.source.description,
+                          type: echo.replyType, code: echo.code, id: echo.identifier)
+        }
         assured = connection.status.contains(.assured)
         unreplied = !connection.status.contains(.seenReply)
         direction = connection.direction.description
@@ -57,7 +75,9 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
             Window(end: peer.end, maxend: peer.maxEnd, maxwin: peer.maxWindow, scale: peer.scale,
                    sack_permitted: peer.flags.contains(.sackPermitted))
         }
-        self.window = ["orig": window(connection.original), "reply": window(connection.reply)]
+        if protocolName == .tcp {
+            self.window = ["orig": window(connection.original), "reply": window(connection.reply)]
+        }
     }
 }
 

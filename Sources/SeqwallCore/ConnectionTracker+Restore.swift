@@ -70,8 +70,10 @@ extension ConnectionTracker {
         guard table.find(connection.key) == nil else { return .duplicate }
         guard !table.isFull else { return .tableFull }
         var restored = connection
-        restored.original.flags.insert(.relearning)
-        restored.reply.flags.insert(.relearning)
+        if restored.key.protocolNumber == TrackedProtocol.tcpNumber {
+            restored.original.flags.insert(.relearning)
+            restored.reply.flags.insert(.relearning)
+        }
         restored.halfOpenCharges = []
         restored.chargedRule = 0
         if restored.state.isHalfOpen { chargeRestored(&restored, now: now) }

@@ -84,6 +84,14 @@ public final class ConnectionTracker {
         switch PacketParser.parse(bytes, wireLength: wireLength) {
         case .tcp(let segment):
             return process(segment, hook: hook, now: now)
+        case .datagram(let datagram):
+            return process(datagram, hook: hook, now: now)
+        case .icmpError(let error):
+            return process(error, now: now)
+        case .neighbourDiscovery:
+            // Without it IPv6 has no neighbours; it is link-local and never forwarded.
+            counters.seen += 1
+            return accepted()
         case .other(_, let source, let destination):
             counters.seen += 1
             let direction = self.direction(of: hook, source: source, destination: destination)
@@ -174,18 +182,7 @@ public final class ConnectionTracker {
         switch decision.action {
         case .block: return dropped(.rule)
         case .reject:
-            // Remember the refusal briefly, so the RST the kernel sends back on our behalf is
-            // let out (it has no connection otherwise) and a retransmitted SYN is refused again.
-            if !table.isFull {
-                var refused = Connection(key: key, direction: direction)
-                refused.state = .close
-                refused.status = .rejected
-                refused.expiresAt = now &+ UInt64(policy.timeouts.close) &* 1_000_000_000
-                if table.insert(refused) != nil {
-                    counters.created += 1
-                    if recordsEvents { events.append(.new, refused) }
-                }
-            }
+            rememberRejection(key, direction: direction, state: .close, now: now)
             return rejectedByRule()
         case .pass: break
         }
@@ -241,6 +238,21 @@ public final class ConnectionTracker {
         }
         if direction == .original && TCPFlagIndex(segment.flags) == .syn { return rejectedByRule() }
         return dropped(.noConnection)
+    }
+
+    /// Remembers a refusal briefly, so the answer the kernel sends back on our behalf (a TCP
+    /// RST, an ICMP port unreachable) is let out (it has no connection otherwise) and a
+    /// retransmission is refused again.
+    func rememberRejection(_ key: FlowKey, direction: Direction, state: TCPState, now: UInt64) {
+        guard !table.isFull else { return }
+        var refused = Connection(key: key, direction: direction)
+        refused.state = state
+        refused.status = .rejected
+        refused.expiresAt = now &+ UInt64(policy.timeouts.close) &* 1_000_000_000
+        if table.insert(refused) != nil {
+            counters.created += 1
+            if recordsEvents { events.append(.new, refused) }
+        }
     }
 
     func rejectedByRule() -> Verdict {

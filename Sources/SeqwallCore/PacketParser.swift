@@ -1,6 +1,14 @@
 /// What a captured packet turned out to be.
 public enum ParsedPacket: Sendable, Equatable {
     case tcp(TCPSegment)
+    /// A UDP datagram, or an ICMP or ICMPv6 echo request or reply.
+    case datagram(Datagram)
+    /// An ICMP or ICMPv6 error and the flow of the packet it quotes.
+    case icmpError(ICMPError)
+    /// ICMPv6 neighbour discovery (RFC 4861: router and neighbour solicitation and
+    /// advertisement, redirect) or multicast listener discovery (RFC 2710, RFC 3810), with the
+    /// hop limit those require: link-local control traffic that IPv6 cannot work without.
+    case neighbourDiscovery(source: IPAddress, destination: IPAddress)
     /// An unfragmented IP packet of another protocol (IPv6: after walking the extension headers).
     case other(protocolNumber: UInt8, source: IPAddress, destination: IPAddress)
     case invalid(DropReason)
@@ -45,12 +53,9 @@ public enum PacketParser {
         guard fragment & 0x3FFF == 0 else { return .invalid(.fragment) }
         let source = IPAddress(ipv4: bytes.bigEndianUInt32(at: 12))
         let destination = IPAddress(ipv4: bytes.bigEndianUInt32(at: 16))
-        let protocolNumber = bytes[9]
-        guard protocolNumber == 6 else {
-            return .other(protocolNumber: protocolNumber, source: source, destination: destination)
-        }
-        return parseTCP(bytes, offset: headerLength, length: totalLength - headerLength,
-                        source: source, destination: destination, wireLength: wireLength)
+        return parseTransport(bytes, protocolNumber: bytes[9], offset: headerLength,
+                              length: totalLength - headerLength, source: source, destination: destination,
+                              wireLength: wireLength, ipv6: false, hopLimit: bytes[8])
     }
 
     // MARK: IPv6 (RFC 8200)
@@ -93,12 +98,11 @@ public enum PacketParser {
                 guard offset + 8 <= bytes.count else { return .invalid(.truncated) }
                 guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else { return .invalid(.fragment) }
                 headerLength = 8
-            case 6:
-                return parseTCP(bytes, offset: offset, length: totalLength - offset,
-                                source: source, destination: destination, wireLength: wireLength)
             default:
                 // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
-                return .other(protocolNumber: nextHeader, source: source, destination: destination)
+                return parseTransport(bytes, protocolNumber: nextHeader, offset: offset, length: totalLength - offset,
+                                      source: source, destination: destination, wireLength: wireLength,
+                                      ipv6: true, hopLimit: bytes[7])
             }
             guard offset + headerLength <= totalLength else { return .invalid(.badHeader) }
             guard offset + headerLength <= bytes.count else { return .invalid(.truncated) }
@@ -106,6 +110,188 @@ public enum PacketParser {
             offset += headerLength
         }
         return .invalid(.badHeader)
+    }
+
+    /// The transport header after the IP headers: a switch on the protocol number, so the TCP
+    /// path costs one comparison more than before and nothing else.
+    @inline(__always)
+    static func parseTransport(_ bytes: UnsafeRawBufferPointer, protocolNumber: UInt8, offset: Int, length: Int,
+                               source: IPAddress, destination: IPAddress, wireLength: Int, ipv6: Bool,
+                               hopLimit: UInt8) -> ParsedPacket {
+        switch protocolNumber {
+        case TrackedProtocol.tcpNumber:
+            return parseTCP(bytes, offset: offset, length: length, source: source, destination: destination,
+                            wireLength: wireLength)
+        case TrackedProtocol.udpNumber:
+            return parseUDP(bytes, offset: offset, length: length, source: source, destination: destination,
+                            wireLength: wireLength)
+        case TrackedProtocol.icmpNumber where !ipv6, TrackedProtocol.icmp6Number where ipv6:
+            return parseICMP(bytes, offset: offset, length: length, source: source, destination: destination,
+                             wireLength: wireLength, ipv6: ipv6, hopLimit: hopLimit)
+        default:
+            return .other(protocolNumber: protocolNumber, source: source, destination: destination)
+        }
+    }
+
+    // MARK: UDP (RFC 768)
+
+    static func parseUDP(_ bytes: UnsafeRawBufferPointer, offset: Int, length: Int,
+                         source: IPAddress, destination: IPAddress, wireLength: Int) -> ParsedPacket {
+        guard length >= 8 else { return .invalid(.truncated) }
+        guard offset + 8 <= bytes.count else { return .invalid(.truncated) }
+        // The length covers header and data. The kernel's udp_error calls a datagram invalid
+        // when it is shorter than the header or longer than the IP packet; 0 marks a jumbogram
+        // (RFC 2675 4), whose length is the IP packet's.
+        let udpLength = Int(bytes.bigEndianUInt16(at: offset + 4))
+        if udpLength != 0 || length <= 65535 {
+            guard udpLength >= 8, udpLength <= length else { return .invalid(.badHeader) }
+        }
+        let key = FlowKey(source: source, destination: destination, sourcePort: bytes.bigEndianUInt16(at: offset),
+                          destinationPort: bytes.bigEndianUInt16(at: offset + 2),
+                          protocolNumber: TrackedProtocol.udpNumber)
+        return .datagram(Datagram(key: key, kind: .udp, wireLength: wireLength))
+    }
+
+    // MARK: ICMP (RFC 792) and ICMPv6 (RFC 4443)
+
+    static func parseICMP(_ bytes: UnsafeRawBufferPointer, offset: Int, length: Int, source: IPAddress,
+                          destination: IPAddress, wireLength: Int, ipv6: Bool, hopLimit: UInt8) -> ParsedPacket {
+        // Type, code, checksum and the 4 bytes every message has (identifier and sequence of
+        // an echo, unused or MTU of an error).
+        guard length >= 8 else { return .invalid(.truncated) }
+        guard offset + 8 <= bytes.count else { return .invalid(.truncated) }
+        let type = bytes[offset], code = bytes[offset + 1]
+        if let echo = ICMPEcho.key(source: source, destination: destination, ipv6: ipv6, type: type, code: code,
+                                   identifier: bytes.bigEndianUInt16(at: offset + 4)) {
+            return .datagram(Datagram(key: echo.key, kind: echo.kind, wireLength: wireLength))
+        }
+        if isError(type: type, ipv6: ipv6) {
+            return parseQuoted(bytes, from: offset + 8, to: offset + length, source: source, destination: destination,
+                               type: type, code: code, ipv6: ipv6, wireLength: wireLength)
+        }
+        if ipv6 && isNeighbourDiscovery(type: type, hopLimit: hopLimit) {
+            return .neighbourDiscovery(source: source, destination: destination)
+        }
+        return .other(protocolNumber: ipv6 ? TrackedProtocol.icmp6Number : TrackedProtocol.icmpNumber,
+                      source: source, destination: destination)
+    }
+
+    /// The error types, as the kernel's icmp_is_err (destination unreachable, source quench,
+    /// redirect, time exceeded, parameter problem) and icmpv6_error (every type below 128,
+    /// RFC 4443 2.1).
+    @inline(__always)
+    static func isError(type: UInt8, ipv6: Bool) -> Bool {
+        if ipv6 { return type < 128 }
+        switch type {
+        case 3, 4, 5, 11, 12: return true
+        default: return false
+        }
+    }
+
+    /// Neighbour discovery must arrive with hop limit 255 (RFC 4861 6.1, 7.1, 8.1: proof that
+    /// it was not forwarded) and MLD with hop limit 1 (RFC 2710 3, RFC 3810 5); a receiver
+    /// discards anything else, so seqwall leaves anything else to the `default` lines.
+    @inline(__always)
+    static func isNeighbourDiscovery(type: UInt8, hopLimit: UInt8) -> Bool {
+        switch type {
+        case 133...137: return hopLimit == 255
+        case 130, 131, 132, 143: return hopLimit == 1
+        default: return false
+        }
+    }
+
+    /// Why the quoted packet's bytes up to `needed` cannot be read: the error quotes too little
+    /// (`bad-header`), or the copy the kernel gave seqwall stops short (`truncated`).
+    @inline(__always)
+    static func quoteShortfall(_ needed: Int, end: Int, captured: Int) -> DropReason? {
+        if needed > end { return .badHeader }
+        if needed > captured { return .truncated }
+        return nil
+    }
+
+    /// The packet an error quotes (RFC 792: its IP header and at least the first 8 bytes of
+    /// its data; RFC 4443 2.4(c): as much as fits), from `start` up to `end` (the error's own
+    /// end). Its length fields describe the original packet, not the quote, so only what is
+    /// read must be there. A quoted fragment other than the first has no ports: it matches no
+    /// connection.
+    static func parseQuoted(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, source: IPAddress,
+                            destination: IPAddress, type: UInt8, code: UInt8, ipv6: Bool,
+                            wireLength: Int) -> ParsedPacket {
+        let quotedSource: IPAddress, quotedDestination: IPAddress
+        var protocolNumber: UInt8
+        var offset: Int
+        if ipv6 {
+            if let reason = quoteShortfall(start + 40, end: end, captured: bytes.count) { return .invalid(reason) }
+            guard bytes[start] >> 4 == 6 else { return .invalid(.badHeader) }
+            quotedSource = IPAddress(high: bytes.bigEndianUInt64(at: start + 8), low: bytes.bigEndianUInt64(at: start + 16))
+            quotedDestination = IPAddress(high: bytes.bigEndianUInt64(at: start + 24),
+                                          low: bytes.bigEndianUInt64(at: start + 32))
+            if quotedSource.isIPv4 || quotedDestination.isIPv4 { return .invalid(.badHeader) }
+            protocolNumber = bytes[start + 6]
+            offset = start + 40
+            var walked = 0
+            while true {
+                let headerLength: Int
+                switch protocolNumber {
+                case 0, 43, 60, 135, 139, 140:
+                    if let reason = quoteShortfall(offset + 2, end: end, captured: bytes.count) { return .invalid(reason) }
+                    headerLength = (Int(bytes[offset + 1]) + 1) * 8
+                case 51:
+                    if let reason = quoteShortfall(offset + 2, end: end, captured: bytes.count) { return .invalid(reason) }
+                    headerLength = (Int(bytes[offset + 1]) + 2) * 4
+                case 44:
+                    if let reason = quoteShortfall(offset + 8, end: end, captured: bytes.count) { return .invalid(reason) }
+                    if bytes.bigEndianUInt16(at: offset + 2) & 0xFFF8 != 0 { return .invalid(.icmpUnrelated) }
+                    headerLength = 8
+                default:
+                    headerLength = 0
+                }
+                if headerLength == 0 { break }
+                walked += 1
+                guard walked <= maximumExtensionHeaders else { return .invalid(.badHeader) }
+                if let reason = quoteShortfall(offset + headerLength, end: end, captured: bytes.count) {
+                    return .invalid(reason)
+                }
+                protocolNumber = bytes[offset]
+                offset += headerLength
+            }
+        } else {
+            if let reason = quoteShortfall(start + 20, end: end, captured: bytes.count) { return .invalid(reason) }
+            let headerLength = Int(bytes[start] & 0x0F) * 4
+            guard bytes[start] >> 4 == 4, headerLength >= 20 else { return .invalid(.badHeader) }
+            if let reason = quoteShortfall(start + headerLength, end: end, captured: bytes.count) {
+                return .invalid(reason)
+            }
+            if bytes.bigEndianUInt16(at: start + 6) & 0x1FFF != 0 { return .invalid(.icmpUnrelated) }
+            quotedSource = IPAddress(ipv4: bytes.bigEndianUInt32(at: start + 12))
+            quotedDestination = IPAddress(ipv4: bytes.bigEndianUInt32(at: start + 16))
+            protocolNumber = bytes[start + 9]
+            offset = start + headerLength
+        }
+        // The 8 bytes of transport header every error quotes: the ports of TCP and UDP, the
+        // sequence number of TCP, type, code and identifier of an ICMP echo.
+        if let reason = quoteShortfall(offset + 8, end: end, captured: bytes.count) { return .invalid(reason) }
+        let quoted: FlowKey
+        var sequence: UInt32 = 0
+        switch protocolNumber {
+        case TrackedProtocol.tcpNumber, TrackedProtocol.udpNumber:
+            quoted = FlowKey(source: quotedSource, destination: quotedDestination,
+                             sourcePort: bytes.bigEndianUInt16(at: offset),
+                             destinationPort: bytes.bigEndianUInt16(at: offset + 2), protocolNumber: protocolNumber)
+            if protocolNumber == TrackedProtocol.tcpNumber { sequence = bytes.bigEndianUInt32(at: offset + 4) }
+        case TrackedProtocol.icmpNumber where !ipv6, TrackedProtocol.icmp6Number where ipv6:
+            // An error about an echo; never one about another error (RFC 1122 3.2.2, RFC 4443 2.4(e)).
+            guard let echo = ICMPEcho.key(source: quotedSource, destination: quotedDestination, ipv6: ipv6,
+                                          type: bytes[offset], code: bytes[offset + 1],
+                                          identifier: bytes.bigEndianUInt16(at: offset + 4)) else {
+                return .invalid(.icmpUnrelated)
+            }
+            quoted = echo.key
+        default:
+            return .invalid(.icmpUnrelated)
+        }
+        return .icmpError(ICMPError(source: source, destination: destination, type: type, code: code, quoted: quoted,
+                                    quotedSequence: sequence, wireLength: wireLength))
     }
 
     // MARK: TCP (RFC 9293 3.1)
@@ -206,4 +392,18 @@ public enum SequenceNumber {
 
     @inline(__always)
     public static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: b &- a) < 0 }
+}
+
+extension ParsedPacket {
+    /// The packet's IP addresses; nil when it did not parse.
+    public var addresses: (source: IPAddress, destination: IPAddress)? {
+        switch self {
+        case .tcp(let segment): (segment.source, segment.destination)
+        case .datagram(let datagram): (datagram.key.source, datagram.key.destination)
+        case .icmpError(let error): (error.source, error.destination)
+        case .neighbourDiscovery(let source, let destination), .other(_, let source, let destination):
+            (source, destination)
+        case .invalid: nil
+        }
+    }
 }

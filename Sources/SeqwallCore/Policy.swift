@@ -57,10 +57,12 @@ public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(file):\(line):\(column)" }
 }
 
-/// One `pass|block|reject in|out tcp ...` line.
+/// One `pass|block|reject in|out tcp|udp|icmp|icmp6 ...` line.
 public struct Rule: Sendable, Equatable {
     public var action: RuleAction
     public var direction: Direction
+    /// `icmp` and `icmp6` rules are for echo requests, the only ICMP messages that open a flow.
+    public var protocolName: TrackedProtocol
     /// Empty means any source.
     public var from: [IPNetwork]
     /// Empty means any destination.
@@ -72,10 +74,11 @@ public struct Rule: Sendable, Equatable {
     public var halfOpenPerSource: Int?
     public var location: SourceLocation
 
-    public init(action: RuleAction, direction: Direction, from: [IPNetwork] = [], to: [IPNetwork] = [],
-                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
+    public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
+                to: [IPNetwork] = [], ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
         self.action = action
         self.direction = direction
+        self.protocolName = protocolName
         self.from = from
         self.to = to
         self.ports = ports
@@ -83,9 +86,11 @@ public struct Rule: Sendable, Equatable {
         self.location = location
     }
 
-    /// Whether this rule applies to a new TCP connection with these endpoints.
-    public func matches(direction: Direction, source: IPAddress, destination: IPAddress, destinationPort: UInt16) -> Bool {
-        guard direction == self.direction else { return false }
+    /// Whether this rule applies to a new flow of `protocolName` with these endpoints
+    /// (`destinationPort` is ignored for ICMP, whose rules have no ports).
+    public func matches(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
+                        destination: IPAddress, destinationPort: UInt16) -> Bool {
+        guard direction == self.direction, protocolName == self.protocolName else { return false }
         if !from.isEmpty && !from.contains(where: { $0.contains(source) }) { return false }
         if !to.isEmpty && !to.contains(where: { $0.contains(destination) }) { return false }
         if !ports.isEmpty && !ports.contains(where: { $0.contains(destinationPort) }) { return false }
@@ -143,6 +148,21 @@ public struct TCPTimeouts: Sendable, Equatable {
     }
 }
 
+/// Timeouts of the flows that are not TCP, in seconds, with the kernel's defaults
+/// (nf_conntrack_proto_udp.c udp_timeouts, nf_conntrack_proto_icmp.c nf_ct_icmp_timeout,
+/// nf_conntrack_proto_icmpv6.c nf_ct_icmpv6_timeout).
+public struct DatagramTimeouts: Sendable, Equatable {
+    /// A UDP flow until it has been a stream for a while (UDP_CT_UNREPLIED).
+    public var udpSingle: UInt32 = 30
+    /// A UDP flow with traffic both ways that is still active 2 s after it began
+    /// (UDP_CT_REPLIED; the flow is then assured).
+    public var udpStream: UInt32 = 120
+    /// ICMP and ICMPv6 echo.
+    public var icmp: UInt32 = 30
+
+    public init() {}
+}
+
 /// `limit ...` statements, enforced by ConnectionTracker+Limits.swift on every new SYN.
 public struct Limits: Sendable, Equatable {
     public var states: Int = 262_144
@@ -180,6 +200,7 @@ public struct Policy: Sendable, Equatable {
     public var rules: [Rule] = []
     public var limits = Limits()
     public var timeouts = TCPTimeouts()
+    public var datagramTimeouts = DatagramTimeouts()
     /// `set pickup on`: adopt connections first seen mid-stream.
     public var pickup = false
     /// `set drop-log off|sampled|full`: which dropped packets get a log line.
@@ -193,11 +214,11 @@ public struct Policy: Sendable, Equatable {
 
     /// The decision for the first packet of a new connection, and the rule that made it
     /// (nil when the default decided).
-    public func decide(direction: Direction, source: IPAddress, destination: IPAddress,
-                       destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
+    public func decide(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
+                       destination: IPAddress, destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
         for index in rules.indices
-        where rules[index].matches(direction: direction, source: source, destination: destination,
-                                   destinationPort: destinationPort) {
+        where rules[index].matches(protocolName: protocolName, direction: direction, source: source,
+                                   destination: destination, destinationPort: destinationPort) {
             return (rules[index].action, index)
         }
         return (direction == .inbound ? defaultInbound : defaultOutbound, nil)

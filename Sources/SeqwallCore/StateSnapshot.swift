@@ -1,5 +1,8 @@
 /// The state file (`seqwall run --state-file`): the connection table written at exit and
 /// every few seconds, read back at start so tracked connections survive a restart (issue 7).
+/// UDP and ICMP echo flows (issue 8) are records like TCP connections, told apart by their
+/// protocol byte, with state NONE and their TCP fields zero: the layout is the same, so the
+/// version stays 1 (a seqwall older than issue 8 refuses such a file, naming the protocol).
 /// This is the pure part, bytes in and bytes out; the daemon does the file I/O.
 ///
 /// The format is fixed and versioned, every field encoded explicitly (never Swift memory,
@@ -251,10 +254,14 @@ public enum StateSnapshot {
         func bad(_ reason: String) -> DecodeError { .badRecord(index: index, reason: reason) }
         let queue = reader.u16()
         let protocolNumber = reader.u8()
-        guard protocolNumber == 6 else { throw bad("protocol \(protocolNumber)") }
+        guard let protocolName = TrackedProtocol(protocolNumber: protocolNumber) else {
+            throw bad("protocol \(protocolNumber)")
+        }
         let stateValue = reader.u8(), statusValue = reader.u8(), directionValue = reader.u8()
         let lastIndexValue = reader.u8(), lastDirectionValue = reader.u8()
         guard let state = TCPState(rawValue: stateValue) else { throw bad("state \(stateValue)") }
+        // UDP and echo flows have no TCP state (ConnectionTracker+Datagram.swift).
+        guard protocolName == .tcp || state == .none else { throw bad("state \(state) for \(protocolName.conntrackName)") }
         guard statusValue & ~knownStatus == 0 else { throw bad("status \(hex(statusValue))") }
         guard let direction = Direction(rawValue: directionValue) else { throw bad("direction \(directionValue)") }
         guard let lastIndex = TCPFlagIndex(rawValue: lastIndexValue) else { throw bad("last index \(lastIndexValue)") }
@@ -263,6 +270,9 @@ public enum StateSnapshot {
         }
         let source = reader.address(), destination = reader.address()
         guard source.isIPv4 == destination.isIPv4 else { throw bad("mixed address families") }
+        guard protocolName != .icmp || source.isIPv4, protocolName != .icmp6 || !source.isIPv4 else {
+            throw bad("\(protocolName.conntrackName) with \(source.isIPv4 ? "IPv4" : "IPv6") addresses")
+        }
         let key = FlowKey(source: source, destination: destination, sourcePort: reader.u16(),
                           destinationPort: reader.u16(), protocolNumber: protocolNumber)
         var connection = Connection(key: key, direction: direction)

@@ -31,10 +31,14 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case badTransition
     /// Same source and destination address and port (land attack).
     case land
-    /// Not TCP, and the direction's default policy blocks it.
+    /// A protocol seqwall does not track (not TCP, UDP, ICMP echo or an ICMP error), and the
+    /// direction's default policy blocks it.
     case unsupportedProtocol
     /// An RST that would end TIME_WAIT early (TIME-WAIT assassination, RFC 1337).
     case timeWaitRST
+    /// An ICMP or ICMPv6 error that quotes no tracked connection, quotes one but goes to the
+    /// wrong host, or quotes a TCP sequence number outside that connection's window.
+    case icmpUnrelated
 
     public var name: String {
         switch self {
@@ -56,6 +60,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .land: "land"
         case .unsupportedProtocol: "unsupported-protocol"
         case .timeWaitRST: "time-wait-rst"
+        case .icmpUnrelated: "icmp-unrelated"
         }
     }
 
@@ -71,6 +76,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 public enum Verdict: Equatable, Sendable {
     case accept
     case drop(DropReason)
-    /// Drop, and answer the sender with a TCP RST (a `reject` rule).
+    /// Drop, and answer the sender (a `reject` rule): with a TCP RST for TCP, with an ICMP port
+    /// unreachable for UDP (the kernel's REJECT does either, see rules/*.iptables).
     case reject
 }

@@ -8,7 +8,7 @@ import SeqwallCore
 ///
 ///     header (8 bytes)
 ///       0  bit 0 pickup on, bit 1 default in pass (else block), bit 2 record events,
-///          bit 3 the rules below (else defaults only)
+///          bit 3 the rules below (else defaults only: they then decide UDP and echo too)
 ///       1  limit states: 1 + byte % 64
 ///       2  limit half-open: none when 0, else byte % 32 (0 after the modulo is a real limit of 0)
 ///       3  limit half-open per-source: none when 0, else byte % 16
@@ -49,6 +49,11 @@ public enum PacketTrackingFuzz {
                      location: location),
                 Rule(action: .pass, direction: .inbound, ports: [PortRange(8000, 8100)], halfOpenPerSource: 2,
                      location: location),
+                Rule(action: .pass, direction: .inbound, protocolName: .udp, ports: [PortRange(53)], location: location),
+                Rule(action: .reject, direction: .inbound, protocolName: .udp, ports: [PortRange(69)],
+                     location: location),
+                Rule(action: .pass, direction: .inbound, protocolName: .icmp, location: location),
+                Rule(action: .pass, direction: .inbound, protocolName: .icmp6, location: location),
             ]
         }
         policy.limits.states = 1 + Int(header.byte() % 64)
@@ -66,6 +71,9 @@ public enum PacketTrackingFuzz {
         policy.timeouts.close = 1 + base / 4
         policy.timeouts.retransmit = base * 2
         policy.timeouts.unacknowledged = base * 2
+        policy.datagramTimeouts.udpSingle = base
+        policy.datagramTimeouts.udpStream = base * 4
+        policy.datagramTimeouts.icmp = base
         let wheelBuckets = 1 << (1 + Int(header.byte() % 5))
         return (policy, wheelBuckets, options & 4 != 0)
     }

@@ -231,19 +231,15 @@ public final class Replay {
     /// The packet's addresses, from the parse or, when it failed, from the fixed IP header.
     static func endpoints(of parsed: ParsedPacket, _ packet: UnsafeRawBufferPointer)
         -> (source: IPAddress, destination: IPAddress)? {
-        switch parsed {
-        case .tcp(let segment): return (segment.source, segment.destination)
-        case .other(_, let source, let destination): return (source, destination)
-        case .invalid:
-            switch packet.first.map({ $0 >> 4 }) {
-            case 4 where packet.count >= 20:
-                return (IPAddress(ipv4: packet.bigEndian32(at: 12)), IPAddress(ipv4: packet.bigEndian32(at: 16)))
-            case 6 where packet.count >= 40:
-                return (IPAddress(high: packet.bigEndian64(at: 8), low: packet.bigEndian64(at: 16)),
-                        IPAddress(high: packet.bigEndian64(at: 24), low: packet.bigEndian64(at: 32)))
-            default:
-                return nil
-            }
+        if let addresses = parsed.addresses { return addresses }
+        switch packet.first.map({ $0 >> 4 }) {
+        case 4 where packet.count >= 20:
+            return (IPAddress(ipv4: packet.bigEndian32(at: 12)), IPAddress(ipv4: packet.bigEndian32(at: 16)))
+        case 6 where packet.count >= 40:
+            return (IPAddress(high: packet.bigEndian64(at: 8), low: packet.bigEndian64(at: 16)),
+                    IPAddress(high: packet.bigEndian64(at: 24), low: packet.bigEndian64(at: 32)))
+        default:
+            return nil
         }
     }
 }

@@ -11,7 +11,7 @@ public struct PacketRecord: Encodable, Sendable, Equatable {
     /// The same in seconds, for JSON.
     public var time: Double
     public var family: String?
-    /// "tcp", or the IP protocol number of anything else.
+    /// "tcp", "udp", "icmp", "icmpv6", or the IP protocol number of anything else.
     public var proto: String?
     public var src: String?
     public var dst: String?
@@ -64,6 +64,17 @@ public struct PacketRecord: Encodable, Sendable, Equatable {
             ack = segment.acknowledgment
             win = segment.window
             len = segment.payloadLength
+        case .datagram(let datagram):
+            let protocolName = TrackedProtocol(protocolNumber: datagram.key.protocolNumber) ?? .udp
+            proto = protocolName.conntrackName
+            if protocolName.hasPorts {
+                sport = datagram.key.sourcePort
+                dport = datagram.key.destinationPort
+            }
+        case .icmpError(let error):
+            proto = error.source.isIPv4 ? TrackedProtocol.icmp.conntrackName : TrackedProtocol.icmp6.conntrackName
+        case .neighbourDiscovery:
+            proto = TrackedProtocol.icmp6.conntrackName
         case .other(let protocolNumber, _, _):
             proto = "\(protocolNumber)"
         case .invalid:

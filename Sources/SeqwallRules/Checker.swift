@@ -93,9 +93,9 @@ struct Checker {
 
         case .timeout(let name, let duration, let location):
             guard let seconds = seconds(duration, &diagnostics) else { return }
-            let text = "timeout tcp \(name.keyword) \(duration.text)"
+            let text = "timeout \(name.statementText) \(duration.text)"
             if Checker.settle(&timeouts[name], seconds, text, location, &diagnostics) {
-                policy.timeouts[keyPath: name.keyPath] = seconds
+                policy[keyPath: name.keyPath] = seconds
             }
 
         case .pickup(let on, let location):
@@ -135,8 +135,19 @@ struct Checker {
         let ports = ports(statement.ports, &diagnostics)
         var halfOpen: Int?
         var halfOpenValid = true
+        var actionValid = true
+        if statement.action == .reject && !statement.protocolName.hasPorts {
+            // The kernel's REJECT answers with an RST or a port unreachable; nothing answers an
+            // echo request that way.
+            diagnostics.report(at: statement.location, "an ICMP echo cannot be rejected; use 'block'")
+            actionValid = false
+        }
         if let literal = statement.halfOpenPerSource {
-            if statement.action != .pass {
+            if statement.protocolName != .tcp {
+                diagnostics.report(at: statement.limitLocation ?? literal.location,
+                                   "'limit half-open' is only allowed on tcp rules; only a TCP handshake is half-open")
+                halfOpenValid = false
+            } else if statement.action != .pass {
                 // Only a pass rule lets a connection start, so only it can have half-open ones.
                 diagnostics.report(at: statement.limitLocation ?? literal.location,
                                    "'limit half-open' is only allowed on pass rules; a \(statement.action) rule opens no connections")
@@ -146,8 +157,9 @@ struct Checker {
                 halfOpenValid = halfOpen != nil
             }
         }
-        guard let from, let to, let ports, halfOpenValid else { return nil }
-        return Rule(action: statement.action, direction: statement.direction, from: from, to: to, ports: ports,
+        guard let from, let to, let ports, halfOpenValid, actionValid else { return nil }
+        return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
+                    from: from, to: to, ports: ports,
                     halfOpenPerSource: halfOpen, location: statement.location)
     }
 

@@ -7,17 +7,21 @@ import SeqwallCore
 ///     include "FILE"
 ///     inside NET[, NET...]
 ///     default in|out pass|block|reject
-///     pass|block|reject in|out tcp [from any|NET-LIST] [to any|NET-LIST] [port PORT-LIST]
-///                                  [limit half-open N per-source]
+///     pass|block|reject in|out PROTO [from any|NET-LIST] [to any|NET-LIST] [port PORT-LIST]
+///                                    [limit half-open N per-source]
 ///     limit states N
 ///     limit half-open N [per-source]
 ///     limit syn-rate R/s [burst B] per-source
 ///     timeout tcp STATE DURATION
+///     timeout udp single|stream DURATION
+///     timeout icmp DURATION
 ///     set pickup on|off
 ///     set drop-log off|sampled|full
 ///
-/// `to port 22` means any destination, port 22 (pf's spelling). `port` is always the destination
-/// port. The clauses of a rule come in the order above, each at most once.
+/// PROTO is `tcp`, `udp`, `icmp echo` or `icmp6 echo` (pf's names: `icmp` is IPv4, `icmp6`
+/// IPv6; echo requests are the only ICMP messages that open a flow). `to port 22` means any
+/// destination, port 22 (pf's spelling). `port` is always the destination port, and only TCP and
+/// UDP have one. The clauses of a rule come in the order above, each at most once.
 struct Parser {
     static let statementKeywords = ["include", "inside", "default", "pass", "block", "reject", "limit", "timeout", "set"]
 
@@ -71,15 +75,12 @@ struct Parser {
         case "limit":
             return try limit(location: location)
         case "timeout":
-            try keyword([("tcp", ())])
-            guard let stateToken = peek, stateToken.kind == .word else { throw expected("a TCP state") }
-            guard let name = TimeoutName(keyword: stateToken.text) else {
-                let names = TimeoutName.allCases.map(\.keyword)
-                let hint = closest(to: stateToken.text, among: names).map { "did you mean '\($0)'?" }
-                    ?? "expected one of: " + names.joined(separator: ", ")
-                throw error(at: stateToken, "unknown TCP state '\(stateToken.text)'; \(hint)")
+            let name: TimeoutName
+            switch try keyword([("tcp", TrackedProtocol.tcp), ("udp", .udp), ("icmp", .icmp)]) {
+            case .tcp: name = try timeoutName(among: TimeoutName.tcpCases, what: "a TCP state", kind: "TCP state")
+            case .udp: name = try timeoutName(among: TimeoutName.udpCases, what: "'single' or 'stream'", kind: "UDP timeout")
+            default: name = .icmp
             }
-            index += 1
             let duration = try durationLiteral()
             try expectEndOfLine()
             return .timeout(name, duration, location: location)
@@ -125,6 +126,20 @@ struct Parser {
         }
     }
 
+    /// The word after `timeout tcp` or `timeout udp`.
+    private mutating func timeoutName(among candidates: [TimeoutName], what: String, kind: String) throws(RuleError)
+        -> TimeoutName {
+        guard let token = peek, token.kind == .word else { throw expected(what) }
+        guard let name = TimeoutName(keyword: token.text, among: candidates) else {
+            let names = candidates.map(\.keyword)
+            let hint = closest(to: token.text, among: names).map { "did you mean '\($0)'?" }
+                ?? "expected one of: " + names.joined(separator: ", ")
+            throw error(at: token, "unknown \(kind) '\(token.text)'; \(hint)")
+        }
+        index += 1
+        return name
+    }
+
     private enum Clause: Int, CaseIterable {
         case from, to, port, limit
 
@@ -140,7 +155,8 @@ struct Parser {
 
     private mutating func rule(_ action: RuleAction, location: SourceLocation) throws(RuleError) -> RuleStatement {
         let direction = try direction()
-        try keyword([("tcp", ())])
+        let protocolName = try keyword([("tcp", TrackedProtocol.tcp), ("udp", .udp), ("icmp", .icmp), ("icmp6", .icmp6)])
+        if protocolName == .icmp || protocolName == .icmp6 { try keyword([("echo", ())]) }
         var from: [NetworkLiteral] = []
         var to: [NetworkLiteral] = []
         var ports: [PortLiteral] = []
@@ -163,6 +179,9 @@ struct Parser {
             if clause == .port && lastClause == .from {
                 throw error(at: token, "'port' after 'from' would be a source port; seqwall matches destination ports: write 'to port'")
             }
+            if clause == .port && !protocolName.hasPorts {
+                throw error(at: token, "ICMP has no ports; 'port' applies to tcp and udp rules")
+            }
             seen.insert(clause)
             lastClause = clause
             index += 1
@@ -182,7 +201,7 @@ struct Parser {
                 try keyword([("per-source", ())])
             }
         }
-        return RuleStatement(action: action, direction: direction, from: from, to: to, ports: ports,
+        return RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to, ports: ports,
                              halfOpenPerSource: halfOpen, limitLocation: limitLocation, location: location)
     }
 

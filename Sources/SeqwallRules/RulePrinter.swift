@@ -27,9 +27,9 @@ enum RulePrinter {
         if let synRate = policy.limits.synRatePerSource {
             lines.append("limit syn-rate \(synRate.rate)/s burst \(synRate.burst) per-source")
         }
-        let defaults = TCPTimeouts()
-        for name in TimeoutName.allCases where policy.timeouts[keyPath: name.keyPath] != defaults[keyPath: name.keyPath] {
-            lines.append("timeout tcp \(name.keyword) \(duration(policy.timeouts[keyPath: name.keyPath]))")
+        let defaults = Policy()
+        for name in TimeoutName.allCases where policy[keyPath: name.keyPath] != defaults[keyPath: name.keyPath] {
+            lines.append("timeout \(name.statementText) \(duration(policy[keyPath: name.keyPath]))")
         }
         lines.append("set pickup \(policy.pickup ? "on" : "off")")
         if policy.dropLog != Policy().dropLog {
@@ -38,10 +38,16 @@ enum RulePrinter {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// `pass in tcp from 198.51.100.0/25 to port 5432`: `any` left out, `to port` when only the
+    /// `pass in tcp from 198.51.100.0/25 to port 5432`, `pass in icmp echo`: `any` left out, `to port` when only the
     /// port is given (as the spec writes it), lists normalized.
     static func text(of rule: Rule) -> String {
-        var text = "\(rule.action) \(rule.direction) tcp"
+        let protocolText = switch rule.protocolName {
+        case .tcp: "tcp"
+        case .udp: "udp"
+        case .icmp: "icmp echo"
+        case .icmp6: "icmp6 echo"
+        }
+        var text = "\(rule.action) \(rule.direction) \(protocolText)"
         if !rule.from.isEmpty {
             text += " from " + list(ListNormalization.networks(rule.from))
         }

@@ -57,14 +57,28 @@ struct DurationLiteral: Sendable {
     let location: SourceLocation
 }
 
-/// What `timeout tcp NAME` can set: the kernel's states that have a timeout, then its two
-/// special timeouts. The case order is the kernel's (enum tcp_conntrack), which is also the order
-/// the canonical form prints them in.
+/// What a `timeout` statement can set: `timeout tcp STATE` for the kernel's TCP states that
+/// have a timeout and its two special timeouts, then `timeout udp single|stream` and
+/// `timeout icmp`. The case order is the kernel's (enum tcp_conntrack, then the protocols),
+/// which is also the order the canonical form prints them in.
 enum TimeoutName: CaseIterable, Sendable, Hashable {
     case synSent, synRecv, established, finWait, closeWait, lastAck, timeWait, close, synSent2
     case retransmit, unacknowledged
+    case udpSingle, udpStream
+    case icmp
 
-    /// The canonical spelling.
+    static let tcpCases = allCases.filter { $0.protocolName == .tcp }
+    static let udpCases = allCases.filter { $0.protocolName == .udp }
+
+    var protocolName: TrackedProtocol {
+        switch self {
+        case .udpSingle, .udpStream: .udp
+        case .icmp: .icmp
+        default: .tcp
+        }
+    }
+
+    /// The canonical spelling of the word after the protocol (empty for `timeout icmp`).
     var keyword: String {
         switch self {
         case .synSent: "syn-sent"
@@ -78,37 +92,52 @@ enum TimeoutName: CaseIterable, Sendable, Hashable {
         case .synSent2: "syn-sent2"
         case .retransmit: "retransmit"
         case .unacknowledged: "unacknowledged"
+        case .udpSingle: "single"
+        case .udpStream: "stream"
+        case .icmp: ""
         }
     }
 
-    /// Accepts `-` or `_` and any case, so the kernel's own names (SYN_SENT) work too.
-    init?(keyword: String) {
+    /// What follows `timeout` in a statement: `tcp syn-sent`, `udp stream`, `icmp`.
+    var statementText: String {
+        let name = protocolName == .icmp ? "icmp" : protocolName.conntrackName
+        return keyword.isEmpty ? name : "\(name) \(keyword)"
+    }
+
+    /// A name among `candidates`; accepts `-` or `_` and any case, so the kernel's own names
+    /// (SYN_SENT) work too.
+    init?(keyword: String, among candidates: [TimeoutName]) {
         let normalized = String(keyword.lowercased().map { $0 == "_" ? "-" : $0 })
-        guard let name = TimeoutName.allCases.first(where: { $0.keyword == normalized }) else { return nil }
+        guard let name = candidates.first(where: { $0.keyword == normalized }) else { return nil }
         self = name
     }
 
-    var keyPath: WritableKeyPath<TCPTimeouts, UInt32> {
+    var keyPath: WritableKeyPath<Policy, UInt32> {
         switch self {
-        case .synSent: \.synSent
-        case .synRecv: \.synRecv
-        case .established: \.established
-        case .finWait: \.finWait
-        case .closeWait: \.closeWait
-        case .lastAck: \.lastAck
-        case .timeWait: \.timeWait
-        case .close: \.close
-        case .synSent2: \.synSent2
-        case .retransmit: \.retransmit
-        case .unacknowledged: \.unacknowledged
+        case .synSent: \.timeouts.synSent
+        case .synRecv: \.timeouts.synRecv
+        case .established: \.timeouts.established
+        case .finWait: \.timeouts.finWait
+        case .closeWait: \.timeouts.closeWait
+        case .lastAck: \.timeouts.lastAck
+        case .timeWait: \.timeouts.timeWait
+        case .close: \.timeouts.close
+        case .synSent2: \.timeouts.synSent2
+        case .retransmit: \.timeouts.retransmit
+        case .unacknowledged: \.timeouts.unacknowledged
+        case .udpSingle: \.datagramTimeouts.udpSingle
+        case .udpStream: \.datagramTimeouts.udpStream
+        case .icmp: \.datagramTimeouts.icmp
         }
     }
 }
 
-/// `pass|block|reject in|out tcp [from ...] [to ...] [port ...] [limit half-open N per-source]`.
+/// `pass|block|reject in|out tcp|udp|icmp echo|icmp6 echo [from ...] [to ...] [port ...]
+/// [limit half-open N per-source]`.
 struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
+    let protocolName: TrackedProtocol
     /// Empty means any.
     let from: [NetworkLiteral]
     let to: [NetworkLiteral]

@@ -46,6 +46,24 @@ public struct DropLogRecord: Sendable, Equatable {
             acknowledgment = segment.acknowledgment
             window = segment.window
             length = segment.payloadLength
+        case .datagram(let datagram):
+            let key = datagram.key
+            protocolNumber = key.protocolNumber
+            source = key.source
+            destination = key.destination
+            // An echo's "ports" are its id and type/code marker (ICMPEcho): not ports.
+            if TrackedProtocol(protocolNumber: key.protocolNumber)?.hasPorts == true {
+                sourcePort = key.sourcePort
+                destinationPort = key.destinationPort
+            }
+        case .icmpError(let error):
+            protocolNumber = error.source.isIPv4 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number
+            source = error.source
+            destination = error.destination
+        case .neighbourDiscovery(let source, let destination):
+            protocolNumber = TrackedProtocol.icmp6Number
+            self.source = source
+            self.destination = destination
         case .other(let number, let source, let destination):
             protocolNumber = number
             self.source = source

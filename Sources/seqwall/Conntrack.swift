@@ -12,7 +12,7 @@ struct Conntrack: ParsableCommand {
 
 /// The filters of list, count and delete (conntrack's own option names).
 struct FilterOptions: ParsableArguments {
-    @Option(name: .customShort("p"), help: ArgumentHelp("Protocol (tcp).", valueName: "proto"))
+    @Option(name: .customShort("p"), help: ArgumentHelp("Protocol: tcp, udp, icmp or icmpv6.", valueName: "proto"))
     var proto: String?
 
     @Option(name: .long, help: ArgumentHelp("A state such as ESTABLISHED or syn-sent.", valueName: "state"))

@@ -741,11 +741,16 @@ class LabTestCase(unittest.TestCase):
     lab = None  # set by setUpClass
 
     @classmethod
+    def make_lab(cls):
+        """The (unbuilt) lab for this class; override for another topology or iptables file."""
+        return Lab(cls.MODE, cls.RULES, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+
+    @classmethod
     def setUpClass(cls):
         problem = environment_problem()
         if problem:
             raise unittest.SkipTest(problem)
-        cls.lab = Lab(cls.MODE, cls.RULES, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+        cls.lab = cls.make_lab()
         cls.lab.build()
         try:
             cls.lab.start_daemon()

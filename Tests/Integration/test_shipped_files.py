@@ -1,8 +1,10 @@
 """The files the project ships and the tests use are accepted by the tools that read them.
 
 - rules/gateway.iptables and rules/host.iptables load with iptables-restore --noflush and
-  ip6tables-restore --noflush (in a scratch namespace) and divert TCP to NFQUEUE queue 0
-  with --queue-bypass;
+  ip6tables-restore --noflush (in a scratch namespace) and divert TCP, UDP, ICMP and ICMPv6
+  to NFQUEUE queue 0 with --queue-bypass (host mode: not loopback), after the reject rules
+  (the TCP reset first, then UDP's port unreachable); host.iptables leaves IPv6 neighbour
+  discovery and MLD out of the queue;
 - rules/default.rules and Tests/Integration/rules/*.rules pass `seqwall rules check`.
 """
 
@@ -24,6 +26,8 @@ class ShippedIptablesFilesTest(lab.LabTestCase):
         if problem:
             raise unittest.SkipTest(problem)
 
+    PROTOCOLS = ("tcp", "udp", "icmp", "ipv6-icmp")
+
     def load(self, name, hooks):
         path = os.path.join(SHIPPED_RULES_DIR, name)
         with open(path) as f:
@@ -41,14 +45,26 @@ class ShippedIptablesFilesTest(lab.LabTestCase):
                                      f"{restore} --noflush < rules/{name} failed: "
                                      f"{cp.stderr.strip()}")
                     rules = lab.ns_run(ns, [show, "-S"]).stdout
+                    lines = rules.splitlines()
                     for hook in hooks:
-                        self.assertTrue(any(ln.startswith(f"-A {hook} ") and "-j SEQWALL" in ln
-                                            for ln in rules.splitlines()),
-                                        f"no jump from {hook} to SEQWALL:\n{rules}")
-                    self.assertTrue(any(ln.startswith("-A SEQWALL ") and "NFQUEUE" in ln
-                                        and "--queue-num 0" in ln and "--queue-bypass" in ln
-                                        for ln in rules.splitlines()),
-                                    f"no NFQUEUE 0 --queue-bypass rule:\n{rules}")
+                        for proto in self.PROTOCOLS:
+                            jumps = [ln for ln in lines if ln.startswith(f"-A {hook} ") and "-j SEQWALL" in ln
+                                     and f"-p {proto} " in ln]
+                            self.assertEqual(len(jumps), 1, f"no jump from {hook} to SEQWALL for {proto}:\n{rules}")
+                            if hook in ("INPUT", "OUTPUT"):
+                                self.assertIn("! -i lo" if hook == "INPUT" else "! -o lo", jumps[0],
+                                              f"host mode must leave loopback out:\n{rules}")
+                    chain = [ln for ln in lines if ln.startswith("-A SEQWALL ")]
+                    self.assertTrue(chain and "-p tcp" in chain[0] and "--mark 0x5357" in chain[0]
+                                    and "tcp-reset" in chain[0], f"the TCP reject rule is not first:\n{rules}")
+                    self.assertTrue(len(chain) > 1 and "-p udp" in chain[1] and "--mark 0x5357" in chain[1]
+                                    and "-j REJECT" in chain[1], f"the UDP reject rule is not second:\n{rules}")
+                    self.assertTrue("NFQUEUE" in chain[-1] and "--queue-num 0" in chain[-1]
+                                    and "--queue-bypass" in chain[-1],
+                                    f"the chain does not end in NFQUEUE 0 --queue-bypass:\n{rules}")
+                    if name == "host.iptables" and show == "ip6tables":
+                        spared = [ln for ln in chain if "-m u32" in ln and "-j RETURN" in ln]
+                        self.assertEqual(len(spared), 3, f"ND and MLD are not left out of the queue:\n{rules}")
         finally:
             lab.REGISTRY.del_ns(ns)
 

@@ -160,7 +160,7 @@ struct FilterTests {
         #expect(throws: FilterError.self) { try ConnectionFilter(state: "OPEN").compiled() }
         #expect(throws: FilterError.self) { try ConnectionFilter(source: "198.51.100.300").compiled() }
         #expect(throws: FilterError.self) { try ConnectionFilter(destination: "203.0.113.0/33").compiled() }
-        #expect(throws: FilterError.self) { try ConnectionFilter(proto: "udp").compiled() }
+        #expect(throws: FilterError.self) { try ConnectionFilter(proto: "sctp").compiled() }
         #expect(throws: FilterError.self) { try ConnectionFilter(family: "ipx").compiled() }
         do {
             _ = try ConnectionFilter(state: "OPEN").compiled()
@@ -196,5 +196,79 @@ struct EventLineTests {
         #expect(object["state"] as? String == "SYN_RECV")
         #expect((object["orig"] as? [String: Any])?["src"] as? String == "2001:db8:1::10")
         #expect(try JSONDecoder().decode(EventRecord.self, from: data) == record)
+    }
+}
+
+/// A UDP flow and an echo flow, keyed as the parser keys them.
+private func datagramFlows() -> (udp: Connection, icmp: Connection, icmp6: Connection, now: UInt64) {
+    let now: UInt64 = 1_000_000_000_000
+    var udp = Connection(key: FlowKey(source: IPAddress("198.51.100.10")!, destination: IPAddress("203.0.113.10")!,
+                                      sourcePort: 40000, destinationPort: 53, protocolNumber: 17), direction: .inbound)
+    udp.expiresAt = now + 29_500_000_000
+    let request = ICMPEcho.key(source: IPAddress("198.51.100.10")!, destination: IPAddress("203.0.113.10")!,
+                               ipv6: false, type: 8, code: 0, identifier: 4660)!.key
+    var icmp = Connection(key: request, direction: .inbound)
+    icmp.status = [.seenReply]
+    icmp.expiresAt = now + 29_500_000_000
+    let request6 = ICMPEcho.key(source: IPAddress("2001:db8:1::10")!, destination: IPAddress("2001:db8:2::10")!,
+                                ipv6: true, type: 128, code: 0, identifier: 7)!.key
+    var icmp6 = Connection(key: request6, direction: .inbound)
+    icmp6.expiresAt = now + 10_000_000_000
+    return (udp, icmp, icmp6, now)
+}
+
+@Suite("conntrack layout for UDP and ICMP")
+struct DatagramLineTests {
+    @Test func udpLine() throws {
+        let flows = datagramFlows()
+        var udp = flows.udp
+        #expect(Formatters.conntrackLine(ConnectionRecord(udp, now: flows.now)) ==
+            "udp      17 29 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 use=1")
+        udp.status = [.seenReply, .assured]
+        let record = ConnectionRecord(udp, now: flows.now)
+        #expect(Formatters.conntrackLine(record) ==
+            "udp      17 29 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [ASSURED] use=1")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .destroy, connection: udp), now: flows.now)) ==
+            "[DESTROY] udp      17 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [ASSURED]")
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any]
+        #expect(object?["proto"] as? String == "udp" && object?["state"] as? String == "")
+        #expect(object?["window"] == nil)
+    }
+
+    @Test func icmpLines() throws {
+        let flows = datagramFlows()
+        #expect(Formatters.conntrackLine(ConnectionRecord(flows.icmp, now: flows.now)) ==
+            "icmp     1 29 src=198.51.100.10 dst=203.0.113.10 type=8 code=0 id=4660 src=203.0.113.10 dst=198.51.100.10 type=0 code=0 id=4660 use=1")
+        #expect(Formatters.conntrackLine(ConnectionRecord(flows.icmp6, now: flows.now)) ==
+            "icmpv6   58 10 src=2001:db8:1::10 dst=2001:db8:2::10 type=128 code=0 id=7 [UNREPLIED] src=2001:db8:2::10 dst=2001:db8:1::10 type=129 code=0 id=7 use=1")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .new, connection: flows.icmp6), now: flows.now)) ==
+            "    [NEW] icmpv6   58 10 src=2001:db8:1::10 dst=2001:db8:2::10 type=128 code=0 id=7 [UNREPLIED] src=2001:db8:2::10 dst=2001:db8:1::10 type=129 code=0 id=7")
+        let data = try JSONEncoder().encode(ConnectionRecord(flows.icmp, now: flows.now))
+        let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for key in ["proto", "state", "timeout", "orig", "reply", "assured", "packets", "bytes"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        let orig = try #require(object["orig"] as? [String: Any])
+        let reply = try #require(object["reply"] as? [String: Any])
+        #expect(orig["type"] as? Int == 8 && orig["code"] as? Int == 0 && orig["id"] as? Int == 4660)
+        #expect(reply["type"] as? Int == 0 && reply["id"] as? Int == 4660 && orig["sport"] == nil)
+        // And back: the CLI decodes what the daemon sends.
+        #expect(try JSONDecoder().decode(ConnectionRecord.self, from: data) == ConnectionRecord(flows.icmp, now: flows.now))
+    }
+
+    @Test func protocolFilters() throws {
+        let flows = datagramFlows()
+        let (tcp, _) = connection("198.51.100.10", "203.0.113.10", 40000, 53, state: .established, status: [],
+                                  secondsLeft: 1)
+        let udp = try ConnectionFilter(proto: "udp").compiled()
+        #expect(udp.matches(flows.udp) && !udp.matches(tcp) && !udp.matches(flows.icmp))
+        let icmp = try ConnectionFilter(proto: "icmp").compiled()
+        #expect(icmp.matches(flows.icmp) && !icmp.matches(flows.icmp6) && !icmp.matches(flows.udp))
+        #expect(try ConnectionFilter(proto: "icmpv6").compiled().matches(flows.icmp6))
+        #expect(try ConnectionFilter(proto: "58").compiled().matches(flows.icmp6))
+        // Ports are TCP's and UDP's; a state is TCP's.
+        let port53 = try ConnectionFilter(destinationPort: 53).compiled()
+        #expect(port53.matches(flows.udp) && port53.matches(tcp))
+        #expect(!(try ConnectionFilter(sourcePort: 4660).compiled().matches(flows.icmp)))
     }
 }

@@ -694,14 +694,14 @@ struct PolicyTests {
         lab.expectCounters(seen: 5, accepted: 4, drops: [.tableFull: 1], created: 1, destroyed: 0, halfOpen: 0)
     }
 
-    // Non-TCP packets follow the direction's default until UDP/ICMP tracking exists (SPEC
-    // "Tracking model"): blocked inbound as `unsupported-protocol`, passed outbound.
+    // Protocols seqwall does not track (here GRE) follow the direction's default: blocked
+    // inbound as `unsupported-protocol`, passed outbound.
     @Test(arguments: Family.allCases)
     func nonTCPFollowsDefaults(family: Family) {
         let lab = Lab(family: family)
         var udp = PacketBuilder(source: family.client, destination: family.server)
-        udp.protocolNumber = 17
-        udp.transport = [0, 53, 0, 53, 0, 8, 0, 0]
+        udp.protocolNumber = 47
+        udp.transport = [0, 0, 0x08, 0x00]
         let inbound = udp.build()
         #expect(inbound.withUnsafeBytes { lab.tracker.process($0, wireLength: inbound.count, hook: .forward, now: lab.now) }
                 == .drop(.unsupportedProtocol))

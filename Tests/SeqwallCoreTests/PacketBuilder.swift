@@ -105,6 +105,8 @@ struct PacketBuilder {
     var ipv4TotalLength: UInt16? = nil
     /// Flags and fragment offset (DF by default).
     var fragmentField: UInt16 = 0x4000
+    /// IPv4 TTL or IPv6 hop limit.
+    var hopLimit: UInt8 = 64
 
     // IPv6 knobs.
     var extensionHeaders: [IPv6ExtensionHeader] = []
@@ -174,7 +176,7 @@ struct PacketBuilder {
         header += total.bigEndianBytes
         header += UInt16(0xBEEF).bigEndianBytes      // identification
         header += fragmentField.bigEndianBytes
-        header.append(64)                            // TTL
+        header.append(hopLimit)                      // TTL
         header.append(protocolNumber)
         header += [0, 0]                             // checksum
         header += source.ipv4Value.bigEndianBytes
@@ -198,7 +200,7 @@ struct PacketBuilder {
         header += [(version ?? 6) << 4, 0, 0, 0]     // version, traffic class, flow label
         header += (ipv6PayloadLength ?? UInt16(truncatingIfNeeded: payload.count)).bigEndianBytes
         header.append(extensionHeaders.first?.type ?? protocolNumber)
-        header.append(64)                            // hop limit
+        header.append(hopLimit)                      // hop limit
         header += source.bytes16 + destination.bytes16
         return header + payload
     }

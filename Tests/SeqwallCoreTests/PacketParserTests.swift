@@ -447,24 +447,30 @@ struct PacketParserMalformedTests {
         if case .tcp = parse(packet.build()) {} else { Issue.record("same address, other port is not land") }
     }
 
-    // Not TCP: reported with its protocol and endpoints, for the rules to decide.
+    // Not a protocol seqwall tracks: reported with its protocol and endpoints, for the
+    // `default` lines to decide. (UDP and ICMP have their own tests in DatagramTests.)
     @Test(arguments: Family.allCases)
     func nonTCP(family: Family) {
         var packet = good(family)
-        packet.protocolNumber = 17
-        packet.transport = [0x13, 0x88, 0x00, 0x35, 0x00, 0x08, 0x00, 0x00]
-        #expect(parse(packet.build()) == .other(protocolNumber: 17, source: family.client, destination: family.server))
+        packet.protocolNumber = 47
+        packet.transport = [0x00, 0x00, 0x08, 0x00]
+        #expect(parse(packet.build()) == .other(protocolNumber: 47, source: family.client, destination: family.server))
         if family == .ipv6 {
             // Walked past extension headers first; No Next Header (59) is "other" too.
             packet.extensionHeaders = [.hopByHop(), .routing()]
-            #expect(parse(packet.build()) == .other(protocolNumber: 17, source: family.client, destination: family.server))
+            #expect(parse(packet.build()) == .other(protocolNumber: 47, source: family.client, destination: family.server))
             packet.protocolNumber = 59
             packet.transport = []
             #expect(parse(packet.build()) == .other(protocolNumber: 59, source: family.client, destination: family.server))
         } else {
+            // ICMP other than echo and errors (a timestamp request).
             packet.protocolNumber = 1
-            packet.transport = [8, 0, 0, 0, 0, 1, 0, 1]
+            packet.transport = [13, 0, 0, 0, 0, 1, 0, 1]
             #expect(parse(packet.build()) == .other(protocolNumber: 1, source: family.client, destination: family.server))
+            // ICMPv6's number in IPv4 is just another protocol.
+            packet.protocolNumber = 58
+            packet.transport = [128, 0, 0, 0, 0, 1, 0, 1]
+            #expect(parse(packet.build()) == .other(protocolNumber: 58, source: family.client, destination: family.server))
         }
     }
 

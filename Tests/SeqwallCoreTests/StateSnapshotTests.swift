@@ -255,7 +255,8 @@ struct StateSnapshotCorruptionTests {
         let good = Self.goodFile()
         let second = 48 + 152
         let cases: [(offset: Int, value: UInt8, reason: String)] = [
-            (2, 17, "protocol 17"),
+            (2, 47, "protocol 47"),
+            (2, 17, "state ESTABLISHED for udp"),
             (3, 10, "state 10"),
             (5, 2, "direction 2"),
             (6, 6, "last index 6"),

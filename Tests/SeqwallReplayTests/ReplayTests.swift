@@ -337,14 +337,30 @@ let mixedSessionStates: [String?] = [
 
     @Test func nonTCPFollowsTheDefaultPolicy() throws {
         var udp = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
-        udp.protocolNumber = 17
-        udp.transport = [0x9C, 0x40, 0, 53, 0, 8, 0, 0]
+        udp.protocolNumber = 47
+        udp.transport = [0, 0, 0x08, 0x00, 0, 0, 0, 0]
         var outbound = udp
         (outbound.source, outbound.destination) = (udp.destination, udp.source)
         let frames = [udp.build(), outbound.build()].map { TestFrame(seconds: 1, bytes: Frames.ethernet($0)) }
         let (records, _) = try replayFrames(frames)
         #expect(outcomes(records) == ["drop unsupported-protocol", "accept -"])
-        #expect(ReplayReport.line(records[0]) == "   1 0.000000 198.51.100.10 > 203.0.113.10 proto 17 len=28 DROP unsupported-protocol")
+        #expect(ReplayReport.line(records[0]) == "   1 0.000000 198.51.100.10 > 203.0.113.10 proto 47 len=28 DROP unsupported-protocol")
+    }
+
+    @Test func udpIsTrackedAndJudgedByTheRules() throws {
+        var query = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        query.protocolNumber = 17
+        query.transport = [0x9C, 0x40, 0, 53, 0, 8, 0, 0]
+        var answer = query
+        (answer.source, answer.destination) = (query.destination, query.source)
+        answer.transport = [0, 53, 0x9C, 0x40, 0, 8, 0, 0]
+        let frames = [query.build(), answer.build()].map { TestFrame(seconds: 1, bytes: Frames.ethernet($0)) }
+        // The default rules block inbound UDP; the answer then has no flow but is outbound.
+        let (records, summary) = try replayFrames(frames)
+        #expect(outcomes(records) == ["drop rule", "accept -"])
+        #expect(ReplayReport.line(records[0]) == "   1 0.000000 198.51.100.10:40000 > 203.0.113.10:53 proto udp len=28 DROP rule")
+        #expect(summary.connections.map(\.proto) == ["udp"])
+        #expect(summary.connections.first?.orig.sport == 53)
     }
 
     @Test(arguments: [LinkLayer.null, .ethernet, .raw, .loop, .linuxCooked, .linuxCooked2, .ipv4, .ipv6])

@@ -101,6 +101,28 @@ struct MatchingTests {
         #expect(RuleFile.canonicalText(of: first) == "pass in tcp from 198.51.100.0/25 to port 22, 8000-8100")
     }
 
+    @Test("a rule matches its own protocol only; ICMP rules ignore ports")
+    func protocols() throws {
+        let policy = try RuleFile.parse(text: """
+            pass in udp to port 53
+            pass in icmp echo to 203.0.113.10
+            pass in icmp6 echo
+            pass in tcp to port 53
+            """, file: "p.rules")
+        func decide(_ protocolName: TrackedProtocol, _ destination: String, _ port: UInt16) -> Int? {
+            let decision = policy.decide(protocolName: protocolName, direction: .inbound, source: address("198.51.100.7"),
+                                         destination: address(destination), destinationPort: port)
+            return decision.action == .pass ? decision.ruleIndex : nil
+        }
+        #expect(decide(.udp, "203.0.113.10", 53) == 0)
+        #expect(decide(.udp, "203.0.113.10", 54) == nil)
+        #expect(decide(.tcp, "203.0.113.10", 53) == 3)
+        #expect(decide(.icmp, "203.0.113.10", 0) == 1)
+        #expect(decide(.icmp, "203.0.113.11", 0) == nil)
+        #expect(decide(.icmp6, "2001:db8:2::1", 0) == 2)
+        #expect(policy.rules.map(\.protocolName) == [.udp, .icmp, .icmp6, .tcp])
+    }
+
     @Test("from any and to any match everything")
     func anyMatchesAll() throws {
         let policy = try RuleFile.parse(text: "reject out tcp from any to any\n", file: "any.rules")
@@ -152,10 +174,11 @@ struct DurationTests {
     func everyName() throws {
         for (offset, name) in TimeoutName.allCases.enumerated() {
             let seconds = UInt32(1000 + offset)
-            let policy = try RuleFile.parse(text: "timeout tcp \(name.keyword) \(seconds)", file: "t.rules")
-            var expected = TCPTimeouts()
+            let policy = try RuleFile.parse(text: "timeout \(name.statementText) \(seconds)", file: "t.rules")
+            var expected = Policy()
             expected[keyPath: name.keyPath] = seconds
-            #expect(policy.timeouts == expected, "\(name.keyword)")
+            #expect(policy.timeouts == expected.timeouts, "\(name.statementText)")
+            #expect(policy.datagramTimeouts == expected.datagramTimeouts, "\(name.statementText)")
         }
     }
 }
@@ -336,7 +359,8 @@ struct ErrorTests {
     @Test("messages for misplaced and missing words", arguments: [
         ("default", "test.rules:1:8: expected 'in' or 'out' after 'default'"),
         ("default sideways pass", "test.rules:1:9: expected 'in' or 'out', found 'sideways'"),
-        ("pass in", "test.rules:1:8: expected 'tcp' after 'in'"),
+        ("pass in", "test.rules:1:8: expected 'tcp', 'udp', 'icmp' or 'icmp6' after 'in'"),
+        ("pass in icmp6", "test.rules:1:14: expected 'echo' after 'icmp6'"),
         ("pass in tcp from", "test.rules:1:17: expected an address, a network or 'any' after 'from'"),
         ("pass in tcp from to port 22", "test.rules:1:18: expected an address, a network or 'any', found 'to'"),
         ("pass in tcp to port", "test.rules:1:20: expected a port number or range after 'port'"),
@@ -364,7 +388,9 @@ struct ErrorTests {
         ("limit syn-rate 0/s burst 5 per-source", "test.rules:1:16: syn rate 0 is out of range (1-67108864)"),
         ("limit syn-rate 20/s burst 0 per-source", "test.rules:1:27: burst 0 is out of range (1-67108864)"),
         ("limit syn-rate 20 per-source", "test.rules:1:16: bad rate '20'; expected connections per second such as 20/s"),
-        ("timeout udp established 5d", "test.rules:1:9: expected 'tcp', found 'udp'"),
+        ("timeout udp established 5d", "test.rules:1:13: unknown UDP timeout 'established'; expected one of: single, stream"),
+        ("timeout sctp 5d", "test.rules:1:9: expected 'tcp', 'udp' or 'icmp', found 'sctp'"),
+        ("timeout icmp echo 5d", "test.rules:1:14: bad duration 'echo'; expected a whole number with unit s, m, h or d, such as 30s or 5d"),
         ("timeout tcp none 5s", "test.rules:1:13: unknown TCP state 'none'; expected one of: syn-sent, syn-recv, established, fin-wait, close-wait, last-ack, time-wait, close, syn-sent2, retransmit, unacknowledged"),
         ("TIMEOUT tcp close 5s", "test.rules:1:1: unknown statement 'TIMEOUT'; did you mean 'timeout'?"),
         ("set pickup", "test.rules:1:11: expected 'on' or 'off' after 'pickup'"),

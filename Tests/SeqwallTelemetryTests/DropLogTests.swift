@@ -38,6 +38,29 @@ struct DropLogTests {
             + "seq=7 ack=0 win=64240 len=0 state=NONE queue=1")
     }
 
+    @Test("tracked UDP, ICMP echo, ICMP errors and neighbour discovery")
+    func datagramLines() {
+        let udpKey = FlowKey(source: ip("198.51.100.10"), destination: ip("203.0.113.10"), sourcePort: 5353,
+                             destinationPort: 53, protocolNumber: 17)
+        #expect(DropLogRecord(.datagram(Datagram(key: udpKey, kind: .udp, wireLength: 60)), reason: .rule, queue: 0).line
+            == "drop reason=rule proto=udp src=198.51.100.10 dst=203.0.113.10 sport=5353 dport=53 "
+            + "flags=- seq=- ack=- win=- len=- state=NONE queue=0")
+        // An echo's key holds its id and type marker, which are not ports.
+        let echoKey = FlowKey(source: ip("2001:db8:1::10"), destination: ip("2001:db8:2::10"), sourcePort: 77,
+                              destinationPort: 0x8000, protocolNumber: 58)
+        #expect(DropLogRecord(.datagram(Datagram(key: echoKey, kind: .echoReply, wireLength: 64)),
+                              reason: .noConnection, queue: 1).line
+            == "drop reason=no-connection proto=icmpv6 src=2001:db8:1::10 dst=2001:db8:2::10 sport=- dport=- "
+            + "flags=- seq=- ack=- win=- len=- state=NONE queue=1")
+        let error = ICMPError(source: ip("198.51.100.1"), destination: ip("203.0.113.10"), type: 3, code: 4,
+                              quoted: udpKey.reversed)
+        #expect(DropLogRecord(.icmpError(error), reason: .icmpUnrelated, queue: 0).line
+            == "drop reason=icmp-unrelated proto=icmp src=198.51.100.1 dst=203.0.113.10 sport=- dport=- "
+            + "flags=- seq=- ack=- win=- len=- state=NONE queue=0")
+        #expect(DropLogRecord(.neighbourDiscovery(source: ip("fe80::1"), destination: ip("ff02::1")),
+                              reason: .rule, queue: 0).line.hasPrefix("drop reason=rule proto=icmpv6 src=fe80::1 dst=ff02::1 "))
+    }
+
     @Test("other protocols and broken packets keep every key, with - for what they lack")
     func partialLines() {
         let udp = DropLogRecord(.other(protocolNumber: 17, source: ip("198.51.100.10"), destination: ip("203.0.113.10")),
