@@ -93,11 +93,21 @@ server_isn = {}
 conns = spec["conns"]
 for start in range(0, len(conns), 32):
     batch = {c[3]: c for c in conns[start:start + 32]}
-    for family, src, dst, sport, isn in batch.values():
-        s.send(raw(eth / l3(family, src, dst) / TCP(sport=sport, dport=spec["dport"], flags="S", seq=isn, window=65535)))
-    deadline = time.monotonic() + 10
+    def send_syns(ports):
+        for port in ports:
+            family, src, dst, sport, isn = batch[port]
+            s.send(raw(eth / l3(family, src, dst) / TCP(sport=sport, dport=spec["dport"], flags="S", seq=isn,
+                                                        window=65535)))
     waiting = set(batch)
+    send_syns(waiting)
+    # Like a real client, retransmit a SYN that got no answer (once a second): on a loaded
+    # machine the kernel's shared backlog can lose a frame before seqwall ever sees it.
+    deadline = time.monotonic() + 10
+    resend_at = time.monotonic() + 1
     while waiting and time.monotonic() < deadline:
+        if time.monotonic() >= resend_at:
+            send_syns(waiting)
+            resend_at = time.monotonic() + 1
         r, _, _ = select.select([s], [], [], 0.2)
         if not r:
             continue
