@@ -47,8 +47,16 @@ FUZZ_SECONDS ?= 300
 FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
 FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
+# swiftc keeps only the last -sanitize= it is given, and SwiftPM passes `--sanitize=fuzzer
+# --sanitize=address` as two flags in no fixed order (Swift 6.3.1): a build may come out with
+# ASan but without the coverage instrumentation libFuzzer needs, and fuzz blind. The combined
+# flag last on the command line settles it; the check below refuses a blind build.
 fuzz-build: deps
-	$(SWIFT) build --package-path FuzzTargets --sanitize=fuzzer --sanitize=address
+	$(SWIFT) build --package-path FuzzTargets --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address
+	@for entry in $(FUZZ_TARGETS); do executable=$${entry##*:}; \
+	  readelf -S FuzzTargets/.build/debug/$$executable | grep -q __sancov_cntrs \
+	    || { echo "make fuzz-build: $$executable has no coverage instrumentation" >&2; exit 1; }; \
+	done
 
 fuzz: fuzz-build
 	@status=0; for entry in $(FUZZ_TARGETS); do \

@@ -58,13 +58,30 @@ public struct ControlRequest: Codable, Sendable, Equatable {
         if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
             return .failure(ControlRequestError("empty request: send one JSON object such as {\"command\":\"stats\"}"))
         }
+        let data = Data(line)
+        let path: [String]
         do {
-            return .success(try JSONDecoder().decode(ControlRequest.self, from: Data(line)))
-        } catch DecodingError.dataCorrupted {
-            return .failure(ControlRequestError("bad request: not valid JSON"))
+            return .success(try JSONDecoder().decode(ControlRequest.self, from: data))
+        } catch DecodingError.dataCorrupted(let context) {
+            path = context.codingPath.map(\.stringValue)
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+            path = context.codingPath.map(\.stringValue)
         } catch {
+            path = ["command"] // keyNotFound: only "command" is required
+        }
+        // Name what is wrong: a broken line, the command, or another field (an unknown
+        // command used to be answered "not valid JSON"; found writing the fuzz seeds).
+        switch path {
+        case [] where (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) == nil:
+            return .failure(ControlRequestError("bad request: not valid JSON"))
+        case []:
+            // Foundation gives no path for some values, a number too large for its type.
+            return .failure(ControlRequestError("bad request: a value is out of range for its field"))
+        case ["command"]:
             let commands = ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")
             return .failure(ControlRequestError("bad request: expected {\"command\": one of \(commands)}"))
+        default:
+            return .failure(ControlRequestError("bad request: bad value for \(path.joined(separator: "."))"))
         }
     }
 }

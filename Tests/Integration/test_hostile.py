@@ -308,7 +308,7 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
     def malformed_cases(self):
         """(name, family, sport, packet bytes, expected)."""
         from scapy.all import IP, IPv6, TCP, Raw, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, \
-            IPv6ExtHdrFragment, raw
+            IPv6ExtHdrFragment, IPOption_EOL, IPOption_NOP, raw
         lb = self.lab
         c4, s4, c6, s6 = lb.client4, lb.server4, lb.client6, lb.server6
         cases = []
@@ -358,6 +358,11 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
             b[10] ^= 0xFF
             return bytes(b)
         add("bad header checksum", 4, bad_checksum, ("kernel", "IpInHdrErrors"))
+        # A longer IPv4 header that tells the truth (IHL 6: NOP, NOP, NOP, EOL): the TCP header
+        # is where IHL says, and the SYN passes the rules.
+        add("IHL 6 with IP options", 4, lambda p: bytes(raw(
+            IP(src=c4, dst=s4, options=[IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_EOL()])
+            / TCP(sport=p, dport=OPEN_PORT, flags="S"))), "pass")
         # Trimmed by the kernel to its total length, which cuts the TCP header: seqwall's turn.
         add("total length short, cuts TCP", 4, lambda p: patched4(p, 2, 30, 2), "truncated")
         # An honest IP header around a TCP header cut at 10 bytes.
