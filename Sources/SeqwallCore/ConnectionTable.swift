@@ -12,7 +12,10 @@ public final class ConnectionTable {
     public let limit: Int
     /// Slots: a power of two with the load kept at or under 3/4.
     public let capacity: Int
-    public private(set) var count = 0
+    /// How many connections it holds. Kept behind a pointer, as ConnectionTracker.hot is, so
+    /// that the packet path reads it without a run-time exclusivity check.
+    public var count: Int { countStorage.pointee }
+    let countStorage: UnsafeMutablePointer<Int>
     let mask: Int
     let hasher: FlowHasher
     /// Per slot: 0 when empty, else the flow hash with the top bit set.
@@ -32,6 +35,8 @@ public final class ConnectionTable {
         self.capacity = capacity
         self.mask = capacity - 1
         self.hasher = hasher
+        countStorage = .allocate(capacity: 1)
+        countStorage.initialize(to: 0)
         tags = .allocate(capacity: capacity)
         tags.initialize(repeating: 0, count: capacity)
         // Connection is a trivial type: slots are written before they are read, and
@@ -41,11 +46,13 @@ public final class ConnectionTable {
     }
 
     deinit {
+        countStorage.deallocate()
         tags.deallocate()
         slots.deallocate()
         wheel.deallocate()
     }
 
+    @inline(__always)
     public var isFull: Bool { count >= limit }
 
     @inline(__always)
@@ -87,7 +94,7 @@ public final class ConnectionTable {
         tags[index] = newTag
         (slots + index).initialize(to: connection)
         slots[index].wheelTick = wheel.file(index, deadline: connection.expiresAt, halfway: true)
-        count += 1
+        countStorage.pointee += 1
         return index
     }
 
@@ -117,7 +124,7 @@ public final class ConnectionTable {
             next = (next + 1) & mask
         }
         tags[hole] = 0
-        count -= 1
+        countStorage.pointee -= 1
     }
 
     /// Calls `body` with each occupied slot from `start`, up to `limit` slots examined; returns
@@ -136,7 +143,7 @@ public final class ConnectionTable {
     /// Removes every connection.
     public func removeAll() {
         tags.update(repeating: 0, count: capacity)
-        count = 0
+        countStorage.pointee = 0
         wheel.reset()
     }
 

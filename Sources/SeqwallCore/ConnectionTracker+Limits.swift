@@ -22,12 +22,27 @@ extension ConnectionTracker {
     static let unrepliedScanLimit = 64
 
     /// The timeouts in force: the policy's, with the half-open ones shrunk under pressure
-    /// (HalfOpenLimiter.adaptiveScale, after pf's adaptive timeouts).
+    /// (HalfOpenLimiter.adaptiveScale, after pf's adaptive timeouts). Worked out again only
+    /// when the counts they depend on have changed: established traffic changes neither, and
+    /// the scaling costs three divisions.
     @inline(__always)
     var currentTimeouts: TCPTimeouts {
-        guard let scale = limiter.adaptiveScale(halfOpen: halfOpenCount, tableCount: table.count,
-                                                tableLimit: table.limit) else { return policy.timeouts }
-        return HalfOpenLimiter.scaled(policy.timeouts, by: scale)
+        let halfOpen = hot.pointee.halfOpenCount, tableCount = table.count
+        if let pressure = hot.pointee.timeoutsPressure, pressure.halfOpen == halfOpen,
+           pressure.tableCount == tableCount {
+            return hot.pointee.timeouts
+        }
+        return updateTimeouts(halfOpen: halfOpen, tableCount: tableCount)
+    }
+
+    func updateTimeouts(halfOpen: Int, tableCount: Int) -> TCPTimeouts {
+        var timeouts = policy.timeouts
+        if let scale = limiter.adaptiveScale(halfOpen: halfOpen, tableCount: tableCount, tableLimit: table.limit) {
+            timeouts = HalfOpenLimiter.scaled(timeouts, by: scale)
+        }
+        hot.pointee.timeouts = timeouts
+        hot.pointee.timeoutsPressure = (halfOpen, tableCount)
+        return timeouts
     }
 
     /// Checks a new connection against every limit and charges it to its per-source counters;
@@ -62,7 +77,7 @@ extension ConnectionTracker {
             // One out for one in: after a reload lowers the limit, the count does not grow and
             // drains as connections complete or expire.
             guard evictOldestUnreplied(now: now) else { return .halfOpenLimit }
-            counters.halfOpenEvictions += 1
+            hot.pointee.counters.halfOpenEvictions += 1
         }
         if table.isFull && !makeRoom(for: connection.key, now: now) { return .tableFull }
 
@@ -176,11 +191,11 @@ extension ConnectionTracker {
         }
         if let victim {
             destroy(slot: victim)
-            counters.earlyDrops += 1
+            hot.pointee.counters.earlyDrops += 1
             return true
         }
         if evictOldestUnreplied(now: now) {
-            counters.earlyDrops += 1
+            hot.pointee.counters.earlyDrops += 1
             return true
         }
         return false
