@@ -15,7 +15,7 @@
 extension ConnectionTracker {
     /// Neighbouring entries an early drop looks at (the kernel looks at up to 8 entries of the
     /// new connection's hash chain, NF_CT_EVICTION_RANGE), within at most `earlyDropSlots`
-    /// slots: a full table is 3/8 to 3/4 occupied, so that many slots hold them.
+    /// index positions: a full table's index is 3/8 to 3/4 occupied, so that many hold them.
     static let earlyDropRange = 16
     static let earlyDropSlots = 64
     /// Stale items dropped from the front of the unreplied queue per eviction attempt.
@@ -168,13 +168,12 @@ extension ConnectionTracker {
     /// newcomer. When none qualifies, the oldest unreplied inbound half-open connection
     /// anywhere (as at the half-open limit). Returns whether there is room now.
     func makeRoom(for key: FlowKey, now: UInt64) -> Bool {
-        let home = table.homeSlot(of: key)
+        let home = table.homePosition(of: key)
         var victim: Int?
         var victimRank: (Int, UInt64) = (Int.max, UInt64.max)
         var examined = 0
         for offset in 0..<ConnectionTracker.earlyDropSlots where examined < ConnectionTracker.earlyDropRange {
-            let slot = (home + offset) & table.mask
-            guard table.isOccupied(slot) else { continue }
+            guard let slot = table.slot(atPosition: (home + offset) & table.indexMask) else { continue }
             examined += 1
             let connection = table.connection(at: slot).pointee
             if connection.expiresAt <= now {

@@ -341,24 +341,16 @@ public final class ConnectionTracker {
     /// judged exactly once.
     @discardableResult
     public func removeConnections(where predicate: (Connection) -> Bool) -> Int {
-        guard table.count > 0 else { return 0 }
-        // Go once round the table from just after an empty slot (there is one: the load stays
-        // under 3/4). No probe chain runs across an empty slot, so every chain, including one
-        // that wraps past the end of the array, is walked from its first slot to its last;
-        // a removal shifts only entries from further along the chain back into the current
-        // slot, which is then judged, and never into a slot already passed.
-        let mask = table.capacity - 1
+        // The connections sit in slots 0..<count. Removing one moves the last into its slot,
+        // which is then judged in its turn: every connection is judged exactly once.
         var slot = 0
-        while table.isOccupied(slot) { slot += 1 }
         var removed = 0
-        var remaining = table.capacity
-        while remaining > 0 {
-            if table.isOccupied(slot) && predicate(table.connection(at: slot).pointee) {
+        while slot < table.count {
+            if predicate(table.connection(at: slot).pointee) {
                 destroy(slot: slot)
                 removed += 1
             } else {
-                slot = (slot + 1) & mask
-                remaining -= 1
+                slot += 1
             }
         }
         return removed
