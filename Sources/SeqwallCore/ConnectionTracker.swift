@@ -164,7 +164,9 @@ public final class ConnectionTracker {
             let newState = connection.pointee.state
             if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
             table.deadlineChanged(at: slot)
-            if !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+            // Only a half-open connection holds charges (admit, chargeRestored): established
+            // traffic never reads them, and they sit on the connection's last cache line.
+            if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
                 releaseCharges(of: &connection.pointee)
             }
             let oldStatus = connection.pointee.status
