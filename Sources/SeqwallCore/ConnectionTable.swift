@@ -177,17 +177,23 @@ public final class ConnectionTable {
         countStorage.pointee -= 1
     }
 
-    /// Calls `body` with each occupied slot from `start`, up to `limit` slots examined; returns
-    /// where to continue (capacity when done). For listing in chunks without holding the
-    /// worker for long.
+    /// Calls `body` with each occupied slot from cursor `start` (0 to begin), up to `limit`
+    /// slots examined; returns the cursor to continue from (capacity when done). For listing in
+    /// chunks without holding the worker for long, with packets handled between chunks.
+    ///
+    /// The cursor walks the slots from the last down: a removal moves the last connection into
+    /// the hole, so a walk upwards would miss every connection moved from ahead of it into a
+    /// slot it had passed. Walking down, a moved connection comes from a slot already passed
+    /// (it may be listed twice) or from one still ahead (it is listed once); none is missed.
     public func forEachSlot(from start: Int, examining slotLimit: Int, _ body: (Int, Connection) -> Void) -> Int {
-        var slot = start
+        var cursor = start
         let end = min(capacity, start + slotLimit)
-        while slot < end {
+        while cursor < end {
+            let slot = capacity - 1 - cursor
             if slot < count { body(slot, slots[slot]) }
-            slot += 1
+            cursor += 1
         }
-        return slot
+        return cursor
     }
 
     /// Removes every connection.

@@ -225,4 +225,37 @@ struct ConnectionTableTests {
         #expect(seen.count == keys.count)
         #expect(seen.values.allSatisfy { $0 == 1 })
     }
+
+    // A listing in chunks with removals and inserts between the chunks (packets are handled
+    // between them): every connection that stays in the table from the start of the listing
+    // to its end is listed, although each removal moves the last connection into its slot.
+    @Test(arguments: [1, 5, 16] as [Int])
+    func forEachSlotMissesNothingUnderChurn(chunk: Int) throws {
+        var generator = SplitMix64(seed: UInt64(chunk))
+        let table = ConnectionTable(limit: 200, hasher: FlowHasher(seeds: (9, 8, 7, 6, 5)))
+        var live = (0..<180).map { key($0, ipv6: $0 % 2 == 0) }
+        for k in live { table.insert(connection(k)) }
+        var stayed = Set(live)
+        var seen = Set<FlowKey>()
+        var next = 1000
+        var cursor = 0
+        while cursor < table.capacity {
+            cursor = table.forEachSlot(from: cursor, examining: chunk) { slot, connection in
+                #expect(table.isOccupied(slot))
+                seen.insert(connection.key)
+            }
+            // Between one chunk in four and the next: remove two random connections; add one
+            // new after every chunk.
+            for _ in 0..<(generator.next() % 4 == 0 ? 2 : 0) where !live.isEmpty {
+                let victim = live.remove(at: Int(generator.next() % UInt64(live.count)))
+                table.remove(at: try #require(table.find(victim)).slot)
+                stayed.remove(victim)
+            }
+            let newcomer = key(next, ipv6: next % 2 == 0)
+            next += 1
+            if table.insert(connection(newcomer)) != nil { live.append(newcomer) }
+        }
+        #expect(stayed.count > 0)
+        #expect(stayed.isSubset(of: seen))
+    }
 }
