@@ -1,6 +1,14 @@
-/// The connection table: open addressing with linear probing, connections stored inline, a
-/// seeded hash that is the same for both directions, and backward-shift deletion (no
-/// tombstones, so probe chains never rot). Sized once; never grows, never allocates after init.
+/// The connection table: the connections in a dense array of exactly `limit` entries, found
+/// through an open-addressing index of (tag, entry) pairs with linear probing, a seeded hash
+/// that is the same for both directions, and backward-shift deletion (no tombstones, so probe
+/// chains never rot). Sized once; never grows, never allocates after init.
+///
+/// Why two arrays: a power-of-two table of inline connections at a load of at most 3/4 holds
+/// 1.33 to 2.67 slots of 160 bytes per connection (242 to 387 B). Here the slack is in the
+/// index, 8 bytes a position, and the connections are packed: about 185 bytes per connection
+/// in all (the wheel's links included), and a lookup still costs one index probe (tag and
+/// entry share 8 bytes) and one connection. Removing an entry moves the last one into the
+/// hole, so the array stays dense: its index position and its wheel links move with it.
 ///
 /// Every entry is also filed on an expiry wheel by its deadline (ExpiryWheel): the tracker asks
 /// the table for the connections that have come due, at a cost that follows their number, not
@@ -10,13 +18,24 @@
 public final class ConnectionTable {
     /// The most connections it holds (`limit states`).
     public let limit: Int
-    /// Slots: a power of two with the load kept at or under 3/4.
-    public let capacity: Int
-    public private(set) var count = 0
-    let mask: Int
+    /// Entry slots: `limit`. The connections are in slots 0..<count.
+    public var capacity: Int { limit }
+    /// Index positions: a power of two with the load kept at or under 3/4.
+    public let indexCapacity: Int
+    /// How many connections it holds. Kept behind a pointer, as ConnectionTracker.hot is, so
+    /// that the packet path reads it without a run-time exclusivity check.
+    public var count: Int { countStorage.pointee }
+    let countStorage: UnsafeMutablePointer<Int>
+    /// `indexCapacity - 1`.
+    public let indexMask: Int
     let hasher: FlowHasher
-    /// Per slot: 0 when empty, else the flow hash with the top bit set.
-    let tags: UnsafeMutablePointer<UInt32>
+    struct IndexEntry {
+        /// 0 when the position is empty, else the flow hash with the top bit set.
+        var tag: UInt32
+        /// The entry slot of the connection.
+        var slot: UInt32
+    }
+    let index: UnsafeMutablePointer<IndexEntry>
     let slots: UnsafeMutablePointer<Connection>
     var wheel: ExpiryWheel
 
@@ -26,117 +45,161 @@ public final class ConnectionTable {
     /// `wheelBuckets` sets the expiry wheel's size (tests shrink it to make turns short).
     public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
         precondition(limit > 0, "a table holds at least one connection")
+        precondition(limit < Int(UInt32.max), "entry slots are 32-bit in the index")
         self.limit = limit
-        var capacity = 16
-        while capacity * 3 < limit * 4 { capacity <<= 1 }
-        self.capacity = capacity
-        self.mask = capacity - 1
+        var indexCapacity = 16
+        while indexCapacity * 3 < limit * 4 { indexCapacity <<= 1 }
+        self.indexCapacity = indexCapacity
+        self.indexMask = indexCapacity - 1
         self.hasher = hasher
-        tags = .allocate(capacity: capacity)
-        tags.initialize(repeating: 0, count: capacity)
+        countStorage = .allocate(capacity: 1)
+        countStorage.initialize(to: 0)
+        index = .allocate(capacity: indexCapacity)
+        index.initialize(repeating: IndexEntry(tag: 0, slot: 0), count: indexCapacity)
         // Connection is a trivial type: slots are written before they are read, and
         // untouched pages of a large table cost no memory until used.
-        slots = .allocate(capacity: capacity)
-        wheel = ExpiryWheel(slotCount: capacity, bucketCount: wheelBuckets)
+        slots = .allocate(capacity: limit)
+        wheel = ExpiryWheel(slotCount: limit, bucketCount: wheelBuckets)
     }
 
     deinit {
-        tags.deallocate()
+        countStorage.deallocate()
+        index.deallocate()
         slots.deallocate()
         wheel.deallocate()
     }
 
+    /// Bytes the table holds for its `limit` connections once they are all there: the entry
+    /// slots, the wheel's links per slot and the index (the wheel's bucket heads aside).
+    public var bytes: Int {
+        limit * (MemoryLayout<Connection>.stride + MemoryLayout<ExpiryWheel.Links>.stride)
+            + indexCapacity * MemoryLayout<IndexEntry>.stride
+    }
+
+    @inline(__always)
     public var isFull: Bool { count >= limit }
 
     @inline(__always)
     func tag(for hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash) | 0x8000_0000 }
 
+    /// The index position a probe for `tag` starts at.
     @inline(__always)
-    func home(of tag: UInt32) -> Int { Int(tag & 0x7FFF_FFFF) & mask }
+    func home(of tag: UInt32) -> Int { Int(tag & 0x7FFF_FFFF) & indexMask }
 
     /// The slot holding the connection a packet with `key` belongs to, and which way the packet
     /// goes in it.
     @inline(__always)
     public func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
         let wanted = tag(for: hasher.hash(key))
-        var index = home(of: wanted)
+        var position = home(of: wanted)
         while true {
-            let found = tags[index]
-            if found == 0 { return nil }
-            if found == wanted {
-                let stored = slots[index].key
-                if stored == key { return (index, .original) }
-                if stored == key.reversed { return (index, .reply) }
+            let entry = index[position]
+            if entry.tag == 0 { return nil }
+            if entry.tag == wanted {
+                let slot = Int(entry.slot)
+                let stored = slots[slot].key
+                if stored == key { return (slot, .original) }
+                if stored == key.reversed { return (slot, .reply) }
             }
-            index = (index + 1) & mask
+            position = (position + 1) & indexMask
         }
     }
 
-    /// Where `key`'s probe sequence starts. The entries from here on are the ones a new
-    /// connection with this key competes with for room (early drop).
+    /// Where `key`'s probe sequence starts in the index. The entries from here on are the ones
+    /// a new connection with this key competes with for room (early drop).
     @inline(__always)
-    public func homeSlot(of key: FlowKey) -> Int { home(of: tag(for: hasher.hash(key))) }
+    public func homePosition(of key: FlowKey) -> Int { home(of: tag(for: hasher.hash(key))) }
+
+    /// The slot of the connection at index position `position`, nil when the position is empty.
+    @inline(__always)
+    public func slot(atPosition position: Int) -> Int? {
+        let entry = index[position]
+        return entry.tag == 0 ? nil : Int(entry.slot)
+    }
+
+    /// The index position that leads to an occupied `slot`.
+    public func position(of slot: Int) -> Int {
+        var position = home(of: tag(for: hasher.hash(slots[slot].key)))
+        while index[position].tag == 0 || Int(index[position].slot) != slot {
+            precondition(index[position].tag != 0, "an occupied slot is missing from the index")
+            position = (position + 1) & indexMask
+        }
+        return position
+    }
 
     /// Stores a new connection (its key must not be in the table). Nil when the table is full.
     @discardableResult
     public func insert(_ connection: Connection) -> Int? {
         guard count < limit else { return nil }
         let newTag = tag(for: hasher.hash(connection.key))
-        var index = home(of: newTag)
-        while tags[index] != 0 { index = (index + 1) & mask }
-        tags[index] = newTag
-        (slots + index).initialize(to: connection)
-        slots[index].wheelTick = wheel.file(index, deadline: connection.expiresAt, halfway: true)
-        count += 1
-        return index
+        var position = home(of: newTag)
+        while index[position].tag != 0 { position = (position + 1) & indexMask }
+        let slot = count
+        index[position] = IndexEntry(tag: newTag, slot: UInt32(truncatingIfNeeded: slot))
+        (slots + slot).initialize(to: connection)
+        slots[slot].wheelTick = wheel.file(slot, deadline: connection.expiresAt, halfway: true)
+        countStorage.pointee += 1
+        return slot
     }
 
     @inline(__always)
-    public func isOccupied(_ slot: Int) -> Bool { tags[slot] != 0 }
+    public func isOccupied(_ slot: Int) -> Bool { slot < count }
 
     /// The connection in an occupied slot, for reading and updating in place.
     @inline(__always)
     public func connection(at slot: Int) -> UnsafeMutablePointer<Connection> { slots + slot }
 
-    /// Empties a slot and shifts later members of its probe chain back into place.
+    /// Empties a slot: its index position goes, later members of its probe chain shift back
+    /// into place, and the last connection moves into the slot (the slot numbers of other
+    /// connections stay as they were).
     public func remove(at slot: Int) {
-        precondition(tags[slot] != 0, "removing an empty slot")
+        precondition(slot < count, "removing an empty slot")
         wheel.unlink(slot)
-        var hole = slot
-        var next = (slot + 1) & mask
-        while tags[next] != 0 {
-            let home = home(of: tags[next])
+        var hole = position(of: slot)
+        var next = (hole + 1) & indexMask
+        while index[next].tag != 0 {
+            let home = home(of: index[next].tag)
             // The entry at `next` may move into the hole only if its home is not in (hole, next].
             let between = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next)
             if !between {
-                tags[hole] = tags[next]
-                slots[hole] = slots[next]
-                wheel.move(from: next, to: hole)
+                index[hole] = index[next]
                 hole = next
             }
-            next = (next + 1) & mask
+            next = (next + 1) & indexMask
         }
-        tags[hole] = 0
-        count -= 1
+        index[hole].tag = 0
+        let last = count - 1
+        if slot != last {
+            index[position(of: last)].slot = UInt32(truncatingIfNeeded: slot)
+            slots[slot] = slots[last]
+            wheel.move(from: last, to: slot)
+        }
+        countStorage.pointee -= 1
     }
 
-    /// Calls `body` with each occupied slot from `start`, up to `limit` slots examined; returns
-    /// where to continue (capacity when done). For listing in chunks without holding the
-    /// worker for long.
+    /// Calls `body` with each occupied slot from cursor `start` (0 to begin), up to `limit`
+    /// slots examined; returns the cursor to continue from (capacity when done). For listing in
+    /// chunks without holding the worker for long, with packets handled between chunks.
+    ///
+    /// The cursor walks the slots from the last down: a removal moves the last connection into
+    /// the hole, so a walk upwards would miss every connection moved from ahead of it into a
+    /// slot it had passed. Walking down, a moved connection comes from a slot already passed
+    /// (it may be listed twice) or from one still ahead (it is listed once); none is missed.
     public func forEachSlot(from start: Int, examining slotLimit: Int, _ body: (Int, Connection) -> Void) -> Int {
-        var index = start
+        var cursor = start
         let end = min(capacity, start + slotLimit)
-        while index < end {
-            if tags[index] != 0 { body(index, slots[index]) }
-            index += 1
+        while cursor < end {
+            let slot = capacity - 1 - cursor
+            if slot < count { body(slot, slots[slot]) }
+            cursor += 1
         }
-        return index
+        return cursor
     }
 
     /// Removes every connection.
     public func removeAll() {
-        tags.update(repeating: 0, count: capacity)
-        count = 0
+        index.update(repeating: IndexEntry(tag: 0, slot: 0), count: indexCapacity)
+        countStorage.pointee = 0
         wheel.reset()
     }
 

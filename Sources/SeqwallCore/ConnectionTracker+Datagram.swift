@@ -15,7 +15,7 @@ extension ConnectionTracker {
 
     /// Decides one UDP datagram or ICMP echo request or reply.
     public func process(_ datagram: Datagram, hook: PacketHook, now: UInt64) -> Verdict {
-        counters.seen += 1
+        hot.pointee.counters.seen += 1
         if let (slot, direction) = table.find(datagram.key) {
             let connection = table.connection(at: slot)
             if connection.pointee.expiresAt > now {
@@ -104,7 +104,7 @@ extension ConnectionTracker {
         // Not half-open, so only the room in the table is checked (and made, by early drop).
         if let reason = admit(&connection, ruleIndex: decision.ruleIndex, now: now) { return dropped(reason) }
         guard table.insert(connection) != nil else { return dropped(.tableFull) }
-        counters.created += 1
+        hot.pointee.counters.created += 1
         if recordsEvents { events.append(.new, connection) }
         return accepted()
     }
@@ -115,7 +115,7 @@ extension ConnectionTracker {
     /// tracked flow, the error goes back to that packet's sender, and a quoted TCP sequence
     /// number lies in the sender's window. It never creates, refreshes or counts toward a flow.
     public func process(_ error: ICMPError, now: UInt64) -> Verdict {
-        counters.seen += 1
+        hot.pointee.counters.seen += 1
         guard let (slot, direction) = table.find(error.quoted) else { return dropped(.icmpUnrelated) }
         let connection = table.connection(at: slot)
         guard connection.pointee.expiresAt > now else { return dropped(.icmpUnrelated) }

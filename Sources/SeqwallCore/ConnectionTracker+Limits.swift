@@ -15,19 +15,34 @@
 extension ConnectionTracker {
     /// Neighbouring entries an early drop looks at (the kernel looks at up to 8 entries of the
     /// new connection's hash chain, NF_CT_EVICTION_RANGE), within at most `earlyDropSlots`
-    /// slots: a full table is 3/8 to 3/4 occupied, so that many slots hold them.
+    /// index positions: a full table's index is 3/8 to 3/4 occupied, so that many hold them.
     static let earlyDropRange = 16
     static let earlyDropSlots = 64
     /// Stale items dropped from the front of the unreplied queue per eviction attempt.
     static let unrepliedScanLimit = 64
 
     /// The timeouts in force: the policy's, with the half-open ones shrunk under pressure
-    /// (HalfOpenLimiter.adaptiveScale, after pf's adaptive timeouts).
+    /// (HalfOpenLimiter.adaptiveScale, after pf's adaptive timeouts). Worked out again only
+    /// when the counts they depend on have changed: established traffic changes neither, and
+    /// the scaling costs three divisions.
     @inline(__always)
     var currentTimeouts: TCPTimeouts {
-        guard let scale = limiter.adaptiveScale(halfOpen: halfOpenCount, tableCount: table.count,
-                                                tableLimit: table.limit) else { return policy.timeouts }
-        return HalfOpenLimiter.scaled(policy.timeouts, by: scale)
+        let halfOpen = hot.pointee.halfOpenCount, tableCount = table.count
+        if let pressure = hot.pointee.timeoutsPressure, pressure.halfOpen == halfOpen,
+           pressure.tableCount == tableCount {
+            return hot.pointee.timeouts
+        }
+        return updateTimeouts(halfOpen: halfOpen, tableCount: tableCount)
+    }
+
+    func updateTimeouts(halfOpen: Int, tableCount: Int) -> TCPTimeouts {
+        var timeouts = policy.timeouts
+        if let scale = limiter.adaptiveScale(halfOpen: halfOpen, tableCount: tableCount, tableLimit: table.limit) {
+            timeouts = HalfOpenLimiter.scaled(timeouts, by: scale)
+        }
+        hot.pointee.timeouts = timeouts
+        hot.pointee.timeoutsPressure = (halfOpen, tableCount)
+        return timeouts
     }
 
     /// Checks a new connection against every limit and charges it to its per-source counters;
@@ -62,7 +77,7 @@ extension ConnectionTracker {
             // One out for one in: after a reload lowers the limit, the count does not grow and
             // drains as connections complete or expire.
             guard evictOldestUnreplied(now: now) else { return .halfOpenLimit }
-            counters.halfOpenEvictions += 1
+            hot.pointee.counters.halfOpenEvictions += 1
         }
         if table.isFull && !makeRoom(for: connection.key, now: now) { return .tableFull }
 
@@ -153,13 +168,12 @@ extension ConnectionTracker {
     /// newcomer. When none qualifies, the oldest unreplied inbound half-open connection
     /// anywhere (as at the half-open limit). Returns whether there is room now.
     func makeRoom(for key: FlowKey, now: UInt64) -> Bool {
-        let home = table.homeSlot(of: key)
+        let home = table.homePosition(of: key)
         var victim: Int?
         var victimRank: (Int, UInt64) = (Int.max, UInt64.max)
         var examined = 0
         for offset in 0..<ConnectionTracker.earlyDropSlots where examined < ConnectionTracker.earlyDropRange {
-            let slot = (home + offset) & table.mask
-            guard table.isOccupied(slot) else { continue }
+            guard let slot = table.slot(atPosition: (home + offset) & table.indexMask) else { continue }
             examined += 1
             let connection = table.connection(at: slot).pointee
             if connection.expiresAt <= now {
@@ -176,11 +190,11 @@ extension ConnectionTracker {
         }
         if let victim {
             destroy(slot: victim)
-            counters.earlyDrops += 1
+            hot.pointee.counters.earlyDrops += 1
             return true
         }
         if evictOldestUnreplied(now: now) {
-            counters.earlyDrops += 1
+            hot.pointee.counters.earlyDrops += 1
             return true
         }
         return false

@@ -40,19 +40,42 @@ public struct TrackerCounters: Sendable, Equatable {
     }
 }
 
+/// The tracker's fields that change packet by packet (ConnectionTracker.hot).
+struct TrackerHotState {
+    var counters = TrackerCounters()
+    var halfOpenCount = 0
+    var recordsEvents = false
+    /// The timeouts in force (ConnectionTracker.currentTimeouts), and the (half-open count,
+    /// table count) they were worked out for; nil until they are.
+    var timeouts: TCPTimeouts
+    var timeoutsPressure: (halfOpen: Int, tableCount: Int)?
+}
+
 /// The whole per-packet decision: parse, find the connection, run the state machine, apply the
 /// policy to new connections, keep the table and counters. One per worker; not thread-safe by
 /// design (no locks on the packet path).
 public final class ConnectionTracker {
     public private(set) var policy: Policy
     public let table: ConnectionTable
-    public internal(set) var counters = TrackerCounters()
+    /// What the packet path reads and writes on every packet, behind a pointer: every access
+    /// to a stored `var` of a class is checked for exclusivity at run time (swift_beginAccess,
+    /// about 300 instructions a packet in all, BENCHMARKS.md), memory reached through an
+    /// UnsafeMutablePointer is not, and a tracker belongs to one thread, so no two accesses
+    /// can overlap anyway.
+    let hot: UnsafeMutablePointer<TrackerHotState>
+    public var counters: TrackerCounters { hot.pointee.counters }
     /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
-    public internal(set) var halfOpenCount = 0
+    public internal(set) var halfOpenCount: Int {
+        get { hot.pointee.halfOpenCount }
+        set { hot.pointee.halfOpenCount = newValue }
+    }
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
-    public var recordsEvents = false
+    public var recordsEvents: Bool {
+        get { hot.pointee.recordsEvents }
+        set { hot.pointee.recordsEvents = newValue }
+    }
     /// The half-open, per-source and SYN-rate limits (ConnectionTracker+Limits.swift).
     public let limiter: HalfOpenLimiter
 
@@ -62,11 +85,18 @@ public final class ConnectionTracker {
     public init(policy: Policy, capacity: Int? = nil, shares: Int = 1, hasher: FlowHasher = FlowHasher(),
                 wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
         self.policy = policy
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets)
         let seeds = hasher.seeds
         limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
                                   seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
@@ -75,6 +105,8 @@ public final class ConnectionTracker {
     public func replacePolicy(_ newPolicy: Policy) {
         policy = newPolicy
         limiter.configure(newPolicy, tableLimit: table.limit, now: limiter.now)
+        hot.pointee.timeouts = newPolicy.timeouts
+        hot.pointee.timeoutsPressure = nil
     }
 
     // MARK: Packets
@@ -90,22 +122,22 @@ public final class ConnectionTracker {
             return process(error, now: now)
         case .neighbourDiscovery:
             // Without it IPv6 has no neighbours; it is link-local and never forwarded.
-            counters.seen += 1
+            hot.pointee.counters.seen += 1
             return accepted()
         case .other(_, let source, let destination):
-            counters.seen += 1
+            hot.pointee.counters.seen += 1
             let direction = self.direction(of: hook, source: source, destination: destination)
             let action = direction == .inbound ? policy.defaultInbound : policy.defaultOutbound
             return action == .pass ? accepted() : dropped(.unsupportedProtocol)
         case .invalid(let reason):
-            counters.seen += 1
+            hot.pointee.counters.seen += 1
             return dropped(reason)
         }
     }
 
     /// Decides one parsed TCP segment.
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
-        counters.seen += 1
+        hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
         if let (slot, direction) = table.find(key) {
@@ -132,7 +164,9 @@ public final class ConnectionTracker {
             let newState = connection.pointee.state
             if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
             table.deadlineChanged(at: slot)
-            if !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+            // Only a half-open connection holds charges (admit, chargeRestored): established
+            // traffic never reads them, and they sit on the connection's last cache line.
+            if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
                 releaseCharges(of: &connection.pointee)
             }
             let oldStatus = connection.pointee.status
@@ -207,7 +241,7 @@ public final class ConnectionTracker {
             releaseCharges(of: &connection)
             return dropped(.tableFull)
         }
-        counters.created += 1
+        hot.pointee.counters.created += 1
         if connection.state.isHalfOpen {
             halfOpenCount += 1
             rememberUnreplied(connection)
@@ -250,7 +284,7 @@ public final class ConnectionTracker {
         refused.status = .rejected
         refused.expiresAt = now &+ UInt64(policy.timeouts.close) &* 1_000_000_000
         if table.insert(refused) != nil {
-            counters.created += 1
+            hot.pointee.counters.created += 1
             if recordsEvents { events.append(.new, refused) }
         }
     }
@@ -262,14 +296,14 @@ public final class ConnectionTracker {
 
     @inline(__always)
     func accepted() -> Verdict {
-        counters.accepted += 1
+        hot.pointee.counters.accepted += 1
         return .accept
     }
 
     @inline(__always)
     func dropped(_ reason: DropReason) -> Verdict {
-        counters.dropped += 1
-        counters.drops[Int(reason.rawValue)] += 1
+        hot.pointee.counters.dropped += 1
+        hot.pointee.counters.drops[Int(reason.rawValue)] += 1
         return .drop(reason)
     }
 
@@ -280,7 +314,7 @@ public final class ConnectionTracker {
         releaseCharges(of: &table.connection(at: slot).pointee)
         if recordsEvents { events.append(.destroy, table.connection(at: slot).pointee) }
         table.remove(at: slot)
-        counters.destroyed += 1
+        hot.pointee.counters.destroyed += 1
     }
 
     /// Removes connections whose deadline has passed, looking at no more than `budget` of the
@@ -309,24 +343,16 @@ public final class ConnectionTracker {
     /// judged exactly once.
     @discardableResult
     public func removeConnections(where predicate: (Connection) -> Bool) -> Int {
-        guard table.count > 0 else { return 0 }
-        // Go once round the table from just after an empty slot (there is one: the load stays
-        // under 3/4). No probe chain runs across an empty slot, so every chain, including one
-        // that wraps past the end of the array, is walked from its first slot to its last;
-        // a removal shifts only entries from further along the chain back into the current
-        // slot, which is then judged, and never into a slot already passed.
-        let mask = table.capacity - 1
+        // The connections sit in slots 0..<count. Removing one moves the last into its slot,
+        // which is then judged in its turn: every connection is judged exactly once.
         var slot = 0
-        while table.isOccupied(slot) { slot += 1 }
         var removed = 0
-        var remaining = table.capacity
-        while remaining > 0 {
-            if table.isOccupied(slot) && predicate(table.connection(at: slot).pointee) {
+        while slot < table.count {
+            if predicate(table.connection(at: slot).pointee) {
                 destroy(slot: slot)
                 removed += 1
             } else {
-                slot = (slot + 1) & mask
-                remaining -= 1
+                slot += 1
             }
         }
         return removed

@@ -132,7 +132,10 @@ public enum TCPStateMachine {
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
         var checkWindow = true
-        var beforeResync: Connection?
+        // What a resynchronisation (below) changes, to put back should its window check fail:
+        // only these; a failing window check changes nothing itself. Not a copy of the whole
+        // connection, which cost a 160-byte copy on every packet.
+        var beforeResync: (status: ConnectionStatus, original: TCPPeerState, reply: TCPPeerState)?
 
         if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
             // A SYN on a TIME_WAIT or CLOSE tuple. If the old connection was closed or aborted
@@ -154,7 +157,7 @@ public enum TCPStateMachine {
                 // This SYN-ACK answers a SYN we ignored: both ends are in sync and we are not.
                 // Adopt what the ignored SYN said and go on as for a fresh handshake. Should the
                 // window check then fail (a SACK block beyond the SYN), nothing of this stays.
-                beforeResync = connection
+                beforeResync = (connection.status, connection.original, connection.reply)
                 oldState = .synSent
                 cell = .to(.synRecv)
                 var opener = TCPPeerState()
@@ -247,7 +250,11 @@ public enum TCPStateMachine {
             case .accept: break
             case .ignore: return .accept
             case .invalid(let reason):
-                if let beforeResync { connection = beforeResync }
+                if let beforeResync {
+                    connection.status = beforeResync.status
+                    connection.original = beforeResync.original
+                    connection.reply = beforeResync.reply
+                }
                 noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
                 return .drop(index == .rst ? .rstOutOfWindow : reason)
             }
@@ -262,7 +269,9 @@ public enum TCPStateMachine {
             connection.setPeer(direction, sender)
         }
 
-        var timeout = timeoutSeconds(for: newState, connection: connection, index: index, timeouts: timeouts)
+        var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
+                                     peerFlags: connection.original.flags.union(connection.reply.flags),
+                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
         if !connection.status.contains(.seenReply) {
             // Only an RST answered: there never was a connection (the kernel deletes it at once).
             if index == .rst { return .destroy }
@@ -371,18 +380,20 @@ public enum TCPStateMachine {
     /// when shorter; else the state's own. Like the kernel's last_win, `lastWindow` is set by
     /// ACK segments only and is 0 before the first: with RETRANS set below SYN_SENT's or
     /// SYN_RECV's timeout, the handshake gets RETRANS too.
-    static func timeoutSeconds(for state: TCPState, connection: Connection, index: TCPFlagIndex,
-                               timeouts: TCPTimeouts) -> UInt32 {
+    /// Takes the few fields it needs rather than the connection, which the caller holds inout:
+    /// passing that by value made a copy of all of it on every packet.
+    @inline(__always)
+    static func timeoutSeconds(for state: TCPState, retransmissions: UInt8, peerFlags: PeerFlags,
+                               lastWindow: UInt16, index: TCPFlagIndex, timeouts: TCPTimeouts) -> UInt32 {
         let normal = timeouts[state]
-        if connection.retransmissions >= maximumRetransmissions && normal > timeouts.retransmit {
+        if retransmissions >= maximumRetransmissions && normal > timeouts.retransmit {
             return timeouts.retransmit
         }
         if index == .rst { return timeouts.close }
-        if connection.original.flags.union(connection.reply.flags).contains(.dataUnacknowledged)
-            && normal > timeouts.unacknowledged {
+        if peerFlags.contains(.dataUnacknowledged) && normal > timeouts.unacknowledged {
             return timeouts.unacknowledged
         }
-        if connection.lastWindow == 0 && normal > timeouts.retransmit { return timeouts.retransmit }
+        if lastWindow == 0 && normal > timeouts.retransmit { return timeouts.retransmit }
         return normal
     }
 

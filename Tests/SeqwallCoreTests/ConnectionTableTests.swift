@@ -30,14 +30,17 @@ private func connection(_ key: FlowKey, tag: UInt64 = 0) -> Connection {
 
 @Suite("Connection table")
 struct ConnectionTableTests {
-    // Sizing: a power of two with the load at most 3/4 (open addressing needs empty slots).
+    // Sizing: exactly `limit` entry slots; the index a power of two with the load at most 3/4
+    // (open addressing needs empty positions); at most 192 bytes per connection in all.
     @Test(arguments: [1, 12, 13, 48, 49, 1000, 262_144])
     func capacity(limit: Int) {
         let table = ConnectionTable(limit: limit, hasher: FlowHasher(seeds: (1, 2, 3, 4, 5)))
-        #expect(table.capacity >= 16)
-        #expect(table.capacity & (table.capacity - 1) == 0)
-        #expect(table.capacity * 3 >= limit * 4)
-        #expect(table.capacity == 16 || (table.capacity / 2) * 3 < limit * 4)
+        #expect(table.capacity == limit)
+        #expect(table.indexCapacity >= 16)
+        #expect(table.indexCapacity & (table.indexCapacity - 1) == 0)
+        #expect(table.indexCapacity * 3 >= limit * 4)
+        #expect(table.indexCapacity == 16 || (table.indexCapacity / 2) * 3 < limit * 4)
+        if limit >= 1000 { #expect(table.bytes <= 192 * limit) }
         #expect(table.limit == limit)
         #expect(table.count == 0)
     }
@@ -116,13 +119,13 @@ struct ConnectionTableTests {
         var generator = SplitMix64(seed: seed)
         let hasher = FlowHasher(using: &generator)
         let table = ConnectionTable(limit: 96, hasher: hasher)
-        #expect(table.capacity == 128)
-        // The home slot: the low hash bits, as the table takes them.
+        #expect(table.indexCapacity == 128)
+        // The home position in the index: the low hash bits, as the table takes them.
         func home(_ k: FlowKey) -> Int {
-            Int(UInt32(truncatingIfNeeded: hasher.hash(k)) & 0x7FFF_FFFF) & (table.capacity - 1)
+            Int(UInt32(truncatingIfNeeded: hasher.hash(k)) & 0x7FFF_FFFF) & (table.indexCapacity - 1)
         }
-        // Aim 24 keys at the last four slots, so that their chain must wrap to slot 0 and
-        // collide with the keys homed there; fill up with ordinary keys.
+        // Aim 24 keys at the last four index positions, so that their chain must wrap to
+        // position 0 and collide with the keys homed there; fill up with ordinary keys.
         let candidates = (0..<20_000).map { key($0, ipv6: ($0 + Int(seed)) % 2 == 0) }
         var live = Array(candidates.filter { home($0) >= 124 }.prefix(24))
         live += candidates.filter { home($0) < 124 }.prefix(96 - live.count)
@@ -132,16 +135,17 @@ struct ConnectionTableTests {
             #expect(table.insert(connection(k, tag: UInt64(index))) != nil)
         }
         #expect(table.count == 96)
-        // The layout has collisions: some entries are away from their home slot.
+        // The layout has collisions: some entries are away from their home position.
         var displaced = 0, wrapped = false
         for (index, k) in live.enumerated() {
             let slot = try #require(table.find(k)).slot
             #expect(table.connection(at: slot).pointee.packetsOriginal == UInt64(index))
-            if home(k) != slot { displaced += 1 }
-            if slot < home(k) { wrapped = true }
+            let position = table.position(of: slot)
+            if home(k) != position { displaced += 1 }
+            if position < home(k) { wrapped = true }
         }
         #expect(displaced > 20)
-        // A chain runs off the end of the array and continues at slot 0.
+        // A chain runs off the end of the index and continues at position 0.
         #expect(wrapped)
 
         live.shuffle(using: &generator)
@@ -220,5 +224,38 @@ struct ConnectionTableTests {
         #expect(calls == (table.capacity + chunk - 1) / chunk)
         #expect(seen.count == keys.count)
         #expect(seen.values.allSatisfy { $0 == 1 })
+    }
+
+    // A listing in chunks with removals and inserts between the chunks (packets are handled
+    // between them): every connection that stays in the table from the start of the listing
+    // to its end is listed, although each removal moves the last connection into its slot.
+    @Test(arguments: [1, 5, 16] as [Int])
+    func forEachSlotMissesNothingUnderChurn(chunk: Int) throws {
+        var generator = SplitMix64(seed: UInt64(chunk))
+        let table = ConnectionTable(limit: 200, hasher: FlowHasher(seeds: (9, 8, 7, 6, 5)))
+        var live = (0..<180).map { key($0, ipv6: $0 % 2 == 0) }
+        for k in live { table.insert(connection(k)) }
+        var stayed = Set(live)
+        var seen = Set<FlowKey>()
+        var next = 1000
+        var cursor = 0
+        while cursor < table.capacity {
+            cursor = table.forEachSlot(from: cursor, examining: chunk) { slot, connection in
+                #expect(table.isOccupied(slot))
+                seen.insert(connection.key)
+            }
+            // Between one chunk in four and the next: remove two random connections; add one
+            // new after every chunk.
+            for _ in 0..<(generator.next() % 4 == 0 ? 2 : 0) where !live.isEmpty {
+                let victim = live.remove(at: Int(generator.next() % UInt64(live.count)))
+                table.remove(at: try #require(table.find(victim)).slot)
+                stayed.remove(victim)
+            }
+            let newcomer = key(next, ipv6: next % 2 == 0)
+            next += 1
+            if table.insert(connection(newcomer)) != nil { live.append(newcomer) }
+        }
+        #expect(stayed.count > 0)
+        #expect(stayed.isSubset(of: seen))
     }
 }

@@ -258,8 +258,9 @@ struct ExpiryWheelTests {
     func movedEntriesStillExpire(seed: UInt64) throws {
         var generator = SplitMix64(seed: seed)
         let lab = WheelLab(limit: 96, wheelBuckets: 8, seed: seed)
-        #expect(lab.table.capacity == 128)
-        // Fill to the load limit, with many keys homed on the last slots so chains wrap.
+        #expect(lab.table.indexCapacity == 128)
+        // Fill to the load limit, with many keys homed on the last index positions so chains
+        // wrap.
         let hasher = lab.table.hasher
         func home(_ k: FlowKey) -> Int { lab.table.home(of: lab.table.tag(for: hasher.hash(k))) }
         let candidates = Array(0..<20_000)
@@ -357,8 +358,10 @@ struct RemoveConnectionsTests {
         indices += candidates.filter { home(WheelLab.key($0)) < 122 }.prefix(96 - indices.count)
         indices.shuffle(using: &generator)
         for index in indices { #expect(lab.insert(index, expiresIn: 100) != nil) }
-        // Some chain wraps: an entry sits at a lower slot than its home.
-        #expect(indices.contains { lab.table.find(WheelLab.key($0))!.slot < home(WheelLab.key($0)) })
+        // Some chain wraps: an entry sits at a lower index position than its home.
+        #expect(indices.contains {
+            lab.table.position(of: lab.table.find(WheelLab.key($0))!.slot) < home(WheelLab.key($0))
+        })
 
         let selected = Set(indices.filter { _ in generator.next() % 2 == 0 })
         var judged: [FlowKey: Int] = [:]

@@ -420,17 +420,17 @@ struct EarlyDropTests {
             #expect(lab.syn(from: spoofed(family, n), port: 1) == .accept)
             #expect(lab.synAck(to: spoofed(family, n), port: 1) == .accept)     // SYN_RECV: 60 s
         }
-        // With 16 entries in 32 slots, the only unreplied one may lie outside the new key's
-        // neighbourhood; try keys until one's neighbourhood holds it.
+        // With 16 entries in 32 index positions, the only unreplied one may lie outside the new
+        // key's neighbourhood; try keys until one's neighbourhood holds it.
         let unreplied = FlowKey(source: spoofed(family, 0), destination: family.server, sourcePort: 1,
                                 destinationPort: 80)
-        let slot = lab.tracker.table.find(unreplied)!.slot
+        let position = lab.tracker.table.position(of: lab.tracker.table.find(unreplied)!.slot)
         var port: UInt16 = 1
         while true {
             let key = FlowKey(source: family.client, destination: family.server, sourcePort: port, destinationPort: 80)
-            let home = lab.tracker.table.homeSlot(of: key)
-            // Within the first 16 occupied slots from its home (all 16 entries are within 32).
-            if (slot - home) & lab.tracker.table.mask < ConnectionTracker.earlyDropRange { break }
+            let home = lab.tracker.table.homePosition(of: key)
+            // Within the first 16 occupied positions from its home (all 16 entries are within 32).
+            if (position - home) & lab.tracker.table.indexMask < ConnectionTracker.earlyDropRange { break }
             port += 1
         }
         #expect(lab.syn(from: family.client, port: port) == .accept)

@@ -85,10 +85,8 @@ public final class EstablishedFlows: Workload {
         }
         precondition(tracker.table.count == connections, "table holds \(tracker.table.count) of \(connections)")
         residentBytesPerConnection = (residentBytes() - residentBefore) / connections
-        // Open addressing: `capacity` slots of inline connections plus a 32-bit tag per slot
-        // (ConnectionTable.tags).
-        tableBytesPerConnection = tracker.table.capacity * (MemoryLayout<Connection>.stride + MemoryLayout<UInt32>.size)
-            / connections
+        // The entry slots with the expiry wheel's links, and the index (ConnectionTable.bytes).
+        tableBytesPerConnection = tracker.table.bytes / connections
 
         schedule = PacketSchedule(count: packetsPerPass)
         var generator = SplitMix64(seed: 0x5EC0_A11 ^ UInt64(connections))
