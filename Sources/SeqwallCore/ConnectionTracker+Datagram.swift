@@ -61,14 +61,7 @@ extension ConnectionTracker {
         }
         connection.pointee.expiresAt = now &+ UInt64(seconds) &* 1_000_000_000
         table.deadlineChanged(at: slot)
-        if direction == .original {
-            connection.pointee.packetsOriginal &+= 1
-            connection.pointee.bytesOriginal &+= UInt64(datagram.wireLength)
-        } else {
-            connection.pointee.status.insert(.seenReply)
-            connection.pointee.packetsReply &+= 1
-            connection.pointee.bytesReply &+= UInt64(datagram.wireLength)
-        }
+        connection.pointee.count(direction, wireLength: datagram.wireLength)
         if recordsEvents && oldStatus != connection.pointee.status { events.append(.update, connection.pointee) }
         return accepted()
     }

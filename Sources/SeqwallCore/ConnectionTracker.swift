@@ -170,14 +170,7 @@ public final class ConnectionTracker {
                 releaseCharges(of: &connection.pointee)
             }
             let oldStatus = connection.pointee.status
-            if direction == .original {
-                connection.pointee.packetsOriginal &+= 1
-                connection.pointee.bytesOriginal &+= UInt64(segment.wireLength)
-            } else {
-                connection.pointee.status.insert(.seenReply)
-                connection.pointee.packetsReply &+= 1
-                connection.pointee.bytesReply &+= UInt64(segment.wireLength)
-            }
+            connection.pointee.count(direction, wireLength: segment.wireLength)
             if recordsEvents {
                 let noticed: ConnectionStatus = [.seenReply, .assured]
                 if oldState != newState
