@@ -11,10 +11,11 @@ import SeqwallTelemetry
 struct Seqwall: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seqwall",
-        abstract: "A stateful TCP firewall in userspace, fed by NFQUEUE.",
+        abstract: "A stateful firewall in userspace (TCP, UDP, ICMP), fed by NFQUEUE.",
         discussion: """
             iptables sends packets to an NFQUEUE; seqwall checks each against the TCP state \
-            machine and the rule files and gives the kernel a verdict.
+            machine (UDP and ICMP echo flows and ICMP errors against the table) and the rule \
+            files and gives the kernel a verdict.
 
             As a service (make install): seqwall.service loads the iptables diversion with \
             seqwall-divert (host mode by default, or gateway; IPv4 and IPv6), runs `seqwall run \

@@ -259,7 +259,7 @@ class InstallTest(unittest.TestCase):
         self.assertIn("SEQWALL(8)", text)
         for heading in ("NAME", "SYNOPSIS", "DESCRIPTION"):
             self.assertRegex(text, rf"(?m)^{heading}$", f"the man page has no {heading}")
-        self.assertIn("stateful TCP firewall", text)
+        self.assertIn("stateful firewall in userspace", text)
         for name in subcommand_names():
             self.assertRegex(text, rf"\b{re.escape(name)}\b", f"the man page omits {name}")
         self.assertIn("--state-file", text)
