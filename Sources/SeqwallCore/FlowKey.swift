@@ -27,6 +27,11 @@ public struct FlowKey: Hashable, Sendable {
     }
 
     public var isIPv4: Bool { source.isIPv4 }
+
+    /// Same address and port (or echo id and type marker) at both ends: a "land" packet. Its
+    /// reply would carry the very same key, so no entry could tell the two directions apart.
+    @inline(__always)
+    public var isLand: Bool { source == destination && sourcePort == destinationPort }
 }
 
 /// A seeded hash of a flow that is the same for both directions, so one table slot serves a

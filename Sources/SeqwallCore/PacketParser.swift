@@ -149,6 +149,7 @@ public enum PacketParser {
         let key = FlowKey(source: source, destination: destination, sourcePort: bytes.bigEndianUInt16(at: offset),
                           destinationPort: bytes.bigEndianUInt16(at: offset + 2),
                           protocolNumber: TrackedProtocol.udpNumber)
+        if key.isLand { return .invalid(.land) }
         return .datagram(Datagram(key: key, kind: .udp, wireLength: wireLength))
     }
 
@@ -163,6 +164,9 @@ public enum PacketParser {
         let type = bytes[offset], code = bytes[offset + 1]
         if let echo = ICMPEcho.key(source: source, destination: destination, ipv6: ipv6, type: type, code: code,
                                    identifier: bytes.bigEndianUInt16(at: offset + 4)) {
+            // Found by the packet-tracking fuzzer: an echo from a host to itself whose id equals
+            // its type/code marker has a key that is its own reverse.
+            if echo.key.isLand { return .invalid(.land) }
             return .datagram(Datagram(key: echo.key, kind: echo.kind, wireLength: wireLength))
         }
         if isError(type: type, ipv6: ipv6) {
