@@ -308,10 +308,7 @@ struct ClosingTests {
         let lab = Lab(family: family)
         lab.handshake()
         let c = lab.clientISN, s = lab.serverISN
-        lab.send(.client, [.fin, .ack], seq: c &+ 1, ack: s &+ 1)
-        lab.send(.server, [.fin, .ack], seq: s &+ 1, ack: c &+ 2)
-        lab.send(.client, .ack, seq: c &+ 2, ack: s &+ 2)
-        #expect(lab.state == .timeWait)
+        lab.closeToTimeWait()
         lab.advance(seconds: 30)
         let before = try #require(lab.connection)
 
@@ -378,11 +375,8 @@ struct OpeningTests {
     func synReopensTimeWait(family: Family) throws {
         let lab = Lab(family: family)
         lab.handshake()
-        let c = lab.clientISN, s = lab.serverISN
-        lab.send(.client, [.fin, .ack], seq: c &+ 1, ack: s &+ 1)
-        lab.send(.server, [.fin, .ack], seq: s &+ 1, ack: c &+ 2)
-        lab.send(.client, .ack, seq: c &+ 2, ack: s &+ 2)
-        #expect(lab.state == .timeWait)
+        let c = lab.clientISN
+        lab.closeToTimeWait()
         lab.advance(seconds: 10)
 
         let newISN = c &+ 1_000_000
@@ -409,10 +403,7 @@ struct OpeningTests {
     func replySynReopensWithRolesSwapped(family: Family) throws {
         let lab = Lab(family: family)
         lab.handshake()
-        let c = lab.clientISN, s = lab.serverISN
-        lab.send(.client, [.fin, .ack], seq: c &+ 1, ack: s &+ 1)
-        lab.send(.server, [.fin, .ack], seq: s &+ 1, ack: c &+ 2)
-        lab.send(.client, .ack, seq: c &+ 2, ack: s &+ 2)
+        lab.closeToTimeWait()
         // The server (inside) opens toward the client (outside): outbound, default pass.
         #expect(lab.send(.server, .syn, seq: 9_999, ack: 0) == .accept)
         let (slot, direction) = try #require(lab.tracker.table.find(lab.key))
@@ -771,10 +762,7 @@ struct TimeoutTests {
         let lab = Lab(family: family)
         lab.handshake()
         let c = lab.clientISN, s = lab.serverISN
-        lab.send(.client, [.fin, .ack], seq: c &+ 1, ack: s &+ 1)
-        lab.send(.server, [.fin, .ack], seq: s &+ 1, ack: c &+ 2)
-        lab.send(.client, .ack, seq: c &+ 2, ack: s &+ 2)
-        #expect(lab.state == .timeWait)
+        lab.closeToTimeWait()
         lab.advance(seconds: 119)
         lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
         #expect(lab.secondsLeft == 1)

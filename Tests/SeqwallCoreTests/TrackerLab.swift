@@ -139,6 +139,15 @@ final class Lab {
             : send(.server, .ack, seq: serverNext, ack: clientNext, window: window)
     }
 
+    /// The four-way close begun by the client (FIN, FIN, last ACK), each expected to pass,
+    /// ending in TIME_WAIT.
+    func closeToTimeWait(sourceLocation: Testing.SourceLocation = #_sourceLocation) {
+        #expect(fin(.client) == .accept, sourceLocation: sourceLocation)
+        #expect(fin(.server) == .accept, sourceLocation: sourceLocation)
+        #expect(ackAll(.client) == .accept, sourceLocation: sourceLocation)
+        #expect(state == .timeWait, sourceLocation: sourceLocation)
+    }
+
     /// Checks every tracker counter; unnamed drop reasons must be zero.
     func expectCounters(seen: UInt64, accepted: UInt64, drops: [DropReason: UInt64] = [:], created: UInt64,
                         destroyed: UInt64, halfOpen: Int, sourceLocation: Testing.SourceLocation = #_sourceLocation) {
