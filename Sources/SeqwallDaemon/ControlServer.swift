@@ -57,18 +57,10 @@ final class ControlServer: @unchecked Sendable {
 
         let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemError("creating the control socket") }
-        let oldMask = umask(0o177)
-        let bound = UnixSocketAddress.with(address) { bind(descriptor, $0, $1) }
-        umask(oldMask)
-        guard bound == 0 else {
-            let error = SystemError("binding the control socket \(path)")
-            close(descriptor)
-            throw error
-        }
-        guard listen(descriptor, 64) == 0 else {
-            let error = SystemError("listening on the control socket \(path)")
-            close(descriptor)
-            throw error
+        try SystemCall.bindAndListen(descriptor, "the control socket \(path)", backlog: 64) {
+            let oldMask = umask(0o177)
+            defer { umask(oldMask) }
+            return UnixSocketAddress.with(address) { bind(descriptor, $0, $1) }
         }
         return descriptor
     }
@@ -81,12 +73,7 @@ final class ControlServer: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            acceptLoop()
-            acceptorDone.signal()
-        }
-        thread.name = "seqwall-control"
-        thread.start()
+        startDaemonThread(named: "seqwall-control", signalling: acceptorDone) { [self] in acceptLoop() }
     }
 
     /// Stops accepting, removes the socket file. Clients in progress finish on their own.
@@ -130,15 +117,13 @@ final class ControlServer: @unchecked Sendable {
                 close(client)
                 continue
             }
-            let thread = Thread { [self] in
+            startDaemonThread(named: "seqwall-control-client") { [self] in
                 serve(client)
                 close(client)
                 lock.lock()
                 activeClients -= 1
                 lock.unlock()
             }
-            thread.name = "seqwall-control-client"
-            thread.start()
         }
     }
 

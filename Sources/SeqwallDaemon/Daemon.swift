@@ -97,13 +97,9 @@ public final class Daemon: @unchecked Sendable {
         for worker in workers {
             let done = DispatchSemaphore(value: 0)
             finished.append(done)
-            let thread = Thread {
+            startDaemonThread(named: "seqwall-queue-\(worker.queue)", stackSize: 1 << 20, signalling: done) {
                 worker.run()
-                done.signal()
             }
-            thread.name = "seqwall-queue-\(worker.queue)"
-            thread.stackSize = 1 << 20
-            thread.start()
         }
 
         let server: ControlServer

@@ -52,12 +52,7 @@ final class DropLogWriter: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "seqwall-drop-log"
-        thread.start()
+        startDaemonThread(named: "seqwall-drop-log", signalling: finished) { [self] in run() }
     }
 
     /// Writes what is still waiting, the summaries included, and ends the thread. Call after the

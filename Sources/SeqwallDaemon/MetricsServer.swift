@@ -63,55 +63,41 @@ final class MetricsServer: @unchecked Sendable {
         // A restart may bind again while the last run's connections sit in TIME_WAIT; a live
         // listener on the port still makes bind fail (EADDRINUSE).
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound: Int32
-        if address.address.isIPv4 {
-            var socketAddress = sockaddr_in()
-            socketAddress.sin_family = sa_family_t(AF_INET)
-            socketAddress.sin_port = address.port.bigEndian
-            socketAddress.sin_addr.s_addr = address.address.ipv4Value.bigEndian
-            bound = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        try SystemCall.bindAndListen(descriptor, "the metrics address \(address)", backlog: 16) {
+            if address.address.isIPv4 {
+                var socketAddress = sockaddr_in()
+                socketAddress.sin_family = sa_family_t(AF_INET)
+                socketAddress.sin_port = address.port.bigEndian
+                socketAddress.sin_addr.s_addr = address.address.ipv4Value.bigEndian
+                return withUnsafePointer(to: &socketAddress) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            } else {
+                // IPv6 only, as the address says: `[::]` must not quietly serve IPv4 as well.
+                setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+                var socketAddress = sockaddr_in6()
+                socketAddress.sin6_family = sa_family_t(AF_INET6)
+                socketAddress.sin6_port = address.port.bigEndian
+                withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { bytes in
+                    for index in 0..<8 {
+                        bytes[index] = UInt8(truncatingIfNeeded: address.address.high >> UInt64(56 - 8 * index))
+                        bytes[index + 8] = UInt8(truncatingIfNeeded: address.address.low >> UInt64(56 - 8 * index))
+                    }
+                }
+                return withUnsafePointer(to: &socketAddress) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
                 }
             }
-        } else {
-            // IPv6 only, as the address says: `[::]` must not quietly serve IPv4 as well.
-            setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var socketAddress = sockaddr_in6()
-            socketAddress.sin6_family = sa_family_t(AF_INET6)
-            socketAddress.sin6_port = address.port.bigEndian
-            withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { bytes in
-                for index in 0..<8 {
-                    bytes[index] = UInt8(truncatingIfNeeded: address.address.high >> UInt64(56 - 8 * index))
-                    bytes[index + 8] = UInt8(truncatingIfNeeded: address.address.low >> UInt64(56 - 8 * index))
-                }
-            }
-            bound = withUnsafePointer(to: &socketAddress) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        }
-        guard bound == 0 else {
-            let error = SystemError("binding the metrics address \(address)")
-            close(descriptor)
-            throw error
-        }
-        guard listen(descriptor, 16) == 0 else {
-            let error = SystemError("listening on the metrics address \(address)")
-            close(descriptor)
-            throw error
         }
         return descriptor
     }
 
     func start() {
-        let thread = Thread { [self] in
-            serve()
-            finished.signal()
-        }
-        thread.name = "seqwall-metrics"
-        thread.start()
+        startDaemonThread(named: "seqwall-metrics", signalling: finished) { [self] in serve() }
     }
 
     /// Ends the thread; connections in progress are closed.
