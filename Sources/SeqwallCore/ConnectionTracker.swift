@@ -78,17 +78,25 @@ public final class ConnectionTracker {
     }
     /// The half-open, per-source and SYN-rate limits (ConnectionTracker+Limits.swift).
     public let limiter: HalfOpenLimiter
+    /// Scratch room for the warm-up of one batch (ConnectionTracker+Batch.swift), allocated
+    /// once: the packet path allocates nothing.
+    let batchProbes: UnsafeMutablePointer<BatchProbe>
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
     /// `shares` is how many trackers divide the global half-open limit the same way.
-    /// `wheelBuckets` sizes the expiry wheel (ConnectionTable).
+    /// `wheelBuckets` sizes the expiry wheel and `memoryAdvisor` is asked for huge pages
+    /// (ConnectionTable).
     public init(policy: Policy, capacity: Int? = nil, shares: Int = 1, hasher: FlowHasher = FlowHasher(),
-                wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
+                wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
+                memoryAdvisor: ConnectionTable.MemoryAdvisor? = nil) {
         self.policy = policy
         hot = .allocate(capacity: 1)
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
+        batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
+        batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0),
+                               count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
-                                     wheelBuckets: wheelBuckets)
+                                     wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
         limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
                                   seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))
@@ -97,6 +105,7 @@ public final class ConnectionTracker {
     deinit {
         hot.deinitialize(count: 1)
         hot.deallocate()
+        batchProbes.deallocate()
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
