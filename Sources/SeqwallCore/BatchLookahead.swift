@@ -19,14 +19,22 @@
 /// what the warm-up found can make a packet faster, never decide it differently. A garbled
 /// header just warms the wrong line.
 struct BatchProbe {
-    /// The index tag of the packet's flow (ConnectionTable.tag(for:)), 0 when the warm-up has
-    /// no key for it (not TCP or UDP over IPv4 or IPv6, or cut too short): the packet is
+    /// The flow key the warm-up read from the packet (ConnectionTable.lookaheadKey), valid
+    /// when `tag` is not 0.
+    var key: FlowKey
+    /// The index tag of that key (ConnectionTable.tag(for:)), 0 when the warm-up has no key
+    /// for the packet (not TCP or UDP over IPv4 or IPv6, or cut too short): the packet is
     /// decided without a warm-up.
     var tag: UInt32
     /// The index position its probe starts at.
     var position: UInt32
     /// What the warm-up loads read, kept so that they stay in the compiled code.
     var loaded: UInt64
+
+    /// No warm-up.
+    static let none = BatchProbe(key: FlowKey(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0),
+                                              sourcePort: 0, destinationPort: 0),
+                                 tag: 0, position: 0, loaded: 0)
 }
 
 extension ConnectionTable {
@@ -74,9 +82,11 @@ extension ConnectionTable {
         for index in packets.indices {
             if let key = ConnectionTable.lookaheadKey(packets[index].bytes) {
                 let tag = tag(for: hasher.hash(key))
-                probes[index] = BatchProbe(tag: tag, position: UInt32(truncatingIfNeeded: home(of: tag)), loaded: 0)
+                probes[index] = BatchProbe(key: key, tag: tag, position: UInt32(truncatingIfNeeded: home(of: tag)),
+                                           loaded: 0)
             } else {
-                probes[index] = BatchProbe(tag: 0, position: 0, loaded: 0)
+                probes[index].tag = 0
+                probes[index].position = 0
             }
         }
         let entries = UnsafeRawPointer(self.index)
@@ -87,6 +97,16 @@ extension ConnectionTable {
             probes[index].loaded = entries.load(fromByteOffset: position &* MemoryLayout<IndexEntry>.stride,
                                                 as: UInt64.self)
         }
+    }
+
+    /// The index tag of `key`: the warm-up's when it read the same key from the packet (the
+    /// tag is a function of the key and the table's fixed seeds, so it is the same), else
+    /// worked out. Only the key is reused, never a position or a slot: those may have changed
+    /// since the warm-up.
+    @inline(__always)
+    func tag(of key: FlowKey, lookahead: UnsafePointer<BatchProbe>?) -> UInt32 {
+        if let lookahead, lookahead.pointee.tag != 0, lookahead.pointee.key == key { return lookahead.pointee.tag }
+        return tag(for: hasher.hash(key))
     }
 
     /// The probe length the warm-up follows: at a load of at most 3/4 nearly every chain ends

@@ -93,8 +93,7 @@ public final class ConnectionTracker {
         hot = .allocate(capacity: 1)
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
         batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
-        batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0),
-                               count: ConnectionTracker.batchCapacity)
+        batchProbes.initialize(repeating: .none, count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
@@ -122,9 +121,16 @@ public final class ConnectionTracker {
 
     /// Decides one raw IP packet.
     public func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64) -> Verdict {
+        process(bytes, wireLength: wireLength, hook: hook, now: now, lookahead: nil)
+    }
+
+    /// Decides one raw IP packet; `lookahead` is what a batch's warm-up read from it
+    /// (ConnectionTracker+Batch.swift), which may spare its lookup the hash.
+    func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64,
+                 lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         switch PacketParser.parse(bytes, wireLength: wireLength) {
         case .tcp(let segment):
-            return process(segment, hook: hook, now: now)
+            return process(segment, hook: hook, now: now, lookahead: lookahead)
         case .datagram(let datagram):
             return process(datagram, hook: hook, now: now)
         case .icmpError(let error):
@@ -146,10 +152,14 @@ public final class ConnectionTracker {
 
     /// Decides one parsed TCP segment.
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        process(segment, hook: hook, now: now, lookahead: nil)
+    }
+
+    func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64, lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
-        if let (slot, direction) = table.find(key) {
+        if let (slot, direction) = table.find(key, tag: table.tag(of: key, lookahead: lookahead)) {
             let connection = table.connection(at: slot)
             if connection.pointee.expiresAt > now {
                 if connection.pointee.status.contains(.rejected) {
