@@ -393,6 +393,43 @@ struct TrafficGenerator {
         twins.expectSameState()
     }
 
+    /// Full batches over many established flows in a sparse table (the warm-up finds nearly
+    /// every connection at its home position), data and acknowledgments in random order, and
+    /// an empty batch, which decides nothing and changes nothing.
+    @Test(arguments: Family.allCases)
+    func fullBatchesOfEstablishedFlows(family: Family) {
+        let twins = BatchTwins(policy: BatchTests.policy(), capacity: 4096)
+        var generator = TrafficGenerator(seed: 7, flowCount: 0)
+        let flows = (0..<210).map { BatchTests.flow(family, port: 20000 + UInt16($0)) }
+        let handshakes = flows.flatMap { handshake($0, generator) }
+        for start in stride(from: 0, to: handshakes.count, by: 63) {
+            twins.run(Array(handshakes[start..<min(start + 63, handshakes.count)]), now: 10 * nanosecondsPerSecond)
+        }
+        #expect(twins.batched.table.count == flows.count)
+        var sent = [UInt32](repeating: 0, count: flows.count)
+        for round in 0..<6 {
+            var packets: [TracePacket] = []
+            for _ in 0..<ConnectionTracker.batchCapacity {
+                let index = generator.pick(flows.count)
+                // Data from the client, or the server's acknowledgment of all of it so far.
+                if generator.chance(50) {
+                    packets.append(TracePacket(generator.tcp(flows[index], fromClient: true, [.ack, .psh],
+                                                             seq: 1001 &+ sent[index], ack: 5001, payload: 100)))
+                    sent[index] &+= 100
+                } else {
+                    packets.append(TracePacket(generator.tcp(flows[index], fromClient: false, .ack, seq: 5001,
+                                                             ack: 1001 &+ sent[index])))
+                }
+            }
+            let verdicts = twins.run(packets, now: (11 + UInt64(round)) * nanosecondsPerSecond)
+            #expect(verdicts == [Verdict](repeating: .accept, count: packets.count))
+        }
+        let before = twins.batched.counters
+        #expect(twins.run([], now: 20 * nanosecondsPerSecond).isEmpty)
+        #expect(twins.batched.counters == before)
+        twins.expectSameState()
+    }
+
     /// A full table within one batch: the batch's own SYNs fill it, the next is refused.
     @Test func tableFillsInsideABatch() {
         let twins = BatchTwins(policy: BatchTests.policy(), capacity: 2)
