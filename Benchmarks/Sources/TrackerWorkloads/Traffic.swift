@@ -232,7 +232,7 @@ func memoryAdvisor(hugePages: Bool) -> ConnectionTable.MemoryAdvisor? {
 
 /// The anonymous memory of this process on transparent huge pages, in bytes
 /// (/proc/self/smaps_rollup): shows whether the advice took.
-public func hugePageBytes() -> Int {
+public func residentHugePageBytes() -> Int {
     guard let file = fopen("/proc/self/smaps_rollup", "r") else { return 0 }
     defer { fclose(file) }
     var line = [CChar](repeating: 0, count: 256)

@@ -52,7 +52,7 @@ default:
     usage()
 }
 print("\(feeding.rawValue), huge pages \(hugePages ? "advised" : "not advised"): "
-    + "\(hugePageBytes() >> 20) MiB of anonymous memory on huge pages")
+    + "\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages")
 let passes = arguments.count > passesArgument ? Int(arguments[passesArgument]) ?? 3 : 3
 var measured = 0.0
 var measuredCPU = 0.0
