@@ -42,8 +42,22 @@ public final class ConnectionTable {
     /// One-second buckets on the expiry wheel: a power of two, and the wheel's turn in seconds.
     public static let defaultWheelBuckets = ExpiryWheel.defaultBucketCount
 
+    /// The huge page size of x86-64 and arm64 Linux (transparent huge pages, PMD level).
+    public static let hugePageBytes = 2 << 20
+
+    /// The advice a table asks its owner for on a large region (`memoryAdvisor`): the start,
+    /// `hugePageBytes`-aligned, and the length in bytes. The core makes no system calls; the
+    /// daemon answers with madvise(MADV_HUGEPAGE).
+    public typealias MemoryAdvisor = (UnsafeMutableRawPointer, Int) -> Void
+
     /// `wheelBuckets` sets the expiry wheel's size (tests shrink it to make turns short).
-    public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
+    /// `memoryAdvisor`, when given, is called on the index and on the connection slots when
+    /// they are large enough to hold a huge page, before either is first touched, so that the
+    /// index's initialisation already faults huge pages in: at 1M connections the two arrays
+    /// span some 44,000 4 KiB pages, far more than the TLB holds, and nearly every lookup in
+    /// random order would pay a page walk on top of its cache misses (BENCHMARKS.md).
+    public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
+                memoryAdvisor: MemoryAdvisor? = nil) {
         precondition(limit > 0, "a table holds at least one connection")
         precondition(limit < Int(UInt32.max), "entry slots are 32-bit in the index")
         self.limit = limit
@@ -54,19 +68,32 @@ public final class ConnectionTable {
         self.hasher = hasher
         countStorage = .allocate(capacity: 1)
         countStorage.initialize(to: 0)
-        index = .allocate(capacity: indexCapacity)
+        index = ConnectionTable.allocateRegion(IndexEntry.self, count: indexCapacity, advisor: memoryAdvisor)
         index.initialize(repeating: IndexEntry(tag: 0, slot: 0), count: indexCapacity)
         // Connection is a trivial type: slots are written before they are read, and
         // untouched pages of a large table cost no memory until used.
-        slots = .allocate(capacity: limit)
+        slots = ConnectionTable.allocateRegion(Connection.self, count: limit, advisor: memoryAdvisor)
         wheel = ExpiryWheel(slotCount: limit, bucketCount: wheelBuckets)
     }
 
     deinit {
         countStorage.deallocate()
-        index.deallocate()
-        slots.deallocate()
+        UnsafeMutableRawPointer(index).deallocate()
+        UnsafeMutableRawPointer(slots).deallocate()
         wheel.deallocate()
+    }
+
+    /// Uninitialised room for `count` values of a trivial type. A region that can hold a huge
+    /// page starts on a huge page boundary and goes to `advisor` before anything touches it;
+    /// its length stays the array's own (a partial last huge page keeps small pages rather
+    /// than costing up to 2 MiB more per array). Smaller regions start on a cache line.
+    static func allocateRegion<Element>(_: Element.Type, count: Int, advisor: MemoryAdvisor?)
+        -> UnsafeMutablePointer<Element> {
+        let byteCount = count * MemoryLayout<Element>.stride
+        let isLarge = byteCount >= hugePageBytes
+        let region = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: isLarge ? hugePageBytes : 64)
+        if isLarge, let advisor { advisor(region, byteCount) }
+        return region.bindMemory(to: Element.self, capacity: count)
     }
 
     /// Bytes the table holds for its `limit` connections once they are all there: the entry
@@ -90,7 +117,12 @@ public final class ConnectionTable {
     /// goes in it.
     @inline(__always)
     public func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
-        let wanted = tag(for: hasher.hash(key))
+        find(key, tag: tag(for: hasher.hash(key)))
+    }
+
+    /// `find(_:)` for a key whose tag is known already (`tag(of:lookahead:)`).
+    @inline(__always)
+    func find(_ key: FlowKey, tag wanted: UInt32) -> (slot: Int, direction: FlowDirection)? {
         var position = home(of: wanted)
         while true {
             let entry = index[position]

@@ -20,12 +20,24 @@ extension ConnectionTracker {
 
     /// Decides up to `batchCapacity` packets: `verdicts[i]` for `packets[i]`, exactly as
     /// `process(_:wireLength:hook:now:)` would decide them one after the other, in order.
+    ///
+    /// Before deciding any, it warms the cache lines their lookups will read (BatchLookahead):
+    /// the index entries of the whole batch, then the connection slots those name, so that the
+    /// cache misses of the batch overlap instead of queueing one behind the other. That is
+    /// only a hint: each packet is then decided by the one-packet path, which finds its
+    /// connection afresh, so a SYN early in the batch creates the connection a later packet
+    /// belongs to and a removal that moves the last slot into the hole is seen by every later
+    /// packet, exactly as one by one. All it takes from the warm-up is the index tag of a TCP
+    /// packet's key, when the parser finds the very key the warm-up read.
     public func process(batch packets: UnsafeBufferPointer<QueuedPacket>, verdicts: UnsafeMutablePointer<Verdict>,
                         now: UInt64) {
         precondition(packets.count <= ConnectionTracker.batchCapacity, "a batch holds at most batchCapacity packets")
+        table.warmIndex(packets, probes: batchProbes)
+        table.warmSlots(packets.count, probes: batchProbes)
         for index in packets.indices {
             let packet = packets[index]
-            verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)
+            verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now,
+                                      lookahead: batchProbes + index)
         }
     }
 }

@@ -78,17 +78,24 @@ public final class ConnectionTracker {
     }
     /// The half-open, per-source and SYN-rate limits (ConnectionTracker+Limits.swift).
     public let limiter: HalfOpenLimiter
+    /// Scratch room for the warm-up of one batch (ConnectionTracker+Batch.swift), allocated
+    /// once: the packet path allocates nothing.
+    let batchProbes: UnsafeMutablePointer<BatchProbe>
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
     /// `shares` is how many trackers divide the global half-open limit the same way.
-    /// `wheelBuckets` sizes the expiry wheel (ConnectionTable).
+    /// `wheelBuckets` sizes the expiry wheel and `memoryAdvisor` is asked for huge pages
+    /// (ConnectionTable).
     public init(policy: Policy, capacity: Int? = nil, shares: Int = 1, hasher: FlowHasher = FlowHasher(),
-                wheelBuckets: Int = ConnectionTable.defaultWheelBuckets) {
+                wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
+                memoryAdvisor: ConnectionTable.MemoryAdvisor? = nil) {
         self.policy = policy
         hot = .allocate(capacity: 1)
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
+        batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
+        batchProbes.initialize(repeating: .none, count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
-                                     wheelBuckets: wheelBuckets)
+                                     wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
         limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
                                   seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))
@@ -97,6 +104,7 @@ public final class ConnectionTracker {
     deinit {
         hot.deinitialize(count: 1)
         hot.deallocate()
+        batchProbes.deallocate()
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
@@ -113,9 +121,16 @@ public final class ConnectionTracker {
 
     /// Decides one raw IP packet.
     public func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64) -> Verdict {
+        process(bytes, wireLength: wireLength, hook: hook, now: now, lookahead: nil)
+    }
+
+    /// Decides one raw IP packet; `lookahead` is what a batch's warm-up read from it
+    /// (ConnectionTracker+Batch.swift), which may spare its lookup the hash.
+    func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64,
+                 lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         switch PacketParser.parse(bytes, wireLength: wireLength) {
         case .tcp(let segment):
-            return process(segment, hook: hook, now: now)
+            return process(segment, hook: hook, now: now, lookahead: lookahead)
         case .datagram(let datagram):
             return process(datagram, hook: hook, now: now)
         case .icmpError(let error):
@@ -137,10 +152,14 @@ public final class ConnectionTracker {
 
     /// Decides one parsed TCP segment.
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        process(segment, hook: hook, now: now, lookahead: nil)
+    }
+
+    func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64, lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
-        if let (slot, direction) = table.find(key) {
+        if let (slot, direction) = table.find(key, tag: table.tag(of: key, lookahead: lookahead)) {
             let connection = table.connection(at: slot)
             if connection.pointee.expiresAt > now {
                 if connection.pointee.status.contains(.rejected) {

@@ -56,7 +56,7 @@ final class QueueWorker: @unchecked Sendable {
          logger: Logger) throws(SystemError) {
         self.queue = queue
         self.logger = logger
-        tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares)
+        tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares, memoryAdvisor: SystemCall.adviseHugePages)
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
         mailbox = try Mailbox()

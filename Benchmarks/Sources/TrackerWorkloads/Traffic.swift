@@ -136,6 +136,9 @@ final class PacketSchedule {
     let bytes: UnsafeMutableRawPointer
     let capturedLengths: UnsafeMutablePointer<UInt16>
     let wireLengths: UnsafeMutablePointer<UInt32>
+    /// One batch of packets and its verdicts, as the daemon's worker keeps them.
+    let batch: UnsafeMutablePointer<QueuedPacket>
+    let verdicts: UnsafeMutablePointer<Verdict>
 
     init(count: Int) {
         self.count = count
@@ -143,12 +146,17 @@ final class PacketSchedule {
         bytes = .allocate(byteCount: count * stride, alignment: 64)
         capturedLengths = .allocate(capacity: count)
         wireLengths = .allocate(capacity: count)
+        batch = .allocate(capacity: ConnectionTracker.batchCapacity)
+        verdicts = .allocate(capacity: ConnectionTracker.batchCapacity)
+        verdicts.initialize(repeating: .accept, count: ConnectionTracker.batchCapacity)
     }
 
     deinit {
         bytes.deallocate()
         capturedLengths.deallocate()
         wireLengths.deallocate()
+        batch.deallocate()
+        verdicts.deallocate()
     }
 
     func set(_ index: Int, _ segment: SegmentSpec, family: Family) {
@@ -157,19 +165,84 @@ final class PacketSchedule {
         wireLengths[index] = UInt32(wire)
     }
 
-    /// Runs every packet through `tracker` at `now`; returns how many were accepted. This loop
-    /// is the measured region: no allocation, no I/O, nothing but the tracker.
+    /// Runs every packet through `tracker` at `now`, the way `feeding` says; returns how many
+    /// were accepted. This loop is the measured region: no allocation, no I/O, nothing but the
+    /// tracker.
     @inline(never)
-    func run(through tracker: ConnectionTracker, now: UInt64) -> Int {
+    func run(through tracker: ConnectionTracker, now: UInt64, feeding: Feeding) -> Int {
+        switch feeding {
+        case .batches: return runBatches(through: tracker, now: now)
+        case .oneByOne: return runOneByOne(through: tracker, now: now)
+        }
+    }
+
+    func packet(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: bytes + index * stride, count: Int(capturedLengths[index]))
+    }
+
+    func runOneByOne(through tracker: ConnectionTracker, now: UInt64) -> Int {
         var accepted = 0
         for index in 0..<count {
-            let packet = UnsafeRawBufferPointer(start: bytes + index * stride, count: Int(capturedLengths[index]))
-            if tracker.process(packet, wireLength: Int(wireLengths[index]), hook: .forward, now: now) == .accept {
+            if tracker.process(packet(index), wireLength: Int(wireLengths[index]), hook: .forward, now: now) == .accept {
                 accepted += 1
             }
         }
         return accepted
     }
+
+    /// As the daemon's worker does with a receive batch: up to `batchCapacity` packets
+    /// described in a buffer it owns, decided by one call, then the verdicts read back.
+    func runBatches(through tracker: ConnectionTracker, now: UInt64) -> Int {
+        var accepted = 0
+        var start = 0
+        while start < count {
+            let batchCount = min(ConnectionTracker.batchCapacity, count - start)
+            for member in 0..<batchCount {
+                batch[member] = QueuedPacket(bytes: packet(start + member), wireLength: Int(wireLengths[start + member]),
+                                             hook: .forward)
+            }
+            tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
+            for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
+            start += batchCount
+        }
+        return accepted
+    }
+}
+
+/// How a workload hands its packets to the tracker.
+public enum Feeding: String, CaseIterable, Sendable {
+    /// `process(batch:verdicts:now:)`, `ConnectionTracker.batchCapacity` packets a call, as
+    /// the daemon does.
+    case batches
+    /// `process(_:wireLength:hook:now:)`, one packet a call.
+    case oneByOne = "one-by-one"
+}
+
+/// What the daemon asks the kernel for the table's large arrays (ConnectionTable's memory
+/// advisor), so that the benchmark measures the memory the daemon runs on.
+public func adviseHugePages(_ start: UnsafeMutableRawPointer, _ length: Int) {
+    _ = madvise(start, length, MADV_HUGEPAGE)
+}
+
+/// The advisor a workload's tracker gets: the daemon's when `hugePages`, else none.
+func memoryAdvisor(hugePages: Bool) -> ConnectionTable.MemoryAdvisor? {
+    guard hugePages else { return nil }
+    return { start, length in adviseHugePages(start, length) }
+}
+
+/// The anonymous memory of this process on transparent huge pages, in bytes
+/// (/proc/self/smaps_rollup): shows whether the advice took.
+public func residentHugePageBytes() -> Int {
+    guard let file = fopen("/proc/self/smaps_rollup", "r") else { return 0 }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), file) != nil {
+        let text = String(cString: line)
+        guard text.hasPrefix("AnonHugePages:") else { continue }
+        let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+        return fields.count >= 2 ? (Int(fields[1]) ?? 0) * 1024 : 0
+    }
+    return 0
 }
 
 /// A small, fast, seeded generator: the same flows and orders every run.

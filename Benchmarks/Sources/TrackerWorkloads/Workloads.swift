@@ -52,17 +52,22 @@ public final class EstablishedFlows: Workload {
     public let residentBytesPerConnection: Int
     /// The table's own arrays (slots and tags) per connection.
     public let tableBytesPerConnection: Int
+    let feeding: Feeding
     private(set) var pass = 0
     private(set) var now: UInt64 = 1_000 * 1_000_000_000
 
-    public init(family: Family, connections: Int, packetsPerPass: Int) {
+    /// `hugePages`: whether the table's arrays are advised onto huge pages, as the daemon does.
+    public init(family: Family, connections: Int, packetsPerPass: Int, feeding: Feeding = .batches,
+                hugePages: Bool = true) {
         precondition(packetsPerPass % connections == 0, "a pass is whole half-rounds")
         self.family = family
         self.connections = connections
+        self.feeding = feeding
         halfRoundsPerPass = packetsPerPass / connections
 
         let residentBefore = residentBytes()
-        tracker = ConnectionTracker(policy: family.policy(states: connections), capacity: connections)
+        tracker = ConnectionTracker(policy: family.policy(states: connections), capacity: connections,
+                                    memoryAdvisor: memoryAdvisor(hugePages: hugePages))
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: PacketWriter.maximumHeaderBytes, alignment: 16)
         defer { scratch.deallocate() }
         for index in 0..<connections {
@@ -126,7 +131,7 @@ public final class EstablishedFlows: Workload {
 
     /// The measured region.
     public func runPass() -> PassOutcome {
-        PassOutcome(packets: schedule.count, accepted: schedule.run(through: tracker, now: now))
+        PassOutcome(packets: schedule.count, accepted: schedule.run(through: tracker, now: now, feeding: feeding))
     }
 }
 
@@ -143,16 +148,19 @@ public final class HandshakeMix: Workload {
     public let tracker: ConnectionTracker
     let schedule: PacketSchedule
     let orders: [[Int32]]
+    let feeding: Feeding
     private(set) var pass = 0
     private(set) var now: UInt64 = 1_000 * 1_000_000_000
 
-    public init(family: Family, connections: Int) {
+    public init(family: Family, connections: Int, feeding: Feeding = .batches, hugePages: Bool = true) {
         precondition(connections % Self.groupSize == 0)
         self.family = family
         self.connections = connections
+        self.feeding = feeding
         // Twice the live connections: TIME_WAIT leftovers of the last pass plus the new ones
         // never fill it.
-        tracker = ConnectionTracker(policy: family.policy(states: 2 * connections), capacity: 2 * connections)
+        tracker = ConnectionTracker(policy: family.policy(states: 2 * connections), capacity: 2 * connections,
+                                    memoryAdvisor: memoryAdvisor(hugePages: hugePages))
         schedule = PacketSchedule(count: connections * Self.packetsPerConnection)
         var generator = SplitMix64(seed: 0x4A4D)
         orders = (0..<Self.packetsPerConnection).map { _ in
@@ -208,6 +216,6 @@ public final class HandshakeMix: Workload {
     }
 
     public func runPass() -> PassOutcome {
-        PassOutcome(packets: schedule.count, accepted: schedule.run(through: tracker, now: now))
+        PassOutcome(packets: schedule.count, accepted: schedule.run(through: tracker, now: now, feeding: feeding))
     }
 }

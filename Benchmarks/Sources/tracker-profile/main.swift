@@ -1,12 +1,15 @@
 // One core-benchmark workload without the benchmark harness, for profilers:
 //
-//   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES]
-//   tracker-profile handshake ipv4|ipv6 [PASSES]
+//   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] [--one-by-one] [--no-huge-pages]
+//   tracker-profile handshake ipv4|ipv6 [PASSES] [--one-by-one] [--no-huge-pages]
 //
 //   valgrind --tool=callgrind .build/release/tracker-profile established ipv4 10000 1
 //
-// Prints packets per second of the measured passes (clock_gettime, one thread). The numbers
-// to quote come from `make bench`; this is for finding where the time goes.
+// Packets go to the tracker in batches of ConnectionTracker.batchCapacity, as the daemon hands
+// them over, unless `--one-by-one`; the table's arrays are advised onto huge pages, as the
+// daemon does, unless `--no-huge-pages`. Prints packets per second of the measured passes
+// (clock_gettime, one thread). The numbers to quote come from `make bench`; this is for
+// finding where the time goes and for comparing two builds back to back.
 import SeqwallCore
 import TrackerWorkloads
 #if canImport(Glibc)
@@ -19,9 +22,13 @@ func seconds(_ clock: clockid_t) -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
-let arguments = CommandLine.arguments
+let flags: Set<String> = ["--one-by-one", "--no-huge-pages"]
+let arguments = CommandLine.arguments.filter { !flags.contains($0) }
+let feeding: Feeding = CommandLine.arguments.contains("--one-by-one") ? .oneByOne : .batches
+let hugePages = !CommandLine.arguments.contains("--no-huge-pages")
 func usage() -> Never {
-    print("usage: tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] | handshake ipv4|ipv6 [PASSES]")
+    print("usage: tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] | handshake ipv4|ipv6 [PASSES]"
+        + " [--one-by-one] [--no-huge-pages]")
     exit(2)
 }
 guard arguments.count >= 3, let family = Family(rawValue: arguments[2]) else { usage() }
@@ -32,16 +39,20 @@ switch arguments[1] {
 case "established":
     guard arguments.count >= 4, let connections = Int(arguments[3]), connections > 0,
           packetsPerPass % connections == 0 else { usage() }
-    let flows = EstablishedFlows(family: family, connections: connections, packetsPerPass: packetsPerPass)
+    let flows = EstablishedFlows(family: family, connections: connections, packetsPerPass: packetsPerPass,
+                                 feeding: feeding, hugePages: hugePages)
     print("table B/conn \(flows.tableBytesPerConnection), RSS growth B/conn \(flows.residentBytesPerConnection)")
     workload = flows
     passesArgument = 4
 case "handshake":
-    workload = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection)
+    workload = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection,
+                            feeding: feeding, hugePages: hugePages)
     passesArgument = 3
 default:
     usage()
 }
+print("\(feeding.rawValue), huge pages \(hugePages ? "advised" : "not advised"): "
+    + "\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages")
 let passes = arguments.count > passesArgument ? Int(arguments[passesArgument]) ?? 3 : 3
 var measured = 0.0
 var measuredCPU = 0.0
@@ -58,5 +69,5 @@ for _ in 0..<passes {
         exit(1)
     }
 }
-print("\(arguments[1]) \(family.rawValue): \(packets) packets, \(Double(packets) / measured / 1e6) Mpps wall clock, "
+print("\(arguments[1]) \(family.rawValue) \(feeding.rawValue): \(packets) packets, \(Double(packets) / measured / 1e6) Mpps wall clock, "
     + "\(Double(packets) / measuredCPU / 1e6) Mpps thread CPU time")
