@@ -113,7 +113,19 @@ public final class ConnectionTracker {
 
     /// Decides one raw IP packet.
     public func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64) -> Verdict {
-        switch PacketParser.parse(bytes, wireLength: wireLength) {
+        // TCP, the common case, is parsed straight into `segment` (no ParsedPacket to copy out of).
+        var network = PacketParser.NetworkLayer()
+        var segment = TCPSegment()
+        switch PacketParser.parse(bytes, wireLength: wireLength, network: &network, tcp: &segment) {
+        case .tcp:
+            return process(segment, hook: hook, now: now)
+        case .invalid(let reason):
+            hot.pointee.counters.seen += 1
+            return dropped(reason)
+        case .otherTransport:
+            break
+        }
+        switch PacketParser.parseTransport(bytes, network) {
         case .tcp(let segment):
             return process(segment, hook: hook, now: now)
         case .datagram(let datagram):

@@ -88,6 +88,12 @@ public struct TCPSegment: Sendable, Equatable {
         self.wireLength = wireLength
     }
 
+    /// An all-zero segment, for the parser to write into (PacketParser.parse(_:wireLength:tcp:)).
+    init() {
+        self.init(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0), sourcePort: 0,
+                  destinationPort: 0, sequence: 0, acknowledgment: 0, flags: [], window: 0)
+    }
+
     /// Sequence number just past this segment: SYN and FIN each take one (RFC 9293 3.4).
     public var end: UInt32 {
         var length = UInt32(truncatingIfNeeded: payloadLength)
