@@ -14,7 +14,8 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
 
     /// The only combinations a valid segment can carry once PSH, ECE and CWR are set aside
     /// (the kernel's tcp_valid_flags): SYN, SYN|ACK, RST, RST|ACK, FIN|ACK, ACK, and SYN, FIN|ACK,
-    /// ACK with URG.
+    /// ACK with URG. Inlined: a call for one comparison was half its cost on the packet path.
+    @inline(__always)
     public var isValidCombination: Bool {
         let significant = rawValue & ~(TCPFlags.psh.rawValue | TCPFlags.ece.rawValue | TCPFlags.cwr.rawValue)
         switch significant {
