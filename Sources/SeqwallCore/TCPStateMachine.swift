@@ -169,11 +169,20 @@ public enum TCPStateMachine {
     /// timeouts set the new expiry; the connection is updated in place for segments that pass.
     /// A dropped segment changes nothing, except that a FIN or RST out of window in an assured
     /// connection may shorten its timeout, as the kernel's nf_tcp_handle_invalid does.
-    /// Inlined for speed into the tracker's two callers: the timeouts are then read where they
-    /// are, not copied (44 bytes, twice), and a call and its spills go (~21 instructions a packet).
-    @inline(__always)
     public static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
                              timeouts: TCPTimeouts, now: UInt64) -> TrackOutcome {
+        withUnsafePointer(to: timeouts) { timeouts in
+            track(&connection, direction: direction, segment: segment, timeouts: timeouts, now: now)
+        }
+    }
+
+    /// The same, with the timeouts read where they lie. Written for speed, for the tracker's
+    /// packet path: inlined there, and with the timeouts behind a pointer, only the ones
+    /// needed are read, at the end; a value parameter made a copy of all eleven up front (the
+    /// compiler cannot tell that the connection's stores leave them alone).
+    @inline(__always)
+    static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
+                      timeouts: UnsafePointer<TCPTimeouts>, now: UInt64) -> TrackOutcome {
         let index = TCPFlagIndex(segment.flags)
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
@@ -301,7 +310,7 @@ public enum TCPStateMachine {
                     connection.original = beforeResync.original
                     connection.reply = beforeResync.reply
                 }
-                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
+                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts.pointee, now: now)
                 return .drop(index == .rst ? .rstOutOfWindow : reason)
             }
         }
@@ -317,7 +326,7 @@ public enum TCPStateMachine {
 
         var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
                                      peerFlags: connection.original.flags.union(connection.reply.flags),
-                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
+                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts.pointee)
         if !connection.status.contains(.seenReply) {
             // Only an RST answered: there never was a connection (the kernel deletes it at once).
             if index == .rst { return .destroy }
@@ -330,7 +339,7 @@ public enum TCPStateMachine {
             // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
             if index == .syn && oldState == .synSent { return .accept }
             // Picked up without a reply yet: no long ESTABLISHED timeout.
-            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
+            if newState == .established { timeout = min(timeout, timeouts.pointee.unacknowledged) }
         } else if !connection.status.contains(.assured),
                   oldState == .synRecv || oldState == .established, newState == .established {
             connection.status.insert(.assured)
