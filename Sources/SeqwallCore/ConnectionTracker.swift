@@ -177,13 +177,16 @@ public final class ConnectionTracker {
         switch outcome {
         case .accept:
             let newState = connection.pointee.state
-            if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
-            table.deadlineChanged(at: slot)
-            // Only a half-open connection holds charges (admit, chargeRestored): established
-            // traffic never reads them, and they sit on the connection's last cache line.
-            if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
-                releaseCharges(of: &connection.pointee)
+            // Nearly every packet leaves the state as it was: one comparison then skips both.
+            if oldState != newState {
+                if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
+                // Only a half-open connection holds charges (admit, chargeRestored): established
+                // traffic never reads them, and they sit on the connection's last cache line.
+                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+                    releaseCharges(of: &connection.pointee)
+                }
             }
+            table.deadlineChanged(at: slot)
             let oldStatus = connection.pointee.status
             connection.pointee.count(direction, wireLength: segment.wireLength)
             if recordsEvents {
