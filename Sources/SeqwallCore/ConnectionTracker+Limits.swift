@@ -26,13 +26,18 @@ extension ConnectionTracker {
     /// when the counts they depend on have changed: established traffic changes neither, and
     /// the scaling costs three divisions.
     @inline(__always)
-    var currentTimeouts: TCPTimeouts {
+    var currentTimeouts: TCPTimeouts { currentTimeoutsPointer.pointee }
+
+    /// Where the timeouts in force lie, brought up to date: the packet path reads the few it
+    /// needs there rather than copying all of them (ConnectionTracker.track).
+    @inline(__always)
+    var currentTimeoutsPointer: UnsafePointer<TCPTimeouts> {
         let halfOpen = hot.pointee.halfOpenCount, tableCount = table.count
-        if let pressure = hot.pointee.timeoutsPressure, pressure.halfOpen == halfOpen,
-           pressure.tableCount == tableCount {
-            return hot.pointee.timeouts
+        if hot.pointee.timeoutsPressure.map({ $0.halfOpen != halfOpen || $0.tableCount != tableCount }) ?? true {
+            _ = updateTimeouts(halfOpen: halfOpen, tableCount: tableCount)
         }
-        return updateTimeouts(halfOpen: halfOpen, tableCount: tableCount)
+        return UnsafeRawPointer(hot).advanced(by: MemoryLayout<TrackerHotState>.offset(of: \.timeouts)!)
+            .assumingMemoryBound(to: TCPTimeouts.self)
     }
 
     func updateTimeouts(halfOpen: Int, tableCount: Int) -> TCPTimeouts {

@@ -128,7 +128,19 @@ public final class ConnectionTracker {
     /// (ConnectionTracker+Batch.swift), which may spare its lookup the hash.
     func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64,
                  lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
-        switch PacketParser.parse(bytes, wireLength: wireLength) {
+        // TCP, the common case, is parsed straight into `segment` (no ParsedPacket to copy out of).
+        var network = PacketParser.NetworkLayer()
+        var segment = TCPSegment()
+        switch PacketParser.parse(bytes, wireLength: wireLength, network: &network, tcp: &segment) {
+        case .tcp:
+            return process(segment, hook: hook, now: now, lookahead: lookahead)
+        case .invalid(let reason):
+            hot.pointee.counters.seen += 1
+            return dropped(reason)
+        case .otherTransport:
+            break
+        }
+        switch PacketParser.parseTransport(bytes, network) {
         case .tcp(let segment):
             return process(segment, hook: hook, now: now, lookahead: lookahead)
         case .datagram(let datagram):
@@ -155,6 +167,10 @@ public final class ConnectionTracker {
         process(segment, hook: hook, now: now, lookahead: nil)
     }
 
+    /// Decides one parsed TCP segment; `lookahead` as for the raw packet. Inlined into the
+    /// raw-packet `process` for speed: the segment it parsed then stays in its frame, and a
+    /// call and its spills go (~27 instructions a packet, BENCHMARKS.md).
+    @inline(__always)
     func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64, lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
@@ -177,17 +193,20 @@ public final class ConnectionTracker {
                segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         let oldState = connection.pointee.state
         let outcome = TCPStateMachine.track(&connection.pointee, direction: direction, segment: segment,
-                                            timeouts: currentTimeouts, now: now)
+                                            timeouts: currentTimeoutsPointer, now: now)
         switch outcome {
         case .accept:
             let newState = connection.pointee.state
-            if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
-            table.deadlineChanged(at: slot)
-            // Only a half-open connection holds charges (admit, chargeRestored): established
-            // traffic never reads them, and they sit on the connection's last cache line.
-            if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
-                releaseCharges(of: &connection.pointee)
+            // Nearly every packet leaves the state as it was: one comparison then skips both.
+            if oldState != newState {
+                if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
+                // Only a half-open connection holds charges (admit, chargeRestored): established
+                // traffic never reads them, and they sit on the connection's last cache line.
+                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+                    releaseCharges(of: &connection.pointee)
+                }
             }
+            table.deadlineChanged(at: slot)
             let oldStatus = connection.pointee.status
             connection.pointee.count(direction, wireLength: segment.wireLength)
             if recordsEvents {

@@ -24,11 +24,54 @@ public enum PacketParser {
     static let maximumExtensionHeaders = 16
 
     public static func parse(_ bytes: UnsafeRawBufferPointer, wireLength: Int) -> ParsedPacket {
-        guard bytes.count >= 1 else { return .invalid(.truncated) }
+        var network = NetworkLayer()
+        if let reason = parseNetwork(bytes, wireLength: wireLength, into: &network) { return .invalid(reason) }
+        return parseTransport(bytes, network)
+    }
+
+    /// What the IP header(s) said: where the transport header starts and what it is.
+    struct NetworkLayer {
+        var source = IPAddress(high: 0, low: 0)
+        var destination = IPAddress(high: 0, low: 0)
+        var protocolNumber: UInt8 = 0
+        var hopLimit: UInt8 = 0
+        var ipv6 = false
+        /// The transport header's offset, and its length with its data (from the IP lengths).
+        var offset = 0
+        var length = 0
+        var wireLength = 0
+    }
+
+    /// What the packet path's parse found (`parse(_:wireLength:network:tcp:)`).
+    enum PacketPathParse {
+        /// A TCP segment, written into the caller's segment.
+        case tcp
+        /// Another protocol: `parseTransport` tells what it is.
+        case otherTransport
+        case invalid(DropReason)
+    }
+
+    /// The same parse for the packet path, written for speed: a TCP segment is written once,
+    /// into `segment`, and what is returned is a byte or two. A TCPSegment returned inside a
+    /// ParsedPacket (some 100 bytes) was copied at every level on the way out and again by
+    /// the caller. Every drop reason is the one `parse(_:wireLength:)` gives.
+    @inline(__always)
+    static func parse(_ bytes: UnsafeRawBufferPointer, wireLength: Int, network: inout NetworkLayer,
+                      tcp segment: inout TCPSegment) -> PacketPathParse {
+        if let reason = parseNetwork(bytes, wireLength: wireLength, into: &network) { return .invalid(reason) }
+        guard network.protocolNumber == TrackedProtocol.tcpNumber else { return .otherTransport }
+        if let reason = parseTCP(bytes, network, into: &segment) { return .invalid(reason) }
+        return .tcp
+    }
+
+    /// The IP header (and IPv6 extension headers); returns why the packet is invalid, or nil.
+    static func parseNetwork(_ bytes: UnsafeRawBufferPointer, wireLength: Int,
+                             into network: inout NetworkLayer) -> DropReason? {
+        guard bytes.count >= 1 else { return .truncated }
         switch bytes[0] >> 4 {
-        case 4: return parseIPv4(bytes, wireLength: max(wireLength, bytes.count))
-        case 6: return parseIPv6(bytes, wireLength: max(wireLength, bytes.count))
-        default: return .invalid(.badHeader)
+        case 4: return parseIPv4(bytes, wireLength: max(wireLength, bytes.count), into: &network)
+        case 6: return parseIPv6(bytes, wireLength: max(wireLength, bytes.count), into: &network)
+        default: return .badHeader
         }
     }
 
@@ -38,40 +81,42 @@ public enum PacketParser {
 
     // MARK: IPv4 (RFC 791)
 
-    static func parseIPv4(_ bytes: UnsafeRawBufferPointer, wireLength: Int) -> ParsedPacket {
-        guard bytes.count >= 20 else { return .invalid(.truncated) }
+    static func parseIPv4(_ bytes: UnsafeRawBufferPointer, wireLength: Int,
+                          into network: inout NetworkLayer) -> DropReason? {
+        guard bytes.count >= 20 else { return .truncated }
         let headerLength = Int(bytes[0] & 0x0F) * 4
-        guard headerLength >= 20 else { return .invalid(.badHeader) }
-        guard headerLength <= bytes.count else { return .invalid(.truncated) }
+        guard headerLength >= 20 else { return .badHeader }
+        guard headerLength <= bytes.count else { return .truncated }
         var totalLength = Int(bytes.bigEndianUInt16(at: 2))
         // A GSO packet over 64 KiB (BIG TCP) carries 0 here; its length is the skb's.
         if totalLength == 0 && wireLength > 65535 { totalLength = wireLength }
-        guard totalLength >= headerLength else { return .invalid(.badHeader) }
-        guard totalLength <= wireLength else { return .invalid(.truncated) }
+        guard totalLength >= headerLength else { return .badHeader }
+        guard totalLength <= wireLength else { return .truncated }
         let fragment = bytes.bigEndianUInt16(at: 6)
         // More-fragments set or a non-zero offset: part of a fragmented datagram.
-        guard fragment & 0x3FFF == 0 else { return .invalid(.fragment) }
-        let source = IPAddress(ipv4: bytes.bigEndianUInt32(at: 12))
-        let destination = IPAddress(ipv4: bytes.bigEndianUInt32(at: 16))
-        return parseTransport(bytes, protocolNumber: bytes[9], offset: headerLength,
-                              length: totalLength - headerLength, source: source, destination: destination,
-                              wireLength: wireLength, ipv6: false, hopLimit: bytes[8])
+        guard fragment & 0x3FFF == 0 else { return .fragment }
+        network = NetworkLayer(source: IPAddress(ipv4: bytes.bigEndianUInt32(at: 12)),
+                               destination: IPAddress(ipv4: bytes.bigEndianUInt32(at: 16)), protocolNumber: bytes[9],
+                               hopLimit: bytes[8], ipv6: false, offset: headerLength,
+                               length: totalLength - headerLength, wireLength: wireLength)
+        return nil
     }
 
     // MARK: IPv6 (RFC 8200)
 
-    static func parseIPv6(_ bytes: UnsafeRawBufferPointer, wireLength: Int) -> ParsedPacket {
-        guard bytes.count >= 40 else { return .invalid(.truncated) }
+    static func parseIPv6(_ bytes: UnsafeRawBufferPointer, wireLength: Int,
+                          into network: inout NetworkLayer) -> DropReason? {
+        guard bytes.count >= 40 else { return .truncated }
         var payloadLength = Int(bytes.bigEndianUInt16(at: 4))
         // Jumbograms and BIG TCP GSO packets carry 0 (RFC 2675); the real length is the packet's.
         if payloadLength == 0 && wireLength > 65535 + 40 { payloadLength = wireLength - 40 }
         let totalLength = 40 + payloadLength
-        guard totalLength <= wireLength else { return .invalid(.truncated) }
+        guard totalLength <= wireLength else { return .truncated }
         let source = IPAddress(high: bytes.bigEndianUInt64(at: 8), low: bytes.bigEndianUInt64(at: 16))
         let destination = IPAddress(high: bytes.bigEndianUInt64(at: 24), low: bytes.bigEndianUInt64(at: 32))
         // IPv4-mapped addresses never appear on the wire (RFC 4291 2.5.5.2); seqwall keeps IPv4
         // in that form, so such a packet would pose as IPv4 to the rules and the table.
-        if source.isIPv4 || destination.isIPv4 { return .invalid(.badHeader) }
+        if source.isIPv4 || destination.isIPv4 { return .badHeader }
 
         var nextHeader = bytes[6]
         var offset = 40
@@ -83,53 +128,53 @@ public enum PacketParser {
             case 0, 43, 60, 135, 139, 140:
                 // Hop-by-hop, Routing, Destination options, Mobility, HIP, Shim6:
                 // length in 8-octet units, not counting the first 8 (RFC 8200 4.3-4.6).
-                guard offset + 2 <= totalLength else { return .invalid(.badHeader) }
-                guard offset + 2 <= bytes.count else { return .invalid(.truncated) }
+                guard offset + 2 <= totalLength else { return .badHeader }
+                guard offset + 2 <= bytes.count else { return .truncated }
                 headerLength = (Int(bytes[offset + 1]) + 1) * 8
             case 51:
                 // Authentication header: length in 4-octet units, minus 2 (RFC 4302 2.2).
-                guard offset + 2 <= totalLength else { return .invalid(.badHeader) }
-                guard offset + 2 <= bytes.count else { return .invalid(.truncated) }
+                guard offset + 2 <= totalLength else { return .badHeader }
+                guard offset + 2 <= bytes.count else { return .truncated }
                 headerLength = (Int(bytes[offset + 1]) + 2) * 4
             case 44:
                 // Fragment header (RFC 8200 4.5). An atomic fragment (offset 0, M clear) is a
                 // whole packet and is read on (RFC 6946); any other is part of a datagram.
-                guard offset + 8 <= totalLength else { return .invalid(.badHeader) }
-                guard offset + 8 <= bytes.count else { return .invalid(.truncated) }
-                guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else { return .invalid(.fragment) }
+                guard offset + 8 <= totalLength else { return .badHeader }
+                guard offset + 8 <= bytes.count else { return .truncated }
+                guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else { return .fragment }
                 headerLength = 8
             default:
                 // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
-                return parseTransport(bytes, protocolNumber: nextHeader, offset: offset, length: totalLength - offset,
-                                      source: source, destination: destination, wireLength: wireLength,
-                                      ipv6: true, hopLimit: bytes[7])
+                network = NetworkLayer(source: source, destination: destination, protocolNumber: nextHeader,
+                                       hopLimit: bytes[7], ipv6: true, offset: offset, length: totalLength - offset,
+                                       wireLength: wireLength)
+                return nil
             }
-            guard offset + headerLength <= totalLength else { return .invalid(.badHeader) }
-            guard offset + headerLength <= bytes.count else { return .invalid(.truncated) }
+            guard offset + headerLength <= totalLength else { return .badHeader }
+            guard offset + headerLength <= bytes.count else { return .truncated }
             nextHeader = bytes[offset]
             offset += headerLength
         }
-        return .invalid(.badHeader)
+        return .badHeader
     }
 
-    /// The transport header after the IP headers: a switch on the protocol number, so the TCP
-    /// path costs one comparison more than before and nothing else.
-    @inline(__always)
-    static func parseTransport(_ bytes: UnsafeRawBufferPointer, protocolNumber: UInt8, offset: Int, length: Int,
-                               source: IPAddress, destination: IPAddress, wireLength: Int, ipv6: Bool,
-                               hopLimit: UInt8) -> ParsedPacket {
-        switch protocolNumber {
+    /// The transport header after the IP headers: a switch on the protocol number.
+    static func parseTransport(_ bytes: UnsafeRawBufferPointer, _ network: NetworkLayer) -> ParsedPacket {
+        let offset = network.offset, length = network.length, wireLength = network.wireLength
+        let source = network.source, destination = network.destination, ipv6 = network.ipv6
+        switch network.protocolNumber {
         case TrackedProtocol.tcpNumber:
-            return parseTCP(bytes, offset: offset, length: length, source: source, destination: destination,
-                            wireLength: wireLength)
+            var segment = TCPSegment()
+            if let reason = parseTCP(bytes, network, into: &segment) { return .invalid(reason) }
+            return .tcp(segment)
         case TrackedProtocol.udpNumber:
             return parseUDP(bytes, offset: offset, length: length, source: source, destination: destination,
                             wireLength: wireLength)
         case TrackedProtocol.icmpNumber where !ipv6, TrackedProtocol.icmp6Number where ipv6:
             return parseICMP(bytes, offset: offset, length: length, source: source, destination: destination,
-                             wireLength: wireLength, ipv6: ipv6, hopLimit: hopLimit)
+                             wireLength: wireLength, ipv6: ipv6, hopLimit: network.hopLimit)
         default:
-            return .other(protocolNumber: protocolNumber, source: source, destination: destination)
+            return .other(protocolNumber: network.protocolNumber, source: source, destination: destination)
         }
     }
 
@@ -300,38 +345,45 @@ public enum PacketParser {
 
     // MARK: TCP (RFC 9293 3.1)
 
-    static func parseTCP(_ bytes: UnsafeRawBufferPointer, offset: Int, length: Int,
-                         source: IPAddress, destination: IPAddress, wireLength: Int) -> ParsedPacket {
+    /// Writes the segment into `segment`; returns why it is invalid, or nil.
+    @inline(__always)
+    static func parseTCP(_ bytes: UnsafeRawBufferPointer, _ network: NetworkLayer,
+                         into segment: inout TCPSegment) -> DropReason? {
+        let offset = network.offset, length = network.length
+        let source = network.source, destination = network.destination
         // The IP packet cannot even hold the fixed TCP header.
-        guard length >= 20 else { return .invalid(.truncated) }
-        guard offset + 20 <= bytes.count else { return .invalid(.truncated) }
+        guard length >= 20 else { return .truncated }
+        guard offset + 20 <= bytes.count else { return .truncated }
         let headerLength = Int(bytes[offset + 12] >> 4) * 4
-        guard headerLength >= 20, headerLength <= length else { return .invalid(.badHeader) }
-        guard offset + headerLength <= bytes.count else { return .invalid(.truncated) }
+        guard headerLength >= 20, headerLength <= length else { return .badHeader }
+        guard offset + headerLength <= bytes.count else { return .truncated }
 
         let sourcePort = bytes.bigEndianUInt16(at: offset)
         let destinationPort = bytes.bigEndianUInt16(at: offset + 2)
-        if source == destination && sourcePort == destinationPort { return .invalid(.land) }
+        if source == destination && sourcePort == destinationPort { return .land }
 
-        guard let options = parseOptions(bytes, from: offset + 20, to: offset + headerLength) else {
-            return .invalid(.badOptions)
+        guard parseOptions(bytes, from: offset + 20, to: offset + headerLength, into: &segment.options) else {
+            return .badOptions
         }
-        return .tcp(TCPSegment(
-            source: source, destination: destination,
-            sourcePort: sourcePort, destinationPort: destinationPort,
-            sequence: bytes.bigEndianUInt32(at: offset + 4),
-            acknowledgment: bytes.bigEndianUInt32(at: offset + 8),
-            flags: TCPFlags(rawValue: bytes[offset + 13]),
-            window: bytes.bigEndianUInt16(at: offset + 14),
-            payloadLength: length - headerLength,
-            options: options,
-            wireLength: wireLength))
+        segment.source = source
+        segment.destination = destination
+        segment.sourcePort = sourcePort
+        segment.destinationPort = destinationPort
+        segment.sequence = bytes.bigEndianUInt32(at: offset + 4)
+        segment.acknowledgment = bytes.bigEndianUInt32(at: offset + 8)
+        segment.flags = TCPFlags(rawValue: bytes[offset + 13])
+        segment.window = bytes.bigEndianUInt16(at: offset + 14)
+        segment.payloadLength = length - headerLength
+        segment.wireLength = network.wireLength
+        return nil
     }
 
-    /// Reads the option list; nil when an option's length is below 2 or runs past the header.
-    /// Known options with a wrong length are skipped, as Linux's tcp_parse_options does.
-    static func parseOptions(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int) -> TCPOptions? {
-        var options = TCPOptions()
+    /// Reads the option list into `options`, which starts afresh; false when an option's length
+    /// is below 2 or runs past the header. Known options with a wrong length are skipped, as
+    /// Linux's tcp_parse_options does.
+    static func parseOptions(_ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int,
+                             into options: inout TCPOptions) -> Bool {
+        options = TCPOptions()
         // What nearly every segment of an established flow carries (Linux, the BSDs): NOP, NOP
         // and the timestamp option, nothing else (RFC 7323 appendix A). One comparison instead
         // of the loop; well-formed by construction, so no bad-options check is skipped.
@@ -339,16 +391,16 @@ public enum PacketParser {
             options.hasTimestamps = true
             options.timestampValue = bytes.bigEndianUInt32(at: start + 4)
             options.timestampEcho = bytes.bigEndianUInt32(at: start + 8)
-            return options
+            return true
         }
         var index = start
         while index < end {
             let kind = bytes[index]
             if kind == 0 { break }              // End of option list
             if kind == 1 { index += 1; continue } // No-operation
-            guard index + 2 <= end else { return nil }
+            guard index + 2 <= end else { return false }
             let length = Int(bytes[index + 1])
-            guard length >= 2, index + length <= end else { return nil }
+            guard length >= 2, index + length <= end else { return false }
             switch (kind, length) {
             case (2, 4):
                 options.mss = bytes.bigEndianUInt16(at: index + 2)
@@ -377,7 +429,7 @@ public enum PacketParser {
             }
             index += length
         }
-        return options
+        return true
     }
 }
 

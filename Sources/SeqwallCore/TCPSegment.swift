@@ -14,7 +14,8 @@ public struct TCPFlags: OptionSet, Sendable, Hashable {
 
     /// The only combinations a valid segment can carry once PSH, ECE and CWR are set aside
     /// (the kernel's tcp_valid_flags): SYN, SYN|ACK, RST, RST|ACK, FIN|ACK, ACK, and SYN, FIN|ACK,
-    /// ACK with URG.
+    /// ACK with URG. Inlined: a call for one comparison was half its cost on the packet path.
+    @inline(__always)
     public var isValidCombination: Bool {
         let significant = rawValue & ~(TCPFlags.psh.rawValue | TCPFlags.ece.rawValue | TCPFlags.cwr.rawValue)
         switch significant {
@@ -86,6 +87,12 @@ public struct TCPSegment: Sendable, Equatable {
         self.payloadLength = payloadLength
         self.options = options
         self.wireLength = wireLength
+    }
+
+    /// An all-zero segment, for the parser to write into (PacketParser.parse(_:wireLength:tcp:)).
+    init() {
+        self.init(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0), sourcePort: 0,
+                  destinationPort: 0, sequence: 0, acknowledgment: 0, flags: [], window: 0)
     }
 
     /// Sequence number just past this segment: SYN and FIN each take one (RFC 9293 3.4).

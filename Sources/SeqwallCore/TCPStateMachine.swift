@@ -30,52 +30,95 @@ public enum TCPStateMachine {
     /// The largest window scale shift (RFC 7323 2.3, TCP_MAX_WSCALE).
     public static let maximumWindowScale: UInt8 = 14
 
-    // Columns follow TCPState's raw values: NONE, SYN_SENT, SYN_RECV, ESTABLISHED, FIN_WAIT,
-    // CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2.
-    private static let sNO = TCPTransition.to(.none), sSS = TCPTransition.to(.synSent)
-    private static let sSR = TCPTransition.to(.synRecv), sES = TCPTransition.to(.established)
-    private static let sFW = TCPTransition.to(.finWait), sCW = TCPTransition.to(.closeWait)
-    private static let sLA = TCPTransition.to(.lastAck), sTW = TCPTransition.to(.timeWait)
-    private static let sCL = TCPTransition.to(.close), sS2 = TCPTransition.to(.synSent2)
-    private static let sIV = TCPTransition.invalid, sIG = TCPTransition.ignore
+    // The transition table, one row per direction and flag class. A cell is 4 bits: a state's
+    // raw value (0...9), or sIV or sIG; a row packs its ten cells into one integer, the cell for
+    // state s at bits 4s..4s+3. Written for speed: `transitionRow` is a `switch` that returns
+    // constants, which the compiler turns into a read-only table (no lazily initialised global,
+    // no array bounds checks); a lookup is then one load, a shift and a mask.
+    // Computed, not stored: constants the optimizer folds into the rows, never globals.
+    private static var sNO: UInt64 { UInt64(TCPState.none.rawValue) }
+    private static var sSS: UInt64 { UInt64(TCPState.synSent.rawValue) }
+    private static var sSR: UInt64 { UInt64(TCPState.synRecv.rawValue) }
+    private static var sES: UInt64 { UInt64(TCPState.established.rawValue) }
+    private static var sFW: UInt64 { UInt64(TCPState.finWait.rawValue) }
+    private static var sCW: UInt64 { UInt64(TCPState.closeWait.rawValue) }
+    private static var sLA: UInt64 { UInt64(TCPState.lastAck.rawValue) }
+    private static var sTW: UInt64 { UInt64(TCPState.timeWait.rawValue) }
+    private static var sCL: UInt64 { UInt64(TCPState.close.rawValue) }
+    private static var sS2: UInt64 { UInt64(TCPState.synSent2.rawValue) }
+    /// sIV: no valid segment does this; strict by default, so it is dropped.
+    private static var sIV: UInt64 { 0xA }
+    /// sIG: may be valid or not and only the receiver knows; it passes without changing state.
+    private static var sIG: UInt64 { 0xB }
 
-    /// Segments from the side that opened the connection.
-    static let originalTransitions: [[TCPTransition]] = [
-        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
-        /* syn */ [sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2],
-        // sSR..sLA -> sIG: a SYN inside a live connection; the receiver answers it (RST or
-        // challenge ACK, RFC 5961 4) and tells us who is out of sync.
-        // sTW, sCL -> sSS: the tuple is reused for a new connection (RFC 1122 4.2.2.13).
-        /* syn-ack */ [sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR],
-        // sSS -> sIV: the client cannot answer its own SYN. sS2 -> sSR: simultaneous open.
-        /* fin */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
-        // sSS -> sIV: no FIN before the SYN-ACK. sFW/sCW -> sLA: FINs seen both ways.
-        /* ack */ [sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV],
-        // sNO -> sES: only reached with pickup. sSS -> sIV: nothing to acknowledge yet.
-        // sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
-        /* rst */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
-        /* none */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
-    ]
+    /// Packs one row; its columns follow TCPState's raw values: NONE, SYN_SENT, SYN_RECV,
+    /// ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2.
+    @inline(__always)
+    private static func row(_ sNO: UInt64, _ sSS: UInt64, _ sSR: UInt64, _ sES: UInt64, _ sFW: UInt64,
+                            _ sCW: UInt64, _ sLA: UInt64, _ sTW: UInt64, _ sCL: UInt64, _ sS2: UInt64) -> UInt64 {
+        sNO | sSS << 4 | sSR << 8 | sES << 12 | sFW << 16 | sCW << 20 | sLA << 24 | sTW << 28 | sCL << 32
+            | sS2 << 36
+    }
 
-    /// Segments from the side that answered.
-    static let replyTransitions: [[TCPTransition]] = [
-        //        sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
-        /* syn */ [sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2],
-        // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sTW -> sSS: reopened, roles swapped.
-        /* syn-ack */ [sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR],
-        // sSR..sCL -> sIG: a late retransmitted SYN-ACK, or one answering an ignored SYN.
-        /* fin */ [sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV],
-        /* ack */ [sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG],
-        // sSS -> sIG: may be a challenge ACK to the SYN, or a half-open peer (RFC 5961 4).
-        // sSR -> sSR: may answer a late retransmitted SYN.
-        /* rst */ [sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL],
-        /* none */ [sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV],
-    ]
+    /// The kernel's tcp_conntracks[direction][index], packed (see `row`).
+    @inline(__always)
+    static func transitionRow(_ direction: FlowDirection, _ index: TCPFlagIndex) -> UInt64 {
+        switch direction {
+        case .original:
+            // Segments from the side that opened the connection.
+            switch index {
+            //                       sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+            case .syn:     return row(sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2)
+            // sSR..sLA -> sIG: a SYN inside a live connection; the receiver answers it (RST or
+            // challenge ACK, RFC 5961 4) and tells us who is out of sync.
+            // sTW, sCL -> sSS: the tuple is reused for a new connection (RFC 1122 4.2.2.13).
+            case .synAck:  return row(sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR)
+            // sSS -> sIV: the client cannot answer its own SYN. sS2 -> sSR: simultaneous open.
+            case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
+            // sSS -> sIV: no FIN before the SYN-ACK. sFW/sCW -> sLA: FINs seen both ways.
+            case .ack:     return row(sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV)
+            // sNO -> sES: only reached with pickup. sSS -> sIV: nothing to acknowledge yet.
+            // sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
+            case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
+            case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
+            }
+        case .reply:
+            // Segments from the side that answered.
+            switch index {
+            //                       sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
+            case .syn:     return row(sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2)
+            // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sTW -> sSS: reopened, roles swapped.
+            case .synAck:  return row(sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR)
+            // sSR..sCL -> sIG: a late retransmitted SYN-ACK, or one answering an ignored SYN.
+            case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
+            case .ack:     return row(sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG)
+            // sSS -> sIG: may be a challenge ACK to the SYN, or a half-open peer (RFC 5961 4).
+            // sSR -> sSR: may answer a late retransmitted SYN.
+            case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
+            case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
+            }
+        }
+    }
 
     @inline(__always)
     public static func transition(_ direction: FlowDirection, _ index: TCPFlagIndex, _ state: TCPState) -> TCPTransition {
-        let table = direction == .original ? originalTransitions : replyTransitions
-        return table[Int(index.rawValue)][Int(state.rawValue)]
+        let cell = UInt8(truncatingIfNeeded: transitionRow(direction, index) >> (UInt64(state.rawValue) &* 4)) & 0xF
+        // Spelled out rather than TCPState(rawValue:), which the compiler leaves as a call: this
+        // switch maps each cell to itself and folds away.
+        switch cell {
+        case 0: return .to(.none)
+        case 1: return .to(.synSent)
+        case 2: return .to(.synRecv)
+        case 3: return .to(.established)
+        case 4: return .to(.finWait)
+        case 5: return .to(.closeWait)
+        case 6: return .to(.lastAck)
+        case 7: return .to(.timeWait)
+        case 8: return .to(.close)
+        case 9: return .to(.synSent2)
+        case 0xA: return .invalid   // sIV
+        default: return .ignore     // sIG
+        }
     }
 
     /// Sets up a connection from the segment that creates it (the kernel's tcp_new). Returns
@@ -128,6 +171,18 @@ public enum TCPStateMachine {
     /// connection may shorten its timeout, as the kernel's nf_tcp_handle_invalid does.
     public static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
                              timeouts: TCPTimeouts, now: UInt64) -> TrackOutcome {
+        withUnsafePointer(to: timeouts) { timeouts in
+            track(&connection, direction: direction, segment: segment, timeouts: timeouts, now: now)
+        }
+    }
+
+    /// The same, with the timeouts read where they lie. Written for speed, for the tracker's
+    /// packet path: inlined there, and with the timeouts behind a pointer, only the ones
+    /// needed are read, at the end; a value parameter made a copy of all eleven up front (the
+    /// compiler cannot tell that the connection's stores leave them alone).
+    @inline(__always)
+    static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
+                      timeouts: UnsafePointer<TCPTimeouts>, now: UInt64) -> TrackOutcome {
         let index = TCPFlagIndex(segment.flags)
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
@@ -255,7 +310,7 @@ public enum TCPStateMachine {
                     connection.original = beforeResync.original
                     connection.reply = beforeResync.reply
                 }
-                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
+                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts.pointee, now: now)
                 return .drop(index == .rst ? .rstOutOfWindow : reason)
             }
         }
@@ -271,7 +326,7 @@ public enum TCPStateMachine {
 
         var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
                                      peerFlags: connection.original.flags.union(connection.reply.flags),
-                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
+                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts.pointee)
         if !connection.status.contains(.seenReply) {
             // Only an RST answered: there never was a connection (the kernel deletes it at once).
             if index == .rst { return .destroy }
@@ -284,7 +339,7 @@ public enum TCPStateMachine {
             // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
             if index == .syn && oldState == .synSent { return .accept }
             // Picked up without a reply yet: no long ESTABLISHED timeout.
-            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
+            if newState == .established { timeout = min(timeout, timeouts.pointee.unacknowledged) }
         } else if !connection.status.contains(.assured),
                   oldState == .synRecv || oldState == .established, newState == .established {
             connection.status.insert(.assured)

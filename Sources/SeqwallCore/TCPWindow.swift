@@ -68,26 +68,57 @@ public enum TCPWindow {
     /// the connection as it was, so a forged segment cannot teach the tracker anything.
     public static func check(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
                              segment: TCPSegment, state: TCPState) -> Result {
-        var sender = connection.peer(direction)
-        var receiver = connection.peer(direction.opposite)
-        let result = check(&sender, &receiver, connection: &connection, direction: direction, index: index,
-                           segment: segment, state: state)
-        if case .invalid = result { return result }
-        connection.setPeer(direction, sender)
-        connection.setPeer(direction.opposite, receiver)
+        // Both directions are worked on in place (two stored properties of one inout value may
+        // be borrowed at once), not copied out and back in: on the packet path that was ~50
+        // instructions. What is left is the undo, for a segment found invalid part way through.
+        let before = (original: connection.original, reply: connection.reply)
+        let pickedUp = connection.status.contains(.pickedUp)
+        let result = direction == .original
+            ? check(&connection.original, &connection.reply, pickedUp: pickedUp, direction: direction,
+                    segment: segment, state: state)
+            : check(&connection.reply, &connection.original, pickedUp: pickedUp, direction: direction,
+                    segment: segment, state: state)
+        switch result {
+        case .invalid:
+            connection.original = before.original
+            connection.reply = before.reply
+        case .ignore:
+            break
+        case .accept:
+            if index == .ack { countRetransmission(&connection, direction: direction, segment: segment) }
+        }
         return result
     }
 
-    static func check(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, connection: inout Connection,
-                      direction: FlowDirection, index: TCPFlagIndex, segment: TCPSegment,
-                      state: TCPState) -> Result {
+    /// Counts identical ACK segments in a row: a side retransmitting into silence (the kernel's
+    /// tcp_in_window, retrans). An ACK segment's sequence, ACK and end are the segment's own.
+    @inline(__always)
+    static func countRetransmission(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment) {
+        let sequence = segment.sequence, ack = segment.acknowledgment, end = segment.end
+        if connection.lastDirection == direction && connection.lastSequence == sequence
+            && connection.lastAcknowledgment == ack && connection.lastEnd == end
+            && connection.lastWindow == segment.window {
+            if connection.retransmissions < UInt8.max { connection.retransmissions += 1 }
+        } else {
+            connection.lastDirection = direction
+            connection.lastSequence = sequence
+            connection.lastAcknowledgment = ack
+            connection.lastEnd = end
+            connection.lastWindow = segment.window
+            connection.retransmissions = 0
+        }
+    }
+
+    /// The window check proper, on the sending and the receiving side's data; `pickedUp` is
+    /// the connection's `.pickedUp` status.
+    static func check(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, pickedUp: Bool,
+                      direction: FlowDirection, segment: TCPSegment, state: TCPState) -> Result {
         let flags = segment.flags
         var sequence = segment.sequence
         var ack = segment.acknowledgment
         var sack = ack
         var end = segment.end
         var window = UInt32(segment.window)
-        let pickedUp = connection.status.contains(.pickedUp)
 
         if receiver.flags.contains(.sackPermitted) && segment.options.hasSACK
             && SequenceNumber.after(segment.options.sackRightEdge, sack) {
@@ -213,21 +244,6 @@ public enum TCPWindow {
         }
         if ack == receiver.end { receiver.flags.remove(.dataUnacknowledged) }
 
-        // Count identical ACK segments: a side retransmitting into silence.
-        if index == .ack {
-            if connection.lastDirection == direction && connection.lastSequence == sequence
-                && connection.lastAcknowledgment == ack && connection.lastEnd == end
-                && connection.lastWindow == segment.window {
-                if connection.retransmissions < UInt8.max { connection.retransmissions += 1 }
-            } else {
-                connection.lastDirection = direction
-                connection.lastSequence = sequence
-                connection.lastAcknowledgment = ack
-                connection.lastEnd = end
-                connection.lastWindow = segment.window
-                connection.retransmissions = 0
-            }
-        }
         sender.flags.remove(.relearning)
         return .accept
     }
