@@ -126,6 +126,7 @@ public final class ConnectionTracker {
 
     /// Decides one raw IP packet; `lookahead` is what a batch's warm-up read from it
     /// (ConnectionTracker+Batch.swift), which may spare its lookup the hash.
+    @inline(__always)
     func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64,
                  lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         // TCP, the common case, is parsed straight into `segment` (no ParsedPacket to copy out of).
