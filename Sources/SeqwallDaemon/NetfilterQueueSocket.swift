@@ -100,11 +100,16 @@ final class NetfilterQueueSocket {
         }
     }
 
-    /// One datagram into `buffer`: its length, or -errno (EAGAIN when none is waiting with
-    /// `wait` false; ENOBUFS when the kernel had to drop messages for us).
+    /// Takes the waiting datagrams, up to the batch's capacity, one per slot, in one system
+    /// call without waiting: how many, or -errno (EAGAIN when none is waiting; ENOBUFS when the
+    /// kernel had to drop messages for us). Netlink hands one queued packet per datagram.
+    /// An error met after some datagrams were taken is kept by the kernel for the next call
+    /// (net/socket.c, do_recvmmsg: sk_err), so ENOBUFS is never lost.
     @inline(__always)
-    func receive(into buffer: UnsafeMutableRawPointer, capacity: Int, wait: Bool) -> Int {
-        SystemCall.retryingErrno { recv(descriptor, buffer, capacity, wait ? 0 : Int32(MSG_DONTWAIT)) }
+    func receive(_ batch: ReceiveBatch) -> Int {
+        SystemCall.retryingErrno {
+            Int(seqwall_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), Int32(MSG_DONTWAIT)))
+        }
     }
 
     /// Sends `length` bytes of netlink messages at once (a batch of verdicts).
