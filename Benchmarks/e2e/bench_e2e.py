@@ -26,7 +26,7 @@ Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
 
 A/B: `--seqwall old=/tmp/seqwall-old --seqwall new=.build/release/seqwall` measures two seqwall
 binaries as two variants in the same rounds (one table per binary against C, then new/old per
-round). `--profile 'strace -c -f -p {pid}'` attaches a profiler to each consumer (C and seqwall)
+round); options after the path go to `seqwall run` (`--seqwall 'rt=PATH --realtime-priority 10'`). `--profile 'strace -c -f -p {pid}'` attaches a profiler to each consumer (C and seqwall)
 for the length of each measurement and prints what it wrote to stderr.
 Needs root, iperf3, sockperf, ethtool, cc, libmnl and libnetfilter_queue headers (`make
 bench-e2e` installs what is missing).
@@ -174,10 +174,10 @@ class Consumer:
                 raise RuntimeError(f"accept_all did not start: {line!r}")
         elif self.variant in b.seqwalls:
             # lab.Daemon runs (and its CLI talks through) the module's SEQWALL_BIN.
-            lab.SEQWALL_BIN = b.seqwalls[self.variant]
+            lab.SEQWALL_BIN, options = b.seqwalls[self.variant]
             self.daemon = lab.Daemon(b.lab.fw_ns, b.rules, os.path.join(b.workdir, "control.sock"),
                                      os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
-                                     extra=["--fail-open", "--log-level", "warning"])
+                                     extra=["--fail-open", "--log-level", "warning"] + options)
             self.daemon.start(ready_timeout=20)
         self.before = b.lab.queue_counters()
         if b.args.profile and self.pid() is not None:
@@ -244,7 +244,7 @@ class Bench:
         self.seconds = args.seconds
         self.workdir = tempfile.mkdtemp(prefix="seqwall-bench-")
         REGISTRY.add_tmp(self.workdir)
-        self.seqwalls = dict(args.seqwall)   # variant name -> binary, in the order given
+        self.seqwalls = dict(args.seqwall)   # variant name -> (binary, run options), in the order given
         self.variants = BASE_VARIANTS + tuple(self.seqwalls)
         self.rules = os.path.join(self.workdir, "bench.rules")
         with open(self.rules, "w") as f:
@@ -377,7 +377,7 @@ class Bench:
     def report(self):
         for name in self.seqwalls:
             if len(self.seqwalls) > 1:
-                print(f"seqwall = {name} ({self.seqwalls[name]})")
+                print(f"seqwall = {name} ({' '.join([self.seqwalls[name][0]] + self.seqwalls[name][1])})")
             self.report_against_c(name)
         if len(self.seqwalls) > 1:
             self.report_ab(*list(self.seqwalls)[:2])
@@ -482,7 +482,8 @@ def main():
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json")
     parser.add_argument("--seqwall", action="append", default=[], metavar="NAME=PATH",
-                        help="a seqwall binary to measure as variant NAME (repeatable; default seqwall=$SEQWALL_BIN)")
+                        help="a seqwall binary (and `seqwall run` options after it, space-separated) to measure "
+                             "as variant NAME (repeatable; default seqwall=$SEQWALL_BIN)")
     parser.add_argument("--profile", metavar="CMD",
                         help="profiler attached to each consumer, {pid} replaced, e.g. 'strace -c -f -p {pid}'")
     args = parser.parse_args()
@@ -495,14 +496,15 @@ def main():
             sys.exit(f"bench-e2e: {tool} not found (make bench-e2e installs it)")
     seqwalls = []
     for spec in args.seqwall or [f"seqwall={os.environ['SEQWALL_BIN']}"]:
-        name, _, path = spec.partition("=")
+        name, _, rest = spec.partition("=")
+        path, *options = rest.split() or [""]
         if not name or not path or name in BASE_VARIANTS or name in dict(seqwalls):
-            sys.exit(f"bench-e2e: --seqwall wants NAME=PATH with a new name, not {spec!r}")
+            sys.exit(f"bench-e2e: --seqwall wants NAME=PATH [OPTION...] with a new name, not {spec!r}")
         if not os.path.exists(path):
             sys.exit(f"bench-e2e: no seqwall binary at {path} (swift build -c release)")
-        seqwalls.append((name, os.path.abspath(path)))
+        seqwalls.append((name, (os.path.abspath(path), options)))
     args.seqwall = seqwalls
-    lab.SEQWALL_BIN = seqwalls[0][1]
+    lab.SEQWALL_BIN = seqwalls[0][1][0]
     REGISTRY.install()
     started = time.monotonic()
     try:

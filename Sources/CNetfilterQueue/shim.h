@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
@@ -31,6 +32,12 @@ struct seqwall_mmsghdr {
 /* Up to vlen datagrams in one system call; returns how many, or -1 with errno. */
 static inline int seqwall_recvmmsg(int fd, struct seqwall_mmsghdr *messages, unsigned int vlen, int flags) {
     return (int)syscall(SYS_recvmmsg, fd, messages, vlen, flags, NULL);
+}
+
+/* Names the calling thread (at most 15 characters kept), as pthread_setname_np does; that one
+ * is _GNU_SOURCE only, and prctl is variadic: neither reaches Swift. */
+static inline int seqwall_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }
 
 /* One queued packet, as read from an NFQNL_MSG_PACKET message. */

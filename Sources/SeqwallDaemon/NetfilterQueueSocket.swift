@@ -14,6 +14,11 @@ public struct QueueSettings: Sendable {
     public var failOpen = false
     /// Socket receive buffer, bytes (SO_RCVBUFFORCE, as root).
     public var receiveBufferBytes: Int32 = 8 * 1024 * 1024
+    /// SCHED_FIFO priority (1-99) for each queue's worker thread, or nil for the normal
+    /// scheduler (the default). A worker blocks in poll between batches, so a real-time one
+    /// takes its CPU only while packets wait; the kernel's RT throttling
+    /// (kernel.sched_rt_runtime_us) still leaves other tasks a share.
+    public var realtimePriority: Int32?
 
     public init() {}
 }

@@ -34,6 +34,7 @@ final class QueueWorker: @unchecked Sendable {
     static let expiryBudgetWhenIdle = 8192
 
     let queue: UInt16
+    private let realtimePriority: Int32?
     let tracker: ConnectionTracker
     let mailbox: Mailbox<QueueWorker>
     private(set) var adapter = AdapterCounters()
@@ -65,6 +66,7 @@ final class QueueWorker: @unchecked Sendable {
          logger: Logger) throws(SystemError) {
         self.queue = queue
         self.logger = logger
+        realtimePriority = settings.realtimePriority
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares)
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
@@ -104,6 +106,17 @@ final class QueueWorker: @unchecked Sendable {
 
     /// The thread body: packets, jobs and expiry until a stop job arrives.
     func run() {
+        // The name `top -H`, `ps -L` and /proc show for this thread (at most 15 characters).
+        _ = seqwall_set_thread_name("seqwall-q\(queue)")
+        if let realtimePriority {
+            // A verdict waits while the worker waits for a CPU: on a loaded machine that wait,
+            // not the work, is what a packet's latency tail is made of (`--realtime-priority`).
+            var parameters = sched_param(sched_priority: realtimePriority)
+            let result = pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters)
+            if result != 0 {
+                logger.warning("queue \(queue): cannot run at real-time priority \(realtimePriority): \(SystemError("pthread_setschedparam", code: result)); running at normal priority")
+            }
+        }
         var descriptors = [
             pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
@@ -224,7 +237,8 @@ final class QueueWorker: @unchecked Sendable {
             }
             let result = mnl_cb_run(bytes, length, 0, socket.portID, { message, data in
                 guard let message, let data else { return MNL_CB_OK }
-                Unmanaged<QueueWorker>.fromOpaque(data).takeUnretainedValue().collect(message)
+                // The worker outlives its receives: no retain and release per message.
+                Unmanaged<QueueWorker>.fromOpaque(data)._withUnsafeGuaranteedRef { $0.collect(message) }
                 return MNL_CB_OK
             }, context)
             if result < 0 { adapter.malformedMessages += 1 }

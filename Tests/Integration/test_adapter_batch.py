@@ -27,7 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab  # noqa: E402
-from lab import PY, REGISTRY, LabTestCase, drops, ns_run, scapy_problem, wait_for  # noqa: E402
+from lab import PY, REGISTRY, Conn, LabTestCase, drops, ns_run, scapy_problem, wait_for  # noqa: E402
 
 THIS_FILE = os.path.abspath(__file__)
 OPEN_PORT, CLOSED_PORT, REJECT_PORT = 8090, 8091, 8092
@@ -37,7 +37,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 reject in tcp to port {REJECT_PORT}
-pass in tcp to port {OPEN_PORT}
+pass in tcp to port {OPEN_PORT}, 8080
 """
 
 
@@ -169,6 +169,48 @@ class BatchReceiveTest(LabTestCase):
         # Each accepted SYN opened its own connection (many flows in one batch).
         opened = [c for c in daemon.conntrack() if c["state"] == "SYN_SENT" and c["orig"]["dport"] == OPEN_PORT]
         self.assertEqual(len(opened), expected["open"])
+
+    def test_realtime_priority(self):
+        """`--realtime-priority N` runs each queue's worker, and only it, under SCHED_FIFO at N;
+        out-of-range values are refused before anything is bound."""
+        daemon = self.lab.daemon
+        daemon.stop()
+        normal_extra = list(daemon.extra)
+        daemon.extra = normal_extra + ["--realtime-priority", "7"]
+        try:
+            daemon.start(ready_timeout=20)
+            with Conn(self.lab.ns["client"], self.lab.server4, 8080, self.rules_dir) as c:
+                self.assertTrue(c.connected, c.error)
+                self.assertEqual(c.send(b"rt"), b"echo:rt")
+            threads = thread_scheduling(daemon.proc.pid)
+            workers = {name: policy for name, policy in threads.items() if name.startswith("seqwall-q")}
+            self.assertEqual(list(workers.values()), [(SCHED_FIFO, 7)], threads)
+            others = [policy for name, policy in threads.items() if not name.startswith("seqwall-q")]
+            self.assertTrue(others and all(policy == (SCHED_OTHER, 0) for policy in others), threads)
+        finally:
+            daemon.stop()
+            daemon.extra = normal_extra
+        for bad in ("0", "100"):
+            cp = lab.run([lab.SEQWALL_BIN, "run", "--rules", self.RULES, "--realtime-priority", bad], check=False)
+            self.assertEqual(cp.returncode, 1, cp.stderr)
+            self.assertIn("--realtime-priority must be between 1 and 99", cp.stderr)
+
+
+SCHED_OTHER, SCHED_FIFO = 0, 1
+
+
+def thread_scheduling(pid):
+    """Thread name -> (policy, real-time priority), from /proc/PID/task/TID/stat (proc(5):
+    fields 40 rt_priority and 41 policy, counted after the parenthesised name)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            stat = f.read()
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        # fields[0] is field 3 (state)
+        out[f"{name}/{tid}" if name in out else name] = (int(fields[41 - 3]), int(fields[40 - 3]))
+    return out
 
 
 def _agent_burst(path):
