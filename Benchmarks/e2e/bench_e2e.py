@@ -27,7 +27,8 @@ Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
 A/B: `--seqwall old=/tmp/seqwall-old --seqwall new=.build/release/seqwall` measures two seqwall
 binaries as two variants in the same rounds (one table per binary against C, then new/old per
 round); options after the path go to `seqwall run` (`--seqwall 'rt=PATH --realtime-priority 10'`). `--profile 'strace -c -f -p {pid}'` attaches a profiler to each consumer (C and seqwall)
-for the length of each measurement and prints what it wrote to stderr.
+for the length of each measurement and prints what it wrote to stderr. `--c-variant
+'Cmmsg=--recvmmsg'` adds accept_all with those options as one more variant (reported against C).
 Needs root, iperf3, sockperf, ethtool, cc, libmnl and libnetfilter_queue headers (`make
 bench-e2e` installs what is missing).
 """
@@ -164,8 +165,8 @@ class Consumer:
             b.lab.load_filter(CONNTRACK_RULES)
         else:
             b.lab.load_filter(QUEUE_RULES.replace("QUEUE_TARGET", target))
-        if self.variant == "C":
-            argv = [b.accept_all]
+        if self.variant == "C" or self.variant in b.c_variants:
+            argv = [b.accept_all] + b.c_variants.get(self.variant, [])
             for q in range(self.queues):
                 argv += ["--queue", str(q)]
             self.proc = spawn(b.lab.fw_ns, argv, os.path.join(b.workdir, "accept_all.log"))
@@ -245,7 +246,8 @@ class Bench:
         self.workdir = tempfile.mkdtemp(prefix="seqwall-bench-")
         REGISTRY.add_tmp(self.workdir)
         self.seqwalls = dict(args.seqwall)   # variant name -> (binary, run options), in the order given
-        self.variants = BASE_VARIANTS + tuple(self.seqwalls)
+        self.c_variants = dict(args.c_variant)   # variant name -> accept_all options
+        self.variants = BASE_VARIANTS + tuple(self.c_variants) + tuple(self.seqwalls)
         self.rules = os.path.join(self.workdir, "bench.rules")
         with open(self.rules, "w") as f:
             f.write(RULES)
@@ -336,9 +338,9 @@ class Bench:
                 if failures:
                     self.note(case, variant, f"{failures} failed connections")
             seen, offered = consumer.handled()
-        if variant == "C":
+        if variant == "C" or variant in self.c_variants:
             seen = consumer.judged
-        if (variant == "C" or variant in self.seqwalls) and offered:
+        if (variant == "C" or variant in self.c_variants or variant in self.seqwalls) and offered:
             # With fail-open, packets that find the queue full pass unjudged: a consumer that
             # falls behind would look faster than it is. Show the share it really judged.
             label = case if case != "queues" else f"queues {queues}q"
@@ -356,7 +358,7 @@ class Bench:
                     self.lab.set_offloads(False)
                 try:
                     if case == "queues":
-                        for variant in [v for v in order if v == "C" or v in self.seqwalls]:
+                        for variant in [v for v in order if v == "C" or v in self.c_variants or v in self.seqwalls]:
                             for queues in (1, 2):
                                 log(f"round {round_number + 1}: {case} {variant} {queues}q")
                                 self.measure(case, variant, queues)
@@ -380,15 +382,23 @@ class Bench:
                 print(f"seqwall = {name} ({' '.join([self.seqwalls[name][0]] + self.seqwalls[name][1])})")
             self.report_against_c(name)
         if len(self.seqwalls) > 1:
-            self.report_ab(*list(self.seqwalls)[:2])
+            for name in list(self.seqwalls)[1:]:
+                self.report_ab(list(self.seqwalls)[0], name)
+        for name in self.c_variants:
+            self.report_ab("C", name)
         sys.stdout.flush()
         if self.args.json:
             with open(self.args.json, "w") as f:
                 json.dump({"|".join(k): v for k, v in self.results.items()}, f, indent=1)
 
     def report_ab(self, old, new):
-        """The second seqwall binary against the first, per round (same round, minutes apart at
-        most): new/old for rates, and for latency the added latency over no queue."""
+        """One variant against another (two seqwall binaries, or two C consumers), per round
+        (same round, minutes apart at most): new/old for rates, and for latency the added
+        latency over no queue."""
+
+        def median(values):
+            return f"{statistics.median(values):.2f}" if values else "-"
+
         print(f"A/B: {new} / {old}, per round (rates: higher is better; added latency: lower is better)")
         keys = sorted({(case, metric) for (case, variant, metric) in self.results if variant == new})
         for case, metric in keys:
@@ -399,9 +409,8 @@ class Bench:
                 b = [x - n for x, n in zip(b, none)]
                 metric = f"added {metric}"
             ratios = [y / x for x, y in zip(a, b) if x > 0]
-            median = f"{statistics.median(ratios):.2f}" if ratios else "-"
-            print(f"  {case} {metric}: {old} {statistics.median(a):.2f}, {new} {statistics.median(b):.2f}, "
-                  f"{new}/{old} median {median} (per round " + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+            print(f"  {case} {metric}: {old} {median(a)}, {new} {median(b)}, {new}/{old} median {median(ratios)} "
+                  f"(per round " + ", ".join(f"{r:.2f}" for r in ratios) + ")")
         print()
 
     def report_against_c(self, sw):
@@ -484,6 +493,9 @@ def main():
     parser.add_argument("--seqwall", action="append", default=[], metavar="NAME=PATH",
                         help="a seqwall binary (and `seqwall run` options after it, space-separated) to measure "
                              "as variant NAME (repeatable; default seqwall=$SEQWALL_BIN)")
+    parser.add_argument("--c-variant", action="append", default=[], metavar="NAME=OPTIONS",
+                        help="accept_all with these options (space-separated) as one more variant, "
+                             "e.g. 'Cmmsg=--recvmmsg' (repeatable)")
     parser.add_argument("--profile", metavar="CMD",
                         help="profiler attached to each consumer, {pid} replaced, e.g. 'strace -c -f -p {pid}'")
     args = parser.parse_args()
@@ -504,6 +516,13 @@ def main():
             sys.exit(f"bench-e2e: no seqwall binary at {path} (swift build -c release)")
         seqwalls.append((name, (os.path.abspath(path), options)))
     args.seqwall = seqwalls
+    c_variants = []
+    for spec in args.c_variant:
+        name, _, options = spec.partition("=")
+        if not name or name in BASE_VARIANTS or name in dict(seqwalls) or name in dict(c_variants):
+            sys.exit(f"bench-e2e: --c-variant wants NAME=OPTIONS with a new name, not {spec!r}")
+        c_variants.append((name, options.split()))
+    args.c_variant = c_variants
     lab.SEQWALL_BIN = seqwalls[0][1][0]
     REGISTRY.install()
     started = time.monotonic()
