@@ -181,6 +181,7 @@ class Consumer:
                                      extra=["--fail-open", "--log-level", "warning"] + options)
             self.daemon.start(ready_timeout=20)
         self.before = b.lab.queue_counters()
+        self.cpu_before = self.cpu_nanoseconds()
         if b.args.profile and self.pid() is not None:
             argv = b.args.profile.replace("{pid}", str(self.pid())).split()
             self.profile_log = os.path.join(b.workdir, "profile.log")
@@ -212,14 +213,34 @@ class Consumer:
             log(f"profile of {label}:\n{f.read()}")
         self.profiler = None
 
+    def cpu_nanoseconds(self):
+        """CPU time the consumer's threads have had (user and system), from each thread's
+        /proc/PID/task/TID/schedstat (nanoseconds on a CPU); None without a consumer. The
+        verdicts' sendto() carries each packet on through the kernel's stack, so this is the
+        consumer's whole share of a packet's cost, not only its own code."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
     def handled(self):
-        """Packets the consumer gave a verdict for, and packets the queue was handed, so far."""
+        """Packets the consumer gave a verdict for, packets the queue was handed, and the
+        consumer's CPU time meanwhile (ns), so far."""
         after = self.bench.lab.queue_counters()
         offered = sum(v[0] for v in after.values())
+        cpu = self.cpu_nanoseconds()
+        cpu = cpu - self.cpu_before if cpu is not None and self.cpu_before is not None else None
         if self.daemon is not None:
             stats = self.daemon.stats()
-            return stats["packets"]["seen"], offered
-        return None, offered
+            return stats["packets"]["seen"], offered, cpu
+        return None, offered, cpu
 
     def __exit__(self, *exc):
         result = None
@@ -337,7 +358,7 @@ class Bench:
                 self.record(case, variant, "conn/s", rate)
                 if failures:
                     self.note(case, variant, f"{failures} failed connections")
-            seen, offered = consumer.handled()
+            seen, offered, cpu = consumer.handled()
         if variant == "C" or variant in self.c_variants:
             seen = consumer.judged
         if (variant == "C" or variant in self.c_variants or variant in self.seqwalls) and offered:
@@ -346,6 +367,9 @@ class Bench:
             label = case if case != "queues" else f"queues {queues}q"
             share = f"{100.0 * seen / offered:.1f}%" if seen is not None else "?"
             self.note(label, variant, f"judged {share} of {offered} queued packets")
+            if cpu is not None:
+                metric = "cpu us/packet" if case != "queues" else f"cpu us/packet {queues}q"
+                self.record(case, variant, metric, cpu / 1e3 / offered)
 
     def run(self):
         cases = [c for c in CASES if c in self.args.cases]
@@ -399,11 +423,12 @@ class Bench:
         def median(values):
             return f"{statistics.median(values):.2f}" if values else "-"
 
-        print(f"A/B: {new} / {old}, per round (rates: higher is better; added latency: lower is better)")
+        print(f"A/B: {new} / {old}, per round (rates: higher is better; added latency and CPU per packet: "
+              f"lower is better)")
         keys = sorted({(case, metric) for (case, variant, metric) in self.results if variant == new})
         for case, metric in keys:
             a, b = self.results.get((case, old, metric), []), self.results.get((case, new, metric), [])
-            if case == "latency":
+            if case == "latency" and metric.endswith(" us"):
                 none = self.results.get((case, "none", metric), [])
                 a = [x - n for x, n in zip(a, none)]
                 b = [x - n for x, n in zip(b, none)]
@@ -451,6 +476,13 @@ class Bench:
                 ratios = paired(added_s, added_c, lambda s, c: s / c if c > 0 else None)
                 add_row(f"latency {metric} (added: seqwall/C)", [self.value("latency", v, metric) for v in variants],
                         ratios, "<= 1.2", lambda r: r <= 1.2, 1)
+        for case in CASES:
+            if (case, "C", "cpu us/packet") in self.results:
+                ratios = paired(series(case, sw, "cpu us/packet"), series(case, "C", "cpu us/packet"),
+                                lambda s, c: s / c if c else None)
+                add_row(f"{case}: consumer CPU (us/packet)",
+                        [None, None, self.value(case, "C", "cpu us/packet"), self.value(case, sw, "cpu us/packet")],
+                        ratios, "", None, 2)
         if ("queues", "C", "Gbit/s 1q") in self.results:
             for queues in (1, 2):
                 metric = f"Gbit/s {queues}q"
