@@ -7,7 +7,11 @@
  *
  * This is the physical limit of the NFQUEUE path in the e2e benchmark: seqwall cannot beat it.
  *
- *   accept_all [--copy-range N] [--queue-length N] [--no-fail-open] --queue N [--queue N]...
+ * With --recvmmsg it takes each wake-up's datagrams with one recvmmsg() instead (64 slots of
+ * copy range + 1024 bytes), as seqwall's QueueWorker does since it batches receives: the same
+ * consumer with seqwall's receive trick, to tell what the trick itself is worth.
+ *
+ *   accept_all [--copy-range N] [--queue-length N] [--no-fail-open] [--recvmmsg] --queue N...
  *
  * Prints "ready" once every queue is bound; on SIGTERM/SIGINT prints one line per queue,
  * "queue N packets P batches B", and exits 0.
@@ -41,6 +45,7 @@ struct settings {
     uint32_t queue_length;
     int fail_open;
     int receive_buffer_bytes;
+    int recvmmsg;
 };
 
 struct worker {
@@ -49,6 +54,10 @@ struct worker {
     uint32_t port_id;
     char *receive_buffer;
     char *send_buffer;
+    int use_recvmmsg;
+    size_t slot_size;
+    struct mmsghdr messages[BATCH_LIMIT];
+    struct iovec vectors[BATCH_LIMIT];
     size_t send_length;
     unsigned long long packets;
     unsigned long long batches;
@@ -131,12 +140,34 @@ static int on_message(const struct nlmsghdr *nlh, void *data) {
     return MNL_CB_OK;
 }
 
+/* One recvmmsg() for the waiting datagrams, each into its own slot of receive_buffer. */
+static void receive_batch(struct worker *w, int fd) {
+    int n;
+    do {
+        n = recvmmsg(fd, w->messages, BATCH_LIMIT, MSG_DONTWAIT, NULL);
+    } while (n < 0 && (errno == EINTR || errno == ENOBUFS));
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) perror("accept_all: recvmmsg");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (w->messages[i].msg_hdr.msg_flags & MSG_TRUNC) continue;
+        mnl_cb_run(w->receive_buffer + (size_t)i * w->slot_size, w->messages[i].msg_len, 0, w->port_id,
+                   on_message, w);
+    }
+}
+
 static void *run(void *argument) {
     struct worker *w = argument;
     struct pollfd pfd = { .fd = mnl_socket_get_fd(w->socket), .events = POLLIN };
     while (!stopping) {
         int ready = poll(&pfd, 1, 200);
         if (ready <= 0) continue;
+        if (w->use_recvmmsg) {
+            receive_batch(w, pfd.fd);
+            flush_verdicts(w);
+            continue;
+        }
         for (int i = 0; i < BATCH_LIMIT; i++) {
             ssize_t n = recv(pfd.fd, w->receive_buffer, RECEIVE_BUFFER, MSG_DONTWAIT);
             if (n < 0) {
@@ -167,8 +198,10 @@ int main(int argc, char **argv) {
             s.queue_length = (uint32_t)atoi(argv[++i]);
         } else if (strcmp(argv[i], "--no-fail-open") == 0) {
             s.fail_open = 0;
+        } else if (strcmp(argv[i], "--recvmmsg") == 0) {
+            s.recvmmsg = 1;
         } else {
-            fprintf(stderr, "usage: accept_all [--copy-range N] [--queue-length N] [--no-fail-open] --queue N...\n");
+            fprintf(stderr, "usage: accept_all [--copy-range N] [--queue-length N] [--no-fail-open] [--recvmmsg] --queue N...\n");
             return 2;
         }
     }
@@ -179,9 +212,21 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &action, NULL);
 
     for (int i = 0; i < count; i++) {
-        workers[i].receive_buffer = malloc(RECEIVE_BUFFER);
+        workers[i].use_recvmmsg = s.recvmmsg;
+        workers[i].slot_size = (s.copy_range + 1024 + 63) & ~(size_t)63;
+        size_t receive_size = RECEIVE_BUFFER;
+        if (s.recvmmsg && receive_size < BATCH_LIMIT * workers[i].slot_size)
+            receive_size = BATCH_LIMIT * workers[i].slot_size;
+        workers[i].receive_buffer = malloc(receive_size);
         workers[i].send_buffer = aligned_alloc(16, SEND_BUFFER);
         if (!workers[i].receive_buffer || !workers[i].send_buffer) fail("malloc");
+        for (int j = 0; j < BATCH_LIMIT; j++) {
+            workers[i].vectors[j].iov_base = workers[i].receive_buffer + (size_t)j * workers[i].slot_size;
+            workers[i].vectors[j].iov_len = workers[i].slot_size;
+            memset(&workers[i].messages[j], 0, sizeof(workers[i].messages[j]));
+            workers[i].messages[j].msg_hdr.msg_iov = &workers[i].vectors[j];
+            workers[i].messages[j].msg_hdr.msg_iovlen = 1;
+        }
         bind_queue(&workers[i], &s);
     }
     printf("ready\n");

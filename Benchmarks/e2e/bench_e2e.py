@@ -21,7 +21,14 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
                    for C and seqwall
 
 Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
+                   [--seqwall NAME=PATH]... [--profile CMD]
   SEQWALL_BIN   the seqwall binary (default <repo>/.build/release/seqwall)
+
+A/B: `--seqwall old=/tmp/seqwall-old --seqwall new=.build/release/seqwall` measures two seqwall
+binaries as two variants in the same rounds (one table per binary against C, then new/old per
+round); options after the path go to `seqwall run` (`--seqwall 'rt=PATH --realtime-priority 10'`). `--profile 'strace -c -f -p {pid}'` attaches a profiler to each consumer (C and seqwall)
+for the length of each measurement and prints what it wrote to stderr. `--c-variant
+'Cmmsg=--recvmmsg'` adds accept_all with those options as one more variant (reported against C).
 Needs root, iperf3, sockperf, ethtool, cc, libmnl and libnetfilter_queue headers (`make
 bench-e2e` installs what is missing).
 """
@@ -45,7 +52,7 @@ sys.path.insert(0, os.path.join(REPO, "Tests", "Integration"))
 import lab  # noqa: E402  (the integration lab: namespaces, REGISTRY cleanup, spawn, Daemon)
 from lab import REGISTRY, LineReader, ns_run, run, spawn  # noqa: E402
 
-VARIANTS = ("none", "conntrack", "C", "seqwall")
+BASE_VARIANTS = ("none", "conntrack", "C")
 CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues")
 SERVER4 = "203.0.113.10"
 IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT = 5201, 11111, 9100
@@ -145,6 +152,7 @@ class Consumer:
     def __init__(self, bench, variant, queues=1):
         self.bench, self.variant, self.queues = bench, variant, queues
         self.proc = None
+        self.profiler = None
         self.daemon = None
         self.judged = None
 
@@ -157,33 +165,86 @@ class Consumer:
             b.lab.load_filter(CONNTRACK_RULES)
         else:
             b.lab.load_filter(QUEUE_RULES.replace("QUEUE_TARGET", target))
-        if self.variant == "C":
-            argv = [b.accept_all]
+        if self.variant == "C" or self.variant in b.c_variants:
+            argv = [b.accept_all] + b.c_variants.get(self.variant, [])
             for q in range(self.queues):
                 argv += ["--queue", str(q)]
             self.proc = spawn(b.lab.fw_ns, argv, os.path.join(b.workdir, "accept_all.log"))
             line = LineReader(self.proc.stdout).readline(10)
             if line != "ready":
                 raise RuntimeError(f"accept_all did not start: {line!r}")
-        elif self.variant == "seqwall":
+        elif self.variant in b.seqwalls:
+            # lab.Daemon runs (and its CLI talks through) the module's SEQWALL_BIN.
+            lab.SEQWALL_BIN, options = b.seqwalls[self.variant]
             self.daemon = lab.Daemon(b.lab.fw_ns, b.rules, os.path.join(b.workdir, "control.sock"),
                                      os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
-                                     extra=["--fail-open", "--log-level", "warning"])
+                                     extra=["--fail-open", "--log-level", "warning"] + options)
             self.daemon.start(ready_timeout=20)
         self.before = b.lab.queue_counters()
+        self.cpu_before = self.cpu_nanoseconds()
+        if b.args.profile and self.pid() is not None:
+            argv = b.args.profile.replace("{pid}", str(self.pid())).split()
+            self.profile_log = os.path.join(b.workdir, "profile.log")
+            with open(self.profile_log, "w"):
+                pass
+            self.profiler = subprocess.Popen(argv, stdout=open(self.profile_log, "ab"), stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+            REGISTRY.add_proc(self.profiler)
         return self
 
+    def pid(self):
+        """The consumer's process id (`ip netns exec` execs the command, so it is Popen's)."""
+        if self.proc is not None:
+            return self.proc.pid
+        if self.daemon is not None and self.daemon.proc is not None:
+            return self.daemon.proc.pid
+        return None
+
+    def stop_profiler(self, label):
+        if self.profiler is None:
+            return
+        self.profiler.send_signal(signal.SIGINT)
+        try:
+            self.profiler.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        REGISTRY.kill_proc(self.profiler, grace=1.0)
+        with open(self.profile_log, errors="replace") as f:
+            log(f"profile of {label}:\n{f.read()}")
+        self.profiler = None
+
+    def cpu_nanoseconds(self):
+        """CPU time the consumer's threads have had (user and system), from each thread's
+        /proc/PID/task/TID/schedstat (nanoseconds on a CPU); None without a consumer. The
+        verdicts' sendto() carries each packet on through the kernel's stack, so this is the
+        consumer's whole share of a packet's cost, not only its own code."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        total = 0
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
     def handled(self):
-        """Packets the consumer gave a verdict for, and packets the queue was handed, so far."""
+        """Packets the consumer gave a verdict for, packets the queue was handed, and the
+        consumer's CPU time meanwhile (ns), so far."""
         after = self.bench.lab.queue_counters()
         offered = sum(v[0] for v in after.values())
-        if self.variant == "seqwall":
+        cpu = self.cpu_nanoseconds()
+        cpu = cpu - self.cpu_before if cpu is not None and self.cpu_before is not None else None
+        if self.daemon is not None:
             stats = self.daemon.stats()
-            return stats["packets"]["seen"], offered
-        return None, offered
+            return stats["packets"]["seen"], offered, cpu
+        return None, offered, cpu
 
     def __exit__(self, *exc):
         result = None
+        self.stop_profiler(f"{self.variant} ({self.queues} queue(s))")
         if self.daemon is not None:
             self.daemon.stop()
         if self.proc is not None:
@@ -205,6 +266,9 @@ class Bench:
         self.seconds = args.seconds
         self.workdir = tempfile.mkdtemp(prefix="seqwall-bench-")
         REGISTRY.add_tmp(self.workdir)
+        self.seqwalls = dict(args.seqwall)   # variant name -> (binary, run options), in the order given
+        self.c_variants = dict(args.c_variant)   # variant name -> accept_all options
+        self.variants = BASE_VARIANTS + tuple(self.c_variants) + tuple(self.seqwalls)
         self.rules = os.path.join(self.workdir, "bench.rules")
         with open(self.rules, "w") as f:
             f.write(RULES)
@@ -294,28 +358,31 @@ class Bench:
                 self.record(case, variant, "conn/s", rate)
                 if failures:
                     self.note(case, variant, f"{failures} failed connections")
-            seen, offered = consumer.handled()
-        if variant == "C":
+            seen, offered, cpu = consumer.handled()
+        if variant == "C" or variant in self.c_variants:
             seen = consumer.judged
-        if variant in ("C", "seqwall") and offered:
+        if (variant == "C" or variant in self.c_variants or variant in self.seqwalls) and offered:
             # With fail-open, packets that find the queue full pass unjudged: a consumer that
             # falls behind would look faster than it is. Show the share it really judged.
             label = case if case != "queues" else f"queues {queues}q"
             share = f"{100.0 * seen / offered:.1f}%" if seen is not None else "?"
             self.note(label, variant, f"judged {share} of {offered} queued packets")
+            if cpu is not None:
+                metric = "cpu us/packet" if case != "queues" else f"cpu us/packet {queues}q"
+                self.record(case, variant, metric, cpu / 1e3 / offered)
 
     def run(self):
         cases = [c for c in CASES if c in self.args.cases]
         for round_number in range(self.args.rounds):
             # Alternate the order each round, so that a drift in the machine's load does not
             # always favour the same variant.
-            order = list(VARIANTS) if round_number % 2 == 0 else list(reversed(VARIANTS))
+            order = list(self.variants) if round_number % 2 == 0 else list(reversed(self.variants))
             for case in cases:
                 if case == "small-pps":
                     self.lab.set_offloads(False)
                 try:
                     if case == "queues":
-                        for variant in [v for v in order if v in ("C", "seqwall")]:
+                        for variant in [v for v in order if v == "C" or v in self.c_variants or v in self.seqwalls]:
                             for queues in (1, 2):
                                 log(f"round {round_number + 1}: {case} {variant} {queues}q")
                                 self.measure(case, variant, queues)
@@ -334,10 +401,49 @@ class Bench:
         return statistics.median(values) if values else None
 
     def report(self):
+        for name in self.seqwalls:
+            if len(self.seqwalls) > 1:
+                print(f"seqwall = {name} ({' '.join([self.seqwalls[name][0]] + self.seqwalls[name][1])})")
+            self.report_against_c(name)
+        if len(self.seqwalls) > 1:
+            for name in list(self.seqwalls)[1:]:
+                self.report_ab(list(self.seqwalls)[0], name)
+        for name in self.c_variants:
+            self.report_ab("C", name)
+        sys.stdout.flush()
+        if self.args.json:
+            with open(self.args.json, "w") as f:
+                json.dump({"|".join(k): v for k, v in self.results.items()}, f, indent=1)
+
+    def report_ab(self, old, new):
+        """One variant against another (two seqwall binaries, or two C consumers), per round
+        (same round, minutes apart at most): new/old for rates, and for latency the added
+        latency over no queue."""
+
+        def median(values):
+            return f"{statistics.median(values):.2f}" if values else "-"
+
+        print(f"A/B: {new} / {old}, per round (rates: higher is better; added latency and CPU per packet: "
+              f"lower is better)")
+        keys = sorted({(case, metric) for (case, variant, metric) in self.results if variant == new})
+        for case, metric in keys:
+            a, b = self.results.get((case, old, metric), []), self.results.get((case, new, metric), [])
+            if case == "latency" and metric.endswith(" us"):
+                none = self.results.get((case, "none", metric), [])
+                a = [x - n for x, n in zip(a, none)]
+                b = [x - n for x, n in zip(b, none)]
+                metric = f"added {metric}"
+            ratios = [y / x for x, y in zip(a, b) if x > 0]
+            print(f"  {case} {metric}: {old} {median(a)}, {new} {median(b)}, {new}/{old} median {median(ratios)} "
+                  f"(per round " + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+        print()
+
+    def report_against_c(self, sw):
         """One row per figure: the median of each variant over the rounds, and seqwall's ratio to
         C as the median of the per-round ratios (each round measures C and seqwall minutes
         apart at most, so a ratio within a round is the fairer comparison on a loaded machine)."""
         rows = []
+        variants = BASE_VARIANTS + (sw,)
 
         def fmt(x, digits=2):
             return "-" if x is None else f"{x:.{digits}f}"
@@ -357,32 +463,39 @@ class Bench:
         for case, metric, target, digits in (("bulk-1", "Gbit/s", 0.95, 2), ("bulk-4", "Gbit/s", 0.95, 2),
                                              ("small-pps", "kpps", 0.9, 1), ("conn-rate", "conn/s", 0.95, 0)):
             if (case, "C", metric) in self.results:
-                ratios = paired(series(case, "seqwall", metric), series(case, "C", metric),
+                ratios = paired(series(case, sw, metric), series(case, "C", metric),
                                 lambda s, c: s / c if c else None)
-                add_row(f"{case} ({metric})", [self.value(case, v, metric) for v in VARIANTS], ratios,
+                add_row(f"{case} ({metric})", [self.value(case, v, metric) for v in variants], ratios,
                         f">= {target}", lambda r, t=target: r >= t, digits)
         for metric in ("p50 us", "p99 us"):
             if ("latency", "C", metric) in self.results:
-                none, c, sw = (series("latency", v, metric) for v in ("none", "C", "seqwall"))
+                none, c, s = (series("latency", v, metric) for v in ("none", "C", sw))
                 # Latency each adds over no queue, in the same round.
                 added_c = paired(c, none, lambda x, base: x - base)
-                added_s = paired(sw, none, lambda x, base: x - base)
+                added_s = paired(s, none, lambda x, base: x - base)
                 ratios = paired(added_s, added_c, lambda s, c: s / c if c > 0 else None)
-                add_row(f"latency {metric} (added: seqwall/C)", [self.value("latency", v, metric) for v in VARIANTS],
+                add_row(f"latency {metric} (added: seqwall/C)", [self.value("latency", v, metric) for v in variants],
                         ratios, "<= 1.2", lambda r: r <= 1.2, 1)
+        for case in CASES:
+            if (case, "C", "cpu us/packet") in self.results:
+                ratios = paired(series(case, sw, "cpu us/packet"), series(case, "C", "cpu us/packet"),
+                                lambda s, c: s / c if c else None)
+                add_row(f"{case}: consumer CPU (us/packet)",
+                        [None, None, self.value(case, "C", "cpu us/packet"), self.value(case, sw, "cpu us/packet")],
+                        ratios, "", None, 2)
         if ("queues", "C", "Gbit/s 1q") in self.results:
             for queues in (1, 2):
                 metric = f"Gbit/s {queues}q"
-                ratios = paired(series("queues", "seqwall", metric), series("queues", "C", metric),
+                ratios = paired(series("queues", sw, metric), series("queues", "C", metric),
                                 lambda s, c: s / c if c else None)
                 add_row(f"queues: {queues}q, 4 streams (Gbit/s)",
-                        [None, None, self.value("queues", "C", metric), self.value("queues", "seqwall", metric)],
+                        [None, None, self.value("queues", "C", metric), self.value("queues", sw, metric)],
                         ratios, "", None, 2)
             scaling = {v: paired(series("queues", v, "Gbit/s 2q"), series("queues", v, "Gbit/s 1q"),
-                                 lambda two, one: two / one if one else None) for v in ("C", "seqwall")}
+                                 lambda two, one: two / one if one else None) for v in ("C", sw)}
             add_row("queues: 2q / 1q (C's, seqwall's)",
-                    [None, None] + [statistics.median(scaling[v]) if scaling[v] else None for v in ("C", "seqwall")],
-                    scaling["seqwall"], "seqwall >= 1.6", lambda r: r >= 1.6, 2)
+                    [None, None] + [statistics.median(scaling[v]) if scaling[v] else None for v in ("C", sw)],
+                    scaling[sw], "seqwall >= 1.6", lambda r: r >= 1.6, 2)
             rows[-1][5] = "-"   # no seqwall/C ratio here: the seqwall column is the scaling itself
         header = ["case", "none", "conntrack", "C", "seqwall", "seqwall/C", "per round", "target", "met"]
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
@@ -393,17 +506,14 @@ class Bench:
         print()
         print(f"{self.args.rounds} round(s) of {self.seconds} s per case. Variant columns: medians over the "
               f"rounds; seqwall/C: median of the per-round ratios (per round: each round's).")
-        bypassed = {k: v for k, v in self.notes.items() if any("judged 100.0%" not in t for t in v)}
+        bypassed = {k: v for k, v in self.notes.items() if k[1] in variants and any("judged 100.0%" not in t for t in v)}
         if bypassed:
             print("Notes (fail-open lets packets pass unjudged when a queue is full):")
             for (case, variant), texts in sorted(bypassed.items()):
                 print(f"  {case} {variant}: " + "; ".join(texts))
         else:
             print("Every queued packet was judged by its consumer (fail-open never let one pass unjudged).")
-        sys.stdout.flush()
-        if self.args.json:
-            with open(self.args.json, "w") as f:
-                json.dump({"|".join(k): v for k, v in self.results.items()}, f, indent=1)
+        print()
 
 
 def main():
@@ -412,6 +522,14 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json")
+    parser.add_argument("--seqwall", action="append", default=[], metavar="NAME=PATH",
+                        help="a seqwall binary (and `seqwall run` options after it, space-separated) to measure "
+                             "as variant NAME (repeatable; default seqwall=$SEQWALL_BIN)")
+    parser.add_argument("--c-variant", action="append", default=[], metavar="NAME=OPTIONS",
+                        help="accept_all with these options (space-separated) as one more variant, "
+                             "e.g. 'Cmmsg=--recvmmsg' (repeatable)")
+    parser.add_argument("--profile", metavar="CMD",
+                        help="profiler attached to each consumer, {pid} replaced, e.g. 'strace -c -f -p {pid}'")
     args = parser.parse_args()
     args.cases = args.cases.split(",")
     problem = lab.environment_problem()
@@ -420,9 +538,24 @@ def main():
     for tool in ("iperf3", "sockperf", "ethtool", "cc", "pkg-config"):
         if shutil.which(tool) is None:
             sys.exit(f"bench-e2e: {tool} not found (make bench-e2e installs it)")
-    if not os.path.exists(os.environ["SEQWALL_BIN"]):
-        sys.exit(f"bench-e2e: no seqwall binary at {os.environ['SEQWALL_BIN']} (swift build -c release)")
-    lab.SEQWALL_BIN = os.environ["SEQWALL_BIN"]
+    seqwalls = []
+    for spec in args.seqwall or [f"seqwall={os.environ['SEQWALL_BIN']}"]:
+        name, _, rest = spec.partition("=")
+        path, *options = rest.split() or [""]
+        if not name or not path or name in BASE_VARIANTS or name in dict(seqwalls):
+            sys.exit(f"bench-e2e: --seqwall wants NAME=PATH [OPTION...] with a new name, not {spec!r}")
+        if not os.path.exists(path):
+            sys.exit(f"bench-e2e: no seqwall binary at {path} (swift build -c release)")
+        seqwalls.append((name, (os.path.abspath(path), options)))
+    args.seqwall = seqwalls
+    c_variants = []
+    for spec in args.c_variant:
+        name, _, options = spec.partition("=")
+        if not name or name in BASE_VARIANTS or name in dict(seqwalls) or name in dict(c_variants):
+            sys.exit(f"bench-e2e: --c-variant wants NAME=OPTIONS with a new name, not {spec!r}")
+        c_variants.append((name, options.split()))
+    args.c_variant = c_variants
+    lab.SEQWALL_BIN = seqwalls[0][1][0]
     REGISTRY.install()
     started = time.monotonic()
     try:

@@ -12,12 +12,33 @@
 #include <errno.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/types.h>
 #include <linux/netfilter/nfnetlink_queue.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
+
+/* struct mmsghdr and recvmmsg(2), which glibc declares only under _GNU_SOURCE, out of reach
+ * of Swift's Glibc module: the kernel's layout (include/linux/socket.h), called directly. */
+struct seqwall_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+/* Up to vlen datagrams in one system call; returns how many, or -1 with errno. */
+static inline int seqwall_recvmmsg(int fd, struct seqwall_mmsghdr *messages, unsigned int vlen, int flags) {
+    return (int)syscall(SYS_recvmmsg, fd, messages, vlen, flags, NULL);
+}
+
+/* Names the calling thread (at most 15 characters kept), as pthread_setname_np does; that one
+ * is _GNU_SOURCE only, and prctl is variadic: neither reaches Swift. */
+static inline int seqwall_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
 
 /* One queued packet, as read from an NFQNL_MSG_PACKET message. */
 struct seqwall_nfq_packet {
@@ -63,6 +84,26 @@ static inline int seqwall_nfq_read_packet(const struct nlmsghdr *nlh, struct seq
         out->payload_length = 0;
     }
     out->wire_length = attr[NFQA_CAP_LEN] ? ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) : out->payload_length;
+    return 0;
+}
+
+/* The queue and packet id of a packet message the receive cut short (MSG_TRUNC), so that its
+ * packet still gets a verdict. nfqnl_build_packet_message (net/netfilter/nfnetlink_queue.c)
+ * puts NFQA_PACKET_HDR first, right after the nfgenmsg, so the id survives any cut that leaves
+ * the first attribute whole. Returns 0, or -1 when even that much is missing. */
+static inline int seqwall_nfq_read_truncated_packet_id(const void *buf, size_t length,
+                                                       uint16_t *queue, uint32_t *packet_id) {
+    const size_t attribute_offset = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+    if (length < attribute_offset + NLA_HDRLEN + sizeof(struct nfqnl_msg_packet_hdr)) return -1;
+    const struct nlmsghdr *nlh = buf;
+    if (nlh->nlmsg_type != seqwall_nfq_packet_message_type()) return -1;
+    const struct nlattr *attr = (const struct nlattr *)((const char *)buf + attribute_offset);
+    if ((attr->nla_type & NLA_TYPE_MASK) != NFQA_PACKET_HDR ||
+        attr->nla_len < NLA_HDRLEN + sizeof(struct nfqnl_msg_packet_hdr)) return -1;
+    const struct nfqnl_msg_packet_hdr *ph = (const void *)((const char *)attr + NLA_HDRLEN);
+    const struct nfgenmsg *nfg = (const void *)((const char *)buf + NLMSG_HDRLEN);
+    *queue = ntohs(nfg->res_id);
+    *packet_id = ntohl(ph->packet_id);
     return 0;
 }
 

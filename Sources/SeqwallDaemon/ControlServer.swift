@@ -117,7 +117,7 @@ final class ControlServer: @unchecked Sendable {
                 close(client)
                 continue
             }
-            startDaemonThread(named: "seqwall-control-client") { [self] in
+            startDaemonThread(named: "seqwall-client") { [self] in
                 serve(client)
                 close(client)
                 lock.lock()

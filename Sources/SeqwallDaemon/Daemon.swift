@@ -97,7 +97,7 @@ public final class Daemon: @unchecked Sendable {
         for worker in workers {
             let done = DispatchSemaphore(value: 0)
             finished.append(done)
-            startDaemonThread(named: "seqwall-queue-\(worker.queue)", stackSize: 1 << 20, signalling: done) {
+            startDaemonThread(named: "seqwall-q\(worker.queue)", stackSize: 1 << 20, signalling: done) {
                 worker.run()
             }
         }

@@ -52,7 +52,7 @@ final class DropLogWriter: @unchecked Sendable {
     }
 
     func start() {
-        startDaemonThread(named: "seqwall-drop-log", signalling: finished) { [self] in run() }
+        startDaemonThread(named: "seqwall-droplog", signalling: finished) { [self] in run() }
     }
 
     /// Writes what is still waiting, the summaries included, and ends the thread. Call after the

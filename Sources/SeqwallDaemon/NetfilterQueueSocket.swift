@@ -14,6 +14,11 @@ public struct QueueSettings: Sendable {
     public var failOpen = false
     /// Socket receive buffer, bytes (SO_RCVBUFFORCE, as root).
     public var receiveBufferBytes: Int32 = 8 * 1024 * 1024
+    /// SCHED_FIFO priority (1-99) for each queue's worker thread, or nil for the normal
+    /// scheduler (the default). A worker blocks in poll between batches, so a real-time one
+    /// takes its CPU only while packets wait; the kernel's RT throttling
+    /// (kernel.sched_rt_runtime_us) still leaves other tasks a share.
+    public var realtimePriority: Int32?
 
     public init() {}
 }
@@ -100,11 +105,16 @@ final class NetfilterQueueSocket {
         }
     }
 
-    /// One datagram into `buffer`: its length, or -errno (EAGAIN when none is waiting with
-    /// `wait` false; ENOBUFS when the kernel had to drop messages for us).
+    /// Takes the waiting datagrams, up to the batch's capacity, one per slot, in one system
+    /// call without waiting: how many, or -errno (EAGAIN when none is waiting; ENOBUFS when the
+    /// kernel had to drop messages for us). Netlink hands one queued packet per datagram.
+    /// An error met after some datagrams were taken is kept by the kernel for the next call
+    /// (net/socket.c, do_recvmmsg: sk_err), so ENOBUFS is never lost.
     @inline(__always)
-    func receive(into buffer: UnsafeMutableRawPointer, capacity: Int, wait: Bool) -> Int {
-        SystemCall.retryingErrno { recv(descriptor, buffer, capacity, wait ? 0 : Int32(MSG_DONTWAIT)) }
+    func receive(_ batch: ReceiveBatch) -> Int {
+        SystemCall.retryingErrno {
+            Int(seqwall_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), Int32(MSG_DONTWAIT)))
+        }
     }
 
     /// Sends `length` bytes of netlink messages at once (a batch of verdicts).

@@ -21,22 +21,32 @@ struct AdapterCounters {
 final class QueueWorker: @unchecked Sendable {
     /// The mark a rejected packet comes back with (NF_REPEAT); iptables answers it with a RST.
     static let rejectMark: UInt32 = 0x5357
-    static let receiveBufferSize = 128 * 1024
     static let sendBufferSize = 64 * 1024
-    /// Packets taken from the socket before their verdicts go out in one send.
-    static let batchLimit = 64
+    /// Packets taken from the socket in one `recvmmsg` and decided together; their verdicts go
+    /// out in one send.
+    static let batchLimit = ConnectionTracker.batchCapacity
+    /// Full batches taken back to back before the worker looks at its mailbox and the expiry
+    /// again: a busy queue skips a poll per batch, and jobs still wait at most this many.
+    static let batchesPerTurn = 4
     /// Due connections removed after each batch of packets (a removal costs about as much as
     /// a packet), and in a turn without packets.
     static let expiryBudgetPerBatch = 256
     static let expiryBudgetWhenIdle = 8192
 
     let queue: UInt16
+    private let realtimePriority: Int32?
     let tracker: ConnectionTracker
     let mailbox: Mailbox<QueueWorker>
     private(set) var adapter = AdapterCounters()
     private let logger: Logger
     private var socket: NetfilterQueueSocket!
-    private let receiveBuffer: UnsafeMutableRawPointer
+    private let received: ReceiveBatch
+    /// The packets of the batch being collected (read from `received`'s slots, whose bytes they
+    /// point into), as the tracker takes them, and their verdicts.
+    private let pending: UnsafeMutablePointer<seqwall_nfq_packet>
+    private let pendingQueued: UnsafeMutablePointer<QueuedPacket>
+    private let pendingVerdicts: UnsafeMutablePointer<Verdict>
+    private var pendingCount = 0
     private let sendBuffer: UnsafeMutableRawPointer
     private var sendLength = 0
     private var now: UInt64 = 0
@@ -56,17 +66,30 @@ final class QueueWorker: @unchecked Sendable {
          logger: Logger) throws(SystemError) {
         self.queue = queue
         self.logger = logger
-        tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares, memoryAdvisor: SystemCall.adviseHugePages)
+        realtimePriority = settings.realtimePriority
+        tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
+                                    memoryAdvisor: SystemCall.adviseHugePages)
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
         mailbox = try Mailbox()
-        receiveBuffer = .allocate(byteCount: QueueWorker.receiveBufferSize, alignment: 16)
+        received = ReceiveBatch(capacity: QueueWorker.batchLimit, copyRange: Int(settings.copyRange))
+        pending = .allocate(capacity: QueueWorker.batchLimit)
+        pending.initialize(repeating: seqwall_nfq_packet(), count: QueueWorker.batchLimit)
+        pendingQueued = .allocate(capacity: QueueWorker.batchLimit)
+        pendingQueued.initialize(repeating: QueuedPacket(bytes: UnsafeRawBufferPointer(start: nil, count: 0),
+                                                         wireLength: 0, hook: .other),
+                                 count: QueueWorker.batchLimit)
+        pendingVerdicts = .allocate(capacity: QueueWorker.batchLimit)
+        pendingVerdicts.initialize(repeating: .accept, count: QueueWorker.batchLimit)
         sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
         do {
             now = SystemCall.monotonicNanoseconds()
-            socket = try NetfilterQueueSocket(queue: queue, settings: settings, scratch: receiveBuffer,
-                                              scratchSize: QueueWorker.receiveBufferSize) { [unowned self] message in
-                handle(message)
+            // Packets that arrive while the queue is being configured are decided one by one:
+            // the scratch buffer they sit in is reused by the next receive.
+            socket = try NetfilterQueueSocket(queue: queue, settings: settings, scratch: received.storage,
+                                              scratchSize: received.storageSize) { [unowned self] message in
+                collect(message)
+                decidePending()
             }
             flushVerdicts()
         } catch {
@@ -76,12 +99,23 @@ final class QueueWorker: @unchecked Sendable {
     }
 
     deinit {
-        receiveBuffer.deallocate()
+        pending.deallocate()
+        pendingQueued.deallocate()
+        pendingVerdicts.deallocate()
         sendBuffer.deallocate()
     }
 
     /// The thread body: packets, jobs and expiry until a stop job arrives.
     func run() {
+        if let realtimePriority {
+            // A verdict waits while the worker waits for a CPU: on a loaded machine that wait,
+            // not the work, is what a packet's latency tail is made of (`--realtime-priority`).
+            var parameters = sched_param(sched_priority: realtimePriority)
+            let result = pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters)
+            if result != 0 {
+                logger.warning("queue \(queue): cannot run at real-time priority \(realtimePriority): \(SystemError("pthread_setschedparam", code: result)); running at normal priority")
+            }
+        }
         var descriptors = [
             pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
@@ -96,17 +130,10 @@ final class QueueWorker: @unchecked Sendable {
             now = SystemCall.monotonicNanoseconds()
             let packets = ready > 0 && descriptors[0].revents != 0
             if packets {
-                // The processing-time histogram measures from here (`now`, read as poll returned
-                // with packets waiting) to the batch's verdicts handed to the kernel: receiving,
-                // parsing, tracking, queueing the verdicts and sending them. One clock read per
-                // batch, its time shared evenly among the packets the tracker decided in it, so
-                // the histogram's count equals the packets seen.
-                let seenBefore = tracker.counters.seen
-                receiveBatch(context: context)
-                let decided = tracker.counters.seen &- seenBefore
-                if decided > 0 {
-                    let elapsed = SystemCall.monotonicNanoseconds() &- now
-                    processing.record(nanoseconds: elapsed / decided, times: decided)
+                // Full batches back to back, up to `batchesPerTurn`: a batch that came back full
+                // says more are waiting, so poll would only say so again.
+                for _ in 0..<QueueWorker.batchesPerTurn {
+                    if receiveBatch(context: context) < QueueWorker.batchLimit { break }
                 }
             }
             if ready > 0 && descriptors[1].revents != 0 {
@@ -170,54 +197,103 @@ final class QueueWorker: @unchecked Sendable {
         for watcher in watchers { watcher.addLost(lost) }
     }
 
-    /// Takes up to `batchLimit` waiting packets, then sends all their verdicts at once.
-    private func receiveBatch(context: UnsafeMutableRawPointer) {
-        for _ in 0..<QueueWorker.batchLimit {
-            let received = socket.receive(into: receiveBuffer, capacity: QueueWorker.receiveBufferSize, wait: false)
-            if received == -Int(EAGAIN) || received == -Int(EWOULDBLOCK) { break }
-            if received == -Int(ENOBUFS) {
-                // The kernel dropped messages for us; the socket carries on.
-                adapter.enobufs += 1
+    /// Takes the waiting packets, up to `batchLimit`, with one `recvmmsg`, decides them as one
+    /// batch and sends all their verdicts at once. Returns how many datagrams it took (0 when
+    /// none was waiting or the receive failed).
+    ///
+    /// The processing-time histogram measures from `now` (read as poll returned, or as the
+    /// previous batch's verdicts went out) to this batch's verdicts handed to the kernel:
+    /// receiving, parsing, tracking, queueing the verdicts and sending them. The time is shared
+    /// evenly among the packets the tracker decided, so the histogram's count equals the packets
+    /// seen. The closing clock read is the next batch's `now`: two reads per batch at most.
+    private func receiveBatch(context: UnsafeMutableRawPointer) -> Int {
+        var count: Int
+        repeat {
+            count = socket.receive(received)
+            // ENOBUFS: the kernel dropped messages for us; the socket carries on.
+            if count == -Int(ENOBUFS) { adapter.enobufs += 1 }
+        } while count == -Int(ENOBUFS)
+        if count < 0 {
+            if count != -Int(EAGAIN) && count != -Int(EWOULDBLOCK) {
+                logger.warning("receive on queue \(queue) failed: \(SystemError("recvmmsg", code: Int32(-count)))")
+            }
+            return 0
+        }
+        let seenBefore = tracker.counters.seen
+        for index in 0..<count {
+            guard let (bytes, length) = received.message(index) else {
+                // Cut short (MSG_TRUNC; ReceiveBatch's slots leave a wide margin, so this should
+                // never happen): the packet cannot be read whole, so it is not judged but
+                // dropped, failing closed, and counted as malformed. Its id is still there, and
+                // a packet without a verdict would sit in the kernel's queue for good.
+                adapter.malformedMessages += 1
+                var queue: UInt16 = 0, id: UInt32 = 0
+                if seqwall_nfq_read_truncated_packet_id(received.slot(index), received.slotSize, &queue, &id) == 0 {
+                    decidePending()
+                    appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
+                }
                 continue
             }
-            if received < 0 {
-                logger.warning("receive on queue \(queue) failed: \(SystemError("recv", code: Int32(-received)))")
-                break
-            }
-            let result = mnl_cb_run(receiveBuffer, received, 0, socket.portID, { message, data in
+            let result = mnl_cb_run(bytes, length, 0, socket.portID, { message, data in
                 guard let message, let data else { return MNL_CB_OK }
-                Unmanaged<QueueWorker>.fromOpaque(data).takeUnretainedValue().handle(message)
+                // The worker outlives its receives: no retain and release per message.
+                Unmanaged<QueueWorker>.fromOpaque(data)._withUnsafeGuaranteedRef { $0.collect(message) }
                 return MNL_CB_OK
             }, context)
             if result < 0 { adapter.malformedMessages += 1 }
         }
+        decidePending()
         flushVerdicts()
+        let decided = tracker.counters.seen &- seenBefore
+        let finished = SystemCall.monotonicNanoseconds()
+        if decided > 0 {
+            processing.record(nanoseconds: (finished &- now) / decided, times: decided)
+        }
+        now = finished
+        return count
     }
 
-    /// Decides one queued packet and queues its verdict for the batch.
+    /// Reads one queued packet's message into the pending batch.
     @inline(__always)
-    private func handle(_ message: UnsafePointer<nlmsghdr>) {
+    private func collect(_ message: UnsafePointer<nlmsghdr>) {
         var packet = seqwall_nfq_packet()
         guard seqwall_nfq_read_packet(message, &packet) == 0 else {
             adapter.malformedMessages += 1
             return
         }
-        let verdict: Verdict
         if packet.mark == QueueWorker.rejectMark {
             // Our rejected packet came back: the REJECT rule is missing from the chain. Drop it
-            // rather than loop.
-            verdict = .drop(.rule)
-        } else {
-            let hook = QueueWorker.hook(of: packet)
-            let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
-            verdict = tracker.process(bytes, wireLength: Int(packet.wire_length), hook: hook, now: now)
+            // rather than loop (the packets before it are decided first, to keep the order).
+            decidePending()
+            appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: .drop(.rule))
+            logDrop(.rule, packet: packet)
+            return
         }
-        appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
-        if case .drop(let reason) = verdict {
-            logDrop(reason, packet: packet)
-        } else if verdict == .reject {
-            logDrop(.rule, packet: packet, rejected: true)
+        if pendingCount == QueueWorker.batchLimit { decidePending() }
+        pending[pendingCount] = packet
+        pendingQueued[pendingCount] = QueuedPacket(
+            bytes: UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length)),
+            wireLength: Int(packet.wire_length), hook: QueueWorker.hook(of: packet))
+        pendingCount += 1
+    }
+
+    /// Decides the pending packets as one batch and queues their verdicts (and drop-log
+    /// records) in order.
+    private func decidePending() {
+        guard pendingCount > 0 else { return }
+        tracker.process(batch: UnsafeBufferPointer(start: pendingQueued, count: pendingCount),
+                        verdicts: pendingVerdicts, now: now)
+        for index in 0..<pendingCount {
+            let packet = pending[index]
+            let verdict = pendingVerdicts[index]
+            appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
+            if case .drop(let reason) = verdict {
+                logDrop(reason, packet: packet)
+            } else if verdict == .reject {
+                logDrop(.rule, packet: packet, rejected: true)
+            }
         }
+        pendingCount = 0
     }
 
     // MARK: Drop log

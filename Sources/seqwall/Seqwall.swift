@@ -123,6 +123,11 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("fail-open"), help: "When a queue is full, let the kernel accept packets instead of dropping them.")
     var failOpen = false
 
+    @Option(name: .customLong("realtime-priority"), help: ArgumentHelp(
+        "Run each queue's worker thread under SCHED_FIFO at this priority (1-99; default: the normal scheduler).",
+        valueName: "n"))
+    var realtimePriority: Int32?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -147,6 +152,9 @@ struct Run: ParsableCommand {
         guard copyRange >= 128 && copyRange <= 65535 else {
             throw ValidationError("--copy-range must be between 128 and 65535 (IPv6 and TCP headers need at least 128)")
         }
+        if let realtimePriority, !(1...99).contains(realtimePriority) {
+            throw ValidationError("--realtime-priority must be between 1 and 99")
+        }
         guard queueLength >= 1 else { throw ValidationError("--queue-length must be at least 1") }
         guard Set(queue).count == queue.count else { throw ValidationError("a --queue is given twice") }
         if let stateFile, stateFile.isEmpty || stateFile.hasSuffix("/") {
@@ -169,6 +177,7 @@ struct Run: ParsableCommand {
         options.settings.queueLength = queueLength
         options.settings.copyRange = copyRange
         options.settings.failOpen = failOpen
+        options.settings.realtimePriority = realtimePriority
         options.stateFile = stateFile
         options.stateInterval = stateInterval
         options.metricsAddress = try metricsAddress()
