@@ -16,27 +16,19 @@
 ///
 /// Everything here is a hint. A packet's probe and slot are looked up again when it is decided
 /// (an earlier packet of the batch may have created, removed or moved connections since), so
-/// what the warm-up found can make a packet faster, never decide it differently. A garbled
-/// header just warms the wrong line. The one thing reused is the index tag of the key read
-/// here, and only for the very key the parser finds (`tag(of:lookahead:)`): the tag is a
-/// function of the key and the table's fixed seeds, so it saves the hash and nothing else.
+/// what the warm-up found can make a packet faster, never decide it differently; a garbled
+/// header just warms the wrong line. (Reusing the warm-up's hash when the parser finds the
+/// same key was tried: comparing the keys and keeping them in the scratch area cost as much
+/// as the hash it saved, ~70 instructions a packet more in all, BENCHMARKS.md.)
 struct BatchProbe {
-    /// The flow key the warm-up read from the packet (ConnectionTable.lookaheadKey), valid
-    /// when `tag` is not 0.
-    var key: FlowKey
-    /// The index tag of that key (ConnectionTable.tag(for:)), 0 when the warm-up has no key
-    /// for the packet (not TCP or UDP over IPv4 or IPv6, or cut too short): the packet is
-    /// decided without a warm-up.
+    /// The index tag (ConnectionTable.tag(for:)) of the flow key the warm-up read from the
+    /// packet (ConnectionTable.lookaheadKey); 0 when it has no key for the packet (not TCP or
+    /// UDP over IPv4 or IPv6, or cut too short), which then gets no warm-up.
     var tag: UInt32
     /// The index position its probe starts at.
     var position: UInt32
     /// What the warm-up loads read, kept so that they stay in the compiled code.
     var loaded: UInt64
-
-    /// No warm-up.
-    static let none = BatchProbe(key: FlowKey(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0),
-                                              sourcePort: 0, destinationPort: 0),
-                                 tag: 0, position: 0, loaded: 0)
 }
 
 extension ConnectionTable {
@@ -84,8 +76,8 @@ extension ConnectionTable {
         for index in packets.indices {
             if let key = ConnectionTable.lookaheadKey(packets[index].bytes) {
                 let tag = tag(for: hasher.hash(key))
-                probes[index] = BatchProbe(key: key, tag: tag, position: UInt32(truncatingIfNeeded: home(of: tag)),
-                                           loaded: 0)
+                probes[index].tag = tag
+                probes[index].position = UInt32(truncatingIfNeeded: home(of: tag))
             } else {
                 probes[index].tag = 0
                 probes[index].position = 0
@@ -99,16 +91,6 @@ extension ConnectionTable {
             probes[index].loaded = entries.load(fromByteOffset: position &* MemoryLayout<IndexEntry>.stride,
                                                 as: UInt64.self)
         }
-    }
-
-    /// The index tag of `key`: the warm-up's when it read the same key from the packet (the
-    /// tag is a function of the key and the table's fixed seeds, so it is the same), else
-    /// worked out. Only the key is reused, never a position or a slot: those may have changed
-    /// since the warm-up.
-    @inline(__always)
-    func tag(of key: FlowKey, lookahead: UnsafePointer<BatchProbe>?) -> UInt32 {
-        if let lookahead, lookahead.pointee.tag != 0, lookahead.pointee.key == key { return lookahead.pointee.tag }
-        return tag(for: hasher.hash(key))
     }
 
     /// The probe length the warm-up follows: at a load of at most 3/4 nearly every chain ends

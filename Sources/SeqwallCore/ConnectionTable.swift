@@ -117,12 +117,7 @@ public final class ConnectionTable {
     /// goes in it.
     @inline(__always)
     public func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
-        find(key, tag: tag(for: hasher.hash(key)))
-    }
-
-    /// `find(_:)` for a key whose tag is known already (`tag(of:lookahead:)`).
-    @inline(__always)
-    func find(_ key: FlowKey, tag wanted: UInt32) -> (slot: Int, direction: FlowDirection)? {
+        let wanted = tag(for: hasher.hash(key))
         var position = home(of: wanted)
         while true {
             let entry = index[position]

@@ -27,8 +27,7 @@ extension ConnectionTracker {
     /// only a hint: each packet is then decided by the one-packet path, which finds its
     /// connection afresh, so a SYN early in the batch creates the connection a later packet
     /// belongs to and a removal that moves the last slot into the hole is seen by every later
-    /// packet, exactly as one by one. All it takes from the warm-up is the index tag of a TCP
-    /// packet's key, when the parser finds the very key the warm-up read.
+    /// packet, exactly as one by one. Nothing the warm-up found is used to decide.
     public func process(batch packets: UnsafeBufferPointer<QueuedPacket>, verdicts: UnsafeMutablePointer<Verdict>,
                         now: UInt64) {
         precondition(packets.count <= ConnectionTracker.batchCapacity, "a batch holds at most batchCapacity packets")
@@ -36,8 +35,7 @@ extension ConnectionTracker {
         table.warmSlots(packets.count, probes: batchProbes)
         for index in packets.indices {
             let packet = packets[index]
-            verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now,
-                                      lookahead: batchProbes + index)
+            verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)
         }
     }
 }

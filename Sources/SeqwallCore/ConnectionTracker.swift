@@ -93,7 +93,7 @@ public final class ConnectionTracker {
         hot = .allocate(capacity: 1)
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
         batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
-        batchProbes.initialize(repeating: .none, count: ConnectionTracker.batchCapacity)
+        batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0), count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
@@ -121,20 +121,12 @@ public final class ConnectionTracker {
 
     /// Decides one raw IP packet.
     public func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64) -> Verdict {
-        process(bytes, wireLength: wireLength, hook: hook, now: now, lookahead: nil)
-    }
-
-    /// Decides one raw IP packet; `lookahead` is what a batch's warm-up read from it
-    /// (ConnectionTracker+Batch.swift), which may spare its lookup the hash.
-    @inline(__always)
-    func process(_ bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook, now: UInt64,
-                 lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
         // TCP, the common case, is parsed straight into `segment` (no ParsedPacket to copy out of).
         var network = PacketParser.NetworkLayer()
         var segment = TCPSegment()
         switch PacketParser.parse(bytes, wireLength: wireLength, network: &network, tcp: &segment) {
         case .tcp:
-            return process(segment, hook: hook, now: now, lookahead: lookahead)
+            return process(segment, hook: hook, now: now)
         case .invalid(let reason):
             hot.pointee.counters.seen += 1
             return dropped(reason)
@@ -143,7 +135,7 @@ public final class ConnectionTracker {
         }
         switch PacketParser.parseTransport(bytes, network) {
         case .tcp(let segment):
-            return process(segment, hook: hook, now: now, lookahead: lookahead)
+            return process(segment, hook: hook, now: now)
         case .datagram(let datagram):
             return process(datagram, hook: hook, now: now)
         case .icmpError(let error):
@@ -163,20 +155,15 @@ public final class ConnectionTracker {
         }
     }
 
-    /// Decides one parsed TCP segment.
-    public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
-        process(segment, hook: hook, now: now, lookahead: nil)
-    }
-
-    /// Decides one parsed TCP segment; `lookahead` as for the raw packet. Inlined into the
-    /// raw-packet `process` for speed: the segment it parsed then stays in its frame, and a
-    /// call and its spills go (~27 instructions a packet, BENCHMARKS.md).
+    /// Decides one parsed TCP segment. Inlined into the raw-packet `process` for speed: the
+    /// segment it parsed then stays in its frame, and a call and its spills go (~27
+    /// instructions a packet, BENCHMARKS.md).
     @inline(__always)
-    func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64, lookahead: UnsafePointer<BatchProbe>?) -> Verdict {
+    public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
-        if let (slot, direction) = table.find(key, tag: table.tag(of: key, lookahead: lookahead)) {
+        if let (slot, direction) = table.find(key) {
             let connection = table.connection(at: slot)
             if connection.pointee.expiresAt > now {
                 if connection.pointee.status.contains(.rejected) {
