@@ -285,6 +285,9 @@ public enum StateSnapshot {
         connection.lastEnd = reader.u32()
         connection.lastWindow = reader.u16()
         connection.lastWindowScale = reader.u8()
+        // The scale of the last SYN seen, which a SYN-ACK resync gives back to the opener as
+        // its peer scale: the same bound as the peers' (RFC 7323 2.3).
+        guard connection.lastWindowScale <= 14 else { throw bad("last window scale \(connection.lastWindowScale)") }
         let lastPeerFlags = reader.u8()
         guard lastPeerFlags & ~knownPeerFlags == 0 else { throw bad("last flags \(hex(lastPeerFlags))") }
         connection.lastPeerFlags = PeerFlags(rawValue: lastPeerFlags)

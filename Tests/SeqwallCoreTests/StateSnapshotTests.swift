@@ -261,6 +261,7 @@ struct StateSnapshotCorruptionTests {
             (5, 2, "direction 2"),
             (6, 6, "last index 6"),
             (7, 2, "last direction 2"),
+            (58, 15, "last window scale 15"),
             (64 + 16, 15, "window scale 15"),
         ]
         for item in cases {
