@@ -18,8 +18,8 @@
 /// (an earlier packet of the batch may have created, removed or moved connections since), so
 /// what the warm-up found can make a packet faster, never decide it differently; a garbled
 /// header just warms the wrong line. (Reusing the warm-up's hash when the parser finds the
-/// same key was tried: comparing the keys and keeping them in the scratch area cost as much
-/// as the hash it saved, ~70 instructions a packet more in all, BENCHMARKS.md.)
+/// same key was tried: keeping the keys in the scratch area and comparing them cost what the
+/// saved hash did, 957 instructions a packet with it against 953 without, BENCHMARKS.md.)
 struct BatchProbe {
     /// The index tag (ConnectionTable.tag(for:)) of the flow key the warm-up read from the
     /// packet (ConnectionTable.lookaheadKey); 0 when it has no key for the packet (not TCP or
