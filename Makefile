@@ -4,8 +4,8 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
-DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2 \
-                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3
+DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
+                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 conntrack
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
         fuzz fuzz-build fuzz-replay bench bench-e2e
@@ -108,7 +108,8 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR     ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
 DIST_BUILD      = .build/dist
-IPTABLES_FILES  = $(notdir $(wildcard rules/*.iptables rules/*.ip6tables))
+# The diversions seqwall-divert loads: nftables and iptables files, side by side.
+DIVERSION_FILES = $(notdir $(wildcard rules/*.nft rules/*.iptables rules/*.ip6tables))
 # The man page's date: the last commit's, so the page does not change from one build to the next.
 MAN_DATE       ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 SUBSTITUTE      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
@@ -141,7 +142,7 @@ install-generated: $(if $(SEQWALL_BINARY),,release) $(GENERATE_MANUAL)
 install: install-generated
 	install -D -m 0755 $(INSTALL_BINARY) $(DESTDIR)$(BINDIR)/seqwall
 	install -D -m 0755 $(DIST_BUILD)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
-	for f in $(IPTABLES_FILES); do install -D -m 0644 rules/$$f $(DESTDIR)$(DATADIR)/$$f || exit 1; done
+	for f in $(DIVERSION_FILES); do install -D -m 0644 rules/$$f $(DESTDIR)$(DATADIR)/$$f || exit 1; done
 	install -D -m 0644 rules/default.rules $(DESTDIR)$(DATADIR)/default.rules
 	install -D -m 0644 $(DIST_BUILD)/seqwall.service $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	install -D -m 0644 $(DIST_BUILD)/completion.bash $(DESTDIR)$(BASHCOMPDIR)/seqwall
@@ -169,7 +170,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/seqwall
 	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
 	rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(IPTABLES_FILES) default.rules)
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(DIVERSION_FILES) default.rules)
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish

@@ -48,7 +48,7 @@ EXPECTED_FILES = {
     "etc/seqwall/seqwall.rules": 0o644,
 }
 for _name in sorted(os.listdir(os.path.join(lab.REPO, "rules"))):
-    if _name.endswith((".iptables", ".ip6tables")):
+    if _name.endswith((".nft", ".iptables", ".ip6tables")):
         EXPECTED_FILES[f"usr/share/seqwall/{_name}"] = 0o644
 
 RULES_FILE = "etc/seqwall/seqwall.rules"
@@ -163,7 +163,7 @@ class InstallTest(unittest.TestCase):
                 self.assertGreater(st.st_size, 0, f"{relative} is empty")
         with open(self.path("usr/bin/seqwall"), "rb") as a, open(lab.SEQWALL_BIN, "rb") as b:
             self.assertTrue(a.read() == b.read(), "the installed binary is not SEQWALL_BINARY")
-        for name in ("default.rules", "host.iptables", "gateway.iptables"):
+        for name in ("default.rules", "host.iptables", "gateway.iptables", "host.nft", "gateway.nft"):
             with open(os.path.join(lab.REPO, "rules", name)) as a:
                 with open(self.path(f"{IPTABLES_DIR}/{name}")) as b:
                     self.assertEqual(a.read(), b.read(), f"installed {name} differs")
@@ -366,15 +366,17 @@ class DiversionTest(unittest.TestCase):
 
     def divert(self, *args, mode_env=None, families=None, check=True, **variables):
         """seqwall-divert ARGS in the namespace, with SEQWALL_DIVERSION=mode_env,
-        SEQWALL_FAMILIES=families and the other variables given, and no others of its own."""
-        env = [f"SEQWALL_IPTABLES_DIR={self.iptables_dir}"]
+        SEQWALL_FAMILIES=families and the other variables given, and no others of its own. The
+        iptables backend, chosen by name: these tests are about it (test_nft_divert.py has
+        the nftables ones)."""
+        env = [f"SEQWALL_IPTABLES_DIR={self.iptables_dir}", "SEQWALL_DIVERSION_BACKEND=iptables"]
         if mode_env is not None:
             env.append(f"SEQWALL_DIVERSION={mode_env}")
         if families is not None:
             env.append(f"SEQWALL_FAMILIES={families}")
         env += [f"{name}={value}" for name, value in variables.items()]
         unset = ["-u", "SEQWALL_DIVERSION", "-u", "SEQWALL_FAMILIES", "-u", "SERVICE_RESULT",
-                 "-u", "SEQWALL_KEEP_DIVERSION_ON_FAILURE"]
+                 "-u", "SEQWALL_KEEP_DIVERSION_ON_FAILURE", "-u", "SEQWALL_QUEUES"]
         cp = lab.ns_run(self.ns, ["env"] + unset + env + [self.divert_path] + list(args),
                         check=False, timeout=30)
         if check:
@@ -640,7 +642,9 @@ class ConfinedDaemonTest(unittest.TestCase):
         self.assertEqual(unit_setting(self.unit, "NoNewPrivileges"), "yes")
         fw = self.lab.fw_ns
         divert = os.path.join(self.destdir, DIVERT)
-        env = ["env", f"SEQWALL_IPTABLES_DIR={os.path.join(self.destdir, IPTABLES_DIR)}"]
+        # The iptables backend: its shipped chain holds the REJECT rules a `reject` needs.
+        env = ["env", f"SEQWALL_IPTABLES_DIR={os.path.join(self.destdir, IPTABLES_DIR)}",
+               "SEQWALL_DIVERSION_BACKEND=iptables"]
         lab.ns_run(fw, env + [divert, "start", "host"], timeout=30)
         self.addCleanup(lambda: lab.ns_run(fw, env + [divert, "stop", "host"], check=False))
 
