@@ -15,6 +15,9 @@ test's own.
   IPv6) and a 4,000-byte IPv6 datagram to the host reach the filter hooks as one packet, the
   receiver gets it whole, and the kernel's conntrack table stays empty (conntrack -C, -L);
   without the diversion the same datagrams reach forward as fragments.
+- host.nft with real packets (its queue statement counted instead): loopback, neighbour
+  discovery (hop limit 255) and MLD (hop limit 1 after a hop-by-hop header) are not queued; the
+  same ICMPv6 with another hop limit, and an echo and its reply, are.
 - with a kernel that can queue from nftables (CONFIG_NFT_QUEUE): seqwall judges IPv4 and IPv6
   through the one inet table, on one queue and on two.
 
@@ -441,22 +444,14 @@ class NftDiversionTest(NftTestCase):
 
 # A table of the test's own, after seqwall's chains (priority filter + 10), that counts the
 # UDP packets to port 9999 by kind: fragments, or datagrams larger than the link's MTU.
-PROBE = """
-table inet probe {
-	chain forward {
-		type filter hook forward priority filter + 10; policy accept;
+PROBE_CHAIN = """
+	chain {hook} {{
+		type filter hook {hook} priority filter + 10; policy accept;
 		ip frag-off & 0x3fff != 0 counter comment "fragments"
 		exthdr frag exists counter comment "fragments"
 		meta l4proto udp udp dport 9999 meta length > 1500 counter comment "whole"
-	}
-	chain input {
-		type filter hook input priority filter + 10; policy accept;
-		ip frag-off & 0x3fff != 0 counter comment "fragments"
-		exthdr frag exists counter comment "fragments"
-		meta l4proto udp udp dport 9999 meta length > 1500 counter comment "whole"
-	}
-}
-"""
+	}}"""
+PROBE = "table inet probe {" + "".join(PROBE_CHAIN.format(hook=h) for h in ("forward", "input")) + "\n}\n"
 
 RECEIVE = """
 import socket, sys
@@ -561,6 +556,67 @@ class DefragmentTest(NftTestCase):
                 self.assertEqual(after["whole"] - before["whole"], 1, after)
                 self.assertEqual(after["fragments"], before["fragments"], after)
         self.assert_kernel_table_empty(host)
+
+
+# ---------------------------------------------------------------------------------------------
+# What host.nft queues: not loopback, not neighbour discovery or MLD
+# ---------------------------------------------------------------------------------------------
+
+# ICMPv6 sent from the client to the host, crafted with scapy: (what, queued?).
+ICMPV6 = """
+import logging, sys
+logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+from scapy.all import (Ether, ICMPv6EchoRequest, ICMPv6MLQuery, ICMPv6ND_NS, IPv6,
+                       IPv6ExtHdrHopByHop, RouterAlert, send, sendp)
+host = sys.argv[1]
+for p in [
+    IPv6(dst=host, hlim=255) / ICMPv6ND_NS(tgt=host),               # spared
+    IPv6(dst=host, hlim=64) / ICMPv6ND_NS(tgt=host),                # queued
+    IPv6(dst=host, hlim=64) / ICMPv6EchoRequest(id=7, seq=1),       # queued, and its reply
+]:
+    send(p, iface="eth0", verbose=0)
+# MLD queries to all nodes, on the link (a multicast Ethernet address of its own).
+for hlim in (1, 2):                                                 # spared, queued
+    sendp(Ether(dst="33:33:00:00:00:01") / IPv6(dst="ff02::1", hlim=hlim)
+          / IPv6ExtHdrHopByHop(options=[RouterAlert()]) / ICMPv6MLQuery(), iface="eth0", verbose=0)
+"""
+QUEUED = 4  # the NS with hop limit 64, the MLD query with hop limit 2, the echo and its reply
+
+
+class HostQueueSelectionTest(NftTestCase):
+    """host.nft's matches with real packets: the shipped file with its queue statement turned
+    into a counter (a stand-in on every kernel, so that the count is exact), in a host lab."""
+
+    def test_loopback_neighbour_discovery_and_mld_are_not_queued(self):
+        problem = lab.scapy_problem()
+        if problem:
+            self.skipTest(problem)
+        empty = self.files.add("nothing.iptables", "*filter\nCOMMIT\n")
+        built = lab.Lab(lab.HOST, HOST_RULES, server_ports=(), client_ports=(), iptables=empty)
+        built.build()
+        self.addCleanup(built.destroy)
+        host = built.fw_ns
+        with open(os.path.join(SHIPPED, "host.nft")) as f:
+            own = self.files.add(f"host-counted-{host}.nft", stand_in(f.read()))
+        self.divert(host, "start", own)
+        self.addCleanup(self.divert, host, "stop")
+
+        def queued():
+            text = lab.ns_run(host, ["nft", "list", "chain", "inet", "seqwall", "divert"]).stdout
+            m = re.search(r'counter packets (\d+) bytes \d+ comment "stand-in for: queue', text)
+            self.assertIsNotNone(m, text)
+            return int(m.group(1))
+        # Loopback, both families: never queued.
+        before = queued()
+        for addr in ("127.0.0.1", "::1", built.server_addr(4), built.server_addr(6)):
+            lab.ns_run(host, [lab.PY, lab.LAB_FILE, "ping", addr])
+        self.assertEqual(queued(), before, "loopback traffic was queued")
+        # From the client: only what host.iptables would queue too.
+        lab.ns_run(built.ns["client"], [lab.PY, "-c", ICMPV6, built.server_addr(6)], timeout=60)
+        lab.wait_for(lambda: queued() - before >= QUEUED, 5)
+        time.sleep(0.5)  # anything queued late would show now
+        self.assertEqual(queued() - before, QUEUED,
+                         lab.ns_run(host, ["nft", "list", "table", "inet", "seqwall"]).stdout)
 
 
 # ---------------------------------------------------------------------------------------------
