@@ -481,7 +481,7 @@ class DefragmentTest(NftTestCase):
 
     def make_lab(self, mode):
         rules = GATEWAY_RULES if mode == lab.GATEWAY else HOST_RULES
-        built = lab.Lab(mode, rules, server_ports=(), client_ports=(), iptables=self.empty)
+        built = lab.Lab(mode, rules, server_ports=(8080,), client_ports=(), iptables=self.empty)
         built.build()
         self.addCleanup(built.destroy)
         lab.ns_run(built.fw_ns, ["nft", "-f", "-"], input=PROBE)
@@ -508,7 +508,12 @@ class DefragmentTest(NftTestCase):
         finally:
             lab.REGISTRY.kill_proc(receiver, grace=1.0)
 
-    def assert_kernel_table_empty(self, ns):
+    def assert_kernel_table_empty(self, built, ns):
+        """After a TCP connection in each family too, the kernel has no connection."""
+        for family in (4, 6):
+            with built.connect("client", built.server_addr(family), 8080, timeout=5.0) as conn:
+                self.assertTrue(conn.connected, conn.error)
+                self.assertEqual(conn.send(b"hi"), b"echo:hi")
         self.assertEqual(lab.ns_run(ns, ["conntrack", "-C"]).stdout.strip(), "0")
         cp = lab.ns_run(ns, ["conntrack", "-L"], check=False)
         self.assertEqual(cp.stdout.strip(), "", cp.stdout)
@@ -536,7 +541,7 @@ class DefragmentTest(NftTestCase):
                 after = self.counters(fw, "forward")
                 self.assertEqual(after["whole"] - before["whole"], 1, after)
                 self.assertEqual(after["fragments"], before["fragments"], after)
-        self.assert_kernel_table_empty(fw)
+        self.assert_kernel_table_empty(built, fw)
 
     def test_host_receives_whole_ipv6_datagrams(self):
         built = self.make_lab(lab.HOST)
@@ -555,7 +560,7 @@ class DefragmentTest(NftTestCase):
                 after = self.counters(host, "input")
                 self.assertEqual(after["whole"] - before["whole"], 1, after)
                 self.assertEqual(after["fragments"], before["fragments"], after)
-        self.assert_kernel_table_empty(host)
+        self.assert_kernel_table_empty(built, host)
 
 
 # ---------------------------------------------------------------------------------------------
