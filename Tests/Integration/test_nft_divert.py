@@ -532,7 +532,6 @@ class DefragmentTest(NftTestCase):
                 self.assertGreaterEqual(after["fragments"] - before["fragments"], 3, after)
                 self.assertEqual(after["whole"], before["whole"], after)
         self.divert(fw, "start", "gateway")
-        self.addCleanup(self.divert, fw, "stop")
         for family in (4, 6):
             with self.subTest(family=family, diversion=True):
                 before = self.counters(fw, "forward")
@@ -542,6 +541,12 @@ class DefragmentTest(NftTestCase):
                 self.assertEqual(after["whole"] - before["whole"], 1, after)
                 self.assertEqual(after["fragments"], before["fragments"], after)
         self.assert_kernel_table_empty(built, fw)
+        # Deleting the table takes the reassembler back (nft_tproxy_destroy()).
+        self.divert(fw, "stop")
+        before = self.counters(fw, "forward")
+        self.assertEqual(self.send(built, built.server_addr(4), built.ns["server"]), str(SIZE))
+        after = self.counters(fw, "forward")
+        self.assertGreaterEqual(after["fragments"] - before["fragments"], 3, after)
 
     def test_host_receives_whole_ipv6_datagrams(self):
         built = self.make_lab(lab.HOST)
