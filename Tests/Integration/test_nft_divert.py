@@ -457,7 +457,8 @@ RECEIVE = """
 import socket, sys
 s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 9999))
-s.settimeout(10)
+s.settimeout(20)
+print("bound", flush=True)
 print(len(s.recvfrom(65535)[0]), flush=True)
 """
 
@@ -501,10 +502,10 @@ class DefragmentTest(NftTestCase):
             f.write(RECEIVE)
         receiver = lab.spawn(receiver_ns, [lab.PY, path, dst], os.path.join(built.workdir, "rx.log"))
         try:
-            time.sleep(0.5)  # bound before the datagram leaves
+            lines = lab.LineReader(receiver.stdout)
+            self.assertEqual(lines.readline(30), "bound")  # before the datagram leaves
             lab.ns_run(built.ns["client"], [lab.PY, "-c", SEND, dst, str(SIZE)])
-            receiver.wait(timeout=15)
-            return receiver.stdout.read().decode().strip() if receiver.stdout else ""
+            return lines.readline(20)
         finally:
             lab.REGISTRY.kill_proc(receiver, grace=1.0)
 
