@@ -31,8 +31,9 @@ public struct DaemonOptions: Sendable {
 public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
-    private var workers: [QueueWorker] = []
+    var workers: [QueueWorker] = []
     private let reloadLock = NSLock()
+    let status = DaemonStatus()
     /// Reloads by result, and whether the last one succeeded (true before any), for metrics.
     private let reloadsSucceeded = Atomic<UInt64>(0)
     private let reloadsFailed = Atomic<UInt64>(0)
@@ -45,7 +46,15 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Runs until SIGTERM or SIGINT; returns the process exit status.
+    func withReloadLock<T>(_ body: () -> T) -> T {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
+        return body()
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the process exit status: 0 after a clean stop, 1
+    /// when it could not start or when the state file could not be written at the stop (the
+    /// next start would restore an older table, or none).
     public func run() -> Int32 {
         let policy: Policy
         do {
@@ -55,6 +64,8 @@ public final class Daemon: @unchecked Sendable {
             logger.error("not starting: \(options.rulesPath) has errors")
             return 1
         }
+        status.policyLoaded(policy)
+        if let path = options.stateFile { status.stateFileConfigured(path: path) }
 
         // Signals are taken synchronously by this thread (sigwait); every thread started from
         // here inherits the mask, so none of them is interrupted by one.
@@ -151,10 +162,14 @@ public final class Daemon: @unchecked Sendable {
         metricsServer?.stop()
         // While the workers still hold the queues: the table as it is at the last packet
         // seqwall decides. After this, the kernel lets packets by (--queue-bypass).
-        saveState()
+        let finalSaved = saveState()
         stopWorkers(finished)
         // After the workers: every drop they logged is written, and the summaries.
         dropLogWriter.stop()
+        guard finalSaved else {
+            logger.error("seqwall stopped; queues released; the table was NOT saved to \(options.stateFile ?? ""): the next start restores an older snapshot or none")
+            return 1
+        }
         logger.info("seqwall stopped; queues released")
         return 0
     }
@@ -177,11 +192,14 @@ public final class Daemon: @unchecked Sendable {
             for problem in error.errors { logger.error("reload refused: \(problem)") }
             reloadsFailed.add(1, ordering: .relaxed)
             lastReloadSucceeded.store(false, ordering: .relaxed)
+            status.reloaded(error: error.description)
             return .failure(error.description)
         }
         for worker in workers {
             worker.mailbox.perform { $0.replacePolicy(policy) }
         }
+        status.policyLoaded(policy)
+        status.reloaded(error: nil)
         reloadsSucceeded.add(1, ordering: .relaxed)
         lastReloadSucceeded.store(true, ordering: .relaxed)
         logger.info("reloaded \(options.rulesPath): \(policy.rules.count) rules, drop log \(policy.dropLog.rawValue)")
@@ -241,6 +259,8 @@ public final class Daemon: @unchecked Sendable {
             return ControlReply(ok: true, count: removed)
         case .watch:
             return watch(session: session)
+        case .rules:
+            return ControlReply(ok: true, rules: rulesRecord())
         case .flush:
             var removed = 0
             for worker in workers {
@@ -360,10 +380,12 @@ public final class Daemon: @unchecked Sendable {
         logger.info("\(line))")
     }
 
-    /// Writes every worker's connections to the state file. A failure is logged; the file
-    /// then keeps the last snapshot that was written whole.
-    private func saveState() {
-        guard let path = options.stateFile else { return }
+    /// Writes every worker's connections to the state file; false when that failed. A failure
+    /// is logged (and shown by stats and the metrics); the file then keeps the last snapshot
+    /// that was written whole. The first success after failures says so in the log.
+    @discardableResult
+    private func saveState() -> Bool {
+        guard let path = options.stateFile else { return true }
         let started = SystemCall.monotonicNanoseconds()
         var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
         visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
@@ -372,8 +394,14 @@ public final class Daemon: @unchecked Sendable {
             try StateFile.write(encoder.finish(), to: path)
             let elapsed = (SystemCall.monotonicNanoseconds() - started) / 1_000_000
             logger.debug("state file \(path): \(count) connections written in \(elapsed) ms")
+            if let before = status.stateFileWritten(error: nil), !before.ok {
+                logger.notice("state file \(path): written again (\(count) connections) after \(before.failures) failed write\(before.failures == 1 ? "" : "s"); last error: \(before.last_error ?? "")")
+            }
+            return true
         } catch {
             logger.error("state file \(path): \(error)")
+            status.stateFileWritten(error: "\(error)")
+            return false
         }
     }
 
@@ -393,6 +421,8 @@ public final class Daemon: @unchecked Sendable {
         metrics.reloadsSucceeded = reloadsSucceeded.load(ordering: .relaxed)
         metrics.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
         metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
+        metrics.stateFile = status.stateFileHealth
+        metrics.uptimeSeconds = status.uptimeSeconds
         return metrics.text
     }
 
@@ -414,6 +444,12 @@ public final class Daemon: @unchecked Sendable {
                                        })
             }
         }
-        return StatsRecord(queues: inputs)
+        var record = StatsRecord(queues: inputs)
+        record.uptime_seconds = status.uptimeSeconds
+        record.last_reload = status.lastReload
+        record.rule_drops = ruleDrops()
+        record.state_file = status.stateFileHealth
+        record.warnings = status.currentWarnings
+        return record
     }
 }

@@ -83,6 +83,13 @@ extension ParsableCommand {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case line, json, text
+
+    /// `-o json` of a whole answer: indented, keys sorted.
+    static func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
 }
 
 // MARK: run
@@ -191,7 +198,7 @@ struct Run: ParsableCommand {
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Work with rule files.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Show.self]
     )
 
     struct Check: ParsableCommand {
@@ -258,9 +265,7 @@ struct Stats: ParsableCommand {
             guard let stats = reply.stats else { throw CommandFailure("seqwall sent no statistics") }
             switch output {
             case .json:
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                print(try OutputFormat.prettyJSON(stats))
             default:
                 print(Formatters.statsText(stats))
             }
