@@ -39,6 +39,9 @@ public struct ControlClient: Sendable {
         if connected != 0 {
             switch errno {
             case ENOENT, ECONNREFUSED:
+                if let owner = ControlSocketOwner.find(path: path) {
+                    throw ControlClientError(ControlSocketOwner.message(path: path, owner: owner))
+                }
                 throw ControlClientError("seqwall is not running (nothing listens on \(path)); start it with `seqwall run --rules FILE`")
             case EACCES, EPERM:
                 throw ControlClientError("permission denied on \(path): the control socket is root's; run as root")

@@ -151,6 +151,7 @@ public final class Daemon: @unchecked Sendable {
                 guard sigwait(&signals, &received) == 0 else { continue }
             }
             if received == SIGHUP {
+                restoreControlSocket(server)
                 _ = reload()
                 continue
             }
@@ -172,6 +173,18 @@ public final class Daemon: @unchecked Sendable {
         }
         logger.info("seqwall stopped; queues released")
         return 0
+    }
+
+    /// SIGHUP: a control socket whose file was removed is bound again, so the CLI reaches
+    /// the daemon without a restart.
+    private func restoreControlSocket(_ server: ControlServer) {
+        do {
+            if try server.restoreSocketFile() {
+                logger.notice("control socket \(options.controlPath) was gone: listening there again")
+            }
+        } catch {
+            logger.error("control socket \(options.controlPath) is gone and cannot be made again: \(error)")
+        }
     }
 
     private func stopWorkers(_ finished: [DispatchSemaphore]) {

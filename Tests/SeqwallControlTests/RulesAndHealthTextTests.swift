@@ -1,5 +1,5 @@
 import Foundation
-import SeqwallControl
+@testable import SeqwallControl
 import SeqwallCore
 import Testing
 
@@ -96,5 +96,37 @@ struct RulesAndHealthTextTests {
     func firstLine() {
         #expect(DaemonHealth.firstLine("a:1:1: one\na:2:1: two") == "a:1:1: one")
         #expect(DaemonHealth.firstLine("single") == "single")
+    }
+}
+
+@Suite("the owner of a control socket whose file is gone")
+struct ControlSocketOwnerTests {
+    @Test("listening sockets bound to the path, from /proc/net/unix")
+    func listeningInodes() {
+        let table = """
+            Num       RefCount Protocol Flags    Type St Inode Path
+            00000000db8b2383: 00000002 00000000 00010000 0001 01 126738 /run/seqwall/control.sock
+            00000000db8b2384: 00000003 00000000 00000000 0001 03 126739 /run/seqwall/control.sock
+            00000000db8b2385: 00000002 00000000 00010000 0001 01 126740 /run/other.sock
+            00000000db8b2386: 00000002 00000000 00010000 0001 01 126741 /tmp/with space.sock
+            00000000db8b2387: 00000002 00000000 00010000 0001 01 126742
+            """
+        // The connected one (flags 0, state 03) is a client's end, not the listener.
+        #expect(ControlSocketOwner.listeningInodes(procNetUnix: table, path: "/run/seqwall/control.sock") == [126738])
+        #expect(ControlSocketOwner.listeningInodes(procNetUnix: table, path: "/tmp/with space.sock") == [126741])
+        #expect(ControlSocketOwner.listeningInodes(procNetUnix: table, path: "/run/seqwall/none.sock").isEmpty)
+    }
+
+    @Test("socket:[INODE] links")
+    func socketInode() {
+        #expect(ControlSocketOwner.socketInode(link: "socket:[126738]") == 126738)
+        #expect(ControlSocketOwner.socketInode(link: "/dev/null") == nil)
+        #expect(ControlSocketOwner.socketInode(link: "pipe:[5]") == nil)
+    }
+
+    @Test("the message names the pid and what re-creates the socket")
+    func message() {
+        #expect(ControlSocketOwner.message(path: "/run/seqwall/control.sock", owner: .init(pid: 42, command: "seqwall"))
+            == "seqwall (pid 42) is running but its control socket /run/seqwall/control.sock is gone; `kill -HUP 42` (or `systemctl reload seqwall`) makes it again")
     }
 }
