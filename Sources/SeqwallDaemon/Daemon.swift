@@ -20,6 +20,9 @@ public struct DaemonOptions: Sendable {
     public var stateInterval: UInt32 = 10
     /// Where to serve Prometheus metrics (nil: nowhere).
     public var metricsAddress: MetricsAddress?
+    /// Seconds a queue may go without a packet before the rulesets are read again for a rule
+    /// that sends to it (DiversionWatch); 0: never look.
+    public var idleWarningSeconds: UInt32 = 60
 
     public init(rulesPath: String) {
         self.rulesPath = rulesPath
@@ -131,19 +134,40 @@ public final class Daemon: @unchecked Sendable {
         let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
         logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
+        var diversionWatch: DiversionWatch?
+        if options.idleWarningSeconds > 0 {
+            let watch = DiversionWatch(queues: options.queues, idleSeconds: options.idleWarningSeconds, logger: logger)
+            watch.start(now: SystemCall.monotonicNanoseconds())
+            status.setWarnings(watch.warnings)
+            diversionWatch = watch
+        }
+
+        // Snapshots between signals, so a SIGKILL loses at most one interval; the diversion
+        // watch between them too.
         let snapshotInterval = UInt64(options.stateInterval) * 1_000_000_000
-        var nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
+        let snapshots = options.stateFile != nil && snapshotInterval > 0
+        var nextSnapshot = snapshots ? SystemCall.monotonicNanoseconds() &+ snapshotInterval : UInt64.max
+        var nextCheck = diversionWatch.map { SystemCall.monotonicNanoseconds() &+ $0.interval } ?? UInt64.max
         while true {
             var received: Int32 = 0
-            if options.stateFile != nil && snapshotInterval > 0 {
-                // Snapshots between signals, so a SIGKILL loses at most one interval.
-                let now = SystemCall.monotonicNanoseconds()
-                if now >= nextSnapshot {
-                    saveState()
-                    nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
-                    continue
-                }
-                let left = nextSnapshot - now
+            let now = SystemCall.monotonicNanoseconds()
+            if now >= nextSnapshot {
+                saveState()
+                nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
+                continue
+            }
+            if let diversionWatch, now >= nextCheck {
+                let packets = Dictionary(uniqueKeysWithValues: workers.map { worker in
+                    (worker.queue, worker.mailbox.perform { $0.tracker.counters.seen })
+                })
+                diversionWatch.check(packets: packets, now: now)
+                status.setWarnings(diversionWatch.warnings)
+                nextCheck = SystemCall.monotonicNanoseconds() &+ diversionWatch.interval
+                continue
+            }
+            let wake = min(nextSnapshot, nextCheck)
+            if wake != UInt64.max {
+                let left = wake - now
                 var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
                 received = sigtimedwait(&signals, nil, &timeout)
                 guard received > 0 else { continue }   // the timeout (EAGAIN), or EINTR

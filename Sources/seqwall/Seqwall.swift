@@ -143,6 +143,11 @@ struct Run: ParsableCommand {
         valueName: "address:port"))
     var metrics: String?
 
+    @Option(name: .customLong("idle-warning"), help: ArgumentHelp(
+        "Seconds a queue may go without a packet before seqwall checks the nft and iptables rulesets for a rule that sends to it, and warns when there is none (0: never; a queue no rule sends to is also warned about at the start).",
+        valueName: "seconds"))
+    var idleWarning: UInt32 = 60
+
     /// `--metrics` checked; nil when not given.
     private func metricsAddress() throws -> MetricsAddress? {
         guard let metrics else { return nil }
@@ -188,6 +193,7 @@ struct Run: ParsableCommand {
         options.stateFile = stateFile
         options.stateInterval = stateInterval
         options.metricsAddress = try metricsAddress()
+        options.idleWarningSeconds = idleWarning
         let status = Daemon(options: options, logger: logger).run()
         if status != 0 { throw ExitCode(status) }
     }
