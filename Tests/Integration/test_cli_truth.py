@@ -230,9 +230,8 @@ class RulesShowAndStatsTest(lab.LabTestCase):
             write(self.RULES, RELOADED_RULES)
 
 
-class PrivilegeTest(unittest.TestCase):
-    """The kernel answers EPERM both to a missing CAP_NET_ADMIN and to a queue another
-    socket owns; seqwall names which."""
+class DaemonTestCase(unittest.TestCase):
+    """Daemons in bare namespaces of their own; a directory with the rule file for them."""
 
     @classmethod
     def setUpClass(cls):
@@ -242,6 +241,11 @@ class PrivilegeTest(unittest.TestCase):
         cls.dir = workdir()
         cls.rules = os.path.join(cls.dir, "seqwall.rules")
         write(cls.rules, RULES)
+
+
+class PrivilegeTest(DaemonTestCase):
+    """The kernel answers EPERM both to a missing CAP_NET_ADMIN and to a queue another
+    socket owns; seqwall names which."""
 
     def _run(self, ns, prefix, control):
         return lab.ns_run(ns, prefix + [lab.SEQWALL_BIN, "run", "--rules", self.rules, "--control",
@@ -275,19 +279,14 @@ class PrivilegeTest(unittest.TestCase):
             first.stop()
 
 
-class NoDiversionTest(unittest.TestCase):
+class NoDiversionTest(DaemonTestCase):
     """A daemon in a namespace whose firewall sends nothing to its queue."""
 
     IDLE = 2
 
     @classmethod
     def setUpClass(cls):
-        problem = lab.environment_problem()
-        if problem:
-            raise unittest.SkipTest(problem)
-        cls.dir = workdir()
-        cls.rules = os.path.join(cls.dir, "seqwall.rules")
-        write(cls.rules, RULES)
+        super().setUpClass()
         cls.ns = bare_namespace()
         cls.daemon = lab.Daemon(cls.ns, cls.rules, os.path.join(cls.dir, "control.sock"),
                                 os.path.join(cls.dir, "seqwall.log"), queues=(3,),
@@ -325,18 +324,13 @@ class NoDiversionTest(unittest.TestCase):
                         self.daemon.log_tail())
 
 
-class StateFileHealthTest(unittest.TestCase):
+class StateFileHealthTest(DaemonTestCase):
     @classmethod
     def setUpClass(cls):
-        problem = lab.environment_problem()
-        if problem:
-            raise unittest.SkipTest(problem)
         for tool in ("unshare", "nsenter"):
             if shutil.which(tool) is None:
                 raise unittest.SkipTest(f"{tool} not found")
-        cls.dir = workdir()
-        cls.rules = os.path.join(cls.dir, "seqwall.rules")
-        write(cls.rules, RULES)
+        super().setUpClass()
 
     def state(self, daemon):
         return daemon.stats()["state_file"]
@@ -410,16 +404,7 @@ class StateFileHealthTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(state_dir, "state")))
 
 
-class ControlSocketTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        problem = lab.environment_problem()
-        if problem:
-            raise unittest.SkipTest(problem)
-        cls.dir = workdir()
-        cls.rules = os.path.join(cls.dir, "seqwall.rules")
-        write(cls.rules, RULES)
-
+class ControlSocketTest(DaemonTestCase):
     def test_a_removed_socket_is_told_and_sighup_makes_it_again(self):
         ns = bare_namespace()
         socket_dir = os.path.join(self.dir, "run")
