@@ -258,6 +258,8 @@ public final class ConnectionTracker {
 
     /// A new connection a rule (or the default) passed: into the table, unless the state
     /// machine or a limit refuses it.
+    /// Inlined into `open`, which reads the policy too: one access to it instead of two.
+    @inline(__always)
     func admitPassed(_ segment: TCPSegment, key: FlowKey, direction: Direction, ruleIndex: Int?,
                      now: UInt64) -> Verdict {
         // The connection is made up and checked on the side; nothing is stored (and nothing
