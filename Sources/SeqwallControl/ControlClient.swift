@@ -39,8 +39,8 @@ public struct ControlClient: Sendable {
         if connected != 0 {
             switch errno {
             case ENOENT, ECONNREFUSED:
-                if let owner = ControlSocketOwner.find(path: path) {
-                    throw ControlClientError(ControlSocketOwner.message(path: path, owner: owner))
+                if let explanation = ControlSocketOwner.explanation(path: path) {
+                    throw ControlClientError(explanation)
                 }
                 throw ControlClientError("seqwall is not running (nothing listens on \(path)); start it with `seqwall run --rules FILE`")
             case EACCES, EPERM:

@@ -38,6 +38,61 @@ public enum ControlSocketOwner {
         return nil
     }
 
+    /// A running `seqwall run` found by its command line (/proc/PID/cmdline), with the control
+    /// socket path it was given (`--control`, else its SEQWALL_CONTROL, else the default).
+    /// The fallback for what /proc/net/unix cannot show: it lists the sockets of this network
+    /// namespace only, and a daemon in another one is still reached through the path.
+    public static func runningDaemons() -> [(pid: Int32, control: String)] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var daemons: [(pid: Int32, control: String)] = []
+        for entry in entries {
+            guard let pid = Int32(entry), pid != getpid(),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let environment = FileManager.default.contents(atPath: "/proc/\(entry)/environ") ?? Data()
+            if let control = daemonControlPath(cmdline: Array(cmdline), environ: Array(environment)) {
+                daemons.append((pid, control))
+            }
+        }
+        return daemons.sorted { $0.pid < $1.pid }
+    }
+
+    /// The control path of a `seqwall run` command line (NUL-separated, as /proc shows it);
+    /// nil when it is not one.
+    static func daemonControlPath(cmdline: [UInt8], environ: [UInt8]) -> String? {
+        let arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        guard arguments.count >= 2, (arguments[0] as NSString).lastPathComponent == "seqwall",
+              arguments[1] == "run" else { return nil }
+        var control: String?
+        for (index, argument) in arguments.enumerated() {
+            if argument == "--control", index + 1 < arguments.count {
+                control = arguments[index + 1]
+            } else if argument.hasPrefix("--control=") {
+                control = String(argument.dropFirst("--control=".count))
+            }
+        }
+        if let control, !control.isEmpty { return control }
+        for variable in environ.split(separator: 0) {
+            let text = String(decoding: variable, as: UTF8.self)
+            if text.hasPrefix("SEQWALL_CONTROL="), text.count > "SEQWALL_CONTROL=".count {
+                return String(text.dropFirst("SEQWALL_CONTROL=".count))
+            }
+        }
+        return ControlLimits.defaultSocketPath
+    }
+
+    /// What the CLI says when nothing answers at `path`: the process still holding the
+    /// socket, else a daemon running with this path or another one; nil when none is found.
+    public static func explanation(path: String) -> String? {
+        if let owner = find(path: path) { return message(path: path, owner: owner) }
+        let daemons = runningDaemons()
+        if let same = daemons.first(where: { $0.control == path }) {
+            return message(path: path, owner: Owner(pid: same.pid, command: "seqwall"))
+        }
+        guard let other = daemons.first else { return nil }
+        return "seqwall is not running on \(path) (nothing listens there), but seqwall (pid \(other.pid)) runs with "
+            + "its control socket at \(other.control): use --control \(other.control) (or SEQWALL_CONTROL)"
+    }
+
     /// The inodes of listening sockets bound to `path` in /proc/net/unix's text
     /// (`Num RefCount Protocol Flags Type St Inode Path`).
     static func listeningInodes(procNetUnix text: String, path: String) -> Set<UInt64> {

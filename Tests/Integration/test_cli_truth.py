@@ -440,6 +440,33 @@ class ControlSocketTest(DaemonTestCase):
         cp = daemon.cli(["stats"], check=False)
         self.assertEqual(cp.returncode, 1)
         self.assertIn("seqwall is not running", cp.stderr)
+        self.assertNotIn(f"(pid {pid})", cp.stderr)
+
+    def test_a_daemon_in_another_network_namespace_or_on_another_path_is_named(self):
+        ns = bare_namespace()
+        control = os.path.join(self.dir, "other.sock")
+        daemon = lab.Daemon(ns, self.rules, control, os.path.join(self.dir, "other.log"),
+                            extra=["--idle-warning", "0"])
+        daemon.start()
+        try:
+            pid = daemon.proc.pid
+            # From the root namespace, whose /proc/net/unix does not list the daemon's socket:
+            # its command line names the path.
+            os.unlink(control)
+            cp = lab.run([lab.SEQWALL_BIN, "stats", "--control", control], check=False)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn(f"seqwall (pid {pid}) is running but its control socket {control} is gone", cp.stderr)
+            daemon.send_signal(signal.SIGHUP)
+            self.assertTrue(lab.wait_for(lambda: daemon.cli(["stats"], check=False).returncode == 0, 10, 0.2),
+                            daemon.log_tail())
+            # A path nothing listens on, while this daemon runs: not running there, and where it is.
+            wrong = os.path.join(self.dir, "wrong.sock")
+            cp = lab.ns_run(ns, [lab.SEQWALL_BIN, "stats", "--control", wrong], check=False)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn(f"seqwall is not running on {wrong} (nothing listens there), but seqwall (pid ", cp.stderr)
+            self.assertIn("runs with its control socket at ", cp.stderr)
+        finally:
+            self.assertEqual(daemon.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -130,3 +130,24 @@ struct ControlSocketOwnerTests {
             == "seqwall (pid 42) is running but its control socket /run/seqwall/control.sock is gone; `kill -HUP 42` (or `systemctl reload seqwall`) makes it again")
     }
 }
+
+@Suite("a running daemon found by its command line")
+struct DaemonCommandLineTests {
+    private func bytes(_ parts: [String]) -> [UInt8] { parts.flatMap { Array($0.utf8) + [0] } }
+
+    @Test("--control PATH, --control=PATH, SEQWALL_CONTROL, the default; not seqwall run")
+    func controlPath() {
+        let environ = bytes(["PATH=/usr/bin", "SEQWALL_CONTROL=/run/env.sock"])
+        #expect(ControlSocketOwner.daemonControlPath(
+            cmdline: bytes(["/usr/bin/seqwall", "run", "--rules", "r", "--control", "/tmp/a.sock"]), environ: environ) == "/tmp/a.sock")
+        #expect(ControlSocketOwner.daemonControlPath(
+            cmdline: bytes(["seqwall", "run", "--control=/tmp/b.sock"]), environ: []) == "/tmp/b.sock")
+        #expect(ControlSocketOwner.daemonControlPath(
+            cmdline: bytes(["./seqwall", "run", "--rules", "r"]), environ: environ) == "/run/env.sock")
+        #expect(ControlSocketOwner.daemonControlPath(
+            cmdline: bytes(["seqwall", "run", "--rules", "r"]), environ: []) == ControlLimits.defaultSocketPath)
+        #expect(ControlSocketOwner.daemonControlPath(cmdline: bytes(["seqwall", "stats"]), environ: []) == nil)
+        #expect(ControlSocketOwner.daemonControlPath(cmdline: bytes(["vim", "run"]), environ: []) == nil)
+        #expect(ControlSocketOwner.daemonControlPath(cmdline: [], environ: []) == nil)
+    }
+}
