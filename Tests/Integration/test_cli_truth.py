@@ -317,9 +317,10 @@ class NoDiversionTest(DaemonTestCase):
                             f"still warned with a diversion loaded: {self.warnings()}")
         finally:
             lab.ns_run(self.ns, ["iptables", "-F", "INPUT"])
-        # ...and its removal, with still no packet, brings it back, in the log too.
+        # ...and its removal, with still no packet, brings it back, in the log too (a queue a
+        # rule feeds is looked at again after ten times --idle-warning).
         logged = self.daemon.log_text().count(expected)
-        self.assertTrue(lab.wait_for(lambda: self.warnings() != [], 30, 0.5), "no warning after the removal")
+        self.assertTrue(lab.wait_for(lambda: self.warnings() != [], 90, 0.5), "no warning after the removal")
         self.assertTrue(lab.wait_for(lambda: self.daemon.log_text().count(expected) > logged, 30, 0.5),
                         self.daemon.log_tail())
 
