@@ -39,6 +39,9 @@ public struct ControlClient: Sendable {
         if connected != 0 {
             switch errno {
             case ENOENT, ECONNREFUSED:
+                if let explanation = ControlSocketOwner.explanation(path: path) {
+                    throw ControlClientError(explanation)
+                }
                 throw ControlClientError("seqwall is not running (nothing listens on \(path)); start it with `seqwall run --rules FILE`")
             case EACCES, EPERM:
                 throw ControlClientError("permission denied on \(path): the control socket is root's; run as root")

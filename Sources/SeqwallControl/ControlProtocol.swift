@@ -37,6 +37,8 @@ public enum ControlCommand: String, Codable, Sendable, CaseIterable {
     case reload
     /// Stream `{"watch":{...}}` lines for every table change until the client goes away.
     case watch
+    /// The policy in force with per-rule counters: `{"ok":true,"rules":{...}}` (RulesRecord).
+    case rules
 }
 
 public struct ControlRequest: Codable, Sendable, Equatable {
@@ -101,13 +103,16 @@ public struct ControlReply: Codable, Sendable, Equatable {
     public var count: Int?
     public var stats: StatsRecord?
     public var message: String?
+    public var rules: RulesRecord?
 
-    public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil) {
+    public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil,
+                rules: RulesRecord? = nil) {
         self.ok = ok
         self.error = error
         self.count = count
         self.stats = stats
         self.message = message
+        self.rules = rules
     }
 
     public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }

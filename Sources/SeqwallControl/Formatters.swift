@@ -89,6 +89,7 @@ public enum Formatters {
             }
             lines.append(line)
         }
+        lines += healthLines(stats)
         return lines.joined(separator: "\n")
     }
 }

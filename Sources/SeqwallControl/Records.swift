@@ -151,6 +151,15 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var queues: [Queue]
     /// Absent when no per-source limit is (or was) in force.
     public var sources: Sources?
+    /// Seconds since the daemon started (absent from a daemon that predates it).
+    public var uptime_seconds: UInt64?
+    public var last_reload: DaemonHealth.Reload?
+    /// The rules and defaults that dropped new connections, in `rules show` order (every rule
+    /// with its counters: `seqwall rules show`).
+    public var rule_drops: [DaemonHealth.RuleDrops]?
+    public var state_file: DaemonHealth.StateFile?
+    /// What makes the figures above untrustworthy, such as a queue no packet is sent to.
+    public var warnings: [String]?
 
     public struct QueueInput: Sendable {
         public var queue: UInt16

@@ -76,18 +76,33 @@ extension ConnectionTracker {
         let decision = policy.decide(protocolName: protocolName, direction: direction, source: key.source,
                                      destination: key.destination,
                                      destinationPort: protocolName.hasPorts ? key.destinationPort : 0)
+        let verdict: Verdict
         switch decision.action {
         case .block:
-            return dropped(.rule)
+            verdict = dropped(.rule)
         case .reject:
             // The kernel's REJECT answers UDP with a port unreachable; an echo request has no
             // such answer, so a `reject` (a default one: rules refuse it) drops it.
-            guard protocolName == .udp else { return dropped(.rule) }
-            rememberRejection(key, direction: direction, state: .none, now: now)
-            return rejectedByRule()
+            if protocolName == .udp {
+                rememberRejection(key, direction: direction, state: .none, now: now)
+                verdict = rejectedByRule()
+            } else {
+                verdict = dropped(.rule)
+            }
         case .pass:
-            break
+            verdict = admitPassed(datagram, protocolName: protocolName, direction: direction,
+                                  ruleIndex: decision.ruleIndex, now: now)
         }
+        hot.pointee.rules.count(verdict, ruleIndex: decision.ruleIndex, direction: direction, now: now)
+        return verdict
+    }
+
+    /// A new flow a rule (or the default) passed: into the table, unless there is no room.
+    /// Inlined into `open`, which reads the policy too: one access to it instead of two.
+    @inline(__always)
+    func admitPassed(_ datagram: Datagram, protocolName: TrackedProtocol, direction: Direction, ruleIndex: Int?,
+                     now: UInt64) -> Verdict {
+        let key = datagram.key
         var connection = Connection(key: key, direction: direction)
         let seconds = protocolName == .udp ? policy.datagramTimeouts.udpSingle : policy.datagramTimeouts.icmp
         connection.expiresAt = now &+ UInt64(seconds) &* 1_000_000_000
@@ -95,7 +110,7 @@ extension ConnectionTracker {
         connection.packetsOriginal = 1
         connection.bytesOriginal = UInt64(datagram.wireLength)
         // Not half-open, so only the room in the table is checked (and made, by early drop).
-        if let reason = admit(&connection, ruleIndex: decision.ruleIndex, now: now) { return dropped(reason) }
+        if let reason = admit(&connection, ruleIndex: ruleIndex, now: now) { return dropped(reason) }
         guard table.insert(connection) != nil else { return dropped(.tableFull) }
         hot.pointee.counters.created += 1
         if recordsEvents { events.append(.new, connection) }

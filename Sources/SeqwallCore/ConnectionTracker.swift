@@ -49,6 +49,8 @@ struct TrackerHotState {
     /// table count) they were worked out for; nil until they are.
     var timeouts: TCPTimeouts
     var timeoutsPressure: (halfOpen: Int, tableCount: Int)?
+    /// What each rule decided (RuleCounterTable); replaced, never resized, by a reload.
+    var rules: RuleCounterTable
 }
 
 /// The whole per-packet decision: parse, find the connection, run the state machine, apply the
@@ -64,6 +66,9 @@ public final class ConnectionTracker {
     /// can overlap anyway.
     let hot: UnsafeMutablePointer<TrackerHotState>
     public var counters: TrackerCounters { hot.pointee.counters }
+    /// What each rule of the policy decided, in file order, then `default in` and `default
+    /// out` (RuleCounterTable): a copy, for the owner's thread to hand out.
+    public var ruleCounters: [RuleCounter] { hot.pointee.rules.snapshot }
     /// Connections that have not completed their handshake (SYN_SENT, SYN_SENT2, SYN_RECV).
     public internal(set) var halfOpenCount: Int {
         get { hot.pointee.halfOpenCount }
@@ -91,7 +96,8 @@ public final class ConnectionTracker {
                 memoryAdvisor: ConnectionTable.MemoryAdvisor? = nil) {
         self.policy = policy
         hot = .allocate(capacity: 1)
-        hot.initialize(to: TrackerHotState(timeouts: policy.timeouts))
+        hot.initialize(to: TrackerHotState(timeouts: policy.timeouts,
+                                           rules: RuleCounterTable(ruleCount: policy.rules.count)))
         batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
         batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0), count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
@@ -102,6 +108,7 @@ public final class ConnectionTracker {
     }
 
     deinit {
+        hot.pointee.rules.deallocate()
         hot.deinitialize(count: 1)
         hot.deallocate()
         batchProbes.deallocate()
@@ -111,6 +118,9 @@ public final class ConnectionTracker {
     /// limit applies when a tracker is made anew. Connections keep the per-source counts they
     /// were charged to (HalfOpenCharges), whatever the new limits are.
     public func replacePolicy(_ newPolicy: Policy) {
+        let counters = hot.pointee.rules.carried(from: policy.rules, to: newPolicy.rules)
+        hot.pointee.rules.deallocate()
+        hot.pointee.rules = counters
         policy = newPolicy
         limiter.configure(newPolicy, tableLimit: table.limit, now: limiter.now)
         hot.pointee.timeouts = newPolicy.timeouts
@@ -232,14 +242,26 @@ public final class ConnectionTracker {
         let direction = self.direction(of: hook, source: segment.source, destination: segment.destination)
         let decision = policy.decide(direction: direction, source: segment.source,
                                      destination: segment.destination, destinationPort: segment.destinationPort)
+        let verdict: Verdict
         switch decision.action {
-        case .block: return dropped(.rule)
+        case .block:
+            verdict = dropped(.rule)
         case .reject:
             rememberRejection(key, direction: direction, state: .close, now: now)
-            return rejectedByRule()
-        case .pass: break
+            verdict = rejectedByRule()
+        case .pass:
+            verdict = admitPassed(segment, key: key, direction: direction, ruleIndex: decision.ruleIndex, now: now)
         }
+        hot.pointee.rules.count(verdict, ruleIndex: decision.ruleIndex, direction: direction, now: now)
+        return verdict
+    }
 
+    /// A new connection a rule (or the default) passed: into the table, unless the state
+    /// machine or a limit refuses it.
+    /// Inlined into `open`, which reads the policy too: one access to it instead of two.
+    @inline(__always)
+    func admitPassed(_ segment: TCPSegment, key: FlowKey, direction: Direction, ruleIndex: Int?,
+                     now: UInt64) -> Verdict {
         // The connection is made up and checked on the side; nothing is stored (and nothing
         // evicted) until it has passed every limit.
         var connection = Connection(key: key, direction: direction)
@@ -255,7 +277,7 @@ public final class ConnectionTracker {
         connection.packetsOriginal = 1
         connection.bytesOriginal = UInt64(segment.wireLength)
         connection.createdAt = now
-        if let reason = admit(&connection, ruleIndex: decision.ruleIndex, now: now) { return dropped(reason) }
+        if let reason = admit(&connection, ruleIndex: ruleIndex, now: now) { return dropped(reason) }
         guard table.insert(connection) != nil else {
             releaseCharges(of: &connection)
             return dropped(.tableFull)

@@ -14,19 +14,62 @@ final class ControlServer: @unchecked Sendable {
     typealias Handler = @Sendable (ControlRequest, ControlSession) -> ControlReply
 
     let path: String
-    private let listener: Int32
     private let handler: Handler
     private let logger: Logger
     private let lock = NSLock()
     private var activeClients = 0
     private var stopped = false
-    private let acceptorDone = DispatchSemaphore(value: 0)
+    /// The listening socket, the file it is bound to (device and inode, to tell ours from a
+    /// file put in its place) and its acceptor; all replaced when the file is made again.
+    private var listener: Int32
+    private var socketFile: FileIdentity?
+    private var generation = 0
+    private var acceptorDone = DispatchSemaphore(value: 0)
 
     init(path: String, logger: Logger, handler: @escaping Handler) throws(SystemError) {
         self.path = path
         self.logger = logger
         self.handler = handler
         listener = try ControlServer.makeListener(path: path)
+        socketFile = FileIdentity(path: path)
+    }
+
+    /// A file as lstat(2) identifies it.
+    struct FileIdentity: Equatable {
+        let device: UInt64
+        let inode: UInt64
+
+        init?(path: String) {
+            var status = stat()
+            guard lstat(path, &status) == 0 else { return nil }
+            device = UInt64(status.st_dev)
+            inode = UInt64(status.st_ino)
+        }
+    }
+
+    /// Binds the socket file again when it is gone (someone removed it, or the directory):
+    /// clients then reach the daemon again (SIGHUP). Returns whether it did; throws when the
+    /// path cannot be bound, or another seqwall answers there now.
+    func restoreSocketFile() throws(SystemError) -> Bool {
+        lock.lock()
+        let current = socketFile
+        lock.unlock()
+        if let current, FileIdentity(path: path) == current { return false }
+        let newListener = try ControlServer.makeListener(path: path)
+        lock.lock()
+        let oldListener = listener
+        let oldAcceptor = acceptorDone
+        listener = newListener
+        socketFile = FileIdentity(path: path)
+        generation += 1
+        let isStopped = stopped
+        lock.unlock()
+        // The old socket has no file left, so no new client can reach it; its acceptor ends.
+        shutdown(oldListener, Int32(SHUT_RDWR))
+        oldAcceptor.wait()
+        close(oldListener)
+        if !isStopped { start() }
+        return true
     }
 
     /// Creates the listening socket safely: a stale socket is replaced, a live one (another
@@ -73,26 +116,35 @@ final class ControlServer: @unchecked Sendable {
     }
 
     func start() {
-        startDaemonThread(named: "seqwall-control", signalling: acceptorDone) { [self] in acceptLoop() }
+        lock.lock()
+        let (listener, generation) = (self.listener, self.generation)
+        let done = DispatchSemaphore(value: 0)
+        acceptorDone = done
+        lock.unlock()
+        startDaemonThread(named: "seqwall-control", signalling: done) { [self] in
+            acceptLoop(listener: listener, generation: generation)
+        }
     }
 
-    /// Stops accepting, removes the socket file. Clients in progress finish on their own.
+    /// Stops accepting, removes the socket file (when it is still ours). Clients in progress
+    /// finish on their own.
     func stop() {
         lock.lock()
         stopped = true
+        let (listener, done, file) = (self.listener, acceptorDone, socketFile)
         lock.unlock()
         shutdown(listener, Int32(SHUT_RDWR))
-        acceptorDone.wait()
+        done.wait()
         close(listener)
-        unlink(path)
+        if let file, FileIdentity(path: path) == file { unlink(path) }
     }
 
-    private func acceptLoop() {
+    private func acceptLoop(listener: Int32, generation: Int) {
         while true {
             let client = accept(listener, nil, nil)
             if client >= 0 { _ = fcntl(client, F_SETFD, FD_CLOEXEC) }
             lock.lock()
-            let isStopped = stopped
+            let isStopped = stopped || generation != self.generation
             lock.unlock()
             if isStopped {
                 if client >= 0 { close(client) }

@@ -20,6 +20,9 @@ public struct DaemonOptions: Sendable {
     public var stateInterval: UInt32 = 10
     /// Where to serve Prometheus metrics (nil: nowhere).
     public var metricsAddress: MetricsAddress?
+    /// Seconds a queue may go without a packet before the rulesets are read again for a rule
+    /// that sends to it (DiversionWatch); 0: never look.
+    public var idleWarningSeconds: UInt32 = 60
 
     public init(rulesPath: String) {
         self.rulesPath = rulesPath
@@ -31,8 +34,9 @@ public struct DaemonOptions: Sendable {
 public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
-    private var workers: [QueueWorker] = []
+    var workers: [QueueWorker] = []
     private let reloadLock = NSLock()
+    let status = DaemonStatus()
     /// Reloads by result, and whether the last one succeeded (true before any), for metrics.
     private let reloadsSucceeded = Atomic<UInt64>(0)
     private let reloadsFailed = Atomic<UInt64>(0)
@@ -45,7 +49,15 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Runs until SIGTERM or SIGINT; returns the process exit status.
+    func withReloadLock<T>(_ body: () -> T) -> T {
+        reloadLock.lock()
+        defer { reloadLock.unlock() }
+        return body()
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the process exit status: 0 after a clean stop, 1
+    /// when it could not start or when the state file could not be written at the stop (the
+    /// next start would restore an older table, or none).
     public func run() -> Int32 {
         let policy: Policy
         do {
@@ -55,6 +67,8 @@ public final class Daemon: @unchecked Sendable {
             logger.error("not starting: \(options.rulesPath) has errors")
             return 1
         }
+        status.policyLoaded(policy)
+        if let path = options.stateFile { status.stateFileConfigured(path: path) }
 
         // Signals are taken synchronously by this thread (sigwait); every thread started from
         // here inherits the mask, so none of them is interrupted by one.
@@ -120,19 +134,40 @@ public final class Daemon: @unchecked Sendable {
         let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
         logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
+        var diversionWatch: DiversionWatch?
+        if options.idleWarningSeconds > 0 {
+            let watch = DiversionWatch(queues: options.queues, idleSeconds: options.idleWarningSeconds, logger: logger)
+            watch.start(now: SystemCall.monotonicNanoseconds())
+            status.setWarnings(watch.warnings)
+            diversionWatch = watch
+        }
+
+        // Snapshots between signals, so a SIGKILL loses at most one interval; the diversion
+        // watch between them too.
         let snapshotInterval = UInt64(options.stateInterval) * 1_000_000_000
-        var nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
+        let snapshots = options.stateFile != nil && snapshotInterval > 0
+        var nextSnapshot = snapshots ? SystemCall.monotonicNanoseconds() &+ snapshotInterval : UInt64.max
+        var nextCheck = diversionWatch.map { SystemCall.monotonicNanoseconds() &+ $0.interval } ?? UInt64.max
         while true {
             var received: Int32 = 0
-            if options.stateFile != nil && snapshotInterval > 0 {
-                // Snapshots between signals, so a SIGKILL loses at most one interval.
-                let now = SystemCall.monotonicNanoseconds()
-                if now >= nextSnapshot {
-                    saveState()
-                    nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
-                    continue
-                }
-                let left = nextSnapshot - now
+            let now = SystemCall.monotonicNanoseconds()
+            if now >= nextSnapshot {
+                saveState()
+                nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
+                continue
+            }
+            if let diversionWatch, now >= nextCheck {
+                let packets = Dictionary(uniqueKeysWithValues: workers.map { worker in
+                    (worker.queue, worker.mailbox.perform { $0.tracker.counters.seen })
+                })
+                diversionWatch.check(packets: packets, now: now)
+                status.setWarnings(diversionWatch.warnings)
+                nextCheck = SystemCall.monotonicNanoseconds() &+ diversionWatch.interval
+                continue
+            }
+            let wake = min(nextSnapshot, nextCheck)
+            if wake != UInt64.max {
+                let left = wake - now
                 var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
                 received = sigtimedwait(&signals, nil, &timeout)
                 guard received > 0 else { continue }   // the timeout (EAGAIN), or EINTR
@@ -140,6 +175,7 @@ public final class Daemon: @unchecked Sendable {
                 guard sigwait(&signals, &received) == 0 else { continue }
             }
             if received == SIGHUP {
+                restoreControlSocket(server)
                 _ = reload()
                 continue
             }
@@ -151,12 +187,28 @@ public final class Daemon: @unchecked Sendable {
         metricsServer?.stop()
         // While the workers still hold the queues: the table as it is at the last packet
         // seqwall decides. After this, the kernel lets packets by (--queue-bypass).
-        saveState()
+        let finalSaved = saveState()
         stopWorkers(finished)
         // After the workers: every drop they logged is written, and the summaries.
         dropLogWriter.stop()
+        guard finalSaved else {
+            logger.error("seqwall stopped; queues released; the table was NOT saved to \(options.stateFile ?? ""): the next start restores an older snapshot or none")
+            return 1
+        }
         logger.info("seqwall stopped; queues released")
         return 0
+    }
+
+    /// SIGHUP: a control socket whose file was removed is bound again, so the CLI reaches
+    /// the daemon without a restart.
+    private func restoreControlSocket(_ server: ControlServer) {
+        do {
+            if try server.restoreSocketFile() {
+                logger.notice("control socket \(options.controlPath) was gone: listening there again")
+            }
+        } catch {
+            logger.error("control socket \(options.controlPath) is gone and cannot be made again: \(error)")
+        }
     }
 
     private func stopWorkers(_ finished: [DispatchSemaphore]) {
@@ -177,11 +229,14 @@ public final class Daemon: @unchecked Sendable {
             for problem in error.errors { logger.error("reload refused: \(problem)") }
             reloadsFailed.add(1, ordering: .relaxed)
             lastReloadSucceeded.store(false, ordering: .relaxed)
+            status.reloaded(error: error.description)
             return .failure(error.description)
         }
         for worker in workers {
             worker.mailbox.perform { $0.replacePolicy(policy) }
         }
+        status.policyLoaded(policy)
+        status.reloaded(error: nil)
         reloadsSucceeded.add(1, ordering: .relaxed)
         lastReloadSucceeded.store(true, ordering: .relaxed)
         logger.info("reloaded \(options.rulesPath): \(policy.rules.count) rules, drop log \(policy.dropLog.rawValue)")
@@ -241,6 +296,8 @@ public final class Daemon: @unchecked Sendable {
             return ControlReply(ok: true, count: removed)
         case .watch:
             return watch(session: session)
+        case .rules:
+            return ControlReply(ok: true, rules: rulesRecord())
         case .flush:
             var removed = 0
             for worker in workers {
@@ -360,10 +417,12 @@ public final class Daemon: @unchecked Sendable {
         logger.info("\(line))")
     }
 
-    /// Writes every worker's connections to the state file. A failure is logged; the file
-    /// then keeps the last snapshot that was written whole.
-    private func saveState() {
-        guard let path = options.stateFile else { return }
+    /// Writes every worker's connections to the state file; false when that failed. A failure
+    /// is logged (and shown by stats and the metrics); the file then keeps the last snapshot
+    /// that was written whole. The first success after failures says so in the log.
+    @discardableResult
+    private func saveState() -> Bool {
+        guard let path = options.stateFile else { return true }
         let started = SystemCall.monotonicNanoseconds()
         var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
         visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
@@ -372,8 +431,14 @@ public final class Daemon: @unchecked Sendable {
             try StateFile.write(encoder.finish(), to: path)
             let elapsed = (SystemCall.monotonicNanoseconds() - started) / 1_000_000
             logger.debug("state file \(path): \(count) connections written in \(elapsed) ms")
+            if let before = status.stateFileWritten(error: nil), !before.ok {
+                logger.notice("state file \(path): written again (\(count) connections) after \(before.failures) failed write\(before.failures == 1 ? "" : "s"); last error: \(before.last_error ?? "")")
+            }
+            return true
         } catch {
             logger.error("state file \(path): \(error)")
+            status.stateFileWritten(error: "\(error)")
+            return false
         }
     }
 
@@ -393,6 +458,8 @@ public final class Daemon: @unchecked Sendable {
         metrics.reloadsSucceeded = reloadsSucceeded.load(ordering: .relaxed)
         metrics.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
         metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
+        metrics.stateFile = status.stateFileHealth
+        metrics.uptimeSeconds = status.uptimeSeconds
         return metrics.text
     }
 
@@ -414,6 +481,12 @@ public final class Daemon: @unchecked Sendable {
                                        })
             }
         }
-        return StatsRecord(queues: inputs)
+        var record = StatsRecord(queues: inputs)
+        record.uptime_seconds = status.uptimeSeconds
+        record.last_reload = status.lastReload
+        record.rule_drops = ruleDrops()
+        record.state_file = status.stateFileHealth
+        record.warnings = status.currentWarnings
+        return record
     }
 }

@@ -10,16 +10,21 @@ enum KernelQueueStatistics {
     static let path = "/proc/net/netfilter/nfnetlink_queue"
 
     static func read(from path: String = KernelQueueStatistics.path) -> [UInt16: StatsRecord.KernelQueue] {
-        guard let file = fopen(path, "r") else { return [:] }
-        defer { fclose(file) }
-        var text = ""
-        var buffer = [CChar](repeating: 0, count: 512)
-        while fgets(&buffer, Int32(buffer.count), file) != nil {
-            let line = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-            text += String(decoding: line, as: UTF8.self)
-        }
-        return parse(text)
+        parse(text(of: path))
     }
+
+    /// The netlink port id that owns each bound queue (the second field).
+    static func owners(from path: String = KernelQueueStatistics.path) -> [UInt16: UInt32] {
+        var result: [UInt16: UInt32] = [:]
+        for line in text(of: path).split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2, let queue = UInt16(fields[0]), let port = UInt32(fields[1]) else { continue }
+            result[queue] = port
+        }
+        return result
+    }
+
+    private static func text(of path: String) -> String { SystemCall.readText(path) }
 
     static func parse(_ text: String) -> [UInt16: StatsRecord.KernelQueue] {
         var result: [UInt16: StatsRecord.KernelQueue] = [:]

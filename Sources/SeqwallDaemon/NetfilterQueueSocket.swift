@@ -95,11 +95,18 @@ final class NetfilterQueueSocket {
                 }
             }
             if result < 0 {
-                // The kernel answers EPERM (or EBUSY) when another socket already owns the queue.
-                if errno == EPERM || errno == EBUSY || errno == EEXIST {
-                    throw SystemError("\(what): another process (another seqwall?) holds this queue", code: errno)
+                let code = errno
+                // EPERM is the kernel's answer both to a sender without CAP_NET_ADMIN
+                // (nfnetlink_rcv_msg) and to a queue another socket owns (nfqnl_recv_config,
+                // which answers EBUSY to a second bind from the owner's own socket).
+                if code == EPERM && ProcessCapabilities.hasEffective(ProcessCapabilities.netAdmin) == false {
+                    throw SystemError("\(what): seqwall lacks CAP_NET_ADMIN, which binding an NFQUEUE queue needs: run it as root, or with the capability (systemd: AmbientCapabilities=CAP_NET_ADMIN)", code: code)
                 }
-                throw SystemError(what)
+                if code == EPERM || code == EBUSY || code == EEXIST {
+                    let owner = KernelQueueStatistics.owners()[queue].map { " (netlink port \($0))" } ?? ""
+                    throw SystemError("\(what): another process (another seqwall?) holds this queue\(owner)", code: code)
+                }
+                throw SystemError(what, code: code)
             }
             if result == MNL_CB_STOP { return }
         }

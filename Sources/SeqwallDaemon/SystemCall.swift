@@ -57,4 +57,78 @@ enum SystemCall {
         clock_gettime(CLOCK_REALTIME, &spec)
         return spec.tv_sec < 0 ? 0 : UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
+
+    /// A small text file read whole (a /proc file, whose size stat cannot tell); empty when it
+    /// cannot be opened.
+    static func readText(_ path: String) -> String {
+        guard let file = fopen(path, "r") else { return "" }
+        defer { fclose(file) }
+        var text = ""
+        var buffer = [CChar](repeating: 0, count: 512)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            text += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return text
+    }
+
+    /// Runs `executable` with `arguments` (no shell), its standard input and error on
+    /// /dev/null, and returns its standard output when it exits 0 within `timeoutSeconds`; nil
+    /// otherwise (it is killed when it takes longer). posix_spawn, not Foundation's Process:
+    /// the child starts with an empty signal mask and default handlers, whatever this
+    /// process blocks, and nothing here needs a run loop.
+    static func runCommand(_ executable: String, _ arguments: [String], timeoutSeconds: Int) -> String? {
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else { return nil }
+        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
+        // Nothing else in the daemon starts processes, so no other child can inherit them.
+        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for argument in argv { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(writeEnd)
+        defer { close(readEnd) }
+        guard spawned == 0 else { return nil }
+
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = monotonicNanoseconds() &+ UInt64(timeoutSeconds) * 1_000_000_000
+        var timedOut = false
+        while true {
+            let now = monotonicNanoseconds()
+            guard now < deadline else { timedOut = true; break }
+            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(1000, (deadline - now) / 1_000_000 + 1)))
+            if ready < 0 && errno != EINTR { break }
+            guard ready > 0 else { continue }
+            let count = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            output.append(contentsOf: chunk[0..<count])
+        }
+        if timedOut { kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED and WEXITSTATUS, which Swift does not import: exited normally with 0.
+        guard !timedOut, status & 0x7f == 0, (status >> 8) & 0xff == 0 else { return nil }
+        return String(decoding: output, as: UTF8.self)
+    }
 }

@@ -47,4 +47,17 @@ public enum RuleFile {
     public static func canonicalText(of rule: Rule) -> String {
         RulePrinter.text(of: rule)
     }
+
+    /// Every timeout in force, set or not, in the order `rules check --print` writes them: what
+    /// follows `timeout` (`tcp syn-sent`), the seconds, the whole statement, and whether it is
+    /// the kernel's default (for `seqwall rules show`).
+    public static func timeouts(of policy: Policy)
+        -> [(name: String, seconds: UInt32, statement: String, isDefault: Bool)] {
+        let defaults = Policy()
+        return TimeoutName.allCases.map { name in
+            let seconds = policy[keyPath: name.keyPath]
+            return (name.statementText, seconds, "timeout \(name.statementText) \(RulePrinter.duration(seconds))",
+                    seconds == defaults[keyPath: name.keyPath])
+        }
+    }
 }

@@ -33,6 +33,9 @@ public struct DaemonMetrics: Sendable {
     public var reloadsFailed: UInt64 = 0
     /// The last reload's result; true before any (the rules loaded at start).
     public var lastReloadSucceeded = true
+    /// The state file's writes; nil without --state-file.
+    public var stateFile: DaemonHealth.StateFile?
+    public var uptimeSeconds: UInt64 = 0
 
     public init() {}
 
@@ -116,6 +119,21 @@ public struct DaemonMetrics: Sendable {
         out.family("seqwall_last_reload_success", .gauge,
                    help: "1 when the last reload succeeded (or none was tried), 0 when it was refused.")
         out.sample("seqwall_last_reload_success", [:], lastReloadSucceeded ? 1 : 0)
+        out.family("seqwall_uptime_seconds", .gauge, help: "Seconds since seqwall started.")
+        out.sample("seqwall_uptime_seconds", [:], uptimeSeconds)
+
+        if let stateFile {
+            out.family("seqwall_state_file_ok", .gauge,
+                       help: "1 while the last write of the state file succeeded (or none was due yet), 0 after a failure.")
+            out.sample("seqwall_state_file_ok", [:], stateFile.ok ? 1 : 0)
+            out.family("seqwall_state_file_write_failures_total", .counter, help: "Writes of the state file that failed.")
+            out.sample("seqwall_state_file_write_failures_total", [:], stateFile.failures)
+            out.family("seqwall_state_file_last_success_timestamp_seconds", .gauge,
+                       help: "Unix time of the last successful write of the state file (absent before the first).")
+            if let success = stateFile.last_success_at {
+                out.sample("seqwall_state_file_last_success_timestamp_seconds", [:], success)
+            }
+        }
 
         var processing = LatencyHistogram()
         for queue in queues { processing.merge(queue.processing) }

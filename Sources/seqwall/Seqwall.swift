@@ -83,6 +83,13 @@ extension ParsableCommand {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case line, json, text
+
+    /// `-o json` of a whole answer: indented, keys sorted.
+    static func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
 }
 
 // MARK: run
@@ -136,6 +143,11 @@ struct Run: ParsableCommand {
         valueName: "address:port"))
     var metrics: String?
 
+    @Option(name: .customLong("idle-warning"), help: ArgumentHelp(
+        "Seconds a queue may go without a packet before seqwall checks the nft and iptables rulesets for a rule that sends to it, and warns when there is none (0: never; a queue no rule sends to is also warned about at the start).",
+        valueName: "seconds"))
+    var idleWarning: UInt32 = 60
+
     /// `--metrics` checked; nil when not given.
     private func metricsAddress() throws -> MetricsAddress? {
         guard let metrics else { return nil }
@@ -181,6 +193,7 @@ struct Run: ParsableCommand {
         options.stateFile = stateFile
         options.stateInterval = stateInterval
         options.metricsAddress = try metricsAddress()
+        options.idleWarningSeconds = idleWarning
         let status = Daemon(options: options, logger: logger).run()
         if status != 0 { throw ExitCode(status) }
     }
@@ -191,7 +204,7 @@ struct Run: ParsableCommand {
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Work with rule files.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Show.self]
     )
 
     struct Check: ParsableCommand {
@@ -258,9 +271,7 @@ struct Stats: ParsableCommand {
             guard let stats = reply.stats else { throw CommandFailure("seqwall sent no statistics") }
             switch output {
             case .json:
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-                print(String(decoding: try encoder.encode(stats), as: UTF8.self))
+                print(try OutputFormat.prettyJSON(stats))
             default:
                 print(Formatters.statsText(stats))
             }

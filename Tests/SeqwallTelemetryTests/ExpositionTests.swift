@@ -174,6 +174,25 @@ struct ExpositionTests {
         #expect(values["seqwall_reloads_total{result=\"success\"}"] == "0")
         #expect(values["seqwall_reloads_total{result=\"failure\"}"] == "0")
         #expect(values["seqwall_packet_processing_seconds_count"] == "0")
+        #expect(values["seqwall_state_file_ok"] == nil, "no --state-file, no state file metrics")
+    }
+
+    @Test("the state file's health and the uptime")
+    func stateFileHealth() {
+        var metrics = DaemonMetrics()
+        metrics.uptimeSeconds = 42
+        metrics.stateFile = DaemonHealth.StateFile(path: "/var/lib/seqwall/state")
+        var values = samples(metrics.text)
+        #expect(values["seqwall_uptime_seconds"] == "42")
+        #expect(values["seqwall_state_file_ok"] == "1")
+        #expect(values["seqwall_state_file_write_failures_total"] == "0")
+        #expect(values["seqwall_state_file_last_success_timestamp_seconds"] == nil, "never written yet")
+        metrics.stateFile = DaemonHealth.StateFile(path: "/var/lib/seqwall/state", ok: false, last_success_at: 1_796_305_900,
+                                                   last_error: "cannot write", last_error_at: 1_796_305_963, failures: 3)
+        values = samples(metrics.text)
+        #expect(values["seqwall_state_file_ok"] == "0")
+        #expect(values["seqwall_state_file_write_failures_total"] == "3")
+        #expect(values["seqwall_state_file_last_success_timestamp_seconds"] == "1796305900")
     }
 }
 

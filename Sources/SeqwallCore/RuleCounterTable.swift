@@ -1,0 +1,69 @@
+/// A tracker's per-rule counters: one RuleCounter per rule of the policy, in file order, then
+/// one for `default in` and one for `default out`. Allocated when a policy comes in (never on
+/// the packet path) and written only by the tracker's thread; others read a copy through it.
+///
+/// A reload carries a rule's counts over to the same rule in the new policy (same action,
+/// protocol, direction, addresses and ports; moving it in the file does not matter),
+/// and the defaults' counts to the new defaults; a new or changed rule starts from zero, as pf
+/// starts a rule's counters when it is loaded.
+struct RuleCounterTable {
+    private(set) var counters: UnsafeMutablePointer<RuleCounter>
+    let ruleCount: Int
+    var count: Int { ruleCount + 2 }
+
+    init(ruleCount: Int) {
+        self.ruleCount = ruleCount
+        counters = .allocate(capacity: ruleCount + 2)
+        counters.initialize(repeating: RuleCounter(), count: ruleCount + 2)
+    }
+
+    /// The counter of the rule at `ruleIndex`, or of the default that decided (nil index).
+    @inline(__always)
+    func slot(ruleIndex: Int?, direction: Direction) -> Int {
+        ruleIndex ?? ruleCount + (direction == .inbound ? 0 : 1)
+    }
+
+    @inline(__always)
+    func count(_ verdict: Verdict, ruleIndex: Int?, direction: Direction, now: UInt64) {
+        counters[slot(ruleIndex: ruleIndex, direction: direction)].count(verdict, now: now)
+    }
+
+    var snapshot: [RuleCounter] { Array(UnsafeBufferPointer(start: counters, count: count)) }
+
+    /// A table for `newRules` holding what this one counted for the same rules (see above).
+    func carried(from oldRules: [Rule], to newRules: [Rule]) -> RuleCounterTable {
+        let table = RuleCounterTable(ruleCount: newRules.count)
+        var unused: [Key: [Int]] = [:]
+        for (index, rule) in oldRules.enumerated() where index < ruleCount {
+            unused[Key(rule), default: []].append(index)
+        }
+        for (index, rule) in newRules.enumerated() {
+            // Duplicates pair up in file order, each old rule's counts used once.
+            guard let old = unused[Key(rule)]?.first else { continue }
+            unused[Key(rule)]?.removeFirst()
+            table.counters[index] = counters[old]
+        }
+        table.counters[table.ruleCount] = counters[ruleCount]
+        table.counters[table.ruleCount + 1] = counters[ruleCount + 1]
+        return table
+    }
+
+    /// The same rule across a reload: what it matches (RuleIdentity), its protocol and its
+    /// action. A changed half-open limit keeps the counts, as it keeps the limiter's.
+    private struct Key: Hashable {
+        let identity: RuleIdentity
+        let protocolName: TrackedProtocol
+        let action: RuleAction
+
+        init(_ rule: Rule) {
+            identity = RuleIdentity(rule)
+            protocolName = rule.protocolName
+            action = rule.action
+        }
+    }
+
+    func deallocate() {
+        counters.deinitialize(count: count)
+        counters.deallocate()
+    }
+}
