@@ -92,13 +92,13 @@ public enum PacketParser {
         if totalLength == 0 && wireLength > 65535 { totalLength = wireLength }
         guard totalLength >= headerLength else { return .badHeader }
         guard totalLength <= wireLength else { return .truncated }
-        let fragment = bytes.bigEndianUInt16(at: 6)
-        // More-fragments set or a non-zero offset: part of a fragmented datagram.
-        guard fragment & 0x3FFF == 0 else { return .fragment }
         network = NetworkLayer(source: IPAddress(ipv4: bytes.bigEndianUInt32(at: 12)),
                                destination: IPAddress(ipv4: bytes.bigEndianUInt32(at: 16)), protocolNumber: bytes[9],
                                hopLimit: bytes[8], ipv6: false, offset: headerLength,
                                length: totalLength - headerLength, wireLength: wireLength)
+        // More-fragments set or a non-zero offset: part of a fragmented datagram, which
+        // `network` still describes (IPFragment reads it for the drop log).
+        guard bytes.bigEndianUInt16(at: 6) & 0x3FFF == 0 else { return .fragment }
         return nil
     }
 
@@ -118,6 +118,12 @@ public enum PacketParser {
         // in that form, so such a packet would pose as IPv4 to the rules and the table.
         if source.isIPv4 || destination.isIPv4 { return .badHeader }
 
+        /// The headers up to the upper-layer protocol `protocolNumber`, which starts at `start`.
+        @inline(__always)
+        func layer(_ protocolNumber: UInt8, at start: Int) -> NetworkLayer {
+            NetworkLayer(source: source, destination: destination, protocolNumber: protocolNumber, hopLimit: bytes[7],
+                         ipv6: true, offset: start, length: totalLength - start, wireLength: wireLength)
+        }
         var nextHeader = bytes[6]
         var offset = 40
         // Up to `maximumExtensionHeaders` extension headers, then one more round for the
@@ -141,13 +147,16 @@ public enum PacketParser {
                 // whole packet and is read on (RFC 6946); any other is part of a datagram.
                 guard offset + 8 <= totalLength else { return .badHeader }
                 guard offset + 8 <= bytes.count else { return .truncated }
-                guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else { return .fragment }
+                guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else {
+                    // What IPFragment reads for the drop log: the datagram's protocol and
+                    // where this fragment's data starts.
+                    network = layer(bytes[offset], at: offset + 8)
+                    return .fragment
+                }
                 headerLength = 8
             default:
                 // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
-                network = NetworkLayer(source: source, destination: destination, protocolNumber: nextHeader,
-                                       hopLimit: bytes[7], ipv6: true, offset: offset, length: totalLength - offset,
-                                       wireLength: wireLength)
+                network = layer(nextHeader, at: offset)
                 return nil
             }
             guard offset + headerLength <= totalLength else { return .badHeader }

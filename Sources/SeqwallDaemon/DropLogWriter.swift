@@ -14,17 +14,26 @@ final class DropLogChannel: @unchecked Sendable {
     private let suppressedCount = Atomic<UInt64>(0)
     /// Lines lost to a full ring, as the writer has collected them from the ring.
     private let lostCount = Atomic<UInt64>(0)
+    /// IP fragments dropped, whatever `set drop-log` says (the writer warns about them).
+    private let fragmentCount = Atomic<UInt64>(0)
 
     init(queue: UInt16) { self.queue = queue }
 
     var suppressed: UInt64 { suppressedCount.load(ordering: .relaxed) }
     var lost: UInt64 { lostCount.load(ordering: .relaxed) }
+    var fragments: UInt64 { fragmentCount.load(ordering: .relaxed) }
 
     /// Worker side: one more line left out by the rate limit.
     @inline(__always)
     func suppress() {
         // One writer: a load and a store, no read-modify-write needed.
         suppressedCount.store(suppressedCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    /// Worker side: one more IP fragment dropped.
+    @inline(__always)
+    func countFragment() {
+        fragmentCount.store(fragmentCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     /// Writer side: moves the ring's lost count into the total; returns how many were new.
@@ -37,7 +46,9 @@ final class DropLogChannel: @unchecked Sendable {
 
 /// The thread that writes drop log lines, so the packet path never waits for stderr: it drains
 /// every worker's ring each `pollInterval`, writes one line per record, and says what was left
-/// out (rate limit) or lost (ring full) so that no drop goes missing unannounced.
+/// out (rate limit) or lost (ring full) so that no drop goes missing unannounced. It also warns
+/// when IP fragments reach a queue (a diversion without reassembly): at once, then at most
+/// once a `DropLogSummary.fragmentWarningIntervalNanoseconds` with the count since.
 final class DropLogWriter: @unchecked Sendable {
     static let pollInterval: useconds_t = 50_000
 
@@ -64,6 +75,8 @@ final class DropLogWriter: @unchecked Sendable {
 
     private func run() {
         var reportedSuppressed = channels.map(\.suppressed)
+        var reportedFragments = channels.map(\.fragments)
+        var nextFragmentWarning: UInt64 = 0
         var nextSummary = SystemCall.monotonicNanoseconds() &+ DropLogSummary.intervalNanoseconds
         while true {
             let last = stopping.load(ordering: .relaxed)
@@ -73,6 +86,18 @@ final class DropLogWriter: @unchecked Sendable {
                 if lost > 0 { logger.warning("\(DropLogSummary.lost(lost, queue: channel.queue))") }
             }
             let now = SystemCall.monotonicNanoseconds()
+            if now >= nextFragmentWarning {
+                var warned = false
+                for (index, channel) in channels.enumerated() {
+                    let fragments = channel.fragments
+                    if fragments > reportedFragments[index] {
+                        logger.warning("\(DropLogSummary.fragments(fragments - reportedFragments[index], queue: channel.queue))")
+                        reportedFragments[index] = fragments
+                        warned = true
+                    }
+                }
+                if warned { nextFragmentWarning = now &+ DropLogSummary.fragmentWarningIntervalNanoseconds }
+            }
             if now >= nextSummary || last {
                 for (index, channel) in channels.enumerated() {
                     let suppressed = channel.suppressed

@@ -288,6 +288,7 @@ final class QueueWorker: @unchecked Sendable {
             let verdict = pendingVerdicts[index]
             appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
             if case .drop(let reason) = verdict {
+                if reason == .fragment { dropLog.countFragment() }
                 logDrop(reason, packet: packet)
             } else if verdict == .reject {
                 logDrop(.rule, packet: packet, rejected: true)
@@ -315,6 +316,10 @@ final class QueueWorker: @unchecked Sendable {
             break
         }
         let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        if reason == .fragment, let fragment = IPFragment(bytes, wireLength: Int(packet.wire_length)) {
+            dropLog.ring.push(DropLogRecord(fragment, reason: reason, queue: packet.queue))
+            return
+        }
         let parsed = PacketParser.parse(bytes, wireLength: Int(packet.wire_length))
         var state = TCPState.none
         if case .tcp(let segment) = parsed, let (slot, _) = tracker.table.find(FlowKey(segment)) {

@@ -102,6 +102,10 @@ public enum PacketTrackingFuzz {
                 let before = tracker.counters
                 let verdict = tracker.process(packet, wireLength: packet.count + cut, hook: hook, now: now)
                 try check(verdict: verdict, before: before, after: tracker.counters, packet: packets)
+                // The drop log reads a fragment's fields from the same bytes (IPFragment).
+                if verdict == .drop(.fragment) && IPFragment(packet, wireLength: packet.count + cut) == nil {
+                    throw FuzzFailure("packet \(packets): dropped as a fragment, but IPFragment reads none")
+                }
                 packets += 1
             case 2:
                 let step = UInt64(input.bigEndianUInt16())

@@ -22,6 +22,10 @@ public struct DropLogRecord: Sendable, Equatable {
     /// none): a dropped packet changes no state, a rejected SYN leaves a CLOSE entry.
     public var state: TCPState
     public var queue: UInt16
+    /// An IP fragment's identification, offset in bytes and M flag (`fragment` drops only).
+    public var identification: UInt32?
+    public var fragmentOffset: Int?
+    public var moreFragments = false
 
     public init(reason: DropReason, rejected: Bool = false, state: TCPState = .none, queue: UInt16) {
         self.reason = reason
@@ -73,10 +77,25 @@ public struct DropLogRecord: Sendable, Equatable {
         }
     }
 
+    /// A fragment's fields (IPFragment): addresses, protocol, the ports of a first fragment
+    /// that holds them, identification and offset.
+    public init(_ fragment: IPFragment, reason: DropReason, queue: UInt16) {
+        self.init(reason: reason, queue: queue)
+        protocolNumber = fragment.protocolNumber
+        source = fragment.source
+        destination = fragment.destination
+        sourcePort = fragment.sourcePort
+        destinationPort = fragment.destinationPort
+        identification = fragment.identification
+        fragmentOffset = fragment.offset
+        moreFragments = fragment.moreFragments
+    }
+
     /// `drop reason=seq-above-window proto=tcp src=198.51.100.10 dst=203.0.113.10 sport=40000
     /// dport=8080 flags=ACK,PSH seq=1 ack=2 win=502 len=10 state=ESTABLISHED queue=0` (one line):
     /// `drop` or `reject`, then always the same keys in the same order; `-` where the packet
-    /// has no such field. Stable: scripts may parse it.
+    /// has no such field. Stable: scripts may parse it. A fragment's line ends in three more:
+    /// `ipid=54321 fragoff=1480 mf=1` (identification, offset in bytes, more fragments).
     public var line: String {
         var line = rejected ? "reject" : "drop"
         line += " reason=\(reason.name)"
@@ -86,6 +105,9 @@ public struct DropLogRecord: Sendable, Equatable {
         line += " flags=\(flags.map(DropLogRecord.flagNames) ?? "-")"
         line += " seq=\(text(sequence)) ack=\(text(acknowledgment)) win=\(text(window)) len=\(text(length))"
         line += " state=\(state.name) queue=\(queue)"
+        if let identification, let fragmentOffset {
+            line += " ipid=\(identification) fragoff=\(fragmentOffset) mf=\(moreFragments ? 1 : 0)"
+        }
         return line
     }
 
@@ -149,6 +171,16 @@ public enum DropLogSummary {
     /// `sampled` left these out to keep to its rate.
     public static func suppressed(_ count: UInt64, queue: UInt16) -> String {
         "\(count) drop lines suppressed on queue \(queue) (set drop-log sampled: \(DropLogSampler.rate)/s, burst \(DropLogSampler.burst))"
+    }
+
+    /// How often the warning about fragments in the queue comes, at most.
+    public static let fragmentWarningIntervalNanoseconds: UInt64 = 60_000_000_000
+
+    /// IP fragments reached the queue: the diversion does not turn on the kernel's
+    /// reassembly (then datagrams larger than the path's MTU are lost), or the kernel would not
+    /// reassemble them. Says what to do about it.
+    public static func fragments(_ count: UInt64, queue: UInt16) -> String {
+        "\(count) IP fragments reached queue \(queue) and were dropped (reason fragment): either the diversion does not turn on the kernel's reassembly, and every datagram larger than the MTU is lost (use the shipped diversion, seqwall-divert start, or turn reassembly on in yours; README: IP fragments), or the kernel would not reassemble them (an IPv6 first fragment without its whole header chain, RFC 8200 4.5)"
     }
 
     /// The ring to the logging thread was full: the log could not keep up.

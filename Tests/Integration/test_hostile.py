@@ -20,7 +20,9 @@ Each hostile packet has its own source port and one expected outcome:
   their not reaching the server, and by seqwall's counters growing only by the packets it was
   meant to see. The kernel also trims a packet whose total length is shorter than the frame
   (pskb_trim_rcsum), so seqwall sees the shorter packet: when that cuts into the TCP header,
-  seqwall drops it as truncated.
+  seqwall drops it as truncated. Lone IPv4 fragments wait in the kernel's reassembler, which
+  the shipped diversion turns on (README: IP fragments), and are counted there (Ip
+  ReasmReqds); seqwall never sees them.
 
 All 256 TCP flag combinations are sent twice per family: as the first packet of a connection
 (to the open port) and inside an established connection (in-window sequence and
@@ -404,15 +406,20 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
                     (IPv6(src=server, dst=server) if f == 6 else IP(src=server, dst=server))
                     / TCP(sport=OPEN_PORT, dport=OPEN_PORT, flags="S"))), "land")
 
-        # IPv4 fragments: seqwall sees headers only and cannot track them (no defragmentation
-        # in the firewall namespace: nothing there uses conntrack).
+        # Lone IPv4 fragments: the shipped diversion has the kernel reassemble (README: IP
+        # fragments), so they wait in its reassembler for the rest of their datagram and
+        # seqwall never sees them (counted as reassembly requests).
         add("first fragment (MF)", 4, lambda p: bytes(raw(IP(src=c4, dst=s4, flags="MF", id=p)
-                                                          / TCP(sport=p, dport=OPEN_PORT, flags="S"))), "fragment")
+                                                          / TCP(sport=p, dport=OPEN_PORT, flags="S"))),
+            ("kernel", "IpReasmReqds"))
         # A later fragment has no TCP header: no port to find it by, so it is only counted.
         cases.append(("later fragment", 4, None, bytes(raw(IP(src=c4, dst=s4, frag=2, id=7, proto=6) / Raw(b"x" * 24))),
-                      "fragment"))
-        add("IPv6 fragment", 6, lambda p: bytes(raw(IPv6(src=c6, dst=s6) / IPv6ExtHdrFragment(offset=0, m=1, id=p)
-                                                    / TCP(sport=p, dport=OPEN_PORT, flags="S"))), "fragment")
+                      ("kernel", "IpReasmReqds")))
+        # An IPv6 first fragment without the whole TCP header is not reassembled (RFC 8200 4.5:
+        # nf_ct_frag6_gather lets it on as it is): seqwall drops it as a fragment.
+        add("IPv6 first fragment, TCP header cut", 6, lambda p: bytes(raw(
+            IPv6(src=c6, dst=s6) / IPv6ExtHdrFragment(nh=6, offset=0, m=1, id=p)
+            / Raw(raw(TCP(sport=p, dport=OPEN_PORT, flags="S"))[:8]))), "fragment")
         add("IPv6 atomic fragment", 6, lambda p: bytes(raw(IPv6(src=c6, dst=s6) / IPv6ExtHdrFragment(offset=0, m=0, id=p)
                                                            / TCP(sport=p, dport=OPEN_PORT, flags="S"))), "pass")
         add("IPv6 good extension chain", 6, lambda p: bytes(raw(

@@ -4,7 +4,8 @@
   ip6tables-restore --noflush (in a scratch namespace) and divert TCP, UDP, ICMP and ICMPv6
   to NFQUEUE queue 0 with --queue-bypass (host mode: not loopback), after the reject rules
   (the TCP reset first, then UDP's port unreachable); host.iptables leaves IPv6 neighbour
-  discovery and MLD out of the queue;
+  discovery and MLD out of the queue; both turn on the kernel's reassembly with a socket-match
+  rule in a raw-table SEQWALL chain that nothing jumps to;
 - rules/default.rules and Tests/Integration/rules/*.rules pass `seqwall rules check`.
 """
 
@@ -62,6 +63,14 @@ class ShippedIptablesFilesTest(lab.LabTestCase):
                     self.assertTrue("NFQUEUE" in chain[-1] and "--queue-num 0" in chain[-1]
                                     and "--queue-bypass" in chain[-1],
                                     f"the chain does not end in NFQUEUE 0 --queue-bypass:\n{rules}")
+                    # The kernel's reassembly, turned on by a socket-match rule that no packet
+                    # runs (README: IP fragments).
+                    raw = lab.ns_run(ns, [show, "-t", "raw", "-S"]).stdout.splitlines()
+                    self.assertIn("-N SEQWALL", raw, f"no raw-table SEQWALL chain:\n{raw}")
+                    self.assertTrue([ln for ln in raw if ln.startswith("-A SEQWALL -m socket")],
+                                    f"no socket-match rule in the raw table:\n{raw}")
+                    self.assertEqual([ln for ln in raw if "-j SEQWALL" in ln], [],
+                                     f"something jumps to the raw table's SEQWALL chain:\n{raw}")
                     if name == "host.iptables" and show == "ip6tables":
                         spared = [ln for ln in chain if "-m u32" in ln and "-j RETURN" in ln]
                         self.assertEqual(len(spared), 3, f"ND and MLD are not left out of the queue:\n{rules}")

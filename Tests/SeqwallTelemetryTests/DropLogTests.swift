@@ -77,6 +77,28 @@ struct DropLogTests {
             + "win=- len=- state=NONE queue=2")
     }
 
+    @Test("a fragment: addresses, protocol, ports of a first fragment, then identification and offset")
+    func fragmentLines() {
+        let first = IPFragment(source: ip("198.51.100.10"), destination: ip("203.0.113.10"), protocolNumber: 17,
+                               identification: 48879, offset: 0, moreFragments: true, sourcePort: 5353, destinationPort: 53)
+        #expect(DropLogRecord(first, reason: .fragment, queue: 0).line
+            == "drop reason=fragment proto=udp src=198.51.100.10 dst=203.0.113.10 sport=5353 dport=53 flags=- seq=- "
+            + "ack=- win=- len=- state=NONE queue=0 ipid=48879 fragoff=0 mf=1")
+        let last = IPFragment(source: ip("2001:db8:1::10"), destination: ip("2001:db8:2::10"), protocolNumber: 58,
+                              identification: 0xCAFE_F00D, offset: 2_464, moreFragments: false)
+        #expect(DropLogRecord(last, reason: .fragment, queue: 2).line
+            == "drop reason=fragment proto=icmpv6 src=2001:db8:1::10 dst=2001:db8:2::10 sport=- dport=- flags=- seq=- "
+            + "ack=- win=- len=- state=NONE queue=2 ipid=3405705229 fragoff=2464 mf=0")
+    }
+
+    @Test("the warning about fragments in the queue names the fix")
+    func fragmentWarning() {
+        let text = DropLogSummary.fragments(3, queue: 1)
+        #expect(text.hasPrefix("3 IP fragments reached queue 1 and were dropped (reason fragment)"))
+        #expect(text.contains("seqwall-divert start"))
+        #expect(text.contains("README: IP fragments"))
+    }
+
     @Test("every reason's line names it", arguments: DropReason.allCases)
     func everyReason(reason: DropReason) {
         #expect(DropLogRecord(reason: reason, queue: 0).line.hasPrefix("drop reason=\(reason.name) proto="))
