@@ -151,6 +151,10 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var queues: [Queue]
     /// Absent when no per-source limit is (or was) in force.
     public var sources: Sources?
+    /// The daemon's version (BuildVersion) and the commit it was built from; absent from
+    /// figures that no daemon made (replay), and the commit from a build outside git.
+    public var version: String?
+    public var commit: String?
 
     public struct QueueInput: Sendable {
         public var queue: UInt16

@@ -4,6 +4,7 @@ import SeqwallControl
 import SeqwallCore
 import SeqwallRules
 import SeqwallTelemetry
+import SeqwallVersion
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -118,7 +119,7 @@ public final class Daemon: @unchecked Sendable {
 
         let queues = options.queues.map(String.init).joined(separator: ", ")
         let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
-        logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
+        logger.info("seqwall \(BuildVersion.description) running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
         let snapshotInterval = UInt64(options.stateInterval) * 1_000_000_000
         var nextSnapshot = SystemCall.monotonicNanoseconds() &+ snapshotInterval
@@ -393,6 +394,8 @@ public final class Daemon: @unchecked Sendable {
         metrics.reloadsSucceeded = reloadsSucceeded.load(ordering: .relaxed)
         metrics.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
         metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
+        metrics.version = BuildVersion.version
+        metrics.commit = BuildVersion.commit
         return metrics.text
     }
 
@@ -414,6 +417,9 @@ public final class Daemon: @unchecked Sendable {
                                        })
             }
         }
-        return StatsRecord(queues: inputs)
+        var stats = StatsRecord(queues: inputs)
+        stats.version = BuildVersion.version
+        stats.commit = BuildVersion.commit
+        return stats
     }
 }

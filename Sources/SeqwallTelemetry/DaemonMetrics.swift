@@ -33,6 +33,9 @@ public struct DaemonMetrics: Sendable {
     public var reloadsFailed: UInt64 = 0
     /// The last reload's result; true before any (the rules loaded at start).
     public var lastReloadSucceeded = true
+    /// The daemon's version and commit, for seqwall_build_info (empty: not shown).
+    public var version = ""
+    public var commit: String?
 
     public init() {}
 
@@ -41,6 +44,12 @@ public struct DaemonMetrics: Sendable {
     /// `DropReason.allCases`, so a new reason shows up without a change here.
     public var text: String {
         var out = PrometheusText()
+        if !version.isEmpty {
+            // The build_info convention: a constant 1 whose labels carry the build, so a query
+            // can join them to any other series. An empty label value is the same as none.
+            out.family("seqwall_build_info", .gauge, help: "1; the labels name the running daemon's version and commit.")
+            out.sample("seqwall_build_info", ["version": version, "commit": commit ?? ""], 1)
+        }
         func perQueue(_ name: String, _ type: PrometheusText.MetricType, _ help: String,
                       _ value: (QueueMetrics) -> UInt64) {
             out.family(name, type, help: help)
