@@ -29,10 +29,10 @@ build: deps
 
 # The release binary stands on its own: the Swift runtime and Foundation are linked in
 # (--static-swift-stdlib), so it needs only Debian's libraries, found the usual way (no
-# $$ORIGIN run path), and it is stripped (-s) and hardened like a Debian build (full RELRO,
-# --as-needed). The check refuses a binary that would still look for the toolchain.
+# $ORIGIN run path), and it is stripped (-s) and hardened like a Debian build (full RELRO).
+# The check refuses a binary that would still look for the toolchain.
 RELEASE_FLAGS = -c release --static-swift-stdlib --disable-local-rpath \
-                -Xlinker -s -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now -Xlinker --as-needed
+                -Xlinker -s -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS)
 	@if readelf -d .build/release/seqwall | grep -Eq 'RPATH|RUNPATH|libswift|libFoundation|libdispatch'; then \

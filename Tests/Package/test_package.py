@@ -110,8 +110,9 @@ def remove_root():
 
 
 def in_root(argv, timeout=60, check=True, ns=None):
-    """Runs argv inside the root, in a mount namespace of its own (in ns if given)."""
-    cmd = PRIVATE_MOUNTS + [IN_ROOT, ROOT] + list(argv)
+    """Runs argv inside the root (in-root.sh: in a mount namespace of its own), in the
+    network namespace ns if given."""
+    cmd = [IN_ROOT, ROOT] + list(argv)
     if ns is not None:
         cmd = ["ip", "netns", "exec", ns] + cmd
     return lab.run(cmd, timeout=timeout, check=check)
@@ -236,7 +237,7 @@ class PackageTest(unittest.TestCase):
         daemon = lab.Daemon(ns, "/etc/seqwall/seqwall.rules", "/run/seqwall/control.sock",
                             os.path.join(the_lab.workdir, "seqwall.log"),
                             extra=["--state-file", "/var/lib/seqwall/state"],
-                            prefix=PRIVATE_MOUNTS + [IN_ROOT, ROOT], binary="/usr/bin/seqwall")
+                            prefix=[IN_ROOT, ROOT], binary="/usr/bin/seqwall")
         the_lab.daemon = daemon
         daemon.start(ready_timeout=30)
         try:
