@@ -195,7 +195,8 @@ uninstall:
 # stages into a root of its own (PREFIX=/usr, the unit in /lib/systemd/system as Debian 12
 # wants it), plus dist/debian: the maintainer scripts (they never enable or start seqwall), the
 # conffile list, the copyright. Depends come from the libraries the binary links
-# (dpkg-shlibdeps) and a diversion backend the divert helper can drive. Needs no root:
+# (dpkg-shlibdeps) and a diversion backend the divert helper can drive: iptables, or nftables
+# as well once rules/ holds nft diversions. Needs no root:
 # dpkg-deb --root-owner-group gives root the files. lintian must find no error.
 VERSION          := $(shell cat VERSION)
 DEB_PACKAGES      = dpkg-dev lintian
