@@ -9,7 +9,7 @@ DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables
                   conntrack iputils-ping
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
-        fuzz fuzz-build fuzz-replay bench bench-e2e
+        fuzz fuzz-build fuzz-replay bench bench-e2e deb package-test
 
 all: build
 
@@ -28,8 +28,18 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# The release binary stands on its own: the Swift runtime and Foundation are linked in
+# (--static-swift-stdlib), so it needs only Debian's libraries, found the usual way (no
+# $ORIGIN run path), and it is stripped (-s) and hardened like a Debian build (full RELRO).
+# The check refuses a binary that would still look for the toolchain.
+RELEASE_FLAGS = -c release --static-swift-stdlib --disable-local-rpath \
+                -Xlinker -s -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build $(RELEASE_FLAGS)
+	@if readelf -d .build/release/seqwall | grep -Eq 'RPATH|RUNPATH|libswift|libFoundation|libdispatch'; then \
+	  echo "make release: .build/release/seqwall still depends on the Swift toolchain:" >&2; \
+	  readelf -d .build/release/seqwall | grep -E 'NEEDED|RPATH|RUNPATH' >&2; exit 1; \
+	fi
 
 unit-test: build
 	$(SWIFT) test
@@ -111,6 +121,8 @@ FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
 DIST_BUILD      = .build/dist
 # The diversions seqwall-divert loads: nftables and iptables files, side by side.
 DIVERSION_FILES = $(notdir $(wildcard rules/*.nft rules/*.iptables rules/*.ip6tables))
+# Man pages written by hand (docs/NAME.SECTION); seqwall.8 is generated.
+MAN5_PAGES      = $(notdir $(wildcard docs/*.5))
 # The man page's date: the last commit's, so the page does not change from one build to the next.
 MAN_DATE       ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
 SUBSTITUTE      = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
@@ -130,8 +142,10 @@ install-generated: $(if $(SEQWALL_BINARY),,release) $(GENERATE_MANUAL)
 	rm -rf $(DIST_BUILD) && mkdir -p $(DIST_BUILD)/man
 	$(SUBSTITUTE) dist/seqwall.service.in > $(DIST_BUILD)/seqwall.service
 	$(SUBSTITUTE) dist/seqwall-divert.in > $(DIST_BUILD)/seqwall-divert
+	@# A completion file is sourced by the shell, never run: the parser's "#!" line goes.
 	for shell in bash zsh fish; do \
 	  $(INSTALL_BINARY) --generate-completion-script $$shell > $(DIST_BUILD)/completion.$$shell || exit 1; \
+	  sed -i '1{/^#!/d}' $(DIST_BUILD)/completion.$$shell; \
 	  test -s $(DIST_BUILD)/completion.$$shell || { echo "make: empty $$shell completion" >&2; exit 1; }; \
 	done
 	$(GENERATE_MANUAL) $(INSTALL_BINARY) --section 8 --date $(MAN_DATE) --output-directory $(DIST_BUILD)/man
@@ -150,6 +164,7 @@ install: install-generated
 	install -D -m 0644 $(DIST_BUILD)/completion.zsh $(DESTDIR)$(ZSHCOMPDIR)/_seqwall
 	install -D -m 0644 $(DIST_BUILD)/completion.fish $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
 	install -D -m 0644 $(DIST_BUILD)/man/seqwall.8 $(DESTDIR)$(MANDIR)/man8/seqwall.8
+	for f in $(MAN5_PAGES); do install -D -m 0644 docs/$$f $(DESTDIR)$(MANDIR)/man5/$$f || exit 1; done
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/seqwall
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules ]; then \
 	  echo "kept $(DESTDIR)$(SYSCONFDIR)/seqwall/seqwall.rules (yours); the shipped policy is $(DESTDIR)$(DATADIR)/default.rules"; \
@@ -175,7 +190,69 @@ uninstall:
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
-	rm -f $(DESTDIR)$(MANDIR)/man8/seqwall.8
+	rm -f $(DESTDIR)$(MANDIR)/man8/seqwall.8 $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(MAN5_PAGES))
+
+# --- make deb (README: Install) -------------------------------------------------------------------
+# make deb: .build/deb/seqwall_VERSION_ARCH.deb, from the release binary and what make install
+# stages into a root of its own (PREFIX=/usr, the unit in /lib/systemd/system as Debian 12
+# wants it), plus dist/debian: the maintainer scripts (they never enable or start seqwall), the
+# conffile list, the copyright. Depends come from the libraries the binary links
+# (dpkg-shlibdeps) and a diversion backend the divert helper can drive: iptables first (it
+# queues on every kernel, through nft_compat with iptables-nft), or nftables (whose `queue`
+# needs a kernel with CONFIG_NFT_QUEUE; seqwall-divert falls back to iptables without it). Needs no root:
+# dpkg-deb --root-owner-group gives root the files. lintian must find no error.
+VERSION          := $(shell cat VERSION)
+DEB_PACKAGES      = dpkg-dev lintian
+DEB_ARCH          = $(shell dpkg --print-architecture)
+DEB_DIR           = .build/deb
+DEB_ROOT          = $(DEB_DIR)/debian/seqwall
+DEB_FILE          = $(DEB_DIR)/seqwall_$(VERSION)_$(DEB_ARCH).deb
+DEB_DIVERSION     = $(if $(wildcard rules/*.nft),iptables | nftables,iptables)
+# The changelog's signature: the last commit's author and date, so the package does not change
+# from one build of a commit to the next.
+DEB_MAINTAINER   ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+DEB_DATE         ?= $(shell git log -1 --format=%cD 2>/dev/null || date -R)
+# dpkg-deb clamps the files' times to it.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+DEB_DOC          = $(DEB_ROOT)/usr/share/doc/seqwall
+
+deb: release $(GENERATE_MANUAL)
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(DEB_PACKAGES)"
+	@test -n "$(DEB_MAINTAINER)" || { echo "make deb: set DEB_MAINTAINER='Name <address>' (no git history to take it from)" >&2; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_ROOT)/DEBIAN $(DEB_DOC)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SEQWALL_BINARY=.build/release/seqwall \
+	  SYSTEMDUNITDIR=/lib/systemd/system ZSHCOMPDIR=/usr/share/zsh/vendor-completions
+	gzip -9n $(DEB_ROOT)/usr/share/man/man*/*
+	install -m 0644 dist/debian/copyright $(DEB_DOC)/copyright
+	printf 'seqwall (%s) unstable; urgency=medium\n\n  * Version %s.\n\n -- %s  %s\n' \
+	  '$(VERSION)' '$(VERSION)' '$(DEB_MAINTAINER)' '$(DEB_DATE)' | gzip -9n > $(DEB_DOC)/changelog.gz
+	chmod 0644 $(DEB_DOC)/changelog.gz
+	install -m 0644 dist/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
+	install -m 0755 dist/debian/postinst dist/debian/prerm dist/debian/postrm $(DEB_ROOT)/DEBIAN/
+	@# dpkg-shlibdeps reads the package's name from a debian/control beside the staged root.
+	printf 'Source: seqwall\n\nPackage: seqwall\nArchitecture: any\n' > $(DEB_DIR)/debian/control
+	cd $(DEB_DIR) && dpkg-shlibdeps -O debian/seqwall/usr/bin/seqwall | sed -n 's/^shlibs:Depends=//p' > shlibs
+	@test -s $(DEB_DIR)/shlibs || { echo "make deb: dpkg-shlibdeps found no dependency" >&2; exit 1; }
+	sed -e 's|@VERSION@|$(VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
+	    -e "s/@INSTALLED_SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" \
+	    -e "s/@DEPENDS@/$$(cat $(DEB_DIR)/shlibs), $(DEB_DIVERSION)/" \
+	    dist/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	cd $(DEB_ROOT) && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z \
+	  | xargs -0 md5sum > DEBIAN/md5sums
+	chmod 0644 $(DEB_ROOT)/DEBIAN/md5sums $(DEB_ROOT)/DEBIAN/control
+	find $(DEB_ROOT) -type d -exec chmod 0755 {} +
+	$(if $(SOURCE_DATE_EPOCH),SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)) dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB_FILE)
+	lintian --fail-on error $(DEB_FILE)
+	@echo "make deb: $(DEB_FILE)"
+
+# make package-test: the .deb alone suffices (Tests/Package/test_package.py; needs root and
+# the package mirror): a minimal Debian root made with debootstrap from the host's mirror, the
+# package installed there with apt, seqwall run from inside it on a queue in a namespace. It
+# builds the root under .build/package-test and removes it; nothing is kept between runs.
+PACKAGE_TEST_PACKAGES = debootstrap
+package-test: deb
+	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(PACKAGE_TEST_PACKAGES)"
+	SEQWALL_DEB=$(CURDIR)/$(DEB_FILE) $(PYTHON) -m unittest -v Tests/Package/test_package.py
 
 clean:
 	rm -rf .build

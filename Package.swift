@@ -26,6 +26,9 @@ let package = Package(
             name: "CPcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        // The build's version: VERSION and the git commit, generated before every build.
+        .target(name: "SeqwallVersion", plugins: ["BuildVersionPlugin"]),
+        .plugin(name: "BuildVersionPlugin", capability: .buildTool()),
         // The pure core: packet views, flow keys, TCP tracker, connection table, policy. No I/O.
         .target(name: "SeqwallCore"),
         // The rule language: lexer, parser, checker -> Policy.
@@ -39,7 +42,7 @@ let package = Package(
         .target(
             name: "SeqwallDaemon",
             dependencies: [
-                "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTelemetry",
+                "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTelemetry", "SeqwallVersion",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -51,6 +54,7 @@ let package = Package(
             name: "seqwall",
             dependencies: [
                 "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallDaemon", "SeqwallReplay", "SeqwallTelemetry",
+                "SeqwallVersion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

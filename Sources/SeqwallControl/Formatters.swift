@@ -67,6 +67,9 @@ public enum Formatters {
     /// `seqwall stats -o text`.
     public static func statsText(_ stats: StatsRecord) -> String {
         var lines: [String] = []
+        if let version = stats.version {
+            lines.append("version      \(version)" + (stats.commit.map { "  commit \($0)" } ?? ""))
+        }
         lines.append("packets      seen \(stats.packets.seen)  accepted \(stats.packets.accepted)  dropped \(stats.packets.dropped)")
         let c = stats.connections
         lines.append("connections  current \(c.current)  half-open \(c.half_open)  created \(c.created)  destroyed \(c.destroyed)  limit \(c.limit)")

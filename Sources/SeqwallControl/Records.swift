@@ -160,6 +160,10 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var state_file: DaemonHealth.StateFile?
     /// What makes the figures above untrustworthy, such as a queue no packet is sent to.
     public var warnings: [String]?
+    /// The daemon's version (BuildVersion) and the commit it was built from; absent from
+    /// figures that no daemon made (replay), and the commit from a build outside git.
+    public var version: String?
+    public var commit: String?
 
     public struct QueueInput: Sendable {
         public var queue: UInt16

@@ -4,6 +4,7 @@ import SeqwallControl
 import SeqwallCore
 import SeqwallRules
 import SeqwallTelemetry
+import SeqwallVersion
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -132,7 +133,7 @@ public final class Daemon: @unchecked Sendable {
 
         let queues = options.queues.map(String.init).joined(separator: ", ")
         let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
-        logger.info("seqwall running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
+        logger.info("seqwall \(BuildVersion.description) running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
         var diversionWatch: DiversionWatch?
         if options.idleWarningSeconds > 0 {
@@ -460,6 +461,8 @@ public final class Daemon: @unchecked Sendable {
         metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
         metrics.stateFile = status.stateFileHealth
         metrics.uptimeSeconds = status.uptimeSeconds
+        metrics.version = BuildVersion.version
+        metrics.commit = BuildVersion.commit
         return metrics.text
     }
 
@@ -487,6 +490,8 @@ public final class Daemon: @unchecked Sendable {
         record.rule_drops = ruleDrops()
         record.state_file = status.stateFileHealth
         record.warnings = status.currentWarnings
+        record.version = BuildVersion.version
+        record.commit = BuildVersion.commit
         return record
     }
 }

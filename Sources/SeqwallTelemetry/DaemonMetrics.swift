@@ -36,6 +36,9 @@ public struct DaemonMetrics: Sendable {
     /// The state file's writes; nil without --state-file.
     public var stateFile: DaemonHealth.StateFile?
     public var uptimeSeconds: UInt64 = 0
+    /// The daemon's version and commit, for seqwall_build_info (empty: not shown).
+    public var version = ""
+    public var commit: String?
 
     public init() {}
 
@@ -44,6 +47,12 @@ public struct DaemonMetrics: Sendable {
     /// `DropReason.allCases`, so a new reason shows up without a change here.
     public var text: String {
         var out = PrometheusText()
+        if !version.isEmpty {
+            // The build_info convention: a constant 1 whose labels carry the build, so a query
+            // can join them to any other series. An empty label value is the same as none.
+            out.family("seqwall_build_info", .gauge, help: "1; the labels name the running daemon's version and commit.")
+            out.sample("seqwall_build_info", ["version": version, "commit": commit ?? ""], 1)
+        }
         func perQueue(_ name: String, _ type: PrometheusText.MetricType, _ help: String,
                       _ value: (QueueMetrics) -> UInt64) {
             out.family(name, type, help: help)

@@ -6,6 +6,7 @@ import SeqwallCore
 import SeqwallDaemon
 import SeqwallRules
 import SeqwallTelemetry
+import SeqwallVersion
 
 @main
 struct Seqwall: ParsableCommand {
@@ -25,6 +26,7 @@ struct Seqwall: ParsableCommand {
             files and the shipped policy are installed in PREFIX/share/seqwall (rules/ in the \
             source tree); the daemon logs to the journal (journalctl -u seqwall).
             """,
+        version: "seqwall \(BuildVersion.description)",
         subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
     )
 

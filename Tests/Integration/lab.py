@@ -301,9 +301,11 @@ def spawn(ns, argv, log_path, stdin=False, stdout=True):
 class Daemon:
     """seqwall run inside a namespace, plus its CLI."""
 
-    def __init__(self, ns, rules, control, log_path, queues=(0,), extra=(), prefix=()):
-        """prefix: a command that runs seqwall, such as setpriv with fewer capabilities."""
+    def __init__(self, ns, rules, control, log_path, queues=(0,), extra=(), prefix=(), binary=None):
+        """prefix: a command that runs seqwall, such as setpriv with fewer capabilities (and,
+        when it is a chroot, the CLI too: then binary is seqwall's path inside it)."""
         self.ns = ns
+        self.binary = binary
         self.rules = rules
         self.control = control
         self.log_path = log_path
@@ -315,10 +317,10 @@ class Daemon:
     # -- lifecycle --
 
     def start(self, ready_timeout=10.0):
-        if not os.path.exists(SEQWALL_BIN):
+        if self.binary is None and not os.path.exists(SEQWALL_BIN):
             raise RuntimeError(f"seqwall binary not found at {SEQWALL_BIN} (build it, or set "
                                f"SEQWALL_BIN)")
-        argv = self.prefix + [SEQWALL_BIN, "run", "--rules", self.rules]
+        argv = self.prefix + [self.binary or SEQWALL_BIN, "run", "--rules", self.rules]
         for q in self.queues:
             argv += ["--queue", str(q)]
         argv += ["--control", self.control] + self.extra
@@ -362,7 +364,8 @@ class Daemon:
     # -- CLI --
 
     def cli(self, args, check=True, timeout=10):
-        return ns_run(self.ns, [SEQWALL_BIN] + list(args) + ["--control", self.control],
+        argv = [SEQWALL_BIN] if self.binary is None else self.prefix + [self.binary]
+        return ns_run(self.ns, argv + list(args) + ["--control", self.control],
                       check=check, timeout=timeout)
 
     def stats(self):
@@ -572,13 +575,15 @@ class Lab:
     namespace (for outbound connections)."""
 
     def __init__(self, mode, rules, server_ports=(8080, 8081), client_ports=(9000,),
-                 queue=0, iptables=None):
+                 queue=0, iptables=None, divert=True):
+        """divert=False: the lab loads no diversion (the test loads one its own way)."""
         assert mode in (GATEWAY, HOST)
         self.mode = mode
         self.rules = os.path.abspath(rules)
         self.server_ports = list(server_ports)
         self.client_ports = list(client_ports)
         self.queue = queue
+        self.divert = divert
         self.iptables = iptables or os.path.join(
             IPTABLES_DIR, "gateway.iptables" if mode == GATEWAY else "host.iptables")
         self.ns = {}
@@ -674,7 +679,7 @@ class Lab:
             self._addr(s, "eth0", "198.51.100.20/24")
             self._addr(s, "eth0", "2001:db8:1::20/64")
         # Divert TCP to seqwall with the shipped iptables-restore files.
-        for tool in ("iptables-restore", "ip6tables-restore"):
+        for tool in ("iptables-restore", "ip6tables-restore") if self.divert else ():
             with open(self.iptables) as fh:
                 text = fh.read()
             cp = ns_run(self.fw_ns, [tool, "--noflush"], input=text, check=False)

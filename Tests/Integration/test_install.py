@@ -50,6 +50,11 @@ EXPECTED_FILES = {
 for _name in sorted(os.listdir(os.path.join(lab.REPO, "rules"))):
     if _name.endswith((".nft", ".iptables", ".ip6tables")):
         EXPECTED_FILES[f"usr/share/seqwall/{_name}"] = 0o644
+# Man pages written by hand: docs/NAME.5.
+_DOCS = os.path.join(lab.REPO, "docs")
+for _name in sorted(os.listdir(_DOCS)) if os.path.isdir(_DOCS) else ():
+    if _name.endswith(".5"):
+        EXPECTED_FILES[f"usr/share/man/man5/{_name}"] = 0o644
 
 RULES_FILE = "etc/seqwall/seqwall.rules"
 UNIT_FILE = "usr/lib/systemd/system/seqwall.service"

@@ -276,6 +276,15 @@ class MetricsLabTest(lab.LabTestCase):
         # Every reason seqwall has is a series, zeros included.
         reasons = [k for k in m if k.startswith('seqwall_drops_total{queue="0",')]
         self.assertEqual(len(reasons), len(stats["drops"]), reasons)
+        # The build: one version, from VERSION, in the scrape, in stats, in the log line at
+        # start and in --version.
+        with open(os.path.join(lab.REPO, "VERSION")) as f:
+            version = f.read().strip()
+        self.assertEqual(stats["version"], version)
+        build = f'seqwall_build_info{{version="{version}",commit="{stats.get("commit", "")}"}}'
+        self.assertEqual(m.get(build), 1, [k for k in m if k.startswith("seqwall_build_info")])
+        self.assertIn(f"seqwall {version}", d.log_text())
+        self.assertTrue(lab.run([lab.SEQWALL_BIN, "--version"]).stdout.startswith(f"seqwall {version}"))
 
     def test_2_reload_counters(self):
         """A good reload, a broken one (refused, the old rules stay), a good one by SIGHUP."""

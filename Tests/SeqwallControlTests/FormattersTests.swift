@@ -109,6 +109,23 @@ struct RecordTests {
         // No limit and no source table: the new fields say so, and JSON leaves them out.
         #expect(stats.connections.half_open_limit == nil && stats.sources == nil)
         #expect(text.contains("limits       half-open limit none  half-open evictions 0  early drops 0"))
+        // Figures no daemon made (replay) name no version.
+        #expect(!text.contains("version"))
+    }
+
+    @Test("the daemon's version heads the text and is in the JSON; a build outside git has no commit")
+    func version() throws {
+        var stats = StatsRecord(queues: [.init(queue: 0, counters: TrackerCounters(), connections: 0, halfOpen: 0,
+                                               limit: 100, enobufs: 0, kernel: nil)])
+        stats.version = "1.2.3"
+        stats.commit = "0123456789ab"
+        #expect(Formatters.statsText(stats).hasPrefix("version      1.2.3  commit 0123456789ab\npackets "))
+        let json = try #require(String(data: try JSONEncoder().encode(stats), encoding: .utf8))
+        #expect(json.contains("\"version\":\"1.2.3\"") && json.contains("\"commit\":\"0123456789ab\""))
+        stats.commit = nil
+        #expect(Formatters.statsText(stats).hasPrefix("version      1.2.3\npackets "))
+        let decoded = try JSONDecoder().decode(StatsRecord.self, from: try JSONEncoder().encode(stats))
+        #expect(decoded.version == "1.2.3" && decoded.commit == nil)
     }
 
     @Test("limits: evictions, the half-open limit and the source tables add up over queues")

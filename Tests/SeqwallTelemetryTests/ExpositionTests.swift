@@ -124,7 +124,10 @@ struct ExpositionTests {
         metrics.reloadsSucceeded = 2
         metrics.reloadsFailed = 1
         metrics.lastReloadSucceeded = false
+        metrics.version = "1.2.3"
+        metrics.commit = "0123456789ab"
         let values = samples(metrics.text)
+        #expect(values["seqwall_build_info{version=\"1.2.3\",commit=\"0123456789ab\"}"] == "1")
 
         #expect(values["seqwall_packets_seen_total{queue=\"0\"}"] == "100")
         #expect(values["seqwall_packets_seen_total{queue=\"3\"}"] == "103")
@@ -174,6 +177,7 @@ struct ExpositionTests {
         #expect(values["seqwall_reloads_total{result=\"success\"}"] == "0")
         #expect(values["seqwall_reloads_total{result=\"failure\"}"] == "0")
         #expect(values["seqwall_packet_processing_seconds_count"] == "0")
+        #expect(!values.keys.contains { $0.hasPrefix("seqwall_build_info") })
         #expect(values["seqwall_state_file_ok"] == nil, "no --state-file, no state file metrics")
     }
 
@@ -193,6 +197,13 @@ struct ExpositionTests {
         #expect(values["seqwall_state_file_ok"] == "0")
         #expect(values["seqwall_state_file_write_failures_total"] == "3")
         #expect(values["seqwall_state_file_last_success_timestamp_seconds"] == "1796305900")
+    }
+
+    @Test("a build outside git: build_info with an empty commit")
+    func buildInfoWithoutCommit() {
+        var metrics = DaemonMetrics()
+        metrics.version = "1.2.3"
+        #expect(samples(metrics.text)["seqwall_build_info{version=\"1.2.3\",commit=\"\"}"] == "1")
     }
 }
 
