@@ -33,6 +33,9 @@ public struct DaemonMetrics: Sendable {
     public var reloadsFailed: UInt64 = 0
     /// The last reload's result; true before any (the rules loaded at start).
     public var lastReloadSucceeded = true
+    /// When the last pickup grace period ends or ended, in seconds since 1970; 0 when none was
+    /// started (README, "Starting over live sessions").
+    public var pickupGraceEnds: UInt64 = 0
 
     public init() {}
 
@@ -80,6 +83,14 @@ public struct DaemonMetrics: Sendable {
                  "Connections evicted to admit one into a full table (the kernel's early_drop).") {
             $0.counters.earlyDrops
         }
+
+        perQueue("seqwall_connections_picked_up_total", .counter,
+                 "Connections first seen mid-stream and picked up (set pickup on, or a grace period).") {
+            $0.counters.pickedUp
+        }
+        out.family("seqwall_pickup_grace_end_timestamp_seconds", .gauge,
+                   help: "When the last pickup grace period ends or ended (seconds since 1970); 0 when none was started.")
+        out.sample("seqwall_pickup_grace_end_timestamp_seconds", [:], pickupGraceEnds)
 
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }

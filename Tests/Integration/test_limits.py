@@ -140,7 +140,8 @@ class RulesInWorkdir:
         lab.REGISTRY.add_tmp(directory)
         cls.RULES = os.path.join(directory, "limits.rules")
         with open(cls.RULES, "w") as f:
-            f.write(cls.RULE_TEXT)
+            # Strict from the start: no grace period picks up segments of unknown connections.
+            f.write(cls.RULE_TEXT + "set pickup grace 0\n")
         super().setUpClass()
 
 
@@ -344,6 +345,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port {OPEN_PORT}
+set pickup grace 0
 """
 
 
