@@ -345,7 +345,6 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port {OPEN_PORT}
-set pickup grace 0
 """
 
 
