@@ -64,6 +64,23 @@ public enum Formatters {
         "seqwall: \(count) flow entr\(count == 1 ? "y has" : "ies have") been shown."
     }
 
+    /// `2026-12-03T14:05:00Z`: seconds since 1970 as a UTC time (RFC 3339). Days to a civil
+    /// date by the proleptic Gregorian calendar (Howard Hinnant's civil_from_days).
+    public static func utcTime(_ unixSeconds: UInt64) -> String {
+        let days = Int(unixSeconds / 86_400) + 719_468
+        let secondOfDay = Int(unixSeconds % 86_400)
+        let era = days / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
+    }
+
     /// `seqwall stats -o text`.
     public static func statsText(_ stats: StatsRecord) -> String {
         var lines: [String] = []
@@ -79,6 +96,16 @@ public enum Formatters {
             limits += "  sources \(sources.active)/\(sources.capacity)  source evictions \(sources.evictions)"
         }
         lines.append(limits)
+        if let pickup = stats.pickup {
+            var line = "pickup       picked up \(pickup.picked_up)"
+            if let ends = pickup.grace_ends, let left = pickup.grace_seconds_left {
+                line += left > 0 ? "  grace period until \(utcTime(ends)) (\(left) s left)"
+                                 : "  grace period over since \(utcTime(ends))"
+            } else {
+                line += "  no grace period"
+            }
+            lines.append(line)
+        }
         lines.append("drops by reason:")
         let width = DropReason.allCases.map(\.name.count).max() ?? 0
         for reason in DropReason.allCases {

@@ -145,6 +145,24 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var kernel: KernelQueue?
     }
 
+    /// Connections first seen mid-stream, and the grace period in which they are picked up
+    /// with pickup off (README, "Starting over live sessions").
+    public struct Pickup: Codable, Sendable, Equatable {
+        /// Connections picked up since the start (by `set pickup on` or in a grace period).
+        public var picked_up: UInt64
+        /// When the last grace period ends or ended, in seconds since 1970 (UTC); absent when
+        /// none was started since the start (or a reload set `set pickup grace 0`).
+        public var grace_ends: UInt64?
+        /// Seconds left of it: 0 once it is over; absent with `grace_ends`.
+        public var grace_seconds_left: UInt64?
+
+        public init(picked_up: UInt64, grace_ends: UInt64? = nil, grace_seconds_left: UInt64? = nil) {
+            self.picked_up = picked_up
+            self.grace_ends = grace_ends
+            self.grace_seconds_left = grace_seconds_left
+        }
+    }
+
     public var packets: Packets
     public var drops: [String: UInt64]
     public var connections: Connections
@@ -164,6 +182,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     /// figures that no daemon made (replay), and the commit from a build outside git.
     public var version: String?
     public var commit: String?
+    /// Optional only so that the answer of an older daemon still decodes.
+    public var pickup: Pickup?
 
     public struct QueueInput: Sendable {
         public var queue: UInt16
@@ -215,6 +235,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             : Sources(active: sourceTables.reduce(0) { $0 + $1.active },
                       capacity: sourceTables.reduce(0) { $0 + $1.capacity },
                       evictions: sourceTables.reduce(0) { $0 + $1.evictions })
+        pickup = Pickup(picked_up: total.pickedUp)
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
                   dropped: $0.counters.dropped, enobufs: $0.enobufs, malformed_messages: $0.malformedMessages,

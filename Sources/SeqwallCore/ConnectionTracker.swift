@@ -23,6 +23,8 @@ public struct TrackerCounters: Sendable, Equatable {
     public var halfOpenEvictions: UInt64 = 0
     /// Connections evicted to admit a new one into a full table (the kernel's early_drop).
     public var earlyDrops: UInt64 = 0
+    /// Connections first seen mid-stream and adopted (`set pickup on`, or the grace period).
+    public var pickedUp: UInt64 = 0
 
     public init() {}
 
@@ -37,6 +39,7 @@ public struct TrackerCounters: Sendable, Equatable {
         destroyed += other.destroyed
         halfOpenEvictions += other.halfOpenEvictions
         earlyDrops += other.earlyDrops
+        pickedUp += other.pickedUp
     }
 }
 
@@ -51,6 +54,9 @@ struct TrackerHotState {
     var timeoutsPressure: (halfOpen: Int, tableCount: Int)?
     /// What each rule decided (RuleCounterTable); replaced, never resized, by a reload.
     var rules: RuleCounterTable
+    /// Until when (tracker clock, nanoseconds) connections first seen mid-stream are picked up
+    /// with pickup off (ConnectionTracker+Pickup.swift); 0 when no grace period was started.
+    var pickupGraceEnds: UInt64 = 0
 }
 
 /// The whole per-packet decision: parse, find the connection, run the state machine, apply the
@@ -122,6 +128,8 @@ public final class ConnectionTracker {
         hot.pointee.rules.deallocate()
         hot.pointee.rules = counters
         policy = newPolicy
+        // A reload never starts a grace period; `set pickup grace 0` ends a running one.
+        if newPolicy.pickupGrace == 0 { hot.pointee.pickupGraceEnds = 0 }
         limiter.configure(newPolicy, tableLimit: table.limit, now: limiter.now)
         hot.pointee.timeouts = newPolicy.timeouts
         hot.pointee.timeoutsPressure = nil
@@ -237,7 +245,12 @@ public final class ConnectionTracker {
     /// The first packet of a connection the table does not hold.
     func open(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict {
         let index = TCPFlagIndex(segment.flags)
-        guard index == .syn || (index == .ack && policy.pickup) else { return dropped(.noConnection) }
+        guard index == .syn else {
+            guard index == .ack, picksUp(now: now) else {
+                return dropped(.noConnection)
+            }
+            return pickUp(segment, key: key, hook: hook, now: now)
+        }
 
         let direction = self.direction(of: hook, source: segment.source, destination: segment.destination)
         let decision = policy.decide(direction: direction, source: segment.source,
@@ -265,17 +278,25 @@ public final class ConnectionTracker {
         // The connection is made up and checked on the side; nothing is stored (and nothing
         // evicted) until it has passed every limit.
         var connection = Connection(key: key, direction: direction)
-        guard TCPStateMachine.begin(&connection, with: segment, pickup: policy.pickup) else {
+        guard TCPStateMachine.begin(&connection, with: segment, pickup: false) else {
             return dropped(.noConnection)
         }
-        let outcome = TCPStateMachine.track(&connection, direction: .original, segment: segment,
+        return store(&connection, firstSegment: segment, sender: .original, ruleIndex: ruleIndex, now: now)
+    }
+
+    /// Tracks a new connection's first segment, going `sender`, and stores the connection if
+    /// the segment passes and every limit lets it in. Inlined: it is the tail of every SYN's path
+    /// (`open`), which a call would slow.
+    @inline(__always)
+    func store(_ connection: inout Connection, firstSegment segment: TCPSegment, sender: FlowDirection,
+               ruleIndex: Int?, now: UInt64) -> Verdict {
+        let outcome = TCPStateMachine.track(&connection, direction: sender, segment: segment,
                                             timeouts: currentTimeouts, now: now)
         guard outcome == .accept else {
             if case .drop(let reason) = outcome { return dropped(reason) }
             return dropped(.badTransition)
         }
-        connection.packetsOriginal = 1
-        connection.bytesOriginal = UInt64(segment.wireLength)
+        connection.count(sender, wireLength: segment.wireLength)
         connection.createdAt = now
         if let reason = admit(&connection, ruleIndex: ruleIndex, now: now) { return dropped(reason) }
         guard table.insert(connection) != nil else {
@@ -287,6 +308,7 @@ public final class ConnectionTracker {
             halfOpenCount += 1
             rememberUnreplied(connection)
         }
+        if connection.status.contains(.pickedUp) { hot.pointee.counters.pickedUp += 1 }
         if recordsEvents { events.append(.new, connection) }
         return accepted()
     }

@@ -203,6 +203,14 @@ public struct Policy: Sendable, Equatable {
     public var datagramTimeouts = DatagramTimeouts()
     /// `set pickup on`: adopt connections first seen mid-stream.
     public var pickup = false
+    /// `set pickup grace DURATION`, in seconds: how long after a start without a usable state
+    /// file, and after `conntrack flush`, connections first seen mid-stream are adopted even
+    /// with pickup off (README, "Starting over live sessions"). 0: never.
+    public var pickupGrace: UInt32 = 60
+    /// `set pickup ephemeral-ports LOW-HIGH`: the ports clients connect from, which tell the
+    /// client of a connection seen mid-stream (PickupOpener). Linux's default
+    /// ip_local_port_range.
+    public var ephemeralPorts = PortRange(32768, 60999)
     /// `set drop-log off|sampled|full`: which dropped packets get a log line.
     public var dropLog = DropLogMode.sampled
 

@@ -125,13 +125,19 @@ public enum TCPStateMachine {
     /// false when the segment cannot open a connection: only a SYN can, and with pickup on also
     /// a segment whose only control flag is ACK (tcp_conntracks ORIGINAL column sNO: SYN -> sSS,
     /// ACK -> sES, SYN-ACK, FIN, RST and none -> sIV; so a FIN or an RST never starts a pickup).
-    public static func begin(_ connection: inout Connection, with segment: TCPSegment, pickup: Bool) -> Bool {
+    /// `sender` is the direction the segment goes in the connection: a SYN always goes in the
+    /// original one; a picked-up segment goes in the reply one when its receiver opened the
+    /// connection (PickupOpener), and the connection is then made ESTABLISHED at once, as the
+    /// opener's ACK would have made it. Track the segment in that direction next.
+    public static func begin(_ connection: inout Connection, with segment: TCPSegment, pickup: Bool,
+                             sender direction: FlowDirection = .original) -> Bool {
         let index = TCPFlagIndex(segment.flags)
         guard case .to(let first) = transition(.original, index, .none) else { return false }
         var sender = TCPPeerState()
         sender.end = segment.end
         sender.maxWindow = max(UInt32(segment.window), 1)
         if first == .synSent {
+            guard direction == .original else { return false }
             sender.maxEnd = sender.end
             applySynOptions(segment.options, to: &sender)
             connection.original = sender
@@ -151,15 +157,16 @@ public enum TCPStateMachine {
             // Its upper bound comes from the other side's window; until that is seen, what
             // this side sends sets it (TCPWindow).
             sender.maxEnd = sender.end
-            connection.original = sender
+            connection.setPeer(direction, sender)
             // The other side has sent at least what this segment acknowledges.
             var other = TCPPeerState()
             other.scale = maximumWindowScale
             other.flags = unknown
             other.end = segment.acknowledgment
             other.maxEnd = segment.acknowledgment
-            connection.reply = other
+            connection.setPeer(direction.opposite, other)
             connection.status.insert(.pickedUp)
+            if direction == .reply { connection.state = .established }
         }
         connection.lastIndex = .none
         return true
@@ -342,7 +349,15 @@ public enum TCPStateMachine {
             if newState == .established { timeout = min(timeout, timeouts.pointee.unacknowledged) }
         } else if !connection.status.contains(.assured),
                   oldState == .synRecv || oldState == .established, newState == .established {
-            connection.status.insert(.assured)
+            if connection.status.contains(.pickedUp)
+                && (connection.original.maxWindow == 0 || connection.reply.maxWindow == 0) {
+                // Picked up from the reply side (begin): its own segments mark the connection
+                // replied, but the opener has not been heard yet. Not assured, and no long
+                // timeout, until both sides have spoken.
+                timeout = min(timeout, timeouts.pointee.unacknowledged)
+            } else {
+                connection.status.insert(.assured)
+            }
         }
         connection.expiresAt = now &+ UInt64(timeout) &* nanosecondsPerSecond
         return .accept

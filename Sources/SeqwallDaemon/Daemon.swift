@@ -104,7 +104,18 @@ public final class Daemon: @unchecked Sendable {
             workers.removeAll()
             return 1
         }
-        if let saved { restore(saved) }
+        if let saved {
+            restore(saved)
+        } else {
+            // Nothing says which connections are live: pick up those the rules allow for a
+            // while, so that a start does not cut them (the session it was typed in included).
+            // The threads have not started: the trackers are this thread's alone still.
+            let now = SystemCall.monotonicNanoseconds()
+            for worker in workers { worker.tracker.startPickupGrace(now: now) }
+            if policy.pickupGrace > 0 {
+                logger.info("no usable state: picking up live connections the rules allow for \(policy.pickupGrace) s (set pickup grace)")
+            }
+        }
         let dropLogWriter = DropLogWriter(channels: workers.map(\.dropLog), logger: logger)
         dropLogWriter.start()
 
@@ -300,11 +311,24 @@ public final class Daemon: @unchecked Sendable {
         case .rules:
             return ControlReply(ok: true, rules: rulesRecord())
         case .flush:
+            // The table is empty, the connections are not: pick them up again for a while, in
+            // every worker from the same moment. `delete` starts no grace period; it cuts.
             var removed = 0
+            var grace: UInt32 = 0
+            let now = SystemCall.monotonicNanoseconds()
             for worker in workers {
-                removed += worker.mailbox.perform { $0.tracker.removeConnections { _ in true } }
+                let (count, seconds) = worker.mailbox.perform { worker -> (Int, UInt32) in
+                    let count = worker.tracker.removeConnections { _ in true }
+                    worker.tracker.startPickupGrace(now: now)
+                    return (count, worker.tracker.policy.pickupGrace)
+                }
+                removed += count
+                grace = max(grace, seconds)
             }
-            return ControlReply(ok: true, count: removed)
+            guard grace > 0 else { return ControlReply(ok: true, count: removed) }
+            logger.info("conntrack flush: \(removed) connections removed; picking up live connections the rules allow for \(grace) s")
+            return ControlReply(ok: true, count: removed,
+                                message: "live connections the rules allow are picked up for \(grace) s (set pickup grace)")
         }
     }
 
@@ -463,6 +487,7 @@ public final class Daemon: @unchecked Sendable {
         metrics.uptimeSeconds = status.uptimeSeconds
         metrics.version = BuildVersion.version
         metrics.commit = BuildVersion.commit
+        metrics.pickupGraceEnds = pickupGrace()?.ends ?? 0
         return metrics.text
     }
 
@@ -492,6 +517,23 @@ public final class Daemon: @unchecked Sendable {
         record.warnings = status.currentWarnings
         record.version = BuildVersion.version
         record.commit = BuildVersion.commit
+        if let grace = pickupGrace() {
+            record.pickup?.grace_ends = grace.ends
+            record.pickup?.grace_seconds_left = grace.secondsLeft
+        }
         return record
+    }
+
+    /// The latest end of the workers' pickup grace periods, in seconds since 1970, and the
+    /// seconds left of it; nil when no worker has one.
+    private func pickupGrace() -> (ends: UInt64, secondsLeft: UInt64)? {
+        let ends = workers.compactMap { worker in worker.mailbox.perform { $0.tracker.pickupGraceEnds } }.max()
+        guard let ends else { return nil }
+        let monotonicNow = SystemCall.monotonicNanoseconds()
+        let wallNow = SystemCall.wallClockNanoseconds()
+        let wallEnds = ends >= monotonicNow ? wallNow &+ (ends - monotonicNow)
+                                            : wallNow &- min(wallNow, monotonicNow - ends)
+        let left = ends > monotonicNow ? (ends - monotonicNow + 999_999_999) / 1_000_000_000 : 0
+        return (wallEnds / 1_000_000_000, left)
     }
 }

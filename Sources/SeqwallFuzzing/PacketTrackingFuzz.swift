@@ -23,8 +23,9 @@ import SeqwallCore
 ///                         (a copy range cutting the packet short); then the packet's bytes
 ///       op & 3 == 2       clock step: 2 bytes, in milliseconds, or seconds when op & 4
 ///       op & 3 == 3       upkeep by op >> 2 & 3: 0 expire (budget 1 + next byte), 1 delete the
-///                         connections in state next byte % 10, 2 reload with pickup flipped,
-///                         3 collect the recorded events
+///                         connections in state next byte % 10, and when that byte's top bit is
+///                         set start a pickup grace period (60 s) as `conntrack flush` does,
+///                         2 reload with pickup flipped, 3 collect the recorded events
 public enum PacketTrackingFuzz {
     /// The inside networks of the fuzz policy (SPEC's documentation ranges).
     static let insideNetworks = [
@@ -115,8 +116,10 @@ public enum PacketTrackingFuzz {
                 case 0:
                     tracker.expire(now: now, budget: 1 + Int(input.byte()))
                 case 1:
-                    let state = TCPState.allCases[Int(input.byte()) % TCPState.allCases.count]
+                    let byte = input.byte()
+                    let state = TCPState.allCases[Int(byte) % TCPState.allCases.count]
                     tracker.removeConnections { $0.state == state }
+                    if byte & 0x80 != 0 { tracker.startPickupGrace(now: now) }
                 case 2:
                     var reloaded = tracker.policy
                     reloaded.pickup.toggle()

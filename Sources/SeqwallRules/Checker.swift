@@ -10,6 +10,9 @@ struct Checker {
     /// largest table, which no count of connections can exceed anyway.
     static let countRange = 1...67_108_864
     static let portRange = 1...65535
+    /// `set pickup grace`: up to a day. Longer is no grace period but pickup for good, which
+    /// `set pickup on` says plainly.
+    static let maximumPickupGrace: UInt32 = 86_400
 
     private var policy = Policy()
     private var inside: [IPNetwork] = []
@@ -23,6 +26,8 @@ struct Checker {
     private var synRate: Setting<SynRate>?
     private var timeouts: [TimeoutName: Setting<UInt32>] = [:]
     private var pickup: Setting<Bool>?
+    private var pickupGrace: Setting<UInt32>?
+    private var ephemeralPorts: Setting<PortRange>?
     private var dropLog: Setting<DropLogMode>?
 
     private struct SynRate: Equatable {
@@ -101,6 +106,19 @@ struct Checker {
         case .pickup(let on, let location):
             if Checker.settle(&pickup, on, "set pickup \(on ? "on" : "off")", location, &diagnostics) {
                 policy.pickup = on
+            }
+
+        case .pickupGrace(let duration, let location):
+            guard let seconds = graceSeconds(duration, &diagnostics) else { return }
+            if Checker.settle(&pickupGrace, seconds, "set pickup grace \(duration.text)", location, &diagnostics) {
+                policy.pickupGrace = seconds
+            }
+
+        case .ephemeralPorts(let literal, let location):
+            guard let range = ports([literal], &diagnostics)?.first else { return }
+            if Checker.settle(&ephemeralPorts, range, "set pickup ephemeral-ports \(literal.text)", location,
+                              &diagnostics) {
+                policy.ephemeralPorts = range
             }
 
         case .dropLog(let mode, let location):
@@ -238,6 +256,17 @@ struct Checker {
             return nil
         }
         return literal.value
+    }
+
+    /// The grace period in seconds; zero turns it off.
+    private func graceSeconds(_ duration: DurationLiteral, _ diagnostics: inout Diagnostics) -> UInt32? {
+        let (product, overflow) = duration.amount.multipliedReportingOverflow(by: duration.unit.rawValue)
+        guard !overflow, product <= Int(Checker.maximumPickupGrace) else {
+            diagnostics.report(at: duration.location,
+                               "pickup grace \(duration.text) is too long (at most 1d); for pickup at any time write 'set pickup on'")
+            return nil
+        }
+        return UInt32(product)
     }
 
     /// Timeouts are kept as UInt32 seconds, like the kernel's; zero would expire a connection

@@ -16,6 +16,8 @@ import SeqwallCore
 ///     timeout udp single|stream DURATION
 ///     timeout icmp DURATION
 ///     set pickup on|off
+///     set pickup grace DURATION
+///     set pickup ephemeral-ports LOW-HIGH
 ///     set drop-log off|sampled|full
 ///
 /// PROTO is `tcp`, `udp`, `icmp echo` or `icmp6 echo` (pf's names: `icmp` is IPv4, `icmp6`
@@ -88,9 +90,21 @@ struct Parser {
             enum Setting { case pickup, dropLog }
             switch try keyword([("pickup", Setting.pickup), ("drop-log", .dropLog)], suggesting: true) {
             case .pickup:
-                let on = try keyword([("on", true), ("off", false)])
-                try expectEndOfLine()
-                return .pickup(on, location: location)
+                enum Value { case turned(Bool), grace, ephemeralPorts }
+                switch try keyword([("on", Value.turned(true)), ("off", .turned(false)), ("grace", .grace),
+                                    ("ephemeral-ports", .ephemeralPorts)], suggesting: true) {
+                case .turned(let on):
+                    try expectEndOfLine()
+                    return .pickup(on, location: location)
+                case .grace:
+                    let duration = try durationLiteral()
+                    try expectEndOfLine()
+                    return .pickupGrace(duration, location: location)
+                case .ephemeralPorts:
+                    let ports = try portLiteral()
+                    try expectEndOfLine()
+                    return .ephemeralPorts(ports, location: location)
+                }
             case .dropLog:
                 let mode = try keyword(DropLogMode.allCases.map { ($0.rawValue, $0) }, suggesting: true)
                 try expectEndOfLine()

@@ -2,8 +2,9 @@ import SeqwallCore
 
 /// The canonical text of a policy: what `seqwall rules check --print` shows. One statement per
 /// line in a fixed order: inside, both defaults, the rules in order, the limits (states always,
-/// the others when set), the timeouts that differ from the kernel's defaults, pickup, and the
-/// drop log when it is not the default (`sampled`).
+/// the others when set), the timeouts that differ from the kernel's defaults, pickup (its grace
+/// period and ephemeral ports when not the defaults), and the drop log when it is not the
+/// default (`sampled`).
 /// Parsing this text gives back an equal policy (apart from rule locations).
 enum RulePrinter {
     static func text(of policy: Policy) -> String {
@@ -32,6 +33,12 @@ enum RulePrinter {
             lines.append("timeout \(name.statementText) \(duration(policy[keyPath: name.keyPath]))")
         }
         lines.append("set pickup \(policy.pickup ? "on" : "off")")
+        if policy.pickupGrace != defaults.pickupGrace {
+            lines.append("set pickup grace \(duration(policy.pickupGrace))")
+        }
+        if policy.ephemeralPorts != defaults.ephemeralPorts {
+            lines.append("set pickup ephemeral-ports \(policy.ephemeralPorts.lower)-\(policy.ephemeralPorts.upper)")
+        }
         if policy.dropLog != Policy().dropLog {
             lines.append("set drop-log \(policy.dropLog.rawValue)")
         }

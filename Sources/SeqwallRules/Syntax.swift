@@ -162,5 +162,7 @@ enum Statement: Sendable {
     case limitSynRate(rate: NumberLiteral, burst: NumberLiteral?, location: SourceLocation)
     case timeout(TimeoutName, DurationLiteral, location: SourceLocation)
     case pickup(Bool, location: SourceLocation)
+    case pickupGrace(DurationLiteral, location: SourceLocation)
+    case ephemeralPorts(PortLiteral, location: SourceLocation)
     case dropLog(DropLogMode, location: SourceLocation)
 }

@@ -39,6 +39,9 @@ public struct DaemonMetrics: Sendable {
     /// The daemon's version and commit, for seqwall_build_info (empty: not shown).
     public var version = ""
     public var commit: String?
+    /// When the last pickup grace period ends or ended, in seconds since 1970; 0 when none was
+    /// started (README, "Starting over live sessions").
+    public var pickupGraceEnds: UInt64 = 0
 
     public init() {}
 
@@ -92,6 +95,14 @@ public struct DaemonMetrics: Sendable {
                  "Connections evicted to admit one into a full table (the kernel's early_drop).") {
             $0.counters.earlyDrops
         }
+
+        perQueue("seqwall_connections_picked_up_total", .counter,
+                 "Connections first seen mid-stream and picked up (set pickup on, or a grace period).") {
+            $0.counters.pickedUp
+        }
+        out.family("seqwall_pickup_grace_end_timestamp_seconds", .gauge,
+                   help: "When the last pickup grace period ends or ended (seconds since 1970); 0 when none was started.")
+        out.sample("seqwall_pickup_grace_end_timestamp_seconds", [:], pickupGraceEnds)
 
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }

@@ -162,8 +162,9 @@ extension Conntrack {
 
         func run() throws {
             do {
-                let count = try control.send(ControlRequest(command: .flush)).count ?? 0
-                print("seqwall: connection tracking table has been emptied (\(count) entries).")
+                let reply = try control.send(ControlRequest(command: .flush))
+                print("seqwall: connection tracking table has been emptied (\(reply.count ?? 0) entries).")
+                if let message = reply.message { print("seqwall: \(message).") }
             } catch {
                 Self.fail(error)
             }

@@ -173,6 +173,14 @@ class _Registry:
 REGISTRY = _Registry()
 
 
+def rules_dir(prefix):
+    """A temporary directory for a test class's rule files, removed with the labs' files."""
+    REGISTRY.install()
+    path = tempfile.mkdtemp(prefix=prefix)
+    REGISTRY.add_tmp(path)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------

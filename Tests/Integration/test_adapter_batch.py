@@ -38,6 +38,7 @@ default in block
 default out pass
 reject in tcp to port {REJECT_PORT}
 pass in tcp to port {OPEN_PORT}, 8080
+set pickup grace 0
 """
 
 

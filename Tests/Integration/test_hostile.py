@@ -62,6 +62,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port {OPEN_PORT}
+set pickup grace 0
 """
 
 # Sends raw Ethernet frames from a namespace: JSON on stdin {iface, src_mac, dst_mac, frames:

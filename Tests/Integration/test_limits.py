@@ -140,7 +140,8 @@ class RulesInWorkdir:
         lab.REGISTRY.add_tmp(directory)
         cls.RULES = os.path.join(directory, "limits.rules")
         with open(cls.RULES, "w") as f:
-            f.write(cls.RULE_TEXT)
+            # Strict from the start: no grace period picks up segments of unknown connections.
+            f.write(cls.RULE_TEXT + "set pickup grace 0\n")
         super().setUpClass()
 
 

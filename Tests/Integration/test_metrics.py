@@ -41,6 +41,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port 8080
+set pickup grace 0
 """
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import unittest
 
@@ -30,6 +29,7 @@ default in block
 default out pass
 pass in tcp to port {port}
 set pickup {pickup}
+set pickup grace 0
 """
 WINDOW_DROPS = ("seq-above-window", "ack-above-sent", "ack-below-window", "rst-out-of-window",
                 "bad-transition", "time-wait-rst", "no-connection")
@@ -43,9 +43,7 @@ class PickupTests(lab.LabTestCase):
 
     @classmethod
     def setUpClass(cls):
-        lab.REGISTRY.install()
-        cls.rules_dir = tempfile.mkdtemp(prefix="seqwall-pickup-")
-        lab.REGISTRY.add_tmp(cls.rules_dir)
+        cls.rules_dir = lab.rules_dir("seqwall-pickup-")
         cls.RULES = os.path.join(cls.rules_dir, "pickup.rules")
         cls.write_rules(True)
         super().setUpClass()

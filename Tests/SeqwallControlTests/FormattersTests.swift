@@ -152,6 +152,38 @@ struct RecordTests {
             #expect(json.contains(key), "\(key) in \(json)")
         }
     }
+
+    @Test("pickup: connections picked up add up over queues; the grace period's end as UTC")
+    func pickup() throws {
+        var first = TrackerCounters()
+        first.pickedUp = 3
+        var second = TrackerCounters()
+        second.pickedUp = 2
+        var stats = StatsRecord(queues: [
+            .init(queue: 0, counters: first, connections: 3, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil),
+            .init(queue: 1, counters: second, connections: 2, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil),
+        ])
+        #expect(stats.pickup == .init(picked_up: 5))
+        #expect(Formatters.statsText(stats).contains("pickup       picked up 5  no grace period"))
+        stats.pickup?.grace_ends = 1_796_317_323
+        stats.pickup?.grace_seconds_left = 42
+        #expect(Formatters.statsText(stats).contains("pickup       picked up 5  grace period until 2026-12-03T17:02:03Z (42 s left)"))
+        let json = try #require(String(data: try JSONEncoder().encode(stats), encoding: .utf8))
+        #expect(json.contains("\"pickup\":{"), "\(json)")
+        for key in ["\"picked_up\":5", "\"grace_ends\":1796317323", "\"grace_seconds_left\":42"] {
+            #expect(json.contains(key), "\(key) in \(json)")
+        }
+        stats.pickup?.grace_seconds_left = 0
+        #expect(Formatters.statsText(stats).contains("grace period over since 2026-12-03T17:02:03Z"))
+    }
+
+    @Test("UTC times", arguments: [
+        (UInt64(0), "1970-01-01T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"),
+        (1_796_317_323, "2026-12-03T17:02:03Z"), (4_102_444_799, "2099-12-31T23:59:59Z"),
+    ])
+    func utcTime(seconds: UInt64, text: String) {
+        #expect(Formatters.utcTime(seconds) == text)
+    }
 }
 
 @Suite("filters")

@@ -170,6 +170,21 @@ struct ExpositionTests {
         #expect(values["seqwall_packet_processing_seconds_sum"] == "0.000203")
     }
 
+    @Test("pickup: connections picked up per queue, and the grace period's end (0 when none)")
+    func pickupMetrics() {
+        var metrics = DaemonMetrics()
+        var first = QueueMetrics(queue: 0)
+        first.counters.pickedUp = 4
+        metrics.queues = [first, QueueMetrics(queue: 1)]
+        var values = samples(metrics.text)
+        #expect(values["seqwall_connections_picked_up_total{queue=\"0\"}"] == "4")
+        #expect(values["seqwall_connections_picked_up_total{queue=\"1\"}"] == "0")
+        #expect(values["seqwall_pickup_grace_end_timestamp_seconds"] == "0")
+        metrics.pickupGraceEnds = 1_796_317_323
+        values = samples(metrics.text)
+        #expect(values["seqwall_pickup_grace_end_timestamp_seconds"] == "1796317323")
+    }
+
     @Test("with no reload yet the last result reads as success, and the counters are zero")
     func noReloadYet() {
         let values = samples(DaemonMetrics().text)
