@@ -347,7 +347,9 @@ public enum TCPStateMachine {
 
         // From here on the segment is in window.
         noteLast(index, direction, in: &connection)
-        if index == .fin || connection.closing.rawValue != 0 {
+        // Only a FIN starts the bookkeeping, and every state a FIN leads to is FIN_WAIT or
+        // later: the state already at hand spares the established path a load.
+        if index == .fin || oldState.rawValue >= TCPState.finWait.rawValue {
             noteClose(&connection, direction: direction, index: index, segment: segment)
         }
         connection.state = newState
