@@ -18,8 +18,8 @@ the generator decides, with the probabilities given:
 
 The decisions are a function of the seed and the packet's position in the stream: the same
 seed gives the same impairment for the same traffic. The program exits by itself after
---lifetime seconds (held packets are then dropped by the kernel with the queue) and on
-SIGTERM. It prints "ready" once the queue is bound, and writes one line per impaired packet
+--lifetime seconds (what it still holds is let go first) and on SIGTERM (what it holds is
+then dropped with the queue). It prints "ready" once the queue is bound, and writes one line per impaired packet
 to --log (`drop|hold|dup family src sport dst dport flags seq`).
 
 Only the standard library and libnetfilter_queue (ctypes) are used.
