@@ -114,6 +114,9 @@ public struct Connection: Sendable, Equatable {
     /// Options of an ignored SYN, to adopt if the peer answers it (last_flags).
     public var lastPeerFlags: PeerFlags = []
     public var retransmissions: UInt8 = 0
+    /// Which side sent a FIN, which closed actively, which FIN was acknowledged
+    /// (CloseProgress). In what was padding before `wheelTick`: no extra bytes.
+    public var closing: CloseProgress = []
     /// The tick at which the table's expiry wheel looks at this connection next (ExpiryWheel);
     /// kept by the table. It sits in what was padding before `expiresAt`: no extra bytes, and
     /// in the same cache line the packet path already touches.

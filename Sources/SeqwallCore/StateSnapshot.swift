@@ -3,6 +3,9 @@
 /// UDP and ICMP echo flows (issue 8) are records like TCP connections, told apart by their
 /// protocol byte, with state NONE and their TCP fields zero: the layout is the same, so the
 /// version stays 1 (a seqwall older than issue 8 refuses such a file, naming the protocol).
+/// Likewise the close bookkeeping (CloseProgress) took the first of three reserved bytes: a
+/// file without it reads as one whose byte is 0, from which the side that sent the first FIN
+/// is still known (CloseProgress.implied), and an older seqwall skips the byte.
 /// This is the pure part, bytes in and bytes out; the daemon does the file I/O.
 ///
 /// The format is fixed and versioned, every field encoded explicitly (never Swift memory,
@@ -136,7 +139,8 @@ public enum StateSnapshot {
             put8(connection.lastWindowScale)
             put8(connection.lastPeerFlags.rawValue)
             put8(connection.retransmissions)
-            put8(0); put8(0); put8(0)
+            put8(connection.closing.rawValue)
+            put8(0); put8(0)
             putPeer(connection.original)
             putPeer(connection.reply)
             put64(connection.expiresAt - monotonicNow)
@@ -292,7 +296,9 @@ public enum StateSnapshot {
         guard lastPeerFlags & ~knownPeerFlags == 0 else { throw bad("last flags \(hex(lastPeerFlags))") }
         connection.lastPeerFlags = PeerFlags(rawValue: lastPeerFlags)
         connection.retransmissions = reader.u8()
-        reader.offset += 3
+        let closing = reader.u8()
+        guard closing & ~CloseProgress.known.rawValue == 0 else { throw bad("close progress \(hex(closing))") }
+        reader.offset += 2
         for side in [FlowDirection.original, .reply] {
             var peer = TCPPeerState()
             peer.end = reader.u32()
@@ -308,6 +314,9 @@ public enum StateSnapshot {
             peer.flags = PeerFlags(rawValue: flags)
             connection.setPeer(side, peer)
         }
+        // 0 is also what a file written before the bookkeeping holds.
+        connection.closing = closing != 0 ? CloseProgress(rawValue: closing)
+            : CloseProgress.implied(original: connection.original.flags, reply: connection.reply.flags)
         let remaining = reader.u64(), age = reader.u64()
         connection.packetsOriginal = reader.u64()
         connection.packetsReply = reader.u64()

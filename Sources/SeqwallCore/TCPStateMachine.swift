@@ -73,28 +73,42 @@ public enum TCPStateMachine {
             // challenge ACK, RFC 5961 4) and tells us who is out of sync.
             // sTW, sCL -> sSS: the tuple is reused for a new connection (RFC 1122 4.2.2.13).
             case .synAck:  return row(sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR)
-            // sSS -> sIV: the client cannot answer its own SYN. sS2 -> sSR: simultaneous open.
+            // sSS -> sIV: the client cannot answer its own SYN. sSR: a retransmission.
+            // sS2 -> sSR: simultaneous open. sES..sCL -> sIV: the opener sends no SYN-ACK later.
             case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
-            // sSS -> sIV: no FIN before the SYN-ACK. sFW/sCW -> sLA: FINs seen both ways.
+            // sNO, sSS, sS2 -> sIV: no FIN before the SYN-ACK. sSR, sES -> sFW: the first FIN.
+            // sFW, sCW -> sLA: FINs seen both ways, but only when this side had sent none yet;
+            // a FIN repeated by its sender stays where it is (`track`, CloseProgress).
+            // sLA, sTW, sCL: stay.
             case .ack:     return row(sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV)
-            // sNO -> sES: only reached with pickup. sSS -> sIV: nothing to acknowledge yet.
-            // sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
+            // sNO -> sES: only reached with pickup. sSS, sS2 -> sIV: nothing to acknowledge
+            // yet. sSR -> sES: the third ACK. sES, sCW, sTW, sCL: stay. sFW -> sCW: a FIN and an
+            // ACK after it. sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
             case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
+            // sNO -> sIV: an RST opens nothing. Elsewhere -> sCL, once the RST rules in
+            // `track` (RFC 5961 3.2, RFC 1337) and the window check let it.
             case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
+            // No SYN, FIN, RST or ACK: never valid (the kernel's tcp_valid_flags).
             }
         case .reply:
             // Segments from the side that answered.
             switch index {
             //                       sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
             case .syn:     return row(sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2)
-            // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sTW -> sSS: reopened, roles swapped.
+            // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sS2: a retransmission.
+            // sTW -> sSS: reopened, roles swapped. sSR..sLA, sCL -> sIV: the side that
+            // answered never sends a SYN in a live connection, so no reply-side SYN is ignored
+            // (and none can be answered by an RST that skips the window check).
             case .synAck:  return row(sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR)
             // sSR..sCL -> sIG: a late retransmitted SYN-ACK, or one answering an ignored SYN.
             case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
+            // As from the original side: sFW, sCW -> sLA only for this side's first FIN.
             case .ack:     return row(sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG)
             // sSS -> sIG: may be a challenge ACK to the SYN, or a half-open peer (RFC 5961 4).
-            // sSR -> sSR: may answer a late retransmitted SYN.
+            // sSR -> sSR: may answer a late retransmitted SYN. sS2 -> sIG: as sSS.
+            // The rest as from the original side.
             case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
+            // As from the original side; in sSS only the RST that acknowledges the SYN.
             case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
             }
         }
@@ -209,6 +223,14 @@ public enum TCPStateMachine {
             cell = .ignore
         }
 
+        if index == .fin, connection.closing.contains(.fin(direction)), case .to = cell {
+            // A FIN repeated by the side that sent one (a retransmission or a duplicate)
+            // closes nothing more: the kernel's table would take it for the other side's FIN
+            // (sFW -> sLA) and then an ACK for the last ACK, so the entry would reach a
+            // TIME_WAIT that neither endpoint is in.
+            cell = .to(oldState)
+        }
+
         switch cell {
         case .invalid:
             return .drop(.badTransition)
@@ -230,6 +252,7 @@ public enum TCPStateMachine {
                 opener.flags = connection.lastPeerFlags
                 // A picked-up connection is now known from its SYNs.
                 connection.status.subtract([.expectChallengeAck, .pickedUp])
+                connection.closing = []
                 connection.setPeer(connection.lastDirection, opener)
                 connection.setPeer(direction, TCPPeerState())
             } else {
@@ -271,9 +294,15 @@ public enum TCPStateMachine {
 
         case .to(.close):
             guard index == .rst else { break }
-            // RFC 1337: an RST must not assassinate TIME_WAIT. Stricter than the kernel, which
-            // lets it close the entry.
-            if oldState == .timeWait { return .drop(.timeWaitRST) }
+            // RFC 1337: an RST must not assassinate TIME_WAIT, so one addressed to an endpoint
+            // that is in TIME_WAIT (CloseProgress) is dropped; the kernel lets any RST close
+            // the entry. Any other RST in TIME_WAIT (from that endpoint, to the passive
+            // closer, or after a close the tracker did not see whole) is judged as in the
+            // other closing states below: an endpoint may still be in CLOSE_WAIT, LAST_ACK or
+            // FIN_WAIT, and its RST or the RST it needs must pass.
+            if oldState == .timeWait, connection.closing.inTimeWait(direction.opposite) {
+                return .drop(.timeWaitRST)
+            }
             switch oldState {
             case .close:
                 // Closed already (the kernel's tcp_can_early_drop): nothing left to protect,
@@ -289,10 +318,11 @@ public enum TCPStateMachine {
                 }
                 checkWindow = false
             default:
-                // FIN_WAIT, CLOSE_WAIT and LAST_ACK included: the kernel takes any RST there
-                // (tcp_can_early_drop), but SPEC wants an out-of-window RST never to close a
-                // connection, and half-closed connections still carry data one way. Tuple reuse
-                // is caught by the rules below (an RST answering an ignored SYN).
+                // FIN_WAIT, CLOSE_WAIT, LAST_ACK and TIME_WAIT included: the kernel takes any
+                // RST there (tcp_can_early_drop), but an out-of-window RST must never close a
+                // connection (README, "RSTs and TIME_WAIT"), and half-closed connections still
+                // carry data one way. Tuple reuse is caught by the rules below (an RST
+                // answering an ignored SYN).
                 switch resetCheck(connection, direction: direction, segment: segment, oldState: oldState) {
                 case .invalid: return .drop(.rstOutOfWindow)
                 case .keepState: cell = .to(oldState)
@@ -324,6 +354,11 @@ public enum TCPStateMachine {
 
         // From here on the segment is in window.
         noteLast(index, direction, in: &connection)
+        // Only a FIN starts the bookkeeping, and every state a FIN leads to is FIN_WAIT or
+        // later: the state already at hand spares the established path a load.
+        if index == .fin || oldState.rawValue >= TCPState.finWait.rawValue {
+            noteClose(&connection, direction: direction, index: index, segment: segment)
+        }
         connection.state = newState
         if oldState != newState && newState == .finWait {
             var sender = connection.peer(direction)
@@ -401,6 +436,25 @@ public enum TCPStateMachine {
         connection.status.subtract([.droppedCloseOriginal, .droppedCloseReply])
     }
 
+    /// Keeps CloseProgress after a segment that passed: whether it acknowledges the other
+    /// side's FIN, and whether it is this side's first FIN and then an active close (it does
+    /// not acknowledge the other side's FIN, RFC 9293 3.6). A FIN's end is its sender's `end`
+    /// (nothing follows a FIN); should a side send past its FIN, no ACK covers that and its
+    /// FIN stays unacknowledged, so no RST to it is ever dropped as `time-wait-rst`.
+    static func noteClose(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
+                          segment: TCPSegment) {
+        let other = direction.opposite
+        if segment.flags.contains(.ack), connection.closing.contains(.fin(other)),
+           !connection.closing.contains(.finAcked(other)),
+           !SequenceNumber.before(segment.acknowledgment, connection.peer(other).end) {
+            connection.closing.insert(.finAcked(other))
+        }
+        if index == .fin && !connection.closing.contains(.fin(direction)) {
+            connection.closing.insert(.fin(direction))
+            if !connection.closing.contains(.finAcked(other)) { connection.closing.insert(.active(direction)) }
+        }
+    }
+
     static let nanosecondsPerSecond: UInt64 = 1_000_000_000
 
     enum ResetCheck { case invalid, keepState, skipWindow, checkWindow }
@@ -410,7 +464,17 @@ public enum TCPStateMachine {
                            oldState: TCPState) -> ResetCheck {
         let other = connection.peer(direction.opposite)
         let established = oldState == .established && connection.status.contains(.assured)
-        if other.flags.contains(.maxAckSet) && connection.lastIndex != .syn {
+        // The segment that passed last, if it was one we let through while out of sync (an
+        // ignored SYN, or an ACK in a half-open connection), can be answered only by its
+        // receiver: an RST from the side that sent it answers nothing, and is judged as any
+        // other RST. Otherwise a SYN and an RST from one side, both forged blind (the RST's
+        // ACK is the forged SYN's end), would close the connection, as they did in kernels
+        // whose nf_conntrack_tcp_packet did not compare last_dir here.
+        let answering = connection.lastDirection != direction
+        // After a SYN from the other side, the RST's receiver may be a new incarnation whose
+        // old maxAck says nothing (the kernel's "td_maxack might be outdated"). A SYN from the
+        // RST's own side changes nothing about its receiver: the RFC 5961 checks stay.
+        if other.flags.contains(.maxAckSet) && !(connection.lastIndex == .syn && answering) {
             // Each early return to the window check below is the kernel's `break`: such an
             // RST is judged by tcp_in_window alone, never waved through by the rules after
             // this block.
@@ -434,8 +498,9 @@ public enum TCPStateMachine {
         // An RST answering a SYN or ACK we let through while out of sync.
         let answersIgnored = (connection.status.contains(.seenReply) && connection.lastIndex == .syn)
             || (!connection.status.contains(.assured) && connection.lastIndex == .ack)
-        if answersIgnored && segment.acknowledgment == connection.lastEnd { return .skipWindow }
-        // An RST answering a challenge ACK we let through in SYN_SENT.
+        if answersIgnored && answering && segment.acknowledgment == connection.lastEnd { return .skipWindow }
+        // An RST answering a challenge ACK we let through in SYN_SENT (from the original
+        // side: the reply side's RSTs in SYN_SENT are settled in `track`).
         if oldState == .synSent, connection.lastIndex == .ack, connection.lastDirection == .reply,
            segment.sequence == connection.lastAcknowledgment {
             return .skipWindow

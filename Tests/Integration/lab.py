@@ -257,6 +257,22 @@ def wait_for(pred, timeout, interval=0.1):
         time.sleep(interval)
 
 
+def dual_stack_sockets(kind, port, backlog=64):
+    """Sockets of `kind` bound to `port` on every IPv4 and every IPv6 address (listening,
+    with `backlog`, when they are stream sockets)."""
+    socks = []
+    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(fam, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if fam == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((addr, port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(backlog)
+        socks.append(s)
+    return socks
+
+
 class LineReader:
     """Read lines from a pipe with a timeout (no blocking forever)."""
 

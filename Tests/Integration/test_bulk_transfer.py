@@ -76,15 +76,7 @@ def _sink(port, connections):
     """Agent: serve that many connections on port (IPv4 or IPv6), each with _serve_one."""
     import select
     import threading
-    socks = []
-    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((addr, port))
-        s.listen(64)
-        socks.append(s)
+    socks = lab.dual_stack_sockets(socket.SOCK_STREAM, port)
     print("ready", flush=True)
     threads = []
     for _ in range(connections):

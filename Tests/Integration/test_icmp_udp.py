@@ -66,17 +66,7 @@ SMALL_MTU = 1280
 
 def _listeners(kind, port):
     """Sockets of `kind` bound to `port` on every IPv4 and every IPv6 address."""
-    socks = []
-    for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        s = socket.socket(fam, kind)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if fam == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((addr, port))
-        if kind == socket.SOCK_STREAM:
-            s.listen(8)
-        socks.append(s)
-    return socks
+    return lab.dual_stack_sockets(kind, port, backlog=8)
 
 
 def _agent_udp_serve(ports, log_path):

@@ -339,6 +339,23 @@ SEQUENCES = {
         Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="the SYN again"),
         Seg(S, "SA", B + 700_000, A + 500_001, 65160, opts=SYN_OPTS),
         Seg(C, "A", A + 500_001, B + 700_001)],
+    "forged_syn_then_rst_same_side": established() + [
+        Seg(C, "S", A + 500_000, 0, 64240, opts=SYN_OPTS, note="forged SYN in ESTABLISHED: ignored"),
+        Seg(C, "RA", A + 101 + BIG, A + 500_001, 0, expect=DROP,
+            note="forged RST from the same side, acking that SYN, far out of window: it "
+                 "answers nothing (the kernel asks last_dir; older kernels let it close)"),
+        Seg(C, "PA", A + 101, B + 1, length=10, note="the connection lives on"),
+        Seg(S, "A", B + 1, A + 111)],
+    "repeated_fin_then_rst_to_close_wait": established() + [
+        Seg(C, "FA", A + 101, B + 1, note="FIN"),
+        Seg(C, "FA", A + 101, B + 1, note="the same FIN again (a duplicate)"),
+        Seg(S, "A", B + 1, A + 102, note="ACK of the FIN: the server is in CLOSE_WAIT"),
+        Seg(S, "PA", B + 1, A + 102, length=20, note="the server still sends"),
+        Seg(C, "A", A + 102, B + 21),
+        Seg(C, "R", A + 102, 0, 0,
+            note="the client aborts: exact RST to the server, which is in CLOSE_WAIT")],
+    "rst_from_the_time_wait_side": to_time_wait() + [
+        Seg(C, "R", A + 2, 0, 0, note="exact RST from the client, the side in TIME_WAIT")],
     "challenge_ack_in_last_ack": established() + [
         Seg(C, "FA", A + 101, B + 1),
         Seg(S, "FA", B + 1, A + 102, note="LAST_ACK"),

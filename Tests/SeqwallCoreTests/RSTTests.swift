@@ -146,3 +146,89 @@ struct RSTTests {
         #expect(lab.secondsLeft == 432_000)
     }
 }
+
+/// The RSTs that answer a segment let through while out of sync skip checks; they must come
+/// from that segment's receiver, never from its sender (README, "RSTs and TIME_WAIT").
+@Suite("RST rules: answers come from the other side")
+struct RSTAnswerDirectionTests {
+    // The two-packet blind kill: a forged SYN from the client's side (ignored, as in the
+    // kernel) and a forged RST from the same side whose ACK is that SYN's end. It answers
+    // nothing (only the SYN's receiver can), so it is judged as any RST from the client: far
+    // above or below the window, it is dropped, and the connection carries data on. Older
+    // kernels skipped the window check for it.
+    @Test(arguments: Family.allCases, [Int64(50_000_000), -50_000_000])
+    func sameSideResetAfterForgedSynDropped(family: Family, offset: Int64) throws {
+        let lab = Lab.assured(family)
+        let forged = lab.clientNext &+ 1_500_000_000
+        #expect(lab.send(.client, .syn, seq: forged, ack: 0) == .accept)
+        let before = try #require(lab.connection)
+        let seq = UInt32(truncatingIfNeeded: Int64(lab.clientNext) &+ offset)
+        #expect(lab.send(.client, [.rst, .ack], seq: seq, ack: forged &+ 1) == .drop(.rstOutOfWindow))
+        #expect(lab.send(.client, .rst, seq: seq, ack: forged &+ 1) == .drop(.rstOutOfWindow))
+        #expect(lab.connection?.original == before.original && lab.connection?.reply == before.reply)
+        #expect(lab.state == .established)
+        #expect(lab.data(.client, 10) == .accept)
+        #expect(lab.ackAll(.server) == .accept)
+        #expect(lab.data(.server, 10) == .accept)
+        #expect(lab.ackAll(.client) == .accept)
+        #expect(lab.state == .established)
+    }
+
+    // After a SYN from its own side, an RST from that side still meets RFC 5961 3.2: in the
+    // window but not exact, it passes (the receiver answers with a challenge ACK) and the
+    // state stays; the kernel's RST rules skip that check after a SYN from either side. The
+    // exact RST closes.
+    @Test(arguments: Family.allCases)
+    func sameSideResetAfterSynMustBeExact(family: Family) {
+        let lab = Lab.assured(family)
+        #expect(lab.send(.client, .syn, seq: lab.clientNext &+ 1_500_000_000, ack: 0) == .accept)
+        #expect(lab.send(.client, .rst, seq: lab.clientNext &+ 1000, ack: 0) == .accept)
+        #expect(lab.state == .established)
+        #expect(lab.send(.client, .rst, seq: lab.clientNext &- 1000, ack: 0) == .drop(.rstOutOfWindow))
+        #expect(lab.state == .established)
+        #expect(lab.send(.client, .rst, seq: lab.clientNext, ack: 0) == .accept)
+        #expect(lab.state == .close)
+    }
+
+    // From the other side, the RST answering the ignored SYN still closes without a window
+    // check, as in the kernel: the client's stack restarted and the server has no socket, or
+    // the tuple is reused.
+    @Test(arguments: Family.allCases)
+    func otherSideResetAnsweringSynCloses(family: Family) {
+        let lab = Lab.assured(family)
+        let isn = lab.clientNext &+ 1_500_000_000
+        #expect(lab.send(.client, .syn, seq: isn, ack: 0) == .accept)
+        #expect(lab.send(.server, [.rst, .ack], seq: lab.serverNext &+ 90_000_000, ack: isn &+ 1) == .accept)
+        #expect(lab.state == .close)
+    }
+
+    // The server's side cannot send an ignored SYN (the reply row's sES is sIV), so nothing
+    // of it can be answered: a forged SYN and RST from that side are both dropped.
+    @Test(arguments: Family.allCases)
+    func replySideSynAndResetDropped(family: Family) {
+        let lab = Lab.assured(family)
+        let forged = lab.serverNext &+ 1_500_000_000
+        #expect(lab.send(.server, .syn, seq: forged, ack: 0) == .drop(.badTransition))
+        #expect(lab.send(.server, [.rst, .ack], seq: lab.serverNext &+ 50_000_000, ack: forged &+ 1)
+                == .drop(.rstOutOfWindow))
+        #expect(lab.state == .established)
+        #expect(lab.data(.server, 10) == .accept)
+    }
+
+    // The same two packets on a connection the inside opened (the original side is then the
+    // inside host): the direction of the flow does not matter, only the side.
+    @Test(arguments: Family.allCases)
+    func blindKillOnOutboundConnection(family: Family) {
+        var policy = Lab.defaultPolicy(family)
+        // The client's network is the inside one: its connection to the server goes out.
+        policy.inside = [family == .ipv4 ? IPNetwork(address: ip("198.51.100.0"), prefixLength: 24)
+                         : IPNetwork(address: ip("2001:db8:1::"), prefixLength: 64)]
+        let lab = Lab.assured(family, policy: policy)
+        let forged = lab.clientNext &+ 1_500_000_000
+        #expect(lab.send(.client, .syn, seq: forged, ack: 0) == .accept)
+        #expect(lab.send(.client, [.rst, .ack], seq: lab.clientNext &+ 50_000_000, ack: forged &+ 1)
+                == .drop(.rstOutOfWindow))
+        #expect(lab.state == .established)
+        #expect(lab.connection?.direction == .outbound)
+    }
+}

@@ -263,6 +263,7 @@ struct StateSnapshotCorruptionTests {
             (7, 2, "last direction 2"),
             (58, 15, "last window scale 15"),
             (64 + 16, 15, "window scale 15"),
+            (61, 0x40, "close progress 0x40"),
         ]
         for item in cases {
             var bytes = good
@@ -278,6 +279,46 @@ struct StateSnapshotCorruptionTests {
 
 @Suite("State file: restored connections")
 struct RestoredConnectionTests {
+    // The close bookkeeping crosses a restart: the endpoint in TIME_WAIT stays protected, the
+    // RSTs of the passive closer's side are still dropped, the active closer's own still judged.
+    @Test(arguments: Family.allCases) func timeWaitKeepsItsEndpoint(family: Family) throws {
+        let old = established(family)
+        old.closeToTimeWait()
+        let closing = try #require(old.connection?.closing)
+        #expect(closing.inTimeWait(.original) && !closing.inTimeWait(.reply))
+        let (lab, _) = try old.restarted(downtime: 2)
+        #expect(lab.connection?.closing == closing)
+        #expect(lab.send(.server, .rst, seq: lab.serverNext, ack: 0) == .drop(.timeWaitRST))
+        #expect(lab.send(.client, .rst, seq: lab.clientNext, ack: 0) == .accept)
+        #expect(lab.state == .close)
+    }
+
+    // A file written before the bookkeeping (its byte is 0): the side whose FIN began the
+    // close is known from its close-init flag, so its repeated FIN still closes nothing more;
+    // nothing is known to be acknowledged, so no RST is dropped as `time-wait-rst`.
+    @Test(arguments: Family.allCases) func fileWithoutCloseBookkeeping(family: Family) throws {
+        let old = established(family)
+        #expect(old.fin(.client) == .accept)
+        var bytes = old.snapshot()
+        #expect(bytes[48 + 61] == CloseProgress([.finOriginal, .activeOriginal]).rawValue)
+        bytes[48 + 61] = 0
+        StateSnapshot.store32(StateSnapshot.checksum(of: bytes), at: 44, in: &bytes)
+        let loaded = try StateSnapshot.decode(bytes, maximumRecords: 10, wallNow: savedWallTime,
+                                              monotonicNow: restartedMonotonic)
+        let connection = try #require(loaded.entries.first?.connection)
+        #expect(connection.closing == [.finOriginal, .activeOriginal])
+
+        let timeWait = established(family)
+        timeWait.closeToTimeWait()
+        bytes = timeWait.snapshot()
+        bytes[48 + 61] = 0
+        StateSnapshot.store32(StateSnapshot.checksum(of: bytes), at: 44, in: &bytes)
+        let restored = try #require(try StateSnapshot.decode(bytes, maximumRecords: 10, wallNow: savedWallTime,
+                                                             monotonicNow: restartedMonotonic).entries.first)
+        #expect(restored.connection.closing == [.finOriginal, .activeOriginal])
+        #expect(!restored.connection.closing.inTimeWait(.original))
+    }
+
     // The connection carries on as if nothing happened: data both ways, a clean close.
     @Test(arguments: Family.allCases) func carriesOn(family: Family) throws {
         let (lab, _) = try established(family).restarted(downtime: 2)

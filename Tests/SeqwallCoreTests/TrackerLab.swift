@@ -148,6 +148,17 @@ final class Lab {
         #expect(state == .timeWait, sourceLocation: sourceLocation)
     }
 
+    /// A lab whose connection is assured and has carried data both ways, each acknowledged.
+    static func assured(_ family: Family, policy: Policy? = nil) -> Lab {
+        let lab = Lab(family: family, policy: policy)
+        lab.handshake()
+        lab.data(.client, 100)
+        lab.ackAll(.server)
+        lab.data(.server, 200)
+        lab.ackAll(.client)
+        return lab
+    }
+
     /// Checks every tracker counter; unnamed drop reasons must be zero.
     func expectCounters(seen: UInt64, accepted: UInt64, drops: [DropReason: UInt64] = [:], created: UInt64,
                         destroyed: UInt64, halfOpen: Int, sourceLocation: Testing.SourceLocation = #_sourceLocation) {

@@ -53,9 +53,15 @@ struct TransitionTests {
         case (.none, _, _):
             // No flags: never reaches the table (tcp_error, invalid flag combination).
             return .dropped(.badFlags)
-        case (.rst, _, .timeWait):
-            // RFC 1337: no TIME-WAIT assassination (the kernel closes).
+        case (.rst, .server, .timeWait):
+            // RFC 1337: no TIME-WAIT assassination (the kernel closes). The client closed
+            // first, so the RST is addressed to the endpoint in TIME_WAIT. The client's own RST
+            // is judged as in any state: in window, the table's sCL.
             return .dropped(.timeWaitRST)
+        case (.fin, .client, .finWait), (.fin, .client, .closeWait):
+            // The client's FIN brought these states: a second one repeats it and closes
+            // nothing more (the kernel's table moves on to sLA, CloseProgress).
+            return .state(transition.state)
         case (.rst, _, .synSent):
             // Only the SYN was seen: the kernel deletes the entry at once.
             return .gone
@@ -187,8 +193,10 @@ struct TransitionTests {
             default: return true
             }
         }
-        // none x 18, rst in TIME_WAIT x 2, rst in SYN_SENT x 2, and 3 SYNs reopening.
-        #expect(special.count == 18 + 2 + 2 + 3)
+        // none x 18, rst in TIME_WAIT addressed to the client (which closed first) x 1, the
+        // client's FIN repeated in FIN_WAIT and CLOSE_WAIT x 2, rst in SYN_SENT x 2, and 3 SYNs
+        // reopening.
+        #expect(special.count == 18 + 1 + 2 + 2 + 3)
     }
 }
 
