@@ -115,6 +115,11 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             self.capacity = capacity
             self.evictions = evictions
         }
+
+        /// A limiter's table as it stands at `now`.
+        public init(_ limiter: SourceLimiter, now: UInt64) {
+            self.init(active: limiter.activeEntries(now: now), capacity: limiter.capacity, evictions: limiter.evictions)
+        }
     }
 
     /// The kernel's own figures for a queue, from /proc/net/netfilter/nfnetlink_queue.

@@ -156,7 +156,9 @@ public final class Replay {
         }
         var stats = StatsRecord(queues: [StatsRecord.QueueInput(
             queue: 0, counters: tracker.counters, connections: tracker.table.count,
-            halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil)])
+            halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil,
+            halfOpenLimit: tracker.limiter.halfOpenLimit,
+            sources: tracker.limiter.sources.map { StatsRecord.Sources($0, now: clock.now) })])
         // No queue was involved: the per-queue and kernel figures do not apply. The limit is
         // the policy's, whatever size the table was given for this capture.
         stats.queues = []

@@ -523,6 +523,32 @@ let mixedSessionStates: [String?] = [
         }
     }
 
+    @Test func theLimitsInForceShowAsStatsShowsThem() throws {
+        var script = Script()
+        script.handshake()
+        let directory = try TemporaryDirectory()
+        let path = try directory.file("limits.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
+        func report(_ extra: String, _ format: ReplayReport.Format) throws -> [String] {
+            let policy = try RuleFile.parse(text: replayRules + "\n" + extra, file: "replay.rules")
+            var lines: [String] = []
+            _ = try Replay.run(path: path, policy: policy, hosts: [], format: format) { lines.append($0) }
+            return lines
+        }
+        func stats(_ lines: [String]) throws -> StatsRecord {
+            let document = try JSONSerialization.jsonObject(with: Data(lines.joined(separator: "\n").utf8)) as? [String: Any]
+            return try JSONDecoder().decode(StatsRecord.self, from: JSONSerialization.data(withJSONObject: document?["stats"] as Any))
+        }
+        let limited = "limit half-open 20\nlimit syn-rate 5/s per-source\n"
+        let limits = try #require(try report(limited, .text).first { $0.hasPrefix("limits ") })
+        #expect(limits.hasPrefix("limits       half-open limit 20  half-open evictions 0  early drops 0  sources 1/"))
+        let json = try stats(try report(limited, .json))
+        #expect(json.connections.half_open_limit == 20)
+        #expect(json.sources?.active == 1)
+        let unlimited = try #require(try report("", .text).first { $0.hasPrefix("limits ") })
+        #expect(unlimited.hasPrefix("limits       half-open limit none  "))
+        #expect(try stats(try report("", .json)).connections.half_open_limit == nil)
+    }
+
     @Test func everyLinkLayerOfAFileReplays() throws {
         // The same SYN through each link layer a file can have, pcap and pcapng.
         let v4 = synPacket(), v6 = synPacket(.ipv6)
