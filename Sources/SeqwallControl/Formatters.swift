@@ -12,9 +12,17 @@ public enum Formatters {
         line += tupleText(record.orig) + " "
         if record.unreplied { line += "[UNREPLIED] " }
         line += tupleText(record.reply) + " "
-        if record.assured { line += "[ASSURED] " }
+        if let flag = statusFlag(record) { line += flag + " " }
         line += "use=1"
         return line
+    }
+
+    /// The flag after the reply tuple: `[ASSURED]` as conntrack prints it, or `[REJECTED]` for
+    /// a flow a `reject` rule refused (conntrack has no such entry: the kernel keeps none for
+    /// a rejected packet), which would otherwise look like any flow still waiting for a reply.
+    static func statusFlag(_ record: ConnectionRecord) -> String? {
+        if record.rejected == true { return "[REJECTED]" }
+        return record.assured ? "[ASSURED]" : nil
     }
 
     /// One event in the `conntrack -E` layout: the tag right-aligned, then the connection;
@@ -28,7 +36,7 @@ public enum Formatters {
             line += tupleText(c.orig) + " "
             if c.unreplied { line += "[UNREPLIED] " }
             line += tupleText(c.reply)
-            if c.assured { line += " [ASSURED]" }
+            if let flag = statusFlag(c) { line += " " + flag }
             return line
         }
         var line = conntrackLine(c)

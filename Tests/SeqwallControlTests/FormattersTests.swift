@@ -235,6 +235,31 @@ struct DatagramLineTests {
         #expect(object?["window"] == nil)
     }
 
+    @Test("a flow a reject rule refused shows [REJECTED], in text and JSON")
+    func rejectedFlows() throws {
+        let flows = datagramFlows()
+        var udp = flows.udp
+        udp.status = .rejected
+        let record = ConnectionRecord(udp, now: flows.now)
+        #expect(record.rejected == true && record.unreplied)
+        #expect(Formatters.conntrackLine(record) ==
+            "udp      17 29 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [REJECTED] use=1")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .destroy, connection: udp), now: flows.now)) ==
+            "[DESTROY] udp      17 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [REJECTED]")
+        let object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any])
+        #expect(object["rejected"] as? Bool == true)
+        // An open flow says so too, and a record without the key (an older daemon) decodes.
+        let open = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(ConnectionRecord(flows.udp, now: flows.now))) as? [String: Any])
+        #expect(open["rejected"] as? Bool == false)
+        var older = open
+        older["rejected"] = nil
+        let decoded = try JSONDecoder().decode(ConnectionRecord.self, from: JSONSerialization.data(withJSONObject: older))
+        #expect(decoded.rejected == nil && !Formatters.conntrackLine(decoded).contains("REJECTED"))
+        // A refused TCP connection keeps its CLOSE state and carries the flag as well.
+        let (tcp, now) = connection("198.51.100.10", "203.0.113.10", 40002, 23, state: .close, status: .rejected, secondsLeft: 9)
+        #expect(Formatters.conntrackLine(ConnectionRecord(tcp, now: now)).hasSuffix("sport=23 dport=40002 [REJECTED] use=1"))
+    }
+
     @Test func icmpLines() throws {
         let flows = datagramFlows()
         #expect(Formatters.conntrackLine(ConnectionRecord(flows.icmp, now: flows.now)) ==
