@@ -102,7 +102,7 @@ public final class Replay {
         case .notIP(let what):
             return skip(record, .notIP, detail: what)
         case .truncated:
-            return skip(record, .linkTruncated, detail: "\(frame.bytes.count) bytes captured")
+            return skip(record, .linkTruncated, detail: "\(Counted.text(frame.bytes.count, "byte")) captured")
         case .ip(let start, let sent):
             (offset, outgoing) = (start, sent)
         }
@@ -113,7 +113,7 @@ public final class Replay {
         let endpoints = Replay.endpoints(of: parsed, packet)
         record.describe(parsed, endpoints: endpoints, wireLength: wireLength)
         if parsed == .invalid(.truncated) && packet.count < wireLength {
-            return skip(record, .snapTruncated, detail: "\(packet.count) of \(wireLength) bytes captured")
+            return skip(record, .snapTruncated, detail: "\(packet.count) of \(Counted.text(wireLength, "byte")) captured")
         }
         if outgoing && hosts.isEmpty {
             return skip(record, .outgoingCopy, detail: "the forwarded copy leaving the capturing host")

@@ -106,7 +106,7 @@ public struct ReplayReport {
         if !reasons.isEmpty { frames += " (" + reasons.joined(separator: ", ") + ")" }
         var lines = [frames]
         if summary.clockWentBack > 0 {
-            lines.append("clock        went back \(summary.clockWentBack) times (held still until the capture caught up)")
+            lines.append("clock        went back \(Counted.text(summary.clockWentBack, "time")) (held still until the capture caught up)")
         }
         let v = summary.verdicts
         lines.append("verdicts     accept \(v.accept)  drop \(v.drop)  reject \(v.reject)")
