@@ -98,7 +98,7 @@ public final class Replay {
 
         let offset: Int
         let outgoing: Bool
-        switch link.decode(frame.bytes) {
+        switch (frame.link ?? link).decode(frame.bytes) {
         case .notIP(let what):
             return skip(record, .notIP, detail: what)
         case .truncated:
@@ -285,7 +285,11 @@ extension Replay {
                 break
             }
         }
-        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength)
+        let interfaces = capture.interfaces?.map {
+            InterfaceRecord(link_type: CaptureFile.name(ofDataLinkType: $0.dataLinkType), snap_length: $0.snapLength)
+        }
+        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength,
+                          interfaces: interfaces)
         return damage
     }
 }

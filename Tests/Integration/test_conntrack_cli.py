@@ -952,6 +952,31 @@ class ConntrackCLITest(ConntrackLabMixin, lab.LabTestCase):
         self.assertIn("use one of trace, debug, info, notice, warning, error, critical", cp.stderr)
         self.assertTrue(d.running())
 
+    def test_9e_rules_check_neither_echoes_a_non_rule_file_nor_accepts_rules_that_cannot_match(self):
+        """`include` of a file that is not rules (shaped like /etc/shadow): one error at its
+        1:1 quoting at most 24 characters, nothing of its later lines. Rules no packet can
+        match are refused at file:line:column."""
+        secret = "Zq8nR2aT9Xw1pLkV0mJx7sYbQ3cHfE5u"
+        shadow = os.path.join(self.lab.workdir, "shadow-like")
+        with open(shadow, "w") as f:
+            f.write(f"root:$6${secret}:19700:0:99999:7:::\n")
+            f.write(f"daemon:*:19700:0:99999:7:::{secret}\n")
+        rules = os.path.join(self.lab.workdir, "includes-shadow.rules")
+        with open(rules, "w") as f:
+            f.write(f'include "{shadow}"\npass in icmp echo to 2001:db8:2::10\n'
+                    "pass in tcp from 198.51.100.0/24 to 2001:db8:2::/64 port 22\n")
+        cp = lab.run([lab.SEQWALL_BIN, "rules", "check", rules], check=False)
+        self.assertEqual(cp.returncode, 1, cp)
+        self.assertEqual(cp.stdout, "")
+        lines = cp.stderr.splitlines()
+        self.assertEqual(len(lines), 3, cp.stderr)
+        self.assertTrue(lines[0].startswith(f"{shadow}:1:1: unknown statement 'root:$6$Zq8nR2aT9Xw1pLkV…'"), lines[0])
+        self.assertIn("not a rule, so the rest of this file is not read", lines[0])
+        self.assertNotIn(secret[16:], cp.stderr)
+        self.assertNotIn("daemon", cp.stderr)
+        self.assertRegex(lines[1], rf"^{re.escape(rules)}:2:22: 'icmp echo' is IPv4 only and 2001:db8:2::10 is an IPv6 address")
+        self.assertRegex(lines[2], rf"^{re.escape(rules)}:3:37: this rule can never match: every 'from' address is IPv4")
+
 
 # ---------------------------------------------------------------------------------------------
 
