@@ -116,39 +116,57 @@ final class PcapNGReader {
     // MARK: Blocks
 
     /// Reads one block into `body` and returns its type; nil at the end of the file. A Section
-    /// Header or Interface Description Block is taken in as it is read.
+    /// Header or Interface Description Block is taken in as it is read. `body` keeps its
+    /// storage from block to block: reading a frame allocates nothing once it is large enough.
     private func readBlock() throws(CaptureError) -> UInt32? {
-        var header = [UInt8](repeating: 0, count: 8)
-        let got = fread(&header, 1, 8, file)
+        var rawType: UInt32 = 0
+        let got = withUnsafeMutableBytes(of: &rawType) { fread($0.baseAddress, 1, 4, file) }
         if got == 0 && feof(file) != 0 { return nil }
-        guard got == 8 else { throw damaged("truncated block header") }
-        let rawType = load32(header, 0)
+        guard got == 4, let rawLength = readWord() else { throw damaged("truncated block header") }
         if rawType == PcapNGReader.sectionHeaderType {
             // The byte-order magic after the length says how to read the length.
-            var magic = [UInt8](repeating: 0, count: 4)
-            guard fread(&magic, 1, 4, file) == 4 else { throw damaged("truncated section header") }
-            switch load32(magic, 0) {
+            guard let magic = readWord() else { throw damaged("truncated section header") }
+            switch magic {
             case PcapNGReader.byteOrderMagic: swapped = false
             case PcapNGReader.byteOrderMagic.byteSwapped: swapped = true
             default: throw damaged("a section header has no byte-order magic")
             }
-            let length = try checkedLength(order(load32(header, 4)), minimum: 28)
-            var rest = [UInt8](repeating: 0, count: length - 16)
-            guard fread(&rest, 1, rest.count, file) == rest.count else { throw damaged("truncated section header") }
-            body = magic + rest
+            let length = try checkedLength(order(rawLength), minimum: 28)
+            resizeBody(length - 12)
+            withUnsafeBytes(of: magic) { body.replaceSubrange(0..<4, with: $0) }
+            guard body.withUnsafeMutableBytes({ fread($0.baseAddress! + 4, 1, length - 16, file) }) == length - 16 else {
+                throw damaged("truncated section header")
+            }
             try checkTrailer(length)
             try startSection()
             return PcapNGReader.sectionHeaderType
         }
         let type = order(rawType)
-        let length = try checkedLength(order(load32(header, 4)), minimum: 12)
-        body = [UInt8](repeating: 0, count: length - 12)
+        let length = try checkedLength(order(rawLength), minimum: 12)
+        resizeBody(length - 12)
         if !body.isEmpty {
-            guard fread(&body, 1, body.count, file) == body.count else { throw damaged("truncated block") }
+            guard body.withUnsafeMutableBytes({ fread($0.baseAddress, 1, $0.count, file) }) == body.count else {
+                throw damaged("truncated block")
+            }
         }
         try checkTrailer(length)
         if type == PcapNGReader.interfaceDescriptionType { try describeInterface() }
         return type
+    }
+
+    /// Four bytes as the host stores them (`order` turns them into the section's); nil when the
+    /// file ends first.
+    private func readWord() -> UInt32? {
+        var value: UInt32 = 0
+        return withUnsafeMutableBytes(of: &value) { fread($0.baseAddress, 1, 4, file) } == 4 ? value : nil
+    }
+
+    private func resizeBody(_ count: Int) {
+        if body.count > count {
+            body.removeLast(body.count - count)
+        } else if body.count < count {
+            body.append(contentsOf: repeatElement(0, count: count - body.count))
+        }
     }
 
     private func checkedLength(_ length: UInt32, minimum: Int) throws(CaptureError) -> Int {
@@ -161,9 +179,8 @@ final class PcapNGReader {
 
     /// The total length repeated at the end of every block.
     private func checkTrailer(_ length: Int) throws(CaptureError) {
-        var trailer = [UInt8](repeating: 0, count: 4)
-        guard fread(&trailer, 1, 4, file) == 4 else { throw damaged("truncated block") }
-        guard Int(order(load32(trailer, 0))) == length else { throw damaged("a block's two lengths differ") }
+        guard let trailer = readWord() else { throw damaged("truncated block") }
+        guard Int(order(trailer)) == length else { throw damaged("a block's two lengths differ") }
     }
 
     /// Section Header Block: magic, major and minor version, section length, options. A new
@@ -269,17 +286,15 @@ final class PcapNGReader {
 
     private func order(_ value: UInt32) -> UInt32 { swapped ? value.byteSwapped : value }
 
-    /// A 32-bit value as the host stores it; `order` turns it into the section's.
-    private func load32(_ bytes: [UInt8], _ offset: Int) -> UInt32 {
-        bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
-    }
 
     private func u16(_ offset: Int) -> UInt16 {
         let value = body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt16.self) }
         return swapped ? value.byteSwapped : value
     }
 
-    private func u32(_ offset: Int) -> UInt32 { order(load32(body, offset)) }
+    private func u32(_ offset: Int) -> UInt32 {
+        order(body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self) })
+    }
 
     private func u64(_ offset: Int) -> UInt64 {
         let value = body.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
