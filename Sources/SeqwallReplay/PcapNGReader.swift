@@ -165,7 +165,8 @@ final class PcapNGReader {
         if body.count > count {
             body.removeLast(body.count - count)
         } else if body.count < count {
-            body.append(contentsOf: repeatElement(0, count: count - body.count))
+            // What is there is about to be overwritten: a new zeroed buffer is the cheapest.
+            body = [UInt8](repeating: 0, count: count)
         }
     }
 

@@ -142,6 +142,34 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
         }
     }
 
+    @Test func damagedBytesNeverCrashTheReader() throws {
+        // Each variant of a good file with a few bytes changed or cut is read to its end or
+        // its first error; every error names the file. A fixed seed keeps a failure
+        // reproducible.
+        let directory = try TemporaryDirectory()
+        let good = mergedSession(bigEndian: true).bytes
+        var state: UInt64 = 0x5EC0_A11
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var errors = 0
+        for round in 0..<300 {
+            var bytes = good
+            for _ in 0...next(4) { bytes[next(bytes.count)] = UInt8(next(256)) }
+            if round % 3 == 0 { bytes.removeLast(next(bytes.count)) }
+            let path = try directory.file("damaged-\(round).pcapng", bytes)
+            do {
+                let capture = try CaptureFile(path: path)
+                while try capture.read({ $0.bytes.count }) != nil {}
+            } catch {
+                errors += 1
+                #expect(error.description.hasPrefix(path + ": "), "\(error)")
+            }
+        }
+        #expect(errors > 100)
+    }
+
     @Test func noDescriptorIsLeftOpen() throws {
         let directory = try TemporaryDirectory()
         let good = try directory.file("good.pcapng", mergedSession(bigEndian: false).bytes)
