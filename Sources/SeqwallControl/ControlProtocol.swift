@@ -7,7 +7,8 @@ import SeqwallCore
 /// carries `"ok"`. A `list` answer streams one `{"connection":{...}}` line per connection before
 /// its final `{"ok":true,"count":N}`; `delete` streams the connections it removed the same way.
 /// `watch` streams `{"watch":{...}}` lines (and `{"lost":N}` when the watcher fell behind) until
-/// the client closes the connection. A failure is `{"ok":false,"error":"message"}`.
+/// the client closes the connection; its `filter` and `events` (e.g. `["new","destroy"]`)
+/// select which. A failure is `{"ok":false,"error":"message"}`.
 /// Requests are at most `ControlLimits.maximumRequestBytes` long.
 public enum ControlLimits {
     public static let maximumRequestBytes = 64 * 1024
@@ -43,11 +44,16 @@ public enum ControlCommand: String, Codable, Sendable, CaseIterable {
 
 public struct ControlRequest: Codable, Sendable, Equatable {
     public var command: ControlCommand
+    /// For list, count and delete; for watch too, on the connection each event carries.
     public var filter: ConnectionFilter?
+    /// For watch: the events wanted by name ("new", "update", "destroy"); nil for all. A daemon
+    /// that does not know the field sends every event (the CLI filters them again).
+    public var events: [String]?
 
-    public init(command: ControlCommand, filter: ConnectionFilter? = nil) {
+    public init(command: ControlCommand, filter: ConnectionFilter? = nil, events: [String]? = nil) {
         self.command = command
         self.filter = filter
+        self.events = events
     }
 
     /// Decodes one request line as the daemon received it (without its newline). The daemon's

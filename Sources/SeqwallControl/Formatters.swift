@@ -6,32 +6,56 @@ public enum Formatters {
     /// `tcp      6 431999 ESTABLISHED src=... dst=... sport=... dport=... src=... [ASSURED] use=1`,
     /// `udp      17 29 src=... dport=53 [UNREPLIED] src=... use=1`,
     /// `icmp     1 29 src=... dst=... type=8 code=0 id=... src=... type=0 code=0 id=... use=1`.
-    public static func conntrackLine(_ record: ConnectionRecord) -> String {
-        var line = protocolColumns(record) + " \(record.timeout) "
+    ///
+    /// `extended` is `conntrack -L -o extended` with accounting on: the family's columns first
+    /// (`ipv4     2 tcp      6 ...`), and each direction's `packets=N bytes=N` after its tuple.
+    public static func conntrackLine(_ record: ConnectionRecord, extended: Bool = false) -> String {
+        var line = (extended ? familyColumns(record) + " " : "") + protocolColumns(record) + " \(record.timeout) "
         if !record.state.isEmpty { line += "\(record.state) " }
-        line += tupleText(record.orig) + " "
-        if record.unreplied { line += "[UNREPLIED] " }
-        line += tupleText(record.reply) + " "
-        if record.assured { line += "[ASSURED] " }
+        line += tuples(record, extended: extended) + " "
+        if let flag = statusFlag(record) { line += flag + " " }
         line += "use=1"
         return line
     }
 
+    /// Both tuples, `[UNREPLIED]` after the original one, and with `counters` each tuple's
+    /// packets and bytes after it (the order conntrack prints them in).
+    static func tuples(_ record: ConnectionRecord, extended counters: Bool) -> String {
+        var text = tupleText(record.orig)
+        if counters { text += " packets=\(record.packets.orig) bytes=\(record.bytes.orig)" }
+        if record.unreplied { text += " [UNREPLIED]" }
+        text += " " + tupleText(record.reply)
+        if counters { text += " packets=\(record.packets.reply) bytes=\(record.bytes.reply)" }
+        return text
+    }
+
+    /// The family's name padded to 8 columns and its number (AF_INET 2, AF_INET6 10), as
+    /// conntrack -o extended prints them.
+    static func familyColumns(_ record: ConnectionRecord) -> String {
+        record.family == "ipv6" ? "ipv6     10" : "ipv4     2"
+    }
+
+    /// The flag after the reply tuple: `[ASSURED]` as conntrack prints it, or `[REJECTED]` for
+    /// a flow a `reject` rule refused (conntrack has no such entry: the kernel keeps none for
+    /// a rejected packet), which would otherwise look like any flow still waiting for a reply.
+    static func statusFlag(_ record: ConnectionRecord) -> String? {
+        if record.rejected == true { return "[REJECTED]" }
+        return record.assured ? "[ASSURED]" : nil
+    }
+
     /// One event in the `conntrack -E` layout: the tag right-aligned, then the connection;
     /// a destroyed connection has no timeout or state left to show.
-    public static func eventLine(_ record: EventRecord) -> String {
+    public static func eventLine(_ record: EventRecord, extended: Bool = false) -> String {
         let tag = "[\(record.event.uppercased())]"
         let padded = String(repeating: " ", count: max(0, 9 - tag.count)) + tag
         let c = record.connection
         if record.event == "destroy" {
-            var line = "\(padded) \(protocolColumns(c)) "
-            line += tupleText(c.orig) + " "
-            if c.unreplied { line += "[UNREPLIED] " }
-            line += tupleText(c.reply)
-            if c.assured { line += " [ASSURED]" }
+            var line = "\(padded) " + (extended ? familyColumns(c) + " " : "") + "\(protocolColumns(c)) "
+            line += tuples(c, extended: extended)
+            if let flag = statusFlag(c) { line += " " + flag }
             return line
         }
-        var line = conntrackLine(c)
+        var line = conntrackLine(c, extended: extended)
         if line.hasSuffix(" use=1") { line.removeLast(6) }
         return "\(padded) \(line)"
     }

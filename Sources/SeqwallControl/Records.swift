@@ -39,6 +39,10 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
     public var reply: Tuple
     public var assured: Bool
     public var unreplied: Bool
+    /// A `reject` rule refused the flow: the entry only waits for the answer the kernel sends
+    /// on seqwall's behalf (an RST, a port unreachable) and refuses repeats. Optional so that
+    /// records from a daemon that did not send it still decode.
+    public var rejected: Bool?
     /// "in" or "out": which way the connection was opened relative to the protected side.
     public var direction: String
     public var packets: PerDirection
@@ -68,6 +72,7 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
         }
         assured = connection.status.contains(.assured)
         unreplied = !connection.status.contains(.seenReply)
+        rejected = connection.status.contains(.rejected)
         direction = connection.direction.description
         packets = PerDirection(orig: connection.packetsOriginal, reply: connection.packetsReply)
         bytes = PerDirection(orig: connection.bytesOriginal, reply: connection.bytesReply)
@@ -114,6 +119,11 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             self.active = active
             self.capacity = capacity
             self.evictions = evictions
+        }
+
+        /// A limiter's table as it stands at `now`.
+        public init(_ limiter: SourceLimiter, now: UInt64) {
+            self.init(active: limiter.activeEntries(now: now), capacity: limiter.capacity, evictions: limiter.evictions)
         }
     }
 

@@ -1,5 +1,5 @@
 /// A change in the table, as `conntrack -E` reports it.
-public enum ConnectionEventKind: UInt8, Sendable {
+public enum ConnectionEventKind: UInt8, Sendable, CaseIterable {
     case new
     /// The state changed, or the connection was answered or became assured.
     case update

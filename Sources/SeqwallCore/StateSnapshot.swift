@@ -66,12 +66,12 @@ public enum StateSnapshot {
         public var description: String {
             switch self {
             case .notAStateFile: "not a seqwall state file (bad magic)"
-            case .truncated(let expected, let actual): "truncated: \(actual) bytes, expected \(expected)"
+            case .truncated(let expected, let actual): "truncated: \(Counted.text(actual, "byte")), expected \(expected)"
             case .wrongByteOrder: "written with the other byte order"
             case .unsupportedVersion(let version): "version \(version), this seqwall reads version \(StateSnapshot.version)"
             case .badLayout(let what): "corrupt header: \(what)"
             case .tooLarge(let records, let limit): "too large: \(records) records, at most \(limit) fit the table"
-            case .trailingBytes(let count): "corrupt: \(count) bytes after the last record"
+            case .trailingBytes(let count): "corrupt: \(Counted.text(count, "byte")) after the last record"
             case .badChecksum: "corrupt: checksum mismatch"
             case .badRecord(let index, let reason): "corrupt: record \(index): \(reason)"
             }

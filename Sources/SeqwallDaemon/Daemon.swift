@@ -144,7 +144,7 @@ public final class Daemon: @unchecked Sendable {
 
         let queues = options.queues.map(String.init).joined(separator: ", ")
         let metrics = options.metricsAddress.map { ", metrics http://\($0)/metrics" } ?? ""
-        logger.info("seqwall \(BuildVersion.description) running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(policy.rules.count) rules, table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
+        logger.info("seqwall \(BuildVersion.description) running: queue \(queues), rules \(options.rulesPath), control \(options.controlPath)\(metrics), \(Counted.text(policy.rules.count, "rule")), table limit \(policy.limits.states), drop log \(policy.dropLog.rawValue)")
 
         var diversionWatch: DiversionWatch?
         if options.idleWarningSeconds > 0 {
@@ -251,7 +251,7 @@ public final class Daemon: @unchecked Sendable {
         status.reloaded(error: nil)
         reloadsSucceeded.add(1, ordering: .relaxed)
         lastReloadSucceeded.store(true, ordering: .relaxed)
-        logger.info("reloaded \(options.rulesPath): \(policy.rules.count) rules, drop log \(policy.dropLog.rawValue)")
+        logger.info("reloaded \(options.rulesPath): \(Counted.text(policy.rules.count, "rule")), drop log \(policy.dropLog.rawValue)")
         return ControlReply(ok: true, message: "reloaded \(options.rulesPath)")
     }
 
@@ -307,7 +307,13 @@ public final class Daemon: @unchecked Sendable {
             }
             return ControlReply(ok: true, count: removed)
         case .watch:
-            return watch(session: session)
+            let selection: EventSelection
+            do {
+                selection = try request.events.map { names throws(FilterError) in try EventSelection(names: names) } ?? .all
+            } catch {
+                return .failure(error.description)
+            }
+            return watch(session: session, filter: filter, selection: selection)
         case .rules:
             return ControlReply(ok: true, rules: rulesRecord())
         case .flush:
@@ -326,7 +332,7 @@ public final class Daemon: @unchecked Sendable {
                 grace = max(grace, seconds)
             }
             guard grace > 0 else { return ControlReply(ok: true, count: removed) }
-            logger.info("conntrack flush: \(removed) connections removed; picking up live connections the rules allow for \(grace) s")
+            logger.info("conntrack flush: \(Counted.text(removed, "connection")) removed; picking up live connections the rules allow for \(grace) s")
             return ControlReply(ok: true, count: removed,
                                 message: "live connections the rules allow are picked up for \(grace) s (set pickup grace)")
         }
@@ -337,7 +343,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Streams table changes to one client until it hangs up or the daemon stops. Each worker
     /// pushes into the watcher's own ring; this thread drains them.
-    private func watch(session: ControlSession) -> ControlReply {
+    private func watch(session: ControlSession, filter: CompiledFilter, selection: EventSelection) -> ControlReply {
         let queues = workers.map { worker in
             let queue = WatchQueue()
             worker.mailbox.post { $0.addWatcher(queue) }
@@ -353,7 +359,7 @@ public final class Daemon: @unchecked Sendable {
             var clientGone = false
             for (_, queue) in queues {
                 queue.drain { event in
-                    guard !clientGone else { return }
+                    guard !clientGone, selection.kinds.contains(event.kind), filter.matches(event.connection) else { return }
                     let line = ControlServer.encode(WatchLine(watch: EventRecord(event, now: now)))
                     if session.emit(line) { shown += 1 } else { clientGone = true }
                 }
@@ -434,10 +440,10 @@ public final class Daemon: @unchecked Sendable {
             case .tableFull: full += 1
             }
         }
-        var line = "restored \(restored) connections from \(options.stateFile ?? "")"
+        var line = "restored \(Counted.text(restored, "connection")) from \(options.stateFile ?? "")"
         line += " (snapshot \(saved.downtime / 1_000_000) ms old; \(expired) expired meanwhile"
         if unserved > 0 { line += ", \(unserved) of queues not served now left out" }
-        if duplicates > 0 { line += ", \(duplicates) duplicates left out" }
+        if duplicates > 0 { line += ", \(Counted.text(duplicates, "duplicate")) left out" }
         if full > 0 { line += ", \(full) left out: the table is full" }
         logger.info("\(line))")
     }
@@ -455,9 +461,9 @@ public final class Daemon: @unchecked Sendable {
         do {
             try StateFile.write(encoder.finish(), to: path)
             let elapsed = (SystemCall.monotonicNanoseconds() - started) / 1_000_000
-            logger.debug("state file \(path): \(count) connections written in \(elapsed) ms")
+            logger.debug("state file \(path): \(Counted.text(count, "connection")) written in \(elapsed) ms")
             if let before = status.stateFileWritten(error: nil), !before.ok {
-                logger.notice("state file \(path): written again (\(count) connections) after \(before.failures) failed write\(before.failures == 1 ? "" : "s"); last error: \(before.last_error ?? "")")
+                logger.notice("state file \(path): written again (\(Counted.text(count, "connection"))) after \(Counted.text(Int(before.failures), "failed write")); last error: \(before.last_error ?? "")")
             }
             return true
         } catch {

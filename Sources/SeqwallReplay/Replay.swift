@@ -98,11 +98,11 @@ public final class Replay {
 
         let offset: Int
         let outgoing: Bool
-        switch link.decode(frame.bytes) {
+        switch (frame.link ?? link).decode(frame.bytes) {
         case .notIP(let what):
             return skip(record, .notIP, detail: what)
         case .truncated:
-            return skip(record, .linkTruncated, detail: "\(frame.bytes.count) bytes captured")
+            return skip(record, .linkTruncated, detail: "\(Counted.text(frame.bytes.count, "byte")) captured")
         case .ip(let start, let sent):
             (offset, outgoing) = (start, sent)
         }
@@ -113,7 +113,7 @@ public final class Replay {
         let endpoints = Replay.endpoints(of: parsed, packet)
         record.describe(parsed, endpoints: endpoints, wireLength: wireLength)
         if parsed == .invalid(.truncated) && packet.count < wireLength {
-            return skip(record, .snapTruncated, detail: "\(packet.count) of \(wireLength) bytes captured")
+            return skip(record, .snapTruncated, detail: "\(packet.count) of \(Counted.text(wireLength, "byte")) captured")
         }
         if outgoing && hosts.isEmpty {
             return skip(record, .outgoingCopy, detail: "the forwarded copy leaving the capturing host")
@@ -156,7 +156,9 @@ public final class Replay {
         }
         var stats = StatsRecord(queues: [StatsRecord.QueueInput(
             queue: 0, counters: tracker.counters, connections: tracker.table.count,
-            halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil)])
+            halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil,
+            halfOpenLimit: tracker.limiter.halfOpenLimit,
+            sources: tracker.limiter.sources.map { StatsRecord.Sources($0, now: clock.now) })])
         // No queue was involved: the per-queue and kernel figures do not apply. The limit is
         // the policy's, whatever size the table was given for this capture.
         stats.queues = []
@@ -283,7 +285,11 @@ extension Replay {
                 break
             }
         }
-        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength)
+        let interfaces = capture.interfaces?.map {
+            InterfaceRecord(link_type: CaptureFile.name(ofDataLinkType: $0.dataLinkType), snap_length: $0.snapLength)
+        }
+        try report.finish(replay.finish(), file: path, linkType: capture.dataLinkName, snapLength: capture.snapLength,
+                          interfaces: interfaces)
         return damage
     }
 }

@@ -132,4 +132,18 @@ struct CaptureRecord: Encodable {
     var frames: UInt64
     var skipped: [String: UInt64]
     var clock_went_back: UInt64
+    /// A pcapng capture of several interfaces: each one's; `link_type` and `snap_length` above
+    /// are then the first interface's and the largest.
+    var interfaces: [InterfaceRecord]?
+}
+
+/// `{"link_type":"EN10MB","snap_length":262144}`: one interface of a pcapng capture.
+public struct InterfaceRecord: Encodable, Sendable, Equatable {
+    public var link_type: String
+    public var snap_length: Int
+
+    public init(link_type: String, snap_length: Int) {
+        self.link_type = link_type
+        self.snap_length = snap_length
+    }
 }

@@ -38,7 +38,9 @@ public struct ReplayReport {
         packets += 1
     }
 
-    public func finish(_ summary: ReplaySummary, file: String, linkType: String, snapLength: Int) throws {
+    /// `interfaces`: each interface's link type and snap length, for a capture of several.
+    public func finish(_ summary: ReplaySummary, file: String, linkType: String, snapLength: Int,
+                       interfaces: [InterfaceRecord]? = nil) throws {
         switch format {
         case .text:
             write("")
@@ -53,7 +55,7 @@ public struct ReplayReport {
             let capture = CaptureRecord(
                 file: file, link_type: linkType, snap_length: snapLength, frames: summary.frames,
                 skipped: Dictionary(uniqueKeysWithValues: SkipReason.allCases.map { ($0.rawValue, summary.skipped[$0] ?? 0) }),
-                clock_went_back: summary.clockWentBack)
+                clock_went_back: summary.clockWentBack, interfaces: interfaces)
             write("],")
             write("\"capture\":" + (try ControlJSON.line(capture)) + ",")
             write("\"connections\":" + (try ControlJSON.line(summary.connections)) + ",")
@@ -106,7 +108,7 @@ public struct ReplayReport {
         if !reasons.isEmpty { frames += " (" + reasons.joined(separator: ", ") + ")" }
         var lines = [frames]
         if summary.clockWentBack > 0 {
-            lines.append("clock        went back \(summary.clockWentBack) times (held still until the capture caught up)")
+            lines.append("clock        went back \(Counted.text(summary.clockWentBack, "time")) (held still until the capture caught up)")
         }
         let v = summary.verdicts
         lines.append("verdicts     accept \(v.accept)  drop \(v.drop)  reject \(v.reject)")

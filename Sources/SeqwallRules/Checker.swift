@@ -175,10 +175,52 @@ struct Checker {
                 halfOpenValid = halfOpen != nil
             }
         }
-        guard let from, let to, let ports, halfOpenValid, actionValid else { return nil }
+        let familiesValid = familiesCanMatch(statement, &diagnostics)
+        guard let from, let to, let ports, halfOpenValid, actionValid, familiesValid else { return nil }
         return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
                     from: from, to: to, ports: ports,
                     halfOpenPerSource: halfOpen, location: statement.location)
+    }
+
+    /// Refuses addresses no packet the rule applies to can have, each at its place: `icmp echo`
+    /// is ICMP for IPv4 and `icmp6 echo` ICMPv6 (pf's names), and a packet's source and
+    /// destination are of one family, so a `from` address matches only with a `to` address of
+    /// its family. A rule that can never match is a mistake the file would otherwise hide.
+    private func familiesCanMatch(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> Bool {
+        // An IPv4-mapped spelling has its own error (`network`); its family is moot.
+        let from = statement.from.filter { !($0.writtenAsIPv6 && $0.address.isIPv4) }
+        let to = statement.to.filter { !($0.writtenAsIPv6 && $0.address.isIPv4) }
+        func family(_ isIPv4: Bool) -> String { isIPv4 ? "IPv4" : "IPv6" }
+        var valid = true
+        if statement.protocolName == .icmp || statement.protocolName == .icmp6 {
+            let isIPv4 = statement.protocolName == .icmp
+            let (name, other) = isIPv4 ? ("icmp echo", "icmp6 echo") : ("icmp6 echo", "icmp echo")
+            for literal in from + to where literal.address.isIPv4 != isIPv4 {
+                diagnostics.report(at: literal.location,
+                                   "'\(name)' is \(family(isIPv4)) only and \(literal.text) is an \(family(!isIPv4)) address: "
+                                   + "this can never match (write it in an '\(other)' rule)")
+                valid = false
+            }
+            return valid
+        }
+        guard !from.isEmpty, !to.isEmpty else { return true }
+        let fromFamilies = Set(from.map(\.address.isIPv4))
+        let toFamilies = Set(to.map(\.address.isIPv4))
+        if fromFamilies.isDisjoint(with: toFamilies), let fromIPv4 = fromFamilies.first {
+            diagnostics.report(at: to[0].location,
+                               "this rule can never match: every 'from' address is \(family(fromIPv4)) "
+                               + "and every 'to' address \(family(!fromIPv4)); a packet has one family")
+            return false
+        }
+        for literal in from where !toFamilies.contains(literal.address.isIPv4) {
+            diagnostics.report(at: literal.location, "\(literal.text) can never match: every 'to' address is \(family(!literal.address.isIPv4))")
+            valid = false
+        }
+        for literal in to where !fromFamilies.contains(literal.address.isIPv4) {
+            diagnostics.report(at: literal.location, "\(literal.text) can never match: every 'from' address is \(family(!literal.address.isIPv4))")
+            valid = false
+        }
+        return valid
     }
 
     /// The networks, normalized, or nil after reporting every bad one.

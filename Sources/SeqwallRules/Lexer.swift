@@ -18,14 +18,25 @@ struct Token: Sendable, Equatable {
     /// The column just after the last character; where "missing argument" errors point.
     let endColumn: Int
 
-    /// The token as an error message quotes it.
+    /// The token as an error message quotes it, cut short like every quoted token.
     var display: String {
         switch kind {
-        case .word: "'\(text)'"
-        case .string: "\"\(text)\""
+        case .word: quoted(text)
+        case .string: quoted(text, mark: "\"")
         case .comma: "','"
         }
     }
+}
+
+/// Longest stretch of a file an error message repeats. Messages go to the terminal and, on a
+/// reload, to the journal: an `include` of a file that is not a rule file (a key, a password
+/// database) must not copy it there, so no message quotes more of any token than this.
+let maximumQuotedLength = 24
+
+/// `'text'`, cut to `maximumQuotedLength` characters with an ellipsis when longer.
+func quoted(_ text: some StringProtocol, mark: Character = "'") -> String {
+    let shown = text.count > maximumQuotedLength ? text.prefix(maximumQuotedLength) + "…" : String(text)
+    return "\(mark)\(shown)\(mark)"
 }
 
 /// The tokens of one source line, or the error that stopped the lexer on that line.

@@ -38,6 +38,15 @@ struct Parser {
         return try parser.statement()
     }
 
+    /// Whether a line cannot start any statement: its lexing failed before a first token, or
+    /// that token is not a word, or a word that is neither a statement keyword nor a likely typo
+    /// of one. A file with such a line is most likely not a rule file at all.
+    static func startsNoStatement(_ line: LexedLine) -> Bool {
+        guard let first = line.tokens.first else { return line.error != nil }
+        guard first.kind == .word else { return true }
+        return !statementKeywords.contains(first.text) && closest(to: first.text, among: statementKeywords) == nil
+    }
+
     private init(tokens: [Token], file: String) {
         self.tokens = tokens
         self.file = file
@@ -113,7 +122,7 @@ struct Parser {
         default:
             let hint = closest(to: first.text, among: Parser.statementKeywords).map { "did you mean '\($0)'?" }
                 ?? "expected one of: " + Parser.statementKeywords.joined(separator: ", ")
-            throw error(at: first, "unknown statement '\(first.text)'; \(hint)")
+            throw error(at: first, "unknown statement \(quoted(first.text)); \(hint)")
         }
     }
 
@@ -148,7 +157,7 @@ struct Parser {
             let names = candidates.map(\.keyword)
             let hint = closest(to: token.text, among: names).map { "did you mean '\($0)'?" }
                 ?? "expected one of: " + names.joined(separator: ", ")
-            throw error(at: token, "unknown \(kind) '\(token.text)'; \(hint)")
+            throw error(at: token, "unknown \(kind) \(quoted(token.text)); \(hint)")
         }
         index += 1
         return name
@@ -283,7 +292,7 @@ struct Parser {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let addressText = parts[0]
         guard let address = IPAddress(addressText) else {
-            throw error(at: token, "'\(addressText)' is not an IPv4 or IPv6 address")
+            throw error(at: token, "\(quoted(addressText)) is not an IPv4 or IPv6 address")
         }
         var prefixLength: Int?
         var prefixLocation = location(of: token)
@@ -291,7 +300,7 @@ struct Parser {
             let prefixText = parts[1]
             prefixLocation = location(of: token, offset: addressText.count + 1)
             guard let value = Parser.decimal(prefixText) else {
-                throw RuleError(location: prefixLocation, message: "bad prefix length '\(prefixText)' in '\(text)'")
+                throw RuleError(location: prefixLocation, message: "bad prefix length \(quoted(prefixText)) in \(quoted(text))")
             }
             prefixLength = value
         }
@@ -327,7 +336,7 @@ struct Parser {
         guard let token = peek, token.kind == .word else { throw expected("a rate such as 20/s") }
         let parts = token.text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, parts[1] == "s", let value = Parser.decimal(parts[0]) else {
-            throw error(at: token, "bad rate '\(token.text)'; expected connections per second such as 20/s")
+            throw error(at: token, "bad rate \(quoted(token.text)); expected connections per second such as 20/s")
         }
         index += 1
         return NumberLiteral(text: String(parts[0]), value: value, location: location(of: token))
@@ -345,7 +354,7 @@ struct Parser {
         default: nil
         }
         guard let unit, let amount = Parser.decimal(digits) else {
-            throw error(at: token, "bad duration '\(text)'; expected a whole number with unit s, m, h or d, such as 30s or 5d")
+            throw error(at: token, "bad duration \(quoted(text)); expected a whole number with unit s, m, h or d, such as 30s or 5d")
         }
         index += 1
         return DurationLiteral(text: text, amount: amount, unit: unit, location: location(of: token))

@@ -57,6 +57,12 @@ struct SourceLoader {
         defer { includeChain.removeLast() }
         var lexer = Lexer(bytes: bytes, file: displayPath)
         while !diagnostics.isFull, let line = lexer.nextLine() {
+            if Parser.startsNoStatement(line) {
+                // Reading on would quote more of a file that may be anything (an include of a
+                // key or a password database): one error, its token cut short, and stop.
+                stopReading(at: line, file: displayPath)
+                return
+            }
             if let error = line.error {
                 diagnostics.report(error)
                 continue
@@ -72,6 +78,16 @@ struct SourceLoader {
                 diagnostics.report(error)
             }
         }
+    }
+
+    /// Reports the line that is not a rule as the parser sees it, saying the file ends there.
+    private mutating func stopReading(at line: LexedLine, file: String) {
+        var problem = line.error
+        if problem == nil {
+            do throws(RuleError) { _ = try Parser.parse(line, file: file) } catch { problem = error }
+        }
+        guard let problem else { return }
+        diagnostics.report(at: problem.location, problem.message + "; not a rule, so the rest of this file is not read")
     }
 
     private mutating func include(_ path: String, at location: SourceLocation, from includingFile: String) {

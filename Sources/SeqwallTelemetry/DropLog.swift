@@ -170,7 +170,7 @@ public enum DropLogSummary {
 
     /// `sampled` left these out to keep to its rate.
     public static func suppressed(_ count: UInt64, queue: UInt16) -> String {
-        "\(count) drop lines suppressed on queue \(queue) (set drop-log sampled: \(DropLogSampler.rate)/s, burst \(DropLogSampler.burst))"
+        "\(Counted.text(count, "drop line")) suppressed on queue \(queue) (set drop-log sampled: \(DropLogSampler.rate)/s, burst \(DropLogSampler.burst))"
     }
 
     /// How often the warning about fragments in the queue comes, at most.
@@ -185,6 +185,6 @@ public enum DropLogSummary {
 
     /// The ring to the logging thread was full: the log could not keep up.
     public static func lost(_ count: UInt64, queue: UInt16) -> String {
-        "\(count) drop lines lost on queue \(queue): the log could not keep up"
+        "\(Counted.text(count, "drop line")) lost on queue \(queue): the log could not keep up"
     }
 }

@@ -40,10 +40,9 @@ struct ReplayCapture: ParsableCommand {
     var host: [String] = []
 
     @Option(name: .shortAndLong, help: "text or json.")
-    var output: OutputFormat = .text
+    var output: ReportFormat = .text
 
     func validate() throws {
-        guard output != .line else { throw ValidationError("replay prints text or json") }
         for address in host where IPAddress(address) == nil {
             throw ValidationError("bad --host address '\(address)'")
         }

@@ -17,13 +17,9 @@ extension Rules {
         )
 
         @Option(name: .shortAndLong, help: "text or json.")
-        var output: OutputFormat = .text
+        var output: ReportFormat = .text
 
         @OptionGroup var control: ControlOption
-
-        func validate() throws {
-            guard output != .line else { throw ValidationError("rules show prints text or json") }
-        }
 
         func run() throws {
             do {
@@ -33,7 +29,7 @@ extension Rules {
                 }
                 switch output {
                 case .json:
-                    print(try OutputFormat.prettyJSON(rules))
+                    print(try ReportFormat.prettyJSON(rules))
                 default:
                     print(Formatters.rulesText(rules))
                 }

@@ -83,17 +83,6 @@ extension ParsableCommand {
     }
 }
 
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-    case line, json, text
-
-    /// `-o json` of a whole answer: indented, keys sorted.
-    static func prettyJSON<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-}
-
 // MARK: run
 
 struct Run: ParsableCommand {
@@ -109,7 +98,9 @@ struct Run: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The rule file to enforce.", valueName: "file"))
     var rules: String
 
-    @Option(name: .long, help: ArgumentHelp("An NFQUEUE queue number to bind (repeatable; default 0).", valueName: "n"))
+    @Option(name: .long, parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("An NFQUEUE queue number to bind (repeatable; default 0).", valueName: "n"),
+            transform: NumberArgument.parser(0...UInt16.max))
     var queue: [UInt16] = []
 
     @OptionGroup var control: ControlOption
@@ -119,25 +110,33 @@ struct Run: ParsableCommand {
         valueName: "path"))
     var stateFile: String?
 
-    @Option(name: .customLong("state-interval"), help: ArgumentHelp(
-        "Seconds between snapshots of the table to --state-file (0: only at exit).", valueName: "seconds"))
+    @Option(name: .customLong("state-interval"), parsing: .unconditional, help: ArgumentHelp(
+        "Seconds between snapshots of the table to --state-file (0: only at exit).", valueName: "seconds"),
+        transform: NumberArgument.parser(0...UInt32.max))
     var stateInterval: UInt32 = 10
 
-    @Option(name: .customLong("queue-length"), help: "Packets the kernel may hold for each queue.")
+    @Option(name: .customLong("queue-length"), parsing: .unconditional,
+            help: "Packets the kernel may hold for each queue.", transform: NumberArgument.parser(0...UInt32.max))
     var queueLength: UInt32 = 4096
 
-    @Option(name: .customLong("copy-range"), help: "Bytes of each packet copied to seqwall (headers only are needed).")
+    @Option(name: .customLong("copy-range"), parsing: .unconditional,
+            help: "Bytes of each packet copied to seqwall (headers only are needed).",
+            transform: NumberArgument.parser(0...UInt32.max))
     var copyRange: UInt32 = 256
 
     @Flag(name: .customLong("fail-open"), help: "When a queue is full, let the kernel accept packets instead of dropping them.")
     var failOpen = false
 
-    @Option(name: .customLong("realtime-priority"), help: ArgumentHelp(
+    @Option(name: .customLong("realtime-priority"), parsing: .unconditional, help: ArgumentHelp(
         "Run each queue's worker thread under SCHED_FIFO at this priority (1-99; default: the normal scheduler).",
-        valueName: "n"))
+        valueName: "n"), transform: NumberArgument.parser(Int32.min...Int32.max))
     var realtimePriority: Int32?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    /// swift-log's levels, least severe first.
+    static let logLevels = Logger.Level.allCases.map(\.rawValue)
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "One of \(Run.logLevels.joined(separator: ", ")).", valueName: "level"))
     var logLevel: String = "info"
 
     @Option(name: .long, help: ArgumentHelp(
@@ -161,7 +160,7 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("unknown log level '\(logLevel)'")
+            throw ValidationError("unknown log level '\(logLevel)': use one of \(Run.logLevels.joined(separator: ", "))")
         }
         guard copyRange >= 128 && copyRange <= 65535 else {
             throw ValidationError("--copy-range must be between 128 and 65535 (IPv6 and TCP headers need at least 128)")
@@ -259,13 +258,9 @@ struct Stats: ParsableCommand {
     )
 
     @Option(name: .shortAndLong, help: "text or json.")
-    var output: OutputFormat = .text
+    var output: ReportFormat = .text
 
     @OptionGroup var control: ControlOption
-
-    func validate() throws {
-        guard output != .line else { throw ValidationError("stats prints text or json") }
-    }
 
     func run() throws {
         do {
@@ -273,7 +268,7 @@ struct Stats: ParsableCommand {
             guard let stats = reply.stats else { throw CommandFailure("seqwall sent no statistics") }
             switch output {
             case .json:
-                print(try OutputFormat.prettyJSON(stats))
+                print(try ReportFormat.prettyJSON(stats))
             default:
                 print(Formatters.statsText(stats))
             }

@@ -4,14 +4,15 @@ errors an operator sees.
 
 Gateway mode (the lab of lab.py): client 198.51.100.10 / 2001:db8:1::10, server
 203.0.113.10 / 2001:db8:2::10, seqwall in the fw namespace. Rules:
-Tests/Integration/rules/conntrack.rules (ports 8080 and 8081 open inbound, TIME_WAIT 2 s so
-closed connections leave the table quickly).
+Tests/Integration/rules/conntrack.rules (ports 8080 and 8081 open inbound, UDP to 8082
+rejected, TIME_WAIT 2 s so closed connections leave the table quickly).
 
 Two classes, one lab each:
 
   ConntrackCLITest        connections that always end cleanly: list/count/filters (IPv4 and
-                          IPv6), watch, exact stats counters, socket permissions, garbage on
-                          the socket, error messages.
+                          IPv6), watch (and its -e and -p filters), list -o extended, get,
+                          a rejected UDP flow, exact stats counters, socket permissions,
+                          garbage on the socket, error messages.
   ConntrackDeleteFlushTest  delete and flush, which leave the endpoints with sockets the
                           firewall no longer knows (their retransmissions are dropped for
                           minutes): kept apart so that they cannot disturb the exact counts
@@ -39,6 +40,7 @@ RULES = os.path.join(HERE, "rules", "conntrack.rules")
 
 PORT_A = 8080
 PORT_B = 8081
+PORT_REJECTED_UDP = 8082
 CLIENT4, SERVER4 = "198.51.100.10", "203.0.113.10"
 CLIENT6, SERVER6 = "2001:db8:1::10", "2001:db8:2::10"
 
@@ -61,7 +63,16 @@ EVENT_RE = re.compile(
 
 LIST_SUMMARY_RE = re.compile(r"seqwall: (\d+) flow entr(?:y has|ies have) been shown\.")
 DELETE_SUMMARY_RE = re.compile(r"seqwall: (\d+) flow entr(?:y has|ies have) been deleted\.")
-FLUSH_RE = re.compile(r"seqwall: connection tracking table has been emptied \((\d+) entries\)\.")
+FLUSH_RE = re.compile(r"seqwall: connection tracking table has been emptied \((\d+) entr(?:y|ies)\)\.")
+
+# conntrack -L -o extended with accounting: the family's columns, then packets and bytes after
+# each direction's tuple.
+EXTENDED_RE = re.compile(
+    r"^(?P<family>ipv4 {5}2|ipv6 {5}10) tcp {6}6 (?P<timeout>\d+) (?P<state>[A-Z_0-9]+) "
+    r"src=(?P<osrc>\S+) dst=(?P<odst>\S+) sport=(?P<osport>\d+) dport=(?P<odport>\d+) "
+    r"packets=(?P<opackets>\d+) bytes=(?P<obytes>\d+) (?P<unreplied>\[UNREPLIED\] )?"
+    r"src=(?P<rsrc>\S+) dst=(?P<rdst>\S+) sport=(?P<rsport>\d+) dport=(?P<rdport>\d+) "
+    r"packets=(?P<rpackets>\d+) bytes=(?P<rbytes>\d+) (?P<assured>\[ASSURED\] )?use=1$")
 
 _SCAPY = {"checked": False, "problem": None}
 
@@ -339,11 +350,11 @@ class ConntrackCLITest(ConntrackLabMixin, lab.LabTestCase):
 
     # -- 2 --
 
-    def _start_watcher(self, fmt):
+    def _start_watcher(self, fmt, extra=(), name=None):
         d = self.lab.daemon
-        log = os.path.join(self.lab.workdir, f"watch-{fmt}.stderr")
+        log = os.path.join(self.lab.workdir, f"watch-{name or fmt}.stderr")
         proc = lab.spawn(d.ns, [lab.SEQWALL_BIN, "conntrack", "watch", "-o", fmt,
-                                "--control", d.control], log)
+                                "--control", d.control] + list(extra), log)
         self.addCleanup(lambda: lab.REGISTRY.kill_proc(proc, grace=1.0))
         lines = []
 
@@ -793,6 +804,180 @@ class ConntrackCLITest(ConntrackLabMixin, lab.LabTestCase):
         self.assertTrue(d.running())
 
 
+    # -- 9: what conntrack users reach for --
+
+    def send_udp(self, family, port):
+        """One datagram from the client to the server's port."""
+        server = self.lab.server_addr(family)
+        code = ("import socket,sys; s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else "
+                "socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'hello', (sys.argv[1], int(sys.argv[2])))")
+        lab.ns_run(self.lab.ns["client"], [sys.executable, "-c", code, server, str(port)])
+
+    def test_9a_extended_listing_and_get(self):
+        """list -o extended: the family first and packets/bytes per direction, the same
+        figures as the JSON; get finds one exact tuple from either direction and exits 1 for
+        a tuple nobody has."""
+        self.wait_empty()
+        c4 = self.open_conn(4, PORT_A)
+        c6 = self.open_conn(6, PORT_B)
+        self.wait_established([c4, c6])
+        by_key = {entry_key(e): e for e in self.ct_json()}
+        cp = self.ct(["list", "-o", "extended"])
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        lines = [ln for ln in cp.stdout.splitlines() if ln.strip()]
+        self.assertEqual(len(lines), 2, cp.stdout)
+        for ln in lines:
+            m = EXTENDED_RE.match(ln)
+            self.assertIsNotNone(m, f"not the conntrack -o extended layout: {ln!r}")
+            family = 6 if m.group("family").startswith("ipv6") else 4
+            e = by_key[(family, int(m.group("osport")), int(m.group("odport")))]
+            self.assertEqual(m.group("state"), "ESTABLISHED", ln)
+            self.assertIsNotNone(m.group("assured"), ln)
+            # The connection is idle: the figures are the JSON's, which the same table holds.
+            self.assertEqual((int(m.group("opackets")), int(m.group("obytes")),
+                              int(m.group("rpackets")), int(m.group("rbytes"))),
+                             (e["packets"]["orig"], e["bytes"]["orig"],
+                              e["packets"]["reply"], e["bytes"]["reply"]), ln)
+            self.assertGreaterEqual(int(m.group("opackets")), 3, ln)
+            self.assertGreater(int(m.group("rbytes")), 0, ln)
+
+        for c in (c4, c6):
+            cli, srv = self.lab.client_addr(c.family), self.lab.server_addr(c.family)
+            for direction, tup in (("original", ["-s", cli, "-d", srv, "--sport", str(c.sport), "--dport", str(c.port)]),
+                                   ("reply", ["-s", srv, "-d", cli, "--sport", str(c.port), "--dport", str(c.sport)])):
+                with self.subTest(family=c.family, direction=direction):
+                    cp = self.ct(["get", "-p", "tcp"] + tup)
+                    self.assertEqual(cp.returncode, 0, cp.stderr)
+                    lines = [ln for ln in cp.stdout.splitlines() if ln.strip()]
+                    self.assertEqual(len(lines), 1, cp.stdout)
+                    self.assert_line(lines[0], c)
+                    cp = self.ct(["get", "-p", "tcp", "-o", "json"] + tup)
+                    self.assertEqual(cp.returncode, 0, cp.stderr)
+                    self.assert_entry(json.loads(cp.stdout), c)
+        cli, srv = self.lab.client_addr(4), self.lab.server_addr(4)
+        for tup in (["-p", "tcp", "-s", cli, "-d", srv, "--sport", str(c4.sport), "--dport", str(PORT_B)],
+                    ["-p", "udp", "-s", cli, "-d", srv, "--sport", str(c4.sport), "--dport", str(PORT_A)],
+                    ["-p", "tcp", "-s", cli, "-d", "203.0.113.99", "--sport", str(c4.sport), "--dport", str(PORT_A)]):
+            with self.subTest(absent=" ".join(tup)):
+                cp = self.ct(["get"] + tup)
+                self.assertEqual(cp.returncode, 1, cp)
+                self.assertEqual(cp.stdout, "")
+                self.assertTrue(one_line(cp.stderr), cp.stderr)
+                self.assertIn("no connection has this tuple", cp.stderr)
+        for c in (c4, c6):
+            self.assertEqual(c.close(), b"")
+
+    def test_9b_rejected_udp_flow_shows_as_rejected(self):
+        """A datagram a reject rule refused leaves an entry that waits for the port
+        unreachable: list shows it [REJECTED] (rejected in JSON), not as an open flow."""
+        before = lab.drops(self.stats(), "rule")
+        self.send_udp(4, PORT_REJECTED_UDP)
+        filters = ["-p", "udp", "--dport", str(PORT_REJECTED_UDP)]
+        self.assertTrue(lab.wait_for(lambda: self.ct_count(filters) == 1, 5.0, 0.2),
+                        f"no entry for the rejected datagram: {self.ct_json(['-p', 'udp'])}")
+        self.assertEqual(lab.drops(self.stats(), "rule") - before, 1)
+        [entry] = self.ct_json(filters)
+        self.assertIs(entry.get("rejected"), True, entry)
+        self.assertIs(entry.get("unreplied"), True, entry)
+        self.assertIs(entry.get("assured"), False, entry)
+        cp = self.ct(["list"] + filters)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertRegex(cp.stdout.strip(),
+                         rf"^udp {{6}}17 \d+ src={CLIENT4} dst={SERVER4} sport=\d+ dport={PORT_REJECTED_UDP} "
+                         rf"\[UNREPLIED\] src={SERVER4} dst={CLIENT4} sport={PORT_REJECTED_UDP} dport=\d+ "
+                         rf"\[REJECTED\] use=1$")
+
+    def test_9c_watch_filters_events_and_protocol(self):
+        """watch -e NEW,DESTROY -p tcp shows a TCP connection's NEW and DESTROY and nothing
+        else (no UPDATE, no UDP); watch -e NEW -p udp shows the rejected datagram's NEW only."""
+        pt, tlines, tlog = self._start_watcher("json", ["-e", "NEW,DESTROY", "-p", "tcp"], name="tcp")
+        pu, ulines, ulog = self._start_watcher("line", ["-e", "new", "-p", "udp"], name="udp")
+        time.sleep(0.5)
+        for proc, log in ((pt, tlog), (pu, ulog)):
+            if proc.poll() is not None:
+                with open(log, errors="replace") as f:
+                    self.fail(f"watch exited at once with {proc.returncode}: {f.read().strip()}")
+        # Subscribed once the TCP watcher reports a sentinel connection.
+        s = self.open_conn(4, PORT_B)
+        self.assertTrue(lab.wait_for(lambda: self._json_events(tlines, s.sport, PORT_B), 5.0, 0.1),
+                        f"the tcp watcher printed nothing: {tlines}")
+        self.assertEqual(s.close(), b"")
+        c = self.open_conn(4, PORT_A)
+        self.assertEqual(c.close(), b"")
+        self.send_udp(4, PORT_REJECTED_UDP)
+        done = lab.wait_for(lambda: [e.get("event") for e in self._json_events(tlines, c.sport, PORT_A)]
+                            == ["new", "destroy"], 10.0, 0.2)
+        self.assertTrue(done, f"tcp watcher: {[x for _, x in tlines]}")
+        self.assertTrue(lab.wait_for(lambda: any(f"dport={PORT_REJECTED_UDP}" in x for _, x in ulines), 5.0, 0.1),
+                        f"udp watcher: {[x for _, x in ulines]}")
+        time.sleep(0.5)  # anything (wrongly) printed late
+        events = [json.loads(x) for _, x in tlines]
+        self.assertTrue(all(e.get("event") in ("new", "destroy") for e in events), events)
+        self.assertTrue(all(e.get("proto") == "tcp" for e in events), events)
+        udp = [x for _, x in ulines if x.strip()]
+        self.assertTrue(udp and all(x.lstrip().startswith("[NEW] udp ") for x in udp), udp)
+        self.assertTrue(all("[REJECTED]" in x for x in udp if f"dport={PORT_REJECTED_UDP}" in x), udp)
+        for proc in (pt, pu):
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=3)
+
+    def test_9d_options_say_what_they_take(self):
+        """-o offers what it accepts; a negative number is a range error, not a missing
+        value; an unknown log level lists the levels."""
+        d = self.lab.daemon
+        cp = self.ct(["list", "--help"])
+        self.assertIn("values: line, extended, json", cp.stdout)
+        tuple_args = ["-p", "tcp", "-s", CLIENT4, "-d", SERVER4, "--sport", "1", "--dport", "2"]
+        for sub, extra in (("list", []), ("watch", []), ("get", tuple_args)):
+            with self.subTest(command=sub):
+                cp = self.ct([sub, "-o", "text"] + extra)
+                self.assertEqual(cp.returncode, 1, cp)
+                self.assertIn("'line', 'extended' or 'json'", cp.stderr)
+        for args, value in ((["conntrack", "list", "--sport", "-1"], "-1"),
+                            (["conntrack", "count", "--dport", "-80"], "-80"),
+                            (["run", "--rules", self.RULES, "--queue", "-1"], "-1"),
+                            (["run", "--rules", self.RULES, "--state-interval", "-5"], "-5")):
+            with self.subTest(args=" ".join(args)):
+                cp = lab.ns_run(d.ns, [lab.SEQWALL_BIN] + args, check=False)
+                self.assertEqual(cp.returncode, 1, cp)
+                self.assertTrue(one_line(cp.stderr), cp.stderr)
+                self.assertNotIn("Missing value", cp.stderr)
+                self.assertIn(f"'{value}'", cp.stderr)
+                self.assertRegex(cp.stderr, r"from \d+ to \d+")
+        cp = lab.ns_run(d.ns, [lab.SEQWALL_BIN, "run", "--rules", self.RULES, "--realtime-priority", "-5"], check=False)
+        self.assertEqual(cp.returncode, 1, cp)
+        self.assertIn("--realtime-priority must be between 1 and 99", cp.stderr)
+        cp = lab.ns_run(d.ns, [lab.SEQWALL_BIN, "run", "--rules", self.RULES, "--log-level", "verbose"], check=False)
+        self.assertEqual(cp.returncode, 1, cp)
+        self.assertIn("use one of trace, debug, info, notice, warning, error, critical", cp.stderr)
+        self.assertTrue(d.running())
+
+    def test_9e_rules_check_neither_echoes_a_non_rule_file_nor_accepts_rules_that_cannot_match(self):
+        """`include` of a file that is not rules (shaped like /etc/shadow): one error at its
+        1:1 quoting at most 24 characters, nothing of its later lines. Rules no packet can
+        match are refused at file:line:column."""
+        secret = "Zq8nR2aT9Xw1pLkV0mJx7sYbQ3cHfE5u"
+        shadow = os.path.join(self.lab.workdir, "shadow-like")
+        with open(shadow, "w") as f:
+            f.write(f"root:$6${secret}:19700:0:99999:7:::\n")
+            f.write(f"daemon:*:19700:0:99999:7:::{secret}\n")
+        rules = os.path.join(self.lab.workdir, "includes-shadow.rules")
+        with open(rules, "w") as f:
+            f.write(f'include "{shadow}"\npass in icmp echo to 2001:db8:2::10\n'
+                    "pass in tcp from 198.51.100.0/24 to 2001:db8:2::/64 port 22\n")
+        cp = lab.run([lab.SEQWALL_BIN, "rules", "check", rules], check=False)
+        self.assertEqual(cp.returncode, 1, cp)
+        self.assertEqual(cp.stdout, "")
+        lines = cp.stderr.splitlines()
+        self.assertEqual(len(lines), 3, cp.stderr)
+        self.assertTrue(lines[0].startswith(f"{shadow}:1:1: unknown statement 'root:$6$Zq8nR2aT9Xw1pLkV…'"), lines[0])
+        self.assertIn("not a rule, so the rest of this file is not read", lines[0])
+        self.assertNotIn(secret[16:], cp.stderr)
+        self.assertNotIn("daemon", cp.stderr)
+        self.assertRegex(lines[1], rf"^{re.escape(rules)}:2:22: 'icmp echo' is IPv4 only and 2001:db8:2::10 is an IPv6 address")
+        self.assertRegex(lines[2], rf"^{re.escape(rules)}:3:37: this rule can never match: every 'from' address is IPv4")
+
+
 # ---------------------------------------------------------------------------------------------
 
 class ConntrackDeleteFlushTest(ConntrackLabMixin, lab.LabTestCase):
@@ -850,6 +1035,28 @@ class ConntrackDeleteFlushTest(ConntrackLabMixin, lab.LabTestCase):
         self.assertEqual(self.ct_json(tup), [])
         # The other connection still works.
         self.assertEqual(other.send(b"still here"), b"echo:still here")
+
+    def test_3b_delete_that_matches_nothing_exits_1(self):
+        """As conntrack -D: a delete that removes nothing says so and exits 1; the table is
+        unchanged."""
+        # The aborted connections of test_3 linger in CLOSE for 10 s; let them go, so that
+        # test_4 after this one finds a table that holds still.
+        self.wait_empty(timeout=20)
+        held = self.open_conn(4, PORT_A)
+        self.wait_established([held])
+        before = self.ct_count()
+        cp = self.ct(["delete", "--sport", str(held.sport), "--dport", str(PORT_B)])
+        self.assertEqual(cp.returncode, 1, cp)
+        n, lines = self.parse_delete(cp)
+        self.assertEqual((n, lines), (0, []), cp.stdout)
+        self.assertIn("seqwall: no connection matches the filters", cp.stderr)
+        self.assertEqual(self.ct_count(), before)
+        self.assertEqual(held.send(b"still here"), b"echo:still here")
+        # Leave the table as it was: test_4 counts it. The socket's RST at cleanup then finds
+        # no entry and makes none.
+        cp = self.ct(["delete", "--sport", str(held.sport), "--dport", str(PORT_A)])
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(self.ct_count(), before - 1)
 
     # -- 4 --
 

@@ -205,7 +205,7 @@ class MetricsLabTest(lab.LabTestCase):
                 if re.search(r"\b(drop|reject) reason=", line)]
 
     def suppressed_summaries(self, since):
-        return [int(m.group(1)) for m in re.finditer(r"(\d+) drop lines suppressed on queue 0 ",
+        return [int(m.group(1)) for m in re.finditer(r"(\d+) drop lines? suppressed on queue 0 ",
                                                      self.lab.daemon.log_text(since=since))]
 
     # -- tests --

@@ -15,6 +15,9 @@ same traffic.
                      rejected port (REJECT), then an IPv6 connection with data and close.
                      A fourth capture, `-i any` both ways, shows the outgoing copies that
                      gateway-mode replay skips; a fifth keeps 96 bytes a frame (-s 96).
+                     Two more take what comes in on each interface (-Q in), with different
+                     snap lengths, and mergecap merges them into one pcapng file of two
+                     interfaces: what libpcap refuses to read and replay reads.
   ReplayHostTest     host mode (seqwall in server, INPUT/OUTPUT queued), captured on the
                      server's interface and replayed with --host: an inbound connection, an
                      outbound one, a blocked SYN.
@@ -46,6 +49,7 @@ CAPTURE_START_TIMEOUT = 20.0
 CAPTURE_STOP_TIMEOUT = 20.0
 SETTLE_TIMEOUT = 30.0
 SNAP_LENGTH = 2048
+MERGED_SNAP_LENGTH = 8192
 REPLAY_TIMEOUT = 120
 
 # A segment with a payload (lab.craft sends none): out-of-window data.
@@ -218,6 +222,9 @@ class ReplayGatewayTest(lab.LabTestCase):
         "any-both": ("session-any.pcap", ["-i", "any", "-y", "LINUX_SLL2"]),
         # 96 bytes a frame: every header whole (IPv6 SYN: 14 + 40 + 40), payloads cut.
         "snap96": ("session-snap96.pcap", ["-i", "out0", "-s", "96"]),
+        # Each interface's way in, one snap length each, for the merged capture.
+        "from-outside": ("session-from-outside.pcap", ["-i", "out0", "-Q", "in", "-s", str(MERGED_SNAP_LENGTH)]),
+        "from-inside": ("session-from-inside.pcap", ["-i", "in0", "-Q", "in"]),
     }
 
     @classmethod
@@ -284,12 +291,24 @@ class ReplayGatewayTest(lab.LabTestCase):
             cls.live = settle(L.daemon, before, [cls.sport4, cls.sport6], captures, lambda live: {
                 "ethernet": live["seen"] + 1, "sll": live["seen"], "sll2": live["seen"],
                 "any-both": live["seen"] + live["accepted"] + 1, "snap96": live["seen"] + 1})
+            # What came in on the two interfaces is everything the daemon saw, in two files.
+            ways_in = (captures["from-outside"], captures["from-inside"])
+            if not lab.wait_for(lambda: sum(c.frames() for c in ways_in) >= cls.live["seen"], SETTLE_TIMEOUT, 0.2):
+                raise AssertionError(f"the -Q in captures hold {[c.frames() for c in ways_in]} frames, "
+                                     f"not the {cls.live['seen']} the daemon saw")
         finally:
             for capture in captures.values():
                 capture.stop()
         cls.paths = {name: capture.path for name, capture in captures.items()}
         cls.paths["pcapng"] = os.path.join(L.workdir, "session-ethernet.pcapng")
         to_pcapng(cls.paths["ethernet"], cls.paths["pcapng"])
+        cls.merged = None
+        if lab.shutil.which("mergecap"):
+            # mergecap (wireshark-common) writes pcapng, one interface per input file, the
+            # frames in time order.
+            cls.merged = os.path.join(L.workdir, "session-merged.pcapng")
+            lab.run(["mergecap", "-w", cls.merged, cls.paths["from-outside"], cls.paths["from-inside"]], timeout=60)
+            cls.paths["merged"] = cls.merged
         cls.replays = {name: replay(path, GATEWAY_RULES) for name, path in cls.paths.items()}
 
     @classmethod
@@ -437,6 +456,30 @@ class ReplayGatewayTest(lab.LabTestCase):
         self.assertEqual([(p.get("src"), p.get("seq"), outcome(p), p.get("state")) for p in doc["packets"]],
                          [(p.get("src"), p.get("seq"), outcome(p), p.get("state")) for p in ethernet])
 
+    def test_merged_pcapng_of_two_interfaces_with_different_snap_lengths(self):
+        if self.merged is None:
+            self.skipTest("mergecap not found (make deps installs wireshark-common)")
+        # libpcap itself refuses this file; replay reads it.
+        cp = lab.run(["tcpdump", "-n", "-r", self.merged], check=False)
+        self.assertNotEqual(cp.returncode, 0, "libpcap read a pcapng file with two snap lengths")
+        self.assertIn("snapshot length", cp.stderr)
+        doc = self.replays["merged"]
+        self.assertEqual(doc["capture"]["interfaces"],
+                         [{"link_type": "EN10MB", "snap_length": MERGED_SNAP_LENGTH},
+                          {"link_type": "EN10MB", "snap_length": SNAP_LENGTH}])
+        self.assertEqual(doc["capture"]["snap_length"], MERGED_SNAP_LENGTH)
+        # Every packet as it came in, once: judged as the `-i any -Q in` capture judges them,
+        # and as the live daemon did.
+        rejected = self.assert_session("merged")
+        self.assertEqual(len(rejected), 1)
+        self.assert_drops_match_live("merged")
+        live = self.live
+        self.assertEqual(doc["stats"]["packets"],
+                         {"seen": live["seen"], "accepted": live["accepted"], "dropped": live["dropped"]})
+        def key(p):
+            return (p["src"], p["sport"], p["seq"], p["flags"], outcome(p), p.get("state"))
+        self.assertEqual(sorted(map(key, doc["packets"])), sorted(map(key, self.replays["sll2"]["packets"])))
+
     def test_text_output(self):
         text = replay_text(self.paths["sll"], GATEWAY_RULES)
         lines = text.splitlines()
@@ -556,6 +599,19 @@ class ReplayCLITest(unittest.TestCase):
         self.assertTrue(cp.stdout.startswith(
             "   1 0.000000 198.51.100.10:40000 > 203.0.113.10:8080 [S] seq=1000 ack=0 win=64240 len=0 ACCEPT SYN_SENT\n"),
             cp.stdout)
+
+    def test_limits_in_force_show_as_stats_shows_them(self):
+        rules = os.path.join(self.dir, "limited.rules")
+        with open(GATEWAY_RULES) as f:
+            text = f.read()
+        with open(rules, "w") as f:
+            f.write(text + "\nlimit half-open 20\n")
+        cp = self.seqwall("replay", self.capture, "--rules", rules)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertRegex(cp.stdout, r"\nlimits       half-open limit 20  ")
+        doc = replay(self.capture, rules)
+        self.assertEqual(doc["stats"]["connections"]["half_open_limit"], 20)
+        self.assertNotIn("half_open_limit", replay(self.capture, GATEWAY_RULES)["stats"]["connections"])
 
     def test_standard_input(self):
         with open(self.capture, "rb") as f:

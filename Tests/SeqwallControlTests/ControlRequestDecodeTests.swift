@@ -16,6 +16,25 @@ import Testing
                                           filter: ConnectionFilter(state: "ESTABLISHED", sourcePort: 40000, family: "ipv6")))
     }
 
+    @Test func aWatchCarriesItsEventsAndARequestWithoutThemStillDecodes() throws {
+        let line = #"{"command":"watch","events":["new","destroy"],"filter":{"proto":"tcp"}}"#
+        let request = try ControlRequest.decode(line: Array(line.utf8)).get()
+        #expect(request == ControlRequest(command: .watch, filter: ConnectionFilter(proto: "tcp"), events: ["new", "destroy"]))
+        #expect(try ControlRequest.decode(line: Array(#"{"command":"watch"}"#.utf8)).get().events == nil)
+        #expect(try ControlJSON.line(ControlRequest(command: .watch)) == #"{"command":"watch"}"#)
+    }
+
+    @Test func eventNamesAsConntrackTakesThem() throws {
+        #expect(try EventSelection(list: "NEW,DESTROY").names == ["new", "destroy"])
+        #expect(try EventSelection(list: "updates").names == ["update"])
+        #expect(try EventSelection(list: "ALL") == .all)
+        #expect(try EventSelection(names: ["destroy", "new"]).contains("new"))
+        #expect(try !EventSelection(names: ["destroy"]).contains("update"))
+        #expect(throws: FilterError.self) { try EventSelection(list: "NEW,") }
+        #expect(throws: FilterError.self) { try EventSelection(list: "CREATED") }
+        #expect(throws: FilterError.self) { try EventSelection(names: []) }
+    }
+
     @Test func refusesWhatIsNotARequest() {
         #expect(message(" \t\r")?.hasPrefix("empty request") == true)
         #expect(message("stats please") == "bad request: not valid JSON")

@@ -48,6 +48,33 @@ struct ConntrackLineTests {
         #expect(line.hasPrefix("tcp      6 5 \(state.name) src="))
     }
 
+    @Test("-o extended: the family first, packets and bytes after each tuple (conntrack -L -o extended with accounting)")
+    func extended() {
+        var (c, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
+                                  status: [.seenReply, .assured], secondsLeft: 431_999)
+        c.packetsOriginal = 5
+        c.bytesOriginal = 412
+        c.packetsReply = 4
+        c.bytesReply = 3120
+        #expect(Formatters.conntrackLine(ConnectionRecord(c, now: now), extended: true) ==
+            "ipv4     2 tcp      6 431999 ESTABLISHED src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 packets=5 bytes=412 src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000 packets=4 bytes=3120 [ASSURED] use=1")
+        let (fresh, _) = connection("2001:db8:1::10", "2001:db8:2::10", 50000, 443, state: .synSent, status: [], secondsLeft: 119)
+        #expect(Formatters.conntrackLine(ConnectionRecord(fresh, now: now), extended: true) ==
+            "ipv6     10 tcp      6 119 SYN_SENT src=2001:db8:1::10 dst=2001:db8:2::10 sport=50000 dport=443 packets=0 bytes=0 [UNREPLIED] src=2001:db8:2::10 dst=2001:db8:1::10 sport=443 dport=50000 packets=0 bytes=0 use=1")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .destroy, connection: c), now: now), extended: true) ==
+            "[DESTROY] ipv4     2 tcp      6 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=22 packets=5 bytes=412 src=203.0.113.10 dst=198.51.100.10 sport=22 dport=40000 packets=4 bytes=3120 [ASSURED]")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .new, connection: fresh), now: now), extended: true) ==
+            "    [NEW] ipv6     10 tcp      6 119 SYN_SENT src=2001:db8:1::10 dst=2001:db8:2::10 sport=50000 dport=443 packets=0 bytes=0 [UNREPLIED] src=2001:db8:2::10 dst=2001:db8:1::10 sport=443 dport=50000 packets=0 bytes=0")
+    }
+
+    @Test("counts name their noun in the right number")
+    func counted() {
+        #expect(Counted.text(1, "connection") == "1 connection")
+        #expect(Counted.text(0, "connection") == "0 connections")
+        #expect(Counted.text(UInt64(2), "entry", "entries") == "2 entries")
+        #expect(Counted.text(1, "entry", "entries") == "1 entry")
+    }
+
     @Test("summary line as conntrack prints it")
     func summary() {
         #expect(Formatters.listSummary(count: 1) == "seqwall: 1 flow entry has been shown.")
@@ -282,6 +309,31 @@ struct DatagramLineTests {
         let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any]
         #expect(object?["proto"] as? String == "udp" && object?["state"] as? String == "")
         #expect(object?["window"] == nil)
+    }
+
+    @Test("a flow a reject rule refused shows [REJECTED], in text and JSON")
+    func rejectedFlows() throws {
+        let flows = datagramFlows()
+        var udp = flows.udp
+        udp.status = .rejected
+        let record = ConnectionRecord(udp, now: flows.now)
+        #expect(record.rejected == true && record.unreplied)
+        #expect(Formatters.conntrackLine(record) ==
+            "udp      17 29 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [REJECTED] use=1")
+        #expect(Formatters.eventLine(EventRecord(ConnectionEvent(kind: .destroy, connection: udp), now: flows.now)) ==
+            "[DESTROY] udp      17 src=198.51.100.10 dst=203.0.113.10 sport=40000 dport=53 [UNREPLIED] src=203.0.113.10 dst=198.51.100.10 sport=53 dport=40000 [REJECTED]")
+        let object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(record)) as? [String: Any])
+        #expect(object["rejected"] as? Bool == true)
+        // An open flow says so too, and a record without the key (an older daemon) decodes.
+        let open = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(ConnectionRecord(flows.udp, now: flows.now))) as? [String: Any])
+        #expect(open["rejected"] as? Bool == false)
+        var older = open
+        older["rejected"] = nil
+        let decoded = try JSONDecoder().decode(ConnectionRecord.self, from: JSONSerialization.data(withJSONObject: older))
+        #expect(decoded.rejected == nil && !Formatters.conntrackLine(decoded).contains("REJECTED"))
+        // A refused TCP connection keeps its CLOSE state and carries the flag as well.
+        let (tcp, now) = connection("198.51.100.10", "203.0.113.10", 40002, 23, state: .close, status: .rejected, secondsLeft: 9)
+        #expect(Formatters.conntrackLine(ConnectionRecord(tcp, now: now)).hasSuffix("sport=23 dport=40002 [REJECTED] use=1"))
     }
 
     @Test func icmpLines() throws {

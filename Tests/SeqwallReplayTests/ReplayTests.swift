@@ -93,6 +93,25 @@ func replayFile(_ path: String, format: ReplayReport.Format = .text, hosts: [IPA
     return (lines, damage)
 }
 
+/// The one JSON document `-o json` writes, from its lines.
+func jsonDocument(_ lines: [String]) throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(lines.joined(separator: "\n").utf8)) as? [String: Any])
+}
+
+/// Replays a capture of the mixed session to JSON and checks each packet's verdict, reason
+/// and state; returns the document and its packets.
+func replayMixedSession(_ path: String, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws
+    -> (document: [String: Any], packets: [[String: Any]]) {
+    let (lines, damage) = try replayFile(path, format: .json)
+    #expect(damage == nil, sourceLocation: sourceLocation)
+    let document = try jsonDocument(lines)
+    let packets = try #require(document["packets"] as? [[String: Any]], sourceLocation: sourceLocation)
+    #expect(packets.map { "\($0["verdict"] as? String ?? "?") \($0["reason"] as? String ?? "-")" } == mixedSessionOutcomes,
+            sourceLocation: sourceLocation)
+    #expect(packets.map { $0["state"] as? String } == mixedSessionStates, sourceLocation: sourceLocation)
+    return (document, packets)
+}
+
 /// "verdict reason" of each record, e.g. "accept -", "drop bad-flags".
 func outcomes(_ records: [PacketRecord]) -> [String] {
     records.map { "\($0.verdict) \($0.reason ?? "-")" }
@@ -177,25 +196,20 @@ let mixedSessionStates: [String?] = [
         let directory = try TemporaryDirectory()
         let path = try directory.file("session.pcapng",
                                       CaptureWriter.pcapng(linkType: 276, frames: script.frames { Frames.linuxCooked2($0, type: Frames.etherTypeIPv6) }))
-        let (lines, damage) = try replayFile(path, format: .json)
-        #expect(damage == nil)
-        let document = try JSONSerialization.jsonObject(with: Data(lines.joined(separator: "\n").utf8)) as? [String: Any]
-        let packets = try #require(document?["packets"] as? [[String: Any]])
-        #expect(packets.map { "\($0["verdict"] as? String ?? "?") \($0["reason"] as? String ?? "-")" } == mixedSessionOutcomes)
-        #expect(packets.map { $0["state"] as? String } == mixedSessionStates)
+        let (document, packets) = try replayMixedSession(path)
         #expect(packets[1]["time"] as? Double == 0.001000007)
         #expect(packets[0]["src"] as? String == "2001:db8:1::10")
         #expect(packets[0]["flags"] as? String == "SYN")
         #expect(packets[7]["flags"] as? String == "FIN,PSH,URG")
-        let capture = try #require(document?["capture"] as? [String: Any])
+        let capture = try #require(document["capture"] as? [String: Any])
         #expect(capture["link_type"] as? String == "LINUX_SLL2")
         #expect(capture["frames"] as? Int == 14)
         // The same objects `conntrack list -o json` and `stats -o json` print.
-        let connections = try #require(document?["connections"] as? [[String: Any]])
+        let connections = try #require(document["connections"] as? [[String: Any]])
         #expect(connections.count == 2)
-        let stats = try JSONDecoder().decode(StatsRecord.self, from: JSONSerialization.data(withJSONObject: document?["stats"] as Any))
+        let stats = try JSONDecoder().decode(StatsRecord.self, from: JSONSerialization.data(withJSONObject: document["stats"] as Any))
         #expect(stats.drops["rule"] == 2 && stats.packets.dropped == 4)
-        let verdicts = try #require(document?["verdicts"] as? [String: Int])
+        let verdicts = try #require(document["verdicts"] as? [String: Int])
         #expect(verdicts == ["accept": 10, "drop": 3, "reject": 1])
     }
 
@@ -521,6 +535,31 @@ let mixedSessionStates: [String?] = [
             #expect(lines.contains("connections  current \(kept)  half-open \(kept)  created 17  destroyed \(evicted)  limit \(limit)"))
             #expect(lines.contains { $0.hasPrefix("limits ") && $0.hasSuffix("early drops \(evicted)") })
         }
+    }
+
+    @Test func theLimitsInForceShowAsStatsShowsThem() throws {
+        var script = Script()
+        script.handshake()
+        let directory = try TemporaryDirectory()
+        let path = try directory.file("limits.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
+        func report(_ extra: String, _ format: ReplayReport.Format) throws -> [String] {
+            let policy = try RuleFile.parse(text: replayRules + "\n" + extra, file: "replay.rules")
+            var lines: [String] = []
+            _ = try Replay.run(path: path, policy: policy, hosts: [], format: format) { lines.append($0) }
+            return lines
+        }
+        func stats(_ lines: [String]) throws -> StatsRecord {
+            try JSONDecoder().decode(StatsRecord.self, from: JSONSerialization.data(withJSONObject: try jsonDocument(lines)["stats"] as Any))
+        }
+        let limited = "limit half-open 20\nlimit syn-rate 5/s per-source\n"
+        let limits = try #require(try report(limited, .text).first { $0.hasPrefix("limits ") })
+        #expect(limits.hasPrefix("limits       half-open limit 20  half-open evictions 0  early drops 0  sources 1/"))
+        let json = try stats(try report(limited, .json))
+        #expect(json.connections.half_open_limit == 20)
+        #expect(json.sources?.active == 1)
+        let unlimited = try #require(try report("", .text).first { $0.hasPrefix("limits ") })
+        #expect(unlimited.hasPrefix("limits       half-open limit none  "))
+        #expect(try stats(try report("", .json)).connections.half_open_limit == nil)
     }
 
     @Test func everyLinkLayerOfAFileReplays() throws {

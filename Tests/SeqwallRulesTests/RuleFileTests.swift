@@ -338,10 +338,24 @@ struct ErrorTests {
 
     @Test("collection stops after 50 errors with a note")
     func cap() {
-        let lines = errorLines(String(repeating: "bogus\n", count: 500))
+        // A typo of a keyword is still a rule file's line, so reading goes on after it.
+        let lines = errorLines(String(repeating: "pas in tcp\n", count: 500))
         #expect(lines.count == Diagnostics.limit + 1)
-        #expect(lines.first == "test.rules:1:1: unknown statement 'bogus'; expected one of: include, inside, default, pass, block, reject, limit, timeout, set")
+        #expect(lines.first == "test.rules:1:1: unknown statement 'pas'; did you mean 'pass'?")
         #expect(lines.last == "test.rules:51:1: too many errors (more than 50); stopping here")
+    }
+
+    @Test("a line that starts no statement ends the file, quoting at most the start of its first token")
+    func notARuleFile() {
+        #expect(errorLines(String(repeating: "bogus\n", count: 500)) == [
+            "test.rules:1:1: unknown statement 'bogus'; expected one of: include, inside, default, pass, block, reject, "
+                + "limit, timeout, set; not a rule, so the rest of this file is not read",
+        ])
+        let secret = "root:" + String(repeating: "S", count: 200) + ":19700:0:99999:7:::"
+        let lines = errorLines(secret + "\n" + secret + "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("'root:" + String(repeating: "S", count: 19) + "…'") == true)
+        #expect(lines.first?.contains(String(repeating: "S", count: 20)) == false)
     }
 
     @Test("every error in a rule line is reported")
@@ -398,8 +412,8 @@ struct ErrorTests {
         ("include", "test.rules:1:8: expected a quoted file name after 'include'"),
         ("include \"\"", "test.rules:1:9: empty file name"),
         ("include \"a.rules\" \"b.rules\"", "test.rules:1:19: expected end of line, found \"b.rules\""),
-        (", pass", "test.rules:1:1: expected a statement, found ','"),
-        ("\"pass\" in tcp", "test.rules:1:1: expected a statement, found \"pass\""),
+        (", pass", "test.rules:1:1: expected a statement, found ','; not a rule, so the rest of this file is not read"),
+        ("\"pass\" in tcp", "test.rules:1:1: expected a statement, found \"pass\"; not a rule, so the rest of this file is not read"),
     ])
     func message(text: String, expected: String) {
         #expect(errorLines(text) == [expected])

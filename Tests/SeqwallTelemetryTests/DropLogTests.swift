@@ -142,5 +142,6 @@ struct DropLogTests {
         #expect(DropLogSummary.suppressed(123, queue: 0)
             == "123 drop lines suppressed on queue 0 (set drop-log sampled: 10/s, burst 20)")
         #expect(DropLogSummary.lost(5, queue: 2) == "5 drop lines lost on queue 2: the log could not keep up")
+        #expect(DropLogSummary.lost(1, queue: 2) == "1 drop line lost on queue 2: the log could not keep up")
     }
 }
