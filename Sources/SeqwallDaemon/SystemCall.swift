@@ -50,6 +50,31 @@ enum SystemCall {
         _ = madvise(start, length, MADV_HUGEPAGE)
     }
 
+    /// A raw socket (the answers to rejected packets, RejectSender), closed on exec; needs
+    /// CAP_NET_RAW. Each option is a (level, name, value bytes) set before it is returned.
+    static func openRawSocket(family: Int32, protocolNumber: Int32,
+                              options: [(level: Int32, name: Int32, value: [UInt8])] = []) throws(SystemError) -> Int32 {
+        let descriptor = socket(family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), protocolNumber)
+        guard descriptor >= 0 else { throw SystemError("socket(\(family == AF_INET ? "AF_INET" : "AF_INET6"), SOCK_RAW, \(protocolNumber))") }
+        for option in options {
+            let result = option.value.withUnsafeBytes {
+                setsockopt(descriptor, option.level, option.name, $0.baseAddress, socklen_t($0.count))
+            }
+            if result < 0 {
+                let error = SystemError("setsockopt(\(option.level), \(option.name)) on a raw socket")
+                close(descriptor)
+                throw error
+            }
+        }
+        return descriptor
+    }
+
+    /// sendmsg(2) without blocking (MSG_DONTWAIT): bytes sent, or -errno.
+    @inline(__always)
+    static func sendMessage(_ descriptor: Int32, _ message: UnsafePointer<msghdr>) -> Int {
+        retryingErrno { sendmsg(descriptor, message, Int32(MSG_DONTWAIT)) }
+    }
+
     /// Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME): the only clock
     /// two processes share, for the state file's age.
     static func wallClockNanoseconds() -> UInt64 {
