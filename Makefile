@@ -5,7 +5,7 @@ DESTDIR     ?=
 SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables iproute2 \
-                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3
+                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 nftables
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
         fuzz fuzz-build fuzz-replay bench bench-e2e

@@ -1,0 +1,293 @@
+"""`reject` answered by seqwall itself, whatever diversion feeds the queue, and marks left alone.
+
+seqwall sends the answer to a rejected packet from its own namespace (a TCP RST, an ICMP or
+ICMPv6 port unreachable) and drops the packet; no rule of the diversion takes part, and no
+verdict changes a packet's mark. For host and gateway mode, each with three diversions:
+
+- the shipped iptables file (rules/host.iptables, rules/gateway.iptables),
+- a bare `-j NFQUEUE` the test writes (no bypass, loopback not left out, every protocol),
+- an nft `queue` rule the test writes (a table of its own, nft only inside the lab; skipped,
+  saying so, on a kernel built without the queue expression, CONFIG_NFT_QUEUE),
+
+it checks, over IPv4 and IPv6:
+
+- a TCP connect to a rejected port is refused (ECONNREFUSED) in under a second, the SYN never
+  reaches the server, the rejection is counted as a `rule` drop and seqwall counts one answer
+  sent; in host mode seqwall's own RST crosses OUTPUT and the queue and passes;
+- a connected UDP socket's datagram to a rejected port gets ECONNREFUSED on recv in under a
+  second, from seqwall's port unreachable;
+- host mode, `reject out`: the host's own connect is refused by seqwall's RST, which crosses
+  OUTPUT and (bare diversion) INPUT over loopback and passes both;
+- a mark set before the queue (iptables mangle MARK, or nft `meta mark set`, 0x4000 as
+  kube-proxy uses) is still on every packet of an accepted connection after the queue: an nft
+  chain at a later priority of the same hook counts the marked packets and all packets, and
+  the two counts are equal.
+
+Usage: SEQWALL_BIN=.build/debug/seqwall /usr/bin/python3 -m unittest -v Tests/Integration/test_reject.py
+Agents (run inside the lab's namespaces by the tests):
+  /usr/bin/python3 test_reject.py tcp-connect ADDR PORT   connect once, print the outcome and its time
+  /usr/bin/python3 test_reject.py udp-ask ADDR PORT       connected UDP: send once, recv, print the outcome
+"""
+
+import errno
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+AGENT = os.path.abspath(__file__)
+OPEN_PORT, REJECT_PORT, UDP_REJECT_PORT, OUT_REJECT_PORT = 8080, 8082, 5355, 9100
+MARK = 0x4000
+
+RULES = f"""
+default in block
+default out pass
+pass in tcp to port {OPEN_PORT}
+reject in tcp to port {REJECT_PORT}
+reject in udp to port {UDP_REJECT_PORT}
+reject out tcp to port {OUT_REJECT_PORT}
+"""
+GATEWAY_INSIDE = "inside 203.0.113.0/24, 2001:db8:2::/64\n"
+
+
+def agent(ns, *args):
+    cp = lab.ns_run(ns, [lab.PY, AGENT] + [str(a) for a in args], check=False, timeout=20)
+    try:
+        return json.loads(cp.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError(f"agent {args} printed nothing useful: {cp.stdout!r} {cp.stderr!r}")
+
+
+def bare_iptables(mode):
+    hooks = ["INPUT", "OUTPUT"] if mode == lab.HOST else ["FORWARD"]
+    return "*filter\n" + "".join(f"-A {hook} -j NFQUEUE --queue-num 0\n" for hook in hooks) + "COMMIT\n"
+
+
+def nft_diversion(mode):
+    hooks = ["input", "output"] if mode == lab.HOST else ["forward"]
+    chains = "".join(f"  chain {hook} {{ type filter hook {hook} priority 0; queue num 0; }}\n"
+                     for hook in hooks)
+    return "table inet seqwall_divert {\n" + chains + "}\n"
+
+
+def mark_counters(mode, set_with_nft):
+    """An nft table that counts packets to OPEN_PORT after the queue (priority 10, after the
+    diversion's 0 and iptables' filter table), all of them and those carrying MARK; with
+    set_with_nft it also sets the mark before the queue (prerouting, as mangle would)."""
+    hook = "input" if mode == lab.HOST else "forward"
+    setter = (f"  chain mark {{ type filter hook prerouting priority -150; tcp dport {OPEN_PORT} "
+              f"meta mark set {MARK:#x}; }}\n") if set_with_nft else ""
+    return ("table inet seqwall_marks {\n" + setter +
+            f"  chain after {{ type filter hook {hook} priority 10;\n"
+            f"    tcp dport {OPEN_PORT} counter name all_packets\n"
+            f"    tcp dport {OPEN_PORT} meta mark {MARK:#x} counter name marked_packets\n  }}\n"
+            "  counter all_packets { }\n  counter marked_packets { }\n}\n")
+
+
+class RejectTests:
+    """The checks, for a lab with seqwall already running behind the class's DIVERSION."""
+
+    MODE = None
+    DIVERSION = None  # "shipped", "bare" or "nft"
+    SERVER_PORTS = (OPEN_PORT, REJECT_PORT)
+    CLIENT_PORTS = ()
+
+    @classmethod
+    def make_lab(cls):
+        rules_dir = tempfile.mkdtemp(prefix="seqwall-reject-")
+        lab.REGISTRY.add_tmp(rules_dir)
+        rules = os.path.join(rules_dir, "reject.rules")
+        with open(rules, "w") as f:
+            f.write((GATEWAY_INSIDE if cls.MODE == lab.GATEWAY else "") + RULES)
+        iptables = None
+        if cls.DIVERSION != "shipped":
+            # The diversion goes in once seqwall holds the queue (there is no bypass to pass
+            # the lab's warm-up pings meanwhile).
+            iptables = os.path.join(rules_dir, "nothing.iptables")
+            with open(iptables, "w") as f:
+                f.write("*filter\nCOMMIT\n")
+        cls.rules_dir = rules_dir
+        return lab.Lab(cls.MODE, rules, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS,
+                       iptables=iptables)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            fw = cls.lab.fw_ns
+            if cls.DIVERSION == "bare":
+                for tool in ("iptables-restore", "ip6tables-restore"):
+                    lab.ns_run(fw, [tool, "--noflush"], input=bare_iptables(cls.MODE))
+            elif cls.DIVERSION == "nft":
+                cp = lab.ns_run(fw, ["nft", "-f", "-"], input=nft_diversion(cls.MODE), check=False)
+                if cp.returncode != 0 and "Could not process rule" in cp.stderr:
+                    # The queue expression is the nft_queue module (CONFIG_NFT_QUEUE); without
+                    # it nft cannot divert to a queue at all.
+                    raise unittest.SkipTest("this kernel has no nft `queue` expression (CONFIG_NFT_QUEUE): "
+                                            + cp.stderr.strip().splitlines()[0])
+                if cp.returncode != 0:
+                    raise RuntimeError(f"nft -f failed: {cp.stderr.strip()}")
+            if cls.DIVERSION != "nft":
+                for tool in ("iptables", "ip6tables"):
+                    lab.ns_run(fw, [tool, "-t", "mangle", "-A", "PREROUTING", "-p", "tcp", "--dport",
+                                    str(OPEN_PORT), "-j", "MARK", "--set-mark", hex(MARK)])
+            lab.ns_run(fw, ["nft", "-f", "-"], input=mark_counters(cls.MODE, cls.DIVERSION == "nft"))
+        except BaseException:
+            cls.lab.destroy()
+            raise
+
+    def answers(self):
+        return sum(q["reject_answers"] for q in self.lab.daemon.stats()["queues"])
+
+    def counter(self, name):
+        out = lab.ns_run(self.lab.fw_ns, ["nft", "list", "counter", "inet", "seqwall_marks", name]).stdout
+        m = re.search(r"packets (\d+)", out)
+        self.assertIsNotNone(m, out)
+        return int(m.group(1))
+
+    def test_tcp_reject_refused_within_a_second(self):
+        L = self.lab
+        for fam in (4, 6):
+            with self.subTest(family=fam):
+                before = L.daemon.stats()
+                answers_before = self.answers()
+                result = agent(L.ns["client"], "tcp-connect", L.server_addr(fam), REJECT_PORT)
+                after = L.daemon.stats()
+                self.assertEqual(result["error"], "ECONNREFUSED", result)
+                self.assertLess(result["seconds"], 1.0, result)
+                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
+                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
+                # In host mode the RST went out through the queue: it passed, nothing else
+                # was dropped for want of a connection.
+                self.assertEqual(lab.drops(after, "no-connection") - lab.drops(before, "no-connection"), 0,
+                                 after["drops"])
+        self.assertEqual(L.server.accepts(REJECT_PORT), [])
+
+    def test_udp_reject_refused_within_a_second(self):
+        L = self.lab
+        for fam in (4, 6):
+            with self.subTest(family=fam):
+                before = L.daemon.stats()
+                answers_before = self.answers()
+                result = agent(L.ns["client"], "udp-ask", L.server_addr(fam), UDP_REJECT_PORT)
+                after = L.daemon.stats()
+                self.assertEqual(result["error"], "ECONNREFUSED", result)
+                self.assertLess(result["seconds"], 1.0, result)
+                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
+                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
+                self.assertEqual(lab.drops(after, "icmp-unrelated") - lab.drops(before, "icmp-unrelated"), 0,
+                                 after["drops"])
+
+    def test_outbound_reject_refused_locally(self):
+        """Host mode, `reject out`: the host's own connect is refused by seqwall's RST, which
+        is addressed to the host itself. It crosses OUTPUT and, over loopback, INPUT: with a
+        diversion that queues loopback too (the bare one) seqwall sees it twice and lets it
+        through both times, though the refusal is forgotten after the first."""
+        if self.MODE != lab.HOST:
+            self.skipTest("host mode only: a gateway's own connections are not queued")
+        L = self.lab
+        for fam in (4, 6):
+            with self.subTest(family=fam):
+                before = L.daemon.stats()
+                answers_before = self.answers()
+                result = agent(L.ns["server"], "tcp-connect", L.client_addr(fam), OUT_REJECT_PORT)
+                after = L.daemon.stats()
+                self.assertEqual(result["error"], "ECONNREFUSED", result)
+                self.assertLess(result["seconds"], 1.0, result)
+                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
+                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
+                self.assertEqual(lab.drops(after, "no-connection") - lab.drops(before, "no-connection"), 0,
+                                 after["drops"])
+
+    def test_mark_survives_an_accepted_packet(self):
+        L = self.lab
+        all_before, marked_before = self.counter("all_packets"), self.counter("marked_packets")
+        for fam in (4, 6):
+            with self.subTest(family=fam):
+                with L.connect("client", L.server_addr(fam), OPEN_PORT, timeout=5.0) as conn:
+                    self.assertTrue(conn.connected, f"allowed connection failed: {conn.error}")
+                    self.assertEqual(conn.send(b"marked"), b"echo:marked")
+                    conn.close()
+        seen = self.counter("all_packets") - all_before
+        marked = self.counter("marked_packets") - marked_before
+        # Both handshakes, the data and the closes: at least 3 packets each way... per family.
+        self.assertGreaterEqual(seen, 6, "the counting chain saw too few packets after the queue")
+        self.assertEqual(marked, seen, f"{seen - marked} of {seen} packets lost their mark in the queue")
+
+
+class HostShipped(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.HOST, "shipped"
+
+
+class HostBareNFQueue(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.HOST, "bare"
+
+
+class HostNftQueue(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.HOST, "nft"
+
+
+class GatewayShipped(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.GATEWAY, "shipped"
+
+
+class GatewayBareNFQueue(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.GATEWAY, "bare"
+
+
+class GatewayNftQueue(RejectTests, lab.LabTestCase):
+    MODE, DIVERSION = lab.GATEWAY, "nft"
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents
+# ---------------------------------------------------------------------------------------------
+
+def _outcome(error, started):
+    name = errno.errorcode.get(error.errno, str(error)) if isinstance(error, OSError) and error.errno else \
+        type(error).__name__ if error else None
+    print(json.dumps({"error": name, "seconds": time.monotonic() - started}), flush=True)
+
+
+def _agent_tcp_connect(addr, port):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5.0)
+    started = time.monotonic()
+    try:
+        s.connect((addr, port))
+        _outcome(None, started)
+    except OSError as e:
+        _outcome(e, started)
+    finally:
+        s.close()
+
+
+def _agent_udp_ask(addr, port):
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5.0)
+    s.connect((addr, port))
+    started = time.monotonic()
+    try:
+        s.send(b"seqwall reject test")
+        s.recv(2048)
+        _outcome(None, started)
+    except OSError as e:
+        _outcome(e, started)
+    finally:
+        s.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "tcp-connect":
+        _agent_tcp_connect(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "udp-ask":
+        _agent_udp_ask(sys.argv[2], int(sys.argv[3]))
+    else:
+        unittest.main(verbosity=2)
