@@ -17,9 +17,6 @@ struct AdapterCounters {
     var rejectAnswers: UInt64 = 0
     var rejectAnswersLimited: UInt64 = 0
     var rejectAnswersFailed: UInt64 = 0
-    /// seqwall's own answers that came back through the queue and passed although the table
-    /// held nothing for them (RecentAnswers).
-    var ownAnswersPassed: UInt64 = 0
 }
 
 /// One NFQUEUE queue and the share of the connection table that belongs to it. Runs on its own
@@ -307,7 +304,6 @@ final class QueueWorker: @unchecked Sendable {
             case .drop(.noConnection), .drop(.icmpUnrelated):
                 if recentAnswers.mayHold(now: now) && isOwnAnswer(packet) {
                     tracker.passOwnAnswer(insteadOf: verdict)
-                    adapter.ownAnswersPassed += 1
                     verdict = .accept
                 }
             default:

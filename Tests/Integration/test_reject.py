@@ -152,38 +152,34 @@ class RejectTests:
         self.assertIsNotNone(m, out)
         return int(m.group(1))
 
-    def test_tcp_reject_refused_within_a_second(self):
+    def assert_refused(self, role, kind, address, port, lost_answer_reason):
+        """One try of the agent's `kind` from `role` to address:port is refused
+        (ECONNREFUSED) within a second, counted as one `rule` drop and one answer sent, and
+        seqwall's answer, wherever the queue saw it, was not dropped as `lost_answer_reason`."""
         L = self.lab
+        before = L.daemon.stats()
+        answers_before = self.answers()
+        result = agent(L.ns[role], kind, address, port)
+        after = L.daemon.stats()
+        self.assertEqual(result["error"], "ECONNREFUSED", result)
+        self.assertLess(result["seconds"], 1.0, result)
+        self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
+        self.assertEqual(self.answers() - answers_before, 1, after["queues"])
+        self.assertEqual(lab.drops(after, lost_answer_reason) - lab.drops(before, lost_answer_reason), 0,
+                         after["drops"])
+
+    def test_tcp_reject_refused_within_a_second(self):
+        # In host mode the RST goes out through the queue: it must pass, not be dropped for
+        # want of a connection.
         for fam in (4, 6):
             with self.subTest(family=fam):
-                before = L.daemon.stats()
-                answers_before = self.answers()
-                result = agent(L.ns["client"], "tcp-connect", L.server_addr(fam), REJECT_PORT)
-                after = L.daemon.stats()
-                self.assertEqual(result["error"], "ECONNREFUSED", result)
-                self.assertLess(result["seconds"], 1.0, result)
-                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
-                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
-                # In host mode the RST went out through the queue: it passed, nothing else
-                # was dropped for want of a connection.
-                self.assertEqual(lab.drops(after, "no-connection") - lab.drops(before, "no-connection"), 0,
-                                 after["drops"])
-        self.assertEqual(L.server.accepts(REJECT_PORT), [])
+                self.assert_refused("client", "tcp-connect", self.lab.server_addr(fam), REJECT_PORT, "no-connection")
+        self.assertEqual(self.lab.server.accepts(REJECT_PORT), [])
 
     def test_udp_reject_refused_within_a_second(self):
-        L = self.lab
         for fam in (4, 6):
             with self.subTest(family=fam):
-                before = L.daemon.stats()
-                answers_before = self.answers()
-                result = agent(L.ns["client"], "udp-ask", L.server_addr(fam), UDP_REJECT_PORT)
-                after = L.daemon.stats()
-                self.assertEqual(result["error"], "ECONNREFUSED", result)
-                self.assertLess(result["seconds"], 1.0, result)
-                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
-                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
-                self.assertEqual(lab.drops(after, "icmp-unrelated") - lab.drops(before, "icmp-unrelated"), 0,
-                                 after["drops"])
+                self.assert_refused("client", "udp-ask", self.lab.server_addr(fam), UDP_REJECT_PORT, "icmp-unrelated")
 
     def test_outbound_reject_refused_locally(self):
         """Host mode, `reject out`: the host's own connect is refused by seqwall's RST, which
@@ -192,19 +188,10 @@ class RejectTests:
         through both times, though the refusal is forgotten after the first."""
         if self.MODE != lab.HOST:
             self.skipTest("host mode only: a gateway's own connections are not queued")
-        L = self.lab
         for fam in (4, 6):
             with self.subTest(family=fam):
-                before = L.daemon.stats()
-                answers_before = self.answers()
-                result = agent(L.ns["server"], "tcp-connect", L.client_addr(fam), OUT_REJECT_PORT)
-                after = L.daemon.stats()
-                self.assertEqual(result["error"], "ECONNREFUSED", result)
-                self.assertLess(result["seconds"], 1.0, result)
-                self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
-                self.assertEqual(self.answers() - answers_before, 1, after["queues"])
-                self.assertEqual(lab.drops(after, "no-connection") - lab.drops(before, "no-connection"), 0,
-                                 after["drops"])
+                self.assert_refused("server", "tcp-connect", self.lab.client_addr(fam), OUT_REJECT_PORT,
+                                    "no-connection")
 
     def test_mark_survives_an_accepted_packet(self):
         L = self.lab
