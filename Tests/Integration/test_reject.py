@@ -18,6 +18,8 @@ it checks, over IPv4 and IPv6:
   second, from seqwall's port unreachable;
 - host mode, `reject out`: the host's own connect is refused by seqwall's RST, which crosses
   OUTPUT and (bare diversion) INPUT over loopback and passes both;
+- (gateway, shipped diversion) answers are rate-limited: of 300 rejects decided at once, about
+  the limiter's burst of 100 are answered and the rest counted as held back;
 - a mark set before the queue (iptables mangle MARK, or nft `meta mark set`, 0x4000 as
   kube-proxy uses) is still on every packet of an accepted connection after the queue: an nft
   chain at a later priority of the same hook counts the marked packets and all packets, and
@@ -33,6 +35,7 @@ import errno
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -223,6 +226,42 @@ class HostNftQueue(RejectTests, lab.LabTestCase):
 
 class GatewayShipped(RejectTests, lab.LabTestCase):
     MODE, DIVERSION = lab.GATEWAY, "shipped"
+
+    def queued(self):
+        """Packets waiting in the kernel's queue for a verdict (queue_total)."""
+        fields = lab.ns_run(self.lab.fw_ns, ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout.split()
+        return int(fields[2]) if len(fields) > 2 else 0
+
+    def test_answers_are_rate_limited(self):
+        """300 rejected SYNs from forged source ports, decided at once (seqwall is stopped
+        while they queue up): every one is dropped as `rule`, but only the burst of the rate
+        limit (100, and what refills while they are decided) is answered; the rest are counted
+        as held back."""
+        problem = lab.scapy_problem()
+        if problem:
+            self.skipTest(problem)
+        L = self.lab
+        count = 300
+        packets = [{"family": 4, "dst": L.server4, "sport": 30000 + i, "dport": REJECT_PORT, "flags": "S",
+                    "seq": 1000 + i} for i in range(count)]
+        before = L.daemon.stats()
+        L.daemon.send_signal(signal.SIGSTOP)
+        try:
+            L.craft(packets)
+            self.assertTrue(lab.wait_for(lambda: self.queued() == count, timeout=20),
+                            f"the queue holds {self.queued()} of {count}")
+        finally:
+            L.daemon.send_signal(signal.SIGCONT)
+        self.assertTrue(lab.wait_for(lambda: L.daemon.stats()["packets"]["seen"] - before["packets"]["seen"] >= count,
+                                     timeout=30))
+        after = L.daemon.stats()
+        self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), count, after["drops"])
+        sent = sum(q["reject_answers"] for q in after["queues"]) - sum(q["reject_answers"] for q in before["queues"])
+        limited = (sum(q["reject_answers_limited"] for q in after["queues"])
+                   - sum(q["reject_answers_limited"] for q in before["queues"]))
+        self.assertEqual(sent + limited, count, after["queues"])
+        self.assertGreaterEqual(sent, 100, after["queues"])
+        self.assertLessEqual(sent, 110, after["queues"])
 
 
 class GatewayBareNFQueue(RejectTests, lab.LabTestCase):
