@@ -20,6 +20,8 @@ it checks, over IPv4 and IPv6:
   OUTPUT and (bare diversion) INPUT over loopback and passes both;
 - (gateway, shipped diversion) answers are rate-limited: of 300 rejects decided at once, about
   the limiter's burst of 100 are answered and the rest counted as held back;
+- the answers on the wire (scapy in the client namespace): addresses, TTL/hop limit 64, the
+  RST's sequence and ACK, the ICMP type/code and quote, every checksum;
 - a mark set before the queue (iptables mangle MARK, or nft `meta mark set`, 0x4000 as
   kube-proxy uses) is still on every packet of an accepted connection after the queue: an nft
   chain at a later priority of the same hook counts the marked packets and all packets, and
@@ -29,6 +31,7 @@ Usage: SEQWALL_BIN=.build/debug/seqwall /usr/bin/python3 -m unittest -v Tests/In
 Agents (run inside the lab's namespaces by the tests):
   /usr/bin/python3 test_reject.py tcp-connect ADDR PORT   connect once, print the outcome and its time
   /usr/bin/python3 test_reject.py udp-ask ADDR PORT       connected UDP: send once, recv, print the outcome
+  /usr/bin/python3 test_reject.py probe-answers JSON      scapy probes, print the answers' fields
 """
 
 import errno
@@ -196,6 +199,34 @@ class RejectTests:
                 self.assert_refused("server", "tcp-connect", self.lab.client_addr(fam), OUT_REJECT_PORT,
                                     "no-connection")
 
+    def test_answers_on_the_wire(self):
+        """The answers as the client receives them (scapy in the client namespace): the
+        RST from the server's address with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, TTL or hop
+        limit 64; the port unreachable from the server (host mode) or from the gateway's
+        address on the client's side (gateway mode), quoting the datagram; every checksum as
+        scapy computes it."""
+        problem = lab.scapy_problem()
+        if problem:
+            self.skipTest(problem)
+        L = self.lab
+        probes = [[fam, kind, L.server_addr(fam), REJECT_PORT if kind == "tcp" else UDP_REJECT_PORT]
+                  for fam in (4, 6) for kind in ("tcp", "udp")]
+        answers = agent(L.ns["client"], "probe-answers", json.dumps(probes))
+        for (fam, kind, server, _), answer in zip(probes, answers):
+            with self.subTest(family=fam, kind=kind):
+                self.assertIsNotNone(answer, "no answer came back")
+                self.assertEqual(answer["dst"], L.client_addr(fam), answer)
+                self.assertEqual(answer["ttl"], 64, answer)
+                self.assertTrue(answer["checksums_ok"], answer)
+                if kind == "tcp":
+                    self.assertEqual(answer["src"], server, answer)
+                    self.assertEqual((answer["flags"], answer["seq"], answer["ack"]), ("RA", 0, 7001), answer)
+                else:
+                    gateway_side = "198.51.100.1" if fam == 4 else "2001:db8:1::1"
+                    self.assertEqual(answer["src"], server if self.MODE == lab.HOST else gateway_side, answer)
+                    self.assertEqual((answer["type"], answer["code"]), (3, 3) if fam == 4 else (1, 4), answer)
+                    self.assertTrue(answer["quotes_datagram"], answer)
+
     def test_mark_survives_an_accepted_packet(self):
         L = self.lab
         all_before, marked_before = self.counter("all_packets"), self.counter("marked_packets")
@@ -310,10 +341,54 @@ def _agent_udp_ask(addr, port):
         s.close()
 
 
+def _agent_probe_answers(spec):
+    """For each [family, "tcp"|"udp", address, port]: sends a SYN (sequence 7000) or a UDP
+    datagram with scapy and prints what came back (null for nothing), as one JSON list."""
+    import logging
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
+    from scapy.all import ICMP, IP, TCP, UDP, IPv6, IPerror, IPerror6, Raw, conf, send, sniff  # noqa: E402
+    from scapy.layers.inet6 import ICMPv6DestUnreach  # noqa: E402
+    conf.verb = 0
+    out = []
+    for family, kind, address, port in json.loads(spec):
+        l3 = IP(dst=address) if family == 4 else IPv6(dst=address)
+        payload = b"seqwall quoted datagram"
+        probe = l3 / (TCP(sport=41000 + port % 1000, dport=port, flags="S", seq=7000) if kind == "tcp"
+                      else UDP(sport=42000 + port % 1000, dport=port) / Raw(payload))
+        # sniff rather than sr1: scapy reads a datagram quoted from port 5355 as LLMNR and
+        # then does not pair the error with its probe.
+        wanted = (lambda p: TCP in p and p[TCP].dport == probe[TCP].sport) if kind == "tcp" else \
+            (lambda p: (ICMP in p and p[ICMP].type == 3) or ICMPv6DestUnreach in p)
+        caught = sniff(iface="eth0", timeout=3, count=1, lfilter=wanted, started_callback=lambda: send(probe))
+        if not caught:
+            out.append(None)
+            continue
+        answer = caught[0][IP] if family == 4 else caught[0][IPv6]
+        rebuilt = answer.__class__(bytes(answer))
+        for layer in (rebuilt, rebuilt.payload):
+            for field in ("chksum", "cksum"):
+                if field in layer.fields:
+                    del layer.fields[field]
+        record = {"src": answer.src, "dst": answer.dst,
+                  "ttl": answer.ttl if family == 4 else answer.hlim,
+                  "checksums_ok": bytes(answer.__class__(bytes(rebuilt))) == bytes(answer)}
+        if kind == "tcp":
+            record.update(flags=str(answer[TCP].flags), seq=answer[TCP].seq, ack=answer[TCP].ack)
+        else:
+            icmp = answer[ICMP] if family == 4 else answer[ICMPv6DestUnreach]
+            quoted = icmp[IPerror] if family == 4 else icmp[IPerror6]
+            record.update(type=icmp.type, code=icmp.code,
+                          quotes_datagram=quoted.dst == address and bytes(quoted).endswith(payload))
+        out.append(record)
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "tcp-connect":
         _agent_tcp_connect(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) == 4 and sys.argv[1] == "udp-ask":
         _agent_udp_ask(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "probe-answers":
+        _agent_probe_answers(sys.argv[2])
     else:
         unittest.main(verbosity=2)
