@@ -411,8 +411,9 @@ final class QueueWorker: @unchecked Sendable {
     private func appendVerdict(queue: UInt16, id: UInt32, verdict: Verdict) {
         if sendLength + 128 > QueueWorker.sendBufferSize { flushVerdicts() }
         // A reject is dropped here; its answer went out on its own (answer(_:)).
-        let length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id,
-                                             verdict == .accept ? UInt32(NF_ACCEPT) : UInt32(NF_DROP))
+        let code: UInt32
+        if case .accept = verdict { code = UInt32(NF_ACCEPT) } else { code = UInt32(NF_DROP) }
+        let length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, code)
         sendLength += (Int(length) + 3) & ~3
     }
 
