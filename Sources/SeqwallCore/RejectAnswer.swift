@@ -143,9 +143,8 @@ public enum RejectAnswer {
     }
 
     /// Unicast in the sense icmp_send and nf_send_reset6 ask for: not unspecified, not
-    /// multicast, not the IPv4 limited broadcast. (A subnet's directed broadcast is known only
-    /// to the route; a datagram to it is not queued from INPUT with a unicast route, and the
-    /// answer's own route refuses it.)
+    /// multicast, not the IPv4 limited broadcast. A subnet's broadcast address is known only
+    /// from the interfaces: the daemon checks it before it sends (LocalBroadcasts).
     static func isUnicast(_ address: IPAddress) -> Bool {
         if address.isIPv4 {
             let value = address.ipv4Value

@@ -66,6 +66,7 @@ final class QueueWorker: @unchecked Sendable {
     private let answerBuffer: UnsafeMutableRawPointer
     private var answerLimit = AnswerRateLimit()
     private var recentAnswers = RecentAnswers()
+    private var localBroadcasts = LocalBroadcasts()
     /// Time per packet, for the metrics endpoint (measured in run()); plain integers owned by
     /// this thread, copied out by a scrape's job.
     private(set) var processing = LatencyHistogram()
@@ -343,6 +344,12 @@ final class QueueWorker: @unchecked Sendable {
             length = 0
         }
         guard length > 0 else { return }
+        // The answer's destination is the refused packet's source; its source the refused
+        // packet's destination (bytes 12-15 of an IPv4 answer), which must not be a broadcast.
+        if answerBuffer.load(as: UInt8.self) >> 4 == 4 {
+            let refusedDestination = UInt32(bigEndian: answerBuffer.load(fromByteOffset: 12, as: UInt32.self))
+            if refusedDestination != 0 && localBroadcasts.contains(refusedDestination, now: now) { return }
+        }
         guard answerLimit.admit(now: now) else {
             adapter.rejectAnswersLimited += 1
             return

@@ -16,6 +16,7 @@ it checks, over IPv4 and IPv6:
   sent; in host mode seqwall's own RST crosses OUTPUT and the queue and passes;
 - a connected UDP socket's datagram to a rejected port gets ECONNREFUSED on recv in under a
   second, from seqwall's port unreachable;
+- host mode: a rejected datagram to the subnet's broadcast address is not answered;
 - host mode, `reject out`: the host's own connect is refused by seqwall's RST, which crosses
   OUTPUT and (bare diversion) INPUT over loopback and passes both;
 - (gateway, shipped diversion) answers are rate-limited: of 300 rejects decided at once, about
@@ -227,6 +228,21 @@ class RejectTests:
                     self.assertEqual((answer["type"], answer["code"]), (3, 3) if fam == 4 else (1, 4), answer)
                     self.assertTrue(answer["quotes_datagram"], answer)
 
+    def test_no_answer_to_a_broadcast(self):
+        """Host mode: a rejected datagram sent to the subnet's broadcast address is dropped
+        but not answered (RFC 1122 3.2.2; the kernel's REJECT does not answer one either, and
+        the answer would have to come from the broadcast address)."""
+        if self.MODE != lab.HOST:
+            self.skipTest("host mode only: the broadcast is delivered to the host itself")
+        L = self.lab
+        before = L.daemon.stats()
+        answers_before = self.answers()
+        result = agent(L.ns["client"], "udp-ask", "198.51.100.255", UDP_REJECT_PORT)
+        after = L.daemon.stats()
+        self.assertEqual(result["error"], "TimeoutError", result)
+        self.assertEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1, after["drops"])
+        self.assertEqual(self.answers() - answers_before, 0, after["queues"])
+
     def test_mark_survives_an_accepted_packet(self):
         L = self.lab
         all_before, marked_before = self.counter("all_packets"), self.counter("marked_packets")
@@ -328,7 +344,9 @@ def _agent_tcp_connect(addr, port):
 
 def _agent_udp_ask(addr, port):
     s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(5.0)
+    s.settimeout(3.0)
+    if ":" not in addr:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     s.connect((addr, port))
     started = time.monotonic()
     try:
