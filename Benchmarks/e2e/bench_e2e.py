@@ -70,7 +70,6 @@ pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}
 QUEUE_RULES = """*filter
 :SEQWALL - [0:0]
 -A FORWARD -p tcp -j SEQWALL
--A SEQWALL -p tcp -m mark --mark 0x5357 -j REJECT --reject-with tcp-reset
 -A SEQWALL -j NFQUEUE QUEUE_TARGET --queue-bypass
 COMMIT
 """

@@ -107,12 +107,13 @@ static inline int seqwall_nfq_read_truncated_packet_id(const void *buf, size_t l
     return 0;
 }
 
-/* Writes a verdict message at buf (4-byte aligned, at least 64 bytes free); returns its length. */
+/* Writes a verdict message at buf (4-byte aligned, at least 64 bytes free); returns its length.
+ * It never carries NFQA_MARK: the packet keeps the mark it was queued with, which belongs to
+ * the operator (policy routing, kube-proxy and others match on it). */
 static inline uint32_t seqwall_nfq_put_verdict(void *buf, uint16_t queue, uint32_t packet_id,
-                                               uint32_t verdict, int set_mark, uint32_t mark) {
+                                               uint32_t verdict) {
     struct nlmsghdr *nlh = nfq_nlmsg_put((char *)buf, NFQNL_MSG_VERDICT, queue);
     nfq_nlmsg_verdict_put(nlh, (int)packet_id, (int)verdict);
-    if (set_mark) nfq_nlmsg_verdict_put_mark(nlh, mark);
     return nlh->nlmsg_len;
 }
 

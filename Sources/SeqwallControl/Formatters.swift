@@ -138,6 +138,9 @@ public enum Formatters {
         }
         for queue in stats.queues {
             var line = "queue \(queue.queue)      seen \(queue.seen)  accepted \(queue.accepted)  dropped \(queue.dropped)  enobufs \(queue.enobufs)  malformed \(queue.malformed_messages)  send-errors \(queue.send_errors)  connections \(queue.connections)"
+            if queue.reject_answers + queue.reject_answers_limited + queue.reject_answers_failed > 0 {
+                line += "  reject-answers \(queue.reject_answers) (rate-limited \(queue.reject_answers_limited), failed \(queue.reject_answers_failed))"
+            }
             if let kernel = queue.kernel {
                 line += "  kernel: queue_total \(kernel.queue_total)  queue_dropped \(kernel.queue_dropped)  user_dropped \(kernel.user_dropped)"
             }

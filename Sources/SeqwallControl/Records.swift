@@ -151,6 +151,10 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var malformed_messages: UInt64
         /// Batches of verdicts the kernel refused (their packets wait until the queue times out).
         public var send_errors: UInt64
+        /// Answers to rejected packets: sent, held back by the rate limit, not sent.
+        public var reject_answers: UInt64
+        public var reject_answers_limited: UInt64
+        public var reject_answers_failed: UInt64
         public var connections: Int
         public var kernel: KernelQueue?
     }
@@ -204,13 +208,20 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var enobufs: UInt64
         public var malformedMessages: UInt64
         public var sendErrors: UInt64
+        public var rejectAnswers: UInt64
+        public var rejectAnswersLimited: UInt64
+        public var rejectAnswersFailed: UInt64
         public var kernel: KernelQueue?
         public var halfOpenLimit: Int?
         public var sources: Sources?
 
         public init(queue: UInt16, counters: TrackerCounters, connections: Int, halfOpen: Int, limit: Int,
-                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0, kernel: KernelQueue?,
-                    halfOpenLimit: Int? = nil, sources: Sources? = nil) {
+                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0,
+                    rejectAnswers: UInt64 = 0, rejectAnswersLimited: UInt64 = 0, rejectAnswersFailed: UInt64 = 0,
+                    kernel: KernelQueue?, halfOpenLimit: Int? = nil, sources: Sources? = nil) {
+            self.rejectAnswers = rejectAnswers
+            self.rejectAnswersLimited = rejectAnswersLimited
+            self.rejectAnswersFailed = rejectAnswersFailed
             self.halfOpenLimit = halfOpenLimit
             self.sources = sources
             self.queue = queue
@@ -249,7 +260,9 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
                   dropped: $0.counters.dropped, enobufs: $0.enobufs, malformed_messages: $0.malformedMessages,
-                  send_errors: $0.sendErrors, connections: $0.connections,
+                  send_errors: $0.sendErrors, reject_answers: $0.rejectAnswers,
+                  reject_answers_limited: $0.rejectAnswersLimited, reject_answers_failed: $0.rejectAnswersFailed,
+                  connections: $0.connections,
                   kernel: $0.kernel)
         }
     }

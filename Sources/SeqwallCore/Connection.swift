@@ -79,7 +79,7 @@ public struct ConnectionStatus: OptionSet, Sendable, Equatable {
     public static let simultaneousOpen = ConnectionStatus(rawValue: 0x04)
     /// A SYN seen in LAST_ACK may draw an RFC 5961 challenge ACK (IP_CT_EXP_CHALLENGE_ACK).
     public static let expectChallengeAck = ConnectionStatus(rawValue: 0x08)
-    /// A `reject` rule refused this connection: the entry lives only until the kernel's RST
+    /// A `reject` rule refused this connection: the entry lives only until seqwall's RST
     /// answer has gone out (host mode queues it on OUTPUT), and re-rejects retransmitted SYNs.
     public static let rejected = ConnectionStatus(rawValue: 0x10)
     /// First seen mid-stream with `set pickup on`: no SYN was seen, its history is learned.

@@ -81,8 +81,8 @@ extension ConnectionTracker {
         case .block:
             verdict = dropped(.rule)
         case .reject:
-            // The kernel's REJECT answers UDP with a port unreachable; an echo request has no
-            // such answer, so a `reject` (a default one: rules refuse it) drops it.
+            // A rejected UDP datagram is answered with a port unreachable; an echo request has
+            // no such answer, so a `reject` (a default one: rules refuse it) drops it.
             if protocolName == .udp {
                 rememberRejection(key, direction: direction, state: .none, now: now)
                 verdict = rejectedByRule()
@@ -139,8 +139,8 @@ extension ConnectionTracker {
                                                        receiver: connection.pointee.peer(direction.opposite))
             else { return dropped(.icmpUnrelated) }
         } else if connection.pointee.status.contains(.rejected) {
-            // The port unreachable the kernel's REJECT sends for a refused UDP datagram (host
-            // mode queues it on OUTPUT): let it out and forget the refusal, as for the RST.
+            // The port unreachable seqwall sends for a refused UDP datagram (host mode queues
+            // it on OUTPUT): let it out and forget the refusal, as for the RST.
             guard direction == .original else { return dropped(.icmpUnrelated) }
             destroy(slot: slot)
         }

@@ -337,9 +337,9 @@ public final class ConnectionTracker {
         return dropped(.noConnection)
     }
 
-    /// Remembers a refusal briefly, so the answer the kernel sends back on our behalf (a TCP
-    /// RST, an ICMP port unreachable) is let out (it has no connection otherwise) and a
-    /// retransmission is refused again.
+    /// Remembers a refusal briefly, so the answer seqwall sends (RejectAnswer: a TCP RST, an
+    /// ICMP port unreachable) is let out when the queue sees it (it has no connection
+    /// otherwise) and a retransmission is refused again.
     func rememberRejection(_ key: FlowKey, direction: Direction, state: TCPState, now: UInt64) {
         guard !table.isFull else { return }
         var refused = Connection(key: key, direction: direction)
@@ -355,6 +355,16 @@ public final class ConnectionTracker {
     func rejectedByRule() -> Verdict {
         _ = dropped(.rule)
         return .reject
+    }
+
+    /// seqwall's own answer to a rejected packet, back through the queue, that the tracker
+    /// dropped (no connection, or an ICMP error it could not relate) because the refusal's
+    /// entry was not there: it passes after all, and is counted as accepted instead.
+    public func passOwnAnswer(insteadOf verdict: Verdict) {
+        guard case .drop(let reason) = verdict else { return }
+        hot.pointee.counters.dropped -= 1
+        hot.pointee.counters.drops[Int(reason.rawValue)] -= 1
+        hot.pointee.counters.accepted += 1
     }
 
     @inline(__always)

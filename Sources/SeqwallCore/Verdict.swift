@@ -79,6 +79,7 @@ public enum Verdict: Equatable, Sendable {
     case accept
     case drop(DropReason)
     /// Drop, and answer the sender (a `reject` rule): with a TCP RST for TCP, with an ICMP port
-    /// unreachable for UDP (the kernel's REJECT does either, see rules/*.iptables).
+    /// unreachable for UDP. seqwall sends the answer itself (RejectAnswer), as the kernel's
+    /// REJECT would.
     case reject
 }

@@ -507,7 +507,11 @@ public final class Daemon: @unchecked Sendable {
                                        limit: worker.tracker.table.limit,
                                        enobufs: worker.adapter.enobufs,
                                        malformedMessages: worker.adapter.malformedMessages,
-                                       sendErrors: worker.adapter.sendErrors, kernel: kernel[worker.queue],
+                                       sendErrors: worker.adapter.sendErrors,
+                                       rejectAnswers: worker.adapter.rejectAnswers,
+                                       rejectAnswersLimited: worker.adapter.rejectAnswersLimited,
+                                       rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
+                                       kernel: kernel[worker.queue],
                                        halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
                                        sources: worker.tracker.limiter.sources.map { sources in
                                            StatsRecord.Sources(active: sources.activeEntries(now: SystemCall.monotonicNanoseconds()),

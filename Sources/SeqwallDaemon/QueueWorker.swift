@@ -12,6 +12,11 @@ struct AdapterCounters {
     var enobufs: UInt64 = 0
     var malformedMessages: UInt64 = 0
     var sendErrors: UInt64 = 0
+    /// Answers to rejected packets (RejectSender): sent, held back by the rate limit, and not
+    /// sent (no raw socket, or the kernel refused the send).
+    var rejectAnswers: UInt64 = 0
+    var rejectAnswersLimited: UInt64 = 0
+    var rejectAnswersFailed: UInt64 = 0
 }
 
 /// One NFQUEUE queue and the share of the connection table that belongs to it. Runs on its own
@@ -19,8 +24,6 @@ struct AdapterCounters {
 /// The queue-balance hash sends both directions of a flow to the same queue, so a shard never
 /// needs another's connections.
 final class QueueWorker: @unchecked Sendable {
-    /// The mark a rejected packet comes back with (NF_REPEAT); iptables answers it with a RST.
-    static let rejectMark: UInt32 = 0x5357
     static let sendBufferSize = 64 * 1024
     /// Packets taken from the socket in one `recvmmsg` and decided together; their verdicts go
     /// out in one send.
@@ -57,6 +60,13 @@ final class QueueWorker: @unchecked Sendable {
     let dropLog: DropLogChannel
     private var dropLogMode: DropLogMode
     private var dropLogSampler = DropLogSampler()
+    /// The answers to rejected packets: nil when the raw sockets could not be opened (no
+    /// CAP_NET_RAW), and a reject is then a silent drop, counted as a failed answer.
+    private let rejectSender: RejectSender?
+    private let answerBuffer: UnsafeMutableRawPointer
+    private var answerLimit = AnswerRateLimit()
+    private var recentAnswers = RecentAnswers()
+    private var localBroadcasts = LocalBroadcasts()
     /// Time per packet, for the metrics endpoint (measured in run()); plain integers owned by
     /// this thread, copied out by a scrape's job.
     private(set) var processing = LatencyHistogram()
@@ -82,6 +92,13 @@ final class QueueWorker: @unchecked Sendable {
         pendingVerdicts = .allocate(capacity: QueueWorker.batchLimit)
         pendingVerdicts.initialize(repeating: .accept, count: QueueWorker.batchLimit)
         sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
+        answerBuffer = .allocate(byteCount: RejectAnswer.capacity, alignment: 16)
+        do {
+            rejectSender = try RejectSender()
+        } catch {
+            rejectSender = nil
+            logger.warning("queue \(queue): cannot open raw sockets to answer rejected packets (\(error)); `reject` rules drop without an answer. seqwall needs CAP_NET_RAW for them.")
+        }
         do {
             now = SystemCall.monotonicNanoseconds()
             // Packets that arrive while the queue is being configured are decided one by one:
@@ -103,6 +120,7 @@ final class QueueWorker: @unchecked Sendable {
         pendingQueued.deallocate()
         pendingVerdicts.deallocate()
         sendBuffer.deallocate()
+        answerBuffer.deallocate()
     }
 
     /// The thread body: packets, jobs and expiry until a stop job arrives.
@@ -168,6 +186,9 @@ final class QueueWorker: @unchecked Sendable {
         metrics.enobufs = adapter.enobufs
         metrics.malformedMessages = adapter.malformedMessages
         metrics.sendErrors = adapter.sendErrors
+        metrics.rejectAnswers = adapter.rejectAnswers
+        metrics.rejectAnswersLimited = adapter.rejectAnswersLimited
+        metrics.rejectAnswersFailed = adapter.rejectAnswersFailed
         metrics.processing = processing.snapshot()
         return metrics
     }
@@ -261,14 +282,6 @@ final class QueueWorker: @unchecked Sendable {
             adapter.malformedMessages += 1
             return
         }
-        if packet.mark == QueueWorker.rejectMark {
-            // Our rejected packet came back: the REJECT rule is missing from the chain. Drop it
-            // rather than loop (the packets before it are decided first, to keep the order).
-            decidePending()
-            appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: .drop(.rule))
-            logDrop(.rule, packet: packet)
-            return
-        }
         if pendingCount == QueueWorker.batchLimit { decidePending() }
         pending[pendingCount] = packet
         pendingQueued[pendingCount] = QueuedPacket(
@@ -285,7 +298,18 @@ final class QueueWorker: @unchecked Sendable {
                         verdicts: pendingVerdicts, now: now)
         for index in 0..<pendingCount {
             let packet = pending[index]
-            let verdict = pendingVerdicts[index]
+            var verdict = pendingVerdicts[index]
+            switch verdict {
+            case .reject:
+                answer(packet)
+            case .drop(.noConnection), .drop(.icmpUnrelated):
+                if recentAnswers.mayHold(now: now) && isOwnAnswer(packet) {
+                    tracker.passOwnAnswer(insteadOf: verdict)
+                    verdict = .accept
+                }
+            default:
+                break
+            }
             appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
             if case .drop(let reason) = verdict {
                 if reason == .fragment { dropLog.countFragment() }
@@ -295,6 +319,62 @@ final class QueueWorker: @unchecked Sendable {
             }
         }
         pendingCount = 0
+    }
+
+    // MARK: Answers to rejected packets
+
+    /// Answers a rejected packet (RejectAnswer): an RST for TCP, a port unreachable for UDP,
+    /// within the rate limit. Rejects are rare; the packet is parsed again here rather than
+    /// carried out of the tracker. An unreachable's source is the datagram's destination when it
+    /// was addressed to this host (INPUT), else the kernel's choice (icmp_send, icmpv6_send).
+    private func answer(_ packet: seqwall_nfq_packet) {
+        guard let rejectSender else {
+            adapter.rejectAnswersFailed += 1
+            return
+        }
+        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        let length: Int
+        switch PacketParser.parse(bytes, wireLength: Int(packet.wire_length)) {
+        case .tcp(let segment):
+            length = RejectAnswer.reset(answering: segment, into: answerBuffer)
+        case .datagram(let datagram) where datagram.kind == .udp:
+            let local = QueueWorker.hook(of: packet) == .input ? datagram.key.destination : nil
+            length = RejectAnswer.portUnreachable(quoting: bytes, wireLength: Int(packet.wire_length),
+                                                  source: local, into: answerBuffer)
+        default:
+            length = 0
+        }
+        guard length > 0 else { return }
+        // The answer's destination is the refused packet's source; its source the refused
+        // packet's destination (bytes 12-15 of an IPv4 answer), which must not be a broadcast.
+        if answerBuffer.load(as: UInt8.self) >> 4 == 4 {
+            let refusedDestination = UInt32(bigEndian: answerBuffer.load(fromByteOffset: 12, as: UInt32.self))
+            if refusedDestination != 0 && localBroadcasts.contains(refusedDestination, now: now) { return }
+        }
+        guard answerLimit.admit(now: now) else {
+            adapter.rejectAnswersLimited += 1
+            return
+        }
+        let answer = UnsafeRawBufferPointer(start: answerBuffer, count: length)
+        if let ticket = AnswerTicket(PacketParser.parse(answer, wireLength: length)) {
+            recentAnswers.remember(ticket, now: now)
+        }
+        let scope = packet.indev != 0 ? packet.indev : packet.outdev
+        if rejectSender.send(answerBuffer, length: length, scope: scope) < 0 {
+            adapter.rejectAnswersFailed += 1
+        } else {
+            adapter.rejectAnswers += 1
+        }
+    }
+
+    /// Whether a packet the tracker would drop is one of seqwall's own recent answers coming
+    /// back through the queue (RecentAnswers).
+    private func isOwnAnswer(_ packet: seqwall_nfq_packet) -> Bool {
+        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        guard let ticket = AnswerTicket(PacketParser.parse(bytes, wireLength: Int(packet.wire_length))) else {
+            return false
+        }
+        return recentAnswers.contains(ticket, now: now)
     }
 
     // MARK: Drop log
@@ -342,17 +422,10 @@ final class QueueWorker: @unchecked Sendable {
     @inline(__always)
     private func appendVerdict(queue: UInt16, id: UInt32, verdict: Verdict) {
         if sendLength + 128 > QueueWorker.sendBufferSize { flushVerdicts() }
-        let length: UInt32
-        switch verdict {
-        case .accept:
-            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_ACCEPT), 0, 0)
-        case .drop:
-            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_DROP), 0, 0)
-        case .reject:
-            // Back through the hook with our mark: the chain's REJECT rule answers with a RST.
-            length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, UInt32(NF_REPEAT), 1,
-                                             QueueWorker.rejectMark)
-        }
+        // A reject is dropped here; its answer went out on its own (answer(_:)).
+        let code: UInt32
+        if case .accept = verdict { code = UInt32(NF_ACCEPT) } else { code = UInt32(NF_DROP) }
+        let length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, code)
         sendLength += (Int(length) + 3) & ~3
     }
 

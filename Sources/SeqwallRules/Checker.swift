@@ -155,7 +155,7 @@ struct Checker {
         var halfOpenValid = true
         var actionValid = true
         if statement.action == .reject && !statement.protocolName.hasPorts {
-            // The kernel's REJECT answers with an RST or a port unreachable; nothing answers an
+            // A reject is answered with an RST or a port unreachable; nothing answers an
             // echo request that way.
             diagnostics.report(at: statement.location, "an ICMP echo cannot be rejected; use 'block'")
             actionValid = false

@@ -15,6 +15,10 @@ public struct QueueMetrics: Sendable {
     public var enobufs: UInt64 = 0
     public var malformedMessages: UInt64 = 0
     public var sendErrors: UInt64 = 0
+    /// Answers to rejected packets: sent, held back by the rate limit, not sent.
+    public var rejectAnswers: UInt64 = 0
+    public var rejectAnswersLimited: UInt64 = 0
+    public var rejectAnswersFailed: UInt64 = 0
     /// The kernel's figures from /proc/net/netfilter/nfnetlink_queue; nil when it has none.
     public var kernel: StatsRecord.KernelQueue?
     /// `--fail-open`: the kernel then accepts what a full queue cannot hold, and counts nothing.
@@ -110,6 +114,16 @@ public struct DaemonMetrics: Sendable {
                  "Messages from the kernel that were not well-formed packet messages.") { $0.malformedMessages }
         perQueue("seqwall_queue_send_errors_total", .counter,
                  "Batches of verdicts the kernel refused.") { $0.sendErrors }
+        perQueue("seqwall_reject_answers_total", .counter,
+                 "TCP resets and port unreachables sent for rejected packets.") { $0.rejectAnswers }
+        perQueue("seqwall_reject_answers_limited_total", .counter,
+                 "Answers to rejected packets held back by the rate limit (the packet is dropped all the same).") {
+            $0.rejectAnswersLimited
+        }
+        perQueue("seqwall_reject_answers_failed_total", .counter,
+                 "Answers to rejected packets that could not be sent (no raw socket, or the kernel refused).") {
+            $0.rejectAnswersFailed
+        }
         perQueue("seqwall_queue_fail_open", .gauge,
                  "1 with --fail-open: a full queue then accepts packets unchecked, and the kernel counts none of them.") {
             $0.failOpen ? 1 : 0

@@ -5,8 +5,8 @@ A burst far larger than one batch (64 messages) is made to wait in the kernel's 
 seqwall is stopped (SIGSTOP) while the client sends it, so when it goes on it finds hundreds of
 messages and must take them as several full batches back to back. The burst mixes, in one
 shuffled order, many flows (distinct source ports, IPv4 and IPv6) and verdicts: SYNs to an open
-port (accepted), SYNs to a closed port (dropped, `rule`), a rejected port (NF_REPEAT with the
-reject mark; iptables answers with a RST), SYN|FIN (dropped, `bad-flags`) and bare ACKs of no
+port (accepted), SYNs to a closed port (dropped, `rule`), a rejected port (dropped, `rule`,
+and answered by seqwall with a RST), SYN|FIN (dropped, `bad-flags`) and bare ACKs of no
 connection (dropped, `no-connection`). Every packet must be judged exactly once and rightly:
 the `stats` deltas equal what was sent, per reason; the server's namespace counts (and then
 discards, so nothing answers) exactly the accepted ones; the kernel queue lost nothing.
@@ -161,8 +161,8 @@ class BatchReceiveTest(LabTestCase):
         _, queue_dropped, user_dropped = queue_total(fw)
         self.assertEqual((queue_dropped - queue_dropped_before, user_dropped - user_dropped_before), (0, 0))
 
-        # The accepted SYNs, and only they, reached the server; the rejected ones came back
-        # with the reject mark and went to iptables' REJECT instead.
+        # The accepted SYNs, and only they, reached the server; the rejected ones were dropped
+        # and answered by seqwall instead.
         arrived = arrivals(self.lab.ns["server"], (OPEN_PORT, CLOSED_PORT, REJECT_PORT))
         self.assertEqual(arrived[OPEN_PORT] - arrived_before[OPEN_PORT], expected["open"])
         self.assertEqual(arrived[CLOSED_PORT] - arrived_before[CLOSED_PORT], 0)

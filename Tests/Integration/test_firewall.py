@@ -166,8 +166,7 @@ class FirewallTests:
 
     def test_2c_reject_rule_answers_with_rst(self):
         """`reject in tcp to port 8082`: the client's connect is refused at once (TCP RST
-        made by the shipped iptables file's REJECT rule), and the SYN never reaches the
-        server."""
+        sent by seqwall itself), and the SYN never reaches the server."""
         before = self.stats()
         t0 = time.monotonic()
         with self.lab.connect("client", self.server, REJECT_PORT, timeout=3.0) as c:

@@ -611,9 +611,9 @@ class HostNeighbourDiscoveryShippedTests(NeighbourDiscoveryTests, lab.LabTestCas
         self.assertGreater(nd_matched, 0, "no neighbour discovery matched the shipped file's u32 rules")
 
     def test_udp_reject_answers_port_unreachable(self):
-        """`reject in udp to port 5355`: the kernel's REJECT (the shipped file's second rule)
-        answers with a port unreachable, which leaves through OUTPUT, where seqwall lets it
-        out as related to the refusal. A listener on 5355 shows the datagram never arrived."""
+        """`reject in udp to port 5355`: seqwall answers with a port unreachable, which leaves
+        through OUTPUT, where seqwall lets it out as related to the refusal. A listener on
+        5355 shows the datagram never arrived."""
         L = self.lab
         log = os.path.join(L.workdir, "udp-host.log")
         start_agent(L.ns["server"], L.workdir, "udp-serve-host", ["udp-serve", str(UDP_REJECTED), log])

@@ -416,8 +416,9 @@ class DiversionTest(unittest.TestCase):
             chain = [ln for ln in filt if ln.startswith("-A SEQWALL ")]
             self.assertTrue(any("NFQUEUE --queue-num 0" in ln for ln in chain),
                             f"{tool}: SEQWALL has no NFQUEUE rule: {chain}")
-            self.assertTrue(any("--reject-with tcp-reset" in ln for ln in chain),
-                            f"{tool}: SEQWALL has no reject rule: {chain}")
+            # seqwall answers rejects itself: no REJECT rule, nothing matching a mark.
+            self.assertFalse(any("REJECT" in ln or "--mark" in ln for ln in chain),
+                             f"{tool}: SEQWALL has a reject or mark rule: {chain}")
             for table in TABLES:
                 rest = [ln for ln in after[(tool, table)] if "SEQWALL" not in ln]
                 self.assertEqual(rest, self.before[(tool, table)],
@@ -643,7 +644,8 @@ class ConfinedDaemonTest(unittest.TestCase):
 
     def test_confined_daemon_filters_reloads_and_keeps_state(self):
         capabilities = unit_setting(self.unit, "CapabilityBoundingSet").split()
-        self.assertEqual(capabilities, ["CAP_NET_ADMIN"])
+        # CAP_NET_RAW for the raw sockets that answer rejected packets, and nothing more.
+        self.assertEqual(capabilities, ["CAP_NET_ADMIN", "CAP_NET_RAW"])
         self.assertEqual(unit_setting(self.unit, "NoNewPrivileges"), "yes")
         fw = self.lab.fw_ns
         divert = os.path.join(self.destdir, DIVERT)
@@ -700,6 +702,8 @@ class ConfinedDaemonTest(unittest.TestCase):
                     self.assertFalse(conn.connected)
                     self.assertIn("refused", str(conn.error).lower(),
                                   f"reject did not answer with a RST: {conn.error}")
+        self.assertEqual(sum(q["reject_answers"] for q in daemon.stats()["queues"]), 2,
+                         "seqwall did not send the two RSTs itself")
         stats = daemon.stats()
         self.assertGreaterEqual(lab.drops(stats, "rule"), 2, stats)
 
@@ -730,6 +734,7 @@ class ConfinedDaemonTest(unittest.TestCase):
             families = set(unit_setting(self.unit, "RestrictAddressFamilies").split())
             opened = traced_socket_families(trace, lab.SEQWALL_BIN)
             self.assertIn("AF_NETLINK", opened)
+            self.assertLessEqual({"AF_INET", "AF_INET6"}, opened, "no raw sockets for the answers to rejects")
             self.assertLessEqual(opened, families,
                                  "seqwall opened sockets RestrictAddressFamilies= refuses")
             refused = sorted(used - allowed_syscalls(self.unit))

@@ -327,7 +327,7 @@ limit syn-rate 5/s burst 10 per-source
             rejected_after = time.monotonic() - t0
         self.assertFalse(c.connected)
         self.assertIn("ConnectionRefused", str(c.error))
-        # An answer from the kernel's REJECT, not a timeout: well under the 1 s after which
+        # An answer from seqwall, not a timeout: well under the 1 s after which
         # the client would retransmit its SYN.
         self.assertLess(rejected_after, 1.0, f"refused only after {rejected_after:.2f}s")
         t0 = time.monotonic()

@@ -386,7 +386,7 @@ class ReplayGatewayTest(lab.LabTestCase):
         doc = self.replays["ethernet"]
         self.assertEqual(doc["capture"]["link_type"], "EN10MB")
         rejected = self.assert_session("ethernet")
-        # On the outside interface the RST that the kernel's REJECT sent for the rejected SYN
+        # On the outside interface the RST that seqwall sent for the rejected SYN
         # shows too. Replay lets it out and ends the refused entry; the live daemon never saw
         # it (it left through OUTPUT, which gateway mode does not queue).
         self.assertEqual([(p["flags"], outcome(p)) for p in rejected[1:]], [("RST,ACK", "accept -")])
@@ -415,7 +415,7 @@ class ReplayGatewayTest(lab.LabTestCase):
         judged = [p for p in doc["packets"] if p["verdict"] != "skip"]
         copies = [p for p in doc["packets"] if p["verdict"] == "skip"]
         # The copies leaving the firewall are skipped: each packet the daemon let through once,
-        # and the RST the kernel's REJECT sent.
+        # and the RST seqwall sent for the rejected SYN.
         self.assertEqual({p["reason"] for p in copies}, {"outgoing-copy"})
         self.assertEqual(len(copies), self.live["accepted"] + 1)
         self.assertEqual(doc["capture"]["skipped"]["outgoing-copy"], len(copies))

@@ -122,7 +122,8 @@ struct RecordTests {
         let stats = StatsRecord(queues: [
             .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil),
             .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 4,
-                  malformedMessages: 2, sendErrors: 1, kernel: nil),
+                  malformedMessages: 2, sendErrors: 1, rejectAnswers: 3, rejectAnswersLimited: 2,
+                  rejectAnswersFailed: 1, kernel: nil),
         ])
         #expect(stats.packets.seen == 15 && stats.packets.accepted == 12 && stats.packets.dropped == 3)
         #expect(stats.drops.count == DropReason.allCases.count)
@@ -133,6 +134,10 @@ struct RecordTests {
         let text = Formatters.statsText(stats)
         #expect(text.contains("packets      seen 15  accepted 12  dropped 3"))
         #expect(text.contains("  bad-flags             2"))
+        // Answers to rejects show only for a queue that sent or held back any.
+        #expect(stats.queues.map(\.reject_answers) == [0, 3])
+        #expect(text.contains("send-errors 1  connections 1  reject-answers 3 (rate-limited 2, failed 1)"))
+        #expect(!text.contains("send-errors 0  connections 2  reject-answers"))
         // No limit and no source table: the new fields say so, and JSON leaves them out.
         #expect(stats.connections.half_open_limit == nil && stats.sources == nil)
         #expect(text.contains("limits       half-open limit none  half-open evictions 0  early drops 0"))

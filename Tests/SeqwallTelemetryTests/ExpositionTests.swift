@@ -109,6 +109,9 @@ struct ExpositionTests {
         queue.enobufs = 5
         queue.sendErrors = 6
         queue.malformedMessages = 9
+        queue.rejectAnswers = 14
+        queue.rejectAnswersLimited = 15
+        queue.rejectAnswersFailed = 16
         queue.kernel = number == 0 ? StatsRecord.KernelQueue(queue_total: 2, queue_dropped: 11, user_dropped: 13) : nil
         queue.failOpen = true
         queue.dropLogSuppressed = 40
@@ -153,6 +156,9 @@ struct ExpositionTests {
         #expect(values["seqwall_queue_send_errors_total{queue=\"0\"}"] == "6")
         #expect(values["seqwall_queue_malformed_messages_total{queue=\"0\"}"] == "9")
         #expect(values["seqwall_queue_fail_open{queue=\"3\"}"] == "1")
+        #expect(values["seqwall_reject_answers_total{queue=\"0\"}"] == "14")
+        #expect(values["seqwall_reject_answers_limited_total{queue=\"3\"}"] == "15")
+        #expect(values["seqwall_reject_answers_failed_total{queue=\"0\"}"] == "16")
         #expect(values["seqwall_kernel_queue_waiting{queue=\"0\"}"] == "2")
         #expect(values["seqwall_kernel_queue_dropped_total{queue=\"0\"}"] == "11")
         #expect(values["seqwall_kernel_queue_user_dropped_total{queue=\"0\"}"] == "13")
