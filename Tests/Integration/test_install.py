@@ -282,7 +282,8 @@ class InstallTest(unittest.TestCase):
         for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "EXAMPLES", "FILES", "SEE ALSO"):
             self.assertRegex(text, rf"(?m)^{heading}$", f"the rules man page has no {heading}")
         # Every statement of the language, as the parser knows them.
-        parser = open(os.path.join(lab.REPO, "Sources/SeqwallRules/Parser.swift")).read()
+        with open(os.path.join(lab.REPO, "Sources/SeqwallRules/Parser.swift")) as f:
+            parser = f.read()
         keywords = re.search(r"statementKeywords = \[([^\]]*)\]", parser).group(1)
         for keyword in re.findall(r'"([a-z-]+)"', keywords):
             self.assertRegex(text, rf"(?m)^\s*{keyword}\b", f"the rules man page omits {keyword}")
