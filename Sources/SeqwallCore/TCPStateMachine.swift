@@ -283,9 +283,10 @@ public enum TCPStateMachine {
                 checkWindow = false
             default:
                 // FIN_WAIT, CLOSE_WAIT and LAST_ACK included: the kernel takes any RST there
-                // (tcp_can_early_drop), but SPEC wants an out-of-window RST never to close a
-                // connection, and half-closed connections still carry data one way. Tuple reuse
-                // is caught by the rules below (an RST answering an ignored SYN).
+                // (tcp_can_early_drop), but an out-of-window RST never closes a connection here
+                // (RFC 5961 3.2; docs/design.md, Deliberate differences from the kernel), and
+                // half-closed connections still carry data one way. Tuple reuse is caught by the
+                // rules below (an RST answering an ignored SYN).
                 switch resetCheck(connection, direction: direction, segment: segment, oldState: oldState) {
                 case .invalid: return .drop(.rstOutOfWindow)
                 case .keepState: cell = .to(oldState)

@@ -280,7 +280,8 @@ class TrackingTests:
         self.assertEqual(c.close(), b"")
 
     def test_7_rst_in_time_wait_is_dropped(self):
-        """RFC 1337: no RST ends TIME_WAIT early (stricter than the kernel, SPEC)."""
+        """RFC 1337: no RST ends TIME_WAIT early (stricter than the kernel: docs/design.md,
+        Deliberate differences from the kernel)."""
         c, e = self.open_connection()
         self.assertEqual(c.close(), b"")
         tw = lab.wait_for(lambda: (lambda x: x if x and x["state"] == "TIME_WAIT" else None)(
