@@ -1,6 +1,6 @@
-/// Why a packet was dropped. One stable kebab-case name each (SPEC: Verdicts and reasons);
-/// counted per reason. Raw values index the counter arrays: append new reasons, never reorder
-/// or rename.
+/// Why a packet was dropped. One stable kebab-case name each (docs/design.md, Verdicts and drop
+/// reasons); counted per reason. Raw values index the counter arrays: append new reasons, never
+/// reorder or rename.
 public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The packet is shorter than its own headers say.
     case truncated

@@ -1,4 +1,4 @@
-"""Hostile packets through seqwall in gateway mode, IPv4 and IPv6 (issue 7, item 2).
+"""Hostile packets through seqwall in gateway mode, IPv4 and IPv6.
 
 Every packet is built here with scapy and sent as a raw Ethernet frame (AF_PACKET) from the
 client namespace to the firewall's out0, so that no IP stack on the sending side fixes what it
@@ -26,8 +26,9 @@ Each hostile packet has its own source port and one expected outcome:
 
 All 256 TCP flag combinations are sent twice per family: as the first packet of a connection
 (to the open port) and inside an established connection (in-window sequence and
-acknowledgment numbers). The expected verdict comes from SPEC.md (the valid combinations) and
-from the kernel's transition table (tcp_conntracks in nf_conntrack_proto_tcp.c) for the state.
+acknowledgment numbers). The expected verdict comes from docs/design.md, Flags (the valid
+combinations) and from the kernel's transition table (tcp_conntracks in
+nf_conntrack_proto_tcp.c) for the state.
 
 Throughout, one IPv4 and one IPv6 connection opened by the kernel's own TCP carry data every
 0.1 s (before, during and after the hostile traffic), and every exchange must succeed; the
@@ -153,8 +154,8 @@ def kernel_counters(ns):
 def valid_flags(flags):
     """The kernel's tcp_valid_flags (nf_conntrack_proto_tcp.c), which seqwall follows: SYN,
     SYN|URG, SYN|ACK, RST, RST|ACK, FIN|ACK, FIN|ACK|URG, ACK, ACK|URG; PSH, ECE and CWR are
-    ignored for the check. (SPEC's "each optionally with URG" is looser: the kernel refuses URG
-    on SYN|ACK and on RST, and so does seqwall.)"""
+    ignored for the check. URG is refused on SYN|ACK and on RST, by the kernel and by
+    seqwall."""
     return flags & ~(PSH | ECE | CWR) in (SYN, SYN | URG, SYN | ACK, RST, RST | ACK, FIN | ACK,
                                           FIN | ACK | URG, ACK, ACK | URG)
 
