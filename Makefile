@@ -203,7 +203,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
 	rm -f $(DESTDIR)$(MANDIR)/man8/seqwall.8 $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(MAN5_PAGES))
 
-# --- make deb (README: Install) -------------------------------------------------------------------
+# --- make deb (docs/operations.md, Install) -----------------------------------------------------
 # make deb: .build/deb/seqwall_VERSION_ARCH.deb, from the release binary and what make install
 # stages into a root of its own (PREFIX=/usr, the unit in /lib/systemd/system as Debian 12
 # wants it), plus dist/debian: the maintainer scripts (they never enable or start seqwall), the

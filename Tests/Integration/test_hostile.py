@@ -21,7 +21,7 @@ Each hostile packet has its own source port and one expected outcome:
   meant to see. The kernel also trims a packet whose total length is shorter than the frame
   (pskb_trim_rcsum), so seqwall sees the shorter packet: when that cuts into the TCP header,
   seqwall drops it as truncated. Lone IPv4 fragments wait in the kernel's reassembler, which
-  the shipped diversion turns on (README: IP fragments), and are counted there (Ip
+  the shipped diversion turns on (docs/design.md, Fragments), and are counted there (Ip
   ReasmReqds); seqwall never sees them.
 
 All 256 TCP flag combinations are sent twice per family: as the first packet of a connection
@@ -408,8 +408,8 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
                     (IPv6(src=server, dst=server) if f == 6 else IP(src=server, dst=server))
                     / TCP(sport=OPEN_PORT, dport=OPEN_PORT, flags="S"))), "land")
 
-        # Lone IPv4 fragments: the shipped diversion has the kernel reassemble (README: IP
-        # fragments), so they wait in its reassembler for the rest of their datagram and
+        # Lone IPv4 fragments: the shipped diversion has the kernel reassemble (docs/design.md,
+        # Fragments), so they wait in its reassembler for the rest of their datagram and
         # seqwall never sees them (counted as reassembly requests).
         add("first fragment (MF)", 4, lambda p: bytes(raw(IP(src=c4, dst=s4, flags="MF", id=p)
                                                           / TCP(sport=p, dport=OPEN_PORT, flags="S"))),

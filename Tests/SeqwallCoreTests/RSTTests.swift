@@ -149,7 +149,7 @@ struct RSTTests {
 }
 
 /// The RSTs that answer a segment let through while out of sync skip checks; they must come
-/// from that segment's receiver, never from its sender (README, "RSTs and TIME_WAIT").
+/// from that segment's receiver, never from its sender (docs/design.md, RSTs and TIME_WAIT).
 @Suite("RST rules: answers come from the other side")
 struct RSTAnswerDirectionTests {
     // The two-packet blind kill: a forged SYN from the client's side (ignored, as in the
