@@ -51,10 +51,11 @@ integration-test: build
 # Unit tests, then real packets through a real NFQUEUE in network namespaces (needs root).
 test: unit-test integration-test
 
-# Fuzzing (README: Fuzzing). FuzzTargets/ is a package of its own: its executables have no main
-# and link only with -sanitize=fuzzer. Each target runs FUZZ_SECONDS, one after the other; new
-# inputs go to FuzzTargets/.build/corpus/TARGET, crashes to FuzzTargets/Corpus/TARGET/crash-*
-# (commit them with the fix: `make test` replays that directory).
+# Fuzzing (docs/development.md, Fuzzing). FuzzTargets/ is a package of its own: its
+# executables have no main and link only with -sanitize=fuzzer. Each target runs FUZZ_SECONDS,
+# one after the other; new inputs go to FuzzTargets/.build/corpus/TARGET, crashes to
+# FuzzTargets/Corpus/TARGET/crash-* (commit them with the fix: `make test` replays that
+# directory).
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
 FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
@@ -103,7 +104,7 @@ bench-e2e: release
 	@$(MAKE) --no-print-directory deps DEBIAN_PACKAGES="$(DEBIAN_PACKAGES) $(BENCH_E2E_PACKAGES)"
 	SEQWALL_BIN=$(CURDIR)/.build/release/seqwall $(PYTHON) Benchmarks/e2e/bench_e2e.py $(BENCH_E2E_ARGS)
 
-# --- make install / make uninstall (README: Run it for real) --------------------------------------
+# --- make install / make uninstall (docs/operations.md, Install) -------------------------
 # make install [PREFIX=/usr/local] [DESTDIR=] [SEQWALL_BINARY=path]: builds release (unless
 # SEQWALL_BINARY names a binary to install instead), generates the systemd unit, the diversion
 # helper, the shell completions and the man page (the last two from the binary's own argument
@@ -122,7 +123,7 @@ FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
 DIST_BUILD      = .build/dist
 # The diversions seqwall-divert loads: nftables and iptables files, side by side.
 DIVERSION_FILES = $(notdir $(wildcard rules/*.nft rules/*.iptables rules/*.ip6tables))
-# Man pages written by hand (docs/NAME.SECTION); seqwall.8 is generated.
+# The hand-written man pages of section 5 (the rule language), installed as they are.
 MAN5_PAGES      = $(notdir $(wildcard docs/*.5))
 # The man page's date: the last commit's, so the page does not change from one build to the next.
 MAN_DATE       ?= $(shell git log -1 --format=%cs 2>/dev/null || date -u +%F)
@@ -153,6 +154,15 @@ install-generated: $(if $(SEQWALL_BINARY),,release) $(GENERATE_MANUAL)
 	@# generate-manual copies a help text's blank lines (paragraph breaks) as they are, which
 	@# mdoc warns about; .Pp is mdoc's paragraph break.
 	sed -i 's/^$$/.Pp/' $(DIST_BUILD)/man/seqwall.8
+	@# The parser knows no FILES, EXAMPLES or SEE ALSO, and its EXIT STATUS is only .Ex -std:
+	@# docs/seqwall.8.in-sections has all four, written by hand. The generated EXIT STATUS
+	@# goes, and the four go in before AUTHORS, or at the end when there is none.
+	awk -v extra=docs/seqwall.8.in-sections \
+	  'function add() { while ((getline line < extra) > 0) print line; added = 1 } \
+	   /^\.Sh/ { skip = /^\.Sh "?EXIT STATUS"?$$/ } \
+	   /^\.Sh AUTHORS/ && !added { add() } !skip { print } END { if (!added) add() }' \
+	  $(DIST_BUILD)/man/seqwall.8 > $(DIST_BUILD)/man/seqwall.8.full
+	mv $(DIST_BUILD)/man/seqwall.8.full $(DIST_BUILD)/man/seqwall.8
 	test -s $(DIST_BUILD)/man/seqwall.8
 
 install: install-generated
@@ -193,7 +203,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
 	rm -f $(DESTDIR)$(MANDIR)/man8/seqwall.8 $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(MAN5_PAGES))
 
-# --- make deb (README: Install) -------------------------------------------------------------------
+# --- make deb (docs/operations.md, Install) -----------------------------------------------------
 # make deb: .build/deb/seqwall_VERSION_ARCH.deb, from the release binary and what make install
 # stages into a root of its own (PREFIX=/usr, the unit in /lib/systemd/system as Debian 12
 # wants it), plus dist/debian: the maintainer scripts (they never enable or start seqwall), the

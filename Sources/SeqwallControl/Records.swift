@@ -160,7 +160,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     }
 
     /// Connections first seen mid-stream, and the grace period in which they are picked up
-    /// with pickup off (README, "Starting over live sessions").
+    /// with pickup off (docs/design.md, Pickup).
     public struct Pickup: Codable, Sendable, Equatable {
         /// Connections picked up since the start (by `set pickup on` or in a grace period).
         public var picked_up: UInt64

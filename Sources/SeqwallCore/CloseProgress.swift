@@ -1,7 +1,7 @@
 /// How far each side of a connection has closed, as the tracker saw it: what the kernel's
 /// transition table does not keep (its columns only know that some FIN was seen). It tells a
-/// repeated FIN from a new one, and which endpoint, if any, is in TIME_WAIT (README, "RSTs and
-/// TIME_WAIT").
+/// repeated FIN from a new one, and which endpoint, if any, is in TIME_WAIT (docs/design.md,
+/// RSTs and TIME_WAIT).
 ///
 /// An endpoint goes through TIME_WAIT when it closes actively: its FIN leaves before the other
 /// side's FIN has reached it (RFC 9293 3.6: FIN-WAIT-1 -> FIN-WAIT-2 or CLOSING -> TIME-WAIT),

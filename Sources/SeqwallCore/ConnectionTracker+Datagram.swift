@@ -1,4 +1,5 @@
-/// UDP and ICMP echo flows, and ICMP errors about tracked flows (issue 8).
+/// UDP and ICMP echo flows, and ICMP errors about tracked flows (docs/design.md, UDP and ICMP
+/// flows, ICMP errors).
 ///
 /// UDP and echo flows live in the same table as TCP connections, keyed by their FlowKey
 /// (ICMPEcho explains the echo key), with state NONE and only the status bits conntrack shows

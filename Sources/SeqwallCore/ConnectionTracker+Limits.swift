@@ -1,5 +1,5 @@
 /// The limits on new connections, checked on every new SYN before anything is stored
-/// (SPEC: Rule files; issue 4), and the bookkeeping that keeps their counts exact.
+/// (docs/design.md, Limits), and the bookkeeping that keeps their counts exact.
 ///
 /// Order, from the most specific to the most general, so a drop names the limit that really
 /// stopped the SYN: the source's SYN rate (`syn-rate`), the source's half-open count, the

@@ -1,6 +1,6 @@
 /// Connections first seen mid-stream: picked up with `set pickup on`, and with pickup off for a
 /// grace period after a start without a usable state file and after `conntrack flush`
-/// (README, "Starting over live sessions"). Either way a picked-up connection is checked from
+/// (docs/design.md, Pickup). Either way a picked-up connection is checked from
 /// then on (TCPWindow, "Picked-up connections"); the kernel instead picks up any such
 /// connection (nf_conntrack_tcp_loose) and never checks it again (be_liberal).
 extension ConnectionTracker {

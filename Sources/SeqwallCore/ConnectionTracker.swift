@@ -313,7 +313,8 @@ public final class ConnectionTracker {
         return accepted()
     }
 
-    /// Which way a new connection goes (SPEC: host mode by hook, gateway mode by `inside`).
+    /// Which way a new connection goes (docs/design.md, Direction): host mode by hook, gateway
+    /// mode by `inside`.
     /// Packets that neither enter nor leave the inside networks count as inbound: the
     /// stricter side.
     public func direction(of hook: PacketHook, source: IPAddress, destination: IPAddress) -> Direction {

@@ -1,6 +1,6 @@
-/// The limits on new connections (SPEC: `limit half-open`, `limit syn-rate`, per-rule
-/// `limit half-open N per-source`, `limit states`) in the form the tracker checks them on each
-/// new SYN, and the fixed-size structures behind them. The checks themselves are in
+/// The limits on new connections (seqwall.rules(5), Limits: `limit half-open`, `limit syn-rate`,
+/// per-rule `limit half-open N per-source`, `limit states`) in the form the tracker checks them on
+/// each new SYN, and the fixed-size structures behind them. The checks themselves are in
 /// ConnectionTracker+Limits.swift, since they need the connection table.
 
 /// Which per-source half-open counters a connection was charged to when it was opened. The

@@ -1,8 +1,8 @@
 /// A fragment of an IPv4 or IPv6 datagram (RFC 791 3.2, RFC 8200 4.5), as the drop log shows it.
 ///
 /// seqwall judges whole datagrams: the shipped diversions turn on the kernel's reassembly
-/// (README: IP fragments), so a fragment reaches the queue only through a diversion without it,
-/// and is dropped (`fragment`). These are the fields that tell an operator whose traffic that
+/// (docs/design.md, Fragments), so a fragment reaches the queue only through a diversion
+/// without it, and is dropped (`fragment`). These are the fields that tell an operator whose traffic that
 /// was, read again off the packet only when it is logged.
 public struct IPFragment: Sendable, Equatable {
     public var source: IPAddress

@@ -6,7 +6,7 @@
 /// servers listen on a fixed one. So a connection with exactly one end on an ephemeral port
 /// was opened from that end. When both ends or neither are on one, the ports do not tell, and
 /// the tracker picks the connection up only if the policy would pass it opened from either
-/// end (README, "Starting over live sessions").
+/// end (docs/design.md, Pickup).
 public enum PickupOpener: Equatable, Sendable {
     /// The segment's sender opened it: the segment goes in the original direction.
     case sender

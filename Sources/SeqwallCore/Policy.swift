@@ -205,7 +205,7 @@ public struct Policy: Sendable, Equatable {
     public var pickup = false
     /// `set pickup grace DURATION`, in seconds: how long after a start without a usable state
     /// file, and after `conntrack flush`, connections first seen mid-stream are adopted even
-    /// with pickup off (README, "Starting over live sessions"). 0: never.
+    /// with pickup off (docs/design.md, Pickup). 0: never.
     public var pickupGrace: UInt32 = 60
     /// `set pickup ephemeral-ports LOW-HIGH`: the ports clients connect from, which tell the
     /// client of a connection seen mid-stream (PickupOpener). Linux's default

@@ -1,8 +1,9 @@
 /// The state file (`seqwall run --state-file`): the connection table written at exit and
-/// every few seconds, read back at start so tracked connections survive a restart (issue 7).
-/// UDP and ICMP echo flows (issue 8) are records like TCP connections, told apart by their
-/// protocol byte, with state NONE and their TCP fields zero: the layout is the same, so the
-/// version stays 1 (a seqwall older than issue 8 refuses such a file, naming the protocol).
+/// every few seconds, read back at start so tracked connections survive a restart
+/// (docs/design.md, State file). UDP and ICMP echo flows are records like TCP connections, told
+/// apart by their protocol byte, with state NONE and their TCP fields zero: the layout is the
+/// same, so the version stays 1 (a reader that knows only TCP refuses such a file, naming the
+/// protocol).
 /// Likewise the close bookkeeping (CloseProgress) took the first of three reserved bytes: a
 /// file without it reads as one whose byte is 0, from which the side that sent the first FIN
 /// is still known (CloseProgress.implied), and an older seqwall skips the byte.

@@ -319,10 +319,10 @@ public enum TCPStateMachine {
                 checkWindow = false
             default:
                 // FIN_WAIT, CLOSE_WAIT, LAST_ACK and TIME_WAIT included: the kernel takes any
-                // RST there (tcp_can_early_drop), but an out-of-window RST must never close a
-                // connection (README, "RSTs and TIME_WAIT"), and half-closed connections still
-                // carry data one way. Tuple reuse is caught by the rules below (an RST
-                // answering an ignored SYN).
+                // RST there (tcp_can_early_drop), but an out-of-window RST never closes a
+                // connection here (RFC 5961 3.2; docs/design.md, Deliberate differences from the
+                // kernel), and half-closed connections still carry data one way. Tuple reuse is
+                // caught by the rules below (an RST answering an ignored SYN).
                 switch resetCheck(connection, direction: direction, segment: segment, oldState: oldState) {
                 case .invalid: return .drop(.rstOutOfWindow)
                 case .keepState: cell = .to(oldState)

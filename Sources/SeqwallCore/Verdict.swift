@@ -1,6 +1,6 @@
-/// Why a packet was dropped. One stable kebab-case name each (SPEC: Verdicts and reasons);
-/// counted per reason. Raw values index the counter arrays: append new reasons, never reorder
-/// or rename.
+/// Why a packet was dropped. One stable kebab-case name each (docs/design.md, Verdicts and drop
+/// reasons); counted per reason. Raw values index the counter arrays: append new reasons, never
+/// reorder or rename.
 public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The packet is shorter than its own headers say.
     case truncated
@@ -11,8 +11,9 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// A TCP flag combination no valid segment has (NULL, SYN|FIN, Xmas, FIN without ACK, ...).
     case badFlags
     /// An IP fragment: seqwall judges whole datagrams, which the shipped diversions have the
-    /// kernel reassemble (README: IP fragments); a fragment reaches it only through a diversion
-    /// without reassembly, or as an IPv6 first fragment the kernel would not reassemble.
+    /// kernel reassemble (docs/design.md, Fragments); a fragment reaches it only through a
+    /// diversion without reassembly, or as an IPv6 first fragment the kernel would not
+    /// reassemble.
     case fragment
     /// A non-SYN segment for a connection the table does not hold.
     case noConnection

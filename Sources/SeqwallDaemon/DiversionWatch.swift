@@ -4,11 +4,12 @@ import SeqwallTelemetry
 
 /// Notices queues nothing is sent to. Without a diversion (rules/host.iptables, seqwall-divert)
 /// the daemon runs, binds its queues and answers `stats` with `seen 0`, as if it protected the
-/// host. So at the start, and while a queue stays without packets for `idle` (README: "When no
-/// packet arrives"), it reads the firewall's rulesets (`nft list ruleset`, `iptables-save`,
-/// `ip6tables-save`, and the -legacy ones where installed) for rules that queue to it; a
-/// queue none of them names gets a warning in the log, at growing intervals, and in `stats`.
-/// With none of those commands there, it can only say that no packet came.
+/// host. So at the start, and while a queue stays without packets for `idle`
+/// (docs/operations.md, "What the daemon says about itself"), it reads the firewall's rulesets
+/// (`nft list ruleset`, `iptables-save`, `ip6tables-save`, and the -legacy ones where
+/// installed) for rules that queue to it; a queue none of them names gets a warning in the
+/// log, at growing intervals, and in `stats`. With none of those commands there, it can only
+/// say that no packet came.
 ///
 /// Owned by the main thread; reads the workers' counters through their mailboxes.
 final class DiversionWatch {

@@ -27,7 +27,8 @@ import SeqwallCore
 ///                         set start a pickup grace period (60 s) as `conntrack flush` does,
 ///                         2 reload with pickup flipped, 3 collect the recorded events
 public enum PacketTrackingFuzz {
-    /// The inside networks of the fuzz policy (SPEC's documentation ranges).
+    /// The inside networks of the fuzz policy (the documentation ranges of docs/design.md, Test lab
+    /// addresses).
     static let insideNetworks = [
         IPNetwork(address: IPAddress("203.0.113.0")!, prefixLength: 24),
         IPNetwork(address: IPAddress("2001:db8:2::")!, prefixLength: 64),

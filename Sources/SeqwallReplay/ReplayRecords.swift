@@ -30,8 +30,8 @@ public struct PacketRecord: Encodable, Sendable, Equatable {
     public var wireLength: Int?
     /// "accept", "drop", "reject", or "skip" for a frame the tracker never saw.
     public var verdict = "skip"
-    /// The drop reason (SPEC: Verdicts and reasons), `rule` for a reject, or the skip reason;
-    /// absent for an accepted packet.
+    /// The drop reason (docs/design.md, Verdicts and drop reasons), `rule` for a reject, or the
+    /// skip reason; absent for an accepted packet.
     public var reason: String?
     /// More about a skipped frame (its EtherType, ...).
     public var detail: String?

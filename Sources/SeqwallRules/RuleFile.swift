@@ -1,7 +1,7 @@
 import SeqwallCore
 
 /// The rule language's front door: files in, `Policy` or every error out, and the canonical text
-/// back. See SPEC.md, "Rule files", and the grammar on `Parser`.
+/// back. See docs/seqwall.rules.5 and the grammar on `Parser`.
 public enum RuleFile {
     /// Reads `path` and its includes from disk and builds the policy. Throws every problem found
     /// (up to a limit), each as `file:line:column: message`; a file that cannot be read at all is

@@ -44,7 +44,7 @@ public struct DaemonMetrics: Sendable {
     public var version = ""
     public var commit: String?
     /// When the last pickup grace period ends or ended, in seconds since 1970; 0 when none was
-    /// started (README, "Starting over live sessions").
+    /// started (docs/design.md, Pickup).
     public var pickupGraceEnds: UInt64 = 0
 
     public init() {}

@@ -180,7 +180,7 @@ public enum DropLogSummary {
     /// reassembly (then datagrams larger than the path's MTU are lost), or the kernel would not
     /// reassemble them. Says what to do about it.
     public static func fragments(_ count: UInt64, queue: UInt16) -> String {
-        "\(count) IP fragments reached queue \(queue) and were dropped (reason fragment): either the diversion does not turn on the kernel's reassembly, and every datagram larger than the MTU is lost (use the shipped diversion, seqwall-divert start, or turn reassembly on in yours; README: IP fragments), or the kernel would not reassemble them (an IPv6 first fragment without its whole header chain, RFC 8200 4.5)"
+        "\(count) IP fragments reached queue \(queue) and were dropped (reason fragment): either the diversion does not turn on the kernel's reassembly, and every datagram larger than the MTU is lost (use the shipped diversion, seqwall-divert start, or turn reassembly on in yours; docs/design.md, Fragments), or the kernel would not reassemble them (an IPv6 first fragment without its whole header chain, RFC 8200 4.5)"
     }
 
     /// The ring to the logging thread was full: the log could not keep up.

@@ -30,7 +30,7 @@ struct Seqwall: ParsableCommand {
         subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
     )
 
-    /// Exit 0 on success and 1 on any error, with one line on stderr (SPEC: CLI contract);
+    /// Exit 0 on success and 1 on any error, with one line on stderr (seqwall(8), EXIT STATUS);
     /// help and version still exit 0.
     static func main() {
         do {

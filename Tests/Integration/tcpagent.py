@@ -7,14 +7,14 @@ namespace for a whole test class, so scapy is imported once, not once per packet
 
 It reads one JSON command a line on stdin and answers one JSON line on stdout:
 
-  {"op": "send", "pkt": SPEC}          build SPEC with scapy and send it (raw IP socket)
+  {"op": "send", "pkt": PKT}           build PKT with scapy and send it (raw IP socket)
   {"op": "wait", "tag": N, "sport": P, "dport": Q, "timeout": S}
                                        did a segment with this tag and these ports arrive
                                        (within S seconds)? Each arrival answers one wait.
   {"op": "arrivals", "sport": P, "dport": Q}   every segment seen for these ports
   {"op": "quit"}
 
-SPEC: family (4|6), src, dst, sport, dport, flags (scapy letters), seq, ack, win, len
+PKT: family (4|6), src, dst, sport, dport, flags (scapy letters), seq, ack, win, len
 (payload bytes of a fixed pattern) or data (the payload, hex), ext (IPv6 extension headers
 "hbh", "dest", "frag" in order, or "nop" for IPv4 header options), opts (scapy TCP option
 list, as JSON lists), tag. The tag goes into the IPv4 identification or the IPv6 flow label,

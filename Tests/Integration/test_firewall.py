@@ -251,7 +251,7 @@ class FirewallTests:
                          ", ".join(sports[a["sport"]] for a in arrived))
 
     def test_4b_drops_are_logged_with_their_reason(self):
-        """SPEC, Verdicts and reasons: every drop's reason is visible in the log
+        """docs/design.md, Verdicts and drop reasons: every drop's reason is visible in the log
         (rate-limited). One NULL segment and one stray ACK after a quiet period must show up
         in the daemon's stderr with their reasons."""
         problem = scapy_problem()

@@ -1,4 +1,4 @@
-"""Floods and pressure in gateway mode (issue 7, item 4), bounded in packets and in seconds.
+"""Floods and pressure in gateway mode, bounded in packets and in seconds.
 
 The spoofed SYN flood is test_limits.py's SynFloodTest; this file adds:
 

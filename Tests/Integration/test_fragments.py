@@ -1,5 +1,5 @@
 """IP fragments through seqwall, with real packets, gateway and host mode, IPv4 and IPv6
-(README: IP fragments).
+(docs/design.md, Fragments).
 
 The shipped diversions (rules/gateway.iptables, rules/host.iptables) turn on the kernel's
 reassembly without its connection tracking, so seqwall judges whole datagrams:

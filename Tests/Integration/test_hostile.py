@@ -1,4 +1,4 @@
-"""Hostile packets through seqwall in gateway mode, IPv4 and IPv6 (issue 7, item 2).
+"""Hostile packets through seqwall in gateway mode, IPv4 and IPv6.
 
 Every packet is built here with scapy and sent as a raw Ethernet frame (AF_PACKET) from the
 client namespace to the firewall's out0, so that no IP stack on the sending side fixes what it
@@ -21,13 +21,14 @@ Each hostile packet has its own source port and one expected outcome:
   meant to see. The kernel also trims a packet whose total length is shorter than the frame
   (pskb_trim_rcsum), so seqwall sees the shorter packet: when that cuts into the TCP header,
   seqwall drops it as truncated. Lone IPv4 fragments wait in the kernel's reassembler, which
-  the shipped diversion turns on (README: IP fragments), and are counted there (Ip
+  the shipped diversion turns on (docs/design.md, Fragments), and are counted there (Ip
   ReasmReqds); seqwall never sees them.
 
 All 256 TCP flag combinations are sent twice per family: as the first packet of a connection
 (to the open port) and inside an established connection (in-window sequence and
-acknowledgment numbers). The expected verdict comes from SPEC.md (the valid combinations) and
-from the kernel's transition table (tcp_conntracks in nf_conntrack_proto_tcp.c) for the state.
+acknowledgment numbers). The expected verdict comes from docs/design.md, Flags (the valid
+combinations) and from the kernel's transition table (tcp_conntracks in
+nf_conntrack_proto_tcp.c) for the state.
 
 Throughout, one IPv4 and one IPv6 connection opened by the kernel's own TCP carry data every
 0.1 s (before, during and after the hostile traffic), and every exchange must succeed; the
@@ -153,8 +154,8 @@ def kernel_counters(ns):
 def valid_flags(flags):
     """The kernel's tcp_valid_flags (nf_conntrack_proto_tcp.c), which seqwall follows: SYN,
     SYN|URG, SYN|ACK, RST, RST|ACK, FIN|ACK, FIN|ACK|URG, ACK, ACK|URG; PSH, ECE and CWR are
-    ignored for the check. (SPEC's "each optionally with URG" is looser: the kernel refuses URG
-    on SYN|ACK and on RST, and so does seqwall.)"""
+    ignored for the check. URG is refused on SYN|ACK and on RST, by the kernel and by
+    seqwall."""
     return flags & ~(PSH | ECE | CWR) in (SYN, SYN | URG, SYN | ACK, RST, RST | ACK, FIN | ACK,
                                           FIN | ACK | URG, ACK, ACK | URG)
 
@@ -407,8 +408,8 @@ class HostileTest(RulesInWorkdir, lab.LabTestCase):
                     (IPv6(src=server, dst=server) if f == 6 else IP(src=server, dst=server))
                     / TCP(sport=OPEN_PORT, dport=OPEN_PORT, flags="S"))), "land")
 
-        # Lone IPv4 fragments: the shipped diversion has the kernel reassemble (README: IP
-        # fragments), so they wait in its reassembler for the rest of their datagram and
+        # Lone IPv4 fragments: the shipped diversion has the kernel reassemble (docs/design.md,
+        # Fragments), so they wait in its reassembler for the rest of their datagram and
         # seqwall never sees them (counted as reassembly requests).
         add("first fragment (MF)", 4, lambda p: bytes(raw(IP(src=c4, dst=s4, flags="MF", id=p)
                                                           / TCP(sport=p, dport=OPEN_PORT, flags="S"))),

@@ -1,6 +1,7 @@
-"""The connection table on huge pages (issue 6): `seqwall run` advises the kernel to back the
-table's large arrays with transparent huge pages (madvise(MADV_HUGEPAGE) through the table's
-memory advisor), so that lookups at many connections do not pay a TLB miss each.
+"""The connection table on huge pages (docs/operations.md, Tuning): `seqwall run` advises the
+kernel to back the table's large arrays with transparent huge pages (madvise(MADV_HUGEPAGE)
+through the table's memory advisor), so that lookups at many connections do not pay a TLB miss
+each.
 
 The daemon runs in the gateway lab with the default `limit states 262144`: an index of 2^19
 eight-byte entries (4 MiB, initialised at start) and 262,144 connection slots (40 MiB,

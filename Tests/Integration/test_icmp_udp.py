@@ -1,4 +1,5 @@
-"""UDP, ICMP echo and ICMP errors through seqwall, with real packets (issue 8).
+"""UDP, ICMP echo and ICMP errors through seqwall, with real packets
+(docs/design.md, UDP and ICMP flows, ICMP errors).
 
 - Path MTU discovery through seqwall in gateway mode, IPv4 and IPv6: a router namespace sits
   between the client and the firewall, and its link toward the client has MTU 1280 on its own

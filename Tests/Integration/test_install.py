@@ -2,8 +2,10 @@
 
 - make install DESTDIR=tmp PREFIX=/usr puts exactly the expected files there, with their modes;
   the installed binary runs and accepts the installed /etc/seqwall/seqwall.rules; the unit
-  passes `systemd-analyze verify`; the completions name every subcommand; the man page
-  renders. A second install keeps a changed /etc/seqwall/seqwall.rules.
+  passes `systemd-analyze verify`; the completions name every subcommand; the man pages
+  render without a warning: seqwall(8) with its hand-written FILES, EXIT STATUS, EXAMPLES and
+  SEE ALSO, and seqwall.rules(5) with every statement of the rule language. A second install
+  keeps a changed /etc/seqwall/seqwall.rules.
 - make uninstall leaves nothing but empty directories, and a changed seqwall.rules.
 - seqwall-divert (the unit's ExecStartPre/ExecStopPost), in a namespace of the test's own:
   start adds the SEQWALL chain and its jumps for IPv4 and IPv6, stop removes exactly them,
@@ -248,26 +250,45 @@ class InstallTest(unittest.TestCase):
                      check=False)
         self.assertEqual(cp.returncode, 0, f"bash completion is not valid bash: {cp.stderr}")
 
-    def test_man_page_renders(self):
-        page = self.path("usr/share/man/man8/seqwall.8")
+    def render_man_page(self, relative):
+        """The installed page as man (or groff) prints it, without overstrike; fails on any
+        warning."""
+        page = self.path(relative)
         if shutil.which("man"):
             argv = ["man", "-l", page]
         elif shutil.which("groff"):
-            argv = ["groff", "-mandoc", "-Tutf8", page]
+            argv = ["groff", "-mandoc", "-t", "-Tutf8", page]
         else:
             self.skipTest("neither man nor groff found: the man page is not rendered")
         env = dict(os.environ, MANPAGER="cat", PAGER="cat", MANWIDTH="100", LC_ALL="C.UTF-8")
         cp = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
         self.assertEqual((cp.returncode, cp.stderr.strip()), (0, ""),
-                         f"{argv[0]} warned or failed rendering the page")
-        text = re.sub(r".\x08", "", cp.stdout)  # overstrike bold and underline
+                         f"{argv[0]} warned or failed rendering {relative}")
+        return re.sub(r".\x08", "", cp.stdout)  # overstrike bold and underline
+
+    def test_man_page_renders(self):
+        text = self.render_man_page("usr/share/man/man8/seqwall.8")
         self.assertIn("SEQWALL(8)", text)
-        for heading in ("NAME", "SYNOPSIS", "DESCRIPTION"):
+        for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "FILES", "EXIT STATUS", "EXAMPLES",
+                        "SEE ALSO"):
             self.assertRegex(text, rf"(?m)^{heading}$", f"the man page has no {heading}")
         self.assertIn("stateful firewall in userspace", text)
         for name in subcommand_names():
             self.assertRegex(text, rf"\b{re.escape(name)}\b", f"the man page omits {name}")
         self.assertIn("--state-file", text)
+        self.assertIn("seqwall.rules(5)", text)
+
+    def test_rules_man_page_renders(self):
+        text = self.render_man_page("usr/share/man/man5/seqwall.rules.5")
+        self.assertIn("SEQWALL.RULES(5)", text)
+        for heading in ("NAME", "SYNOPSIS", "DESCRIPTION", "EXAMPLES", "FILES", "SEE ALSO"):
+            self.assertRegex(text, rf"(?m)^{heading}$", f"the rules man page has no {heading}")
+        # Every statement of the language, as the parser knows them.
+        with open(os.path.join(lab.REPO, "Sources/SeqwallRules/Parser.swift")) as f:
+            parser = f.read()
+        keywords = re.search(r"statementKeywords = \[([^\]]*)\]", parser).group(1)
+        for keyword in re.findall(r'"([a-z-]+)"', keywords):
+            self.assertRegex(text, rf"(?m)^\s*{keyword}\b", f"the rules man page omits {keyword}")
 
     def test_zz_reinstall_keeps_a_changed_policy_and_uninstall_keeps_it_too(self):
         rules = self.path(RULES_FILE)

@@ -13,7 +13,8 @@ side and its verdict is whether it arrives on the other side (AF_PACKET, bounded
 the next segment is sent.
 
 The verdicts must agree. The only exceptions are in DELIBERATE: each names the sequence, the
-segment, both verdicts, seqwall's drop reason and the SPEC line that makes seqwall stricter,
+segment, both verdicts, seqwall's drop reason and why seqwall is stricter (docs/design.md,
+Deliberate differences from the kernel),
 and is asserted as exactly that difference. Each segment also carries the verdict the kernel
 is expected to give (read from nf_conntrack_proto_tcp.c), so the test shows that the kernel
 side really decided and that the sequence tests what it says.
@@ -422,22 +423,23 @@ SEQUENCES = {
             note="inside the old window: the largest right edge counts")],
 }
 
-# Where seqwall is deliberately stricter than the kernel (SPEC, Tracking model):
+# Where seqwall is deliberately stricter than the kernel (docs/design.md, Deliberate
+# differences from the kernel):
 # (sequence, segment index) -> (kernel verdict, seqwall verdict, seqwall's reason, why).
 DELIBERATE = {
     ("rst_in_time_wait", 6): (
         PASS, DROP, "time-wait-rst",
-        "SPEC: 'TIME_WAIT ignores RSTs that would assassinate it (RFC 1337)'. The kernel "
+        "RFC 1337: TIME_WAIT ignores RSTs that would assassinate it. The kernel "
         "skips every check for an RST once the connection is closing (tcp_can_early_drop) "
         "and lets it end TIME_WAIT."),
     ("rst_out_of_window_in_time_wait", 6): (
         PASS, DROP, "time-wait-rst",
-        "SPEC: 'an out-of-window RST never closes a connection' and 'TIME_WAIT ignores RSTs "
-        "that would assassinate it (RFC 1337)'. The kernel does not check an RST's sequence "
+        "An out-of-window RST never closes a connection (RFC 5961), and TIME_WAIT ignores "
+        "RSTs that would assassinate it (RFC 1337). The kernel does not check an RST's sequence "
         "number at all in TIME_WAIT."),
     ("rst_out_of_window_while_closing", 6): (
         PASS, DROP, "rst-out-of-window",
-        "SPEC: 'an out-of-window RST never closes a connection'. The kernel checks no RST once "
+        "An out-of-window RST never closes a connection (RFC 5961). The kernel checks no RST once "
         "the connection is closing (FIN_WAIT, CLOSE_WAIT, LAST_ACK), and a half-closed "
         "connection still carries data one way, so seqwall keeps the RFC 5961 check there."),
 }

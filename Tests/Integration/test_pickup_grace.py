@@ -1,6 +1,6 @@
 """The pickup grace period: live sessions survive a start without a state file and a
-`conntrack flush`; blocked ports stay blocked; strict again afterwards (README, "Starting over
-live sessions").
+`conntrack flush`; blocked ports stay blocked; strict again afterwards (docs/design.md,
+Pickup).
 
 Gateway and host mode, IPv4 and IPv6. The interactive sessions are the lab's echo client: data
 both ways every 0.5 s, from a thread, while seqwall stops, starts, reloads and flushes. The

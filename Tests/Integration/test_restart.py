@@ -1,4 +1,5 @@
-"""seqwall restarted with --state-file: tracked connections survive (issue 7, item 3).
+"""seqwall restarted with --state-file: tracked connections survive
+(docs/operations.md, State across restarts).
 
 Gateway mode, rules/tracking.rules (port 8080 open inbound), the shipped gateway.iptables with
 --queue-bypass, so packets pass unchecked while no seqwall holds the queue.

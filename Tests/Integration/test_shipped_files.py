@@ -63,7 +63,7 @@ class ShippedIptablesFilesTest(lab.LabTestCase):
                                     and "--queue-bypass" in chain[-1],
                                     f"the chain does not end in NFQUEUE 0 --queue-bypass:\n{rules}")
                     # The kernel's reassembly, turned on by a socket-match rule that no packet
-                    # runs (README: IP fragments).
+                    # runs (docs/design.md, Fragments).
                     raw = lab.ns_run(ns, [show, "-t", "raw", "-S"]).stdout.splitlines()
                     self.assertIn("-N SEQWALL", raw, f"no raw-table SEQWALL chain:\n{raw}")
                     self.assertTrue([ln for ln in raw if ln.startswith("-A SEQWALL -m socket")],

@@ -313,7 +313,7 @@ class TrackingTests:
     def test_7_rst_to_the_endpoint_in_time_wait_is_dropped(self):
         """RFC 1337: the client closed first, so its socket is in TIME_WAIT; an RST addressed
         to it (here an exact one from the server's side) is dropped (stricter than the
-        kernel, README "RSTs and TIME_WAIT") and never reaches it."""
+        kernel: docs/design.md, RSTs and TIME_WAIT) and never reaches it."""
         c, e = self.open_connection()
         self.assertEqual(c.close(), b"")
         tw = self.wait_time_wait(c)

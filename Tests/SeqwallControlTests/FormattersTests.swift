@@ -18,7 +18,7 @@ private func connection(_ source: String, _ destination: String, _ sourcePort: U
 
 @Suite("conntrack -L layout")
 struct ConntrackLineTests {
-    @Test("IPv4 established and assured, as in SPEC")
+    @Test("IPv4 established and assured, in conntrack's layout")
     func ipv4Assured() {
         let (c, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
                                   status: [.seenReply, .assured], secondsLeft: 431_999)
@@ -84,7 +84,7 @@ struct ConntrackLineTests {
 
 @Suite("JSON records")
 struct RecordTests {
-    @Test("a record carries the SPEC's fields")
+    @Test("a record carries the fields of docs/control-protocol.md")
     func fields() throws {
         var (c, now) = connection("198.51.100.10", "203.0.113.10", 40000, 22, state: .established,
                                   status: [.seenReply, .assured], secondsLeft: 100)

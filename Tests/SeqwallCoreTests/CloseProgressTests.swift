@@ -3,7 +3,7 @@ import Testing
 
 /// The close as the endpoints live it (RFC 9293 3.6), kept beside the kernel's transition
 /// table (CloseProgress): a repeated FIN closes nothing more, and RFC 1337 protects exactly
-/// the endpoint that is in TIME_WAIT (README, "RSTs and TIME_WAIT").
+/// the endpoint that is in TIME_WAIT (docs/design.md, RSTs and TIME_WAIT).
 @Suite("Close bookkeeping and TIME_WAIT RSTs")
 struct CloseProgressTests {
     private static func other(_ side: Side) -> Side { side == .client ? .server : .client }

@@ -243,7 +243,7 @@ struct ClosingTests {
         lab.expectCounters(seen: 7, accepted: 6, drops: [.noConnection: 1], created: 1, destroyed: 1, halfOpen: 0)
     }
 
-    // SPEC "Tracking model" / RFC 5961 3.2: an RST below what the peer acknowledged, or above
+    // docs/design.md, RST / RFC 5961 3.2: an RST below what the peer acknowledged, or above
     // the window, never closes the connection; the kernel marks it INVALID, seqwall drops it.
     @Test(arguments: Family.allCases)
     func outOfWindowResetDropped(family: Family) throws {
@@ -441,7 +441,7 @@ struct OpeningTests {
         lab.expectCounters(seen: 6, accepted: 6, created: 1, destroyed: 0, halfOpen: 0)
     }
 
-    // Kernel tcp_new: only a SYN opens a connection (pickup off, SPEC default); anything else
+    // Kernel tcp_new: only a SYN opens a connection (pickup off, the default); anything else
     // without a connection is `no-connection`.
     @Test(arguments: Family.allCases)
     func strayPacketsWithoutConnection(family: Family) {
@@ -540,7 +540,7 @@ struct PolicyTests {
              location: SeqwallCore.SourceLocation(file: "t.rules", line: 1, column: 1))
     }
 
-    // SPEC "Rule files": default in block; a new inbound connection nothing matched is dropped
+    // seqwall.rules(5): default in block; a new inbound connection nothing matched is dropped
     // as `rule` and leaves no state.
     @Test(arguments: Family.allCases)
     func inboundSynBlockedByDefault(family: Family) {
@@ -553,7 +553,7 @@ struct PolicyTests {
         lab.expectCounters(seen: 2, accepted: 0, drops: [.rule: 1, .noConnection: 1], created: 0, destroyed: 0, halfOpen: 0)
     }
 
-    // SPEC "Rule files": `pass in tcp to port 80` lets port 80 in, not 81; first match wins.
+    // seqwall.rules(5): `pass in tcp to port 80` lets port 80 in, not 81; first match wins.
     @Test(arguments: Family.allCases)
     func passRuleByPort(family: Family) {
         let policy = Self.policy(family, [Self.rule(.block, .inbound, ports: [PortRange(80)], from: [
@@ -575,7 +575,7 @@ struct PolicyTests {
         lab.expectCounters(seen: 4, accepted: 2, drops: [.rule: 2], created: 2, destroyed: 0, halfOpen: 2)
     }
 
-    // SPEC "Rule files": a reject rule drops and asks for an RST (Verdict.reject), counted as
+    // seqwall.rules(5): a reject rule drops and asks for an RST (Verdict.reject), counted as
     // `rule`. The refusal is remembered for the CLOSE timeout (ConnectionStatus.rejected), never
     // as a half-open connection: a retransmitted SYN is refused again, the RST answering it
     // passes and ends the entry, anything else has no connection.
@@ -611,8 +611,8 @@ struct PolicyTests {
                            halfOpen: 0)
     }
 
-    // SPEC "Rule files" (gateway mode, FORWARD): `in` is toward an inside network from outside
-    // it; inside to outside is `out`; anything else counts as `in`, the stricter side.
+    // docs/design.md, Direction (gateway mode, FORWARD): `in` is toward an inside network from
+    // outside it; inside to outside is `out`; anything else counts as `in`, the stricter side.
     @Test(arguments: Family.allCases)
     func gatewayDirectionFromInside(family: Family) throws {
         let policy = Self.policy(family, [Self.rule(.block, .outbound, ports: [PortRange(25)])])
@@ -642,7 +642,8 @@ struct PolicyTests {
         lab.expectCounters(seen: 3, accepted: 1, drops: [.rule: 2], created: 1, destroyed: 0, halfOpen: 1)
     }
 
-    // SPEC "Rule files" (host mode): INPUT is `in` and OUTPUT is `out`, whatever the addresses.
+    // docs/design.md, Direction (host mode): INPUT is `in` and OUTPUT is `out`, whatever the
+    // addresses.
     @Test(arguments: Family.allCases)
     func hostModeHooks(family: Family) throws {
         let lab = Lab(family: family, policy: Self.policy(family))
@@ -662,8 +663,8 @@ struct PolicyTests {
         lab.expectCounters(seen: 4, accepted: 2, drops: [.rule: 2], created: 1, destroyed: 0, halfOpen: 1)
     }
 
-    // Packets of a tracked connection never go through the rules again (SPEC "Rule files"): a
-    // policy that blocks everything, swapped in mid-connection, does not touch it.
+    // Packets of a tracked connection never go through the rules again (docs/design.md, Rule
+    // evaluation): a policy that blocks everything, swapped in mid-connection, does not touch it.
     @Test(arguments: Family.allCases)
     func trackedConnectionsSkipRules(family: Family) {
         let lab = Lab(family: family)
@@ -820,7 +821,7 @@ struct TimeoutTests {
         lab.expectCounters(seen: 5, accepted: 5, created: 1, destroyed: 0, halfOpen: 0)
     }
 
-    // SPEC "Tracking model": every timeout is settable; the tracker uses Policy.timeouts.
+    // docs/design.md, Timeouts: every timeout is settable; the tracker uses Policy.timeouts.
     @Test(arguments: Family.allCases)
     func policyTimeoutsHonoured(family: Family) {
         var policy = Lab.defaultPolicy(family)

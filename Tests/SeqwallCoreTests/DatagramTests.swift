@@ -1,8 +1,9 @@
 @testable import SeqwallCore
 import Testing
 
-// UDP, ICMP echo and ICMP errors (issue 8): the parser paths, the flows in the tracker with
-// their timeouts on the fake clock, and the matching of errors to tracked connections.
+// UDP, ICMP echo and ICMP errors (docs/design.md, UDP and ICMP flows): the parser paths, the flows
+// in the tracker with their timeouts on the fake clock, and the matching of errors to tracked
+// connections.
 
 /// Raw UDP, ICMP and ICMPv6 packets for the tests below.
 enum Datagrams {

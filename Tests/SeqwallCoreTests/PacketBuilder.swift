@@ -243,8 +243,8 @@ func ip(_ text: String) -> IPAddress {
 }
 
 /// The address family a parameterized test runs in, with documentation-range addresses
-/// (SPEC: Test lab): outside 198.51.100.0/24 and 2001:db8:1::/64, inside 203.0.113.0/24 and
-/// 2001:db8:2::/64.
+/// (docs/design.md, Test lab addresses): outside 198.51.100.0/24 and 2001:db8:1::/64, inside
+/// 203.0.113.0/24 and 2001:db8:2::/64.
 enum Family: String, CaseIterable, Sendable, CustomStringConvertible {
     case ipv4
     case ipv6

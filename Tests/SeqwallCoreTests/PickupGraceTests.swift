@@ -1,7 +1,7 @@
 import SeqwallCore
 import Testing
 
-/// The pickup grace period (README, "Starting over live sessions") and who opened a
+/// The pickup grace period (docs/design.md, Pickup) and who opened a
 /// picked-up connection (PickupOpener): with pickup off, connections first seen mid-stream are
 /// picked up until the grace period's deadline, judged by the rules as opened from the end on
 /// an ephemeral port, or from either end when the ports do not tell.

@@ -1,7 +1,7 @@
 import SeqwallCore
 import Testing
 
-/// `set pickup on`: connections first seen mid-stream (SPEC "Strict by default", TCPWindow
+/// `set pickup on`: connections first seen mid-stream (docs/design.md, Pickup; TCPWindow
 /// "Picked-up connections"). The kernel's tcp_new picks them up as ESTABLISHED and marks both
 /// sides "be liberal"; seqwall learns their windows and checks them from then on.
 @Suite("Pickup of connections first seen mid-stream")
@@ -29,7 +29,7 @@ struct PickupTests {
         return lab
     }
 
-    // SPEC "Strict by default": pickup is off unless the rule file says `set pickup on`.
+    // docs/design.md, Strict by default: pickup is off unless the rule file says `set pickup on`.
     @Test(arguments: Family.allCases)
     func offByDefault(family: Family) {
         #expect(Policy().pickup == false)
@@ -76,7 +76,7 @@ struct PickupTests {
     }
 
     // A picked-up connection is a new connection for the rules: the first segment is judged
-    // like a SYN would be (SPEC "Rule files"), here `default in block` for port 81.
+    // like a SYN would be (seqwall.rules(5), set pickup), here `default in block` for port 81.
     @Test func rulesJudgeThePickup() {
         let lab = Self.lab()
         lab.serverPort = 81

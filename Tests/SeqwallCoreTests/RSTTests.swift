@@ -2,8 +2,9 @@ import SeqwallCore
 import Testing
 
 /// RST rules (RFC 5961 3.2, RFC 1337, RFC 9293 3.10.7) as the kernel's nf_conntrack_tcp_packet
-/// applies them, stricter where SPEC says so. The basic cases (exact, in window with a
-/// challenge ACK, out of window, train, TIME_WAIT) are in ConnectionTrackerTests' ClosingTests.
+/// applies them, stricter where docs/design.md (Deliberate differences from the kernel) says so.
+/// The basic cases (exact, in window with a challenge ACK, out of window, train, TIME_WAIT) are in
+/// ConnectionTrackerTests' ClosingTests.
 @Suite("RST rules")
 struct RSTTests {
     // RFC 9293 3.10.7.3 (SYN-SENT): an RST is acceptable only if its ACK acknowledges the SYN.
@@ -51,10 +52,10 @@ struct RSTTests {
         return lab
     }
 
-    // SPEC "an out-of-window RST never closes a connection", in FIN_WAIT, CLOSE_WAIT and
-    // LAST_ACK as well. The kernel takes any RST there (tcp_can_early_drop); seqwall applies
-    // the same RST rules as in ESTABLISHED, so a blind RST cannot cut a half-closed connection
-    // that still carries data one way. The exact RST closes.
+    // An out-of-window RST never closes a connection (docs/design.md, RST), in FIN_WAIT, CLOSE_WAIT
+    // and LAST_ACK as well. The kernel takes any RST there (tcp_can_early_drop); seqwall applies
+    // the same RST rules as in ESTABLISHED, so a blind RST cannot cut a half-closed connection that
+    // still carries data one way. The exact RST closes.
     @Test(arguments: Family.allCases, [TCPState.finWait, .closeWait, .lastAck])
     func outOfWindowResetWhileClosingDropped(family: Family, state: TCPState) throws {
         let lab = Self.closing(family, to: state)
@@ -148,7 +149,7 @@ struct RSTTests {
 }
 
 /// The RSTs that answer a segment let through while out of sync skip checks; they must come
-/// from that segment's receiver, never from its sender (README, "RSTs and TIME_WAIT").
+/// from that segment's receiver, never from its sender (docs/design.md, RSTs and TIME_WAIT).
 @Suite("RST rules: answers come from the other side")
 struct RSTAnswerDirectionTests {
     // The two-packet blind kill: a forged SYN from the client's side (ignored, as in the

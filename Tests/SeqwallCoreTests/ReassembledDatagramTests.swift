@@ -1,7 +1,7 @@
 @testable import SeqwallCore
 import Testing
 
-/// What the queue gets with reassembly on (README: IP fragments): whole datagrams up to the IP
+/// What the queue gets with reassembly on (docs/design.md, Fragments): whole datagrams up to the IP
 /// length fields' limit, of which the kernel copies only the copy range (the headers). Lengths
 /// are checked against the packet's length as the kernel reports it (NFQA_CAP_LEN), never
 /// against the bytes copied.

@@ -86,8 +86,8 @@ struct StateTableTests {
         #expect(TCPState.allCases.filter(\.isHalfOpen) == [.synSent, .synRecv, .synSent2])
     }
 
-    // SPEC "Verdicts and reasons": stable kebab-case names, never renamed; the required ones all
-    // exist, and raw values (counter indexes) stay put.
+    // docs/design.md, Verdicts and drop reasons: stable kebab-case names, never renamed; the
+    // required ones all exist, and raw values (counter indexes) stay put.
     @Test func dropReasonNamesAreStable() {
         let expected = ["truncated", "bad-header", "bad-options", "bad-flags", "fragment", "no-connection", "rule",
                         "syn-rate", "half-open-limit", "table-full", "seq-above-window", "ack-above-sent",

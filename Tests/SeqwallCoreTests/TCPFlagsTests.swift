@@ -65,7 +65,7 @@ struct TCPFlagsTests {
         #expect(TCPFlags(rawValue: 0xFF).names == "FIN,SYN,RST,PSH,ACK,URG,ECE,CWR")
     }
 
-    // SPEC "Tracking model": NULL, Xmas, SYN|FIN, SYN|RST and FIN without ACK are dropped as
+    // docs/design.md, Flags: NULL, Xmas, SYN|FIN, SYN|RST and FIN without ACK are dropped as
     // bad-flags, whether or not a connection exists (kernel tcp_error runs before lookup).
     @Test(arguments: Family.allCases)
     func invalidCombinationsAreDroppedByTheTracker(family: Family) {

@@ -23,7 +23,7 @@ final class Lab {
     var window: UInt16 = 64240
 
     /// Outside clients may reach port 80 on the inside network; everything else inbound is
-    /// blocked, outbound passes (SPEC: Rule files).
+    /// blocked, outbound passes (the defaults of seqwall.rules(5)).
     static func defaultPolicy(_ family: Family) -> Policy {
         var policy = Policy()
         policy.inside = [family.insideNetwork]

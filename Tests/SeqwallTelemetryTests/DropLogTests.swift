@@ -96,7 +96,7 @@ struct DropLogTests {
         let text = DropLogSummary.fragments(3, queue: 1)
         #expect(text.hasPrefix("3 IP fragments reached queue 1 and were dropped (reason fragment)"))
         #expect(text.contains("seqwall-divert start"))
-        #expect(text.contains("README: IP fragments"))
+        #expect(text.contains("docs/design.md, Fragments"))
     }
 
     @Test("every reason's line names it", arguments: DropReason.allCases)

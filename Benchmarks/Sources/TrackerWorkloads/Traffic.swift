@@ -3,7 +3,8 @@ import SeqwallCore
 import Glibc
 #endif
 
-/// The address family of a benchmark, with documentation-range addresses (SPEC: Test lab):
+/// The address family of a benchmark, with documentation-range addresses
+/// (docs/design.md, Test lab addresses):
 /// clients outside (198.51.100.0/24, 2001:db8:1::/64), servers inside (203.0.113.0/24,
 /// 2001:db8:2::/64).
 public enum Family: String, CaseIterable {
