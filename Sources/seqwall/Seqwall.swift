@@ -14,17 +14,19 @@ struct Seqwall: ParsableCommand {
         commandName: "seqwall",
         abstract: "A stateful firewall in userspace (TCP, UDP, ICMP), fed by NFQUEUE.",
         discussion: """
-            iptables sends packets to an NFQUEUE; seqwall checks each against the TCP state \
+            nftables or iptables sends packets to an NFQUEUE; seqwall checks each against the TCP state \
             machine (UDP and ICMP echo flows and ICMP errors against the table) and the rule \
             files and gives the kernel a verdict.
 
-            As a service (make install): seqwall.service loads the iptables diversion with \
-            seqwall-divert (host mode by default, or gateway; IPv4 and IPv6), runs `seqwall run \
+            As a service (the .deb or make install): seqwall.service loads the diversion with \
+            seqwall-divert (nft, or iptables where nftables cannot queue; host mode by default, \
+            or gateway; IPv4 and IPv6), runs `seqwall run \
             --rules /etc/seqwall/seqwall.rules --control /run/seqwall/control.sock \
             --state-file /var/lib/seqwall/state`, reloads the rules on `systemctl reload \
-            seqwall` (SIGHUP) and removes the diversion when it stops. The iptables-restore \
-            files and the shipped policy are installed in PREFIX/share/seqwall (rules/ in the \
-            source tree); the daemon logs to the journal (journalctl -u seqwall).
+            seqwall` (SIGHUP) and removes the diversion when it stops. The diversion files \
+            (.nft and iptables-restore) and the shipped policy are installed in PREFIX/share/seqwall (rules/ in the \
+            source tree); the daemon logs to the journal (journalctl -u seqwall). The rule \
+            language is in seqwall.rules(5).
             """,
         version: "seqwall \(BuildVersion.description)",
         subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
@@ -90,8 +92,9 @@ struct Run: ParsableCommand {
         abstract: "Run the firewall in the foreground on one or more NFQUEUE queues.",
         discussion: """
             Logs go to stderr. SIGHUP reloads the rule files; SIGTERM or SIGINT stops cleanly \
-            and releases the queues. Load rules/host.iptables or rules/gateway.iptables to send \
-            packets to the queue.
+            and releases the queues. Load a diversion to send packets to the queue: \
+            `seqwall-divert start host` (or gateway), or rules/host.nft, rules/host.iptables \
+            and their gateway twins by hand.
             """
     )
 
