@@ -1,3 +1,6 @@
+// CNetfilterQueue's shim includes <sys/socket.h> ahead of Glibc in some build orders, and then
+// owns the MSG_* constants: importing it makes them visible whichever module was built first.
+import CNetfilterQueue
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
