@@ -252,9 +252,8 @@ public final class ConnectionTracker {
             return pickUp(segment, key: key, hook: hook, now: now)
         }
 
-        let direction = self.direction(of: hook, source: segment.source, destination: segment.destination)
-        let decision = policy.decide(direction: direction, source: segment.source,
-                                     destination: segment.destination, destinationPort: segment.destinationPort)
+        let decision = self.decision(for: segment, hook: hook, openedBySender: true)
+        let direction = decision.direction
         let verdict: Verdict
         switch decision.action {
         case .block:

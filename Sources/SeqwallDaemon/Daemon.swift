@@ -513,9 +513,8 @@ public final class Daemon: @unchecked Sendable {
                                        rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
                                        kernel: kernel[worker.queue],
                                        halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
-                                       sources: worker.tracker.limiter.sources.map { sources in
-                                           StatsRecord.Sources(active: sources.activeEntries(now: SystemCall.monotonicNanoseconds()),
-                                                               capacity: sources.capacity, evictions: sources.evictions)
+                                       sources: worker.tracker.limiter.sources.map {
+                                           StatsRecord.Sources($0, now: SystemCall.monotonicNanoseconds())
                                        })
             }
         }
