@@ -1063,6 +1063,9 @@ class ConntrackDeleteFlushTest(ConntrackLabMixin, lab.LabTestCase):
     def test_4_flush_empties_the_table(self):
         """Two live connections, flush: 'emptied (2 entries)', then count 0, list shows 0
         (line and json) and stats' current connections is 0."""
+        # Connections the earlier tests closed linger in TIME_WAIT or CLOSE for seconds; one that
+        # expires between the counts below would make them disagree. Start from an empty table.
+        self.wait_empty(timeout=20)
         base = self.ct_count()
         c1 = self.open_conn(4, PORT_A)
         c2 = self.open_conn(4, PORT_B)

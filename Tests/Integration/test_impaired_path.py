@@ -314,7 +314,17 @@ class ImpairedPathTest(lab.LabTestCase):
             results = self.run_connections(seed)
         finally:
             elapsed = time.monotonic() - started
+            # Sockets still closing when the run returns may draw a last RST or two: take the
+            # counters once they have held still for a second (at most 10 s), so that the
+            # drop-log lines the watcher reads and the counter cover the same drops.
             after = daemon.stats()
+            settle = time.monotonic() + 10
+            while time.monotonic() < settle:
+                time.sleep(1.0)
+                again = daemon.stats()
+                if again["drops"] == after["drops"]:
+                    break
+                after = again
             watcher.finish(lab.drops(after, "time-wait-rst") - lab.drops(before, "time-wait-rst"))
         drops = {k: v - before["drops"].get(k, 0) for k, v in after["drops"].items()
                  if v != before["drops"].get(k, 0)}
