@@ -324,7 +324,15 @@ public final class Daemon: @unchecked Sendable {
             let now = SystemCall.monotonicNanoseconds()
             for worker in workers {
                 let (count, seconds) = worker.mailbox.perform { worker -> (Int, UInt32) in
-                    let count = worker.tracker.removeConnections { _ in true }
+                    // Counted as `count` and `list` see the table: an entry past its expiry
+                    // that the wheel has not reaped yet goes too, but was never shown.
+                    var live = 0
+                    let current = SystemCall.monotonicNanoseconds()
+                    _ = worker.tracker.removeConnections { connection in
+                        if connection.expiresAt > current { live += 1 }
+                        return true
+                    }
+                    let count = live
                     worker.tracker.startPickupGrace(now: now)
                     return (count, worker.tracker.policy.pickupGrace)
                 }
