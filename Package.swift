@@ -59,10 +59,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "SeqwallCoreTests", dependencies: ["SeqwallCore"]),
+        // What the tests, the fuzz targets and the benchmarks share: packet builders, test
+        // addresses, a seeded generator.
+        .target(name: "SeqwallTestSupport", dependencies: ["SeqwallCore"]),
+        .testTarget(name: "SeqwallCoreTests", dependencies: ["SeqwallCore", "SeqwallTestSupport"]),
         .testTarget(
             name: "SeqwallRulesTests",
-            dependencies: ["SeqwallRules", "SeqwallCore"],
+            dependencies: ["SeqwallRules", "SeqwallCore", "SeqwallTestSupport"],
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
@@ -71,7 +74,7 @@ let package = Package(
         .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
         .testTarget(
             name: "SeqwallReplayTests",
-            dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules"]
+            dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules", "SeqwallTestSupport"]
         ),
     ]
 )

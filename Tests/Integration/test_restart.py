@@ -51,7 +51,7 @@ PERIOD = 0.02         # seconds between messages on one connection
 ROUND_TRIP_TIMEOUT = 10.0
 WARNING = "starting with an empty table"
 
-# The state file's layout (Sources/SeqwallCore/StateSnapshot.swift).
+# The state file's layout (Sources/SeqwallCore/Engine/StateSnapshot.swift).
 HEADER = 48
 RECORD = 152
 

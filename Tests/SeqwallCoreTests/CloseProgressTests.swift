@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// The close as the endpoints live it (RFC 9293 3.6), kept beside the kernel's transition

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// Events recorded for `conntrack watch` (conntrack -E: NEW, UPDATE on state or status

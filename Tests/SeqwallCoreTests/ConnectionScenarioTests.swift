@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// The classic scenarios of TCP connection management (RFC 9293 3.5-3.6, RFC 793 figures,

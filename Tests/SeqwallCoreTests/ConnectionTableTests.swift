@@ -1,18 +1,6 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
-
-/// SplitMix64: a small seeded generator, so every run makes the same keys and orders.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 private func key(_ index: Int, ipv6: Bool = false) -> FlowKey {
     let client = ipv6 ? IPAddress(high: 0x2001_0DB8_0001_0000, low: UInt64(index / 1000 + 1))

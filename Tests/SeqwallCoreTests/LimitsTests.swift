@@ -1,3 +1,4 @@
+import SeqwallTestSupport
 @testable import SeqwallCore
 import Testing
 

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// The segment a good packet must parse to, or a test failure.

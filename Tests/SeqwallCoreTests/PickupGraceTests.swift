@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// The pickup grace period (docs/design.md, Pickup) and who opened a

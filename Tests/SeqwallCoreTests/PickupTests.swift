@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// `set pickup on`: connections first seen mid-stream (docs/design.md, Pickup; TCPWindow

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// RST rules (RFC 5961 3.2, RFC 1337, RFC 9293 3.10.7) as the kernel's nf_conntrack_tcp_packet

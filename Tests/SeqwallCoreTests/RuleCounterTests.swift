@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 // Per-rule counters (RuleCounterTable): every new connection is counted once, under the rule

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 @Suite("State machine table, states and reasons")

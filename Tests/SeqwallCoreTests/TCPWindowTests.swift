@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 // tcp_in_window, condition by condition, at its edges (TCPWindow).

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// The kernel's timeout choice at the end of nf_conntrack_tcp_packet, in its order:

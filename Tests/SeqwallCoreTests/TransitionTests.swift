@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 /// One segment class (a row of the kernel's table), from one side, in one state.

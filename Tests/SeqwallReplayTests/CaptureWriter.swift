@@ -1,3 +1,4 @@
+import SeqwallTestSupport
 import Foundation
 
 /// One frame to write: its time, the bytes kept, and its length on the wire (when the snap

@@ -1,4 +1,5 @@
 import SeqwallCore
+import SeqwallTestSupport
 @testable import SeqwallReplay
 import Testing
 

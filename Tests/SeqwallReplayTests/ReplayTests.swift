@@ -1,6 +1,7 @@
 import Foundation
 import SeqwallControl
 import SeqwallCore
+import SeqwallTestSupport
 @testable import SeqwallReplay
 import SeqwallRules
 import Testing

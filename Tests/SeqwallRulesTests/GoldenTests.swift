@@ -1,5 +1,6 @@
 import Foundation
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 @testable import SeqwallRules

@@ -1,5 +1,6 @@
 import Foundation
 import SeqwallCore
+import SeqwallTestSupport
 import Testing
 
 @testable import SeqwallRules
@@ -506,18 +507,6 @@ struct CanonicalTextTests {
 
 @Suite("Robustness")
 struct RobustnessTests {
-    /// SplitMix64: a fixed seed makes every failure reproducible.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static let words = [
         "inside", "default", "pass", "block", "reject", "limit", "timeout", "set", "in", "out", "tcp", "from", "to",
         "any", "port", "half-open", "per-source", "states", "syn-rate", "burst", "pickup", "on", "off", "established",
@@ -528,7 +517,7 @@ struct RobustnessTests {
 
     @Test("random bytes never crash the loader, and every error has a real position")
     func randomBytes() {
-        var generator = Generator(state: 1)
+        var generator = SplitMix64(seed: 1)
         for _ in 0..<2000 {
             let count = Int.random(in: 0..<200, using: &generator)
             // Half the inputs stay ASCII, which gets past the UTF-8 check into the lexer and parser.
@@ -540,7 +529,7 @@ struct RobustnessTests {
 
     @Test("random word soup: accepted input round-trips through the canonical text")
     func randomWords() throws {
-        var generator = Generator(state: 2)
+        var generator = SplitMix64(seed: 2)
         var accepted = 0
         for _ in 0..<5000 {
             let count = Int.random(in: 1..<24, using: &generator)

@@ -1,1 +1,0 @@
-../SeqwallCoreTests/PacketBuilder.swift
