@@ -72,6 +72,15 @@ let package = Package(
         .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
         // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
         .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
+        // The daemon without root: control requests, reloads, the state file through the
+        // system-call seam, shutdown.
+        .testTarget(
+            name: "SeqwallDaemonTests",
+            dependencies: [
+                "SeqwallDaemon", "SeqwallControl", "SeqwallCore", "SeqwallTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "SeqwallReplayTests",
             dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules", "SeqwallTestSupport"]

@@ -41,7 +41,7 @@ final class ControlServer: @unchecked Sendable {
 
         init?(path: String) {
             var status = stat()
-            guard lstat(path, &status) == 0 else { return nil }
+            guard SystemCall.lstat(path, &status) == 0 else { return nil }
             device = UInt64(status.st_dev)
             inode = UInt64(status.st_ino)
         }
@@ -65,9 +65,9 @@ final class ControlServer: @unchecked Sendable {
         let isStopped = stopped
         lock.unlock()
         // The old socket has no file left, so no new client can reach it; its acceptor ends.
-        shutdown(oldListener, Int32(SHUT_RDWR))
+        _ = SystemCall.shutdown(oldListener, Int32(SHUT_RDWR))
         oldAcceptor.wait()
-        close(oldListener)
+        SystemCall.close(oldListener)
         if !isStopped { start() }
         return true
     }
@@ -81,38 +81,38 @@ final class ControlServer: @unchecked Sendable {
         }
 
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty && access(directory, F_OK) != 0 {
-            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+        if !directory.isEmpty && SystemCall.access(directory, F_OK) != 0 {
+            guard SystemCall.mkdir(directory, 0o755) == 0 || errno == EEXIST else {
                 throw SystemError("creating the control socket directory \(directory)")
             }
         }
 
         var status = stat()
-        if lstat(path, &status) == 0 {
+        if SystemCall.lstat(path, &status) == 0 {
             guard status.st_mode & S_IFMT == S_IFSOCK else {
                 throw SystemError("\(path) exists and is not a socket; refusing to replace it", code: EEXIST)
             }
             if ControlServer.answers(address) {
                 throw SystemError("another seqwall is running: \(path) answers", code: EADDRINUSE)
             }
-            guard unlink(path) == 0 else { throw SystemError("removing the stale control socket \(path)") }
+            guard SystemCall.unlink(path) == 0 else { throw SystemError("removing the stale control socket \(path)") }
         }
 
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = SystemCall.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SystemError("creating the control socket") }
         try SystemCall.bindAndListen(descriptor, "the control socket \(path)", backlog: 64) {
             let oldMask = umask(0o177)
             defer { umask(oldMask) }
-            return UnixSocketAddress.with(address) { bind(descriptor, $0, $1) }
+            return UnixSocketAddress.with(address) { SystemCall.bind(descriptor, $0, $1) }
         }
         return descriptor
     }
 
     static func answers(_ address: sockaddr_un) -> Bool {
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let probe = SystemCall.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { return false }
-        defer { close(probe) }
-        return UnixSocketAddress.with(address) { connect(probe, $0, $1) } == 0
+        defer { SystemCall.close(probe) }
+        return UnixSocketAddress.with(address) { SystemCall.connect(probe, $0, $1) } == 0
     }
 
     func start() {
@@ -133,21 +133,21 @@ final class ControlServer: @unchecked Sendable {
         stopped = true
         let (listener, done, file) = (self.listener, acceptorDone, socketFile)
         lock.unlock()
-        shutdown(listener, Int32(SHUT_RDWR))
+        _ = SystemCall.shutdown(listener, Int32(SHUT_RDWR))
         done.wait()
-        close(listener)
-        if let file, FileIdentity(path: path) == file { unlink(path) }
+        SystemCall.close(listener)
+        if let file, FileIdentity(path: path) == file { _ = SystemCall.unlink(path) }
     }
 
     private func acceptLoop(listener: Int32, generation: Int) {
         while true {
-            let client = accept(listener, nil, nil)
-            if client >= 0 { _ = fcntl(client, F_SETFD, FD_CLOEXEC) }
+            let client = SystemCall.accept(listener)
+            if client >= 0 { _ = SystemCall.fcntl(client, F_SETFD, FD_CLOEXEC) }
             lock.lock()
             let isStopped = stopped || generation != self.generation
             lock.unlock()
             if isStopped {
-                if client >= 0 { close(client) }
+                if client >= 0 { SystemCall.close(client) }
                 return
             }
             if client < 0 {
@@ -166,12 +166,12 @@ final class ControlServer: @unchecked Sendable {
             lock.unlock()
             guard admitted else {
                 _ = ControlServer.writeLine(client, ControlServer.encode(ControlReply.failure("too many control clients; try again")))
-                close(client)
+                SystemCall.close(client)
                 continue
             }
             startDaemonThread(named: "seqwall-client") { [self] in
                 serve(client)
-                close(client)
+                SystemCall.close(client)
                 lock.lock()
                 activeClients -= 1
                 lock.unlock()
@@ -180,9 +180,9 @@ final class ControlServer: @unchecked Sendable {
     }
 
     private func serve(_ client: Int32) {
-        var timeout = timeval(tv_sec: ControlLimits.requestTimeoutSeconds, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let timeout = timeval(tv_sec: ControlLimits.requestTimeoutSeconds, tv_usec: 0)
+        SystemCall.setOption(client, SOL_SOCKET, SO_RCVTIMEO, timeout)
+        SystemCall.setOption(client, SOL_SOCKET, SO_SNDTIMEO, timeout)
         let reply: ControlReply
         switch readRequest(client) {
         case .failure(let message):
@@ -203,7 +203,7 @@ final class ControlServer: @unchecked Sendable {
         var data = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
-            let count = chunk.withUnsafeMutableBytes { read(client, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { SystemCall.read(client, $0.baseAddress, $0.count) }
             if count < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
@@ -236,7 +236,7 @@ final class ControlServer: @unchecked Sendable {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes {
-                send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                SystemCall.send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
             if written < 0 {
                 if errno == EINTR { continue }
@@ -245,21 +245,5 @@ final class ControlServer: @unchecked Sendable {
             offset += written
         }
         return true
-    }
-}
-
-/// One client's connection, as a request handler sees it.
-struct ControlSession {
-    let client: Int32
-
-    /// Streams a line; false once the client has gone.
-    func emit(_ line: String) -> Bool { ControlServer.writeLine(client, line) }
-
-    /// Waits up to `milliseconds` for the client to hang up; true when it has (a watcher
-    /// that closed its end, or sent anything more, is done).
-    func hasHungUp(waitingMilliseconds milliseconds: Int32) -> Bool {
-        var descriptor = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&descriptor, 1, milliseconds)
-        return ready > 0 && descriptor.revents & Int16(POLLIN | POLLHUP | POLLERR) != 0
     }
 }

@@ -12,6 +12,8 @@ final class DaemonStatus: @unchecked Sendable {
     private var policy = Policy()
     private var policyLoadedAt: UInt64 = 0
     private var reload: DaemonHealth.Reload?
+    private var reloadsSucceeded: UInt64 = 0
+    private var reloadsFailed: UInt64 = 0
     private var stateFile: DaemonHealth.StateFile?
     private var warnings: [String] = []
 
@@ -32,9 +34,17 @@ final class DaemonStatus: @unchecked Sendable {
 
     var lastReload: DaemonHealth.Reload? { locked { reload } }
 
+    /// Reloads by result, and whether the last one succeeded (true before any), for metrics.
+    var reloads: (succeeded: UInt64, failed: UInt64, lastSucceeded: Bool) {
+        locked { (reloadsSucceeded, reloadsFailed, reload?.ok ?? true) }
+    }
+
     func reloaded(error: String?) {
         let now = SystemCall.wallClockNanoseconds() / 1_000_000_000
-        locked { reload = DaemonHealth.Reload(at: now, ok: error == nil, error: error.map(DaemonHealth.firstLine)) }
+        locked {
+            reload = DaemonHealth.Reload(at: now, ok: error == nil, error: error.map(DaemonHealth.firstLine))
+            if error == nil { reloadsSucceeded += 1 } else { reloadsFailed += 1 }
+        }
     }
 
     // MARK: State file

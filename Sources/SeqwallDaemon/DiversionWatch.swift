@@ -1,6 +1,9 @@
 import Foundation
 import Logging
 import SeqwallTelemetry
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Notices queues nothing is sent to. Without a diversion (rules/host.iptables, seqwall-divert)
 /// the daemon runs, binds its queues and answers `stats` with `seen 0`, as if it protected the
@@ -152,7 +155,7 @@ final class DiversionWatch {
         let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
             + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         guard let executable = directories.lazy.map({ "\($0)/\(command[0])" })
-            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
+            .first(where: { SystemCall.access($0, X_OK) == 0 }) else { return nil }
         return SystemCall.runCommand(executable, Array(command.dropFirst()), timeoutSeconds: commandTimeoutSeconds)
     }
 }

@@ -38,9 +38,9 @@ final class MetricsServer: @unchecked Sendable {
         self.render = render
         listener = try MetricsServer.makeListener(address)
         var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else {
+        guard SystemCall.pipe(&ends) == 0 else {
             let error = SystemError("creating a pipe")
-            close(listener)
+            SystemCall.close(listener)
             throw error
         }
         wakeRead = ends[0]
@@ -49,20 +49,20 @@ final class MetricsServer: @unchecked Sendable {
     }
 
     deinit {
-        close(listener)
-        close(wakeRead)
-        close(wakeWrite)
+        SystemCall.close(listener)
+        SystemCall.close(wakeRead)
+        SystemCall.close(wakeWrite)
     }
 
     static func makeListener(_ address: MetricsAddress) throws(SystemError) -> Int32 {
         let family = address.address.isIPv4 ? AF_INET : AF_INET6
-        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let descriptor = SystemCall.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
                                     | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard descriptor >= 0 else { throw SystemError("creating the metrics socket") }
-        var one: Int32 = 1
+        let one: Int32 = 1
         // A restart may bind again while the last run's connections sit in TIME_WAIT; a live
         // listener on the port still makes bind fail (EADDRINUSE).
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        SystemCall.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, one)
         try SystemCall.bindAndListen(descriptor, "the metrics address \(address)", backlog: 16) {
             if address.address.isIPv4 {
                 var socketAddress = sockaddr_in()
@@ -71,12 +71,12 @@ final class MetricsServer: @unchecked Sendable {
                 socketAddress.sin_addr.s_addr = address.address.ipv4Value.bigEndian
                 return withUnsafePointer(to: &socketAddress) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        SystemCall.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                     }
                 }
             } else {
                 // IPv6 only, as the address says: `[::]` must not quietly serve IPv4 as well.
-                setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+                SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, one)
                 var socketAddress = sockaddr_in6()
                 socketAddress.sin6_family = sa_family_t(AF_INET6)
                 socketAddress.sin6_port = address.port.bigEndian
@@ -88,7 +88,7 @@ final class MetricsServer: @unchecked Sendable {
                 }
                 return withUnsafePointer(to: &socketAddress) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                        SystemCall.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
                     }
                 }
             }
@@ -103,7 +103,7 @@ final class MetricsServer: @unchecked Sendable {
     /// Ends the thread; connections in progress are closed.
     func stop() {
         var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
+        _ = SystemCall.write(wakeWrite, &one, 1)
         finished.wait()
     }
 
@@ -132,7 +132,7 @@ final class MetricsServer: @unchecked Sendable {
 
     private func serve() {
         var clients: [Client] = []
-        defer { for client in clients { close(client.descriptor) } }
+        defer { for client in clients { SystemCall.close(client.descriptor) } }
         while true {
             let now = SystemCall.monotonicNanoseconds()
             var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
@@ -142,7 +142,7 @@ final class MetricsServer: @unchecked Sendable {
                 descriptors.append(pollfd(fd: client.descriptor, events: Int16(events), revents: 0))
             }
             let soonest = clients.map(\.deadline).min().map { $0 > now ? $0 - now : 0 } ?? 1_000_000_000
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(min(soonest, 1_000_000_000) / 1_000_000) + 1)
+            let ready = SystemCall.poll(&descriptors, Int32(min(soonest, 1_000_000_000) / 1_000_000) + 1)
             if ready < 0 && errno != EINTR {
                 logger.error("metrics endpoint: \(SystemError("poll")); no more scrapes")
                 return
@@ -167,7 +167,7 @@ final class MetricsServer: @unchecked Sendable {
                 if keep {
                     index += 1
                 } else {
-                    close(clients[index].descriptor)
+                    SystemCall.close(clients[index].descriptor)
                     clients.remove(at: index)
                     descriptors.remove(at: index + 2)
                 }
@@ -178,7 +178,7 @@ final class MetricsServer: @unchecked Sendable {
 
     private func acceptClients(_ clients: inout [Client]) {
         while true {
-            let descriptor = accept(listener, nil, nil)
+            let descriptor = SystemCall.accept(listener)
             if descriptor < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 if errno == EMFILE || errno == ENFILE { logger.warning("metrics endpoint: out of file descriptors") }
@@ -194,7 +194,7 @@ final class MetricsServer: @unchecked Sendable {
                 respond(&client, MetricsHTTP.response(.serviceUnavailable))
                 clients.append(client)
             } else {
-                close(descriptor)
+                SystemCall.close(descriptor)
             }
         }
     }
@@ -206,7 +206,7 @@ final class MetricsServer: @unchecked Sendable {
             var chunk = [UInt8](repeating: 0, count: 2048)
             // Never more than the limit (and a byte, to see it passed): the buffer stays bounded.
             let room = min(chunk.count, MetricsHTTP.maximumRequestBytes + 1 - client.input.count)
-            let count = chunk.withUnsafeMutableBytes { recv(client.descriptor, $0.baseAddress, room, 0) }
+            let count = chunk.withUnsafeMutableBytes { SystemCall.recv(client.descriptor, $0.baseAddress, room, 0) }
             if count < 0 { return errno == EINTR || errno == EAGAIN }
             if count == 0 {
                 // The client closed its side before a whole request: nothing to answer, or a
@@ -234,19 +234,19 @@ final class MetricsServer: @unchecked Sendable {
             return true
         case .writing:
             let count = client.output[client.sent...].withUnsafeBytes {
-                send(client.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                SystemCall.send(client.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
             }
             if count < 0 { return errno == EINTR || errno == EAGAIN }
             client.sent += count
             if client.sent == client.output.count {
-                shutdown(client.descriptor, Int32(SHUT_WR))
+                _ = SystemCall.shutdown(client.descriptor, Int32(SHUT_WR))
                 client.phase = .draining
                 client.output = []
             }
             return true
         case .draining:
             var chunk = [UInt8](repeating: 0, count: 2048)
-            let count = chunk.withUnsafeMutableBytes { recv(client.descriptor, $0.baseAddress, $0.count, 0) }
+            let count = chunk.withUnsafeMutableBytes { SystemCall.recv(client.descriptor, $0.baseAddress, $0.count, 0) }
             if count < 0 { return errno == EINTR || errno == EAGAIN }
             return count > 0
         }
@@ -261,7 +261,7 @@ final class MetricsServer: @unchecked Sendable {
 
     /// Non-blocking and closed on exec (Glibc's module has neither pipe2 nor accept4).
     private static func makeNonBlocking(_ descriptor: Int32) {
-        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        _ = SystemCall.fcntl(descriptor, F_SETFL, SystemCall.fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        _ = SystemCall.fcntl(descriptor, F_SETFD, FD_CLOEXEC)
     }
 }

@@ -28,16 +28,16 @@ enum StateFile {
 
     static func read(path: String, maximumBytes: Int) throws(Problem) -> ReadResult {
         let descriptor = SystemCall.retryingErrno {
-            Int(open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY))
+            Int(SystemCall.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY))
         }
         if descriptor == -Int(ENOENT) { return .missing }
         if descriptor == -Int(ELOOP) { throw Problem("is a symbolic link; not following it") }
         guard descriptor >= 0 else { throw Problem("cannot open: \(SystemError("open", code: Int32(-descriptor)))") }
         let file = Int32(descriptor)
-        defer { close(file) }
+        defer { SystemCall.close(file) }
 
         var status = stat()
-        guard fstat(file, &status) == 0 else { throw Problem("\(SystemError("fstat"))") }
+        guard SystemCall.fstat(file, &status) == 0 else { throw Problem("\(SystemError("fstat"))") }
         guard status.st_mode & S_IFMT == S_IFREG else { throw Problem("is not a regular file") }
         guard status.st_uid == geteuid() else { throw Problem("is owned by uid \(status.st_uid), not by seqwall's uid \(geteuid())") }
         guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
@@ -51,7 +51,7 @@ enum StateFile {
         var filled = 0
         while filled < bytes.count {
             let count = bytes.withUnsafeMutableBytes { buffer in
-                SystemCall.retryingErrno { Glibc.read(file, buffer.baseAddress! + filled, buffer.count - filled) }
+                SystemCall.retryingErrno { SystemCall.read(file, buffer.baseAddress! + filled, buffer.count - filled) }
             }
             guard count >= 0 else { throw Problem("cannot read: \(SystemError("read", code: Int32(-count)))") }
             if count == 0 { break }
@@ -65,13 +65,13 @@ enum StateFile {
     static func write(_ bytes: [UInt8], to path: String) throws(Problem) {
         let (directory, name) = split(path)
         let directoryDescriptor = SystemCall.retryingErrno {
-            Int(open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+            Int(SystemCall.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC))
         }
         guard directoryDescriptor >= 0 else {
             throw Problem("cannot open directory \(directory): \(SystemError("open", code: Int32(-directoryDescriptor)))")
         }
         let directoryFile = Int32(directoryDescriptor)
-        defer { close(directoryFile) }
+        defer { SystemCall.close(directoryFile) }
 
         // A fresh name each try; O_EXCL fails on anything already there, a planted link too.
         var temporary = ""
@@ -80,7 +80,7 @@ enum StateFile {
         for _ in 0..<8 where descriptor == -Int(EEXIST) {
             temporary = ".\(name).\(getpid()).\(String(generator.next() as UInt64, radix: 36)).tmp"
             descriptor = SystemCall.retryingErrno {
-                Int(openat(directoryFile, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600))
+                Int(SystemCall.openat(directoryFile, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600))
             }
         }
         guard descriptor >= 0 else {
@@ -89,30 +89,30 @@ enum StateFile {
         let file = Int32(descriptor)
         var renamed = false
         defer {
-            if !renamed { unlinkat(directoryFile, temporary, 0) }
+            if !renamed { _ = SystemCall.unlinkat(directoryFile, temporary, 0) }
         }
         do throws(Problem) {
             // The umask may only take bits away; make it exactly 0600 whatever it is.
-            guard fchmod(file, 0o600) == 0 else { throw Problem("\(SystemError("fchmod"))") }
+            guard SystemCall.fchmod(file, 0o600) == 0 else { throw Problem("\(SystemError("fchmod"))") }
             var written = 0
             while written < bytes.count {
                 let count = bytes.withUnsafeBytes { buffer in
-                    SystemCall.retryingErrno { Glibc.write(file, buffer.baseAddress! + written, buffer.count - written) }
+                    SystemCall.retryingErrno { SystemCall.write(file, buffer.baseAddress! + written, buffer.count - written) }
                 }
                 guard count > 0 else { throw Problem("cannot write: \(SystemError("write", code: Int32(-count)))") }
                 written += count
             }
-            guard SystemCall.retryingErrno({ Int(fsync(file)) }) == 0 else { throw Problem("\(SystemError("fsync"))") }
+            guard SystemCall.retryingErrno({ Int(SystemCall.fsync(file)) }) == 0 else { throw Problem("\(SystemError("fsync"))") }
         } catch {
-            close(file)
+            SystemCall.close(file)
             throw error
         }
-        guard close(file) == 0 else { throw Problem("\(SystemError("close"))") }
-        guard renameat(directoryFile, temporary, directoryFile, name) == 0 else {
+        guard SystemCall.close(file) == 0 else { throw Problem("\(SystemError("close"))") }
+        guard SystemCall.renameat(directoryFile, temporary, directoryFile, name) == 0 else {
             throw Problem("cannot rename into place: \(SystemError("rename"))")
         }
         renamed = true
-        guard SystemCall.retryingErrno({ Int(fsync(directoryFile)) }) == 0 else {
+        guard SystemCall.retryingErrno({ Int(SystemCall.fsync(directoryFile)) }) == 0 else {
             throw Problem("\(SystemError("fsync of \(directory)"))")
         }
     }

@@ -7,22 +7,26 @@ import Glibc
 import Musl
 #endif
 
-/// A failed system call: what was attempted and the errno it gave.
-public struct SystemError: Error, CustomStringConvertible, Sendable {
-    public let operation: String
-    public let code: Int32
-
-    public init(_ operation: String, code: Int32 = errno) {
-        self.operation = operation
-        self.code = code
+/// The daemon's system calls, wrapped as swift-system wraps its `system_*` functions: each
+/// keeps the C convention (-1 and errno) so that callers read as the manual pages do, and goes
+/// through `traced`, the seam where SystemCallMock records it and can make it fail. EINTR is
+/// retried in one place (`retryingErrno`).
+///
+/// The per-packet calls stay outside the seam: NetfilterQueueSocket's recv and send and
+/// `sendMessage` (a reject's answer) call the kernel directly, so the packet path pays nothing
+/// for it. The clocks are not system calls on Linux (vDSO) and are not wrapped either.
+enum SystemCall {
+    /// Runs `call` unless an installed mock fails it: then errno is the mock's and the result -1.
+    @inline(__always)
+    static func traced<Result: FixedWidthInteger>(_ name: String, _ argument: @autoclosure () -> String,
+                                                  _ call: () -> Result) -> Result {
+        if SystemCallMock.isInstalled, let code = SystemCallMock.intercept(name, argument()) {
+            errno = code
+            return -1
+        }
+        return call()
     }
 
-    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
-}
-
-/// The packet path's system calls go through these small wrappers (as swift-system does):
-/// EINTR is retried in one place.
-enum SystemCall {
     /// Retries on EINTR; returns -errno on failure instead of throwing: on the packet path an
     /// error is counted, not thrown.
     @inline(__always)
@@ -43,78 +47,6 @@ enum SystemCall {
         return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
 
-    /// Asks for transparent huge pages on a large region of the connection table (the
-    /// ConnectionTable's memory advisor, called before the region is first touched). At a
-    /// million connections its arrays span some 44,000 4 KiB pages and nearly every lookup
-    /// would miss the TLB; on 2 MiB pages they fit in it. Only advice: when the kernel has no
-    /// transparent huge pages (EINVAL) or they are off (`never`), the table works on small
-    /// pages as before, so the result is not checked.
-    static func adviseHugePages(_ start: UnsafeMutableRawPointer, _ length: Int) {
-        _ = madvise(start, length, MADV_HUGEPAGE)
-    }
-
-    /// A raw socket (the answers to rejected packets, RejectSender), closed on exec; needs
-    /// CAP_NET_RAW. Each option is a (level, name, value bytes) set before it is returned.
-    static func openRawSocket(family: Int32, protocolNumber: Int32,
-                              options: [(level: Int32, name: Int32, value: [UInt8])] = []) throws(SystemError) -> Int32 {
-        let descriptor = socket(family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), protocolNumber)
-        guard descriptor >= 0 else { throw SystemError("socket(\(family == AF_INET ? "AF_INET" : "AF_INET6"), SOCK_RAW, \(protocolNumber))") }
-        for option in options {
-            let result = option.value.withUnsafeBytes {
-                setsockopt(descriptor, option.level, option.name, $0.baseAddress, socklen_t($0.count))
-            }
-            if result < 0 {
-                let error = SystemError("setsockopt(\(option.level), \(option.name)) on a raw socket")
-                close(descriptor)
-                throw error
-            }
-        }
-        return descriptor
-    }
-
-    /// The IPv4 broadcast addresses (host order) of this namespace's interfaces
-    /// (getifaddrs(3)): each address's broadcast address if it has one, and, as the kernel adds
-    /// broadcast routes for them whether or not one was given (fib_add_ifaddr), the first and
-    /// last address of each subnet wider than /31. None when the call fails.
-    static func ipv4BroadcastAddresses() -> [UInt32] {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return [] }
-        defer { freeifaddrs(list) }
-        // sockaddr_in: the address after the 2-byte family and port, in network order.
-        func value(_ address: UnsafeMutablePointer<sockaddr>) -> UInt32 {
-            UInt32(bigEndian: UnsafeRawPointer(address).load(fromByteOffset: 4, as: UInt32.self))
-        }
-        var addresses: [UInt32] = []
-        var entry = list
-        while let current = entry {
-            defer { entry = current.pointee.ifa_next }
-            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else {
-                continue
-            }
-            let own = value(address)
-            if let netmask = current.pointee.ifa_netmask {
-                let mask = value(netmask)
-                if mask.nonzeroBitCount < 31 {
-                    addresses.append(own & mask)
-                    addresses.append(own | ~mask)
-                }
-            }
-            // Without a broadcast address (`ip addr add` without `brd`) glibc puts the
-            // address itself in this field (IFA_ADDRESS, read as a peer's): no broadcast.
-            if current.pointee.ifa_flags & UInt32(IFF_BROADCAST) != 0,
-               let broadcast = current.pointee.ifa_ifu.ifu_broadaddr, value(broadcast) != own {
-                addresses.append(value(broadcast))
-            }
-        }
-        return addresses
-    }
-
-    /// sendmsg(2) without blocking (MSG_DONTWAIT): bytes sent, or -errno.
-    @inline(__always)
-    static func sendMessage(_ descriptor: Int32, _ message: UnsafePointer<msghdr>) -> Int {
-        retryingErrno { sendmsg(descriptor, message, Int32(MSG_DONTWAIT)) }
-    }
-
     /// Wall-clock time in nanoseconds since the Unix epoch (CLOCK_REALTIME): the only clock
     /// two processes share, for the state file's age.
     static func wallClockNanoseconds() -> UInt64 {
@@ -123,77 +55,83 @@ enum SystemCall {
         return spec.tv_sec < 0 ? 0 : UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
 
-    /// A small text file read whole (a /proc file, whose size stat cannot tell); empty when it
-    /// cannot be opened.
-    static func readText(_ path: String) -> String {
-        guard let file = fopen(path, "r") else { return "" }
-        defer { fclose(file) }
-        var text = ""
-        var buffer = [CChar](repeating: 0, count: 512)
-        while fgets(&buffer, Int32(buffer.count), file) != nil {
-            text += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        return text
+    // MARK: Files
+
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
+        traced("open", path) { Glibc.open(path, flags, mode) }
     }
 
-    /// Runs `executable` with `arguments` (no shell), its standard input and error on
-    /// /dev/null, and returns its standard output when it exits 0 within `timeoutSeconds`; nil
-    /// otherwise (it is killed when it takes longer). posix_spawn, not Foundation's Process:
-    /// the child starts with an empty signal mask and default handlers, whatever this
-    /// process blocks, and nothing here needs a run loop.
-    static func runCommand(_ executable: String, _ arguments: [String], timeoutSeconds: Int) -> String? {
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { return nil }
-        let (readEnd, writeEnd) = (pipeEnds[0], pipeEnds[1])
-        // Nothing else in the daemon starts processes, so no other child can inherit them.
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    static func openat(_ directory: Int32, _ name: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
+        traced("openat", name) { Glibc.openat(directory, name, flags, mode) }
+    }
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for argument in argv { free(argument) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        close(writeEnd)
-        defer { close(readEnd) }
-        guard spawned == 0 else { return nil }
+    static func read(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        traced("read", "\(descriptor)") { Glibc.read(descriptor, buffer, count) }
+    }
 
-        var output = [UInt8]()
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let deadline = monotonicNanoseconds() &+ UInt64(timeoutSeconds) * 1_000_000_000
-        var timedOut = false
-        while true {
-            let now = monotonicNanoseconds()
-            guard now < deadline else { timedOut = true; break }
-            var descriptor = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Int32(min(1000, (deadline - now) / 1_000_000 + 1)))
-            if ready < 0 && errno != EINTR { break }
-            guard ready > 0 else { continue }
-            let count = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            output.append(contentsOf: chunk[0..<count])
-        }
-        if timedOut { kill(pid, SIGKILL) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED and WEXITSTATUS, which Swift does not import: exited normally with 0.
-        guard !timedOut, status & 0x7f == 0, (status >> 8) & 0xff == 0 else { return nil }
-        return String(decoding: output, as: UTF8.self)
+    static func write(_ descriptor: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+        traced("write", "\(descriptor)") { Glibc.write(descriptor, buffer, count) }
+    }
+
+    static func fsync(_ descriptor: Int32) -> Int32 {
+        traced("fsync", "\(descriptor)") { Glibc.fsync(descriptor) }
+    }
+
+    static func fchmod(_ descriptor: Int32, _ mode: mode_t) -> Int32 {
+        traced("fchmod", "\(descriptor)") { Glibc.fchmod(descriptor, mode) }
+    }
+
+    static func fstat(_ descriptor: Int32, _ status: inout stat) -> Int32 {
+        traced("fstat", "\(descriptor)") { Glibc.fstat(descriptor, &status) }
+    }
+
+    static func lstat(_ path: String, _ status: inout stat) -> Int32 {
+        traced("lstat", path) { Glibc.lstat(path, &status) }
+    }
+
+    static func access(_ path: String, _ mode: Int32) -> Int32 {
+        traced("access", path) { Glibc.access(path, mode) }
+    }
+
+    static func mkdir(_ path: String, _ mode: mode_t) -> Int32 {
+        traced("mkdir", path) { Glibc.mkdir(path, mode) }
+    }
+
+    static func unlink(_ path: String) -> Int32 {
+        traced("unlink", path) { Glibc.unlink(path) }
+    }
+
+    static func unlinkat(_ directory: Int32, _ name: String, _ flags: Int32) -> Int32 {
+        traced("unlinkat", name) { Glibc.unlinkat(directory, name, flags) }
+    }
+
+    /// `argument` of the trace: the new name, the one a test picks out.
+    static func renameat(_ fromDirectory: Int32, _ from: String, _ toDirectory: Int32, _ to: String) -> Int32 {
+        traced("renameat", to) { Glibc.renameat(fromDirectory, from, toDirectory, to) }
+    }
+
+    @discardableResult
+    static func close(_ descriptor: Int32) -> Int32 {
+        traced("close", "\(descriptor)") { Glibc.close(descriptor) }
+    }
+
+    static func pipe(_ ends: inout [Int32]) -> Int32 {
+        traced("pipe", "") { Glibc.pipe(&ends) }
+    }
+
+    static func fcntl(_ descriptor: Int32, _ command: Int32, _ value: Int32) -> Int32 {
+        traced("fcntl", "\(descriptor)") { Glibc.fcntl(descriptor, command, value) }
+    }
+
+    static func fcntl(_ descriptor: Int32, _ command: Int32) -> Int32 {
+        traced("fcntl", "\(descriptor)") { Glibc.fcntl(descriptor, command) }
+    }
+
+    static func poll(_ descriptors: inout [pollfd], _ milliseconds: Int32) -> Int32 {
+        traced("poll", "\(descriptors.count)") { Glibc.poll(&descriptors, nfds_t(descriptors.count), milliseconds) }
+    }
+
+    static func poll(_ descriptor: inout pollfd, _ milliseconds: Int32) -> Int32 {
+        traced("poll", "\(descriptor.fd)") { Glibc.poll(&descriptor, 1, milliseconds) }
     }
 }

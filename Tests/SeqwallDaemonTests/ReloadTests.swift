@@ -1,0 +1,35 @@
+import Foundation
+import SeqwallControl
+@testable import SeqwallDaemon
+import XCTest
+
+/// `reload`: a good rule file replaces the policy; a broken one is refused with the place of
+/// each error, and the policy in force stays.
+final class ReloadTests: RunningDaemonTestCase {
+    func testAGoodRuleFileReplacesThePolicy() throws {
+        try (RunningDaemon.rules + "pass in udp to port 53\nblock in tcp to port 23\n")
+            .write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)
+        let reply = try daemon.send(ControlRequest(command: .reload))
+        XCTAssertTrue(reply.ok, reply.error ?? "")
+        let rules = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
+        XCTAssertEqual(rules.rules.count, 3)
+        XCTAssertEqual(rules.rules.last?.location, "\(daemon.rulesPath):6:1")
+        let reload = try XCTUnwrap(try daemon.send(ControlRequest(command: .stats)).stats?.last_reload)
+        XCTAssertTrue(reload.ok)
+        XCTAssertNil(reload.error)
+    }
+
+    func testABrokenRuleFileIsRefusedAndThePolicyStays() throws {
+        let before = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
+        try (RunningDaemon.rules + "pass in tcp to port 80 frob\n")
+            .write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)
+        let reply = try daemon.send(ControlRequest(command: .reload))
+        XCTAssertFalse(reply.ok)
+        XCTAssertTrue(reply.error?.hasPrefix("\(daemon.rulesPath):5:24: ") == true, reply.error ?? "no error")
+        let after = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
+        XCTAssertEqual(after, before)
+        let reload = try XCTUnwrap(try daemon.send(ControlRequest(command: .stats)).stats?.last_reload)
+        XCTAssertFalse(reload.ok)
+        XCTAssertTrue(reload.error?.contains(":5:24:") == true, reload.error ?? "no error")
+    }
+}
