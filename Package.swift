@@ -69,6 +69,15 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
+        // The daemon without root: its queue workers on a fake kernel queue that speaks real
+        // netlink bytes.
+        .testTarget(
+            name: "SeqwallDaemonTests",
+            dependencies: [
+                "SeqwallDaemon", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
         // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
         .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
