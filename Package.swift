@@ -69,18 +69,19 @@ let package = Package(
             resources: [.copy("Golden")]
         ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
-        .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
-        // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
-        .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
-        // The daemon without root: control requests, reloads, the state file through the
-        // system-call seam, shutdown.
+        // The daemon without root: its queue workers on a fake kernel queue that speaks real
+        // netlink bytes; control requests, reloads, the state file through the system-call
+        // seam, shutdown.
         .testTarget(
             name: "SeqwallDaemonTests",
             dependencies: [
-                "SeqwallDaemon", "SeqwallControl", "SeqwallCore", "SeqwallTestSupport",
+                "SeqwallDaemon", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
+        // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
+        .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
         .testTarget(
             name: "SeqwallReplayTests",
             dependencies: ["SeqwallReplay", "SeqwallCore", "SeqwallControl", "SeqwallRules", "SeqwallTestSupport"]

@@ -1,23 +1,9 @@
-import CNetfilterQueue
 import Logging
 import SeqwallCore
 import SeqwallTelemetry
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Counters of the adapter itself, beside the tracker's.
-struct AdapterCounters {
-    /// Receive overflows: the kernel dropped messages it could not queue to our socket.
-    var enobufs: UInt64 = 0
-    var malformedMessages: UInt64 = 0
-    var sendErrors: UInt64 = 0
-    /// Answers to rejected packets (RejectSender): sent, held back by the rate limit, and not
-    /// sent (no raw socket, or the kernel refused the send).
-    var rejectAnswers: UInt64 = 0
-    var rejectAnswersLimited: UInt64 = 0
-    var rejectAnswersFailed: UInt64 = 0
-}
 
 /// One NFQUEUE queue and the share of the connection table that belongs to it. Runs on its own
 /// thread; everything it owns is touched only there (others reach it through its mailbox).
@@ -42,11 +28,14 @@ final class QueueWorker: @unchecked Sendable {
     let mailbox: Mailbox<QueueWorker>
     private(set) var adapter = AdapterCounters()
     private let logger: Logger
-    private var socket: NetfilterQueueSocket!
+    /// The queue's two ends, called once per batch each. Set once the worker is whole (the
+    /// kernel's socket hands over packets while it binds the queue), before any batch.
+    private var source: (any PacketSource)!
+    private var sink: (any VerdictSink)!
     private let received: ReceiveBatch
     /// The packets of the batch being collected (read from `received`'s slots, whose bytes they
     /// point into), as the tracker takes them, and their verdicts.
-    private let pending: UnsafeMutablePointer<seqwall_nfq_packet>
+    private let pending: UnsafeMutablePointer<NetfilterQueuePacket>
     private let pendingQueued: UnsafeMutablePointer<QueuedPacket>
     private let pendingVerdicts: UnsafeMutablePointer<Verdict>
     private var pendingCount = 0
@@ -62,7 +51,7 @@ final class QueueWorker: @unchecked Sendable {
     private var dropLogSampler = DropLogSampler()
     /// The answers to rejected packets: nil when the raw sockets could not be opened (no
     /// CAP_NET_RAW), and a reject is then a silent drop, counted as a failed answer.
-    private let rejectSender: RejectSender?
+    private let answers: (any AnswerSender)?
     private let answerBuffer: UnsafeMutableRawPointer
     private var answerLimit = AnswerRateLimit()
     private var recentAnswers = RecentAnswers()
@@ -71,11 +60,37 @@ final class QueueWorker: @unchecked Sendable {
     /// this thread, copied out by a scrape's job.
     private(set) var processing = LatencyHistogram()
 
-    /// `capacity` and the global half-open limit are this worker's share: one of `shares`.
+    /// Opens the queue's two ends for a worker: `scratch` for the replies to configuration
+    /// requests, `deliver` for packets that arrive before the first batch (each decided at once).
+    typealias Connect = (_ scratch: ReceiveBatch, _ deliver: (NetfilterQueuePacket) -> Void)
+        throws(SystemError) -> (any PacketSource, any VerdictSink)
+
+    /// A worker on the kernel's queue `queue`: an NFQUEUE socket, and raw sockets for the
+    /// answers to rejects. `capacity` and the global half-open limit are this worker's share:
+    /// one of `shares`.
+    convenience init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, shares: Int,
+                     logger: Logger) throws(SystemError) {
+        let answers: RejectSender?
+        do {
+            answers = try RejectSender()
+        } catch {
+            answers = nil
+            logger.warning("queue \(queue): cannot open raw sockets to answer rejected packets (\(error)); `reject` rules drop without an answer. seqwall needs CAP_NET_RAW for them.")
+        }
+        try self.init(queue: queue, settings: settings, policy: policy, capacity: capacity, shares: shares,
+                      logger: logger, answers: answers) { scratch, deliver throws(SystemError) in
+            let socket = try NetfilterQueueSocket(queue: queue, settings: settings, scratch: scratch, onPacket: deliver)
+            return (socket, socket)
+        }
+    }
+
+    /// A worker on the ends `connect` opens. `answers` nil: a reject is a silent drop, counted
+    /// as a failed answer.
     init(queue: UInt16, settings: QueueSettings, policy: Policy, capacity: Int, shares: Int,
-         logger: Logger) throws(SystemError) {
+         logger: Logger, answers: (any AnswerSender)?, connect: Connect) throws(SystemError) {
         self.queue = queue
         self.logger = logger
+        self.answers = answers
         realtimePriority = settings.realtimePriority
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
                                     memoryAdvisor: SystemCall.adviseHugePages)
@@ -84,35 +99,23 @@ final class QueueWorker: @unchecked Sendable {
         mailbox = try Mailbox()
         received = ReceiveBatch(capacity: QueueWorker.batchLimit, copyRange: Int(settings.copyRange))
         pending = .allocate(capacity: QueueWorker.batchLimit)
-        pending.initialize(repeating: seqwall_nfq_packet(), count: QueueWorker.batchLimit)
+        pending.initialize(repeating: NetfilterQueuePacket(), count: QueueWorker.batchLimit)
         pendingQueued = .allocate(capacity: QueueWorker.batchLimit)
-        pendingQueued.initialize(repeating: QueuedPacket(bytes: UnsafeRawBufferPointer(start: nil, count: 0),
-                                                         wireLength: 0, hook: .other),
-                                 count: QueueWorker.batchLimit)
+        pendingQueued.initialize(repeating: NetfilterQueuePacket().queued, count: QueueWorker.batchLimit)
         pendingVerdicts = .allocate(capacity: QueueWorker.batchLimit)
         pendingVerdicts.initialize(repeating: .accept, count: QueueWorker.batchLimit)
         sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
         answerBuffer = .allocate(byteCount: RejectAnswer.capacity, alignment: 16)
-        do {
-            rejectSender = try RejectSender()
-        } catch {
-            rejectSender = nil
-            logger.warning("queue \(queue): cannot open raw sockets to answer rejected packets (\(error)); `reject` rules drop without an answer. seqwall needs CAP_NET_RAW for them.")
+        // Every stored property is set: a throw from here on runs deinit, which frees the
+        // buffers.
+        now = SystemCall.monotonicNanoseconds()
+        // Packets that arrive while the queue is being configured are decided one by one: the
+        // scratch buffer they sit in is reused by the next receive.
+        (source, sink) = try connect(received) { [unowned self] packet in
+            collect(packet)
+            decidePending()
         }
-        do {
-            now = SystemCall.monotonicNanoseconds()
-            // Packets that arrive while the queue is being configured are decided one by one:
-            // the scratch buffer they sit in is reused by the next receive.
-            socket = try NetfilterQueueSocket(queue: queue, settings: settings, scratch: received.storage,
-                                              scratchSize: received.storageSize) { [unowned self] message in
-                collect(message)
-                decidePending()
-            }
-            flushVerdicts()
-        } catch {
-            // Every stored property is set, so deinit runs and frees the buffers.
-            throw error
-        }
+        flushVerdicts()
     }
 
     deinit {
@@ -135,10 +138,9 @@ final class QueueWorker: @unchecked Sendable {
             }
         }
         var descriptors = [
-            pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: source.descriptor, events: Int16(POLLIN), revents: 0),
             pollfd(fd: mailbox.eventDescriptor, events: Int16(POLLIN), revents: 0),
         ]
-        let context = Unmanaged.passUnretained(self).toOpaque()
         var moreDue = false
         while running {
             // While deadlines are left over from the last turn, only look for work; otherwise
@@ -151,7 +153,7 @@ final class QueueWorker: @unchecked Sendable {
                 // Full batches back to back, up to `batchesPerTurn`: a batch that came back full
                 // says more are waiting, so poll would only say so again.
                 for _ in 0..<QueueWorker.batchesPerTurn {
-                    if receiveBatch(context: context) < QueueWorker.batchLimit { break }
+                    if receiveBatch() < QueueWorker.batchLimit { break }
                 }
             }
             if ready > 0 && descriptors[1].revents != 0 {
@@ -163,7 +165,7 @@ final class QueueWorker: @unchecked Sendable {
                                                               : QueueWorker.expiryBudgetWhenIdle)
             publishEvents()
         }
-        socket.close(scratch: sendBuffer)
+        source.close()
     }
 
     func stop() { running = false }
@@ -227,10 +229,10 @@ final class QueueWorker: @unchecked Sendable {
     /// receiving, parsing, tracking, queueing the verdicts and sending them. The time is shared
     /// evenly among the packets the tracker decided, so the histogram's count equals the packets
     /// seen. The closing clock read is the next batch's `now`: two reads per batch at most.
-    private func receiveBatch(context: UnsafeMutableRawPointer) -> Int {
+    func receiveBatch() -> Int {
         var count: Int
         repeat {
-            count = socket.receive(received)
+            count = source.receive(into: received)
             // ENOBUFS: the kernel dropped messages for us; the socket carries on.
             if count == -Int(ENOBUFS) { adapter.enobufs += 1 }
         } while count == -Int(ENOBUFS)
@@ -242,26 +244,35 @@ final class QueueWorker: @unchecked Sendable {
         }
         let seenBefore = tracker.counters.seen
         for index in 0..<count {
-            guard let (bytes, length) = received.message(index) else {
+            guard let datagram = received.message(index) else {
                 // Cut short (MSG_TRUNC; ReceiveBatch's slots leave a wide margin, so this should
                 // never happen): the packet cannot be read whole, so it is not judged but
                 // dropped, failing closed, and counted as malformed. Its id is still there, and
                 // a packet without a verdict would sit in the kernel's queue for good.
                 adapter.malformedMessages += 1
-                var queue: UInt16 = 0, id: UInt32 = 0
-                if seqwall_nfq_read_truncated_packet_id(received.slot(index), received.slotSize, &queue, &id) == 0 {
+                if let (queue, id) = NetfilterQueueMessages.truncatedPacketID(received.truncatedMessage(index)) {
                     decidePending()
                     appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
                 }
                 continue
             }
-            let result = mnl_cb_run(bytes, length, 0, socket.portID, { message, data in
-                guard let message, let data else { return MNL_CB_OK }
-                // The worker outlives its receives: no retain and release per message.
-                Unmanaged<QueueWorker>.fromOpaque(data)._withUnsafeGuaranteedRef { $0.collect(message) }
-                return MNL_CB_OK
-            }, context)
-            if result < 0 { adapter.malformedMessages += 1 }
+            var walk = NetfilterQueueMessages.Walk(datagram)
+            while let message = walk.next() {
+                switch NetfilterQueueMessages.decode(message) {
+                case .packet(let packet):
+                    collect(packet)
+                case .malformed(let queue, let id):
+                    // Dropped, failing closed, when its id can be read, as a cut-short one.
+                    adapter.malformedMessages += 1
+                    if let id {
+                        decidePending()
+                        appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
+                    }
+                case .ignored:
+                    break
+                }
+            }
+            if walk.malformed { adapter.malformedMessages += 1 }
         }
         decidePending()
         flushVerdicts()
@@ -274,19 +285,12 @@ final class QueueWorker: @unchecked Sendable {
         return count
     }
 
-    /// Reads one queued packet's message into the pending batch.
+    /// Adds one queued packet to the pending batch.
     @inline(__always)
-    private func collect(_ message: UnsafePointer<nlmsghdr>) {
-        var packet = seqwall_nfq_packet()
-        guard seqwall_nfq_read_packet(message, &packet) == 0 else {
-            adapter.malformedMessages += 1
-            return
-        }
+    private func collect(_ packet: NetfilterQueuePacket) {
         if pendingCount == QueueWorker.batchLimit { decidePending() }
         pending[pendingCount] = packet
-        pendingQueued[pendingCount] = QueuedPacket(
-            bytes: UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length)),
-            wireLength: Int(packet.wire_length), hook: QueueWorker.hook(of: packet))
+        pendingQueued[pendingCount] = packet.queued
         pendingCount += 1
     }
 
@@ -310,7 +314,7 @@ final class QueueWorker: @unchecked Sendable {
             default:
                 break
             }
-            appendVerdict(queue: packet.queue, id: packet.packet_id, verdict: verdict)
+            appendVerdict(queue: packet.queue, id: packet.packetID, verdict: verdict)
             if case .drop(let reason) = verdict {
                 if reason == .fragment { dropLog.countFragment() }
                 logDrop(reason, packet: packet)
@@ -327,19 +331,19 @@ final class QueueWorker: @unchecked Sendable {
     /// within the rate limit. Rejects are rare; the packet is parsed again here rather than
     /// carried out of the tracker. An unreachable's source is the datagram's destination when it
     /// was addressed to this host (INPUT), else the kernel's choice (icmp_send, icmpv6_send).
-    private func answer(_ packet: seqwall_nfq_packet) {
-        guard let rejectSender else {
+    private func answer(_ packet: NetfilterQueuePacket) {
+        guard let answers else {
             adapter.rejectAnswersFailed += 1
             return
         }
-        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
+        let bytes = packet.payload
         let length: Int
-        switch PacketParser.parse(bytes, wireLength: Int(packet.wire_length)) {
+        switch PacketParser.parse(bytes, wireLength: packet.wireLength) {
         case .tcp(let segment):
             length = RejectAnswer.reset(answering: segment, into: answerBuffer)
         case .datagram(let datagram) where datagram.kind == .udp:
-            let local = QueueWorker.hook(of: packet) == .input ? datagram.key.destination : nil
-            length = RejectAnswer.portUnreachable(quoting: bytes, wireLength: Int(packet.wire_length),
+            let local = packet.hook == .input ? datagram.key.destination : nil
+            length = RejectAnswer.portUnreachable(quoting: bytes, wireLength: packet.wireLength,
                                                   source: local, into: answerBuffer)
         default:
             length = 0
@@ -359,8 +363,8 @@ final class QueueWorker: @unchecked Sendable {
         if let ticket = AnswerTicket(PacketParser.parse(answer, wireLength: length)) {
             recentAnswers.remember(ticket, now: now)
         }
-        let scope = packet.indev != 0 ? packet.indev : packet.outdev
-        if rejectSender.send(answerBuffer, length: length, scope: scope) < 0 {
+        let scope = packet.inputInterface != 0 ? packet.inputInterface : packet.outputInterface
+        if answers.send(answerBuffer, length: length, scope: scope) < 0 {
             adapter.rejectAnswersFailed += 1
         } else {
             adapter.rejectAnswers += 1
@@ -369,9 +373,9 @@ final class QueueWorker: @unchecked Sendable {
 
     /// Whether a packet the tracker would drop is one of seqwall's own recent answers coming
     /// back through the queue (RecentAnswers).
-    private func isOwnAnswer(_ packet: seqwall_nfq_packet) -> Bool {
-        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
-        guard let ticket = AnswerTicket(PacketParser.parse(bytes, wireLength: Int(packet.wire_length))) else {
+    private func isOwnAnswer(_ packet: NetfilterQueuePacket) -> Bool {
+        let bytes = packet.payload
+        guard let ticket = AnswerTicket(PacketParser.parse(bytes, wireLength: packet.wireLength)) else {
             return false
         }
         return recentAnswers.contains(ticket, now: now)
@@ -383,7 +387,7 @@ final class QueueWorker: @unchecked Sendable {
     /// within DropLogSampler's rate (the rest counted, and summarised by the writer), `full`
     /// every one. Nothing here formats, writes or allocates: the packet is parsed again into
     /// plain values and pushed into the ring the DropLogWriter thread drains.
-    private func logDrop(_ reason: DropReason, packet: seqwall_nfq_packet, rejected: Bool = false) {
+    private func logDrop(_ reason: DropReason, packet: NetfilterQueuePacket, rejected: Bool = false) {
         switch dropLogMode {
         case .off:
             return
@@ -395,12 +399,12 @@ final class QueueWorker: @unchecked Sendable {
         case .full:
             break
         }
-        let bytes = UnsafeRawBufferPointer(start: packet.payload, count: Int(packet.payload_length))
-        if reason == .fragment, let fragment = IPFragment(bytes, wireLength: Int(packet.wire_length)) {
+        let bytes = packet.payload
+        if reason == .fragment, let fragment = IPFragment(bytes, wireLength: packet.wireLength) {
             dropLog.ring.push(DropLogRecord(fragment, reason: reason, queue: packet.queue))
             return
         }
-        let parsed = PacketParser.parse(bytes, wireLength: Int(packet.wire_length))
+        let parsed = PacketParser.parse(bytes, wireLength: packet.wireLength)
         var state = TCPState.none
         if case .tcp(let segment) = parsed, let (slot, _) = tracker.table.find(FlowKey(segment)) {
             state = tracker.table.connection(at: slot).pointee.state
@@ -408,30 +412,19 @@ final class QueueWorker: @unchecked Sendable {
         dropLog.ring.push(DropLogRecord(parsed, reason: reason, rejected: rejected, state: state, queue: packet.queue))
     }
 
-    /// The netfilter hook a packet was queued from: it decides direction in host mode.
-    @inline(__always)
-    static func hook(of packet: seqwall_nfq_packet) -> PacketHook {
-        switch Int32(packet.hook) {
-        case Int32(NF_INET_LOCAL_IN.rawValue): .input
-        case Int32(NF_INET_LOCAL_OUT.rawValue): .output
-        case Int32(NF_INET_FORWARD.rawValue): .forward
-        default: .other
-        }
-    }
-
     @inline(__always)
     private func appendVerdict(queue: UInt16, id: UInt32, verdict: Verdict) {
-        if sendLength + 128 > QueueWorker.sendBufferSize { flushVerdicts() }
+        if sendLength + NetfilterQueueMessages.verdictCapacity > QueueWorker.sendBufferSize { flushVerdicts() }
         // A reject is dropped here; its answer went out on its own (answer(_:)).
-        let code: UInt32
-        if case .accept = verdict { code = UInt32(NF_ACCEPT) } else { code = UInt32(NF_DROP) }
-        let length = seqwall_nfq_put_verdict(sendBuffer + sendLength, queue, id, code)
-        sendLength += (Int(length) + 3) & ~3
+        let accept: Bool
+        if case .accept = verdict { accept = true } else { accept = false }
+        sendLength += NetfilterQueueMessages.putVerdict(sendBuffer + sendLength, queue: queue, packetID: id, accept: accept)
     }
 
+    /// Sends the queued verdicts as one datagram.
     private func flushVerdicts() {
         guard sendLength > 0 else { return }
-        if socket != nil && socket.send(sendBuffer, length: sendLength) < 0 { adapter.sendErrors += 1 }
+        if let sink, sink.send(sendBuffer, length: sendLength) < 0 { adapter.sendErrors += 1 }
         sendLength = 0
     }
 }

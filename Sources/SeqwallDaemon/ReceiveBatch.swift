@@ -54,12 +54,18 @@ final class ReceiveBatch {
     @inline(__always)
     func slot(_ index: Int) -> UnsafeMutableRawPointer { storage + index * slotSize }
 
-    /// Datagram `index` of the last receive: its bytes and length, or nil when the kernel had to
-    /// cut it (MSG_TRUNC: it did not fit its slot).
+    /// Datagram `index` of the last receive, or nil when the kernel had to cut it (MSG_TRUNC:
+    /// it did not fit its slot).
     @inline(__always)
-    func message(_ index: Int) -> (bytes: UnsafeMutableRawPointer, length: Int)? {
+    func message(_ index: Int) -> UnsafeRawBufferPointer? {
         let message = messages[index]
         if message.msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 { return nil }
-        return (slot(index), Int(message.msg_len))
+        return UnsafeRawBufferPointer(start: slot(index), count: min(Int(message.msg_len), slotSize))
+    }
+
+    /// Datagram `index` of the last receive as far as its slot holds it, cut short or not.
+    @inline(__always)
+    func truncatedMessage(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: slot(index), count: min(Int(messages[index].msg_len), slotSize))
     }
 }

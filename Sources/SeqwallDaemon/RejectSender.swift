@@ -20,7 +20,7 @@ import Musl
 /// Every answer leaves through the namespace's routing and its OUTPUT hook, like the one the
 /// kernel's REJECT sends. Opening the sockets needs CAP_NET_RAW. One sender per queue worker,
 /// touched only by its thread; it allocates its message buffers once.
-final class RejectSender {
+final class RejectSender: AnswerSender {
     private let ipv4: Int32
     private let ipv6: Int32
     private let icmpv6: Int32
