@@ -30,9 +30,21 @@ public final class Daemon: @unchecked Sendable {
     /// Connections examined per visit to a worker: keeps each visit to a few milliseconds.
     static let listChunkSlots = 16384
 
-    public init(options: DaemonOptions, logger: Logger) {
+    /// Makes the worker of one queue, with its share of the table: on the kernel's NFQUEUE in
+    /// `seqwall run`, on a fake queue in tests.
+    typealias WorkerFactory = (_ queue: UInt16, _ policy: Policy, _ capacity: Int, _ shares: Int)
+        throws(SystemError) -> QueueWorker
+    private let makeWorker: WorkerFactory?
+
+    public convenience init(options: DaemonOptions, logger: Logger) {
+        self.init(options: options, logger: logger, makeWorker: nil)
+    }
+
+    /// `makeWorker` nil: each queue's worker is bound to the kernel's queue.
+    init(options: DaemonOptions, logger: Logger, makeWorker: WorkerFactory?) {
         self.options = options
         self.logger = logger
+        self.makeWorker = makeWorker
     }
 
     /// Runs until SIGTERM, SIGINT or `stop()`; returns the process exit status: 0 after a clean
@@ -174,8 +186,12 @@ public final class Daemon: @unchecked Sendable {
         let saved = persistence.load(maximumRecords: share * queueCount)
         do {
             for queue in options.queues {
-                workers.append(try QueueWorker(queue: queue, settings: options.settings, policy: policy,
-                                               capacity: share, shares: queueCount, logger: logger))
+                if let makeWorker {
+                    workers.append(try makeWorker(queue, policy, share, queueCount))
+                } else {
+                    workers.append(try QueueWorker(queue: queue, settings: options.settings, policy: policy,
+                                                   capacity: share, shares: queueCount, logger: logger))
+                }
             }
         } catch {
             logger.error("cannot bind the queue: \(error)")

@@ -8,8 +8,8 @@ import Glibc
 #endif
 
 /// A Daemon run on a thread of its own in a temporary directory (rules, control socket, state
-/// file), spoken to through its real control socket. No queues: what needs none runs without
-/// root.
+/// file), spoken to through its real control socket, its queues (if any) on FakeKernelQueues:
+/// it runs without root.
 final class RunningDaemon: @unchecked Sendable {
     let directory: String
     let rulesPath: String
@@ -28,28 +28,48 @@ final class RunningDaemon: @unchecked Sendable {
 
         """
 
-    /// `stateInterval`: seconds between snapshots; nil: no state file.
-    init(rules: String = RunningDaemon.rules, stateInterval: UInt32? = nil) throws {
-        var template = Array("/tmp/seqwall-daemon-test.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp") }
-        directory = String(cString: made)
+    /// The fake kernel queue of each queue, by number.
+    let kernels: [UInt16: FakeKernelQueue]
+    private let ownsDirectory: Bool
+
+    /// `stateInterval`: seconds between snapshots; nil: no state file. `directory`: one an
+    /// earlier run used (and keeps), to start again on its state file; nil: a new one.
+    init(rules: String = RunningDaemon.rules, stateInterval: UInt32? = nil, queues: [UInt16] = [],
+         directory: String? = nil) throws {
+        if let directory {
+            self.directory = directory
+            ownsDirectory = false
+        } else {
+            var template = Array("/tmp/seqwall-daemon-test.XXXXXX".utf8CString)
+            guard let made = mkdtemp(&template) else { throw SystemError("mkdtemp") }
+            self.directory = String(cString: made)
+            ownsDirectory = true
+        }
+        let directory = self.directory
         rulesPath = directory + "/seqwall.rules"
         controlPath = directory + "/control.sock"
         statePath = directory + "/state"
         try rules.write(toFile: rulesPath, atomically: true, encoding: .utf8)
         var options = DaemonOptions(rulesPath: rulesPath)
-        options.queues = []
+        options.queues = queues
         options.controlPath = controlPath
         options.idleWarningSeconds = 0
         if let stateInterval {
             options.stateFile = statePath
             options.stateInterval = stateInterval
         }
-        daemon = Daemon(options: options, logger: Logger(label: "seqwall-test") { _ in SwiftLogNoOpLogHandler() })
+        let kernels = Dictionary(uniqueKeysWithValues: queues.map { ($0, FakeKernelQueue()) })
+        self.kernels = kernels
+        let logger = Logger(label: "seqwall-test") { _ in SwiftLogNoOpLogHandler() }
+        daemon = Daemon(options: options, logger: logger) { queue, policy, capacity, shares throws(SystemError) in
+            let kernel = kernels[queue]!
+            return try QueueWorker(queue: queue, settings: options.settings, policy: policy, capacity: capacity,
+                                   shares: shares, logger: logger, answers: nil) { _, _ in (kernel, kernel) }
+        }
     }
 
     deinit {
-        try? FileManager.default.removeItem(atPath: directory)
+        if ownsDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     /// Starts `run` and waits until the control socket answers; fails the test when it does not.
