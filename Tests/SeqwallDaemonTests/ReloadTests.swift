@@ -19,6 +19,19 @@ final class ReloadTests: RunningDaemonTestCase {
         XCTAssertNil(reload.error)
     }
 
+    func testTheMetricsCountReloadsByResult() throws {
+        let statistics = DaemonStatistics(daemon: daemon.daemon)
+        XCTAssertTrue(statistics.metricsText().contains("seqwall_last_reload_success 1\n"))
+        XCTAssertTrue(try daemon.send(ControlRequest(command: .reload)).ok)
+        try "default in frob\n".write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)
+        XCTAssertFalse(try daemon.send(ControlRequest(command: .reload)).ok)
+        XCTAssertFalse(try daemon.send(ControlRequest(command: .reload)).ok)
+        let text = statistics.metricsText()
+        XCTAssertTrue(text.contains("seqwall_reloads_total{result=\"success\"} 1\n"), text)
+        XCTAssertTrue(text.contains("seqwall_reloads_total{result=\"failure\"} 2\n"), text)
+        XCTAssertTrue(text.contains("seqwall_last_reload_success 0\n"), text)
+    }
+
     func testABrokenRuleFileIsRefusedAndThePolicyStays() throws {
         let before = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
         try (RunningDaemon.rules + "pass in tcp to port 80 frob\n")

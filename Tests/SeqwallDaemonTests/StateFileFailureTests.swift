@@ -33,6 +33,8 @@ final class StateFileFailureTests: XCTestCase {
             XCTAssertTrue(failed.last_error?.contains(text) == true, failed.last_error ?? "no error")
             XCTAssertNotNil(failed.last_error_at)
             XCTAssertTrue(mock.calls.contains { $0.name == name })
+            let metrics = DaemonStatistics(daemon: daemon.daemon).metricsText()
+            XCTAssertTrue(metrics.contains("seqwall_state_file_ok 0\n"), metrics)
 
             // The old snapshot is there whole, and nothing is left beside it.
             XCTAssertEqual(FileManager.default.contents(atPath: daemon.statePath).map(Array.init), before)
