@@ -484,16 +484,8 @@ public final class Daemon: @unchecked Sendable {
     /// The metrics endpoint's text: each worker's figures (through its mailbox), the kernel's
     /// per-queue figures, the reloads.
     private func metricsText() -> String {
-        let kernel = KernelQueueStatistics.read()
         var metrics = DaemonMetrics()
-        metrics.queues = workers.map { worker in
-            var queue = worker.mailbox.perform { $0.metrics() }
-            queue.kernel = kernel[worker.queue]
-            queue.failOpen = options.settings.failOpen
-            queue.dropLogSuppressed = worker.dropLog.suppressed
-            queue.dropLogLost = worker.dropLog.lost
-            return queue
-        }
+        metrics.queues = QueueWorker.metrics(of: workers)
         metrics.reloadsSucceeded = reloadsSucceeded.load(ordering: .relaxed)
         metrics.reloadsFailed = reloadsFailed.load(ordering: .relaxed)
         metrics.lastReloadSucceeded = lastReloadSucceeded.load(ordering: .relaxed)
@@ -506,27 +498,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func statistics() -> StatsRecord {
-        let kernel = KernelQueueStatistics.read()
-        let inputs = workers.map { worker in
-            worker.mailbox.perform { worker in
-                StatsRecord.QueueInput(queue: worker.queue, counters: worker.tracker.counters,
-                                       connections: worker.tracker.table.count,
-                                       halfOpen: worker.tracker.halfOpenCount,
-                                       limit: worker.tracker.table.limit,
-                                       enobufs: worker.adapter.enobufs,
-                                       malformedMessages: worker.adapter.malformedMessages,
-                                       sendErrors: worker.adapter.sendErrors,
-                                       rejectAnswers: worker.adapter.rejectAnswers,
-                                       rejectAnswersLimited: worker.adapter.rejectAnswersLimited,
-                                       rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
-                                       kernel: kernel[worker.queue],
-                                       halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
-                                       sources: worker.tracker.limiter.sources.map {
-                                           StatsRecord.Sources($0, now: SystemCall.monotonicNanoseconds())
-                                       })
-            }
-        }
-        var record = StatsRecord(queues: inputs)
+        var record = StatsRecord(queues: QueueWorker.metrics(of: workers))
         record.uptime_seconds = status.uptimeSeconds
         record.last_reload = status.lastReload
         record.rule_drops = ruleDrops()
