@@ -232,8 +232,8 @@ final class QueueWorker: @unchecked Sendable {
         for watcher in watchers { watcher.addLost(lost) }
     }
 
-    /// Takes the waiting packets, up to `batchLimit`, with one `recvmmsg`, decides them as one
-    /// batch and sends all their verdicts at once. Returns how many datagrams it took (0 when
+    /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides
+    /// them as one batch and sends all their verdicts to the sink at once. Returns how many datagrams it took (0 when
     /// none was waiting or the receive failed).
     ///
     /// The processing-time histogram measures from `now` (read as poll returned, or as the
