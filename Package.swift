@@ -33,10 +33,11 @@ let package = Package(
         .target(name: "SeqwallCore"),
         // The rule language: lexer, parser, checker -> Policy.
         .target(name: "SeqwallRules", dependencies: ["SeqwallCore"]),
-        // Control-socket protocol and the output formats shared by daemon and CLI.
+        // Control-socket protocol and the output formats shared by daemon and CLI, and the
+        // per-queue figures both `stats` and the metrics endpoint show.
         .target(name: "SeqwallControl", dependencies: ["SeqwallCore"]),
-        // What the daemon shows of itself, kept pure for tests: the Prometheus text, the processing
-        // time histogram, the metrics endpoint's HTTP request parsing, the drop-log line.
+        // What the daemon shows of itself, kept pure for tests: the Prometheus text, the metrics
+        // endpoint's HTTP request parsing, the drop-log line.
         .target(name: "SeqwallTelemetry", dependencies: ["SeqwallCore", "SeqwallControl"]),
         // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
         .target(

@@ -199,45 +199,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     /// Optional only so that the answer of an older daemon still decodes.
     public var pickup: Pickup?
 
-    public struct QueueInput: Sendable {
-        public var queue: UInt16
-        public var counters: TrackerCounters
-        public var connections: Int
-        public var halfOpen: Int
-        public var limit: Int
-        public var enobufs: UInt64
-        public var malformedMessages: UInt64
-        public var sendErrors: UInt64
-        public var rejectAnswers: UInt64
-        public var rejectAnswersLimited: UInt64
-        public var rejectAnswersFailed: UInt64
-        public var kernel: KernelQueue?
-        public var halfOpenLimit: Int?
-        public var sources: Sources?
-
-        public init(queue: UInt16, counters: TrackerCounters, connections: Int, halfOpen: Int, limit: Int,
-                    enobufs: UInt64, malformedMessages: UInt64 = 0, sendErrors: UInt64 = 0,
-                    rejectAnswers: UInt64 = 0, rejectAnswersLimited: UInt64 = 0, rejectAnswersFailed: UInt64 = 0,
-                    kernel: KernelQueue?, halfOpenLimit: Int? = nil, sources: Sources? = nil) {
-            self.rejectAnswers = rejectAnswers
-            self.rejectAnswersLimited = rejectAnswersLimited
-            self.rejectAnswersFailed = rejectAnswersFailed
-            self.halfOpenLimit = halfOpenLimit
-            self.sources = sources
-            self.queue = queue
-            self.counters = counters
-            self.connections = connections
-            self.halfOpen = halfOpen
-            self.limit = limit
-            self.enobufs = enobufs
-            self.malformedMessages = malformedMessages
-            self.sendErrors = sendErrors
-            self.kernel = kernel
-        }
-    }
-
     /// Sums the per-queue figures.
-    public init(queues inputs: [QueueInput]) {
+    public init(queues inputs: [QueueMetrics]) {
         var total = TrackerCounters()
         for input in inputs { total.add(input.counters) }
         packets = Packets(seen: total.seen, accepted: total.accepted, dropped: total.dropped)
@@ -247,7 +210,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         connections = Connections(current: inputs.reduce(0) { $0 + $1.connections },
                                   half_open: inputs.reduce(0) { $0 + $1.halfOpen },
                                   created: total.created, destroyed: total.destroyed,
-                                  limit: inputs.reduce(0) { $0 + $1.limit },
+                                  limit: inputs.reduce(0) { $0 + $1.connectionLimit },
                                   half_open_evictions: total.halfOpenEvictions, early_drops: total.earlyDrops,
                                   half_open_limit: inputs.contains { $0.halfOpenLimit != nil }
                                       ? inputs.reduce(0) { $0 + ($1.halfOpenLimit ?? 0) } : nil)

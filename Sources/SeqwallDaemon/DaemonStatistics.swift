@@ -15,16 +15,8 @@ final class DaemonStatistics: Sendable {
 
     /// The metrics endpoint's text.
     func metricsText() -> String {
-        let kernel = KernelQueueStatistics.read()
         var metrics = DaemonMetrics()
-        metrics.queues = daemon.workers.map { worker in
-            var queue = worker.mailbox.perform { $0.metrics() }
-            queue.kernel = kernel[worker.queue]
-            queue.failOpen = daemon.options.settings.failOpen
-            queue.dropLogSuppressed = worker.dropLog.suppressed
-            queue.dropLogLost = worker.dropLog.lost
-            return queue
-        }
+        metrics.queues = QueueWorker.metrics(of: daemon.workers)
         let reloads = daemon.status.reloads
         metrics.reloadsSucceeded = reloads.succeeded
         metrics.reloadsFailed = reloads.failed
@@ -39,28 +31,8 @@ final class DaemonStatistics: Sendable {
 
     /// The `stats` reply's record.
     func statistics() -> StatsRecord {
-        let kernel = KernelQueueStatistics.read()
-        let inputs = daemon.workers.map { worker in
-            worker.mailbox.perform { worker in
-                StatsRecord.QueueInput(queue: worker.queue, counters: worker.tracker.counters,
-                                       connections: worker.tracker.table.count,
-                                       halfOpen: worker.tracker.halfOpenCount,
-                                       limit: worker.tracker.table.limit,
-                                       enobufs: worker.adapter.enobufs,
-                                       malformedMessages: worker.adapter.malformedMessages,
-                                       sendErrors: worker.adapter.sendErrors,
-                                       rejectAnswers: worker.adapter.rejectAnswers,
-                                       rejectAnswersLimited: worker.adapter.rejectAnswersLimited,
-                                       rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
-                                       kernel: kernel[worker.queue],
-                                       halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
-                                       sources: worker.tracker.limiter.sources.map {
-                                           StatsRecord.Sources($0, now: SystemCall.monotonicNanoseconds())
-                                       })
-            }
-        }
         let status = daemon.status
-        var record = StatsRecord(queues: inputs)
+        var record = StatsRecord(queues: QueueWorker.metrics(of: daemon.workers))
         record.uptime_seconds = status.uptimeSeconds
         record.last_reload = status.lastReload
         record.rule_drops = daemon.ruleDrops()

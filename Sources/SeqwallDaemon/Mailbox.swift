@@ -62,8 +62,9 @@ final class Mailbox<Owner>: @unchecked Sendable {
         jobs.removeAll(keepingCapacity: true)
         return taken
     }
-}
 
-private final class ResultBox<Value>: @unchecked Sendable {
-    var value: Value?
+    /// Carries a job's result back to the thread that waits for it.
+    private final class ResultBox<Value>: @unchecked Sendable {
+        var value: Value?
+    }
 }

@@ -1,4 +1,5 @@
 import Logging
+import SeqwallControl
 import SeqwallCore
 import SeqwallTelemetry
 #if canImport(Glibc)
@@ -24,6 +25,8 @@ final class QueueWorker: @unchecked Sendable {
 
     let queue: UInt16
     private let realtimePriority: Int32?
+    /// Whether the kernel accepts what a full queue cannot hold (QueueSettings.failOpen).
+    private let failOpen: Bool
     let tracker: ConnectionTracker
     let mailbox: Mailbox<QueueWorker>
     private(set) var adapter = AdapterCounters()
@@ -92,6 +95,7 @@ final class QueueWorker: @unchecked Sendable {
         self.logger = logger
         self.answers = answers
         realtimePriority = settings.realtimePriority
+        failOpen = settings.failOpen
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
                                     memoryAdvisor: SystemCall.adviseHugePages)
         dropLog = DropLogChannel(queue: queue)
@@ -176,23 +180,31 @@ final class QueueWorker: @unchecked Sendable {
         dropLogMode = policy.dropLog
     }
 
-    /// This worker's figures for a scrape of the metrics endpoint (a mailbox job, between
-    /// batches, so they agree with each other).
+    /// This worker's figures (a mailbox job, between batches, so they agree with each other).
     func metrics() -> QueueMetrics {
-        var metrics = QueueMetrics(queue: queue)
-        metrics.counters = tracker.counters
-        metrics.connections = tracker.table.count
-        metrics.connectionLimit = tracker.table.limit
-        metrics.halfOpen = tracker.halfOpenCount
-        metrics.halfOpenLimit = tracker.limiter.halfOpenLimit
+        var metrics = QueueMetrics(queue: queue, tracker: tracker, now: SystemCall.monotonicNanoseconds())
         metrics.enobufs = adapter.enobufs
         metrics.malformedMessages = adapter.malformedMessages
         metrics.sendErrors = adapter.sendErrors
         metrics.rejectAnswers = adapter.rejectAnswers
         metrics.rejectAnswersLimited = adapter.rejectAnswersLimited
         metrics.rejectAnswersFailed = adapter.rejectAnswersFailed
+        metrics.failOpen = failOpen
+        metrics.dropLogSuppressed = dropLog.suppressed
+        metrics.dropLogLost = dropLog.lost
         metrics.processing = processing.snapshot()
         return metrics
+    }
+
+    /// Every worker's figures for `seqwall stats` and the metrics endpoint, each taken by its
+    /// own thread, with the kernel's figures for its queue.
+    static func metrics(of workers: [QueueWorker]) -> [QueueMetrics] {
+        let kernel = KernelQueueStatistics.read()
+        return workers.map { worker in
+            var metrics = worker.mailbox.perform { $0.metrics() }
+            metrics.kernel = kernel[worker.queue]
+            return metrics
+        }
     }
 
     // MARK: Watchers
@@ -220,8 +232,8 @@ final class QueueWorker: @unchecked Sendable {
         for watcher in watchers { watcher.addLost(lost) }
     }
 
-    /// Takes the waiting packets, up to `batchLimit`, with one `recvmmsg`, decides them as one
-    /// batch and sends all their verdicts at once. Returns how many datagrams it took (0 when
+    /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides
+    /// them as one batch and sends all their verdicts to the sink at once. Returns how many datagrams it took (0 when
     /// none was waiting or the receive failed).
     ///
     /// The processing-time histogram measures from `now` (read as poll returned, or as the

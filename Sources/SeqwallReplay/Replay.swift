@@ -154,11 +154,7 @@ public final class Replay {
             (a.key.source, a.key.destination, a.key.sourcePort, a.key.destinationPort)
                 < (b.key.source, b.key.destination, b.key.sourcePort, b.key.destinationPort)
         }
-        var stats = StatsRecord(queues: [StatsRecord.QueueInput(
-            queue: 0, counters: tracker.counters, connections: tracker.table.count,
-            halfOpen: tracker.halfOpenCount, limit: tracker.table.limit, enobufs: 0, kernel: nil,
-            halfOpenLimit: tracker.limiter.halfOpenLimit,
-            sources: tracker.limiter.sources.map { StatsRecord.Sources($0, now: clock.now) })])
+        var stats = StatsRecord(queues: [QueueMetrics(queue: 0, tracker: tracker, now: clock.now)])
         // No queue was involved: the per-queue and kernel figures do not apply. The limit is
         // the policy's, whatever size the table was given for this capture.
         stats.queues = []

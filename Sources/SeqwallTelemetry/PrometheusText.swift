@@ -1,3 +1,5 @@
+import SeqwallControl
+
 /// The Prometheus text exposition format, version 0.0.4
 /// (prometheus.io/docs/instrumenting/exposition_formats): for each metric family one `# HELP`
 /// and one `# TYPE` line, then its samples, one a line, `name{label="value",...} value`.

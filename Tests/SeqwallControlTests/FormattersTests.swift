@@ -120,8 +120,8 @@ struct RecordTests {
         second.seen = 5
         second.accepted = 5
         let stats = StatsRecord(queues: [
-            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil),
-            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 4,
+            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, connectionLimit: 100, enobufs: 0, kernel: nil),
+            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, connectionLimit: 100, enobufs: 4,
                   malformedMessages: 2, sendErrors: 1, rejectAnswers: 3, rejectAnswersLimited: 2,
                   rejectAnswersFailed: 1, kernel: nil),
         ])
@@ -148,7 +148,7 @@ struct RecordTests {
     @Test("the daemon's version heads the text and is in the JSON; a build outside git has no commit")
     func version() throws {
         var stats = StatsRecord(queues: [.init(queue: 0, counters: TrackerCounters(), connections: 0, halfOpen: 0,
-                                               limit: 100, enobufs: 0, kernel: nil)])
+                                               connectionLimit: 100, enobufs: 0, kernel: nil)])
         stats.version = "1.2.3"
         stats.commit = "0123456789ab"
         #expect(Formatters.statsText(stats).hasPrefix("version      1.2.3  commit 0123456789ab\npackets "))
@@ -168,9 +168,9 @@ struct RecordTests {
         var second = TrackerCounters()
         second.halfOpenEvictions = 3
         let stats = StatsRecord(queues: [
-            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, limit: 100, enobufs: 0, kernel: nil,
+            .init(queue: 0, counters: first, connections: 2, halfOpen: 1, connectionLimit: 100, enobufs: 0, kernel: nil,
                   halfOpenLimit: 50, sources: .init(active: 4, capacity: 4096, evictions: 2)),
-            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil,
+            .init(queue: 1, counters: second, connections: 1, halfOpen: 0, connectionLimit: 100, enobufs: 0, kernel: nil,
                   halfOpenLimit: 50, sources: .init(active: 1, capacity: 4096, evictions: 0)),
         ])
         #expect(stats.connections.half_open_evictions == 10 && stats.connections.early_drops == 1)
@@ -192,8 +192,8 @@ struct RecordTests {
         var second = TrackerCounters()
         second.pickedUp = 2
         var stats = StatsRecord(queues: [
-            .init(queue: 0, counters: first, connections: 3, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil),
-            .init(queue: 1, counters: second, connections: 2, halfOpen: 0, limit: 100, enobufs: 0, kernel: nil),
+            .init(queue: 0, counters: first, connections: 3, halfOpen: 0, connectionLimit: 100, enobufs: 0, kernel: nil),
+            .init(queue: 1, counters: second, connections: 2, halfOpen: 0, connectionLimit: 100, enobufs: 0, kernel: nil),
         ])
         #expect(stats.pickup == .init(picked_up: 5))
         #expect(Formatters.statsText(stats).contains("pickup       picked up 5  no grace period"))

@@ -63,7 +63,7 @@ struct RulesAndHealthTextTests {
     @Test("stats: uptime, the last reload, rule drops, a failing state file and warnings")
     func healthLines() throws {
         var stats = StatsRecord(queues: [.init(queue: 0, counters: TrackerCounters(), connections: 0, halfOpen: 0,
-                                               limit: 10, enobufs: 0, kernel: nil)])
+                                               connectionLimit: 10, enobufs: 0, kernel: nil)])
         #expect(!Formatters.statsText(stats).contains("uptime"), "a daemon that reports none of it")
         stats.uptime_seconds = 90061
         stats.last_reload = .init(at: 1_796_305_963, ok: false, error: "seqwall.rules:3:1: unknown word 'pas'")
