@@ -1,6 +1,7 @@
 import CNetfilterQueue
 import Foundation
 import Logging
+import SeqwallControl
 import SeqwallCore
 @testable import SeqwallDaemon
 import SeqwallRules
@@ -26,10 +27,11 @@ struct QueueWorkerTests {
     let kernel = FakeKernelQueue()
     let answers = FakeAnswerSender()
 
-    func worker(answers: FakeAnswerSender?, connect: QueueWorker.Connect? = nil) throws -> QueueWorker {
+    func worker(answers: FakeAnswerSender?, settings: QueueSettings = QueueSettings(),
+                connect: QueueWorker.Connect? = nil) throws -> QueueWorker {
         let policy = try RuleFile.parse(text: Self.rules, file: "test.rules")
         let kernel = self.kernel
-        return try QueueWorker(queue: 0, settings: QueueSettings(), policy: policy, capacity: 1024, shares: 1,
+        return try QueueWorker(queue: 0, settings: settings, policy: policy, capacity: 1024, shares: 1,
                                logger: Logger(label: "test"), answers: answers,
                                connect: connect ?? { _, _ in (kernel, kernel) })
     }
@@ -238,5 +240,41 @@ struct QueueWorkerTests {
         worker.mailbox.post { $0.stop() }
         #expect(done.wait(timeout: .now() + 20) == .success)
         #expect(kernel.closed)
+    }
+
+    @Test("the figures stats and the metrics endpoint show: the adapter's counters, the tracker's, fail-open")
+    func metrics() throws {
+        var settings = QueueSettings()
+        settings.failOpen = true
+        let worker = try worker(answers: answers, settings: settings)
+        kernel.enqueue(.error(ENOBUFS))
+        kernel.enqueue(.datagrams([.bytes(FakeKernelQueue.message(Self.syn(port: 8080), id: 1)),
+                                   .bytes([0, 1, 2]),
+                                   .bytes(FakeKernelQueue.message(Self.syn(port: 8082, from: 40001), id: 2))]))
+        kernel.failSends([EPERM])
+        _ = worker.receiveBatch()
+        // Taken by the worker's own thread, through its mailbox, as the daemon takes them.
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            worker.run()
+            done.signal()
+        }
+        thread.start()
+        let figures = QueueWorker.metrics(of: [worker])
+        worker.mailbox.post { $0.stop() }
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        let queue = try #require(figures.first)
+        #expect(figures.count == 1 && queue.queue == 0 && queue.failOpen)
+        #expect(queue.enobufs == 1 && queue.malformedMessages == 1 && queue.sendErrors == 1)
+        #expect(queue.rejectAnswers == 1 && queue.rejectAnswersLimited == 0 && queue.rejectAnswersFailed == 0)
+        #expect(queue.counters.seen == 2 && queue.counters.accepted == 1 && queue.counters[.rule] == 1)
+        // The worker has stopped: its tracker is this thread's to read.
+        #expect(queue.connections > 0 && queue.connections == worker.tracker.table.count)
+        #expect(queue.halfOpen == 1)
+        #expect(queue.connectionLimit == worker.tracker.table.limit)
+        #expect(queue.processing.count == 2)
+        let stats = StatsRecord(queues: figures)
+        #expect(stats.packets.seen == 2 && stats.queues.map(\.enobufs) == [1] && stats.queues.map(\.send_errors) == [1])
+        #expect(stats.queues.map(\.reject_answers) == [1] && stats.connections.current == queue.connections)
     }
 }
