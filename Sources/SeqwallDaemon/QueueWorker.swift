@@ -233,8 +233,8 @@ final class QueueWorker: @unchecked Sendable {
     }
 
     /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides
-    /// them as one batch and sends all their verdicts to the sink at once. Returns how many datagrams it took (0 when
-    /// none was waiting or the receive failed).
+    /// them as one batch and sends all their verdicts to the sink at once. Returns how many
+    /// datagrams it took (0 when none was waiting or the receive failed).
     ///
     /// The processing-time histogram measures from `now` (read as poll returned, or as the
     /// previous batch's verdicts went out) to this batch's verdicts handed to the kernel:
@@ -263,8 +263,7 @@ final class QueueWorker: @unchecked Sendable {
                 // a packet without a verdict would sit in the kernel's queue for good.
                 adapter.malformedMessages += 1
                 if let (queue, id) = NetfilterQueueMessages.truncatedPacketID(received.truncatedMessage(index)) {
-                    decidePending()
-                    appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
+                    dropUnread(queue: queue, id: id)
                 }
                 continue
             }
@@ -276,10 +275,7 @@ final class QueueWorker: @unchecked Sendable {
                 case .malformed(let queue, let id):
                     // Dropped, failing closed, when its id can be read, as a cut-short one.
                     adapter.malformedMessages += 1
-                    if let id {
-                        decidePending()
-                        appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
-                    }
+                    if let id { dropUnread(queue: queue, id: id) }
                 case .ignored:
                     break
                 }
@@ -295,6 +291,13 @@ final class QueueWorker: @unchecked Sendable {
         }
         now = finished
         return count
+    }
+
+    /// Drops a packet whose message could not be read whole, after the packets before it, so
+    /// the verdicts keep the order the packets came in.
+    private func dropUnread(queue: UInt16, id: UInt32) {
+        decidePending()
+        appendVerdict(queue: queue, id: id, verdict: .drop(.truncated))
     }
 
     /// Adds one queued packet to the pending batch.
