@@ -121,9 +121,9 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             self.evictions = evictions
         }
 
-        /// A limiter's table as it stands at `now`.
-        public init(_ limiter: SourceLimiter, now: UInt64) {
-            self.init(active: limiter.activeEntries(now: now), capacity: limiter.capacity, evictions: limiter.evictions)
+        /// A limiter's table as the tracker reports it (ConnectionTracker.sourceTableUsage).
+        public init(_ usage: SourceTableUsage) {
+            self.init(active: usage.active, capacity: usage.capacity, evictions: usage.evictions)
         }
     }
 

@@ -385,17 +385,17 @@ public final class Daemon: @unchecked Sendable {
     /// the chunk out and goes back to its packets while the chunk is formatted here.
     private func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
         for worker in workers {
-            var cursor = 0
+            var cursor = ConnectionCursor.start
             while true {
-                let (chunk, next, now) = worker.mailbox.perform { worker -> ([Connection], Int, UInt64) in
+                let (chunk, next, now) = worker.mailbox.perform { worker -> ([Connection], ConnectionCursor?, UInt64) in
                     var chunk: [Connection] = []
-                    let next = worker.tracker.table.forEachSlot(from: cursor, examining: Daemon.listChunkSlots) {
-                        chunk.append($1)
+                    let next = worker.tracker.forEachConnection(from: cursor, examining: Daemon.listChunkSlots) {
+                        chunk.append($0)
                     }
                     return (chunk, next, SystemCall.monotonicNanoseconds())
                 }
                 for connection in chunk where connection.expiresAt > now { body(worker.queue, connection, now) }
-                if next >= worker.tracker.table.capacity { break }
+                guard let next else { break }
                 cursor = next
             }
         }
@@ -510,9 +510,9 @@ public final class Daemon: @unchecked Sendable {
         let inputs = workers.map { worker in
             worker.mailbox.perform { worker in
                 StatsRecord.QueueInput(queue: worker.queue, counters: worker.tracker.counters,
-                                       connections: worker.tracker.table.count,
+                                       connections: worker.tracker.connectionCount,
                                        halfOpen: worker.tracker.halfOpenCount,
-                                       limit: worker.tracker.table.limit,
+                                       limit: worker.tracker.connectionLimit,
                                        enobufs: worker.adapter.enobufs,
                                        malformedMessages: worker.adapter.malformedMessages,
                                        sendErrors: worker.adapter.sendErrors,
@@ -520,10 +520,9 @@ public final class Daemon: @unchecked Sendable {
                                        rejectAnswersLimited: worker.adapter.rejectAnswersLimited,
                                        rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
                                        kernel: kernel[worker.queue],
-                                       halfOpenLimit: worker.tracker.limiter.halfOpenLimit,
-                                       sources: worker.tracker.limiter.sources.map {
-                                           StatsRecord.Sources($0, now: SystemCall.monotonicNanoseconds())
-                                       })
+                                       halfOpenLimit: worker.tracker.halfOpenLimit,
+                                       sources: worker.tracker.sourceTableUsage(now: SystemCall.monotonicNanoseconds())
+                                           .map(StatsRecord.Sources.init))
             }
         }
         var record = StatsRecord(queues: inputs)

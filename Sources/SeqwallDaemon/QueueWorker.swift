@@ -179,10 +179,10 @@ final class QueueWorker: @unchecked Sendable {
     func metrics() -> QueueMetrics {
         var metrics = QueueMetrics(queue: queue)
         metrics.counters = tracker.counters
-        metrics.connections = tracker.table.count
-        metrics.connectionLimit = tracker.table.limit
+        metrics.connections = tracker.connectionCount
+        metrics.connectionLimit = tracker.connectionLimit
         metrics.halfOpen = tracker.halfOpenCount
-        metrics.halfOpenLimit = tracker.limiter.halfOpenLimit
+        metrics.halfOpenLimit = tracker.halfOpenLimit
         metrics.enobufs = adapter.enobufs
         metrics.malformedMessages = adapter.malformedMessages
         metrics.sendErrors = adapter.sendErrors
@@ -402,8 +402,8 @@ final class QueueWorker: @unchecked Sendable {
         }
         let parsed = PacketParser.parse(bytes, wireLength: Int(packet.wire_length))
         var state = TCPState.none
-        if case .tcp(let segment) = parsed, let (slot, _) = tracker.table.find(FlowKey(segment)) {
-            state = tracker.table.connection(at: slot).pointee.state
+        if case .tcp(let segment) = parsed, let (connection, _) = tracker.connection(for: FlowKey(segment)) {
+            state = connection.state
         }
         dropLog.ring.push(DropLogRecord(parsed, reason: reason, rejected: rejected, state: state, queue: packet.queue))
     }

@@ -20,16 +20,6 @@
 /// header just warms the wrong line. (Reusing the warm-up's hash when the parser finds the
 /// same key was tried: keeping the keys in the scratch area and comparing them cost what the
 /// saved hash did, 957 instructions a packet with it against 953 without, BENCHMARKS.md.)
-struct BatchProbe {
-    /// The index tag (ConnectionTable.tag(for:)) of the flow key the warm-up read from the
-    /// packet (ConnectionTable.lookaheadKey); 0 when it has no key for the packet (not TCP or
-    /// UDP over IPv4 or IPv6, or cut too short), which then gets no warm-up.
-    var tag: UInt32
-    /// The index position its probe starts at.
-    var position: UInt32
-    /// What the warm-up loads read, kept so that they stay in the compiled code.
-    var loaded: UInt64
-}
 
 extension ConnectionTable {
     /// The flow key of a TCP or UDP packet, read from the fixed places of an IPv4 header (any
@@ -38,6 +28,7 @@ extension ConnectionTable {
     /// Nothing is validated: PacketParser does that when the packet is decided. This only has
     /// to give the right key for the packets that matter for speed, and some key or nil for
     /// every other byte string.
+    // Always inlined: it runs in the loop that issues the index loads, which must stay tight.
     @inline(__always)
     static func lookaheadKey(_ bytes: UnsafeRawBufferPointer) -> FlowKey? {
         // The shortest TCP or UDP packet the parser accepts: 20 + 8 bytes.
@@ -71,7 +62,6 @@ extension ConnectionTable {
 
     /// Phase 1: the tag and home position of every packet's flow, then the home index entry of
     /// each, in a loop of its own so that their cache misses overlap.
-    @inline(__always)
     func warmIndex(_ packets: UnsafeBufferPointer<QueuedPacket>, probes: UnsafeMutablePointer<BatchProbe>) {
         for index in packets.indices {
             if let key = ConnectionTable.lookaheadKey(packets[index].bytes) {
@@ -100,7 +90,6 @@ extension ConnectionTable {
     /// Phase 2: every cache line of the connection slot each packet's probe leads to (its
     /// first entry with a matching tag: a hint, the key is compared when the packet is decided).
     /// The index lines arrived in phase 1.
-    @inline(__always)
     func warmSlots(_ count: Int, probes: UnsafeMutablePointer<BatchProbe>) {
         let stride = MemoryLayout<Connection>.stride
         for index in 0..<count {

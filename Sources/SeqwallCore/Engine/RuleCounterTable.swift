@@ -18,12 +18,10 @@ struct RuleCounterTable {
     }
 
     /// The counter of the rule at `ruleIndex`, or of the default that decided (nil index).
-    @inline(__always)
     func slot(ruleIndex: Int?, direction: Direction) -> Int {
         ruleIndex ?? ruleCount + (direction == .inbound ? 0 : 1)
     }
 
-    @inline(__always)
     func count(_ verdict: Verdict, ruleIndex: Int?, direction: Direction, now: UInt64) {
         counters[slot(ruleIndex: ruleIndex, direction: direction)].count(verdict, now: now)
     }

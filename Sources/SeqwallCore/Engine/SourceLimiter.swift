@@ -71,13 +71,11 @@ public final class SourceLimiter {
 
     /// What a source is counted by: IPv4 the whole address; IPv6 its /64, since one host
     /// usually owns a whole /64 and can pick any address in it.
-    @inline(__always)
     public static func prefix(of address: IPAddress) -> IPAddress {
         address.isIPv4 ? address : IPAddress(high: address.high, low: 0)
     }
 
     /// The first slots of the two sets `prefix`/`scope` may live in.
-    @inline(__always)
     func sets(_ prefix: IPAddress, _ scope: UInt32) -> (Int, Int) {
         var h = FlowHasher.fold(prefix.high ^ seeds.0, prefix.low ^ seeds.1)
         h = FlowHasher.fold(h ^ UInt64(scope) ^ seeds.2, seeds.0 ^ 0x9E37_79B9_7F4A_7C15)
@@ -87,7 +85,6 @@ public final class SourceLimiter {
     }
 
     /// The slot holding `prefix`/`scope`, if any.
-    @inline(__always)
     func find(_ prefix: IPAddress, _ scope: UInt32) -> Int? {
         let (first, second) = sets(prefix, scope)
         for choice in 0..<2 {
@@ -131,7 +128,6 @@ public final class SourceLimiter {
     }
 
     /// Half-open connections counted for `prefix`/`scope`.
-    @inline(__always)
     public func halfOpen(_ prefix: IPAddress, scope: UInt32) -> Int {
         find(prefix, scope).map { Int(entries[$0].halfOpen) } ?? 0
     }
@@ -139,7 +135,6 @@ public final class SourceLimiter {
     /// GCRA: takes a token from the slot's bucket, or says there is none. `interval` is the
     /// time one token takes to come back (1/rate); `tolerance` is (burst - 1) intervals: how
     /// far ahead of now the bucket may be drawn.
-    @inline(__always)
     func takeToken(slot: Int, now: UInt64, interval: UInt64, tolerance: UInt64) -> Bool {
         let fullAt = max(entries[slot].fullAt, now)
         if fullAt - now > tolerance { return false }
@@ -147,14 +142,12 @@ public final class SourceLimiter {
         return true
     }
 
-    @inline(__always)
     func charge(slot: Int) {
         entries[slot].halfOpen += 1
     }
 
     /// Gives back one half-open count. Tolerant of a missing entry, which only a table too
     /// small after a reload could cause (see ConnectionTracker.resizeLimiters).
-    @inline(__always)
     public func release(_ prefix: IPAddress, scope: UInt32) {
         guard let slot = find(prefix, scope), entries[slot].halfOpen > 0 else { return }
         entries[slot].halfOpen -= 1
