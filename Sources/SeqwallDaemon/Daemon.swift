@@ -521,8 +521,7 @@ public final class Daemon: @unchecked Sendable {
                                        rejectAnswersFailed: worker.adapter.rejectAnswersFailed,
                                        kernel: kernel[worker.queue],
                                        halfOpenLimit: worker.tracker.halfOpenLimit,
-                                       sources: worker.tracker.sourceTableUsage(now: SystemCall.monotonicNanoseconds())
-                                           .map(StatsRecord.Sources.init))
+                                       sources: worker.tracker.sourceTableUsage(now: SystemCall.monotonicNanoseconds()))
             }
         }
         var record = StatsRecord(queues: inputs)

@@ -158,7 +158,7 @@ public final class Replay {
             queue: 0, counters: tracker.counters, connections: tracker.connectionCount,
             halfOpen: tracker.halfOpenCount, limit: tracker.connectionLimit, enobufs: 0, kernel: nil,
             halfOpenLimit: tracker.halfOpenLimit,
-            sources: tracker.sourceTableUsage(now: clock.now).map(StatsRecord.Sources.init))])
+            sources: tracker.sourceTableUsage(now: clock.now))])
         // No queue was involved: the per-queue and kernel figures do not apply. The limit is
         // the policy's, whatever size the table was given for this capture.
         stats.queues = []

@@ -5,6 +5,7 @@ public final class ConnectionEventBuffer {
     public private(set) var count = 0
     /// Events that did not fit since the counter was last taken.
     public private(set) var lost: UInt64 = 0
+    /// Allocated once at `capacity`: recording an event is a store, with no copy-on-write check.
     let storage: UnsafeMutablePointer<ConnectionEvent>
 
     public init(capacity: Int) {

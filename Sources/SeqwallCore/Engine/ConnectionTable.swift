@@ -3,11 +3,11 @@
 /// that is the same for both directions, and backward-shift deletion (no tombstones, so probe
 /// chains never rot). Sized once; never grows, never allocates after init.
 ///
-/// Why two arrays: a power-of-two table of inline connections at a load of at most 3/4 holds
-/// 1.33 to 2.67 slots of 160 bytes per connection (242 to 387 B). Here the slack is in the
-/// index, 8 bytes a position, and the connections are packed: about 185 bytes per connection
-/// in all (the wheel's links included), and a lookup still costs one index probe (tag and
-/// entry share 8 bytes) and one connection. Removing an entry moves the last one into the
+/// Why two arrays: a power-of-two table of inline connections, kept at a load of at most 3/4,
+/// leaves between a third and well over half of its connection-sized slots empty. Here the
+/// slack is in the index, 8 bytes a position, and the connections are packed (BENCHMARKS.md
+/// has the bytes per connection), while a lookup still costs one index probe (tag and entry
+/// share 8 bytes) and one connection. Removing an entry moves the last one into the
 /// hole, so the array stays dense: its index position and its wheel links move with it.
 ///
 /// Every entry is also filed on an expiry wheel by its deadline (ExpiryWheel): the tracker asks
@@ -35,6 +35,8 @@ public final class ConnectionTable {
         /// The entry slot of the connection.
         var slot: UInt32
     }
+    /// Regions allocated once (allocateRegion), not arrays: they start on a huge page, and a
+    /// lookup reads them with no uniqueness, bounds or exclusivity check.
     let index: UnsafeMutablePointer<IndexEntry>
     let slots: UnsafeMutablePointer<Connection>
     var wheel: ExpiryWheel
@@ -112,7 +114,8 @@ public final class ConnectionTable {
 
     /// The slot holding the connection a packet with `key` belongs to, and which way the packet
     /// goes in it.
-    // Always inlined: every packet looks its connection up; a call would spill the key the caller holds in registers.
+    // Always inlined: every packet looks its connection up; a call would spill the key the caller holds in
+    // registers.
     @inline(__always)
     func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
         let wanted = tag(for: hasher.hash(key))

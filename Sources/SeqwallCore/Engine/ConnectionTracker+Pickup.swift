@@ -59,9 +59,8 @@ extension ConnectionTracker {
     }
 
     /// The policy's decision for `segment`'s connection, opened by the segment's sender or by
-    /// its receiver, and which way that connection goes. Every SYN's path (`open`) runs it too:
-    /// inlined, so that a SYN costs no call.
-    // Always inlined: every SYN decides its rule here; inlined into `open`, a SYN pays no call.
+    /// its receiver, and which way that connection goes. Every SYN's path (`open`) runs it too.
+    // Always inlined: every SYN decides its rule here; inlined into `open`, it costs no call.
     @inline(__always)
     func decision(for segment: TCPSegment, hook: PacketHook, openedBySender: Bool)
         -> (action: RuleAction, ruleIndex: Int?, direction: Direction) {

@@ -1,14 +1,29 @@
-/// The whole per-packet decision: parse, find the connection, run the state machine, apply the
-/// policy to new connections, keep the table and counters. One per worker; not thread-safe by
-/// design (no locks on the packet path).
+/// The engine: the whole per-packet decision (parse, find the connection, run the state
+/// machine, apply the policy to new connections, keep the table and counters) and what the
+/// rest of seqwall may ask of the table. One per worker; not thread-safe by design (no locks
+/// on the packet path).
+///
+/// Its public contract:
+/// - deciding packets: `process(_:wireLength:hook:now:)`, one packet; `process(batch:verdicts:now:)`,
+///   up to `batchCapacity` at once, decided exactly as one by one (ConnectionTracker+Batch.swift);
+///   `passOwnAnswer(insteadOf:)` for seqwall's own reject answers;
+/// - upkeep between packets: `expire(now:budget:)`, `replacePolicy(_:)`, `startPickupGrace(now:)`;
+/// - queries and mutations of the table, all by value (ConnectionTracker+Table.swift): lookup by
+///   tuple, listing whole or in chunks, removal by tuple or by predicate, sizes, the limiters'
+///   figures;
+/// - the state file: `restore(_:now:)` puts a saved connection back (ConnectionTracker+Restore.swift);
+///   a listing feeds StateSnapshot.Encoder;
+/// - figures: `counters`, `ruleCounters`, `halfOpenCount`, and the `events` of `conntrack watch`
+///   while `recordsEvents` is on.
+///
+/// Slots, index positions and pointers stay inside the engine.
 public final class ConnectionTracker {
     public private(set) var policy: Policy
     let table: ConnectionTable
     /// What the packet path reads and writes on every packet, behind a pointer: every access
     /// to a stored `var` of a class is checked for exclusivity at run time (swift_beginAccess,
-    /// about 300 instructions a packet in all, BENCHMARKS.md), memory reached through an
-    /// UnsafeMutablePointer is not, and a tracker belongs to one thread, so no two accesses
-    /// can overlap anyway.
+    /// a cost on every packet, BENCHMARKS.md), memory reached through an UnsafeMutablePointer
+    /// is not, and a tracker belongs to one thread, so no two accesses can overlap anyway.
     let hot: UnsafeMutablePointer<TrackerHotState>
     public var counters: TrackerCounters { hot.pointee.counters }
     /// What each rule of the policy decided, in file order, then `default in` and `default
@@ -112,10 +127,9 @@ public final class ConnectionTracker {
         }
     }
 
-    /// Decides one parsed TCP segment. Inlined into the raw-packet `process` for speed: the
-    /// segment it parsed then stays in its frame, and a call and its spills go (with the state
-    /// machine inlined as well, 897 → 849 instructions a packet, BENCHMARKS.md).
-    // Always inlined: the segment parsed by the raw-packet `process` stays in its frame instead of being copied into a call.
+    /// Decides one parsed TCP segment.
+    // Always inlined: the segment parsed by the raw-packet `process` stays in its frame instead of being
+    // copied into a call.
     @inline(__always)
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         hot.pointee.counters.seen += 1
@@ -210,8 +224,7 @@ public final class ConnectionTracker {
 
     /// A new connection a rule (or the default) passed: into the table, unless the state
     /// machine or a limit refuses it.
-    /// Inlined into `open`, which reads the policy too: one access to it instead of two.
-    // Always inlined: inlined into `open`, which reads the policy too: one access to it instead of two.
+    // Always inlined: into `open`, which reads the policy too: one access to it instead of two.
     @inline(__always)
     func admitPassed(_ segment: TCPSegment, key: FlowKey, direction: Direction, ruleIndex: Int?,
                      now: UInt64) -> Verdict {
@@ -225,9 +238,9 @@ public final class ConnectionTracker {
     }
 
     /// Tracks a new connection's first segment, going `sender`, and stores the connection if
-    /// the segment passes and every limit lets it in. Inlined: it is the tail of every SYN's path
-    /// (`open`), which a call would slow.
-    // Always inlined: the tail of every SYN's path (`open`): the new connection is built in the caller's frame, not copied into a call.
+    /// the segment passes and every limit lets it in.
+    // Always inlined: the tail of every SYN's path (`open`): the new connection is built in the caller's
+    // frame, not copied into a call.
     @inline(__always)
     func store(_ connection: inout Connection, firstSegment segment: TCPSegment, sender: FlowDirection,
                ruleIndex: Int?, now: UInt64) -> Verdict {

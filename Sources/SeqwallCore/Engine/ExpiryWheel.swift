@@ -32,6 +32,8 @@ struct ExpiryWheel {
         var previous: UInt32
     }
 
+    /// One region for the life of the table (a link per slot, then the bucket heads): every new
+    /// and every removed connection relinks here, with no copy-on-write or exclusivity check.
     let links: UnsafeMutablePointer<Links>
     /// The first tick whose bucket has not been taken yet. Every filed connection has a visit
     /// tick in nextTick ..< nextTick + bucketCount, or is in the taken list.

@@ -5,10 +5,10 @@
 
 /// The limits as one tracker enforces them: the policy's values, its worker's share of the
 /// global ones, precomputed rates, stable ids for per-rule limits, and the structures.
-public final class HalfOpenLimiter {
+final class HalfOpenLimiter {
     /// The global half-open limit for this tracker (its share of `limit half-open`).
-    public private(set) var halfOpenLimit: Int?
-    public private(set) var halfOpenPerSource: Int?
+    private(set) var halfOpenLimit: Int?
+    private(set) var halfOpenPerSource: Int?
     /// GCRA parameters of `limit syn-rate R/s burst B per-source`, in nanoseconds: the time a
     /// token takes to come back, and how far ahead the bucket may be drawn ((B - 1) tokens).
     /// Zero interval: no SYN-rate limit.
@@ -21,8 +21,8 @@ public final class HalfOpenLimiter {
     private var idsByRule: [RuleIdentity: UInt32] = [:]
     private var nextRuleID: UInt32 = 1
 
-    public private(set) var sources: SourceLimiter?
-    public private(set) var unreplied: UnrepliedQueue?
+    private(set) var sources: SourceLimiter?
+    private(set) var unreplied: UnrepliedQueue?
     /// Queues (workers) sharing the global limits.
     let shares: Int
     let seeds: (UInt64, UInt64, UInt64)
@@ -36,7 +36,7 @@ public final class HalfOpenLimiter {
     /// and again on each retransmission. Only inbound connections are evicted this way:
     /// spoofed floods come from outside, while outbound SYNs come from the protected side and
     /// wait for far-away servers, whose replies may take longer than any such age.
-    public var minimumEvictionAge: UInt64 = 100_000_000
+    var minimumEvictionAge: UInt64 = 100_000_000
     /// The clock as of the last new connection (for reloads, which have none of their own).
     var now: UInt64 = 0
 

@@ -7,6 +7,8 @@
 /// and the defaults' counts to the new defaults; a new or changed rule starts from zero, as pf
 /// starts a rule's counters when it is loaded.
 struct RuleCounterTable {
+    /// Fixed for the life of a policy, and kept in the tracker's hot state: counting a new
+    /// connection is a store, with no copy-on-write or exclusivity check.
     private(set) var counters: UnsafeMutablePointer<RuleCounter>
     let ruleCount: Int
     var count: Int { ruleCount + 2 }

@@ -7,8 +7,8 @@
 /// Allocated once, never grows, never allocates per packet, and every operation looks at two
 /// sets only: O(1) whatever the size. Two choices instead of one keep any set from filling
 /// with entries that must stay (the "power of two choices": the fullest set holds about
-/// log log n more than the average instead of log n / log log n more). A flood from millions of spoofed sources cannot grow it; it can only make the table
-/// forget what it may forget:
+/// log log n more than the average instead of log n / log log n more). A flood from millions
+/// of spoofed sources cannot grow it; it can only make the table forget what it may forget:
 ///
 /// - An entry with no half-open connections and a full bucket carries no state at all (a full
 ///   bucket is what a source that was never seen has), so it is free: any newcomer may take it,
@@ -27,9 +27,9 @@
 /// The SYN-rate bucket is kept as GCRA (the generic cell rate algorithm, ITU-T I.371), which
 /// is exactly a token bucket of depth `burst` filled at `rate`, stored as one time: the moment
 /// the bucket will be full again. No division and no refill step per packet.
-public final class SourceLimiter {
+final class SourceLimiter {
     /// Entries examined per lookup: a set.
-    public static let ways = 8
+    static let ways = 8
 
     struct Entry {
         /// The source's prefix: an IPv4 address whole, an IPv6 address's /64.
@@ -45,15 +45,17 @@ public final class SourceLimiter {
     }
 
     /// How many sources (and source-rule pairs) it can hold.
-    public let capacity: Int
+    let capacity: Int
     /// Times a source's partly drained bucket was forgotten to make room for another source.
-    public private(set) var evictions: UInt64 = 0
+    private(set) var evictions: UInt64 = 0
     let setMask: Int
     let seeds: (UInt64, UInt64, UInt64)
+    /// Allocated once at `capacity`: a SYN's lookup reads two sets with no copy-on-write or
+    /// exclusivity check.
     let entries: UnsafeMutablePointer<Entry>
 
     /// Room for at least `entries` entries (rounded up to whole sets, a power of two of them).
-    public init(entries wanted: Int, hasher seeds: (UInt64, UInt64, UInt64)) {
+    init(entries wanted: Int, hasher seeds: (UInt64, UInt64, UInt64)) {
         var sets = 1
         while sets * SourceLimiter.ways < wanted { sets <<= 1 }
         capacity = sets * SourceLimiter.ways
@@ -71,7 +73,7 @@ public final class SourceLimiter {
 
     /// What a source is counted by: IPv4 the whole address; IPv6 its /64, since one host
     /// usually owns a whole /64 and can pick any address in it.
-    public static func prefix(of address: IPAddress) -> IPAddress {
+    static func prefix(of address: IPAddress) -> IPAddress {
         address.isIPv4 ? address : IPAddress(high: address.high, low: 0)
     }
 
@@ -128,7 +130,7 @@ public final class SourceLimiter {
     }
 
     /// Half-open connections counted for `prefix`/`scope`.
-    public func halfOpen(_ prefix: IPAddress, scope: UInt32) -> Int {
+    func halfOpen(_ prefix: IPAddress, scope: UInt32) -> Int {
         find(prefix, scope).map { Int(entries[$0].halfOpen) } ?? 0
     }
 
@@ -148,13 +150,13 @@ public final class SourceLimiter {
 
     /// Gives back one half-open count. Tolerant of a missing entry, which only a table too
     /// small after a reload could cause (see ConnectionTracker.resizeLimiters).
-    public func release(_ prefix: IPAddress, scope: UInt32) {
+    func release(_ prefix: IPAddress, scope: UInt32) {
         guard let slot = find(prefix, scope), entries[slot].halfOpen > 0 else { return }
         entries[slot].halfOpen -= 1
     }
 
     /// Entries holding state at `now` (for `stats`; looks at every entry).
-    public func activeEntries(now: UInt64) -> Int {
+    func activeEntries(now: UInt64) -> Int {
         var active = 0
         for slot in 0..<capacity where !entries[slot].isFree(now: now) { active += 1 }
         return active

@@ -1,6 +1,6 @@
 /// How full the per-source limiter's table is (SourceLimiter): what `stats` and the metrics
 /// show of it.
-public struct SourceTableUsage: Sendable, Equatable {
+public struct SourceTableUsage: Codable, Sendable, Equatable {
     /// Sources (and source-rule pairs) it holds state for.
     public var active: Int
     /// How many it can hold.

@@ -3,19 +3,20 @@
 /// allocated once. Entries go stale when their connection gets a reply or goes away; the
 /// tracker checks each against the table when it reaches the front, and drops stale ones
 /// then (lazy deletion), so nothing ever searches the ring.
-public final class UnrepliedQueue {
+final class UnrepliedQueue {
     struct Item {
         var key: FlowKey
         var createdAt: UInt64
     }
 
-    public let capacity: Int
-    public private(set) var count = 0
+    let capacity: Int
+    private(set) var count = 0
     private var head = 0
     private let mask: Int
+    /// A ring allocated once: remembering a new half-open connection never allocates.
     private let items: UnsafeMutablePointer<Item>
 
-    public init(capacity wanted: Int) {
+    init(capacity wanted: Int) {
         var capacity = 16
         while capacity < wanted { capacity <<= 1 }
         self.capacity = capacity

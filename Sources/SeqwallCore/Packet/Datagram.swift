@@ -12,6 +12,7 @@ public enum TrackedProtocol: UInt8, Sendable, CaseIterable {
     public static let icmpNumber: UInt8 = 1
     public static let icmp6Number: UInt8 = 58
 
+    @inline(__always)
     public init?(protocolNumber: UInt8) {
         switch protocolNumber {
         case TrackedProtocol.tcpNumber: self = .tcp

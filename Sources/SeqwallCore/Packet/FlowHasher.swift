@@ -18,11 +18,15 @@ public struct FlowHasher: Sendable {
         self.init(using: &generator)
     }
 
+    // Always inlined: one multiply, in the middle of every lookup's hash.
+    @inline(__always)
     static func fold(_ x: UInt64, _ y: UInt64) -> UInt64 {
         let product = x.multipliedFullWidth(by: y)
         return product.high ^ product.low
     }
 
+    // Always inlined: every lookup hashes the packet's key; a call would take the key out of registers.
+    @inline(__always)
     public func hash(_ key: FlowKey) -> UInt64 {
         // Order the two endpoints so that both directions feed the same bytes.
         let sourceFirst = key.source < key.destination

@@ -31,6 +31,8 @@ public struct FlowKey: Hashable, Sendable {
     /// Field by field like the synthesised one (so the synthesised hash(into:) still agrees),
     /// but without a branch per field: the table compares a stored key with the packet's and
     /// with its reverse on every lookup, and the fields differ or not at random.
+    // Always inlined: every lookup compares a stored key with the packet's and its reverse.
+    @inline(__always)
     public static func == (lhs: FlowKey, rhs: FlowKey) -> Bool {
         let addresses = (lhs.source.high ^ rhs.source.high) | (lhs.source.low ^ rhs.source.low)
             | (lhs.destination.high ^ rhs.destination.high) | (lhs.destination.low ^ rhs.destination.low)

@@ -37,8 +37,11 @@ public enum PacketParser {
 
     /// The same parse for the packet path, written for speed: a TCP segment is written once,
     /// into `segment`, and what is returned is a byte or two. A TCPSegment returned inside a
-    /// ParsedPacket (some 100 bytes) was copied at every level on the way out and again by
+    /// ParsedPacket (some 100 bytes) would be copied at every level on the way out and again by
     /// the caller. Every drop reason is the one `parse(_:wireLength:)` gives.
+    // Always inlined: the packet path parses every packet here; inlined into the tracker, the segment is
+    // written straight into its frame.
+    @inline(__always)
     static func parse(_ bytes: UnsafeRawBufferPointer, wireLength: Int, network: inout NetworkLayer,
                       tcp segment: inout TCPSegment) -> PacketPathParse {
         if let reason = parseNetwork(bytes, wireLength: wireLength, into: &network) { return .invalid(reason) }
@@ -346,6 +349,9 @@ public enum PacketParser {
     // MARK: TCP (RFC 9293 3.1)
 
     /// Writes the segment into `segment`; returns why it is invalid, or nil.
+    // Always inlined: on every TCP packet; a call would spill the header offsets the caller holds in
+    // registers.
+    @inline(__always)
     static func parseTCP(_ bytes: UnsafeRawBufferPointer, _ network: NetworkLayer,
                          into segment: inout TCPSegment) -> DropReason? {
         let offset = network.offset, length = network.length
