@@ -56,9 +56,9 @@ public struct QueueMetrics: Sendable {
 
     /// The tracker's part: its counters, table and limits as they stand at `now`.
     public init(queue: UInt16, tracker: ConnectionTracker, now: UInt64) {
-        self.init(queue: queue, counters: tracker.counters, connections: tracker.table.count,
-                  halfOpen: tracker.halfOpenCount, connectionLimit: tracker.table.limit,
-                  halfOpenLimit: tracker.limiter.halfOpenLimit,
-                  sources: tracker.limiter.sources.map { StatsRecord.Sources($0, now: now) })
+        self.init(queue: queue, counters: tracker.counters, connections: tracker.connectionCount,
+                  halfOpen: tracker.halfOpenCount, connectionLimit: tracker.connectionLimit,
+                  halfOpenLimit: tracker.halfOpenLimit,
+                  sources: tracker.sourceTableUsage(now: now))
     }
 }

@@ -108,24 +108,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var half_open_limit: Int?
     }
 
-    /// The per-source limiter's table (HalfOpenLimiter): sources it holds state for now, how
-    /// many it can hold, and how many partly drained SYN-rate buckets it forgot for room.
-    public struct Sources: Codable, Sendable, Equatable {
-        public var active: Int
-        public var capacity: Int
-        public var evictions: UInt64
-
-        public init(active: Int, capacity: Int, evictions: UInt64) {
-            self.active = active
-            self.capacity = capacity
-            self.evictions = evictions
-        }
-
-        /// A limiter's table as it stands at `now`.
-        public init(_ limiter: SourceLimiter, now: UInt64) {
-            self.init(active: limiter.activeEntries(now: now), capacity: limiter.capacity, evictions: limiter.evictions)
-        }
-    }
+    /// The per-source limiter's table, as the tracker reports it (ConnectionTracker.sourceTableUsage).
+    public typealias Sources = SourceTableUsage
 
     /// The kernel's own figures for a queue, from /proc/net/netfilter/nfnetlink_queue.
     public struct KernelQueue: Codable, Sendable, Equatable {

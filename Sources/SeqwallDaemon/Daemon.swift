@@ -117,17 +117,17 @@ public final class Daemon: @unchecked Sendable {
     /// the chunk out and goes back to its packets while the chunk is formatted here.
     func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
         for worker in workers {
-            var cursor = 0
+            var cursor = ConnectionCursor.start
             while true {
-                let (chunk, next, now) = worker.mailbox.perform { worker -> ([Connection], Int, UInt64) in
+                let (chunk, next, now) = worker.mailbox.perform { worker -> ([Connection], ConnectionCursor?, UInt64) in
                     var chunk: [Connection] = []
-                    let next = worker.tracker.table.forEachSlot(from: cursor, examining: Daemon.listChunkSlots) {
-                        chunk.append($1)
+                    let next = worker.tracker.forEachConnection(from: cursor, examining: Daemon.listChunkSlots) {
+                        chunk.append($0)
                     }
                     return (chunk, next, SystemCall.monotonicNanoseconds())
                 }
                 for connection in chunk where connection.expiresAt > now { body(worker.queue, connection, now) }
-                if next >= worker.tracker.table.capacity { break }
+                guard let next else { break }
                 cursor = next
             }
         }

@@ -421,8 +421,8 @@ final class QueueWorker: @unchecked Sendable {
         }
         let parsed = PacketParser.parse(bytes, wireLength: packet.wireLength)
         var state = TCPState.none
-        if case .tcp(let segment) = parsed, let (slot, _) = tracker.table.find(FlowKey(segment)) {
-            state = tracker.table.connection(at: slot).pointee.state
+        if case .tcp(let segment) = parsed, let (connection, _) = tracker.connection(for: FlowKey(segment)) {
+            state = connection.state
         }
         dropLog.ring.push(DropLogRecord(parsed, reason: reason, rejected: rejected, state: state, queue: packet.queue))
     }

@@ -136,8 +136,8 @@ public enum PacketTrackingFuzz {
         now &+= 1_000_000 * 1_000_000_000
         while tracker.expire(now: now, budget: 64) {}
         try checkTable(tracker, now: now)
-        guard tracker.table.count == 0, tracker.halfOpenCount == 0 else {
-            throw FuzzFailure("after every deadline: \(tracker.table.count) connections, "
+        guard tracker.connectionCount == 0, tracker.halfOpenCount == 0 else {
+            throw FuzzFailure("after every deadline: \(tracker.connectionCount) connections, "
                 + "\(tracker.halfOpenCount) half-open left")
         }
     }
@@ -167,26 +167,28 @@ public enum PacketTrackingFuzz {
     /// The table holds at most its limit, its counts agree with what it holds, and every entry is
     /// found again from both directions of its key.
     static func checkTable(_ tracker: ConnectionTracker, now: UInt64) throws(FuzzFailure) {
-        let table = tracker.table
-        guard table.count <= table.limit else { throw FuzzFailure("table holds \(table.count) over its limit \(table.limit)") }
-        guard tracker.counters.created - tracker.counters.destroyed == UInt64(table.count) else {
-            throw FuzzFailure("created \(tracker.counters.created) - destroyed \(tracker.counters.destroyed) != \(table.count) held")
+        let count = tracker.connectionCount, limit = tracker.connectionLimit
+        guard count <= limit else { throw FuzzFailure("table holds \(count) over its limit \(limit)") }
+        guard tracker.counters.created - tracker.counters.destroyed == UInt64(count) else {
+            throw FuzzFailure("created \(tracker.counters.created) - destroyed \(tracker.counters.destroyed) != \(count) held")
         }
         var occupied = 0
         var halfOpen = 0
         var lost: FlowKey?
-        _ = table.forEachSlot(from: 0, examining: table.capacity) { slot, connection in
+        tracker.forEachConnection { connection in
             occupied += 1
             if connection.state.isHalfOpen { halfOpen += 1 }
-            guard let original = table.find(connection.key), original.slot == slot, original.direction == .original,
-                  let reply = table.find(connection.key.reversed), reply.slot == slot, reply.direction == .reply
+            guard let original = tracker.connection(for: connection.key), original.connection == connection,
+                  original.direction == .original,
+                  let reply = tracker.connection(for: connection.key.reversed), reply.connection == connection,
+                  reply.direction == .reply
             else {
                 lost = connection.key
                 return
             }
         }
         if let lost { throw FuzzFailure("connection \(lost) is not found again from both directions") }
-        guard occupied == table.count else { throw FuzzFailure("\(occupied) occupied slots, count says \(table.count)") }
+        guard occupied == count else { throw FuzzFailure("\(occupied) connections held, count says \(count)") }
         guard halfOpen == tracker.halfOpenCount else {
             throw FuzzFailure("\(halfOpen) half-open connections held, halfOpenCount says \(tracker.halfOpenCount)")
         }

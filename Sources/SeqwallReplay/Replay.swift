@@ -145,7 +145,7 @@ public final class Replay {
     public func finish() -> ReplaySummary {
         expire(now: clock.now)
         var connections: [Connection] = []
-        _ = tracker.table.forEachSlot(from: 0, examining: tracker.table.capacity) { _, connection in
+        tracker.forEachConnection { connection in
             if connection.expiresAt > clock.now { connections.append(connection) }
         }
         // The table's order depends on its random hash seed: sort, so that one capture always
@@ -171,10 +171,9 @@ public final class Replay {
         expire(now: clock.now)
     }
 
-    /// The one place replay expires connections. A budget of every slot (plus one per entry,
-    /// since a removal looks at its slot again) makes one call a whole pass over the table.
+    /// The one place replay expires connections: a whole pass over the table.
     private func expire(now: UInt64) {
-        tracker.expire(now: now, budget: tracker.table.capacity + tracker.table.count)
+        tracker.expireAll(now: now)
         sweptAt = now
     }
 
@@ -201,8 +200,7 @@ public final class Replay {
     /// The state of the connection `segment` belongs to after it was judged; nil when there is
     /// none (never opened, or just closed and removed).
     private func stateAfter(_ segment: TCPSegment) -> TCPState? {
-        guard let (slot, _) = tracker.table.find(FlowKey(segment)) else { return nil }
-        let connection = tracker.table.connection(at: slot).pointee
+        guard let (connection, _) = tracker.connection(for: FlowKey(segment)) else { return nil }
         return connection.expiresAt > clock.now ? connection.state : nil
     }
 

@@ -26,7 +26,7 @@ struct ConnectionEventTests {
 
         lab.tracker.events.reset()
         lab.advance(seconds: 6 * 86_400)
-        lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
+        lab.tracker.expire(now: lab.now, budget: lab.tracker.connectionLimit)
         #expect(kinds(lab).map(\.0) == [.destroy])
     }
 

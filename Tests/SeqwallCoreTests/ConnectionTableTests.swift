@@ -1,4 +1,4 @@
-import SeqwallCore
+@testable import SeqwallCore
 import SeqwallTestSupport
 import Testing
 

@@ -392,7 +392,7 @@ struct OpeningTests {
         #expect(connection.packetsReply == 0)
         #expect(lab.secondsLeft == 120)
         lab.expectCounters(seen: 7, accepted: 7, created: 2, destroyed: 1, halfOpen: 1)
-        #expect(lab.tracker.table.count == 1)
+        #expect(lab.tracker.connectionCount == 1)
 
         // And it completes like any new connection.
         #expect(lab.send(.server, [.syn, .ack], seq: 77, ack: newISN &+ 1) == .accept)
@@ -409,9 +409,8 @@ struct OpeningTests {
         lab.closeToTimeWait()
         // The server (inside) opens toward the client (outside): outbound, default pass.
         #expect(lab.send(.server, .syn, seq: 9_999, ack: 0) == .accept)
-        let (slot, direction) = try #require(lab.tracker.table.find(lab.key))
+        let (connection, direction) = try #require(lab.tracker.connection(for: lab.key))
         #expect(direction == .reply)
-        let connection = lab.tracker.table.connection(at: slot).pointee
         #expect(connection.key == lab.key.reversed)
         #expect(connection.state == .synSent)
         #expect(connection.direction == .outbound)
@@ -452,7 +451,7 @@ struct OpeningTests {
         #expect(lab.send(.server, [.syn, .ack], seq: 1, ack: 1) == .drop(.noConnection))
         #expect(lab.send(.client, [.fin, .ack], seq: 1, ack: 1) == .drop(.noConnection))
         #expect(lab.send(.client, .rst, seq: 1, ack: 0) == .drop(.noConnection))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
         lab.expectCounters(seen: 5, accepted: 0, drops: [.noConnection: 5], created: 0, destroyed: 0, halfOpen: 0)
     }
 
@@ -606,7 +605,7 @@ struct PolicyTests {
         // Unanswered, the entry goes with the CLOSE timeout.
         #expect(lab.send(.client, .syn, seq: c, ack: 0) == .reject)
         lab.advance(seconds: 11)
-        lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
+        lab.tracker.expire(now: lab.now, budget: lab.tracker.connectionLimit)
         #expect(lab.connection == nil)
         lab.expectCounters(seen: 6, accepted: 1, drops: [.rule: 3, .noConnection: 2], created: 2, destroyed: 2,
                            halfOpen: 0)
@@ -630,9 +629,9 @@ struct PolicyTests {
         lab.clientPort = 443
         lab.serverPort = 50000
         #expect(lab.send(.server, .syn, seq: 1, ack: 0) == .accept)
-        let (slot, direction) = try #require(lab.tracker.table.find(lab.key))
+        let (connection, direction) = try #require(lab.tracker.connection(for: lab.key))
         #expect(direction == .reply)
-        #expect(lab.tracker.table.connection(at: slot).pointee.direction == .outbound)
+        #expect(connection.direction == .outbound)
         // Outbound to port 25 is blocked by the rule.
         lab.clientPort = 25
         #expect(lab.send(.server, .syn, seq: 1, ack: 0) == .drop(.rule))
@@ -685,7 +684,7 @@ struct PolicyTests {
         #expect(lab.send(.client, .syn, seq: 1, ack: 0) == .drop(.tableFull))
         lab.clientPort = 40000
         #expect(lab.data(.client, 10) == .accept)
-        #expect(lab.tracker.table.count == 1)
+        #expect(lab.tracker.connectionCount == 1)
         lab.expectCounters(seen: 5, accepted: 4, drops: [.tableFull: 1], created: 1, destroyed: 0, halfOpen: 0)
     }
 
@@ -723,7 +722,7 @@ struct TimeoutTests {
         let lab = Lab(family: family)
         lab.send(.client, .syn, seq: lab.clientISN, ack: 0)
         lab.advance(seconds: 119)
-        lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
+        lab.tracker.expire(now: lab.now, budget: lab.tracker.connectionLimit)
         #expect(lab.state == .synSent)
         #expect(lab.secondsLeft == 1)
         lab.expectCounters(seen: 1, accepted: 1, created: 1, destroyed: 0, halfOpen: 1)
@@ -739,8 +738,8 @@ struct TimeoutTests {
         let lab = Lab(family: family)
         lab.send(.client, .syn, seq: lab.clientISN, ack: 0)
         lab.advance(seconds: 121)
-        lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
-        #expect(lab.tracker.table.count == 0)
+        lab.tracker.expire(now: lab.now, budget: lab.tracker.connectionLimit)
+        #expect(lab.tracker.connectionCount == 0)
         lab.expectCounters(seen: 1, accepted: 1, created: 1, destroyed: 1, halfOpen: 0)
     }
 
@@ -768,7 +767,7 @@ struct TimeoutTests {
         let c = lab.clientISN, s = lab.serverISN
         lab.closeToTimeWait()
         lab.advance(seconds: 119)
-        lab.tracker.expire(now: lab.now, budget: lab.tracker.table.capacity)
+        lab.tracker.expire(now: lab.now, budget: lab.tracker.connectionLimit)
         #expect(lab.secondsLeft == 1)
         lab.advance(seconds: 2)
         #expect(lab.send(.client, .ack, seq: c &+ 2, ack: s &+ 2) == .drop(.noConnection))

@@ -46,7 +46,7 @@ struct PickupGraceTests {
         let lab = Self.lab(family)
         #expect(lab.tracker.pickupGraceEnds == nil)
         #expect(lab.data(.client, 100) == .drop(.noConnection))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
         #expect(lab.tracker.counters.pickedUp == 0)
     }
 
@@ -75,7 +75,7 @@ struct PickupGraceTests {
                          payload: 10) == .drop(.seqAboveWindow))
         lab.clientPort = 40001
         #expect(lab.data(.client, 100) == .drop(.noConnection))
-        #expect(lab.tracker.table.count == 1)
+        #expect(lab.tracker.connectionCount == 1)
         #expect(lab.tracker.counters.pickedUp == 1)
     }
 
@@ -151,7 +151,7 @@ struct PickupGraceTests {
         lab.window = 502
         lab.tracker.startPickupGrace(now: lab.now)
         #expect(lab.data(.server, 200) == .accept)
-        let (_, direction) = try #require(lab.tracker.table.find(lab.key))
+        let (_, direction) = try #require(lab.tracker.connection(for: lab.key))
         #expect(direction == .original)     // the key is the client's: client -> server:80
         var connection = try #require(lab.connection)
         #expect(connection.key == lab.key)
@@ -190,7 +190,7 @@ struct PickupGraceTests {
         lab.tracker.startPickupGrace(now: lab.now)
         #expect(lab.data(first, 100) == .drop(.rule))
         #expect(lab.data(first == .client ? .server : .client, 100) == .drop(.rule))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
         #expect(lab.tracker.counters.pickedUp == 0)
     }
 
@@ -208,7 +208,7 @@ struct PickupGraceTests {
             #expect(connection.key == lab.key)
             #expect(connection.direction == .inbound)
         } else {
-            #expect(lab.tracker.table.count == 0)
+            #expect(lab.tracker.connectionCount == 0)
         }
     }
 
@@ -244,7 +244,7 @@ struct PickupGraceTests {
                 let connection = try #require(lab.connection)
                 #expect(connection.key == (first == .client ? lab.key : lab.key.reversed))
             } else {
-                #expect(lab.tracker.table.count == 0)
+                #expect(lab.tracker.connectionCount == 0)
             }
         }
     }
@@ -256,7 +256,7 @@ struct PickupGraceTests {
         lab.tracker.startPickupGrace(now: lab.now)
         #expect(lab.data(.client, 100) == .drop(.rule))
         #expect(lab.data(.server, 100) == .drop(.rule))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
     }
 
     // `set pickup ephemeral-ports` moves the range: with 49152-65535, 40000 is no longer a

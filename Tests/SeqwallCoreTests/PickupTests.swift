@@ -37,7 +37,7 @@ struct PickupTests {
         let lab = Self.lab(family, pickup: false)
         #expect(lab.data(.client, 100) == .drop(.noConnection))
         #expect(lab.ackAll(.server) == .drop(.noConnection))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
         lab.expectCounters(seen: 2, accepted: 0, drops: [.noConnection: 2], created: 0, destroyed: 0, halfOpen: 0)
     }
 
@@ -60,7 +60,7 @@ struct PickupTests {
             #expect(connection.status == .pickedUp)           // [UNREPLIED]
             lab.expectCounters(seen: 1, accepted: 1, created: 1, destroyed: 0, halfOpen: 0)
         } else {
-            #expect(lab.tracker.table.count == 0)
+            #expect(lab.tracker.connectionCount == 0)
         }
     }
 
@@ -82,7 +82,7 @@ struct PickupTests {
         let lab = Self.lab()
         lab.serverPort = 81
         #expect(lab.data(.client, 100) == .drop(.rule))
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
     }
 
     // The new entry (tcp_new, nf_conntrack_tcp_packet): ESTABLISHED, [UNREPLIED] and at most the

@@ -109,7 +109,7 @@ struct TimeoutRuleTests {
         #expect(lab.state == state)
         lab.expectExpiry(after: seconds)
         #expect(lab.tracker.halfOpenCount == 0)
-        #expect(lab.tracker.table.count == 0)
+        #expect(lab.tracker.connectionCount == 0)
     }
 
     // Rule 1: the third identical ACK in a row (tcp_max_retrans = 3) caps ESTABLISHED's 5 days

@@ -79,8 +79,7 @@ final class Lab {
 
     /// The connection the table holds for the client/server pair, expired or not.
     var connection: Connection? {
-        guard let (slot, _) = tracker.table.find(key) else { return nil }
-        return tracker.table.connection(at: slot).pointee
+        tracker.connection(for: key)?.connection
     }
 
     var state: TCPState? { connection?.state }

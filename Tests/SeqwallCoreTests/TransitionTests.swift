@@ -172,8 +172,7 @@ struct TransitionTests {
             #expect(lab.tracker.halfOpenCount == 0)
         case .reopened(let side):
             #expect(verdict == .accept)
-            let (slot, _) = try #require(lab.tracker.table.find(lab.key))
-            let connection = lab.tracker.table.connection(at: slot).pointee
+            let (connection, _) = try #require(lab.tracker.connection(for: lab.key))
             #expect(connection.state == .synSent)
             #expect(connection.key == (side == .client ? lab.key : lab.key.reversed))
             #expect(connection.status == [])

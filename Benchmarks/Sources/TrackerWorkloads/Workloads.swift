@@ -88,10 +88,10 @@ public final class EstablishedFlows: Workload {
                 precondition(verdict == .accept, "handshake of connection \(index) refused: \(verdict); \(dropSummary(tracker))")
             }
         }
-        precondition(tracker.table.count == connections, "table holds \(tracker.table.count) of \(connections)")
+        precondition(tracker.connectionCount == connections, "table holds \(tracker.connectionCount) of \(connections)")
         residentBytesPerConnection = (residentBytes() - residentBefore) / connections
         // The entry slots with the expiry wheel's links, and the index (ConnectionTable.bytes).
-        tableBytesPerConnection = tracker.table.bytes / connections
+        tableBytesPerConnection = tracker.tableBytes / connections
 
         schedule = PacketSchedule(count: packetsPerPass)
         var generator = SplitMix64(seed: 0x5EC0_A11 ^ UInt64(connections))

@@ -30,7 +30,6 @@ public struct RecentAnswers: Sendable {
     }
 
     /// Whether any answer is recent enough to come back: one comparison for the common case.
-    @inline(__always)
     public func mayHold(now: UInt64) -> Bool { any && now &- newest < RecentAnswers.lifetime }
 
     /// Whether `ticket` is one of the recent answers (each passes any number of times within

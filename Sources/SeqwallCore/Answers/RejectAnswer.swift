@@ -193,7 +193,6 @@ public enum RejectAnswer {
 }
 
 extension UnsafeMutableRawPointer {
-    @inline(__always)
     func storeBigEndian<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         storeBytes(of: value.bigEndian, toByteOffset: offset, as: T.self)
     }

@@ -3,33 +3,22 @@
 /// At a million connections in random order a lookup costs two cache misses, one after the
 /// other: the index entry, then the connection slot it names (ConnectionTable). One packet at
 /// a time, the second miss can start only when the first has arrived, and the next packet's
-/// misses only when this one has been decided: about 500 ns a packet, nearly all of it
-/// waiting for memory (and on 4 KiB pages for page walks as well). A batch lets the misses of many packets be in flight at once: first the
-/// index entries of every packet are loaded, then the slots the entries name, and only then are
-/// the packets decided, one after the other, as always, but now on cached lines.
+/// misses only when this one has been decided: nearly all of a packet's time goes waiting for
+/// memory (and on 4 KiB pages for page walks as well). A batch lets the misses of many packets
+/// be in flight at once: first the index entries of every packet are loaded, then the slots
+/// the entries name, and only then are the packets decided, one after the other, as always,
+/// but now on cached lines.
 ///
 /// Swift has no prefetch instruction, so the warm-up uses plain loads whose results are stored
 /// into the tracker's scratch area (`BatchProbe.loaded`): the optimizer cannot drop a load
 /// whose value is written to memory it cannot see the end of. The loops that issue the misses
-/// are kept tight (a few instructions a load), so that the reorder buffer holds many of them at
-/// once rather than a few packets' worth of hashing.
+/// are kept tight, so that the reorder buffer holds many of them at once rather than a few
+/// packets' worth of hashing.
 ///
 /// Everything here is a hint. A packet's probe and slot are looked up again when it is decided
 /// (an earlier packet of the batch may have created, removed or moved connections since), so
 /// what the warm-up found can make a packet faster, never decide it differently; a garbled
-/// header just warms the wrong line. (Reusing the warm-up's hash when the parser finds the
-/// same key was tried: keeping the keys in the scratch area and comparing them cost what the
-/// saved hash did, 957 instructions a packet with it against 953 without, BENCHMARKS.md.)
-struct BatchProbe {
-    /// The index tag (ConnectionTable.tag(for:)) of the flow key the warm-up read from the
-    /// packet (ConnectionTable.lookaheadKey); 0 when it has no key for the packet (not TCP or
-    /// UDP over IPv4 or IPv6, or cut too short), which then gets no warm-up.
-    var tag: UInt32
-    /// The index position its probe starts at.
-    var position: UInt32
-    /// What the warm-up loads read, kept so that they stay in the compiled code.
-    var loaded: UInt64
-}
+/// header just warms the wrong line.
 
 extension ConnectionTable {
     /// The flow key of a TCP or UDP packet, read from the fixed places of an IPv4 header (any
@@ -38,6 +27,7 @@ extension ConnectionTable {
     /// Nothing is validated: PacketParser does that when the packet is decided. This only has
     /// to give the right key for the packets that matter for speed, and some key or nil for
     /// every other byte string.
+    // Always inlined: it runs in the loop that issues the index loads, which must stay tight.
     @inline(__always)
     static func lookaheadKey(_ bytes: UnsafeRawBufferPointer) -> FlowKey? {
         // The shortest TCP or UDP packet the parser accepts: 20 + 8 bytes.
@@ -71,7 +61,6 @@ extension ConnectionTable {
 
     /// Phase 1: the tag and home position of every packet's flow, then the home index entry of
     /// each, in a loop of its own so that their cache misses overlap.
-    @inline(__always)
     func warmIndex(_ packets: UnsafeBufferPointer<QueuedPacket>, probes: UnsafeMutablePointer<BatchProbe>) {
         for index in packets.indices {
             if let key = ConnectionTable.lookaheadKey(packets[index].bytes) {
@@ -100,7 +89,6 @@ extension ConnectionTable {
     /// Phase 2: every cache line of the connection slot each packet's probe leads to (its
     /// first entry with a matching tag: a hint, the key is compared when the packet is decided).
     /// The index lines arrived in phase 1.
-    @inline(__always)
     func warmSlots(_ count: Int, probes: UnsafeMutablePointer<BatchProbe>) {
         let stride = MemoryLayout<Connection>.stride
         for index in 0..<count {

@@ -3,11 +3,11 @@
 /// that is the same for both directions, and backward-shift deletion (no tombstones, so probe
 /// chains never rot). Sized once; never grows, never allocates after init.
 ///
-/// Why two arrays: a power-of-two table of inline connections at a load of at most 3/4 holds
-/// 1.33 to 2.67 slots of 160 bytes per connection (242 to 387 B). Here the slack is in the
-/// index, 8 bytes a position, and the connections are packed: about 185 bytes per connection
-/// in all (the wheel's links included), and a lookup still costs one index probe (tag and
-/// entry share 8 bytes) and one connection. Removing an entry moves the last one into the
+/// Why two arrays: a power-of-two table of inline connections, kept at a load of at most 3/4,
+/// leaves between a third and well over half of its connection-sized slots empty. Here the
+/// slack is in the index, 8 bytes a position, and the connections are packed (BENCHMARKS.md
+/// has the bytes per connection), while a lookup still costs one index probe (tag and entry
+/// share 8 bytes) and one connection. Removing an entry moves the last one into the
 /// hole, so the array stays dense: its index position and its wheel links move with it.
 ///
 /// Every entry is also filed on an expiry wheel by its deadline (ExpiryWheel): the tracker asks
@@ -21,13 +21,13 @@ public final class ConnectionTable {
     /// Entry slots: `limit`. The connections are in slots 0..<count.
     public var capacity: Int { limit }
     /// Index positions: a power of two with the load kept at or under 3/4.
-    public let indexCapacity: Int
+    let indexCapacity: Int
     /// How many connections it holds. Kept behind a pointer, as ConnectionTracker.hot is, so
     /// that the packet path reads it without a run-time exclusivity check.
     public var count: Int { countStorage.pointee }
     let countStorage: UnsafeMutablePointer<Int>
     /// `indexCapacity - 1`.
-    public let indexMask: Int
+    let indexMask: Int
     let hasher: FlowHasher
     struct IndexEntry {
         /// 0 when the position is empty, else the flow hash with the top bit set.
@@ -35,6 +35,8 @@ public final class ConnectionTable {
         /// The entry slot of the connection.
         var slot: UInt32
     }
+    /// Regions allocated once (allocateRegion), not arrays: they start on a huge page, and a
+    /// lookup reads them with no uniqueness, bounds or exclusivity check.
     let index: UnsafeMutablePointer<IndexEntry>
     let slots: UnsafeMutablePointer<Connection>
     var wheel: ExpiryWheel
@@ -103,20 +105,19 @@ public final class ConnectionTable {
             + indexCapacity * MemoryLayout<IndexEntry>.stride
     }
 
-    @inline(__always)
     public var isFull: Bool { count >= limit }
 
-    @inline(__always)
     func tag(for hash: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: hash) | 0x8000_0000 }
 
     /// The index position a probe for `tag` starts at.
-    @inline(__always)
     func home(of tag: UInt32) -> Int { Int(tag & 0x7FFF_FFFF) & indexMask }
 
     /// The slot holding the connection a packet with `key` belongs to, and which way the packet
     /// goes in it.
+    // Always inlined: every packet looks its connection up; a call would spill the key the caller holds in
+    // registers.
     @inline(__always)
-    public func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
+    func find(_ key: FlowKey) -> (slot: Int, direction: FlowDirection)? {
         let wanted = tag(for: hasher.hash(key))
         var position = home(of: wanted)
         while true {
@@ -134,18 +135,16 @@ public final class ConnectionTable {
 
     /// Where `key`'s probe sequence starts in the index. The entries from here on are the ones
     /// a new connection with this key competes with for room (early drop).
-    @inline(__always)
-    public func homePosition(of key: FlowKey) -> Int { home(of: tag(for: hasher.hash(key))) }
+    func homePosition(of key: FlowKey) -> Int { home(of: tag(for: hasher.hash(key))) }
 
     /// The slot of the connection at index position `position`, nil when the position is empty.
-    @inline(__always)
-    public func slot(atPosition position: Int) -> Int? {
+    func slot(atPosition position: Int) -> Int? {
         let entry = index[position]
         return entry.tag == 0 ? nil : Int(entry.slot)
     }
 
     /// The index position that leads to an occupied `slot`.
-    public func position(of slot: Int) -> Int {
+    func position(of slot: Int) -> Int {
         var position = home(of: tag(for: hasher.hash(slots[slot].key)))
         while index[position].tag == 0 || Int(index[position].slot) != slot {
             precondition(index[position].tag != 0, "an occupied slot is missing from the index")
@@ -156,7 +155,7 @@ public final class ConnectionTable {
 
     /// Stores a new connection (its key must not be in the table). Nil when the table is full.
     @discardableResult
-    public func insert(_ connection: Connection) -> Int? {
+    func insert(_ connection: Connection) -> Int? {
         guard count < limit else { return nil }
         let newTag = tag(for: hasher.hash(connection.key))
         var position = home(of: newTag)
@@ -169,17 +168,15 @@ public final class ConnectionTable {
         return slot
     }
 
-    @inline(__always)
-    public func isOccupied(_ slot: Int) -> Bool { slot < count }
+    func isOccupied(_ slot: Int) -> Bool { slot < count }
 
     /// The connection in an occupied slot, for reading and updating in place.
-    @inline(__always)
-    public func connection(at slot: Int) -> UnsafeMutablePointer<Connection> { slots + slot }
+    func connection(at slot: Int) -> UnsafeMutablePointer<Connection> { slots + slot }
 
     /// Empties a slot: its index position goes, later members of its probe chain shift back
     /// into place, and the last connection moves into the slot (the slot numbers of other
     /// connections stay as they were).
-    public func remove(at slot: Int) {
+    func remove(at slot: Int) {
         precondition(slot < count, "removing an empty slot")
         wheel.unlink(slot)
         var hole = position(of: slot)
@@ -212,7 +209,7 @@ public final class ConnectionTable {
     /// the hole, so a walk upwards would miss every connection moved from ahead of it into a
     /// slot it had passed. Walking down, a moved connection comes from a slot already passed
     /// (it may be listed twice) or from one still ahead (it is listed once); none is missed.
-    public func forEachSlot(from start: Int, examining slotLimit: Int, _ body: (Int, Connection) -> Void) -> Int {
+    func forEachSlot(from start: Int, examining slotLimit: Int, _ body: (Int, Connection) -> Void) -> Int {
         var cursor = start
         let end = min(capacity, start + slotLimit)
         while cursor < end {
@@ -224,7 +221,7 @@ public final class ConnectionTable {
     }
 
     /// Removes every connection.
-    public func removeAll() {
+    func removeAll() {
         index.update(repeating: IndexEntry(tag: 0, slot: 0), count: indexCapacity)
         countStorage.pointee = 0
         wheel.reset()
@@ -235,8 +232,9 @@ public final class ConnectionTable {
     /// Call after a packet may have changed the deadline of the connection in `slot`. Nothing
     /// happens unless the deadline moved before the tick the wheel will look at it next (a
     /// later deadline is refiled when that look comes): the packet path stays off the wheel.
+    // Always inlined: every tracked packet runs its one comparison, which a call would outweigh.
     @inline(__always)
-    public func deadlineChanged(at slot: Int) {
+    func deadlineChanged(at slot: Int) {
         let connection = slots + slot
         if ExpiryWheel.isEarlier(connection.pointee.expiresAt, thanVisit: connection.pointee.wheelTick) {
             refile(slot)

@@ -1,18 +1,3 @@
-/// One packet of a batch handed to the tracker at once: its bytes as queued (cut at the copy
-/// range), its length on the wire, and the hook it was seen at.
-public struct QueuedPacket {
-    public var bytes: UnsafeRawBufferPointer
-    public var wireLength: Int
-    public var hook: PacketHook
-
-    @inline(__always)
-    public init(bytes: UnsafeRawBufferPointer, wireLength: Int, hook: PacketHook) {
-        self.bytes = bytes
-        self.wireLength = wireLength
-        self.hook = hook
-    }
-}
-
 extension ConnectionTracker {
     /// The most packets one `process(batch:verdicts:now:)` call takes (the daemon's receive
     /// batch).

@@ -105,6 +105,7 @@ extension ConnectionTracker {
     /// Gives back the per-source half-open counts a connection holds. Called on every way out
     /// of half-open: the handshake completing (track), and every removal (destroy(slot:):
     /// expiry, RST, reopen, eviction, `conntrack delete` and `flush`).
+    // Always inlined: its empty check runs on every handshake completion and removal; the rest is rare.
     @inline(__always)
     func releaseCharges(of connection: inout Connection) {
         guard !connection.halfOpenCharges.isEmpty else { return }

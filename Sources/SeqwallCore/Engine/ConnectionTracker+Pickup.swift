@@ -21,7 +21,6 @@ extension ConnectionTracker {
 
     /// Whether a connection first seen mid-stream at `now` may be picked up: a flag and a
     /// deadline compare, no lock and no allocation on the packet path.
-    @inline(__always)
     public func picksUp(now: UInt64) -> Bool {
         policy.pickup || now < hot.pointee.pickupGraceEnds
     }
@@ -60,8 +59,8 @@ extension ConnectionTracker {
     }
 
     /// The policy's decision for `segment`'s connection, opened by the segment's sender or by
-    /// its receiver, and which way that connection goes. Every SYN's path (`open`) runs it too:
-    /// inlined, so that a SYN costs no call.
+    /// its receiver, and which way that connection goes. Every SYN's path (`open`) runs it too.
+    // Always inlined: every SYN decides its rule here; inlined into `open`, it costs no call.
     @inline(__always)
     func decision(for segment: TCPSegment, hook: PacketHook, openedBySender: Bool)
         -> (action: RuleAction, ruleIndex: Int?, direction: Direction) {

@@ -1,75 +1,29 @@
-/// Where a packet was seen; decides the direction of a new connection.
-public enum PacketHook: UInt8, Sendable {
-    /// Host mode, to this host (NF_INET_LOCAL_IN): inbound.
-    case input
-    /// Host mode, from this host (NF_INET_LOCAL_OUT): outbound.
-    case output
-    /// Gateway mode (NF_INET_FORWARD): inbound when going toward `inside` from outside it.
-    case forward
-    /// Anything else (pre/post-routing, or a capture): judged like forward.
-    case other
-}
-
-/// Counters of one tracker. Plain integers: a tracker belongs to one thread.
-public struct TrackerCounters: Sendable, Equatable {
-    public var seen: UInt64 = 0
-    public var accepted: UInt64 = 0
-    public var dropped: UInt64 = 0
-    /// Indexed by DropReason.rawValue.
-    public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
-    public var created: UInt64 = 0
-    public var destroyed: UInt64 = 0
-    /// Unreplied half-open connections evicted to admit a SYN at the half-open limit.
-    public var halfOpenEvictions: UInt64 = 0
-    /// Connections evicted to admit a new one into a full table (the kernel's early_drop).
-    public var earlyDrops: UInt64 = 0
-    /// Connections first seen mid-stream and adopted (`set pickup on`, or the grace period).
-    public var pickedUp: UInt64 = 0
-
-    public init() {}
-
-    public subscript(reason: DropReason) -> UInt64 { drops[Int(reason.rawValue)] }
-
-    public mutating func add(_ other: TrackerCounters) {
-        seen += other.seen
-        accepted += other.accepted
-        dropped += other.dropped
-        for index in drops.indices { drops[index] += other.drops[index] }
-        created += other.created
-        destroyed += other.destroyed
-        halfOpenEvictions += other.halfOpenEvictions
-        earlyDrops += other.earlyDrops
-        pickedUp += other.pickedUp
-    }
-}
-
-/// The tracker's fields that change packet by packet (ConnectionTracker.hot).
-struct TrackerHotState {
-    var counters = TrackerCounters()
-    var halfOpenCount = 0
-    var recordsEvents = false
-    /// The timeouts in force (ConnectionTracker.currentTimeouts), and the (half-open count,
-    /// table count) they were worked out for; nil until they are.
-    var timeouts: TCPTimeouts
-    var timeoutsPressure: (halfOpen: Int, tableCount: Int)?
-    /// What each rule decided (RuleCounterTable); replaced, never resized, by a reload.
-    var rules: RuleCounterTable
-    /// Until when (tracker clock, nanoseconds) connections first seen mid-stream are picked up
-    /// with pickup off (ConnectionTracker+Pickup.swift); 0 when no grace period was started.
-    var pickupGraceEnds: UInt64 = 0
-}
-
-/// The whole per-packet decision: parse, find the connection, run the state machine, apply the
-/// policy to new connections, keep the table and counters. One per worker; not thread-safe by
-/// design (no locks on the packet path).
+/// The engine: the whole per-packet decision (parse, find the connection, run the state
+/// machine, apply the policy to new connections, keep the table and counters) and what the
+/// rest of seqwall may ask of the table. One per worker; not thread-safe by design (no locks
+/// on the packet path).
+///
+/// Its public contract:
+/// - deciding packets: `process(_:wireLength:hook:now:)`, one packet; `process(batch:verdicts:now:)`,
+///   up to `batchCapacity` at once, decided exactly as one by one (ConnectionTracker+Batch.swift);
+///   `passOwnAnswer(insteadOf:)` for seqwall's own reject answers;
+/// - upkeep between packets: `expire(now:budget:)`, `replacePolicy(_:)`, `startPickupGrace(now:)`;
+/// - queries and mutations of the table, all by value (ConnectionTracker+Table.swift): lookup by
+///   tuple, listing whole or in chunks, removal by tuple or by predicate, sizes, the limiters'
+///   figures;
+/// - the state file: `restore(_:now:)` puts a saved connection back (ConnectionTracker+Restore.swift);
+///   a listing feeds StateSnapshot.Encoder;
+/// - figures: `counters`, `ruleCounters`, `halfOpenCount`, and the `events` of `conntrack watch`
+///   while `recordsEvents` is on.
+///
+/// Slots, index positions and pointers stay inside the engine.
 public final class ConnectionTracker {
     public private(set) var policy: Policy
-    public let table: ConnectionTable
+    let table: ConnectionTable
     /// What the packet path reads and writes on every packet, behind a pointer: every access
     /// to a stored `var` of a class is checked for exclusivity at run time (swift_beginAccess,
-    /// about 300 instructions a packet in all, BENCHMARKS.md), memory reached through an
-    /// UnsafeMutablePointer is not, and a tracker belongs to one thread, so no two accesses
-    /// can overlap anyway.
+    /// a cost on every packet, BENCHMARKS.md), memory reached through an UnsafeMutablePointer
+    /// is not, and a tracker belongs to one thread, so no two accesses can overlap anyway.
     let hot: UnsafeMutablePointer<TrackerHotState>
     public var counters: TrackerCounters { hot.pointee.counters }
     /// What each rule of the policy decided, in file order, then `default in` and `default
@@ -88,7 +42,7 @@ public final class ConnectionTracker {
         set { hot.pointee.recordsEvents = newValue }
     }
     /// The half-open, per-source and SYN-rate limits (ConnectionTracker+Limits.swift).
-    public let limiter: HalfOpenLimiter
+    let limiter: HalfOpenLimiter
     /// Scratch room for the warm-up of one batch (ConnectionTracker+Batch.swift), allocated
     /// once: the packet path allocates nothing.
     let batchProbes: UnsafeMutablePointer<BatchProbe>
@@ -173,9 +127,9 @@ public final class ConnectionTracker {
         }
     }
 
-    /// Decides one parsed TCP segment. Inlined into the raw-packet `process` for speed: the
-    /// segment it parsed then stays in its frame, and a call and its spills go (with the state
-    /// machine inlined as well, 897 → 849 instructions a packet, BENCHMARKS.md).
+    /// Decides one parsed TCP segment.
+    // Always inlined: the segment parsed by the raw-packet `process` stays in its frame instead of being
+    // copied into a call.
     @inline(__always)
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         hot.pointee.counters.seen += 1
@@ -270,7 +224,7 @@ public final class ConnectionTracker {
 
     /// A new connection a rule (or the default) passed: into the table, unless the state
     /// machine or a limit refuses it.
-    /// Inlined into `open`, which reads the policy too: one access to it instead of two.
+    // Always inlined: into `open`, which reads the policy too: one access to it instead of two.
     @inline(__always)
     func admitPassed(_ segment: TCPSegment, key: FlowKey, direction: Direction, ruleIndex: Int?,
                      now: UInt64) -> Verdict {
@@ -284,8 +238,9 @@ public final class ConnectionTracker {
     }
 
     /// Tracks a new connection's first segment, going `sender`, and stores the connection if
-    /// the segment passes and every limit lets it in. Inlined: it is the tail of every SYN's path
-    /// (`open`), which a call would slow.
+    /// the segment passes and every limit lets it in.
+    // Always inlined: the tail of every SYN's path (`open`): the new connection is built in the caller's
+    // frame, not copied into a call.
     @inline(__always)
     func store(_ connection: inout Connection, firstSegment segment: TCPSegment, sender: FlowDirection,
                ruleIndex: Int?, now: UInt64) -> Verdict {
@@ -367,13 +322,11 @@ public final class ConnectionTracker {
         hot.pointee.counters.accepted += 1
     }
 
-    @inline(__always)
     func accepted() -> Verdict {
         hot.pointee.counters.accepted += 1
         return .accept
     }
 
-    @inline(__always)
     func dropped(_ reason: DropReason) -> Verdict {
         hot.pointee.counters.dropped += 1
         hot.pointee.counters.drops[Int(reason.rawValue)] += 1
@@ -388,46 +341,5 @@ public final class ConnectionTracker {
         if recordsEvents { events.append(.destroy, table.connection(at: slot).pointee) }
         table.remove(at: slot)
         hot.pointee.counters.destroyed += 1
-    }
-
-    /// Removes connections whose deadline has passed, looking at no more than `budget` of the
-    /// connections the expiry wheel offers (those due, and those whose deadline a packet has
-    /// pushed later, which it files again). Returns whether more may be due: the owner calls
-    /// it between packet batches and when idle, and sooner while it returns true, so a burst of
-    /// deadlines never holds packets up. The work follows the number of connections that come
-    /// due, not the table's size. Packets never wait for it either: a lookup that finds an
-    /// expired connection treats it as gone.
-    @discardableResult
-    public func expire(now: UInt64, budget: Int) -> Bool {
-        var examined = 0
-        while examined < budget {
-            guard let slot = table.nextExpiryCandidate(now: now) else { return false }
-            examined += 1
-            if table.connection(at: slot).pointee.expiresAt <= now {
-                destroy(slot: slot)
-            } else {
-                table.refile(slot)
-            }
-        }
-        return true
-    }
-
-    /// Removes the connections `predicate` selects; returns how many. Each connection is
-    /// judged exactly once.
-    @discardableResult
-    public func removeConnections(where predicate: (Connection) -> Bool) -> Int {
-        // The connections sit in slots 0..<count. Removing one moves the last into its slot,
-        // which is then judged in its turn: every connection is judged exactly once.
-        var slot = 0
-        var removed = 0
-        while slot < table.count {
-            if predicate(table.connection(at: slot).pointee) {
-                destroy(slot: slot)
-                removed += 1
-            } else {
-                slot += 1
-            }
-        }
-        return removed
     }
 }

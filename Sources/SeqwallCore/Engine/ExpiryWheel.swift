@@ -32,6 +32,8 @@ struct ExpiryWheel {
         var previous: UInt32
     }
 
+    /// One region for the life of the table (a link per slot, then the bucket heads): every new
+    /// and every removed connection relinks here, with no copy-on-write or exclusivity check.
     let links: UnsafeMutablePointer<Links>
     /// The first tick whose bucket has not been taken yet. Every filed connection has a visit
     /// tick in nextTick ..< nextTick + bucketCount, or is in the taken list.
@@ -59,20 +61,18 @@ struct ExpiryWheel {
         }
     }
 
-    @inline(__always)
     var takenHead: Int { slotCount + bucketCount }
 
-    @inline(__always)
     func head(ofTick tick: UInt64) -> Int { slotCount + Int(tick & bucketMask) }
 
     /// The tick a deadline falls due on: the first whole tick at or after it.
-    @inline(__always)
     static func tick(of deadline: UInt64) -> UInt64 {
         deadline / tickNanoseconds + (deadline % tickNanoseconds == 0 ? 0 : 1)
     }
 
     /// Whether a connection filed for `visitTick` must be refiled because its deadline is now
     /// earlier than that visit.
+    // Always inlined: on every tracked packet (ConnectionTable.deadlineChanged).
     @inline(__always)
     static func isEarlier(_ deadline: UInt64, thanVisit visitTick: UInt32) -> Bool {
         // tick(of: deadline) < visitTick, without dividing. Visit ticks are at least 1.
@@ -84,7 +84,6 @@ struct ExpiryWheel {
     /// (the kernel's SYN_RECV timeout is half SYN_SENT's, and the SYN-ACK comes within a round
     /// trip), and a look that the wheel takes in its stride is cheaper than a refile from the
     /// packet path.
-    @inline(__always)
     mutating func file(_ slot: Int, deadline: UInt64, halfway: Bool = false) -> UInt32 {
         let current = nextTick - 1
         var due = ExpiryWheel.tick(of: deadline)
@@ -95,13 +94,10 @@ struct ExpiryWheel {
         return UInt32(truncatingIfNeeded: visit)
     }
 
-    @inline(__always)
     func next(_ node: Int) -> Int { Int(links[node].next) }
 
-    @inline(__always)
     func previous(_ node: Int) -> Int { Int(links[node].previous) }
 
-    @inline(__always)
     func link(_ node: Int, before successor: Int) {
         let predecessor = previous(successor)
         links[node] = Links(next: UInt32(truncatingIfNeeded: successor), previous: UInt32(truncatingIfNeeded: predecessor))
@@ -109,7 +105,6 @@ struct ExpiryWheel {
         links[successor].previous = UInt32(truncatingIfNeeded: node)
     }
 
-    @inline(__always)
     func unlink(_ slot: Int) {
         let cell = links[slot]
         links[Int(cell.previous)].next = cell.next
@@ -118,7 +113,6 @@ struct ExpiryWheel {
 
     /// The table moved an entry from slot `source` to the empty slot `destination`: the entry
     /// keeps its place in its list.
-    @inline(__always)
     func move(from source: Int, to destination: Int) {
         let cell = links[source]
         links[destination] = cell

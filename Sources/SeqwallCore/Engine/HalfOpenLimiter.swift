@@ -3,82 +3,12 @@
 /// each new SYN, and the fixed-size structures behind them. The checks themselves are in
 /// ConnectionTracker+Limits.swift, since they need the connection table.
 
-/// Which per-source half-open counters a connection was charged to when it was opened. The
-/// connection gives back exactly these when it leaves half-open or goes away, whatever the
-/// policy says by then, so counts stay exact across reloads.
-public struct HalfOpenCharges: OptionSet, Sendable, Equatable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-
-    /// The source's own count (`limit half-open N per-source`).
-    public static let source = HalfOpenCharges(rawValue: 0x01)
-    /// The count of the source under the rule `Connection.chargedRule` names.
-    public static let rule = HalfOpenCharges(rawValue: 0x02)
-}
-
-/// Half-open connections that have seen no reply yet, oldest first: where the tracker looks for
-/// one to evict when the half-open limit or the table is full. A ring of (key, creation time),
-/// allocated once. Entries go stale when their connection gets a reply or goes away; the
-/// tracker checks each against the table when it reaches the front, and drops stale ones
-/// then (lazy deletion), so nothing ever searches the ring.
-public final class UnrepliedQueue {
-    struct Item {
-        var key: FlowKey
-        var createdAt: UInt64
-    }
-
-    public let capacity: Int
-    public private(set) var count = 0
-    private var head = 0
-    private let mask: Int
-    private let items: UnsafeMutablePointer<Item>
-
-    public init(capacity wanted: Int) {
-        var capacity = 16
-        while capacity < wanted { capacity <<= 1 }
-        self.capacity = capacity
-        mask = capacity - 1
-        items = .allocate(capacity: capacity)
-    }
-
-    deinit {
-        items.deallocate()
-    }
-
-    var isFull: Bool { count == capacity }
-
-    var oldest: Item? { count > 0 ? items[head] : nil }
-
-    func popOldest() {
-        guard count > 0 else { return }
-        head = (head + 1) & mask
-        count -= 1
-    }
-
-    /// Appends; the caller makes room first.
-    func append(_ item: Item) {
-        precondition(count < capacity, "unreplied queue overflow")
-        (items + ((head + count) & mask)).initialize(to: item)
-        count += 1
-    }
-
-    /// Moves every item, oldest first, into `other` (a reload that needs a larger ring); the
-    /// oldest are the ones left behind if it does not fit.
-    func move(into other: UnrepliedQueue) {
-        while count > other.capacity - other.count { popOldest() }
-        while let item = oldest {
-            other.append(item)
-            popOldest()
-        }
-    }
-}
-
 /// The limits as one tracker enforces them: the policy's values, its worker's share of the
 /// global ones, precomputed rates, stable ids for per-rule limits, and the structures.
-public final class HalfOpenLimiter {
+final class HalfOpenLimiter {
     /// The global half-open limit for this tracker (its share of `limit half-open`).
-    public private(set) var halfOpenLimit: Int?
-    public private(set) var halfOpenPerSource: Int?
+    private(set) var halfOpenLimit: Int?
+    private(set) var halfOpenPerSource: Int?
     /// GCRA parameters of `limit syn-rate R/s burst B per-source`, in nanoseconds: the time a
     /// token takes to come back, and how far ahead the bucket may be drawn ((B - 1) tokens).
     /// Zero interval: no SYN-rate limit.
@@ -91,8 +21,8 @@ public final class HalfOpenLimiter {
     private var idsByRule: [RuleIdentity: UInt32] = [:]
     private var nextRuleID: UInt32 = 1
 
-    public private(set) var sources: SourceLimiter?
-    public private(set) var unreplied: UnrepliedQueue?
+    private(set) var sources: SourceLimiter?
+    private(set) var unreplied: UnrepliedQueue?
     /// Queues (workers) sharing the global limits.
     let shares: Int
     let seeds: (UInt64, UInt64, UInt64)
@@ -106,7 +36,7 @@ public final class HalfOpenLimiter {
     /// and again on each retransmission. Only inbound connections are evicted this way:
     /// spoofed floods come from outside, while outbound SYNs come from the protected side and
     /// wait for far-away servers, whose replies may take longer than any such age.
-    public var minimumEvictionAge: UInt64 = 100_000_000
+    var minimumEvictionAge: UInt64 = 100_000_000
     /// The clock as of the last new connection (for reloads, which have none of their own).
     var now: UInt64 = 0
 
@@ -180,7 +110,6 @@ public final class HalfOpenLimiter {
     /// How much half-open timeouts shrink at this much pressure, as a fraction
     /// (numerator, denominator); nil when they keep their setting. Pressure is the fuller of
     /// the half-open count against its limit and the table against its limit.
-    @inline(__always)
     func adaptiveScale(halfOpen: Int, tableCount: Int, tableLimit: Int) -> (Int, Int)? {
         let byHalfOpen = HalfOpenLimiter.scale(count: halfOpen, limit: halfOpenLimit ?? 0)
         let byTable = HalfOpenLimiter.scale(count: tableCount, limit: tableLimit)
@@ -190,7 +119,6 @@ public final class HalfOpenLimiter {
     }
 
     /// (end - count) / (end - start) once `count` is past `start`, else nil.
-    @inline(__always)
     static func scale(count: Int, limit: Int) -> (Int, Int)? {
         let start = limit * adaptiveStart.numerator / adaptiveStart.denominator
         let end = limit * adaptiveEnd.numerator / adaptiveEnd.denominator
@@ -208,22 +136,5 @@ public final class HalfOpenLimiter {
         result.synSent2 = shrink(timeouts.synSent2)
         result.synRecv = shrink(timeouts.synRecv)
         return result
-    }
-}
-
-/// What makes a rule the same rule across a reload, for its per-source counts: what it
-/// matches. Not its line (rules move when others are added above them) and not its limit
-/// (raising or lowering the limit should keep the counts it limits).
-struct RuleIdentity: Hashable {
-    let direction: Direction
-    let from: [IPNetwork]
-    let to: [IPNetwork]
-    let ports: [PortRange]
-
-    init(_ rule: Rule) {
-        direction = rule.direction
-        from = rule.from
-        to = rule.to
-        ports = rule.ports
     }
 }

@@ -7,6 +7,8 @@
 /// and the defaults' counts to the new defaults; a new or changed rule starts from zero, as pf
 /// starts a rule's counters when it is loaded.
 struct RuleCounterTable {
+    /// Fixed for the life of a policy, and kept in the tracker's hot state: counting a new
+    /// connection is a store, with no copy-on-write or exclusivity check.
     private(set) var counters: UnsafeMutablePointer<RuleCounter>
     let ruleCount: Int
     var count: Int { ruleCount + 2 }
@@ -18,12 +20,10 @@ struct RuleCounterTable {
     }
 
     /// The counter of the rule at `ruleIndex`, or of the default that decided (nil index).
-    @inline(__always)
     func slot(ruleIndex: Int?, direction: Direction) -> Int {
         ruleIndex ?? ruleCount + (direction == .inbound ? 0 : 1)
     }
 
-    @inline(__always)
     func count(_ verdict: Verdict, ruleIndex: Int?, direction: Direction, now: UInt64) {
         counters[slot(ruleIndex: ruleIndex, direction: direction)].count(verdict, now: now)
     }

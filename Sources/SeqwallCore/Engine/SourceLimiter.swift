@@ -7,8 +7,8 @@
 /// Allocated once, never grows, never allocates per packet, and every operation looks at two
 /// sets only: O(1) whatever the size. Two choices instead of one keep any set from filling
 /// with entries that must stay (the "power of two choices": the fullest set holds about
-/// log log n more than the average instead of log n / log log n more). A flood from millions of spoofed sources cannot grow it; it can only make the table
-/// forget what it may forget:
+/// log log n more than the average instead of log n / log log n more). A flood from millions
+/// of spoofed sources cannot grow it; it can only make the table forget what it may forget:
 ///
 /// - An entry with no half-open connections and a full bucket carries no state at all (a full
 ///   bucket is what a source that was never seen has), so it is free: any newcomer may take it,
@@ -27,9 +27,9 @@
 /// The SYN-rate bucket is kept as GCRA (the generic cell rate algorithm, ITU-T I.371), which
 /// is exactly a token bucket of depth `burst` filled at `rate`, stored as one time: the moment
 /// the bucket will be full again. No division and no refill step per packet.
-public final class SourceLimiter {
+final class SourceLimiter {
     /// Entries examined per lookup: a set.
-    public static let ways = 8
+    static let ways = 8
 
     struct Entry {
         /// The source's prefix: an IPv4 address whole, an IPv6 address's /64.
@@ -45,15 +45,17 @@ public final class SourceLimiter {
     }
 
     /// How many sources (and source-rule pairs) it can hold.
-    public let capacity: Int
+    let capacity: Int
     /// Times a source's partly drained bucket was forgotten to make room for another source.
-    public private(set) var evictions: UInt64 = 0
+    private(set) var evictions: UInt64 = 0
     let setMask: Int
     let seeds: (UInt64, UInt64, UInt64)
+    /// Allocated once at `capacity`: a SYN's lookup reads two sets with no copy-on-write or
+    /// exclusivity check.
     let entries: UnsafeMutablePointer<Entry>
 
     /// Room for at least `entries` entries (rounded up to whole sets, a power of two of them).
-    public init(entries wanted: Int, hasher seeds: (UInt64, UInt64, UInt64)) {
+    init(entries wanted: Int, hasher seeds: (UInt64, UInt64, UInt64)) {
         var sets = 1
         while sets * SourceLimiter.ways < wanted { sets <<= 1 }
         capacity = sets * SourceLimiter.ways
@@ -71,13 +73,11 @@ public final class SourceLimiter {
 
     /// What a source is counted by: IPv4 the whole address; IPv6 its /64, since one host
     /// usually owns a whole /64 and can pick any address in it.
-    @inline(__always)
-    public static func prefix(of address: IPAddress) -> IPAddress {
+    static func prefix(of address: IPAddress) -> IPAddress {
         address.isIPv4 ? address : IPAddress(high: address.high, low: 0)
     }
 
     /// The first slots of the two sets `prefix`/`scope` may live in.
-    @inline(__always)
     func sets(_ prefix: IPAddress, _ scope: UInt32) -> (Int, Int) {
         var h = FlowHasher.fold(prefix.high ^ seeds.0, prefix.low ^ seeds.1)
         h = FlowHasher.fold(h ^ UInt64(scope) ^ seeds.2, seeds.0 ^ 0x9E37_79B9_7F4A_7C15)
@@ -87,7 +87,6 @@ public final class SourceLimiter {
     }
 
     /// The slot holding `prefix`/`scope`, if any.
-    @inline(__always)
     func find(_ prefix: IPAddress, _ scope: UInt32) -> Int? {
         let (first, second) = sets(prefix, scope)
         for choice in 0..<2 {
@@ -131,15 +130,13 @@ public final class SourceLimiter {
     }
 
     /// Half-open connections counted for `prefix`/`scope`.
-    @inline(__always)
-    public func halfOpen(_ prefix: IPAddress, scope: UInt32) -> Int {
+    func halfOpen(_ prefix: IPAddress, scope: UInt32) -> Int {
         find(prefix, scope).map { Int(entries[$0].halfOpen) } ?? 0
     }
 
     /// GCRA: takes a token from the slot's bucket, or says there is none. `interval` is the
     /// time one token takes to come back (1/rate); `tolerance` is (burst - 1) intervals: how
     /// far ahead of now the bucket may be drawn.
-    @inline(__always)
     func takeToken(slot: Int, now: UInt64, interval: UInt64, tolerance: UInt64) -> Bool {
         let fullAt = max(entries[slot].fullAt, now)
         if fullAt - now > tolerance { return false }
@@ -147,21 +144,19 @@ public final class SourceLimiter {
         return true
     }
 
-    @inline(__always)
     func charge(slot: Int) {
         entries[slot].halfOpen += 1
     }
 
     /// Gives back one half-open count. Tolerant of a missing entry, which only a table too
     /// small after a reload could cause (see ConnectionTracker.resizeLimiters).
-    @inline(__always)
-    public func release(_ prefix: IPAddress, scope: UInt32) {
+    func release(_ prefix: IPAddress, scope: UInt32) {
         guard let slot = find(prefix, scope), entries[slot].halfOpen > 0 else { return }
         entries[slot].halfOpen -= 1
     }
 
     /// Entries holding state at `now` (for `stats`; looks at every entry).
-    public func activeEntries(now: UInt64) -> Int {
+    func activeEntries(now: UInt64) -> Int {
         var active = 0
         for slot in 0..<capacity where !entries[slot].isFree(now: now) { active += 1 }
         return active

@@ -1,19 +1,3 @@
-/// What a captured packet turned out to be.
-public enum ParsedPacket: Sendable, Equatable {
-    case tcp(TCPSegment)
-    /// A UDP datagram, or an ICMP or ICMPv6 echo request or reply.
-    case datagram(Datagram)
-    /// An ICMP or ICMPv6 error and the flow of the packet it quotes.
-    case icmpError(ICMPError)
-    /// ICMPv6 neighbour discovery (RFC 4861: router and neighbour solicitation and
-    /// advertisement, redirect) or multicast listener discovery (RFC 2710, RFC 3810), with the
-    /// hop limit those require: link-local control traffic that IPv6 cannot work without.
-    case neighbourDiscovery(source: IPAddress, destination: IPAddress)
-    /// An unfragmented IP packet of another protocol (IPv6: after walking the extension headers).
-    case other(protocolNumber: UInt8, source: IPAddress, destination: IPAddress)
-    case invalid(DropReason)
-}
-
 /// Parses IPv4 and IPv6 packets over raw bytes, without copying and without allocating.
 ///
 /// `bytes` is what the kernel copied (the NFQUEUE copy range may cut the packet short);
@@ -53,8 +37,10 @@ public enum PacketParser {
 
     /// The same parse for the packet path, written for speed: a TCP segment is written once,
     /// into `segment`, and what is returned is a byte or two. A TCPSegment returned inside a
-    /// ParsedPacket (some 100 bytes) was copied at every level on the way out and again by
+    /// ParsedPacket (some 100 bytes) would be copied at every level on the way out and again by
     /// the caller. Every drop reason is the one `parse(_:wireLength:)` gives.
+    // Always inlined: the packet path parses every packet here; inlined into the tracker, the segment is
+    // written straight into its frame.
     @inline(__always)
     static func parse(_ bytes: UnsafeRawBufferPointer, wireLength: Int, network: inout NetworkLayer,
                       tcp segment: inout TCPSegment) -> PacketPathParse {
@@ -119,13 +105,51 @@ public enum PacketParser {
         if source.isIPv4 || destination.isIPv4 { return .badHeader }
 
         /// The headers up to the upper-layer protocol `protocolNumber`, which starts at `start`.
-        @inline(__always)
         func layer(_ protocolNumber: UInt8, at start: Int) -> NetworkLayer {
             NetworkLayer(source: source, destination: destination, protocolNumber: protocolNumber, hopLimit: bytes[7],
                          ipv6: true, offset: start, length: totalLength - start, wireLength: wireLength)
         }
-        var nextHeader = bytes[6]
-        var offset = 40
+        switch walkExtensionHeaders(bytes, from: 40, nextHeader: bytes[6], end: totalLength, stoppingAt: 0xFFF9) {
+        case .upperLayer(let protocolNumber, let offset):
+            // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
+            network = layer(protocolNumber, at: offset)
+            return nil
+        case .fragment(let protocolNumber, let dataOffset):
+            // Part of a datagram; an atomic fragment (offset 0, M clear) is a whole packet and
+            // was read on (RFC 6946). What IPFragment reads for the drop log: the datagram's
+            // protocol and where this fragment's data starts.
+            network = layer(protocolNumber, at: dataOffset)
+            return .fragment
+        case .invalid(let reason):
+            return reason
+        }
+    }
+
+    /// Where a walk over IPv6 extension headers (`walkExtensionHeaders`) stopped.
+    enum ExtensionWalk {
+        /// At the upper-layer header `protocolNumber`, which starts at `offset`.
+        case upperLayer(protocolNumber: UInt8, offset: Int)
+        /// At a fragment header the caller stops at: the datagram's protocol and where the
+        /// fragment's data starts.
+        case fragment(protocolNumber: UInt8, dataOffset: Int)
+        case invalid(DropReason)
+    }
+
+    /// Walks the extension headers from `offset`, whose type is `nextHeader`, up to the
+    /// upper-layer header (RFC 8200 4), for a packet and for the packet an ICMPv6 error quotes
+    /// alike. `end` is where the packet (or the error quoting it) ends: a header past it is
+    /// `bad-header`; one past the bytes the kernel copied is `truncated`. The walk stops at a
+    /// fragment header whose offset-and-flags field has a bit of `fragmentMask` set.
+    static func walkExtensionHeaders(_ bytes: UnsafeRawBufferPointer, from start: Int, nextHeader first: UInt8,
+                                     end: Int, stoppingAt fragmentMask: UInt16) -> ExtensionWalk {
+        /// Why the header bytes up to `needed` cannot be read, or nil.
+        func shortfall(_ needed: Int) -> DropReason? {
+            if needed > end { return .badHeader }
+            if needed > bytes.count { return .truncated }
+            return nil
+        }
+        var nextHeader = first
+        var offset = start
         // Up to `maximumExtensionHeaders` extension headers, then one more round for the
         // upper-layer header that follows them.
         for _ in 0...maximumExtensionHeaders {
@@ -134,37 +158,27 @@ public enum PacketParser {
             case 0, 43, 60, 135, 139, 140:
                 // Hop-by-hop, Routing, Destination options, Mobility, HIP, Shim6:
                 // length in 8-octet units, not counting the first 8 (RFC 8200 4.3-4.6).
-                guard offset + 2 <= totalLength else { return .badHeader }
-                guard offset + 2 <= bytes.count else { return .truncated }
+                if let reason = shortfall(offset + 2) { return .invalid(reason) }
                 headerLength = (Int(bytes[offset + 1]) + 1) * 8
             case 51:
                 // Authentication header: length in 4-octet units, minus 2 (RFC 4302 2.2).
-                guard offset + 2 <= totalLength else { return .badHeader }
-                guard offset + 2 <= bytes.count else { return .truncated }
+                if let reason = shortfall(offset + 2) { return .invalid(reason) }
                 headerLength = (Int(bytes[offset + 1]) + 2) * 4
             case 44:
-                // Fragment header (RFC 8200 4.5). An atomic fragment (offset 0, M clear) is a
-                // whole packet and is read on (RFC 6946); any other is part of a datagram.
-                guard offset + 8 <= totalLength else { return .badHeader }
-                guard offset + 8 <= bytes.count else { return .truncated }
-                guard bytes.bigEndianUInt16(at: offset + 2) & 0xFFF9 == 0 else {
-                    // What IPFragment reads for the drop log: the datagram's protocol and
-                    // where this fragment's data starts.
-                    network = layer(bytes[offset], at: offset + 8)
-                    return .fragment
+                // Fragment header (RFC 8200 4.5).
+                if let reason = shortfall(offset + 8) { return .invalid(reason) }
+                if bytes.bigEndianUInt16(at: offset + 2) & fragmentMask != 0 {
+                    return .fragment(protocolNumber: bytes[offset], dataOffset: offset + 8)
                 }
                 headerLength = 8
             default:
-                // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
-                network = layer(nextHeader, at: offset)
-                return nil
+                return .upperLayer(protocolNumber: nextHeader, offset: offset)
             }
-            guard offset + headerLength <= totalLength else { return .badHeader }
-            guard offset + headerLength <= bytes.count else { return .truncated }
+            if let reason = shortfall(offset + headerLength) { return .invalid(reason) }
             nextHeader = bytes[offset]
             offset += headerLength
         }
-        return .badHeader
+        return .invalid(.badHeader)
     }
 
     /// The transport header after the IP headers: a switch on the protocol number.
@@ -237,7 +251,6 @@ public enum PacketParser {
     /// The error types, as the kernel's icmp_is_err (destination unreachable, source quench,
     /// redirect, time exceeded, parameter problem) and icmpv6_error (every type below 128,
     /// RFC 4443 2.1).
-    @inline(__always)
     static func isError(type: UInt8, ipv6: Bool) -> Bool {
         if ipv6 { return type < 128 }
         switch type {
@@ -249,7 +262,6 @@ public enum PacketParser {
     /// Neighbour discovery must arrive with hop limit 255 (RFC 4861 6.1, 7.1, 8.1: proof that
     /// it was not forwarded) and MLD with hop limit 1 (RFC 2710 3, RFC 3810 5); a receiver
     /// discards anything else, so seqwall leaves anything else to the `default` lines.
-    @inline(__always)
     static func isNeighbourDiscovery(type: UInt8, hopLimit: UInt8) -> Bool {
         switch type {
         case 133...137: return hopLimit == 255
@@ -260,7 +272,6 @@ public enum PacketParser {
 
     /// Why the quoted packet's bytes up to `needed` cannot be read: the error quotes too little
     /// (`bad-header`), or the copy the kernel gave seqwall stops short (`truncated`).
-    @inline(__always)
     static func quoteShortfall(_ needed: Int, end: Int, captured: Int) -> DropReason? {
         if needed > end { return .badHeader }
         if needed > captured { return .truncated }
@@ -276,8 +287,8 @@ public enum PacketParser {
                             destination: IPAddress, type: UInt8, code: UInt8, ipv6: Bool,
                             wireLength: Int) -> ParsedPacket {
         let quotedSource: IPAddress, quotedDestination: IPAddress
-        var protocolNumber: UInt8
-        var offset: Int
+        let protocolNumber: UInt8
+        let offset: Int
         if ipv6 {
             if let reason = quoteShortfall(start + 40, end: end, captured: bytes.count) { return .invalid(reason) }
             guard bytes[start] >> 4 == 6 else { return .invalid(.badHeader) }
@@ -285,33 +296,16 @@ public enum PacketParser {
             quotedDestination = IPAddress(high: bytes.bigEndianUInt64(at: start + 24),
                                           low: bytes.bigEndianUInt64(at: start + 32))
             if quotedSource.isIPv4 || quotedDestination.isIPv4 { return .invalid(.badHeader) }
-            protocolNumber = bytes[start + 6]
-            offset = start + 40
-            var walked = 0
-            while true {
-                let headerLength: Int
-                switch protocolNumber {
-                case 0, 43, 60, 135, 139, 140:
-                    if let reason = quoteShortfall(offset + 2, end: end, captured: bytes.count) { return .invalid(reason) }
-                    headerLength = (Int(bytes[offset + 1]) + 1) * 8
-                case 51:
-                    if let reason = quoteShortfall(offset + 2, end: end, captured: bytes.count) { return .invalid(reason) }
-                    headerLength = (Int(bytes[offset + 1]) + 2) * 4
-                case 44:
-                    if let reason = quoteShortfall(offset + 8, end: end, captured: bytes.count) { return .invalid(reason) }
-                    if bytes.bigEndianUInt16(at: offset + 2) & 0xFFF8 != 0 { return .invalid(.icmpUnrelated) }
-                    headerLength = 8
-                default:
-                    headerLength = 0
-                }
-                if headerLength == 0 { break }
-                walked += 1
-                guard walked <= maximumExtensionHeaders else { return .invalid(.badHeader) }
-                if let reason = quoteShortfall(offset + headerLength, end: end, captured: bytes.count) {
-                    return .invalid(reason)
-                }
-                protocolNumber = bytes[offset]
-                offset += headerLength
+            // Only the first fragment of a datagram quotes its transport header.
+            switch walkExtensionHeaders(bytes, from: start + 40, nextHeader: bytes[start + 6], end: end,
+                                        stoppingAt: 0xFFF8) {
+            case .upperLayer(let quotedProtocol, let quotedOffset):
+                protocolNumber = quotedProtocol
+                offset = quotedOffset
+            case .fragment:
+                return .invalid(.icmpUnrelated)
+            case .invalid(let reason):
+                return .invalid(reason)
             }
         } else {
             if let reason = quoteShortfall(start + 20, end: end, captured: bytes.count) { return .invalid(reason) }
@@ -355,6 +349,8 @@ public enum PacketParser {
     // MARK: TCP (RFC 9293 3.1)
 
     /// Writes the segment into `segment`; returns why it is invalid, or nil.
+    // Always inlined: on every TCP packet; a call would spill the header offsets the caller holds in
+    // registers.
     @inline(__always)
     static func parseTCP(_ bytes: UnsafeRawBufferPointer, _ network: NetworkLayer,
                          into segment: inout TCPSegment) -> DropReason? {
@@ -442,23 +438,6 @@ public enum PacketParser {
     }
 }
 
-extension UnsafeRawBufferPointer {
-    @inline(__always)
-    func bigEndianUInt16(at offset: Int) -> UInt16 {
-        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-    }
-
-    @inline(__always)
-    func bigEndianUInt32(at offset: Int) -> UInt32 {
-        UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-    }
-
-    @inline(__always)
-    func bigEndianUInt64(at offset: Int) -> UInt64 {
-        UInt64(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-    }
-}
-
 /// Sequence-number arithmetic modulo 2^32 (RFC 1982 style, as the kernel's before()/after()).
 public enum SequenceNumber {
     @inline(__always)
@@ -466,18 +445,4 @@ public enum SequenceNumber {
 
     @inline(__always)
     public static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: b &- a) < 0 }
-}
-
-extension ParsedPacket {
-    /// The packet's IP addresses; nil when it did not parse.
-    public var addresses: (source: IPAddress, destination: IPAddress)? {
-        switch self {
-        case .tcp(let segment): (segment.source, segment.destination)
-        case .datagram(let datagram): (datagram.key.source, datagram.key.destination)
-        case .icmpError(let error): (error.source, error.destination)
-        case .neighbourDiscovery(let source, let destination), .other(_, let source, let destination):
-            (source, destination)
-        case .invalid: nil
-        }
-    }
 }

@@ -23,7 +23,6 @@ public struct RuleCounter: Sendable, Equatable {
     public var matches: UInt64 { passed &+ blocked &+ rejected }
 
     /// Counts one decision by its verdict.
-    @inline(__always)
     mutating func count(_ verdict: Verdict, now: UInt64) {
         switch verdict {
         case .accept: passed &+= 1

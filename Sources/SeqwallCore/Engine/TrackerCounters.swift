@@ -1,0 +1,32 @@
+/// Counters of one tracker. Plain integers: a tracker belongs to one thread.
+public struct TrackerCounters: Sendable, Equatable {
+    public var seen: UInt64 = 0
+    public var accepted: UInt64 = 0
+    public var dropped: UInt64 = 0
+    /// Indexed by DropReason.rawValue.
+    public var drops = [UInt64](repeating: 0, count: DropReason.allCases.count)
+    public var created: UInt64 = 0
+    public var destroyed: UInt64 = 0
+    /// Unreplied half-open connections evicted to admit a SYN at the half-open limit.
+    public var halfOpenEvictions: UInt64 = 0
+    /// Connections evicted to admit a new one into a full table (the kernel's early_drop).
+    public var earlyDrops: UInt64 = 0
+    /// Connections first seen mid-stream and adopted (`set pickup on`, or the grace period).
+    public var pickedUp: UInt64 = 0
+
+    public init() {}
+
+    public subscript(reason: DropReason) -> UInt64 { drops[Int(reason.rawValue)] }
+
+    public mutating func add(_ other: TrackerCounters) {
+        seen += other.seen
+        accepted += other.accepted
+        dropped += other.dropped
+        for index in drops.indices { drops[index] += other.drops[index] }
+        created += other.created
+        destroyed += other.destroyed
+        halfOpenEvictions += other.halfOpenEvictions
+        earlyDrops += other.earlyDrops
+        pickedUp += other.pickedUp
+    }
+}

@@ -1,0 +1,15 @@
+/// The tracker's fields that change packet by packet (ConnectionTracker.hot).
+struct TrackerHotState {
+    var counters = TrackerCounters()
+    var halfOpenCount = 0
+    var recordsEvents = false
+    /// The timeouts in force (ConnectionTracker.currentTimeouts), and the (half-open count,
+    /// table count) they were worked out for; nil until they are.
+    var timeouts: TCPTimeouts
+    var timeoutsPressure: (halfOpen: Int, tableCount: Int)?
+    /// What each rule decided (RuleCounterTable); replaced, never resized, by a reload.
+    var rules: RuleCounterTable
+    /// Until when (tracker clock, nanoseconds) connections first seen mid-stream are picked up
+    /// with pickup off (ConnectionTracker+Pickup.swift); 0 when no grace period was started.
+    var pickupGraceEnds: UInt64 = 0
+}

@@ -1,0 +1,76 @@
+/// Why a packet was dropped. One stable kebab-case name each (docs/design.md, Verdicts and drop
+/// reasons); counted per reason. Raw values index the counter arrays: append new reasons, never
+/// reorder or rename.
+public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// The packet is shorter than its own headers say.
+    case truncated
+    /// A header field is impossible (IP version, IHL, lengths, TCP data offset).
+    case badHeader
+    /// A TCP option runs past the header or has a length below 2.
+    case badOptions
+    /// A TCP flag combination no valid segment has (NULL, SYN|FIN, Xmas, FIN without ACK, ...).
+    case badFlags
+    /// An IP fragment: seqwall judges whole datagrams, which the shipped diversions have the
+    /// kernel reassemble (docs/design.md, Fragments); a fragment reaches it only through a
+    /// diversion without reassembly, or as an IPv6 first fragment the kernel would not
+    /// reassemble.
+    case fragment
+    /// A non-SYN segment for a connection the table does not hold.
+    case noConnection
+    /// A rule (or the default) blocked or rejected a new connection.
+    case rule
+    case synRate
+    case halfOpenLimit
+    /// The table is full and nothing could be evicted for the new connection.
+    case tableFull
+    /// Data beyond what the receiver's window allows.
+    case seqAboveWindow
+    /// Acknowledges data that the other side never sent.
+    case ackAboveSent
+    /// Acknowledges data far below what the other side already sent.
+    case ackBelowWindow
+    case rstOutOfWindow
+    /// Flags that make no sense in the connection's state (e.g. a SYN-ACK from the client).
+    case badTransition
+    /// Same source and destination address and port (land attack).
+    case land
+    /// A protocol seqwall does not track (not TCP, UDP, ICMP echo or an ICMP error), and the
+    /// direction's default policy blocks it.
+    case unsupportedProtocol
+    /// An RST that would end TIME_WAIT early (TIME-WAIT assassination, RFC 1337).
+    case timeWaitRST
+    /// An ICMP or ICMPv6 error that quotes no tracked connection, quotes one but goes to the
+    /// wrong host, or quotes a TCP sequence number outside that connection's window.
+    case icmpUnrelated
+
+    public var name: String {
+        switch self {
+        case .truncated: "truncated"
+        case .badHeader: "bad-header"
+        case .badOptions: "bad-options"
+        case .badFlags: "bad-flags"
+        case .fragment: "fragment"
+        case .noConnection: "no-connection"
+        case .rule: "rule"
+        case .synRate: "syn-rate"
+        case .halfOpenLimit: "half-open-limit"
+        case .tableFull: "table-full"
+        case .seqAboveWindow: "seq-above-window"
+        case .ackAboveSent: "ack-above-sent"
+        case .ackBelowWindow: "ack-below-window"
+        case .rstOutOfWindow: "rst-out-of-window"
+        case .badTransition: "bad-transition"
+        case .land: "land"
+        case .unsupportedProtocol: "unsupported-protocol"
+        case .timeWaitRST: "time-wait-rst"
+        case .icmpUnrelated: "icmp-unrelated"
+        }
+    }
+
+    public var description: String { name }
+
+    public init?(name: String) {
+        guard let reason = DropReason.allCases.first(where: { $0.name == name }) else { return nil }
+        self = reason
+    }
+}
