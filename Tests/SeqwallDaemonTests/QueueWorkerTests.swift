@@ -269,9 +269,9 @@ struct QueueWorkerTests {
         #expect(queue.rejectAnswers == 1 && queue.rejectAnswersLimited == 0 && queue.rejectAnswersFailed == 0)
         #expect(queue.counters.seen == 2 && queue.counters.accepted == 1 && queue.counters[.rule] == 1)
         // The worker has stopped: its tracker is this thread's to read.
-        #expect(queue.connections > 0 && queue.connections == worker.tracker.table.count)
+        #expect(queue.connections > 0 && queue.connections == worker.tracker.connectionCount)
         #expect(queue.halfOpen == 1)
-        #expect(queue.connectionLimit == worker.tracker.table.limit)
+        #expect(queue.connectionLimit == worker.tracker.connectionLimit)
         #expect(queue.processing.count == 2)
         let stats = StatsRecord(queues: figures)
         #expect(stats.packets.seen == 2 && stats.queues.map(\.enobufs) == [1] && stats.queues.map(\.send_errors) == [1])
