@@ -40,9 +40,7 @@ public struct DropLogRecord: Sendable, Equatable {
         self.init(reason: reason, rejected: rejected, state: state, queue: queue)
         switch packet {
         case .tcp(let segment):
-            protocolNumber = 6
-            source = segment.source
-            destination = segment.destination
+            setAddresses(6, segment.source, segment.destination)
             sourcePort = segment.sourcePort
             destinationPort = segment.destinationPort
             flags = segment.flags
@@ -52,26 +50,19 @@ public struct DropLogRecord: Sendable, Equatable {
             length = segment.payloadLength
         case .datagram(let datagram):
             let key = datagram.key
-            protocolNumber = key.protocolNumber
-            source = key.source
-            destination = key.destination
+            setAddresses(key.protocolNumber, key.source, key.destination)
             // An echo's "ports" are its id and type/code marker (ICMPEcho): not ports.
             if TrackedProtocol(protocolNumber: key.protocolNumber)?.hasPorts == true {
                 sourcePort = key.sourcePort
                 destinationPort = key.destinationPort
             }
         case .icmpError(let error):
-            protocolNumber = error.source.isIPv4 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number
-            source = error.source
-            destination = error.destination
+            setAddresses(error.source.isIPv4 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number,
+                         error.source, error.destination)
         case .neighbourDiscovery(let source, let destination):
-            protocolNumber = TrackedProtocol.icmp6Number
-            self.source = source
-            self.destination = destination
+            setAddresses(TrackedProtocol.icmp6Number, source, destination)
         case .other(let number, let source, let destination):
-            protocolNumber = number
-            self.source = source
-            self.destination = destination
+            setAddresses(number, source, destination)
         case .invalid:
             break
         }
@@ -81,14 +72,18 @@ public struct DropLogRecord: Sendable, Equatable {
     /// that holds them, identification and offset.
     public init(_ fragment: IPFragment, reason: DropReason, queue: UInt16) {
         self.init(reason: reason, queue: queue)
-        protocolNumber = fragment.protocolNumber
-        source = fragment.source
-        destination = fragment.destination
+        setAddresses(fragment.protocolNumber, fragment.source, fragment.destination)
         sourcePort = fragment.sourcePort
         destinationPort = fragment.destinationPort
         identification = fragment.identification
         fragmentOffset = fragment.offset
         moreFragments = fragment.moreFragments
+    }
+
+    private mutating func setAddresses(_ protocolNumber: UInt8, _ source: IPAddress, _ destination: IPAddress) {
+        self.protocolNumber = protocolNumber
+        self.source = source
+        self.destination = destination
     }
 
     /// `drop reason=seq-above-window proto=tcp src=198.51.100.10 dst=203.0.113.10 sport=40000
