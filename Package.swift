@@ -9,6 +9,10 @@ let package = Package(
         // The fuzz targets' entry logic, for the libFuzzer executables in FuzzTargets/ (a package of its
         // own: they link only with -sanitize=fuzzer) and for the corpus replay in `swift test`.
         .library(name: "SeqwallFuzzing", targets: ["SeqwallFuzzing"]),
+        // For Benchmarks/, a package of its own so that `make test` never pulls in
+        // ordo-one/benchmark: the core it measures and the test support that writes its packets.
+        .library(name: "SeqwallCore", targets: ["SeqwallCore"]),
+        .library(name: "SeqwallTestSupport", targets: ["SeqwallTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -80,7 +84,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "SeqwallTelemetryTests", dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl"]),
+        .testTarget(
+            name: "SeqwallTelemetryTests",
+            dependencies: ["SeqwallTelemetry", "SeqwallCore", "SeqwallControl", "SeqwallTestSupport"]
+        ),
         // Replays FuzzTargets/Corpus (seeds and crash reproducers) through the fuzz entry points.
         .testTarget(name: "SeqwallFuzzTests", dependencies: ["SeqwallFuzzing"]),
         .testTarget(

@@ -1,36 +1,36 @@
 // swift-tools-version:6.1
 // seqwall's core benchmark (`make bench`), in its own package so that the main package and
-// `make test` never pull in ordo-one/benchmark.
-//
-// The root package exports only the `seqwall` executable, and a package can depend only on
-// another package's products, so the pure core is compiled here from the same sources
-// (Sources/SeqwallCore is a symlink to ../../Sources/SeqwallCore). A `SeqwallCore` library
-// product in the root Package.swift would let this become `.package(path: "..")`.
+// `make test` never pull in ordo-one/benchmark. It measures the root package's SeqwallCore
+// library product and writes its packets with SeqwallTestSupport's builder.
+// SwiftPM names a path dependency after its directory, hence the explicit name (see
+// FuzzTargets/Package.swift).
 import PackageDescription
+
+/// What every target here builds on: the tracker, and the builder that writes its packets.
+let seqwall: [Target.Dependency] = [
+    .product(name: "SeqwallCore", package: "seqwall"),
+    .product(name: "SeqwallTestSupport", package: "seqwall"),
+]
 
 let package = Package(
     name: "seqwall-benchmarks",
     platforms: [.macOS(.v13)],
     dependencies: [
+        .package(name: "seqwall", path: ".."),
         // MallocInterposer counts every malloc of the measured region (allocations per packet).
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .target(name: "SeqwallCore", path: "Sources/SeqwallCore"),
         // The traffic the tracker is fed: pre-built packets of established flows and of whole
         // short connections, written outside the measured region.
-        .target(name: "TrackerWorkloads", dependencies: ["SeqwallCore"]),
+        .target(name: "TrackerWorkloads", dependencies: seqwall),
         // One workload without the benchmark harness, for callgrind and perf:
         // `tracker-profile established ipv4 10000 [passes]`.
-        .executableTarget(name: "tracker-profile", dependencies: ["TrackerWorkloads", "SeqwallCore"]),
+        .executableTarget(name: "tracker-profile", dependencies: ["TrackerWorkloads"] + seqwall),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",
-            dependencies: [
-                "SeqwallCore",
-                "TrackerWorkloads",
-                .product(name: "Benchmark", package: "package-benchmark"),
-            ],
+            dependencies: ["TrackerWorkloads", .product(name: "Benchmark", package: "package-benchmark")] + seqwall,
             path: "Benchmarks/TrackerBenchmark",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),

@@ -50,3 +50,9 @@ public struct LatencyHistogram: Sendable, Equatable {
         return copy
     }
 }
+
+extension LatencyHistogram {
+    /// What the daemon's processing histogram measures, for its help text.
+    public static let measuredText = "Time per packet from taking a batch of packets off the queue's socket to its "
+        + "verdicts handed to the kernel, the batch's time shared evenly among its packets; all queues together."
+}

@@ -82,63 +82,115 @@ public enum PacketTrackingFuzz {
 
     /// Runs one input; throws when the tracker breaks one of its invariants. A crash inside the
     /// tracker (a trap, an out-of-bounds access under ASan) is the other kind of finding.
+    ///
+    /// Packets go through `process(batch:verdicts:now:)`, the path the daemon runs: consecutive
+    /// packet records form a batch of up to `ConnectionTracker.batchCapacity`, decided when it is
+    /// full or when any other record comes. A second tracker with the same policy and seeds
+    /// takes the same packets one at a time: the batch path promises the verdicts of one packet
+    /// after the other, so every verdict, counter and recorded event must agree.
     public static func run(_ data: UnsafeRawBufferPointer) throws(FuzzFailure) {
         var input = FuzzInput(data)
         let (policy, wheelBuckets, recordsEvents) = self.policy(from: &input)
         // Fixed seeds: an input replays the same way every time.
-        let tracker = ConnectionTracker(policy: policy, hasher: FlowHasher(seeds: (3, 5, 7, 11, 13)),
-                                        wheelBuckets: wheelBuckets)
-        tracker.recordsEvents = recordsEvents
+        func makeTracker() -> ConnectionTracker {
+            let tracker = ConnectionTracker(policy: policy, hasher: FlowHasher(seeds: (3, 5, 7, 11, 13)),
+                                            wheelBuckets: wheelBuckets)
+            tracker.recordsEvents = recordsEvents
+            return tracker
+        }
+        let tracker = makeTracker()
+        let oneByOne = makeTracker()
         var now: UInt64 = 1_000 * 1_000_000_000
         let hooks: [PacketHook] = [.input, .output, .forward, .other]
         var packets = 0
+        var batch: [QueuedPacket] = []
+        batch.reserveCapacity(ConnectionTracker.batchCapacity)
+        let verdicts = UnsafeMutablePointer<Verdict>.allocate(capacity: ConnectionTracker.batchCapacity)
+        verdicts.initialize(repeating: .accept, count: ConnectionTracker.batchCapacity)
+        defer { verdicts.deallocate() }
+
+        func decideBatch() throws(FuzzFailure) {
+            guard !batch.isEmpty else { return }
+            batch.withUnsafeBufferPointer { tracker.process(batch: $0, verdicts: verdicts, now: now) }
+            for (member, packet) in batch.enumerated() {
+                let before = oneByOne.counters
+                let verdict = oneByOne.process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)
+                try check(verdict: verdict, before: before, after: oneByOne.counters, packet: packets)
+                guard verdicts[member] == verdict else {
+                    throw FuzzFailure("packet \(packets): \(verdicts[member]) in a batch, \(verdict) on its own")
+                }
+                // The drop log reads a fragment's fields from the same bytes (IPFragment).
+                if verdict == .drop(.fragment) && IPFragment(packet.bytes, wireLength: packet.wireLength) == nil {
+                    throw FuzzFailure("packet \(packets): dropped as a fragment, but IPFragment reads none")
+                }
+                packets += 1
+            }
+            batch.removeAll(keepingCapacity: true)
+            guard tracker.counters == oneByOne.counters else {
+                throw FuzzFailure("after packet \(packets): batch counters \(tracker.counters), "
+                    + "one by one \(oneByOne.counters)")
+            }
+            try checkTable(tracker, now: now)
+        }
 
         while !input.isAtEnd {
             let op = input.byte()
-            switch op & 3 {
-            case 0, 1:
+            if op & 3 <= 1 {
                 let hook = hooks[Int(op >> 2 & 3)]
                 let length = min(Int(input.bigEndianUInt16()), input.remaining)
                 let cut = op & 0x10 != 0 ? Int(input.byte()) * 8 : 0
                 let packet = input.take(length)
-                let before = tracker.counters
-                let verdict = tracker.process(packet, wireLength: packet.count + cut, hook: hook, now: now)
-                try check(verdict: verdict, before: before, after: tracker.counters, packet: packets)
-                // The drop log reads a fragment's fields from the same bytes (IPFragment).
-                if verdict == .drop(.fragment) && IPFragment(packet, wireLength: packet.count + cut) == nil {
-                    throw FuzzFailure("packet \(packets): dropped as a fragment, but IPFragment reads none")
-                }
-                packets += 1
-            case 2:
+                batch.append(QueuedPacket(bytes: packet, wireLength: packet.count + cut, hook: hook))
+                if batch.count == ConnectionTracker.batchCapacity { try decideBatch() }
+                continue
+            }
+            try decideBatch()
+            switch (op & 3, op >> 2 & 3) {
+            case (2, _):
                 let step = UInt64(input.bigEndianUInt16())
                 now &+= op & 4 != 0 ? step * 1_000_000_000 : step * 1_000_000
-            default:
-                switch op >> 2 & 3 {
-                case 0:
-                    tracker.expire(now: now, budget: 1 + Int(input.byte()))
-                case 1:
-                    let byte = input.byte()
-                    let state = TCPState.allCases[Int(byte) % TCPState.allCases.count]
-                    tracker.removeConnections { $0.state == state }
-                    if byte & 0x80 != 0 { tracker.startPickupGrace(now: now) }
-                case 2:
-                    var reloaded = tracker.policy
-                    reloaded.pickup.toggle()
-                    tracker.replacePolicy(reloaded)
-                default:
-                    for index in 0..<tracker.events.count { _ = tracker.events[index].connection.key }
-                    tracker.events.reset()
+            case (_, 0):
+                let budget = 1 + Int(input.byte())
+                guard tracker.expire(now: now, budget: budget) == oneByOne.expire(now: now, budget: budget) else {
+                    throw FuzzFailure("after packet \(packets): expiry left work in one tracker only")
                 }
+            case (_, 1):
+                let byte = input.byte()
+                let state = TCPState.allCases[Int(byte) % TCPState.allCases.count]
+                for each in [tracker, oneByOne] {
+                    each.removeConnections { $0.state == state }
+                    if byte & 0x80 != 0 { each.startPickupGrace(now: now) }
+                }
+            case (_, 2):
+                for each in [tracker, oneByOne] {
+                    var reloaded = each.policy
+                    reloaded.pickup.toggle()
+                    each.replacePolicy(reloaded)
+                }
+            default:
+                guard tracker.events.count == oneByOne.events.count else {
+                    throw FuzzFailure("after packet \(packets): \(tracker.events.count) events recorded in batches, "
+                        + "\(oneByOne.events.count) one by one")
+                }
+                for index in 0..<tracker.events.count where tracker.events[index] != oneByOne.events[index] {
+                    throw FuzzFailure("after packet \(packets): event \(index) differs from the one recorded one by one")
+                }
+                tracker.events.reset()
+                oneByOne.events.reset()
             }
             try checkTable(tracker, now: now)
         }
+        try decideBatch()
+        try checkTable(oneByOne, now: now)
         // Everything expires in the end: the table and the half-open count come back to zero.
         now &+= 1_000_000 * 1_000_000_000
-        while tracker.expire(now: now, budget: 64) {}
-        try checkTable(tracker, now: now)
-        guard tracker.connectionCount == 0, tracker.halfOpenCount == 0 else {
-            throw FuzzFailure("after every deadline: \(tracker.connectionCount) connections, "
-                + "\(tracker.halfOpenCount) half-open left")
+        for each in [tracker, oneByOne] {
+            while each.expire(now: now, budget: 64) {}
+            try checkTable(each, now: now)
+            guard each.connectionCount == 0, each.halfOpenCount == 0 else {
+                throw FuzzFailure("after every deadline: \(each.connectionCount) connections, "
+                    + "\(each.halfOpenCount) half-open left")
+            }
         }
     }
 

@@ -57,9 +57,3 @@ public struct MetricsAddress: Sendable, Equatable, CustomStringConvertible {
         return .success(MetricsAddress(address: address, port: port))
     }
 }
-
-public struct MetricsAddressError: Error, Sendable, Equatable, CustomStringConvertible {
-    public let description: String
-
-    public init(_ description: String) { self.description = description }
-}

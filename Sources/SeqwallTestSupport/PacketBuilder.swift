@@ -51,7 +51,9 @@ public struct PacketBuilder: Sendable {
 
     /// The TCP options, padded with EOL bytes to a multiple of 4.
     public var optionBytes: [UInt8] {
-        var bytes = options.flatMap(\.bytes)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(40)
+        for option in options { option.append(to: &bytes) }
         while bytes.count % 4 != 0 { bytes.append(0) }
         return bytes
     }
@@ -61,27 +63,33 @@ public struct PacketBuilder: Sendable {
         let opts = optionBytes
         let headerLength = 20 + opts.count
         var tcp: [UInt8] = []
-        tcp += sourcePort.bigEndianBytes
-        tcp += destinationPort.bigEndianBytes
-        tcp += sequence.bigEndianBytes
-        tcp += acknowledgment.bigEndianBytes
+        tcp.reserveCapacity(headerLength + payloadLength)
+        tcp.append(bigEndian: sourcePort)
+        tcp.append(bigEndian: destinationPort)
+        tcp.append(bigEndian: sequence)
+        tcp.append(bigEndian: acknowledgment)
         tcp.append((dataOffset ?? UInt8(headerLength / 4)) << 4)
         tcp.append(flags.rawValue)
-        tcp += window.bigEndianBytes
+        tcp.append(bigEndian: window)
         tcp += [0, 0]                    // checksum
         tcp += [0, 0]                    // urgent pointer
         tcp += opts
-        tcp += (0..<payloadLength).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+        for index in 0..<payloadLength { tcp.append(UInt8(truncatingIfNeeded: index &* 7 &+ 1)) }
         // Pseudo-header checksum (RFC 9293 3.1, RFC 8200 8.1).
         var pseudo: [UInt8] = []
+        pseudo.reserveCapacity(40)
         if isIPv6 {
-            pseudo += source.bytes16 + destination.bytes16
-            pseudo += UInt32(tcp.count).bigEndianBytes + [0, 0, 0, 6]
+            source.append(to: &pseudo)
+            destination.append(to: &pseudo)
+            pseudo.append(bigEndian: UInt32(tcp.count))
+            pseudo += [0, 0, 0, 6]
         } else {
-            pseudo += source.ipv4Value.bigEndianBytes + destination.ipv4Value.bigEndianBytes
-            pseudo += [0, 6] + UInt16(truncatingIfNeeded: tcp.count).bigEndianBytes
+            pseudo.append(bigEndian: source.ipv4Value)
+            pseudo.append(bigEndian: destination.ipv4Value)
+            pseudo += [0, 6]
+            pseudo.append(bigEndian: UInt16(truncatingIfNeeded: tcp.count))
         }
-        let sum = internetChecksum(pseudo + tcp)
+        let sum = internetChecksum(parts: pseudo, tcp)
         tcp[16] = UInt8(sum >> 8)
         tcp[17] = UInt8(sum & 0xFF)
         return tcp
@@ -100,16 +108,17 @@ public struct PacketBuilder: Sendable {
         let headerLength = 20 + opts.count
         let total = ipv4TotalLength ?? UInt16(headerLength + upper.count)
         var header: [UInt8] = []
+        header.reserveCapacity(headerLength + upper.count + trailingBytes)
         header.append((version ?? 4) << 4 | (ihl ?? UInt8(headerLength / 4)))
         header.append(0)                             // DSCP/ECN
-        header += total.bigEndianBytes
-        header += UInt16(0xBEEF).bigEndianBytes      // identification
-        header += fragmentField.bigEndianBytes
+        header.append(bigEndian: total)
+        header.append(bigEndian: UInt16(0xBEEF))     // identification
+        header.append(bigEndian: fragmentField)
         header.append(hopLimit)                      // TTL
         header.append(protocolNumber)
         header += [0, 0]                             // checksum
-        header += source.ipv4Value.bigEndianBytes
-        header += destination.ipv4Value.bigEndianBytes
+        header.append(bigEndian: source.ipv4Value)
+        header.append(bigEndian: destination.ipv4Value)
         header += opts
         let sum = internetChecksum(header)
         header[10] = UInt8(sum >> 8)
@@ -130,7 +139,8 @@ public struct PacketBuilder: Sendable {
         header += (ipv6PayloadLength ?? UInt16(truncatingIfNeeded: payload.count)).bigEndianBytes
         header.append(extensionHeaders.first?.type ?? protocolNumber)
         header.append(hopLimit)                      // hop limit
-        header += source.bytes16 + destination.bytes16
+        source.append(to: &header)
+        destination.append(to: &header)
         return header + payload
     }
 }

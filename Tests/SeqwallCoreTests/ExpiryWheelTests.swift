@@ -82,7 +82,7 @@ private final class WheelLab {
 @Suite("Expiry wheel")
 struct ExpiryWheelTests {
     // The wheel's links live beside the table, not in Connection, and the visit tick sits in
-    // what was padding: the wheel adds nothing to a connection. 160 B is what the tracking
+    // Connection's padding: the wheel adds nothing to a connection. 160 B is what the tracking
     // state plus the half-open limiter's charges (createdAt, charges, rule) take, within a
     // budget of 192 B per connection in all, table slack included.
     @Test func connectionDoesNotGrow() {

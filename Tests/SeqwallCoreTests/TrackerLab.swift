@@ -2,8 +2,6 @@ import SeqwallCore
 import SeqwallTestSupport
 import Testing
 
-enum Side { case client, server }
-
 let nanosecondsPerSecond: UInt64 = 1_000_000_000
 
 /// A client, a server and a tracker between them, with a fake clock. Packets are built as raw

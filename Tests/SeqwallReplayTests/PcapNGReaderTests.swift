@@ -1,5 +1,6 @@
 import Foundation
 import SeqwallCore
+import SeqwallTestSupport
 @testable import SeqwallReplay
 import Testing
 
@@ -24,7 +25,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
 @Suite struct PcapNGReaderTests {
     @Test(arguments: [false, true])
     func aMergedCaptureOfTwoInterfacesReplays(bigEndian: Bool) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("merged.pcapng", mergedSession(bigEndian: bigEndian).bytes)
         let (document, packets) = try replayMixedSession(path)
         #expect(packets.map { $0["time"] as? Double } == (0..<14).map { Double($0) / 1000 })
@@ -37,7 +38,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
     }
 
     @Test func aSingleInterfaceCaptureSaysNothingOfInterfaces() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("one.pcapng", CaptureWriter.pcapng(linkType: 1, frames: mixedSession().frames()))
         let (lines, _) = try replayFile(path, format: .json)
         let capture = try #require(try jsonDocument(lines)["capture"] as? [String: Any])
@@ -67,7 +68,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
         // A Simple Packet Block: cut to the interface's snap length of 60, timed as the frame before.
         file.simple(bytes: frames[1].bytes + [UInt8](repeating: 0xEE, count: 40))
         file.enhanced(interface: 0, units: 1_700_000_000_002, bytes: frames[2].bytes)
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let capture = try CaptureFile(path: try directory.file("blocks.pcapng", file.bytes))
         var seen: [(Int64, Int64, Int, Int)] = []
         while let frame = try capture.read({ ($0.seconds, $0.nanoseconds, $0.bytes.count, $0.originalLength) }) {
@@ -84,7 +85,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
         var second = PcapNGBuilder(bigEndian: true)
         second.interface(linkType: 101, snapLength: 0)
         second.enhanced(interface: 0, units: 1_700_000_100_000_000, bytes: synPacket())
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("sections.pcapng", file.bytes + second.bytes)
         let (lines, damage) = try replayFile(path)
         #expect(damage == nil)
@@ -97,7 +98,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
     }
 
     @Test func damageIsReportedAfterTheFramesBeforeIt() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let whole = mergedSession(bigEndian: false).bytes
         var mismatched = mergedSession(bigEndian: true)
         mismatched.block(type: 6, body: [UInt8](repeating: 0, count: 20), trailer: 99)
@@ -124,7 +125,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
     }
 
     @Test func whatCannotBeOpenedSaysWhy() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         var early = PcapNGBuilder()
         early.enhanced(interface: 0, units: 0, bytes: [1])
         var version = PcapNGBuilder()
@@ -146,7 +147,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
         // Each variant of a good file with a few bytes changed or cut is read to its end or
         // its first error; every error names the file. A fixed seed keeps a failure
         // reproducible.
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let good = mergedSession(bigEndian: true).bytes
         var state: UInt64 = 0x5EC0_A11
         func next(_ bound: Int) -> Int {
@@ -171,7 +172,7 @@ private func mergedSession(bigEndian: Bool) -> PcapNGBuilder {
     }
 
     @Test func noDescriptorIsLeftOpen() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let good = try directory.file("good.pcapng", mergedSession(bigEndian: false).bytes)
         let bad = try directory.file("bad.pcapng", PcapNGBuilder().bytes)
         let classic = try directory.file("classic.pcap", CaptureWriter.pcap(linkType: 1, frames: mixedSession().frames()))

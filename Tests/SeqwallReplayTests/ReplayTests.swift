@@ -21,8 +21,6 @@ func replayPolicy() throws -> Policy {
     try RuleFile.parse(text: replayRules, file: "replay.rules")
 }
 
-enum Side { case client, server }
-
 /// A scripted TCP conversation between the lab's client and server, as IP packets with times.
 struct Script {
     let family: Family
@@ -169,7 +167,7 @@ let mixedSessionStates: [String?] = [
     }
 
     @Test func pcapFileReplaysWithKnownVerdicts() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("session.pcap", CaptureWriter.pcap(linkType: 1, frames: mixedSession().frames()))
         let (lines, damage) = try replayFile(path)
         #expect(damage == nil)
@@ -194,7 +192,7 @@ let mixedSessionStates: [String?] = [
         var script = mixedSession(.ipv6)
         // Nanosecond steps that a microsecond file could not hold.
         script.packets = script.packets.enumerated().map { ($0.element.time + UInt64($0.offset) * 7, $0.element.bytes) }
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("session.pcapng",
                                       CaptureWriter.pcapng(linkType: 276, frames: script.frames { Frames.linuxCooked2($0, type: Frames.etherTypeIPv6) }))
         let (document, packets) = try replayMixedSession(path)
@@ -465,7 +463,7 @@ let mixedSessionStates: [String?] = [
     // MARK: Files
 
     @Test func missingFileIsAnError() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = directory.path + "/absent.pcap"
         #expect(throws: CaptureError.self) { try replayFile(path) }
         do {
@@ -477,7 +475,7 @@ let mixedSessionStates: [String?] = [
     }
 
     @Test func aFileThatIsNotACaptureIsAnError() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         for (name, bytes) in [("rules.pcap", Array(replayRules.utf8)), ("empty.pcap", []), ("short.pcap", [0xD4, 0xC3])] {
             let path = try directory.file(name, bytes)
             do {
@@ -490,7 +488,7 @@ let mixedSessionStates: [String?] = [
     }
 
     @Test func anUnsupportedLinkTypeIsAnError() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("wifi.pcap", CaptureWriter.pcap(linkType: 105, frames: [TestFrame(seconds: 1, bytes: [1, 2, 3])]))
         do {
             _ = try replayFile(path)
@@ -501,7 +499,7 @@ let mixedSessionStates: [String?] = [
     }
 
     @Test func aCaptureCutShortStillReportsWhatWasRead() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         var script = Script()
         script.handshake()
         let whole = CaptureWriter.pcap(linkType: 1, frames: script.frames())
@@ -522,7 +520,7 @@ let mixedSessionStates: [String?] = [
         // is sized to the 17 frames.
         var script = Script()
         for port in UInt16(40001)...40017 { script.send(.client, .syn, clientPort: port) }
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("syns.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
         for limit in [16, 262_144] {
             let policy = try RuleFile.parse(text: replayRules + "\nlimit states \(limit)\n", file: "replay.rules")
@@ -541,7 +539,7 @@ let mixedSessionStates: [String?] = [
     @Test func theLimitsInForceShowAsStatsShowsThem() throws {
         var script = Script()
         script.handshake()
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         let path = try directory.file("limits.pcap", CaptureWriter.pcap(linkType: 1, frames: script.frames()))
         func report(_ extra: String, _ format: ReplayReport.Format) throws -> [String] {
             let policy = try RuleFile.parse(text: replayRules + "\n" + extra, file: "replay.rules")
@@ -572,7 +570,7 @@ let mixedSessionStates: [String?] = [
             (113, Frames.linuxCooked(v4)), (276, Frames.linuxCooked2(v6, type: Frames.etherTypeIPv6)),
             (0, [30, 0, 0, 0] + v6), (108, [0, 0, 0, 2] + v4),
         ]
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(prefix: "seqwall-replay")
         for (linkType, frame) in cases {
             for format in ["pcap", "pcapng"] {
                 let frames = [TestFrame(seconds: 1_700_000_000, bytes: frame)]

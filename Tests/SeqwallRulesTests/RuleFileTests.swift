@@ -22,10 +22,8 @@ private func errorLines(_ text: String, file: String = "test.rules") -> [String]
 
 /// A fresh directory under the system's temporary directory, removed by `body`'s caller.
 private func withTemporaryDirectory(_ body: (String) throws -> Void) throws {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("seqwall-rules-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    try body(path)
+    let directory = try TemporaryDirectory(prefix: "seqwall-rules")
+    try body(directory.path)
 }
 
 @Suite("Matching parsed rules")

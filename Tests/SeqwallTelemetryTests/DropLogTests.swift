@@ -4,11 +4,6 @@ import Testing
 
 @testable import SeqwallTelemetry
 
-private func ip(_ text: String) -> IPAddress {
-    guard let address = IPAddress(text) else { fatalError("bad test address \(text)") }
-    return address
-}
-
 @Suite("Drop log")
 struct DropLogTests {
     @Test("a TCP drop: every key, in order")

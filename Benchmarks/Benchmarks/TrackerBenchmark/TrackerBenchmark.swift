@@ -5,6 +5,7 @@
 // schedule for a pass is written before `startMeasurement()`, outside the measured region.
 import Benchmark
 import SeqwallCore
+import SeqwallTestSupport
 import TrackerWorkloads
 #if canImport(Glibc)
 import Glibc

@@ -11,6 +11,7 @@
 // (clock_gettime, one thread). The numbers to quote come from `make bench`; this is for
 // finding where the time goes and for comparing two builds back to back.
 import SeqwallCore
+import SeqwallTestSupport
 import TrackerWorkloads
 #if canImport(Glibc)
 import Glibc

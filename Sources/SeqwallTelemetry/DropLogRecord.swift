@@ -40,9 +40,7 @@ public struct DropLogRecord: Sendable, Equatable {
         self.init(reason: reason, rejected: rejected, state: state, queue: queue)
         switch packet {
         case .tcp(let segment):
-            protocolNumber = 6
-            source = segment.source
-            destination = segment.destination
+            setAddresses(6, segment.source, segment.destination)
             sourcePort = segment.sourcePort
             destinationPort = segment.destinationPort
             flags = segment.flags
@@ -52,26 +50,19 @@ public struct DropLogRecord: Sendable, Equatable {
             length = segment.payloadLength
         case .datagram(let datagram):
             let key = datagram.key
-            protocolNumber = key.protocolNumber
-            source = key.source
-            destination = key.destination
+            setAddresses(key.protocolNumber, key.source, key.destination)
             // An echo's "ports" are its id and type/code marker (ICMPEcho): not ports.
             if TrackedProtocol(protocolNumber: key.protocolNumber)?.hasPorts == true {
                 sourcePort = key.sourcePort
                 destinationPort = key.destinationPort
             }
         case .icmpError(let error):
-            protocolNumber = error.source.isIPv4 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number
-            source = error.source
-            destination = error.destination
+            setAddresses(error.source.isIPv4 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number,
+                         error.source, error.destination)
         case .neighbourDiscovery(let source, let destination):
-            protocolNumber = TrackedProtocol.icmp6Number
-            self.source = source
-            self.destination = destination
+            setAddresses(TrackedProtocol.icmp6Number, source, destination)
         case .other(let number, let source, let destination):
-            protocolNumber = number
-            self.source = source
-            self.destination = destination
+            setAddresses(number, source, destination)
         case .invalid:
             break
         }
@@ -81,14 +72,18 @@ public struct DropLogRecord: Sendable, Equatable {
     /// that holds them, identification and offset.
     public init(_ fragment: IPFragment, reason: DropReason, queue: UInt16) {
         self.init(reason: reason, queue: queue)
-        protocolNumber = fragment.protocolNumber
-        source = fragment.source
-        destination = fragment.destination
+        setAddresses(fragment.protocolNumber, fragment.source, fragment.destination)
         sourcePort = fragment.sourcePort
         destinationPort = fragment.destinationPort
         identification = fragment.identification
         fragmentOffset = fragment.offset
         moreFragments = fragment.moreFragments
+    }
+
+    private mutating func setAddresses(_ protocolNumber: UInt8, _ source: IPAddress, _ destination: IPAddress) {
+        self.protocolNumber = protocolNumber
+        self.source = source
+        self.destination = destination
     }
 
     /// `drop reason=seq-above-window proto=tcp src=198.51.100.10 dst=203.0.113.10 sport=40000
@@ -127,64 +122,5 @@ public struct DropLogRecord: Sendable, Equatable {
 
     private func text<Value: CustomStringConvertible>(_ value: Value?) -> String {
         value.map(\.description) ?? "-"
-    }
-}
-
-/// The `sampled` drop log's budget: a token bucket, `burst` lines at once and `rate` a second
-/// after that, kept per worker on the worker's clock (the rate the drop log always had).
-public struct DropLogSampler: Sendable {
-    public static let rate: UInt64 = 10
-    public static let burst: UInt64 = 20
-    static let interval = 1_000_000_000 / rate
-
-    private var tokens = DropLogSampler.burst
-    /// When the last whole token was added; a part-token's time is carried over, so the long-run
-    /// rate is `rate` exactly.
-    private var refilledAt: UInt64?
-
-    public init() {}
-
-    /// Whether a line may be written now; false means it is counted as suppressed instead.
-    @inline(__always)
-    public mutating func admit(now: UInt64) -> Bool {
-        if let last = refilledAt, now > last {
-            let added = (now - last) / DropLogSampler.interval
-            if added > 0 {
-                tokens = min(DropLogSampler.burst, tokens + added)
-                refilledAt = tokens == DropLogSampler.burst ? now : last + added * DropLogSampler.interval
-            }
-        } else if refilledAt == nil {
-            refilledAt = now
-        }
-        guard tokens > 0 else { return false }
-        tokens -= 1
-        return true
-    }
-}
-
-/// The lines that say what the drop log left out, so that nothing goes missing unannounced.
-public enum DropLogSummary {
-    /// How often the `sampled` summary comes, at most (the kernel's printk rate limit uses the
-    /// same five seconds: DEFAULT_RATELIMIT_INTERVAL).
-    public static let intervalNanoseconds: UInt64 = 5_000_000_000
-
-    /// `sampled` left these out to keep to its rate.
-    public static func suppressed(_ count: UInt64, queue: UInt16) -> String {
-        "\(Counted.text(count, "drop line")) suppressed on queue \(queue) (set drop-log sampled: \(DropLogSampler.rate)/s, burst \(DropLogSampler.burst))"
-    }
-
-    /// How often the warning about fragments in the queue comes, at most.
-    public static let fragmentWarningIntervalNanoseconds: UInt64 = 60_000_000_000
-
-    /// IP fragments reached the queue: the diversion does not turn on the kernel's
-    /// reassembly (then datagrams larger than the path's MTU are lost), or the kernel would not
-    /// reassemble them. Says what to do about it.
-    public static func fragments(_ count: UInt64, queue: UInt16) -> String {
-        "\(count) IP fragments reached queue \(queue) and were dropped (reason fragment): either the diversion does not turn on the kernel's reassembly, and every datagram larger than the MTU is lost (use the shipped diversion, seqwall-divert start, or turn reassembly on in yours; docs/design.md, Fragments), or the kernel would not reassemble them (an IPv6 first fragment without its whole header chain, RFC 8200 4.5)"
-    }
-
-    /// The ring to the logging thread was full: the log could not keep up.
-    public static func lost(_ count: UInt64, queue: UInt16) -> String {
-        "\(Counted.text(count, "drop line")) lost on queue \(queue): the log could not keep up"
     }
 }

@@ -1,0 +1,16 @@
+import Foundation
+import SeqwallCore
+
+public enum ControlCommand: String, Codable, Sendable, CaseIterable {
+    case ping
+    case stats
+    case list
+    case count
+    case delete
+    case flush
+    case reload
+    /// Stream `{"watch":{...}}` lines for every table change until the client goes away.
+    case watch
+    /// The policy in force with per-rule counters: `{"ok":true,"rules":{...}}` (RulesRecord).
+    case rules
+}

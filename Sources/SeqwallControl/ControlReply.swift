@@ -1,0 +1,24 @@
+import Foundation
+import SeqwallCore
+
+/// The final line of every answer.
+public struct ControlReply: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var error: String?
+    public var count: Int?
+    public var stats: StatsRecord?
+    public var message: String?
+    public var rules: RulesRecord?
+
+    public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil,
+                rules: RulesRecord? = nil) {
+        self.ok = ok
+        self.error = error
+        self.count = count
+        self.stats = stats
+        self.message = message
+        self.rules = rules
+    }
+
+    public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }
+}
