@@ -58,19 +58,6 @@ public struct Connection: Sendable, Equatable {
         if direction == .original { original = state } else { reply = state }
     }
 
-    /// Counts one accepted packet of `wireLength` bytes going `direction`; a packet in the reply
-    /// direction also marks the connection as replied (`[UNREPLIED]` goes).
-    public mutating func count(_ direction: FlowDirection, wireLength: Int) {
-        if direction == .original {
-            packetsOriginal &+= 1
-            bytesOriginal &+= UInt64(wireLength)
-        } else {
-            status.insert(.seenReply)
-            packetsReply &+= 1
-            bytesReply &+= UInt64(wireLength)
-        }
-    }
-
     /// Seconds left before expiry at `now` (0 when already due), as conntrack -L prints.
     public func secondsLeft(now: UInt64) -> UInt64 {
         expiresAt > now ? (expiresAt - now) / 1_000_000_000 : 0

@@ -37,7 +37,9 @@ extension TCPWindow {
     static func checkPickedUp(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, direction: FlowDirection,
                               segment: TCPSegment, state: TCPState) -> Result {
         if sender.maxWindow == 0 && !segment.flags.contains(.syn) { learnOtherSide(&sender, segment: segment) }
-        guard let seen = look(&sender, &receiver, direction: direction, segment: segment, state: state) else {
+        var seen = Seen(segment, receiver: receiver)
+        if !seen.isPlainAck
+            && !adjust(&seen, &sender, &receiver, direction: direction, segment: segment, state: state) {
             return .accept
         }
         return checkLearning(&sender, &receiver, seen, segment: segment, receiverUnseen: receiver.maxWindow == 0)

@@ -37,7 +37,9 @@ extension TCPWindow {
                 learnUnseenSender(&sender, &receiver, segment: segment)
             }
         }
-        guard let seen = look(&sender, &receiver, direction: direction, segment: segment, state: state) else {
+        var seen = Seen(segment, receiver: receiver)
+        if !seen.isPlainAck
+            && !adjust(&seen, &sender, &receiver, direction: direction, segment: segment, state: state) {
             return .accept
         }
         let receiverUnseen = pickedUp && receiver.maxWindow == 0

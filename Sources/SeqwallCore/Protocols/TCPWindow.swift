@@ -20,7 +20,7 @@
 /// its own function: `checkFull` for a connection seen from its SYN (the kernel's
 /// tcp_in_window), `checkPickedUp` for one picked up mid-stream (TCPWindow+PickedUp.swift),
 /// `checkRelearning` for one restored from a state file (TCPWindow+Relearning.swift). They
-/// share the steps that are the same: `look` (what the segment says), the bounds, and
+/// share the steps that are the same: `Seen` and `adjust` (what the segment says), the bounds, and
 /// `recordAccepted` (what a segment in window teaches).
 public enum TCPWindow {
     public enum Result: Equatable, Sendable {
@@ -100,7 +100,9 @@ public enum TCPWindow {
             // leaves no segment that reaches here): learn what the segment shows.
             learnUnseenSender(&sender, &receiver, segment: segment)
         }
-        guard let seen = look(&sender, &receiver, direction: direction, segment: segment, state: state) else {
+        var seen = Seen(segment, receiver: receiver)
+        if !seen.isPlainAck
+            && !adjust(&seen, &sender, &receiver, direction: direction, segment: segment, state: state) {
             return .accept
         }
         if let result = checkUpperBoundForData(sender, receiver, seen) {
@@ -140,6 +142,21 @@ public enum TCPWindow {
         var sack: UInt32
         /// The raw window field.
         var window: UInt16
+
+        /// What the segment says, before `adjust`.
+        init(_ segment: TCPSegment, receiver: TCPPeerState) {
+            flags = segment.flags
+            sequence = segment.sequence
+            end = segment.end
+            ack = segment.acknowledgment
+            sack = TCPWindow.sackOrAck(segment, receiver: receiver)
+            window = segment.window
+        }
+
+        /// ACK set, SYN and RST not: nothing of `adjust` applies, which is most segments.
+        var isPlainAck: Bool {
+            flags.intersection([.syn, .ack, .rst]) == .ack
+        }
     }
 
     static func sackOrAck(_ segment: TCPSegment, receiver: TCPPeerState) -> UInt32 {
@@ -151,24 +168,23 @@ public enum TCPWindow {
         return ack
     }
 
-    /// The first part of tcp_in_window: a side's first SYN or SYN-ACK sets it up, and the
-    /// sequence numbers the bounds compare are worked out. Nil when the segment is accepted
-    /// already (a SYN without ACK that only sets its side up).
-    static func look(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, direction: FlowDirection,
-                     segment: TCPSegment, state: TCPState) -> Seen? {
-        let flags = segment.flags
-        var seen = Seen(flags: flags, sequence: segment.sequence, end: segment.end, ack: segment.acknowledgment,
-                        sack: sackOrAck(segment, receiver: receiver), window: segment.window)
+    /// The first part of tcp_in_window for a segment that is not a plain ACK: a side's first
+    /// SYN or SYN-ACK sets it up, and the sequence numbers the bounds compare are adjusted for
+    /// a missing ACK and for RSTs. False when the segment is accepted already (a SYN without
+    /// ACK that only sets its side up).
+    static func adjust(_ seen: inout Seen, _ sender: inout TCPPeerState, _ receiver: inout TCPPeerState,
+                       direction: FlowDirection, segment: TCPSegment, state: TCPState) -> Bool {
+        let flags = seen.flags
         if flags.contains(.syn) {
             if sender.maxWindow == 0 {
                 // SYN-ACK answering the SYN, or the reply side's SYN in a simultaneous open.
                 initializeSender(&sender, &receiver, segment: segment, direction: direction)
-                if !flags.contains(.ack) { return nil }
+                if !flags.contains(.ack) { return false }
             } else if SequenceNumber.after(seen.end, sender.end) && (state == .synSent || state == .synRecv) {
                 // RFC 9293 3.4.1: a restarted side only needs larger sequence numbers. Start
                 // this direction over, as for its first SYN.
                 initializeSender(&sender, &receiver, segment: segment, direction: direction)
-                if direction == .reply && !flags.contains(.ack) { return nil }
+                if direction == .reply && !flags.contains(.ack) { return false }
             }
         }
         if !flags.contains(.ack) || (flags.contains(.rst) && segment.acknowledgment == 0) {
@@ -182,7 +198,7 @@ public enum TCPWindow {
             seen.sequence = sender.end
             seen.end = sender.end
         }
-        return seen
+        return true
     }
 
     /// I. Upper bound for data. Nil when in window; `.ignore` for an overrun of at most a
