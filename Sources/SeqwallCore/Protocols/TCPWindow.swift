@@ -14,7 +14,8 @@
 ///
 /// where sack is the highest SACK right edge, or the ACK itself. I and III failing are
 /// drops; II and IV failing are old segments that pass without changing state (the kernel's
-/// NFCT_TCP_IGNORE), so `ack-below-window` is never the verdict on anything the kernel passes.
+/// NFCT_TCP_IGNORE), as the kernel's "ignored ACK under lower bound (possible overly
+/// delayed)" does: no drop reason exists for them.
 ///
 /// As pf has pf_tcp_track_full and pf_tcp_track_sloppy, each way of knowing a connection has
 /// its own function: `checkFull` for a connection seen from its SYN (the kernel's
