@@ -19,7 +19,7 @@ restart too. Then:
   processes dropped nothing (stats and drop log), every connection was restored, and every
   connection carried data during the gap: more than its restored receive window on almost
   all of them, which is what makes the restored window data stale (see
-  ConnectionTracker+Restore.swift for how seqwall catches up).
+  TCPWindow+Relearning.swift for how seqwall catches up).
 
 BadStateFileTests: a truncated, corrupt, other-version, other-byte-order, oversized,
 group-writable, FIFO or symlinked state file gives one warning line and an empty table, and

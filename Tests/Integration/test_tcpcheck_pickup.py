@@ -31,7 +31,7 @@ pass in tcp to port {port}
 set pickup {pickup}
 set pickup grace 0
 """
-WINDOW_DROPS = ("seq-above-window", "ack-above-sent", "ack-below-window", "rst-out-of-window",
+WINDOW_DROPS = ("seq-above-window", "ack-above-sent", "rst-out-of-window",
                 "bad-transition", "time-wait-rst", "no-connection")
 
 

@@ -519,19 +519,19 @@ struct ICMPErrorTests {
         sender.maxEnd = 5000
         sender.maxWindow = 100
         receiver.maxWindow = 500
-        #expect(ConnectionTracker.quotedSequenceFits(500, sender: sender, receiver: receiver))
-        #expect(!ConnectionTracker.quotedSequenceFits(499, sender: sender, receiver: receiver))
-        #expect(ConnectionTracker.quotedSequenceFits(5000, sender: sender, receiver: receiver))
-        #expect(!ConnectionTracker.quotedSequenceFits(5001, sender: sender, receiver: receiver))
+        #expect(ICMPTracker.quotedSequenceFits(500, sender: sender, receiver: receiver))
+        #expect(!ICMPTracker.quotedSequenceFits(499, sender: sender, receiver: receiver))
+        #expect(ICMPTracker.quotedSequenceFits(5000, sender: sender, receiver: receiver))
+        #expect(!ICMPTracker.quotedSequenceFits(5001, sender: sender, receiver: receiver))
         // Across the wrap of the sequence space.
         sender.end = 100
         sender.maxEnd = 200
-        #expect(ConnectionTracker.quotedSequenceFits(UInt32.max - 399, sender: sender, receiver: receiver))
-        #expect(!ConnectionTracker.quotedSequenceFits(UInt32.max - 400, sender: sender, receiver: receiver))
+        #expect(ICMPTracker.quotedSequenceFits(UInt32.max - 399, sender: sender, receiver: receiver))
+        #expect(!ICMPTracker.quotedSequenceFits(UInt32.max - 400, sender: sender, receiver: receiver))
         // A restored side may be ahead of its maxEnd; only the lower bound holds.
         sender.flags.insert(.relearning)
-        #expect(ConnectionTracker.quotedSequenceFits(100_000, sender: sender, receiver: receiver))
-        #expect(!ConnectionTracker.quotedSequenceFits(UInt32.max - 400, sender: sender, receiver: receiver))
+        #expect(ICMPTracker.quotedSequenceFits(100_000, sender: sender, receiver: receiver))
+        #expect(!ICMPTracker.quotedSequenceFits(UInt32.max - 400, sender: sender, receiver: receiver))
     }
 }
 

@@ -26,18 +26,12 @@ extension ConnectionTracker {
     /// when the counts they depend on have changed: established traffic changes neither, and
     /// the scaling costs three divisions.
     @inline(__always)
-    var currentTimeouts: TCPTimeouts { currentTimeoutsPointer.pointee }
-
-    /// Where the timeouts in force lie, brought up to date: the packet path reads the few it
-    /// needs there rather than copying all of them (ConnectionTracker.track).
-    @inline(__always)
-    var currentTimeoutsPointer: UnsafePointer<TCPTimeouts> {
+    var currentTimeouts: TCPTimeouts {
         let halfOpen = hot.pointee.halfOpenCount, tableCount = table.count
         if hot.pointee.timeoutsPressure.map({ $0.halfOpen != halfOpen || $0.tableCount != tableCount }) ?? true {
             _ = updateTimeouts(halfOpen: halfOpen, tableCount: tableCount)
         }
-        return UnsafeRawPointer(hot).advanced(by: MemoryLayout<TrackerHotState>.offset(of: \.timeouts)!)
-            .assumingMemoryBound(to: TCPTimeouts.self)
+        return hot.pointee.timeouts
     }
 
     func updateTimeouts(halfOpen: Int, tableCount: Int) -> TCPTimeouts {

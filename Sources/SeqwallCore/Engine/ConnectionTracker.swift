@@ -153,7 +153,7 @@ public final class ConnectionTracker {
                segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         let oldState = connection.pointee.state
         let outcome = TCPStateMachine.track(&connection.pointee, direction: direction, segment: segment,
-                                            timeouts: currentTimeoutsPointer, now: now)
+                                            timeouts: currentTimeouts, now: now)
         switch outcome {
         case .accept:
             let newState = connection.pointee.state

@@ -437,12 +437,3 @@ public enum PacketParser {
         return true
     }
 }
-
-/// Sequence-number arithmetic modulo 2^32 (RFC 1982 style, as the kernel's before()/after()).
-public enum SequenceNumber {
-    @inline(__always)
-    public static func before(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: a &- b) < 0 }
-
-    @inline(__always)
-    public static func after(_ a: UInt32, _ b: UInt32) -> Bool { Int32(bitPattern: b &- a) < 0 }
-}

@@ -27,8 +27,6 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case seqAboveWindow
     /// Acknowledges data that the other side never sent.
     case ackAboveSent
-    /// Acknowledges data far below what the other side already sent.
-    case ackBelowWindow
     case rstOutOfWindow
     /// Flags that make no sense in the connection's state (e.g. a SYN-ACK from the client).
     case badTransition
@@ -57,7 +55,6 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .tableFull: "table-full"
         case .seqAboveWindow: "seq-above-window"
         case .ackAboveSent: "ack-above-sent"
-        case .ackBelowWindow: "ack-below-window"
         case .rstOutOfWindow: "rst-out-of-window"
         case .badTransition: "bad-transition"
         case .land: "land"

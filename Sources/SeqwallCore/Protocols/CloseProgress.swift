@@ -25,24 +25,20 @@ public struct CloseProgress: OptionSet, Sendable, Equatable {
     /// Every bit the tracker sets; anything else in a state file is corruption.
     public static let known = CloseProgress(rawValue: 0x3F)
 
-    @inline(__always)
     public static func fin(_ direction: FlowDirection) -> CloseProgress {
         direction == .original ? .finOriginal : .finReply
     }
 
-    @inline(__always)
     public static func active(_ direction: FlowDirection) -> CloseProgress {
         direction == .original ? .activeOriginal : .activeReply
     }
 
-    @inline(__always)
     public static func finAcked(_ direction: FlowDirection) -> CloseProgress {
         direction == .original ? .finAckedOriginal : .finAckedReply
     }
 
     /// Whether the endpoint on `side` is in TIME_WAIT: it closed actively, and both FINs and
     /// the last ACK have crossed. RFC 1337 protects it from RSTs addressed to it.
-    @inline(__always)
     public func inTimeWait(_ side: FlowDirection) -> Bool {
         contains(.active(side)) && contains([.finAckedOriginal, .finAckedReply])
     }

@@ -38,6 +38,5 @@ public enum TCPState: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     }
 
     /// A connection that has not completed its handshake (what half-open limits count).
-    @inline(__always)
     public var isHalfOpen: Bool { self == .synSent || self == .synSent2 || self == .synRecv }
 }

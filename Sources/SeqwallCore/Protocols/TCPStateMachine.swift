@@ -2,26 +2,6 @@
 /// tcp_conntracks) and the rules around it, on one connection at a time. Pure: no clock but
 /// the one passed in, no table, no I/O.
 
-/// A cell of the transition table.
-public enum TCPTransition: Equatable, Sendable {
-    case to(TCPState)
-    /// sIV: no valid segment does this; strict by default, so it is dropped.
-    case invalid
-    /// sIG: may be valid or not and only the receiver knows; it passes without changing state.
-    case ignore
-}
-
-/// What tracking one segment decided.
-public enum TrackOutcome: Equatable, Sendable {
-    case accept
-    case drop(DropReason)
-    /// A SYN on a closed or aborted connection's tuple: forget the old one and judge the SYN as
-    /// a new connection (RFC 9293 3.6.1, RFC 1122 4.2.2.13).
-    case reopen
-    /// An RST was the only answer to the connection: accept it and forget the connection.
-    case destroy
-}
-
 public enum TCPStateMachine {
     /// After this many identical retransmissions, a long timeout shrinks (tcp_max_retrans).
     public static let maximumRetransmissions: UInt8 = 3
@@ -30,160 +10,66 @@ public enum TCPStateMachine {
     /// The largest window scale shift (RFC 7323 2.3, TCP_MAX_WSCALE).
     public static let maximumWindowScale: UInt8 = 14
 
-    // The transition table, one row per direction and flag class. A cell is 4 bits: a state's
-    // raw value (0...9), or sIV or sIG; a row packs its ten cells into one integer, the cell for
-    // state s at bits 4s..4s+3. Written for speed: `transitionRow` is a `switch` that returns
-    // constants, which the compiler turns into a read-only table (no lazily initialised global,
-    // no array bounds checks); a lookup is then one load, a shift and a mask.
-    // Computed, not stored: constants the optimizer folds into the rows, never globals.
-    private static var sNO: UInt64 { UInt64(TCPState.none.rawValue) }
-    private static var sSS: UInt64 { UInt64(TCPState.synSent.rawValue) }
-    private static var sSR: UInt64 { UInt64(TCPState.synRecv.rawValue) }
-    private static var sES: UInt64 { UInt64(TCPState.established.rawValue) }
-    private static var sFW: UInt64 { UInt64(TCPState.finWait.rawValue) }
-    private static var sCW: UInt64 { UInt64(TCPState.closeWait.rawValue) }
-    private static var sLA: UInt64 { UInt64(TCPState.lastAck.rawValue) }
-    private static var sTW: UInt64 { UInt64(TCPState.timeWait.rawValue) }
-    private static var sCL: UInt64 { UInt64(TCPState.close.rawValue) }
-    private static var sS2: UInt64 { UInt64(TCPState.synSent2.rawValue) }
-    /// sIV: no valid segment does this; strict by default, so it is dropped.
-    private static var sIV: UInt64 { 0xA }
-    /// sIG: may be valid or not and only the receiver knows; it passes without changing state.
-    private static var sIG: UInt64 { 0xB }
-
-    /// Packs one row; its columns follow TCPState's raw values: NONE, SYN_SENT, SYN_RECV,
-    /// ESTABLISHED, FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT, CLOSE, SYN_SENT2.
-    @inline(__always)
-    private static func row(_ sNO: UInt64, _ sSS: UInt64, _ sSR: UInt64, _ sES: UInt64, _ sFW: UInt64,
-                            _ sCW: UInt64, _ sLA: UInt64, _ sTW: UInt64, _ sCL: UInt64, _ sS2: UInt64) -> UInt64 {
-        sNO | sSS << 4 | sSR << 8 | sES << 12 | sFW << 16 | sCW << 20 | sLA << 24 | sTW << 28 | sCL << 32
-            | sS2 << 36
-    }
-
-    /// The kernel's tcp_conntracks[direction][index], packed (see `row`).
-    @inline(__always)
-    static func transitionRow(_ direction: FlowDirection, _ index: TCPFlagIndex) -> UInt64 {
-        switch direction {
-        case .original:
-            // Segments from the side that opened the connection.
-            switch index {
-            //                       sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
-            case .syn:     return row(sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2)
-            // sSR..sLA -> sIG: a SYN inside a live connection; the receiver answers it (RST or
-            // challenge ACK, RFC 5961 4) and tells us who is out of sync.
-            // sTW, sCL -> sSS: the tuple is reused for a new connection (RFC 1122 4.2.2.13).
-            case .synAck:  return row(sIV, sIV, sSR, sIV, sIV, sIV, sIV, sIV, sIV, sSR)
-            // sSS -> sIV: the client cannot answer its own SYN. sSR: a retransmission.
-            // sS2 -> sSR: simultaneous open. sES..sCL -> sIV: the opener sends no SYN-ACK later.
-            case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
-            // sNO, sSS, sS2 -> sIV: no FIN before the SYN-ACK. sSR, sES -> sFW: the first FIN.
-            // sFW, sCW -> sLA: FINs seen both ways, but only when this side had sent none yet;
-            // a FIN repeated by its sender stays where it is (`track`, CloseProgress).
-            // sLA, sTW, sCL: stay.
-            case .ack:     return row(sES, sIV, sES, sES, sCW, sCW, sTW, sTW, sCL, sIV)
-            // sNO -> sES: only reached with pickup. sSS, sS2 -> sIV: nothing to acknowledge
-            // yet. sSR -> sES: the third ACK. sES, sCW, sTW, sCL: stay. sFW -> sCW: a FIN and an
-            // ACK after it. sLA -> sTW: the last ACK (unless it is a challenge ACK, see below).
-            case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
-            // sNO -> sIV: an RST opens nothing. Elsewhere -> sCL, once the RST rules in
-            // `track` (RFC 5961 3.2, RFC 1337) and the window check let it.
-            case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
-            // No SYN, FIN, RST or ACK: never valid (the kernel's tcp_valid_flags).
-            }
-        case .reply:
-            // Segments from the side that answered.
-            switch index {
-            //                       sNO  sSS  sSR  sES  sFW  sCW  sLA  sTW  sCL  sS2
-            case .syn:     return row(sIV, sS2, sIV, sIV, sIV, sIV, sIV, sSS, sIV, sS2)
-            // sSS -> sS2: simultaneous open (RFC 9293 3.5, figure 7). sS2: a retransmission.
-            // sTW -> sSS: reopened, roles swapped. sSR..sLA, sCL -> sIV: the side that
-            // answered never sends a SYN in a live connection, so no reply-side SYN is ignored
-            // (and none can be answered by an RST that skips the window check).
-            case .synAck:  return row(sIV, sSR, sIG, sIG, sIG, sIG, sIG, sIG, sIG, sSR)
-            // sSR..sCL -> sIG: a late retransmitted SYN-ACK, or one answering an ignored SYN.
-            case .fin:     return row(sIV, sIV, sFW, sFW, sLA, sLA, sLA, sTW, sCL, sIV)
-            // As from the original side: sFW, sCW -> sLA only for this side's first FIN.
-            case .ack:     return row(sIV, sIG, sSR, sES, sCW, sCW, sTW, sTW, sCL, sIG)
-            // sSS -> sIG: may be a challenge ACK to the SYN, or a half-open peer (RFC 5961 4).
-            // sSR -> sSR: may answer a late retransmitted SYN. sS2 -> sIG: as sSS.
-            // The rest as from the original side.
-            case .rst:     return row(sIV, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL, sCL)
-            // As from the original side; in sSS only the RST that acknowledges the SYN.
-            case .none:    return row(sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV, sIV)
-            }
-        }
-    }
-
-    @inline(__always)
-    public static func transition(_ direction: FlowDirection, _ index: TCPFlagIndex, _ state: TCPState) -> TCPTransition {
-        let cell = UInt8(truncatingIfNeeded: transitionRow(direction, index) >> (UInt64(state.rawValue) &* 4)) & 0xF
-        // Spelled out rather than TCPState(rawValue:), which the compiler leaves as a call: this
-        // switch maps each cell to itself and folds away.
-        switch cell {
-        case 0: return .to(.none)
-        case 1: return .to(.synSent)
-        case 2: return .to(.synRecv)
-        case 3: return .to(.established)
-        case 4: return .to(.finWait)
-        case 5: return .to(.closeWait)
-        case 6: return .to(.lastAck)
-        case 7: return .to(.timeWait)
-        case 8: return .to(.close)
-        case 9: return .to(.synSent2)
-        case 0xA: return .invalid   // sIV
-        default: return .ignore     // sIG
-        }
-    }
-
     /// Sets up a connection from the segment that creates it (the kernel's tcp_new). Returns
     /// false when the segment cannot open a connection: only a SYN can, and with pickup on also
     /// a segment whose only control flag is ACK (tcp_conntracks ORIGINAL column sNO: SYN -> sSS,
     /// ACK -> sES, SYN-ACK, FIN, RST and none -> sIV; so a FIN or an RST never starts a pickup).
     /// `sender` is the direction the segment goes in the connection: a SYN always goes in the
     /// original one; a picked-up segment goes in the reply one when its receiver opened the
-    /// connection (PickupOpener), and the connection is then made ESTABLISHED at once, as the
-    /// opener's ACK would have made it. Track the segment in that direction next.
+    /// connection (PickupOpener). Track the segment in that direction next.
     public static func begin(_ connection: inout Connection, with segment: TCPSegment, pickup: Bool,
                              sender direction: FlowDirection = .original) -> Bool {
         let index = TCPFlagIndex(segment.flags)
         guard case .to(let first) = transition(.original, index, .none) else { return false }
-        var sender = TCPPeerState()
-        sender.end = segment.end
-        sender.maxWindow = max(UInt32(segment.window), 1)
         if first == .synSent {
             guard direction == .original else { return false }
-            sender.maxEnd = sender.end
-            applySynOptions(segment.options, to: &sender)
-            connection.original = sender
+            open(&connection, with: segment)
         } else {
-            // Picked up mid-stream (ESTABLISHED, UNREPLIED until the other side answers): the
-            // history is lost, learn what the segments show and check what can be checked
-            // (TCPWindow, "Picked-up connections"). The kernel instead marks both sides "be
-            // liberal" and never judges the connection again.
             guard pickup else { return false }
-            // The SYNs carried the window scale: assume the largest legal one, so no window is
-            // taken smaller than it really is. SACK may have been agreed: take SACK blocks as
-            // ACKs, which only a stack that agreed to them sends.
-            let unknown: PeerFlags = [.sackPermitted, .windowScaleUnknown, .endUnknown]
-            sender.scale = maximumWindowScale
-            sender.flags = unknown
-            sender.maxWindow = max(UInt32(segment.window) << UInt32(maximumWindowScale), 1)
-            // Its upper bound comes from the other side's window; until that is seen, what
-            // this side sends sets it (TCPWindow).
-            sender.maxEnd = sender.end
-            connection.setPeer(direction, sender)
-            // The other side has sent at least what this segment acknowledges.
-            var other = TCPPeerState()
-            other.scale = maximumWindowScale
-            other.flags = unknown
-            other.end = segment.acknowledgment
-            other.maxEnd = segment.acknowledgment
-            connection.setPeer(direction.opposite, other)
-            connection.status.insert(.pickedUp)
-            if direction == .reply { connection.state = .established }
+            pickUp(&connection, with: segment, sender: direction)
         }
         connection.lastIndex = .none
         return true
+    }
+
+    /// A connection opened by a SYN: its opener's side is what the SYN shows.
+    static func open(_ connection: inout Connection, with syn: TCPSegment) {
+        var opener = TCPPeerState()
+        opener.end = syn.end
+        opener.maxEnd = opener.end
+        opener.maxWindow = max(UInt32(syn.window), 1)
+        applySynOptions(syn.options, to: &opener)
+        connection.original = opener
+    }
+
+    /// A connection first seen mid-stream (ESTABLISHED, UNREPLIED until the other side
+    /// answers): its history is lost, so what the segments show is learned and what can be
+    /// checked is checked (TCPWindow, "Picked-up connections"). The kernel instead marks both
+    /// sides "be liberal" and never judges the connection again. Picked up from the reply side,
+    /// the connection is ESTABLISHED at once, as the opener's ACK would have made it.
+    static func pickUp(_ connection: inout Connection, with segment: TCPSegment, sender direction: FlowDirection) {
+        // The SYNs carried the window scale: assume the largest legal one, so no window is
+        // taken smaller than it really is. SACK may have been agreed: take SACK blocks as
+        // ACKs, which only a stack that agreed to them sends.
+        let unknown: PeerFlags = [.sackPermitted, .windowScaleUnknown, .endUnknown]
+        var sender = TCPPeerState()
+        sender.end = segment.end
+        sender.scale = maximumWindowScale
+        sender.flags = unknown
+        sender.maxWindow = max(UInt32(segment.window) << UInt32(maximumWindowScale), 1)
+        // Its upper bound comes from the other side's window; until that is seen, what this
+        // side sends sets it (TCPWindow.checkPickedUp).
+        sender.maxEnd = sender.end
+        connection.setPeer(direction, sender)
+        // The other side has sent at least what this segment acknowledges.
+        var other = TCPPeerState()
+        other.scale = maximumWindowScale
+        other.flags = unknown
+        other.end = segment.acknowledgment
+        other.maxEnd = segment.acknowledgment
+        connection.setPeer(direction.opposite, other)
+        connection.status.insert(.pickedUp)
+        if direction == .reply { connection.state = .established }
     }
 
     /// Tracks one segment of an existing connection (nf_conntrack_tcp_packet). `now` and the
@@ -191,26 +77,13 @@ public enum TCPStateMachine {
     /// A dropped segment changes nothing, except that a FIN or RST out of window in an assured
     /// connection may shorten its timeout, as the kernel's nf_tcp_handle_invalid does.
     public static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
-                             timeouts: TCPTimeouts, now: UInt64) -> TrackOutcome {
-        withUnsafePointer(to: timeouts) { timeouts in
-            track(&connection, direction: direction, segment: segment, timeouts: timeouts, now: now)
-        }
-    }
-
-    /// The same, with the timeouts read where they lie. Written for speed, for the tracker's
-    /// packet path: inlined there, and with the timeouts behind a pointer, only the ones
-    /// needed are read, at the end; a value parameter made a copy of all eleven up front (the
-    /// compiler cannot tell that the connection's stores leave them alone).
-    @inline(__always)
-    static func track(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
-                      timeouts: UnsafePointer<TCPTimeouts>, now: UInt64) -> TrackOutcome {
+                             timeouts: borrowing TCPTimeouts, now: UInt64) -> TrackOutcome {
         let index = TCPFlagIndex(segment.flags)
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
         var checkWindow = true
         // What a resynchronisation (below) changes, to put back should its window check fail:
-        // only these; a failing window check changes nothing itself. Not a copy of the whole
-        // connection, which cost a 160-byte copy on every packet.
+        // only these, since a failing window check changes nothing itself.
         var beforeResync: (status: ConnectionStatus, original: TCPPeerState, reply: TCPPeerState)?
 
         if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
@@ -347,7 +220,7 @@ public enum TCPStateMachine {
                     connection.original = beforeResync.original
                     connection.reply = beforeResync.reply
                 }
-                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts.pointee, now: now)
+                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
                 return .drop(index == .rst ? .rstOutOfWindow : reason)
             }
         }
@@ -368,7 +241,7 @@ public enum TCPStateMachine {
 
         var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
                                      peerFlags: connection.original.flags.union(connection.reply.flags),
-                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts.pointee)
+                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
         if !connection.status.contains(.seenReply) {
             // Only an RST answered: there never was a connection (the kernel deletes it at once).
             if index == .rst { return .destroy }
@@ -381,7 +254,7 @@ public enum TCPStateMachine {
             // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
             if index == .syn && oldState == .synSent { return .accept }
             // Picked up without a reply yet: no long ESTABLISHED timeout.
-            if newState == .established { timeout = min(timeout, timeouts.pointee.unacknowledged) }
+            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
         } else if !connection.status.contains(.assured),
                   oldState == .synRecv || oldState == .established, newState == .established {
             if connection.status.contains(.pickedUp)
@@ -389,7 +262,7 @@ public enum TCPStateMachine {
                 // Picked up from the reply side (begin): its own segments mark the connection
                 // replied, but the opener has not been heard yet. Not assured, and no long
                 // timeout, until both sides have spoken.
-                timeout = min(timeout, timeouts.pointee.unacknowledged)
+                timeout = min(timeout, timeouts.unacknowledged)
             } else {
                 connection.status.insert(.assured)
             }
@@ -422,14 +295,12 @@ public enum TCPStateMachine {
         }
     }
 
-    @inline(__always)
     static func droppedClose(_ direction: FlowDirection) -> ConnectionStatus {
         direction == .original ? .droppedCloseOriginal : .droppedCloseReply
     }
 
     /// Notes the last segment that passed (last_index, last_dir); a note of a dropped FIN or
     /// RST ends there, as the kernel's last_index is overwritten.
-    @inline(__always)
     static func noteLast(_ index: TCPFlagIndex, _ direction: FlowDirection, in connection: inout Connection) {
         connection.lastIndex = index
         connection.lastDirection = direction
@@ -515,9 +386,8 @@ public enum TCPStateMachine {
     /// when shorter; else the state's own. Like the kernel's last_win, `lastWindow` is set by
     /// ACK segments only and is 0 before the first: with RETRANS set below SYN_SENT's or
     /// SYN_RECV's timeout, the handshake gets RETRANS too.
-    /// Takes the few fields it needs rather than the connection, which the caller holds inout:
-    /// passing that by value made a copy of all of it on every packet.
-    @inline(__always)
+    /// Takes the few fields it needs rather than the connection, which the caller holds inout
+    /// and would otherwise have to copy.
     static func timeoutSeconds(for state: TCPState, retransmissions: UInt8, peerFlags: PeerFlags,
                                lastWindow: UInt16, index: TCPFlagIndex, timeouts: TCPTimeouts) -> UInt32 {
         let normal = timeouts[state]
