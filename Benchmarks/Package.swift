@@ -23,6 +23,10 @@ let package = Package(
         // One workload without the benchmark harness, for callgrind and perf:
         // `tracker-profile established ipv4 10000 [passes]`.
         .executableTarget(name: "tracker-profile", dependencies: ["TrackerWorkloads", "SeqwallCore"]),
+        // Address tables and the rule index at 10k to 1.2M prefixes and 10,000 rules:
+        // `table-profile [directory]` (Sources/SeqwallRules is a symlink as SeqwallCore is).
+        .target(name: "SeqwallRules", dependencies: ["SeqwallCore"], path: "Sources/SeqwallRules"),
+        .executableTarget(name: "table-profile", dependencies: ["SeqwallCore", "SeqwallRules"]),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",

@@ -66,10 +66,12 @@ struct Lexer {
     private var lineNumber = 0
 
     /// `bytes` must be valid UTF-8 (see `firstInvalidUTF8`): columns count scalars.
-    init(bytes: [UInt8], file: String) {
+    /// `firstLine` numbers the first line of `bytes`, for one line lexed apart from its file.
+    init(bytes: [UInt8], file: String, firstLine: Int = 1) {
         self.bytes = bytes
         self.file = file
-        offset = bytes.starts(with: byteOrderMark) ? byteOrderMark.count : 0
+        lineNumber = firstLine - 1
+        offset = firstLine == 1 && bytes.starts(with: byteOrderMark) ? byteOrderMark.count : 0
     }
 
     /// The next line, or nil after the last one. A final line without a newline still counts.
@@ -207,6 +209,11 @@ enum ASCII {
     static let quote: UInt8 = 0x22
     static let hash: UInt8 = 0x23
     static let comma: UInt8 = 0x2C
+    static let exclamation: UInt8 = 0x21
+    static let dot: UInt8 = 0x2E
+    static let slash: UInt8 = 0x2F
+    static let zero: UInt8 = 0x30
+    static let nine: UInt8 = 0x39
     static let openBrace: UInt8 = 0x7B
     static let closeBrace: UInt8 = 0x7D
 }

@@ -153,12 +153,29 @@ struct SourceLoader {
             diagnostics.report(at: SourceLocation(file: displayPath, line: line, column: column), "file is not valid UTF-8")
             return
         }
-        var lexer = Lexer(bytes: bytes, file: displayPath)
         var sawEntry = false
-        while !diagnostics.isFull, let line = lexer.nextLine() {
+        var lineStart = bytes.startIndex
+        var lineNumber = 0
+        while !diagnostics.isFull, lineStart < bytes.endIndex {
+            let lineEnd = bytes[lineStart...].firstIndex(of: ASCII.newline) ?? bytes.endIndex
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = lineEnd + 1
+            lineNumber += 1
+            switch TableLineScanner.scan(line) {
+            case .blank:
+                continue
+            case .entry(let entry):
+                sawEntry = true
+                entries.append(entry)
+                continue
+            case .other:
+                break
+            }
+            var lexer = Lexer(bytes: Array(line), file: displayPath, firstLine: lineNumber)
+            guard let lexed = lexer.nextLine() else { continue }
             do throws(RuleError) {
-                if let error = line.error { throw error }
-                guard let literal = try Parser.tableFileEntry(line, file: displayPath) else { continue }
+                if let error = lexed.error { throw error }
+                guard let literal = try Parser.tableFileEntry(lexed, file: displayPath) else { continue }
                 sawEntry = true
                 if let entry = checker.tableEntry(literal, &diagnostics) { entries.append(entry) }
             } catch {

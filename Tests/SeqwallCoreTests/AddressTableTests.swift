@@ -130,6 +130,27 @@ struct AddressTableTests {
         }
     }
 
+    @Test("many IPv6 entries go through the directory after their shared bits and agree with the naive list")
+    func ipv6Directory() {
+        var random = SplitMix64(seed: 43)
+        var entries: [TableEntry] = []
+        for _ in 0..<3000 {
+            let address = IPAddress(high: 0x2001_0DB8_0000_0000 | random.next() % 0x1_0000_0000, low: random.next())
+            entries.append(TableEntry(IPNetwork(address: address, prefixLength: 40 + Int(random.next() % 89)),
+                                      negated: random.next() % 5 == 0))
+        }
+        let table = AddressTable(name: "t", entries: entries)
+        for entry in entries.prefix(300) {
+            for address in edges(of: entry.network, hostBits: 128 - entry.network.prefixLength) {
+                #expect(table.contains(address) == naiveContains(entries, address))
+            }
+        }
+        for _ in 0..<5000 {
+            let address = IPAddress(high: 0x2001_0DB8_0000_0000 | random.next() % 0x1_0000_0000, low: random.next())
+            #expect(table.contains(address) == naiveContains(entries, address))
+        }
+    }
+
     @Test("entries are kept sorted and without repeats")
     func canonicalEntries() {
         let table = AddressTable(name: "t", entries: [

@@ -54,3 +54,50 @@ struct TableRuleTests {
         }
     }
 }
+
+@Suite("Table line scanner")
+struct TableLineScannerTests {
+    /// What the lexer, parser and checker make of one table-file line: nil when they refuse it.
+    private func slowPath(_ text: String) -> TableEntry?? {
+        var lexer = Lexer(bytes: Array(text.utf8), file: "t.txt")
+        guard let line = lexer.nextLine(), line.error == nil else { return .some(nil) }
+        do throws(RuleError) {
+            guard let literal = try Parser.tableFileEntry(line, file: "t.txt") else { return nil }
+            var diagnostics = Diagnostics()
+            let entry = Checker().tableEntry(literal, &diagnostics)
+            return .some(diagnostics.isEmpty ? entry : nil)
+        } catch {
+            return .some(nil)
+        }
+    }
+
+    @Test("every line the scanner reads, the parser and checker read as the same entry")
+    func agreesWithParser() {
+        var random = SplitMix64(seed: 77)
+        let pieces = ["0", "1", "9", "25", "255", "256", "01", "00", "198", "51", "100", "7", ".", ".", ".", "/", "/24",
+                      "/32", "/33", "/0", "/08", "!", " ", "\t", "#", "# note", ":", "::1", "a", "-", ",", "\r"]
+        var scanned = 0
+        for _ in 0..<20000 {
+            var text = ""
+            for _ in 0..<(1 + random.next() % 9) { text += pieces[Int(random.next() % UInt64(pieces.count))] }
+            if random.next() % 3 == 0 { text = "198.51.100.\(random.next() % 300)" + text }
+            switch TableLineScanner.scan(ArraySlice(Array(text.utf8))) {
+            case .blank:
+                #expect(slowPath(text) == .none, "\(text)")
+            case .entry(let entry):
+                scanned += 1
+                #expect(slowPath(text) == .some(entry), "\(text)")
+            case .other:
+                break
+            }
+        }
+        #expect(scanned > 100)
+        for text in ["198.51.100.0/24", "!198.51.100.7", "  192.0.2.1   # x", "0.0.0.0/0", "255.255.255.255\r"] {
+            guard case .entry(let entry) = TableLineScanner.scan(ArraySlice(Array(text.utf8))) else {
+                Issue.record("\(text) not scanned")
+                continue
+            }
+            #expect(slowPath(text) == .some(entry))
+        }
+    }
+}

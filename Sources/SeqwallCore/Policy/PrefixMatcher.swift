@@ -9,17 +9,25 @@
 /// (nft_set_rbtree's start and end elements), flattened into an array so a lookup is a binary
 /// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
 /// per prefix length as in ipset's hash:net. A directory on the top 16 bits of an IPv4 address
-/// (as DIR-24-8 does with 24) narrows the search to the flips under that /16.
+/// (as DIR-24-8 does with 24) narrows the search to the flips under that /16, so that a lookup
+/// is a few well-predicted steps rather than twenty mispredicted ones. IPv6 tables sit in a small
+/// part of their space (2000::/3 and below), so their directory is on the 16 bits that follow
+/// the bits all the table's flips share: every address between the first and last flip shares
+/// them too.
 public struct PrefixMatcher: Sendable {
     /// Addresses where IPv4 membership flips, ascending.
     private let ipv4Flips: [UInt32]
     /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
     /// and element 65536 is the count. Empty otherwise.
     private let ipv4Directory: [Int32]
-    /// Addresses where IPv6 membership flips, ascending.
-    private let ipv6Flips: [UInt128]
+    /// Addresses where IPv6 membership flips, ascending, as the high and low halves IPAddress
+    /// holds, so that a lookup compares machine words.
+    private let ipv6Flips: [IPAddress]
+    /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
+    private let ipv6Directory: [Int32]
+    private let ipv6Shift: Int
 
-    /// Below this many IPv4 flips a plain binary search touches fewer cache lines than the
+    /// Below this many flips of a family a plain binary search touches fewer cache lines than a
     /// 256 KiB directory would.
     static let directoryThreshold = 256
 
@@ -42,18 +50,28 @@ public struct PrefixMatcher: Sendable {
         // A flip just past 255.255.255.255 (an entry that reaches it) concerns no address.
         let flips4 = PrefixMatcher.flips(ipv4).filter { $0 <= UInt128(UInt32.max) }.map { UInt32($0) }
         ipv4Flips = flips4
-        ipv6Flips = PrefixMatcher.flips(ipv6)
-        if flips4.count >= PrefixMatcher.directoryThreshold {
-            var directory = [Int32](repeating: 0, count: 65537)
-            var index = 0
-            for high in 0...65536 {
-                while index < flips4.count, Int(flips4[index] >> 16) < high { index += 1 }
-                directory[high] = Int32(index)
-            }
-            ipv4Directory = directory
-        } else {
-            ipv4Directory = []
+        let flips6 = PrefixMatcher.flips(ipv6).map {
+            IPAddress(high: UInt64(truncatingIfNeeded: $0 >> 64), low: UInt64(truncatingIfNeeded: $0))
         }
+        ipv6Flips = flips6
+        let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
+        ipv6Shift = shared
+        ipv6Directory = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
+            ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
+        ipv4Directory = flips4.count >= PrefixMatcher.directoryThreshold
+            ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+    }
+
+    /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
+    /// element 65536 is their count.
+    private static func directory(_ keys: [Int]) -> [Int32] {
+        var directory = [Int32](repeating: 0, count: 65537)
+        var index = 0
+        for key in 0...65536 {
+            while index < keys.count, keys[index] < key { index += 1 }
+            directory[key] = Int32(index)
+        }
+        return directory
     }
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
@@ -74,19 +92,27 @@ public struct PrefixMatcher: Sendable {
             }
             return low & 1 == 1
         }
-        let value = UInt128(address.high) << 64 | UInt128(address.low)
+        let value = address
         var low = 0
         var high = ipv6Flips.count
+        if !ipv6Directory.isEmpty {
+            // Outside the flips' span the answer is known; inside it the directory applies.
+            if value < ipv6Flips[0] { return false }
+            if !(value < ipv6Flips[ipv6Flips.count - 1]) { return ipv6Flips.count & 1 == 1 }
+            let slot = Int((value.high << UInt64(ipv6Shift)) >> 48)
+            low = Int(ipv6Directory[slot])
+            high = Int(ipv6Directory[slot + 1])
+        }
         while low < high {
             let middle = (low + high) >> 1
-            if ipv6Flips[middle] <= value { low = middle + 1 } else { high = middle }
+            if !(value < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
         }
         return low & 1 == 1
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 16
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 16 + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.

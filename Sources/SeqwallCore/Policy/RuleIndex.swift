@@ -5,8 +5,9 @@
 /// ports cut into segments at every port-range edge of its rules with ports, each segment listing
 /// the rules whose ranges cover it. A flow's candidates are the two lists merged by rule position,
 /// and each candidate is still checked in full, so the index can only skip rules that cannot
-/// match. Built once per policy; lookups read flat arrays and allocate nothing.
-public struct RuleIndex: Sendable, Equatable {
+/// match. Built once per policy; lookups read flat arrays and allocate nothing. A class, so that
+/// copying a Policy (which the tracker does to decide) costs one reference, not one per array.
+public final class RuleIndex: Sendable, Equatable {
     /// Per bucket (direction, protocol), the range of `wildcards` and of the segments below.
     private let wildcardStart: [Int32]
     private let segmentStart: [Int32]
@@ -83,6 +84,13 @@ public struct RuleIndex: Sendable, Equatable {
         self.segmentLower = segmentLower
         self.candidateStart = candidateStart
         self.candidates = candidates
+    }
+
+    /// Built from the same rules, so equal arrays mean equal indexes.
+    public static func == (lhs: RuleIndex, rhs: RuleIndex) -> Bool {
+        lhs === rhs || (lhs.wildcardStart == rhs.wildcardStart && lhs.segmentStart == rhs.segmentStart
+            && lhs.wildcards == rhs.wildcards && lhs.segmentLower == rhs.segmentLower
+            && lhs.candidateStart == rhs.candidateStart && lhs.candidates == rhs.candidates)
     }
 
     private static func firstSegment(atOrAbove port: Int, in lowers: [Int]) -> Int {
