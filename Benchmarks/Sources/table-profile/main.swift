@@ -43,6 +43,13 @@ func entries(ipv4: Int, ipv6: Int, _ sequence: inout Sequence) -> [TableEntry] {
 }
 
 var sequence = Sequence(state: 0x7AB1E5)
+// `table-profile rules N`: only the rule decisions with N rules (for callgrind, collecting
+// inside Policy.decide).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "rules", let count = Int(CommandLine.arguments[2]) {
+    let (indexed, _) = ruleDecisions(count: count, &sequence, linear: false)
+    print(String(format: "%d rules: %.1f ns a decision", count, indexed * 1e9))
+    exit(0)
+}
 print("prefixes    build_s  lookup_bytes/prefix  entry_bytes/prefix  lookups/s(ipv4)  lookups/s(ipv6)  in_table")
 for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
     let list = entries(ipv4: ipv4, ipv6: ipv6, &sequence)
@@ -77,7 +84,7 @@ for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
 
 /// `count` rules, each `pass in tcp from <a /24> to port P` with its own port, then the same
 /// number of decisions for ports that do and do not have a rule.
-func ruleDecisions(count: Int, _ sequence: inout Sequence) -> (indexed: Double, linear: Double) {
+func ruleDecisions(count: Int, _ sequence: inout Sequence, linear measuringLinear: Bool = true) -> (indexed: Double, linear: Double) {
     var policy = Policy()
     let location = SourceLocation(file: "bench.rules", line: 1, column: 1)
     policy.rules = (0..<count).map { number in
@@ -96,13 +103,13 @@ func ruleDecisions(count: Int, _ sequence: inout Sequence) -> (indexed: Double, 
         for (source, port) in packets where policy.decide(direction: .inbound, source: source, destination: destination,
                                                           destinationPort: port).action == .pass { passed += 1 }
     }
-    let linearPackets = packets.prefix(count >= 1000 ? 2_000 : packets.count)
+    let linearPackets = packets.prefix(!measuringLinear ? 0 : count >= 1000 ? 2_000 : packets.count)
     let linear = seconds {
         for (source, port) in linearPackets
         where policy.rules.contains(where: { $0.matches(direction: .inbound, source: source, destination: destination,
                                                         destinationPort: port) }) { passed += 1 }
     }
-    return (indexed / Double(packets.count), linear / Double(linearPackets.count))
+    return (indexed / Double(packets.count), linear / Double(max(1, linearPackets.count)))
 }
 
 print("rules   ns/decision(indexed)  ns/decision(linear first match)")
@@ -111,7 +118,7 @@ for count in [10, 10_000] {
     print(String(format: "%6d  %20.1f  %20.1f", count, indexed * 1e9, linear * 1e9))
 }
 
-if CommandLine.arguments.count > 1 {
+if CommandLine.arguments.count == 2 {
     let directory = CommandLine.arguments[1]
     var lines: [String] = []
     for entry in entries(ipv4: 1_000_000, ipv6: 200_000, &sequence) { lines.append(entry.description) }

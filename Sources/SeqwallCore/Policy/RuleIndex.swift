@@ -18,6 +18,14 @@ public final class RuleIndex: Sendable, Equatable {
     private let segmentLower: [UInt16]
     private let candidateStart: [Int32]
     private let candidates: [Int32]
+    /// For a bucket with many segments, 65536 entries from `portTableStart[bucket]`: each port's
+    /// segment, relative to the bucket's first, so that finding it is one read instead of a
+    /// search of mispredicted steps. -1 for a bucket without.
+    private let portTableStart: [Int32]
+    private let portTable: [UInt16]
+
+    /// From this many segments a bucket gets a port table (128 KiB).
+    static let portTableThreshold = 64
 
     /// A bucket whose segment lists would hold more than this many positions per rule (wide,
     /// overlapping port ranges) puts all its rules in the wildcard list instead: slower for that
@@ -41,6 +49,8 @@ public final class RuleIndex: Sendable, Equatable {
         var segmentLower: [UInt16] = []
         var candidateStart: [Int32] = [0]
         var candidates: [Int32] = []
+        var portTableStart: [Int32] = []
+        var portTable: [UInt16] = []
         for positions in byBucket {
             let ported = positions.filter { !rules[$0].ports.isEmpty && rules[$0].protocolName.hasPorts }
             var edges = Set<Int>()
@@ -75,6 +85,16 @@ public final class RuleIndex: Sendable, Equatable {
                     candidateStart.append(Int32(candidates.count))
                 }
             }
+            if total <= RuleIndex.maximumCopiesPerRule * max(ported.count, 1), lowers.count >= RuleIndex.portTableThreshold {
+                portTableStart.append(Int32(portTable.count))
+                var segment = 0
+                for port in 0...65535 {
+                    if segment + 1 < lowers.count, lowers[segment + 1] <= port { segment += 1 }
+                    portTable.append(UInt16(segment))
+                }
+            } else {
+                portTableStart.append(-1)
+            }
             wildcardStart.append(Int32(wildcards.count))
             segmentStart.append(Int32(segmentLower.count))
         }
@@ -84,13 +104,16 @@ public final class RuleIndex: Sendable, Equatable {
         self.segmentLower = segmentLower
         self.candidateStart = candidateStart
         self.candidates = candidates
+        self.portTableStart = portTableStart
+        self.portTable = portTable
     }
 
     /// Built from the same rules, so equal arrays mean equal indexes.
     public static func == (lhs: RuleIndex, rhs: RuleIndex) -> Bool {
         lhs === rhs || (lhs.wildcardStart == rhs.wildcardStart && lhs.segmentStart == rhs.segmentStart
             && lhs.wildcards == rhs.wildcards && lhs.segmentLower == rhs.segmentLower
-            && lhs.candidateStart == rhs.candidateStart && lhs.candidates == rhs.candidates)
+            && lhs.candidateStart == rhs.candidateStart && lhs.candidates == rhs.candidates
+            && lhs.portTableStart == rhs.portTableStart && lhs.portTable == rhs.portTable)
     }
 
     private static func firstSegment(atOrAbove port: Int, in lowers: [Int]) -> Int {
@@ -114,13 +137,19 @@ public final class RuleIndex: Sendable, Equatable {
         let firstSegment = Int(segmentStart[bucket])
         let segmentEnd = Int(segmentStart[bucket + 1])
         if firstSegment < segmentEnd, protocolName.hasPorts {
-            // The last segment whose lower port is at or below the port (the first is port 0).
-            var low = firstSegment, high = segmentEnd
-            while low < high {
-                let middle = (low + high) >> 1
-                if segmentLower[middle] <= destinationPort { low = middle + 1 } else { high = middle }
+            let segment: Int
+            let table = Int(portTableStart[bucket])
+            if table >= 0 {
+                segment = firstSegment + Int(portTable[table + Int(destinationPort)])
+            } else {
+                // The last segment whose lower port is at or below the port (the first is port 0).
+                var low = firstSegment, high = segmentEnd
+                while low < high {
+                    let middle = (low + high) >> 1
+                    if segmentLower[middle] <= destinationPort { low = middle + 1 } else { high = middle }
+                }
+                segment = low - 1
             }
-            let segment = low - 1
             candidate = Int(candidateStart[segment])
             candidateEnd = Int(candidateStart[segment + 1])
         }
