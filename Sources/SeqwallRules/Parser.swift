@@ -503,9 +503,9 @@ struct Parser {
         try keyword([("in", Direction.inbound), ("out", .outbound)])
     }
 
-    /// The value paired with the keyword that comes next, or an error naming all the choices.
+    /// The value paired with the keyword that comes next, or an error naming all the choices;
+    /// with `suggesting`, a near miss is named ("did you mean 'sampled'?").
     @discardableResult
-    /// One of `choices`; with `suggesting`, a near miss is named ("did you mean 'sampled'?").
     private mutating func keyword<Value>(_ choices: [(String, Value)], suggesting: Bool = false) throws(RuleError) -> Value {
         if let token = peek, token.kind == .word, let choice = choices.first(where: { $0.0 == token.text }) {
             index += 1

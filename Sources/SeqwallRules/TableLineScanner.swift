@@ -1,8 +1,8 @@
 import SeqwallCore
 
 /// Reads the commonest line of a table file, a plain IPv4 address or network (`198.51.100.0/24`,
-/// `!198.51.100.7`, maybe with a comment), straight from its bytes, so that a list of a million
-/// prefixes loads in about a second. Anything else, even a valid IPv6 entry or an unusual
+/// `!198.51.100.7`, maybe with a comment), straight from its bytes, so that a list of millions of
+/// prefixes does not make a token, a literal and a message context for every line. Anything else, even a valid IPv6 entry or an unusual
 /// spelling, is `.other` and goes through the lexer, parser and checker, which accept or refuse
 /// it with a located message: this only ever accepts lines those would accept as the same entry.
 enum TableLineScanner {

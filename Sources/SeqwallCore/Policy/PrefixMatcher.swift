@@ -10,7 +10,7 @@
 /// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
 /// per prefix length as in ipset's hash:net. A directory on the top 16 bits of an IPv4 address
 /// (as DIR-24-8 does with 24) narrows the search to the flips under that /16, so that a lookup
-/// is a few well-predicted steps rather than twenty mispredicted ones. IPv6 tables sit in a small
+/// is a few steps rather than a long run of branches the processor cannot predict. IPv6 tables sit in a small
 /// part of their space (2000::/3 and below), so their directory is on the 16 bits that follow
 /// the bits all the table's flips share: every address between the first and last flip shares
 /// them too.
