@@ -10,9 +10,11 @@ let package = Package(
         // own: they link only with -sanitize=fuzzer) and for the corpus replay in `swift test`.
         .library(name: "SeqwallFuzzing", targets: ["SeqwallFuzzing"]),
         // For Benchmarks/, a package of its own so that `make test` never pulls in
-        // ordo-one/benchmark: the core it measures and the test support that writes its packets.
+        // ordo-one/benchmark: the core it measures, the test support that writes its packets and
+        // the rule language that builds its tables.
         .library(name: "SeqwallCore", targets: ["SeqwallCore"]),
         .library(name: "SeqwallTestSupport", targets: ["SeqwallTestSupport"]),
+        .library(name: "SeqwallRules", targets: ["SeqwallRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -27,6 +27,9 @@ let package = Package(
         // One workload without the benchmark harness, for callgrind and perf:
         // `tracker-profile established ipv4 10000 [passes]`.
         .executableTarget(name: "tracker-profile", dependencies: ["TrackerWorkloads"] + seqwall),
+        // Address tables and the rule index at 10k to 1.2M prefixes and 10,000 rules:
+        // `table-profile [directory]`.
+        .executableTarget(name: "table-profile", dependencies: seqwall + [.product(name: "SeqwallRules", package: "seqwall")]),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",

@@ -16,6 +16,10 @@ struct Checker {
 
     private var policy = Policy()
     private var inside: [IPNetwork] = []
+    /// Collected here and handed to the policy once, which indexes them on assignment.
+    private var rules: [Rule] = []
+    /// Each table's position in `policy.tables` and where it was defined.
+    private var tablePositions: [String: (index: Int, location: SourceLocation)] = [:]
 
     // Settings that may be repeated only with the same value; each remembers the first statement.
     private var defaultInbound: Setting<RuleAction>?
@@ -46,6 +50,7 @@ struct Checker {
     var result: Policy {
         var result = policy
         result.inside = ListNormalization.networks(inside)
+        result.rules = rules
         return result
     }
 
@@ -54,6 +59,10 @@ struct Checker {
         case .include:
             // The loader resolves includes; they never reach the checker.
             break
+
+        case .table(let statement):
+            // The loader reads a table's files and calls `define` itself.
+            define(statement, fileEntries: [], &diagnostics)
 
         case .inside(let literals, _):
             if let networks = networks(literals, &diagnostics) { inside += networks }
@@ -67,7 +76,7 @@ struct Checker {
             }
 
         case .rule(let statement):
-            if let rule = rule(statement, &diagnostics) { policy.rules.append(rule) }
+            if let rule = rule(statement, &diagnostics) { rules.append(rule) }
 
         case .limitStates(let count, let location):
             guard let value = checked(count, in: Checker.stateLimitRange, "limit states", &diagnostics) else { return }
@@ -144,12 +153,55 @@ struct Checker {
         return false
     }
 
+    // MARK: Tables
+
+    /// Adds a table: its entries in braces, checked here, and `fileEntries`, already checked as
+    /// its files were read. A repeated name is refused: the second statement would silently
+    /// replace or merge with the first, and the file cannot say which was meant.
+    mutating func define(_ statement: TableStatement, fileEntries: [TableEntry], _ diagnostics: inout Diagnostics) {
+        var entries = fileEntries
+        for literal in statement.entries {
+            if let entry = tableEntry(literal, &diagnostics) { entries.append(entry) }
+        }
+        if let first = tablePositions[statement.name] {
+            diagnostics.report(at: statement.nameLocation, "table <\(statement.name)> is already defined at \(first.location)")
+            return
+        }
+        tablePositions[statement.name] = (policy.tables.count, statement.location)
+        policy.tables.append(AddressTable(name: statement.name, persist: statement.persist, entries: entries))
+    }
+
+    /// One entry of a table, checked as an address in a rule is.
+    func tableEntry(_ literal: TableEntryLiteral, _ diagnostics: inout Diagnostics) -> TableEntry? {
+        network(literal.network, &diagnostics).map { TableEntry($0, negated: literal.negated) }
+    }
+
+    /// The references, each to a table defined above it, sorted by name with repeats dropped
+    /// (their order never changes a match); nil after reporting every unknown one.
+    private func tableReferences(_ literals: [TableNameLiteral], _ diagnostics: inout Diagnostics) -> [TableReference]? {
+        var references: [TableReference] = []
+        var valid = true
+        for literal in literals {
+            guard let position = tablePositions[literal.name] else {
+                diagnostics.report(at: literal.location,
+                                   "unknown table <\(literal.name)>; define it with a 'table' statement above the rules that use it")
+                valid = false
+                continue
+            }
+            references.append(TableReference(name: literal.name, index: position.index, negated: literal.negated))
+        }
+        guard valid else { return nil }
+        return Set(references).sorted { ($0.name, $0.negated ? 1 : 0) < ($1.name, $1.negated ? 1 : 0) }
+    }
+
     // MARK: Rules
 
     private func rule(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> Rule? {
         // Check every part before giving up, so all of a line's mistakes show at once.
         let from = networks(statement.from, &diagnostics)
         let to = networks(statement.to, &diagnostics)
+        let fromTables = tableReferences(statement.fromTables, &diagnostics)
+        let toTables = tableReferences(statement.toTables, &diagnostics)
         let ports = ports(statement.ports, &diagnostics)
         var halfOpen: Int?
         var halfOpenValid = true
@@ -176,16 +228,19 @@ struct Checker {
             }
         }
         let familiesValid = familiesCanMatch(statement, &diagnostics)
-        guard let from, let to, let ports, halfOpenValid, actionValid, familiesValid else { return nil }
+        guard let from, let to, let fromTables, let toTables, let ports, halfOpenValid, actionValid, familiesValid else {
+            return nil
+        }
         return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
-                    from: from, to: to, ports: ports,
+                    from: from, to: to, fromTables: fromTables, toTables: toTables, ports: ports,
                     halfOpenPerSource: halfOpen, location: statement.location)
     }
 
     /// Refuses addresses no packet the rule applies to can have, each at its place: `icmp echo`
     /// is ICMP for IPv4 and `icmp6 echo` ICMPv6 (pf's names), and a packet's source and
     /// destination are of one family, so a `from` address matches only with a `to` address of
-    /// its family. A rule that can never match is a mistake the file would otherwise hide.
+    /// its family. A table may hold both families, so a list with one can match either. A rule
+    /// that can never match is a mistake the file would otherwise hide.
     private func familiesCanMatch(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> Bool {
         // An IPv4-mapped spelling has its own error (`network`); its family is moot.
         let from = statement.from.filter { !($0.writtenAsIPv6 && $0.address.isIPv4) }
@@ -204,8 +259,9 @@ struct Checker {
             return valid
         }
         guard !from.isEmpty, !to.isEmpty else { return true }
-        let fromFamilies = Set(from.map(\.address.isIPv4))
-        let toFamilies = Set(to.map(\.address.isIPv4))
+        let bothFamilies: Set<Bool> = [true, false]
+        let fromFamilies = statement.fromTables.isEmpty ? Set(from.map(\.address.isIPv4)) : bothFamilies
+        let toFamilies = statement.toTables.isEmpty ? Set(to.map(\.address.isIPv4)) : bothFamilies
         if fromFamilies.isDisjoint(with: toFamilies), let fromIPv4 = fromFamilies.first {
             diagnostics.report(at: to[0].location,
                                "this rule can never match: every 'from' address is \(family(fromIPv4)) "

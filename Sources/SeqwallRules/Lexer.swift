@@ -8,6 +8,9 @@ struct Token: Sendable, Equatable {
         /// A "quoted string"; `text` holds what is between the quotes.
         case string
         case comma
+        /// `{` and `}`, around a table's entries.
+        case openBrace
+        case closeBrace
     }
 
     let kind: Kind
@@ -24,6 +27,8 @@ struct Token: Sendable, Equatable {
         case .word: quoted(text)
         case .string: quoted(text, mark: "\"")
         case .comma: "','"
+        case .openBrace: "'{'"
+        case .closeBrace: "'}'"
         }
     }
 }
@@ -50,8 +55,9 @@ struct LexedLine: Sendable {
 /// memory at once and an error on one line does not stop the lines after it from being read.
 ///
 /// The language is line-oriented: a statement is exactly one line, `#` starts a comment that runs
-/// to the end of the line, and a word is any run of printable ASCII other than `,`, `#` and `"`.
-/// That makes `203.0.113.0/24`, `2001:db8::/64`, `8000-8100`, `20/s` and `syn-sent` single words;
+/// to the end of the line, and a word is any run of printable ASCII other than `,`, `#`, `"`, `{`
+/// and `}`. That makes `203.0.113.0/24`, `2001:db8::/64`, `8000-8100`, `20/s`, `syn-sent`,
+/// `<drop>` and `!198.51.100.7` single words;
 /// the parser takes them apart and can point at the exact character that is wrong.
 struct Lexer {
     let file: String
@@ -60,10 +66,12 @@ struct Lexer {
     private var lineNumber = 0
 
     /// `bytes` must be valid UTF-8 (see `firstInvalidUTF8`): columns count scalars.
-    init(bytes: [UInt8], file: String) {
+    /// `firstLine` numbers the first line of `bytes`, for one line lexed apart from its file.
+    init(bytes: [UInt8], file: String, firstLine: Int = 1) {
         self.bytes = bytes
         self.file = file
-        offset = bytes.starts(with: byteOrderMark) ? byteOrderMark.count : 0
+        lineNumber = firstLine - 1
+        offset = firstLine == 1 && bytes.starts(with: byteOrderMark) ? byteOrderMark.count : 0
     }
 
     /// The next line, or nil after the last one. A final line without a newline still counts.
@@ -80,8 +88,10 @@ struct Lexer {
                 column += 1
             case ASCII.hash:
                 skipRestOfLine()
-            case ASCII.comma:
-                tokens.append(Token(kind: .comma, text: ",", line: lineNumber, column: column, endColumn: column + 1))
+            case ASCII.comma, ASCII.openBrace, ASCII.closeBrace:
+                let kind: Token.Kind = byte == ASCII.comma ? .comma : byte == ASCII.openBrace ? .openBrace : .closeBrace
+                tokens.append(Token(kind: kind, text: String(UnicodeScalar(byte)), line: lineNumber, column: column,
+                                    endColumn: column + 1))
                 offset += 1
                 column += 1
             case ASCII.quote:
@@ -122,9 +132,10 @@ struct Lexer {
         return LexedLine(number: lineNumber, tokens: tokens, error: nil)
     }
 
-    /// Printable ASCII except the three characters that end a word.
+    /// Printable ASCII except the characters that end a word.
     static func isWordByte(_ byte: UInt8) -> Bool {
         byte > 0x20 && byte < 0x7F && byte != ASCII.comma && byte != ASCII.hash && byte != ASCII.quote
+            && byte != ASCII.openBrace && byte != ASCII.closeBrace
     }
 
     private mutating func skipRestOfLine() {
@@ -198,4 +209,11 @@ enum ASCII {
     static let quote: UInt8 = 0x22
     static let hash: UInt8 = 0x23
     static let comma: UInt8 = 0x2C
+    static let exclamation: UInt8 = 0x21
+    static let dot: UInt8 = 0x2E
+    static let slash: UInt8 = 0x2F
+    static let zero: UInt8 = 0x30
+    static let nine: UInt8 = 0x39
+    static let openBrace: UInt8 = 0x7B
+    static let closeBrace: UInt8 = 0x7D
 }

@@ -6,6 +6,7 @@ import SeqwallCore
 ///
 ///     include "FILE"
 ///     inside NET[, NET...]
+///     table <NAME> [persist] [file "FILE"]... [{ [!]NET[, [!]NET...] }]
 ///     default in|out pass|block|reject
 ///     pass|block|reject in|out PROTO [from any|NET-LIST] [to any|NET-LIST] [port PORT-LIST]
 ///                                    [limit half-open N per-source]
@@ -23,9 +24,17 @@ import SeqwallCore
 /// PROTO is `tcp`, `udp`, `icmp echo` or `icmp6 echo` (pf's names: `icmp` is IPv4, `icmp6`
 /// IPv6; echo requests are the only ICMP messages that open a flow). `to port 22` means any
 /// destination, port 22 (pf's spelling). `port` is always the destination port, and only TCP and
-/// UDP have one. The clauses of a rule come in the order above, each at most once.
+/// UDP have one. The clauses of a rule come in the order above, each at most once. In a rule,
+/// NET-LIST items may also be tables, `<NAME>` or `!<NAME>` (pf's spelling).
+///
+/// A table file has one `[!]NET` a line, blank lines and `#` comments (`tableFileEntry`).
 struct Parser {
-    static let statementKeywords = ["include", "inside", "default", "pass", "block", "reject", "limit", "timeout", "set"]
+    /// What an unknown statement's message lists: the statements of a rule file without tables.
+    static let listedKeywords = ["include", "inside", "default", "pass", "block", "reject", "limit", "timeout", "set"]
+    /// Every statement, for typo hints and for telling a rule file from something else.
+    static let statementKeywords = listedKeywords + ["table"]
+    /// pf's PF_TABLE_NAME_SIZE less its NUL.
+    static let maximumTableNameLength = 31
 
     private let tokens: [Token]
     private let file: String
@@ -36,6 +45,17 @@ struct Parser {
         guard !line.tokens.isEmpty else { return nil }
         var parser = Parser(tokens: line.tokens, file: file)
         return try parser.statement()
+    }
+
+    /// One line of a table file: nil for a blank or comment line.
+    static func tableFileEntry(_ line: LexedLine, file: String) throws(RuleError) -> TableEntryLiteral? {
+        guard !line.tokens.isEmpty else { return nil }
+        var parser = Parser(tokens: line.tokens, file: file)
+        let entry = try parser.tableEntry()
+        if let extra = parser.peek {
+            throw parser.error(at: extra, "expected one address or network per line, found \(extra.display)")
+        }
+        return entry
     }
 
     /// Whether a line cannot start any statement: its lexing failed before a first token, or
@@ -69,9 +89,14 @@ struct Parser {
             try expectEndOfLine()
             return .include(path: name.text, location: self.location(of: name))
         case "inside":
-            let networks = try networkList(allowingAny: false)
+            let (networks, tables) = try networkList(allowingAny: false)
+            if let table = tables.first {
+                throw RuleError(location: table.location, message: "'inside' takes addresses and networks, not tables")
+            }
             try expectEndOfLine()
             return .inside(networks, location: location)
+        case "table":
+            return .table(try table(location: location))
         case "default":
             let direction = try direction()
             let action = try keyword([("pass", RuleAction.pass), ("block", .block), ("reject", .reject)])
@@ -121,9 +146,86 @@ struct Parser {
             }
         default:
             let hint = closest(to: first.text, among: Parser.statementKeywords).map { "did you mean '\($0)'?" }
-                ?? "expected one of: " + Parser.statementKeywords.joined(separator: ", ")
+                ?? "expected one of: " + Parser.listedKeywords.joined(separator: ", ")
             throw error(at: first, "unknown statement \(quoted(first.text)); \(hint)")
         }
+    }
+
+    /// `table <NAME>` and then, in any order, `persist` and `file "FILE"` clauses and one `{...}`
+    /// list, as pf's table statement takes them.
+    private mutating func table(location: SourceLocation) throws(RuleError) -> TableStatement {
+        guard let nameToken = peek, nameToken.kind == .word, nameToken.text.hasPrefix("<") else {
+            throw expected("a table name such as <drop>")
+        }
+        let name = try tableName(nameToken, negated: false)
+        index += 1
+        var persist = false
+        var files: [(path: String, location: SourceLocation)] = []
+        var entries: [TableEntryLiteral]?
+        while let token = peek {
+            if token.kind == .word, token.text == "persist", !persist {
+                index += 1
+                persist = true
+            } else if token.kind == .word, token.text == "file" {
+                index += 1
+                guard let path = peek, path.kind == .string else { throw expected("a quoted file name") }
+                index += 1
+                guard !path.text.isEmpty else { throw error(at: path, "empty file name") }
+                files.append((path.text, self.location(of: path)))
+            } else if token.kind == .openBrace, entries == nil {
+                index += 1
+                var list: [TableEntryLiteral] = []
+                if let close = peek, close.kind == .closeBrace {
+                    index += 1
+                } else {
+                    repeat {
+                        list.append(try tableEntry())
+                    } while consumeComma()
+                    guard let close = peek, close.kind == .closeBrace else {
+                        throw expected(peek?.kind == .word ? "',' or '}' (separate entries with commas)" : "',' or '}'")
+                    }
+                    index += 1
+                }
+                entries = list
+            } else {
+                var choices = persist ? [] : ["'persist'"]
+                choices.append("'file'")
+                if entries == nil { choices.append("'{'") }
+                if persist || !files.isEmpty || entries != nil { choices.append("end of line") }
+                throw expected(alternatives(choices))
+            }
+        }
+        if !persist && files.isEmpty && entries == nil {
+            throw expected("'persist', 'file' or '{'")
+        }
+        return TableStatement(name: name, nameLocation: self.location(of: nameToken), persist: persist, files: files,
+                              entries: entries ?? [], location: location)
+    }
+
+    /// `198.51.100.0/24` or `!198.51.100.7`.
+    private mutating func tableEntry() throws(RuleError) -> TableEntryLiteral {
+        guard let token = peek, token.kind == .word else { throw expected("an address or network") }
+        if token.text.hasPrefix("!") {
+            guard token.text.count > 1 else { throw error(at: token, "'!' must be followed by an address or network, without a space") }
+            return TableEntryLiteral(network: try networkLiteral(token, skipping: 1), negated: true)
+        }
+        return TableEntryLiteral(network: try networkLiteral(allowingAny: false), negated: false)
+    }
+
+    /// The NAME of `<NAME>` (after `!` when `negated`): letters, digits, `_` and `-`.
+    private func tableName(_ token: Token, negated: Bool) throws(RuleError) -> String {
+        let text = token.text.dropFirst(negated ? 1 : 0)
+        guard text.count >= 3, text.hasPrefix("<"), text.hasSuffix(">") else {
+            throw error(at: token, "bad table name \(quoted(token.text)); write it in angle brackets, such as <drop>")
+        }
+        let name = text.dropFirst().dropLast()
+        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw error(at: token, "bad table name \(quoted(token.text)); use letters, digits, '_' and '-'")
+        }
+        guard name.count <= Parser.maximumTableNameLength else {
+            throw error(at: token, "table name \(quoted(token.text)) is too long (at most \(Parser.maximumTableNameLength) characters)")
+        }
+        return String(name)
     }
 
     private mutating func limit(location: SourceLocation) throws(RuleError) -> Statement {
@@ -182,6 +284,8 @@ struct Parser {
         if protocolName == .icmp || protocolName == .icmp6 { try keyword([("echo", ())]) }
         var from: [NetworkLiteral] = []
         var to: [NetworkLiteral] = []
+        var fromTables: [TableNameLiteral] = []
+        var toTables: [TableNameLiteral] = []
         var ports: [PortLiteral] = []
         var halfOpen: NumberLiteral?
         var limitLocation: SourceLocation?
@@ -210,11 +314,11 @@ struct Parser {
             index += 1
             switch clause {
             case .from:
-                from = try networkList(allowingAny: true)
+                (from, fromTables) = try networkList(allowingAny: true)
             case .to:
                 // `to port 22`: no address list means any destination.
                 if let next = peek, next.kind == .word, next.text == "port" { continue }
-                to = try networkList(allowingAny: true)
+                (to, toTables) = try networkList(allowingAny: true)
             case .port:
                 ports = try portList()
             case .limit:
@@ -224,7 +328,8 @@ struct Parser {
                 try keyword([("per-source", ())])
             }
         }
-        return RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to, ports: ports,
+        return RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to,
+                             fromTables: fromTables, toTables: toTables, ports: ports,
                              halfOpenPerSource: halfOpen, limitLocation: limitLocation, location: location)
     }
 
@@ -237,6 +342,7 @@ struct Parser {
         if token.kind == .word, let last = lastClause {
             let looksLikeListItem = switch last {
             case .from, .to: IPAddress(token.text.split(separator: "/", maxSplits: 1).first ?? "") != nil
+                || token.text.hasPrefix("<") || token.text.hasPrefix("!<")
             case .port: token.text.first?.isASCII == true && token.text.first?.isNumber == true
             case .limit: false
             }
@@ -247,20 +353,32 @@ struct Parser {
 
     // MARK: Lists
 
-    /// `any` (returned as an empty list) or addresses and networks separated by commas.
-    private mutating func networkList(allowingAny: Bool) throws(RuleError) -> [NetworkLiteral] {
+    /// `any` (returned as empty lists) or addresses, networks and tables separated by commas.
+    private mutating func networkList(allowingAny: Bool) throws(RuleError) -> ([NetworkLiteral], [TableNameLiteral]) {
         if allowingAny, let token = peek, token.kind == .word, token.text == "any" {
             index += 1
             if let next = peek, next.kind == .comma {
                 throw error(at: token, "'any' cannot be combined with other addresses")
             }
-            return []
+            return ([], [])
         }
         var networks: [NetworkLiteral] = []
+        var tables: [TableNameLiteral] = []
         repeat {
-            networks.append(try networkLiteral(allowingAny: allowingAny && networks.isEmpty))
+            if let token = peek, token.kind == .word, token.text.hasPrefix("<") || token.text.hasPrefix("!<") {
+                let negated = token.text.hasPrefix("!")
+                tables.append(TableNameLiteral(name: try tableName(token, negated: negated), negated: negated,
+                                               location: location(of: token)))
+                index += 1
+                continue
+            }
+            if let token = peek, token.kind == .word, token.text.hasPrefix("!") {
+                throw error(at: token, "'!' excepts an address inside a table only; a rule takes '!<table>'")
+            }
+            let first = networks.isEmpty && tables.isEmpty
+            networks.append(try networkLiteral(allowingAny: allowingAny && first))
         } while consumeComma()
-        return networks
+        return (networks, tables)
     }
 
     private mutating func portList() throws(RuleError) -> [PortLiteral] {
@@ -288,24 +406,31 @@ struct Parser {
             if text == "any" { throw error(at: token, "'any' cannot be combined with other addresses") }
             throw expected(what)
         }
+        return try networkLiteral(token, skipping: 0)
+    }
+
+    /// The address or network in `token` after its first `skipping` characters (a `!`).
+    private mutating func networkLiteral(_ token: Token, skipping: Int) throws(RuleError) -> NetworkLiteral {
+        let text = token.text.dropFirst(skipping)
         index += 1
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let addressText = parts[0]
         guard let address = IPAddress(addressText) else {
-            throw error(at: token, "\(quoted(addressText)) is not an IPv4 or IPv6 address")
+            throw RuleError(location: location(of: token, offset: skipping),
+                            message: "\(quoted(addressText)) is not an IPv4 or IPv6 address")
         }
         var prefixLength: Int?
-        var prefixLocation = location(of: token)
+        var prefixLocation = location(of: token, offset: skipping)
         if parts.count == 2 {
             let prefixText = parts[1]
-            prefixLocation = location(of: token, offset: addressText.count + 1)
+            prefixLocation = location(of: token, offset: skipping + addressText.count + 1)
             guard let value = Parser.decimal(prefixText) else {
                 throw RuleError(location: prefixLocation, message: "bad prefix length \(quoted(prefixText)) in \(quoted(text))")
             }
             prefixLength = value
         }
-        return NetworkLiteral(text: text, address: address, prefixLength: prefixLength,
-                              writtenAsIPv6: addressText.contains(":"), location: location(of: token),
+        return NetworkLiteral(text: String(text), address: address, prefixLength: prefixLength,
+                              writtenAsIPv6: addressText.contains(":"), location: location(of: token, offset: skipping),
                               prefixLocation: prefixLocation)
     }
 
@@ -378,9 +503,9 @@ struct Parser {
         try keyword([("in", Direction.inbound), ("out", .outbound)])
     }
 
-    /// The value paired with the keyword that comes next, or an error naming all the choices.
+    /// The value paired with the keyword that comes next, or an error naming all the choices;
+    /// with `suggesting`, a near miss is named ("did you mean 'sampled'?").
     @discardableResult
-    /// One of `choices`; with `suggesting`, a near miss is named ("did you mean 'sampled'?").
     private mutating func keyword<Value>(_ choices: [(String, Value)], suggesting: Bool = false) throws(RuleError) -> Value {
         if let token = peek, token.kind == .word, let choice = choices.first(where: { $0.0 == token.text }) {
             index += 1

@@ -1,7 +1,8 @@
 import SeqwallCore
 
 /// The canonical text of a policy: what `seqwall rules check --print` shows. One statement per
-/// line in a fixed order: inside, both defaults, the rules in order, the limits (states always,
+/// line in a fixed order: inside, the tables in order (every entry written out in braces, those
+/// read from files too, so the text stands alone), both defaults, the rules in order, the limits (states always,
 /// the others when set), the timeouts that differ from the kernel's defaults, pickup (its grace
 /// period and ephemeral ports when not the defaults), and the drop log when it is not the
 /// default (`sampled`).
@@ -12,6 +13,9 @@ enum RulePrinter {
         let inside = ListNormalization.networks(policy.inside)
         if !inside.isEmpty {
             lines.append("inside " + list(inside))
+        }
+        for table in policy.tables {
+            lines.append(text(of: table))
         }
         lines.append("default in \(policy.defaultInbound)")
         lines.append("default out \(policy.defaultOutbound)")
@@ -55,20 +59,27 @@ enum RulePrinter {
         case .icmp6: "icmp6 echo"
         }
         var text = "\(rule.action) \(rule.direction) \(protocolText)"
-        if !rule.from.isEmpty {
-            text += " from " + list(ListNormalization.networks(rule.from))
+        if !rule.from.isEmpty || !rule.fromTables.isEmpty {
+            text += " from " + list(ListNormalization.networks(rule.from), rule.fromTables)
         }
-        if !rule.to.isEmpty {
-            text += " to " + list(ListNormalization.networks(rule.to))
+        if !rule.to.isEmpty || !rule.toTables.isEmpty {
+            text += " to " + list(ListNormalization.networks(rule.to), rule.toTables)
         }
         if !rule.ports.isEmpty {
-            text += (rule.to.isEmpty ? " to port " : " port ")
+            text += (rule.to.isEmpty && rule.toTables.isEmpty ? " to port " : " port ")
                 + ListNormalization.ports(rule.ports).map(\.description).joined(separator: ", ")
         }
         if let count = rule.halfOpenPerSource {
             text += " limit half-open \(count) per-source"
         }
         return text
+    }
+
+    /// `table <drop> persist { 198.51.100.0/24, !198.51.100.7 }`: `persist` when set, the entries
+    /// in canonical order (`{ }` for none).
+    static func text(of table: AddressTable) -> String {
+        let entries = table.entries.map(\.description).joined(separator: ", ")
+        return "table \(table)" + (table.persist ? " persist" : "") + (entries.isEmpty ? " { }" : " { \(entries) }")
     }
 
     /// In the largest unit that divides it exactly: 432000 is `5d`, 90 is `90s`, 7200 is `2h`.
@@ -80,7 +91,7 @@ enum RulePrinter {
         return "\(seconds)s"
     }
 
-    private static func list(_ networks: [IPNetwork]) -> String {
-        networks.map(\.description).joined(separator: ", ")
+    private static func list(_ networks: [IPNetwork], _ tables: [TableReference] = []) -> String {
+        (networks.map(\.description) + tables.map(\.description)).joined(separator: ", ")
     }
 }

@@ -12,6 +12,8 @@ struct SourceLoader {
     /// many times...): legal, but it multiplies.
     static let maximumTotalSize = 64 << 20
     static let maximumFileCount = 4096
+    /// A table file: room for a few million prefixes, one a line.
+    static let maximumTableFileSize = 256 << 20
 
     /// Relative paths are opened relative to this; messages still show them as written.
     private let baseDirectory: String?
@@ -71,6 +73,12 @@ struct SourceLoader {
                 guard let statement = try Parser.parse(line, file: displayPath) else { continue }
                 if case .include(let path, let location) = statement {
                     include(path, at: location, from: displayPath)
+                } else if case .table(let table) = statement {
+                    var entries: [TableEntry] = []
+                    for file in table.files where !diagnostics.isFull {
+                        readTable(file.path, at: file.location, from: displayPath, into: &entries)
+                    }
+                    checker.define(table, fileEntries: entries, &diagnostics)
                 } else {
                     checker.check(statement, &diagnostics)
                 }
@@ -120,6 +128,67 @@ struct SourceLoader {
             return
         }
         process(contents.bytes, displayPath: displayPath, identity: contents.identity)
+    }
+
+    /// The entries of a table file (`table <name> file "FILE"`), each checked as it is read; bad
+    /// lines are reported at their own file, line and column. The path is resolved as an
+    /// include's is.
+    private mutating func readTable(_ path: String, at location: SourceLocation, from includingFile: String,
+                                    into entries: inout [TableEntry]) {
+        let displayPath = path.hasPrefix("/") ? path : directoryPrefix(of: includingFile) + path
+        if fileCount >= SourceLoader.maximumFileCount {
+            diagnostics.report(at: location, "too many included files (more than \(SourceLoader.maximumFileCount))")
+            return
+        }
+        let bytes: [UInt8]
+        switch FileReader.read(path: openablePath(displayPath), limit: SourceLoader.maximumTableFileSize) {
+        case .failure(let failure):
+            diagnostics.report(at: location, "cannot read table file \"\(displayPath)\": \(failure.reason)")
+            return
+        case .success(let read):
+            bytes = read.bytes
+        }
+        fileCount += 1
+        if let (line, column) = firstInvalidUTF8(in: bytes) {
+            diagnostics.report(at: SourceLocation(file: displayPath, line: line, column: column), "file is not valid UTF-8")
+            return
+        }
+        var sawEntry = false
+        var lineStart = bytes.startIndex
+        var lineNumber = 0
+        while !diagnostics.isFull, lineStart < bytes.endIndex {
+            let lineEnd = bytes[lineStart...].firstIndex(of: ASCII.newline) ?? bytes.endIndex
+            let line = bytes[lineStart..<lineEnd]
+            lineStart = lineEnd + 1
+            lineNumber += 1
+            switch TableLineScanner.scan(line) {
+            case .blank:
+                continue
+            case .entry(let entry):
+                sawEntry = true
+                entries.append(entry)
+                continue
+            case .other:
+                break
+            }
+            var lexer = Lexer(bytes: Array(line), file: displayPath, firstLine: lineNumber)
+            guard let lexed = lexer.nextLine() else { continue }
+            do throws(RuleError) {
+                if let error = lexed.error { throw error }
+                guard let literal = try Parser.tableFileEntry(lexed, file: displayPath) else { continue }
+                sawEntry = true
+                if let entry = checker.tableEntry(literal, &diagnostics) { entries.append(entry) }
+            } catch {
+                guard sawEntry else {
+                    // As with an include: a file whose first line is no address may be anything
+                    // (a key, a password database), so one error with its token cut short, and stop.
+                    diagnostics.report(at: error.location,
+                                       error.message + "; not a table file, so the rest of this file is not read")
+                    return
+                }
+                diagnostics.report(error)
+            }
+        }
     }
 
     /// Everything up to and including the last slash; "" for a bare file name.

@@ -138,14 +138,43 @@ struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
     let protocolName: TrackedProtocol
-    /// Empty means any.
+    /// Empty, with no table either, means any.
     let from: [NetworkLiteral]
     let to: [NetworkLiteral]
+    /// `<name>` and `!<name>` items of the `from` and `to` lists.
+    let fromTables: [TableNameLiteral]
+    let toTables: [TableNameLiteral]
     let ports: [PortLiteral]
     /// The per-rule `limit half-open N per-source`, and where its `limit` keyword is.
     let halfOpenPerSource: NumberLiteral?
     let limitLocation: SourceLocation?
     /// The action keyword.
+    let location: SourceLocation
+}
+
+/// `<name>` or `!<name>` as written in an address list.
+struct TableNameLiteral: Sendable {
+    let name: String
+    let negated: Bool
+    let location: SourceLocation
+}
+
+/// One entry of a table, in braces or on a line of a table file: `198.51.100.0/24` or, as an
+/// exception, `!198.51.100.7`.
+struct TableEntryLiteral: Sendable {
+    let network: NetworkLiteral
+    let negated: Bool
+}
+
+/// `table <name> [persist] [file "PATH"]... [{ ENTRY, ... }]`.
+struct TableStatement: Sendable {
+    let name: String
+    let nameLocation: SourceLocation
+    let persist: Bool
+    /// Paths as written, each with where its quoted name is (what a missing-file error points at).
+    let files: [(path: String, location: SourceLocation)]
+    let entries: [TableEntryLiteral]
+    /// The `table` keyword.
     let location: SourceLocation
 }
 
@@ -156,6 +185,8 @@ enum Statement: Sendable {
     case inside([NetworkLiteral], location: SourceLocation)
     case defaultAction(Direction, RuleAction, location: SourceLocation)
     case rule(RuleStatement)
+    /// Reaches the checker with the entries of its files read by the loader.
+    case table(TableStatement)
     case limitStates(NumberLiteral, location: SourceLocation)
     case limitHalfOpen(NumberLiteral, perSource: Bool, location: SourceLocation)
     /// `burst` is nil when left out; it then equals the rate (one second's worth).

@@ -6,7 +6,13 @@ public struct Policy: Sendable, Equatable {
     public var defaultInbound: RuleAction = .block
     public var defaultOutbound: RuleAction = .pass
     /// In file order; the first rule that matches a new connection decides.
-    public var rules: [Rule] = []
+    public var rules: [Rule] = [] {
+        didSet { index = RuleIndex(rules) }
+    }
+    /// The rules grouped so that `decide` looks only at those that can match.
+    public private(set) var index = RuleIndex([])
+    /// The `table` statements, in file order; rules name them by position (TableReference).
+    public var tables: [AddressTable] = []
     public var limits = Limits()
     public var timeouts = TCPTimeouts()
     public var datagramTimeouts = DatagramTimeouts()
@@ -33,11 +39,11 @@ public struct Policy: Sendable, Equatable {
     /// (nil when the default decided).
     public func decide(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
                        destination: IPAddress, destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
-        for index in rules.indices
-        where rules[index].matches(protocolName: protocolName, direction: direction, source: source,
-                                   destination: destination, destinationPort: destinationPort) {
-            return (rules[index].action, index)
+        let first = index.first(direction: direction, protocolName: protocolName, destinationPort: destinationPort) {
+            rules[$0].matches(protocolName: protocolName, direction: direction, source: source,
+                              destination: destination, destinationPort: destinationPort, tables: tables)
         }
-        return (direction == .inbound ? defaultInbound : defaultOutbound, nil)
+        guard let first else { return (direction == .inbound ? defaultInbound : defaultOutbound, nil) }
+        return (rules[first].action, first)
     }
 }

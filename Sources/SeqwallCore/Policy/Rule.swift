@@ -4,10 +4,13 @@ public struct Rule: Sendable, Equatable {
     public var direction: Direction
     /// `icmp` and `icmp6` rules are for echo requests, the only ICMP messages that open a flow.
     public var protocolName: TrackedProtocol
-    /// Empty means any source.
+    /// With `fromTables` empty too, any source.
     public var from: [IPNetwork]
-    /// Empty means any destination.
+    /// With `toTables` empty too, any destination.
     public var to: [IPNetwork]
+    /// `<name>` and `!<name>` in the `from` list; a source matches an item of either list.
+    public var fromTables: [TableReference]
+    public var toTables: [TableReference]
     /// Destination ports; empty means any port.
     public var ports: [PortRange]
     /// `limit half-open N per-source` on a pass rule (HalfOpenLimiter; counted per rule
@@ -16,25 +19,36 @@ public struct Rule: Sendable, Equatable {
     public var location: SourceLocation
 
     public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
-                to: [IPNetwork] = [], ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
+                to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
+                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
         self.action = action
         self.direction = direction
         self.protocolName = protocolName
         self.from = from
         self.to = to
+        self.fromTables = fromTables
+        self.toTables = toTables
         self.ports = ports
         self.halfOpenPerSource = halfOpenPerSource
         self.location = location
     }
 
     /// Whether this rule applies to a new flow of `protocolName` with these endpoints
-    /// (`destinationPort` is ignored for ICMP, whose rules have no ports).
+    /// (`destinationPort` is ignored for ICMP, whose rules have no ports); `tables` are the
+    /// policy's, which the table references point into.
     public func matches(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
-                        destination: IPAddress, destinationPort: UInt16) -> Bool {
+                        destination: IPAddress, destinationPort: UInt16, tables: [AddressTable] = []) -> Bool {
         guard direction == self.direction, protocolName == self.protocolName else { return false }
-        if !from.isEmpty && !from.contains(where: { $0.contains(source) }) { return false }
-        if !to.isEmpty && !to.contains(where: { $0.contains(destination) }) { return false }
+        if !Rule.listMatches(from, fromTables, source, tables) { return false }
+        if !Rule.listMatches(to, toTables, destination, tables) { return false }
         if !ports.isEmpty && !ports.contains(where: { $0.contains(destinationPort) }) { return false }
         return true
+    }
+
+    /// An address list matches when it is empty (`any`) or one of its items contains the address.
+    private static func listMatches(_ networks: [IPNetwork], _ references: [TableReference], _ address: IPAddress,
+                                    _ tables: [AddressTable]) -> Bool {
+        if networks.isEmpty && references.isEmpty { return true }
+        return networks.contains { $0.contains(address) } || references.contains { $0.matches(address, in: tables) }
     }
 }

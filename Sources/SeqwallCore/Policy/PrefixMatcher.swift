@@ -1,0 +1,164 @@
+/// Longest-prefix membership for IPv4 and IPv6 at once, built once from a table's entries and
+/// read-only after: lookups allocate nothing and take no lock, and a changed table is a new
+/// matcher swapped in whole.
+///
+/// CIDR prefixes are nested or disjoint, so the entries cut the address space into runs that are
+/// wholly in or wholly out of the table (the run's innermost prefix decides). Only the addresses
+/// where membership flips are kept, sorted; an address is in the table when an odd number of
+/// them are at or below it. This is the interval form nft keeps for `flags interval` sets
+/// (nft_set_rbtree's start and end elements), flattened into an array so a lookup is a binary
+/// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
+/// per prefix length as in ipset's hash:net. A directory on the top 16 bits of an IPv4 address
+/// (as DIR-24-8 does with 24) narrows the search to the flips under that /16, so that a lookup
+/// is a few steps rather than a long run of branches the processor cannot predict. IPv6 tables sit in a small
+/// part of their space (2000::/3 and below), so their directory is on the 16 bits that follow
+/// the bits all the table's flips share: every address between the first and last flip shares
+/// them too.
+public struct PrefixMatcher: Sendable {
+    /// Addresses where IPv4 membership flips, ascending.
+    private let ipv4Flips: [UInt32]
+    /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
+    /// and element 65536 is the count. Empty otherwise.
+    private let ipv4Directory: [Int32]
+    /// Addresses where IPv6 membership flips, ascending, as the high and low halves IPAddress
+    /// holds, so that a lookup compares machine words.
+    private let ipv6Flips: [IPAddress]
+    /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
+    private let ipv6Directory: [Int32]
+    private let ipv6Shift: Int
+
+    /// Below this many flips of a family a plain binary search touches fewer cache lines than a
+    /// 256 KiB directory would.
+    static let directoryThreshold = 256
+
+    public init(_ entries: [TableEntry]) {
+        var ipv4: [Span] = []
+        var ipv6: [Span] = []
+        for entry in entries {
+            let network = entry.network
+            if network.isIPv4 {
+                let start = UInt128(network.address.ipv4Value)
+                let size = UInt128(1) << UInt128(32 - network.prefixLength)
+                ipv4.append(Span(start: start, end: start + size - 1, length: network.prefixLength, member: !entry.negated))
+            } else {
+                let start = UInt128(network.address.high) << 64 | UInt128(network.address.low)
+                let hostBits = 128 - network.prefixLength
+                let end = hostBits == 128 ? UInt128.max : start | ((UInt128(1) << UInt128(hostBits)) - 1)
+                ipv6.append(Span(start: start, end: end, length: network.prefixLength, member: !entry.negated))
+            }
+        }
+        // A flip just past 255.255.255.255 (an entry that reaches it) concerns no address.
+        let flips4 = PrefixMatcher.flips(ipv4).filter { $0 <= UInt128(UInt32.max) }.map { UInt32($0) }
+        ipv4Flips = flips4
+        let flips6 = PrefixMatcher.flips(ipv6).map {
+            IPAddress(high: UInt64(truncatingIfNeeded: $0 >> 64), low: UInt64(truncatingIfNeeded: $0))
+        }
+        ipv6Flips = flips6
+        let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
+        ipv6Shift = shared
+        ipv6Directory = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
+            ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
+        ipv4Directory = flips4.count >= PrefixMatcher.directoryThreshold
+            ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+    }
+
+    /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
+    /// element 65536 is their count.
+    private static func directory(_ keys: [Int]) -> [Int32] {
+        var directory = [Int32](repeating: 0, count: 65537)
+        var index = 0
+        for key in 0...65536 {
+            while index < keys.count, keys[index] < key { index += 1 }
+            directory[key] = Int32(index)
+        }
+        return directory
+    }
+
+    /// Whether the most specific entry containing `address` is a plain one (not an exception).
+    public func contains(_ address: IPAddress) -> Bool {
+        if address.isIPv4 {
+            let value = address.ipv4Value
+            var low = 0
+            var high = ipv4Flips.count
+            if !ipv4Directory.isEmpty {
+                let slot = Int(value >> 16)
+                low = Int(ipv4Directory[slot])
+                high = Int(ipv4Directory[slot + 1])
+            }
+            // The first flip above `value`; its index counts the flips at or below.
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
+            }
+            return low & 1 == 1
+        }
+        let value = address
+        var low = 0
+        var high = ipv6Flips.count
+        if !ipv6Directory.isEmpty {
+            // Outside the flips' span the answer is known; inside it the directory applies.
+            if value < ipv6Flips[0] { return false }
+            if !(value < ipv6Flips[ipv6Flips.count - 1]) { return ipv6Flips.count & 1 == 1 }
+            let slot = Int((value.high << UInt64(ipv6Shift)) >> 48)
+            low = Int(ipv6Directory[slot])
+            high = Int(ipv6Directory[slot + 1])
+        }
+        while low < high {
+            let middle = (low + high) >> 1
+            if !(value < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
+        }
+        return low & 1 == 1
+    }
+
+    /// Bytes the lookup structures take (the entries themselves are the table's).
+    public var byteCount: Int {
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 16 + ipv6Directory.count * 4
+    }
+
+    /// One entry as a closed range of addresses of its family.
+    struct Span {
+        let start: UInt128
+        let end: UInt128
+        let length: Int
+        let member: Bool
+    }
+
+    /// The addresses where membership flips, ascending. Outer prefixes sort before the prefixes
+    /// nested in them, so a stack of the prefixes around the current address gives, at each
+    /// point, the innermost one, which decides.
+    static func flips(_ unsorted: [Span]) -> [UInt128] {
+        let spans = unsorted.sorted { a, b in
+            if a.start != b.start { return a.start < b.start }
+            if a.length != b.length { return a.length < b.length }
+            // The same prefix twice, plain and excepted: the exception sorts last and wins.
+            return a.member && !b.member
+        }
+        var flips: [UInt128] = []
+        var inside = false
+        var cursor: UInt128 = 0
+        var exhausted = false
+        // Every address from `cursor` through `end` has membership `member`.
+        func run(through end: UInt128, _ member: Bool) {
+            if member != inside {
+                flips.append(cursor)
+                inside = member
+            }
+            if end == UInt128.max { exhausted = true } else { cursor = end + 1 }
+        }
+        var stack: [Span] = []
+        for span in spans {
+            while let top = stack.last, top.end < span.start {
+                if !exhausted, cursor <= top.end { run(through: top.end, top.member) }
+                stack.removeLast()
+            }
+            if span.start > cursor { run(through: span.start - 1, stack.last?.member ?? false) }
+            stack.append(span)
+        }
+        while let top = stack.popLast() {
+            if !exhausted, cursor <= top.end { run(through: top.end, top.member) }
+        }
+        // Past the last entry nothing is in the table.
+        if inside, !exhausted { flips.append(cursor) }
+        return flips
+    }
+}

@@ -1,0 +1,169 @@
+/// The rules grouped by what a new flow always has, so that deciding one looks only at the rules
+/// that can match it, in their file order: first match stays first match.
+///
+/// Each (direction, protocol) has its rules without ports in one list, and its destination
+/// ports cut into segments at every port-range edge of its rules with ports, each segment listing
+/// the rules whose ranges cover it. A flow's candidates are the two lists merged by rule position,
+/// and each candidate is still checked in full, so the index can only skip rules that cannot
+/// match. Built once per policy; lookups read flat arrays and allocate nothing. A class, so that
+/// copying a Policy (which the tracker does to decide) costs one reference, not one per array.
+public final class RuleIndex: Sendable, Equatable {
+    /// Per bucket (direction, protocol), the range of `wildcards` and of the segments below.
+    private let wildcardStart: [Int32]
+    private let segmentStart: [Int32]
+    /// Rule positions of rules without ports, bucket by bucket, ascending within a bucket.
+    private let wildcards: [Int32]
+    /// Segment `s` covers ports from `segmentLower[s]` up to the next segment's lower port, or
+    /// 65535 at the end of its bucket; its rules are `candidates[candidateStart[s]..<candidateStart[s + 1]]`.
+    private let segmentLower: [UInt16]
+    private let candidateStart: [Int32]
+    private let candidates: [Int32]
+    /// For a bucket with many segments, 65536 entries from `portTableStart[bucket]`: each port's
+    /// segment, relative to the bucket's first, so that finding it is one read instead of a
+    /// search of mispredicted steps. -1 for a bucket without.
+    private let portTableStart: [Int32]
+    private let portTable: [UInt16]
+
+    /// From this many segments a bucket gets a port table (128 KiB).
+    static let portTableThreshold = 64
+
+    /// A bucket whose segment lists would hold more than this many positions per rule (wide,
+    /// overlapping port ranges) puts all its rules in the wildcard list instead: slower for that
+    /// bucket, never wrong, and memory stays linear in the rules.
+    static let maximumCopiesPerRule = 64
+
+    static let bucketCount = 2 * TrackedProtocol.allCases.count
+
+    static func bucket(_ direction: Direction, _ protocolName: TrackedProtocol) -> Int {
+        Int(direction.rawValue) * TrackedProtocol.allCases.count + Int(protocolName.rawValue)
+    }
+
+    public init(_ rules: [Rule]) {
+        var byBucket = [[Int]](repeating: [], count: RuleIndex.bucketCount)
+        for (position, rule) in rules.enumerated() {
+            byBucket[RuleIndex.bucket(rule.direction, rule.protocolName)].append(position)
+        }
+        var wildcardStart: [Int32] = [0]
+        var segmentStart: [Int32] = [0]
+        var wildcards: [Int32] = []
+        var segmentLower: [UInt16] = []
+        var candidateStart: [Int32] = [0]
+        var candidates: [Int32] = []
+        var portTableStart: [Int32] = []
+        var portTable: [UInt16] = []
+        for positions in byBucket {
+            let ported = positions.filter { !rules[$0].ports.isEmpty && rules[$0].protocolName.hasPorts }
+            var edges = Set<Int>()
+            for position in ported {
+                for range in rules[position].ports {
+                    edges.insert(Int(range.lower))
+                    if range.upper < UInt16.max { edges.insert(Int(range.upper) + 1) }
+                }
+            }
+            if !ported.isEmpty { edges.insert(0) }
+            let lowers = edges.sorted()
+            var lists: [[Int32]] = lowers.map { _ in [] }
+            var total = 0
+            for position in ported {
+                for range in rules[position].ports {
+                    // The segments inside the range: edges were cut at both of its ends.
+                    var segment = RuleIndex.firstSegment(atOrAbove: Int(range.lower), in: lowers)
+                    while segment < lowers.count, lowers[segment] <= Int(range.upper) {
+                        if lists[segment].last != Int32(position) { lists[segment].append(Int32(position)) }
+                        segment += 1
+                        total += 1
+                    }
+                }
+            }
+            if total > RuleIndex.maximumCopiesPerRule * max(ported.count, 1) {
+                wildcards += positions.map { Int32($0) }
+            } else {
+                wildcards += positions.filter { rules[$0].ports.isEmpty || !rules[$0].protocolName.hasPorts }.map { Int32($0) }
+                for (segment, lower) in lowers.enumerated() {
+                    segmentLower.append(UInt16(lower))
+                    candidates += lists[segment]
+                    candidateStart.append(Int32(candidates.count))
+                }
+            }
+            if total <= RuleIndex.maximumCopiesPerRule * max(ported.count, 1), lowers.count >= RuleIndex.portTableThreshold {
+                portTableStart.append(Int32(portTable.count))
+                var segment = 0
+                for port in 0...65535 {
+                    if segment + 1 < lowers.count, lowers[segment + 1] <= port { segment += 1 }
+                    portTable.append(UInt16(segment))
+                }
+            } else {
+                portTableStart.append(-1)
+            }
+            wildcardStart.append(Int32(wildcards.count))
+            segmentStart.append(Int32(segmentLower.count))
+        }
+        self.wildcardStart = wildcardStart
+        self.segmentStart = segmentStart
+        self.wildcards = wildcards
+        self.segmentLower = segmentLower
+        self.candidateStart = candidateStart
+        self.candidates = candidates
+        self.portTableStart = portTableStart
+        self.portTable = portTable
+    }
+
+    /// Built from the same rules, so equal arrays mean equal indexes.
+    public static func == (lhs: RuleIndex, rhs: RuleIndex) -> Bool {
+        lhs === rhs || (lhs.wildcardStart == rhs.wildcardStart && lhs.segmentStart == rhs.segmentStart
+            && lhs.wildcards == rhs.wildcards && lhs.segmentLower == rhs.segmentLower
+            && lhs.candidateStart == rhs.candidateStart && lhs.candidates == rhs.candidates
+            && lhs.portTableStart == rhs.portTableStart && lhs.portTable == rhs.portTable)
+    }
+
+    private static func firstSegment(atOrAbove port: Int, in lowers: [Int]) -> Int {
+        var low = 0, high = lowers.count
+        while low < high {
+            let middle = (low + high) >> 1
+            if lowers[middle] < port { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The first rule position, in file order, among the candidates for this flow for which
+    /// `matches` holds; nil when none does.
+    func first(direction: Direction, protocolName: TrackedProtocol, destinationPort: UInt16,
+               where matches: (Int) -> Bool) -> Int? {
+        let bucket = RuleIndex.bucket(direction, protocolName)
+        var wildcard = Int(wildcardStart[bucket])
+        let wildcardEnd = Int(wildcardStart[bucket + 1])
+        var candidate = 0
+        var candidateEnd = 0
+        let firstSegment = Int(segmentStart[bucket])
+        let segmentEnd = Int(segmentStart[bucket + 1])
+        if firstSegment < segmentEnd, protocolName.hasPorts {
+            let segment: Int
+            let table = Int(portTableStart[bucket])
+            if table >= 0 {
+                segment = firstSegment + Int(portTable[table + Int(destinationPort)])
+            } else {
+                // The last segment whose lower port is at or below the port (the first is port 0).
+                var low = firstSegment, high = segmentEnd
+                while low < high {
+                    let middle = (low + high) >> 1
+                    if segmentLower[middle] <= destinationPort { low = middle + 1 } else { high = middle }
+                }
+                segment = low - 1
+            }
+            candidate = Int(candidateStart[segment])
+            candidateEnd = Int(candidateStart[segment + 1])
+        }
+        while wildcard < wildcardEnd || candidate < candidateEnd {
+            let position: Int
+            if candidate == candidateEnd || (wildcard < wildcardEnd && wildcards[wildcard] < candidates[candidate]) {
+                position = Int(wildcards[wildcard])
+                wildcard += 1
+            } else {
+                position = Int(candidates[candidate])
+                candidate += 1
+            }
+            if matches(position) { return position }
+        }
+        return nil
+    }
+}

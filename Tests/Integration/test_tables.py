@@ -1,0 +1,85 @@
+"""Address tables with real traffic: a 100,000-line drop file blocks a listed source and passes
+an unlisted one (seqwall.rules(5), tables).
+
+Gateway lab: the client is 198.51.100.10 and 2001:db8:1::10. The drop file lists the IPv4
+client among 100,000 lines (IPv6 /128s in 2001:db8:ffff::/48, /32s and /24s of the
+documentation ranges, exceptions and comments); the IPv6 client is not listed. The rules open
+port 8080 inbound to everyone not in the table.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lab  # noqa: E402
+
+OPEN_PORT = 8080
+LINES = 100_000
+
+
+def write_drop_file(path):
+    lines = ["# drop list for the lab: one address or network a line"]
+    lines.append("198.51.100.10")
+    # An exception for the firewall's own address, inside a listed /24 of another range.
+    lines += ["203.0.113.0/25", "!203.0.113.1"]
+    for third in range(0, 256):
+        lines.append(f"192.0.2.{third}")
+    n = 0
+    while len(lines) < LINES:
+        lines.append(f"2001:db8:ffff::{n // 65536:x}:{n % 65536:x}")
+        n += 1
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+class TableDropFileTests(lab.LabTestCase):
+    MODE = lab.GATEWAY
+    SERVER_PORTS = (OPEN_PORT,)
+    CLIENT_PORTS = ()
+
+    @classmethod
+    def make_lab(cls):
+        directory = lab.rules_dir("seqwall-tables-")
+        write_drop_file(os.path.join(directory, "drop.txt"))
+        rules = os.path.join(directory, "tables.rules")
+        with open(rules, "w") as fh:
+            fh.write("inside 203.0.113.0/24, 2001:db8:2::/64\n"
+                     "table <drop> file \"drop.txt\"\n"
+                     "default in block\n"
+                     "default out pass\n"
+                     "block in tcp from <drop>\n"
+                     f"pass in tcp to port {OPEN_PORT}\n"
+                     "set pickup grace 0\n")
+        return lab.Lab(cls.MODE, rules, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+
+    def test_1_listed_source_is_blocked(self):
+        server = self.lab.server_addr(4)
+        before = self.lab.daemon.stats()
+        with self.lab.connect("client", server, OPEN_PORT, timeout=2.0) as c:
+            self.assertFalse(c.connected, "a source in the drop table connected")
+            self.assertEqual(c.error, "timeout", "a blocked SYN must be dropped silently")
+        time.sleep(0.3)
+        after = self.lab.daemon.stats()
+        self.assertEqual(self.lab.server.accepts(OPEN_PORT), [])
+        self.assertGreaterEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 1,
+                                f"no `rule` drop counted: {before} -> {after}")
+
+    def test_2_unlisted_source_passes(self):
+        server = self.lab.server_addr(6)
+        with self.lab.connect("client", server, OPEN_PORT) as c:
+            self.assertTrue(c.connected, f"an unlisted source could not connect: {c.error}")
+            self.assertEqual(c.send(b"not on the list"), b"echo:not on the list")
+            self.assertEqual(c.close(), b"")
+        peers = [a for a in self.lab.server.accepts(OPEN_PORT) if a["peer_port"] == c.sport]
+        self.assertEqual(len(peers), 1, f"server accepts: {self.lab.server.accepts()}")
+        self.assertTrue(lab.addr_eq(peers[0]["peer"], self.lab.client_addr(6)))
+
+    def test_3_rules_show_names_the_table(self):
+        text = self.lab.daemon.cli(["rules", "show"]).stdout
+        self.assertIn("block in tcp from <drop>", text)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,117 @@
+import SeqwallCore
+import SeqwallTestSupport
+import Testing
+
+/// First match by definition: every rule in order.
+private func linearDecision(_ policy: Policy, _ protocolName: TrackedProtocol, _ direction: Direction,
+                            _ source: IPAddress, _ destination: IPAddress, _ port: UInt16) -> (RuleAction, Int?) {
+    for (index, rule) in policy.rules.enumerated()
+    where rule.matches(protocolName: protocolName, direction: direction, source: source, destination: destination,
+                       destinationPort: port, tables: policy.tables) {
+        return (rule.action, index)
+    }
+    return (direction == .inbound ? policy.defaultInbound : policy.defaultOutbound, nil)
+}
+
+private struct RandomRules {
+    var random: SplitMix64
+    let location = SourceLocation(file: "random.rules", line: 1, column: 1)
+
+    mutating func pick<T>(_ choices: [T]) -> T { choices[Int(random.next() % UInt64(choices.count))] }
+
+    mutating func port() -> UInt16 {
+        random.next() % 3 == 0 ? UInt16(truncatingIfNeeded: random.next()) : pick([0, 1, 22, 23, 25, 53, 80, 443, 8000, 8080, 65535])
+    }
+
+    mutating func address() -> IPAddress {
+        random.next() % 2 == 0 ? IPAddress(ipv4: 0xC633_6400 | UInt32(random.next() % 512))
+            : IPAddress(high: 0x2001_0DB8_0000_0000 | random.next() % 2, low: random.next() % 512)
+    }
+
+    mutating func networks() -> [IPNetwork] {
+        guard random.next() % 3 == 0 else { return [] }
+        return (0...(random.next() % 2)).map { _ in
+            let address = address()
+            return IPNetwork(address: address, prefixLength: (address.isIPv4 ? 23 : 119) + Int(random.next() % 10))
+        }
+    }
+
+    mutating func ports() -> [PortRange] {
+        switch random.next() % 4 {
+        case 0: return []
+        case 1:
+            let lower = max(1, port())
+            return [PortRange(lower, max(lower, lower &+ UInt16(random.next() % 3000)))]
+        default: return (0...(random.next() % 3)).map { _ in PortRange(max(1, port())) }
+        }
+    }
+
+    mutating func policy(ruleCount: Int, tableCount: Int) -> Policy {
+        var policy = Policy()
+        policy.defaultInbound = pick([.block, .pass, .reject])
+        policy.defaultOutbound = pick([.block, .pass])
+        policy.tables = (0..<tableCount).map { number in
+            AddressTable(name: "t\(number)", entries: (0..<(random.next() % 40)).map { _ in
+                let address = address()
+                return TableEntry(IPNetwork(address: address, prefixLength: (address.isIPv4 ? 22 : 118) + Int(random.next() % 11)),
+                                  negated: random.next() % 4 == 0)
+            })
+        }
+        func references(_ draw: inout RandomRules) -> [TableReference] {
+            guard tableCount > 0, draw.random.next() % 3 == 0 else { return [] }
+            let number = Int(draw.random.next() % UInt64(tableCount))
+            return [TableReference(name: "t\(number)", index: number, negated: draw.random.next() % 3 == 0)]
+        }
+        policy.rules = (0..<ruleCount).map { _ in
+            let protocolName = pick(TrackedProtocol.allCases)
+            return Rule(action: pick([.pass, .block, .reject]), direction: pick([.inbound, .outbound]),
+                        protocolName: protocolName, from: networks(), to: networks(),
+                        fromTables: references(&self), toTables: references(&self),
+                        ports: protocolName.hasPorts ? ports() : [], location: location)
+        }
+        return policy
+    }
+}
+
+@Suite("Rule index")
+struct RuleIndexTests {
+    @Test("decides as first match over every rule does", arguments: [11, 12, 13, 14, 15, 16] as [UInt64])
+    func randomAgainstLinear(seed: UInt64) {
+        var draw = RandomRules(random: SplitMix64(seed: seed))
+        for ruleCount in [0, 1, 3, 10, 60, 400] {
+            let policy = draw.policy(ruleCount: ruleCount, tableCount: Int(draw.random.next() % 3))
+            for _ in 0..<1000 {
+                let protocolName = draw.pick(TrackedProtocol.allCases)
+                let direction = draw.pick([Direction.inbound, .outbound])
+                let source = draw.address(), destination = draw.address()
+                let port = draw.port()
+                let decided = policy.decide(protocolName: protocolName, direction: direction, source: source,
+                                            destination: destination, destinationPort: port)
+                let expected = linearDecision(policy, protocolName, direction, source, destination, port)
+                #expect(decided.action == expected.0 && decided.ruleIndex == expected.1,
+                        "seed \(seed), \(ruleCount) rules, \(protocolName) \(direction) \(source) -> \(destination):\(port)")
+            }
+        }
+    }
+
+    @Test("wide overlapping port ranges still decide as first match")
+    func wideRanges() {
+        var policy = Policy()
+        let location = SourceLocation(file: "wide.rules", line: 1, column: 1)
+        policy.rules = (0..<300).map { (number: Int) -> Rule in
+            let action: RuleAction = number % 2 == 0 ? .pass : .block
+            let source = IPNetwork(address: IPAddress(ipv4: 0xC633_6400 + UInt32(number)), prefixLength: 32)
+            let ports = PortRange(UInt16(1 + number), 65535)
+            return Rule(action: action, direction: .inbound, from: [source], ports: [ports], location: location)
+        }
+        for number in 0..<300 {
+            for port: UInt16 in [0, 1, UInt16(number), UInt16(number + 1), UInt16(number + 2), 65535] {
+                let source = IPAddress(ipv4: 0xC633_6400 + UInt32(number))
+                let decided = policy.decide(direction: .inbound, source: source, destination: ip("203.0.113.1"),
+                                            destinationPort: port)
+                let expected = linearDecision(policy, .tcp, .inbound, source, ip("203.0.113.1"), port)
+                #expect(decided.action == expected.0 && decided.ruleIndex == expected.1)
+            }
+        }
+    }
+}
