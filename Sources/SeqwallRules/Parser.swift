@@ -29,10 +29,9 @@ import SeqwallCore
 ///
 /// A table file has one `[!]NET` a line, blank lines and `#` comments (`tableFileEntry`).
 struct Parser {
-    /// What an unknown statement's message lists: the statements of a rule file without tables.
-    static let listedKeywords = ["include", "inside", "default", "pass", "block", "reject", "limit", "timeout", "set"]
-    /// Every statement, for typo hints and for telling a rule file from something else.
-    static let statementKeywords = listedKeywords + ["table"]
+    /// Every statement, for typo hints, for an unknown statement's message and for telling a
+    /// rule file from something else.
+    static let statementKeywords = ["include", "inside", "default", "table", "pass", "block", "reject", "limit", "timeout", "set"]
     /// pf's PF_TABLE_NAME_SIZE less its NUL.
     static let maximumTableNameLength = 31
 
@@ -146,7 +145,7 @@ struct Parser {
             }
         default:
             let hint = closest(to: first.text, among: Parser.statementKeywords).map { "did you mean '\($0)'?" }
-                ?? "expected one of: " + Parser.listedKeywords.joined(separator: ", ")
+                ?? "expected one of: " + Parser.statementKeywords.joined(separator: ", ")
             throw error(at: first, "unknown statement \(quoted(first.text)); \(hint)")
         }
     }

@@ -347,7 +347,7 @@ struct ErrorTests {
     @Test("a line that starts no statement ends the file, quoting at most the start of its first token")
     func notARuleFile() {
         #expect(errorLines(String(repeating: "bogus\n", count: 500)) == [
-            "test.rules:1:1: unknown statement 'bogus'; expected one of: include, inside, default, pass, block, reject, "
+            "test.rules:1:1: unknown statement 'bogus'; expected one of: include, inside, default, table, pass, block, reject, "
                 + "limit, timeout, set; not a rule, so the rest of this file is not read",
         ])
         let secret = "root:" + String(repeating: "S", count: 200) + ":19700:0:99999:7:::"
