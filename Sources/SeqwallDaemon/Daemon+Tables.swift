@@ -111,7 +111,8 @@ extension Daemon {
         let live = status.currentPolicy.policy.tables
         var changes: [String: TableChanges] = [:]
         for definition in tableDefinitions where definition.persist {
-            guard let current = live.first(where: { $0.name == definition.name }) else { continue }
+            // The same object: never changed since the load, so no set difference to take.
+            guard let current = live.first(where: { $0.name == definition.name }), current !== definition else { continue }
             let difference = TableChanges(from: definition, to: current)
             if !difference.isEmpty { changes[definition.name] = difference }
         }
