@@ -13,4 +13,6 @@ public enum ControlCommand: String, Codable, Sendable, CaseIterable {
     case watch
     /// The policy in force with per-rule counters: `{"ok":true,"rules":{...}}` (RulesRecord).
     case rules
+    /// Show, change or test one address table (`request.table`, TableRequest).
+    case table
 }

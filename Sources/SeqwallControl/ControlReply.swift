@@ -9,9 +9,12 @@ public struct ControlReply: Codable, Sendable, Equatable {
     public var stats: StatsRecord?
     public var message: String?
     public var rules: RulesRecord?
+    /// For table show: the entries, in canonical order (IPv4 first, exceptions with `!`).
+    public var entries: [String]?
 
     public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil,
-                rules: RulesRecord? = nil) {
+                rules: RulesRecord? = nil, entries: [String]? = nil) {
+        self.entries = entries
         self.ok = ok
         self.error = error
         self.count = count

@@ -8,11 +8,15 @@ public struct ControlRequest: Codable, Sendable, Equatable {
     /// For watch: the events wanted by name ("new", "update", "destroy"); nil for all. A daemon
     /// that does not know the field sends every event (the CLI filters them again).
     public var events: [String]?
+    /// For table: which table and what to do with it.
+    public var table: TableRequest?
 
-    public init(command: ControlCommand, filter: ConnectionFilter? = nil, events: [String]? = nil) {
+    public init(command: ControlCommand, filter: ConnectionFilter? = nil, events: [String]? = nil,
+                table: TableRequest? = nil) {
         self.command = command
         self.filter = filter
         self.events = events
+        self.table = table
     }
 
     /// Decodes one request line as the daemon received it (without its newline). The daemon's

@@ -1,4 +1,5 @@
 import Foundation
+import SeqwallCore
 
 extension Formatters {
     /// `seqwall rules show`: the policy in force in rule-file form (as `rules check --print`,
@@ -7,6 +8,7 @@ extension Formatters {
     public static func rulesText(_ record: RulesRecord) -> String {
         var lines = ["# \(record.file), loaded \(timestamp(record.loaded_at))"]
         if !record.inside.isEmpty { lines.append("inside " + record.inside.joined(separator: ", ")) }
+        for table in record.tables ?? [] { lines.append(tableLine(table)) }
         for entry in record.defaults + record.rules {
             var line = entry.number.map { "@\($0) " } ?? ""
             line += entry.text
@@ -29,6 +31,11 @@ extension Formatters {
         lines.append("set pickup \(record.pickup ? "on" : "off")")
         lines.append("set drop-log \(record.drop_log)")
         return lines.joined(separator: "\n")
+    }
+
+    /// A table as `rules show` and `stats` name it, with its size now.
+    static func tableLine(_ table: TableSummary) -> String {
+        "table <\(table.name)>" + (table.persist ? " persist" : "") + "  # " + Counted.text(table.entries, "entry", "entries")
     }
 
     static func countersText(_ counters: RulesRecord.Counters) -> String {

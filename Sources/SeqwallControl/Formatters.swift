@@ -130,6 +130,7 @@ public enum Formatters {
             }
             lines.append(line)
         }
+        for table in stats.tables ?? [] { lines.append("table        " + String(tableLine(table).dropFirst("table ".count))) }
         lines.append("drops by reason:")
         let width = DropReason.allCases.map(\.name.count).max() ?? 0
         for reason in DropReason.allCases {

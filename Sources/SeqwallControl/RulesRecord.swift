@@ -82,6 +82,8 @@ public struct RulesRecord: Codable, Sendable, Equatable {
     public var timeouts: [Timeout]
     public var pickup: Bool
     public var drop_log: String
+    /// The address tables with their entry counts now, in rule-file order.
+    public var tables: [TableSummary]?
 
     public init(file: String, loaded_at: UInt64, inside: [String], defaults: [Entry], rules: [Entry], limits: Limits,
                 timeouts: [Timeout], pickup: Bool, drop_log: String) {

@@ -96,6 +96,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var commit: String?
     /// Optional only so that the answer of an older daemon still decodes.
     public var pickup: Pickup?
+    /// The address tables with their entry counts, in rule-file order.
+    public var tables: [TableSummary]?
 
     /// Sums the per-queue figures.
     public init(queues inputs: [QueueMetrics]) {

@@ -37,6 +37,38 @@ public enum RuleFile {
         return try loader.policy()
     }
 
+    /// The entries of a table file (`seqwall table NAME replace FILE`), read and checked as a
+    /// `table <name> file "FILE"` line reads it; every bad line at its file:line:column.
+    public static func tableEntries(path: String) throws(RuleErrors) -> [TableEntry] {
+        var loader = SourceLoader(baseDirectory: nil)
+        let entries = loader.loadTable(path: path)
+        guard loader.diagnostics.isEmpty else { throw RuleErrors(errors: loader.diagnostics.errors) }
+        return entries
+    }
+
+    /// Addresses given one by one (`seqwall table NAME add ADDR...`), each as a table line;
+    /// a bad one is reported as `address N:1:column: message`, N counting from 1.
+    public static func tableEntries(addresses: [String]) throws(RuleErrors) -> [TableEntry] {
+        var loader = SourceLoader(baseDirectory: nil)
+        var entries: [TableEntry] = []
+        for (index, address) in addresses.enumerated() {
+            // One line each: a newline inside an argument must not make a second entry.
+            guard !address.contains(where: \.isNewline) else {
+                throw RuleErrors(errors: [RuleError(location: SourceLocation(file: "address \(index + 1)", line: 1, column: 1),
+                                                    message: "expected one address or network, found a line break")])
+            }
+            let before = entries.count
+            loader.scanTable(Array(address.utf8), displayPath: "address \(index + 1)", firstLineDecides: false,
+                             into: &entries)
+            if entries.count == before && loader.diagnostics.isEmpty {
+                throw RuleErrors(errors: [RuleError(location: SourceLocation(file: "address \(index + 1)", line: 1, column: 1),
+                                                    message: "expected an address or network")])
+            }
+        }
+        guard loader.diagnostics.isEmpty else { throw RuleErrors(errors: loader.diagnostics.errors) }
+        return entries
+    }
+
     /// The canonical text of a whole policy (`rules check --print`), ending in a newline.
     public static func canonicalText(of policy: Policy) -> String {
         RulePrinter.text(of: policy)

@@ -149,11 +149,19 @@ struct SourceLoader {
             bytes = read.bytes
         }
         fileCount += 1
+        scanTable(bytes, displayPath: displayPath, into: &entries)
+    }
+
+    /// The entries of a table's text, one a line; bad lines reported at `displayPath`, their
+    /// line and column. `firstLineDecides`: a first line that is no address stops the reading
+    /// (a file that may be anything, see below); off for text that is meant to be addresses.
+    mutating func scanTable(_ bytes: [UInt8], displayPath: String, firstLineDecides: Bool = true,
+                            into entries: inout [TableEntry]) {
         if let (line, column) = firstInvalidUTF8(in: bytes) {
             diagnostics.report(at: SourceLocation(file: displayPath, line: line, column: column), "file is not valid UTF-8")
             return
         }
-        var sawEntry = false
+        var sawEntry = !firstLineDecides
         var lineStart = bytes.startIndex
         var lineNumber = 0
         while !diagnostics.isFull, lineStart < bytes.endIndex {
@@ -189,6 +197,13 @@ struct SourceLoader {
                 diagnostics.report(error)
             }
         }
+    }
+
+    /// A table file read on its own, as `seqwall table NAME replace FILE` does.
+    mutating func loadTable(path: String) -> [TableEntry] {
+        var entries: [TableEntry] = []
+        readTable(path, at: SourceLocation(file: path, line: 1, column: 1), from: "", into: &entries)
+        return entries
     }
 
     /// Everything up to and including the last slash; "" for a bare file name.

@@ -17,6 +17,8 @@ public struct DaemonMetrics: Sendable {
     /// When the last pickup grace period ends or ended, in seconds since 1970; 0 when none was
     /// started (docs/design.md, Pickup).
     public var pickupGraceEnds: UInt64 = 0
+    /// The address tables and their entry counts now.
+    public var tables: [TableSummary] = []
 
     public init() {}
 
@@ -78,6 +80,10 @@ public struct DaemonMetrics: Sendable {
         out.family("seqwall_pickup_grace_end_timestamp_seconds", .gauge,
                    help: "When the last pickup grace period ends or ended (seconds since 1970); 0 when none was started.")
         out.sample("seqwall_pickup_grace_end_timestamp_seconds", [:], pickupGraceEnds)
+        if !tables.isEmpty {
+            out.family("seqwall_table_entries", .gauge, help: "Entries of each address table, run-time changes included.")
+            for table in tables { out.sample("seqwall_table_entries", ["table": table.name], UInt64(table.entries)) }
+        }
 
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }

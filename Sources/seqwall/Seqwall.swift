@@ -29,7 +29,7 @@ struct Seqwall: ParsableCommand {
             language is in seqwall.rules(5).
             """,
         version: "seqwall \(BuildVersion.description)",
-        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, Stats.self, ReplayCapture.self]
+        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, TableCommand.self, Stats.self, ReplayCapture.self]
     )
 
     /// Exit 0 on success and 1 on any error, with one line on stderr (seqwall(8), EXIT STATUS);

@@ -81,5 +81,92 @@ class TableDropFileTests(lab.LabTestCase):
         self.assertIn("block in tcp from <drop>", text)
 
 
+class LiveTableTests(lab.LabTestCase):
+    """`seqwall table` on the running daemon (docs/operations.md, Live table changes): an add
+    blocks the listed client's next SYN without a reload while established connections carry
+    on; a persist table's run-time entries survive a reload and a restart with the state file.
+
+    Gateway lab: 198.51.100.10 (the client added to <drop>) and 2001:db8:1::10 (another
+    source, never listed) both connect to the server's port 8080."""
+
+    MODE = lab.GATEWAY
+    SERVER_PORTS = (OPEN_PORT,)
+    CLIENT_PORTS = ()
+
+    @classmethod
+    def make_lab(cls):
+        directory = lab.rules_dir("seqwall-live-tables-")
+        cls.rules_path = os.path.join(directory, "live.rules")
+        with open(cls.rules_path, "w") as fh:
+            fh.write("inside 203.0.113.0/24, 2001:db8:2::/64\n"
+                     "table <drop> persist\n"
+                     "default in block\n"
+                     "default out pass\n"
+                     "block in tcp from <drop>\n"
+                     f"pass in tcp to port {OPEN_PORT}\n"
+                     "set pickup grace 0\n")
+        return lab.Lab(cls.MODE, cls.rules_path, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        state_dir = os.path.join(cls.lab.workdir, "state")
+        os.mkdir(state_dir, 0o700)
+        cls.lab.daemon.stop()
+        cls.lab.daemon.extra = ["--state-file", os.path.join(state_dir, "seqwall.state"), "--state-interval", "3600"]
+        cls.lab.daemon.start()
+
+    def table(self, *args, check=True):
+        return self.lab.daemon.cli(["table", "drop", *args], check=check)
+
+    def assert_blocked(self, family, label):
+        with self.lab.connect("client", self.lab.server_addr(family), OPEN_PORT, timeout=2.0) as c:
+            self.assertFalse(c.connected, f"{label}: a source in <drop> connected")
+            self.assertEqual(c.error, "timeout", f"{label}: a blocked SYN must be dropped silently")
+
+    def test_add_blocks_the_next_syn_and_established_connections_carry_on(self):
+        self.table("flush")
+        ipv4 = self.lab.server_addr(4)
+        ipv6 = self.lab.server_addr(6)
+        with self.lab.connect("client", ipv6, OPEN_PORT) as other, \
+                self.lab.connect("client", ipv4, OPEN_PORT) as own:
+            self.assertTrue(other.connected, f"the IPv6 client could not connect: {other.error}")
+            self.assertTrue(own.connected, f"the IPv4 client could not connect before the add: {own.error}")
+            reloads = self.lab.daemon.stats().get("last_reload")
+            added = self.table("add", self.lab.client_addr(4))
+            self.assertEqual(added.stdout.strip(), "1/1 addresses added")
+            self.assertEqual(self.lab.daemon.stats().get("last_reload"), reloads, "the add made a reload")
+            self.assert_blocked(4, "after the add")
+            # Tables decide new connections: both established ones carry on.
+            self.assertEqual(other.send(b"still here"), b"echo:still here")
+            self.assertEqual(own.send(b"mine too"), b"echo:mine too")
+            self.assertEqual(other.close(), b"")
+            self.assertEqual(own.close(), b"")
+        with self.lab.connect("client", ipv6, OPEN_PORT) as again:
+            self.assertTrue(again.connected, f"an unlisted source could not connect after the add: {again.error}")
+        self.assertEqual(self.table("test", self.lab.client_addr(4)).returncode, 0)
+        self.assertEqual(self.table("test", self.lab.client_addr(6), check=False).returncode, 1)
+        entries = [t for t in self.lab.daemon.stats()["tables"] if t["name"] == "drop"]
+        self.assertEqual(entries, [{"name": "drop", "persist": True, "entries": 1}])
+        deleted = self.table("delete", self.lab.client_addr(4))
+        self.assertEqual(deleted.stdout.strip(), "1/1 addresses deleted")
+        with self.lab.connect("client", ipv4, OPEN_PORT) as back:
+            self.assertTrue(back.connected, f"the deleted source could not connect: {back.error}")
+
+    def test_persist_entries_survive_a_reload_and_a_restart(self):
+        self.table("flush")
+        self.table("add", self.lab.client_addr(4))
+        self.lab.daemon.cli(["reload"])
+        self.assertEqual(self.table("show").stdout.split(), [self.lab.client_addr(4)])
+        self.assert_blocked(4, "after the reload")
+        self.assertEqual(self.lab.daemon.stop(), 0)
+        self.lab.daemon.start()
+        self.assertEqual(self.table("show").stdout.split(), [self.lab.client_addr(4)])
+        self.assert_blocked(4, "after the restart")
+        self.table("flush")
+        with self.lab.connect("client", self.lab.server_addr(4), OPEN_PORT) as c:
+            self.assertTrue(c.connected, f"the flushed source could not connect: {c.error}")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -17,6 +17,18 @@ extension ConnectionTracker {
     /// Bytes the table takes once it holds `connectionLimit` connections (ConnectionTable.bytes).
     public var tableBytes: Int { table.bytes }
 
+    // MARK: Address tables
+
+    /// Puts `table` in place of the policy's table at `index` (`seqwall table`, docs/operations.md),
+    /// between packets: the rules name tables by position, so they see the new one at once,
+    /// and nothing else of the policy, counters and limiters included, changes. The caller
+    /// builds the table and keeps a reference to the old one, so neither building nor freeing
+    /// a large table happens on the owner's thread.
+    public func replaceTable(at index: Int, with table: AddressTable) {
+        precondition(index < policy.tables.count && policy.tables[index].name == table.name, "no such table")
+        policy.tables[index] = table
+    }
+
     // MARK: Lookup and listing
 
     /// The connection a packet with `key` belongs to, as the table holds it (its deadline may

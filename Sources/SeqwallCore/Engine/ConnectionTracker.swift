@@ -18,7 +18,7 @@
 ///
 /// Slots, index positions and pointers stay inside the engine.
 public final class ConnectionTracker {
-    public private(set) var policy: Policy
+    public internal(set) var policy: Policy
     let table: ConnectionTable
     /// What the packet path reads and writes on every packet, behind a pointer: every access
     /// to a stored `var` of a class is checked for exclusivity at run time (swift_beginAccess,

@@ -21,10 +21,15 @@
 ///      18  u16 reserved, 0
 ///      20  u32 record count
 ///      24  u64 wall-clock time of the snapshot, nanoseconds since the Unix epoch
-///      32  u64 reserved, 0
+///      32  u64 length of the table section after the records (0: none)
 ///      40  u32 reserved, 0
 ///      44  u32 CRC-32 (IEEE 802.3) of bytes 0..<44 and of every record
 ///     count records of 152 bytes (see `encode(_:queue:into:)`)
+///     the table section, when there is one (see `Encoder.finish()`)
+///
+/// The table section keeps what `seqwall table` changed in `persist` tables (TableChanges).
+/// It took a reserved field that older files hold 0 in, so they read as files without one;
+/// the CRC covers it as it covers the records.
 ///
 /// Times in the tracker are monotonic nanoseconds, which mean nothing to the next process.
 /// So a record holds each connection's remaining lifetime and age as of the snapshot, and the
@@ -37,6 +42,11 @@ public enum StateSnapshot {
     public static let headerLength = 48
     public static let recordLength = 152
     static let checksumOffset = 44
+    static let tableSectionOffset = 32
+    /// Most bytes a table section may take: room for a few million changed entries.
+    public static let maximumTableSectionLength = 64 << 20
+    /// An entry in the table section: 16 address bytes, prefix length, flags.
+    static let tableEntryLength = 18
 
     /// One connection and the queue (worker) it belongs to. The kernel's --queue-balance hash
     /// is keyed with a random value private to the kernel (xt_NFQUEUE.c, jhash_initval), so
@@ -88,6 +98,8 @@ public enum StateSnapshot {
         public var downtime: UInt64
         /// The connections still alive, their deadlines on the loading process's clock.
         public var entries: [Entry]
+        /// What `seqwall table` had changed in each `persist` table, by table name.
+        public var tables: [String: TableChanges] = [:]
         /// Connections whose lifetime ran out while seqwall was down.
         public var expired: Int
     }
@@ -100,6 +112,8 @@ public enum StateSnapshot {
         public private(set) var bytes: [UInt8]
         public private(set) var count = 0
         let monotonicNow: UInt64
+        /// The persist tables' run-time changes, written after the records by `finish`.
+        public var tables: [String: TableChanges] = [:]
 
         public init(wallTime: UInt64, monotonicNow: UInt64, reservingRecords: Int = 0) {
             self.monotonicNow = monotonicNow
@@ -157,7 +171,29 @@ public enum StateSnapshot {
         }
 
         /// The finished file.
+        /// The table section, by table name: u32 table count, then for each table a u16 name
+        /// length, the name in UTF-8, u32 added count, u32 deleted count, and the added then the
+        /// deleted entries, 18 bytes each (an address as in a record, u8 prefix length, u8 flags:
+        /// bit 0 an exception). Tables with no changes are left out.
         public mutating func finish() -> [UInt8] {
+            let tableStart = bytes.count
+            let changed = tables.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
+            if !changed.isEmpty {
+                put32(UInt32(changed.count))
+                for (name, changes) in changed {
+                    let utf8 = Array(name.utf8)
+                    put16(UInt16(utf8.count))
+                    bytes += utf8
+                    put32(UInt32(changes.added.count))
+                    put32(UInt32(changes.deleted.count))
+                    for entry in changes.added + changes.deleted {
+                        putAddress(entry.network.address)
+                        put8(UInt8(entry.network.prefixLength))
+                        put8(entry.negated ? 1 : 0)
+                    }
+                }
+            }
+            StateSnapshot.store32(UInt32(bytes.count - tableStart), at: StateSnapshot.tableSectionOffset, in: &bytes)
             StateSnapshot.store32(UInt32(count), at: 20, in: &bytes)
             StateSnapshot.store32(StateSnapshot.checksum(of: bytes), at: StateSnapshot.checksumOffset, in: &bytes)
             return bytes
@@ -215,8 +251,10 @@ public enum StateSnapshot {
         _ = reader.u16()
         let count = Int(reader.u32())
         let savedAt = reader.u64()
+        let tableLength = reader.u64()
         guard count <= maximumRecords else { throw .tooLarge(records: count, limit: maximumRecords) }
-        let expected = headerLength + count * recordLength
+        guard tableLength <= UInt64(maximumTableSectionLength) else { throw .badLayout("table section of \(tableLength) bytes") }
+        let expected = headerLength + count * recordLength + Int(tableLength)
         guard bytes.count >= expected else { throw .truncated(expected: expected, actual: bytes.count) }
         guard bytes.count == expected else { throw .trailingBytes(bytes.count - expected) }
         reader.offset = checksumOffset
@@ -238,7 +276,40 @@ public enum StateSnapshot {
             aged.connection.createdAt = monotonicNow > sinceOpened ? monotonicNow - sinceOpened : 0
             loaded.entries.append(aged)
         }
+        reader.offset = headerLength + count * recordLength
+        loaded.tables = try decodeTables(&reader, end: expected)
         return loaded
+    }
+
+    /// The table section (`Encoder.finish()`), every length checked against what is left.
+    static func decodeTables(_ reader: inout Reader, end: Int) throws(DecodeError) -> [String: TableChanges] {
+        guard reader.offset < end else { return [:] }
+        func bad(_ what: String) -> DecodeError { .badLayout("table section: \(what)") }
+        guard end - reader.offset >= 4 else { throw bad("cut short") }
+        var tables: [String: TableChanges] = [:]
+        for _ in 0..<reader.u32() {
+            guard end - reader.offset >= 2 else { throw bad("cut short") }
+            let nameLength = Int(reader.u16())
+            guard nameLength > 0, end - reader.offset >= nameLength + 8 else { throw bad("cut short") }
+            guard let name = String(validating: reader.bytes[reader.offset..<(reader.offset + nameLength)], as: UTF8.self),
+                  tables[name] == nil else { throw bad("bad or repeated table name") }
+            reader.offset += nameLength
+            let addedCount = Int(reader.u32()), deletedCount = Int(reader.u32())
+            guard (end - reader.offset) / tableEntryLength >= addedCount + deletedCount else { throw bad("cut short") }
+            var entries: [TableEntry] = []
+            entries.reserveCapacity(addedCount + deletedCount)
+            for _ in 0..<(addedCount + deletedCount) {
+                let address = reader.address()
+                let prefixLength = Int(reader.u8()), flags = reader.u8()
+                guard prefixLength <= (address.isIPv4 ? 32 : 128), flags & ~1 == 0 else {
+                    throw bad("entry \(address)/\(prefixLength) flags \(hex(flags)) in <\(name)>")
+                }
+                entries.append(TableEntry(IPNetwork(address: address, prefixLength: prefixLength), negated: flags == 1))
+            }
+            tables[name] = TableChanges(added: Array(entries[..<addedCount]), deleted: Array(entries[addedCount...]))
+        }
+        guard reader.offset == end else { throw .trailingBytes(end - reader.offset) }
+        return tables
     }
 
     public static func decode(_ bytes: [UInt8], maximumRecords: Int, wallNow: UInt64,

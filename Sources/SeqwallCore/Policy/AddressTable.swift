@@ -36,3 +36,29 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
     /// `<name>`, as rules write it.
     public var description: String { "<\(name)>" }
 }
+
+/// Live changes (`seqwall table NAME add|delete|replace`, docs/operations.md): each makes a new
+/// table, built off the packet path, that the workers put in place of this one between packets.
+extension AddressTable {
+    /// This table with `added` in it too, and how many of them were not in it already (pfctl
+    /// -T add's count).
+    public func adding(_ added: [TableEntry]) -> (table: AddressTable, changed: Int) {
+        var kept = Set(entries)
+        let changed = added.reduce(0) { $0 + (kept.insert($1).inserted ? 1 : 0) }
+        return (changed == 0 ? self : withEntries(Array(kept)), changed)
+    }
+
+    /// This table without `removed`, and how many of them it held (pfctl -T delete's count).
+    /// An entry goes only when written the same way: `198.51.100.7` does not take away
+    /// `198.51.100.0/24`, as in pf.
+    public func removing(_ removed: [TableEntry]) -> (table: AddressTable, changed: Int) {
+        var kept = Set(entries)
+        let changed = removed.reduce(0) { $0 + (kept.remove($1) != nil ? 1 : 0) }
+        return (changed == 0 ? self : withEntries(Array(kept)), changed)
+    }
+
+    /// The same table (name, `persist`) holding exactly `entries`.
+    public func withEntries(_ entries: [TableEntry]) -> AddressTable {
+        AddressTable(name: name, persist: persist, entries: entries)
+    }
+}

@@ -35,6 +35,9 @@ final class DaemonControl: Sendable {
         case .watch: return watch(request, filter: filter, session: session)
         case .rules: return ControlReply(ok: true, rules: daemon.rulesRecord())
         case .flush: return flush()
+        case .table:
+            guard let table = request.table else { return .failure("bad request: table needs {\"table\":{\"name\":...,\"operation\":...}}") }
+            return daemon.changeTable(table)
         }
     }
 

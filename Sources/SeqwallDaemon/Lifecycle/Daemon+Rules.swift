@@ -8,7 +8,7 @@ extension Daemon {
     func rulesRecord() -> RulesRecord {
         let (policy, loadedAt, defaults, rules) = ruleEntries()
         let limits = policy.limits
-        return RulesRecord(
+        var record = RulesRecord(
             file: options.rulesPath, loaded_at: loadedAt,
             inside: policy.inside.map(\.description), defaults: defaults, rules: rules,
             limits: RulesRecord.Limits(states: limits.states, half_open: limits.halfOpen,
@@ -19,6 +19,10 @@ extension Daemon {
                 RulesRecord.Timeout(name: $0.name, seconds: $0.seconds, text: $0.statement, is_default: $0.isDefault)
             },
             pickup: policy.pickup, drop_log: policy.dropLog.rawValue)
+        if !policy.tables.isEmpty {
+            record.tables = policy.tables.map(TableSummary.init)
+        }
+        return record
     }
 
     /// The rules and defaults that dropped new connections, for `stats`.

@@ -20,6 +20,9 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     var workers: [QueueWorker] = []
     let status = DaemonStatus()
+    /// The tables as the rule files define them, before `seqwall table` changed any (Daemon+Tables);
+    /// under the reload lock.
+    var tableDefinitions: [AddressTable] = []
     private var workersFinished: [DispatchSemaphore] = []
     private let reloadLock = NSLock()
     private let stopping = Atomic<Bool>(false)
@@ -89,14 +92,15 @@ public final class Daemon: @unchecked Sendable {
     /// packets. A file with errors changes nothing.
     func reload() -> ControlReply {
         withReloadLock {
-            let policy: Policy
+            let loaded: Policy
             do throws(RuleErrors) {
-                policy = try RuleFile.load(path: options.rulesPath)
+                loaded = try RuleFile.load(path: options.rulesPath)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
                 status.reloaded(error: error.description)
                 return .failure(error.description)
             }
+            let policy = applyingTableChanges(persistentTableChanges(), to: loaded)
             for worker in workers {
                 worker.mailbox.perform { $0.replacePolicy(policy) }
             }
@@ -179,11 +183,13 @@ public final class Daemon: @unchecked Sendable {
 
     /// Binds every queue, fills the tables from the state file (or starts the pickup grace)
     /// and starts a thread for each worker.
-    private func startWorkers(policy: Policy, persistence: StatePersistence) throws(NotStarting) {
+    private func startWorkers(policy defined: Policy, persistence: StatePersistence) throws(NotStarting) {
         let queueCount = max(1, options.queues.count)
-        let share = (policy.limits.states + queueCount - 1) / queueCount
+        let share = (defined.limits.states + queueCount - 1) / queueCount
         // Read before the queues are bound, so packets wait only for the insertions.
         let saved = persistence.load(maximumRecords: share * queueCount)
+        let policy = withReloadLock { applyingTableChanges(saved?.tables ?? [:], to: defined) }
+        status.policyLoaded(policy)
         do {
             for queue in options.queues {
                 if let makeWorker {

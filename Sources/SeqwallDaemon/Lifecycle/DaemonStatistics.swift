@@ -26,6 +26,7 @@ final class DaemonStatistics: Sendable {
         metrics.version = BuildVersion.version
         metrics.commit = BuildVersion.commit
         metrics.pickupGraceEnds = pickupGrace()?.ends ?? 0
+        metrics.tables = daemon.tableSummaries()
         return metrics.text
     }
 
@@ -40,6 +41,8 @@ final class DaemonStatistics: Sendable {
         record.warnings = status.currentWarnings
         record.version = BuildVersion.version
         record.commit = BuildVersion.commit
+        let tables = daemon.tableSummaries()
+        if !tables.isEmpty { record.tables = tables }
         if let grace = pickupGrace() {
             record.pickup?.grace_ends = grace.ends
             record.pickup?.grace_seconds_left = grace.secondsLeft

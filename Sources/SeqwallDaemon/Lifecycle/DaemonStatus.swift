@@ -32,6 +32,11 @@ final class DaemonStatus: @unchecked Sendable {
         }
     }
 
+    /// A table changed by `seqwall table`: the same rules, loaded at the same time.
+    func tablesChanged(_ changedPolicy: Policy) {
+        locked { policy = changedPolicy }
+    }
+
     var lastReload: DaemonHealth.Reload? { locked { reload } }
 
     /// Reloads by result, and whether the last one succeeded (true before any), for metrics.

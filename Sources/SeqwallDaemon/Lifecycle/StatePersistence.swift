@@ -31,6 +31,7 @@ final class StatePersistence {
         let bytes: [UInt8]
         do {
             let maximumBytes = StateSnapshot.headerLength + maximumRecords * StateSnapshot.recordLength
+                + StateSnapshot.maximumTableSectionLength
             switch try StateFile.read(path: path, maximumBytes: maximumBytes) {
             case .missing:
                 logger.info("no state file at \(path) yet")
@@ -91,6 +92,7 @@ final class StatePersistence {
         let started = SystemCall.monotonicNanoseconds()
         var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
         daemon.visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
+        encoder.tables = daemon.withReloadLock { daemon.persistentTableChanges() }
         let count = encoder.count
         do {
             try StateFile.write(encoder.finish(), to: path)
