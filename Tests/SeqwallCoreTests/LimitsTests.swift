@@ -286,6 +286,30 @@ struct RuleHalfOpenTests {
         #expect(lab.sourceCount(a, scope: newID) == 0)
     }
 
+    // Two rules that differ only in their tables are two rules, each with its own counts; a
+    // table added in front of them on reload moves their references but keeps their ids.
+    @Test func tablesTellRulesApart() {
+        let family = Family.ipv4
+        func limited(_ table: String, index: Int, line: Int) -> Rule {
+            Rule(action: .pass, direction: .inbound, fromTables: [TableReference(name: table, index: index)],
+                 ports: [PortRange(8000)], halfOpenPerSource: 1,
+                 location: SeqwallCore.SourceLocation(file: "test.rules", line: line, column: 1))
+        }
+        let tables = [AddressTable(name: "first", entries: []), AddressTable(name: "second", entries: [])]
+        let lab = Lab(family: family, policy: policy(family) {
+            $0.tables = tables
+            $0.rules = [limited("first", index: 0, line: 1), limited("second", index: 1, line: 2)]
+        })
+        let ids = lab.tracker.limiter.ruleIDs
+        #expect(ids[0] != 0 && ids[1] != 0 && ids[0] != ids[1])
+
+        lab.tracker.replacePolicy(policy(family) {
+            $0.tables = [AddressTable(name: "new", entries: [])] + tables
+            $0.rules = [limited("first", index: 1, line: 2), limited("second", index: 2, line: 3)]
+        })
+        #expect(lab.tracker.limiter.ruleIDs == ids)
+    }
+
     // A reload that adds per-source limits to a tracker that had none: connections opened
     // before were never charged and give nothing back, so no count goes below zero.
     @Test func limitsAddedByAReload() {
