@@ -165,8 +165,8 @@ public enum TCPStateMachine {
     /// ignored segments and the resynchronisation after them, challenge ACKs, simultaneous
     /// open, and the RST rules. Returns the outcome when they settle the segment, else nil with
     /// `oldState`, `cell` and `checkWindow` as the window check and the rest of `track` take them.
-    // Never inlined: the handshake and the close only, kept out of the established path so that
-    // `track` stays small enough for the optimizer to inline into its caller.
+    // Never inlined: the handshake and the close only, kept out of `track`, which every
+    // established segment runs.
     @inline(never)
     static func applyRules(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
                            segment: TCPSegment, oldState: inout TCPState, cell: inout TCPTransition,

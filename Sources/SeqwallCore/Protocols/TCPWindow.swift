@@ -55,8 +55,8 @@ public enum TCPWindow {
 
     /// The modes that learn what they check (picked up, relearning): they change the window
     /// data as they go, so what is kept is the undo, for a segment found invalid part way.
-    // Never inlined: rare, and kept out of `check` so that the full mode stays small enough for
-    // the optimizer to inline it into the state machine.
+    // Never inlined: picked-up and restored connections only, kept out of `check`, which every
+    // established segment runs.
     @inline(never)
     static func checkLearning(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
                               state: TCPState) -> Result {
