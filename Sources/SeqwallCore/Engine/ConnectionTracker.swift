@@ -149,6 +149,11 @@ public final class ConnectionTracker {
         return open(segment, key: key, hook: hook, now: now)
     }
 
+    /// A segment of a connection the table holds, through the state machine; the engine's
+    /// bookkeeping of the outcome (half-open count, deadline, counters, events).
+    // Always inlined: the one call site is every established packet's path, and a call would
+    // spill the slot, pointer and segment `process` holds in registers.
+    @inline(__always)
     func track(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
                segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         let oldState = connection.pointee.state
