@@ -186,6 +186,7 @@ class DropWatcher(threading.Thread):
         self.offset = start
         self.stop_event = threading.Event()
         self.checked = []   # (line, addressee namespace role, in TIME_WAIT)
+        self.explained = []   # (line, every socket either endpoint holds on the client's port)
         self.partial = ""
 
     def owner(self, addr):
@@ -215,7 +216,22 @@ class DropWatcher(threading.Thread):
         if pending:
             states = {role: time_wait_sockets(self.lab.ns[role]) for role in ("client", "server")}
             for line, role, tup in pending:
-                self.checked.append((line, role, role is not None and tup in states[role]))
+                in_time_wait = role is not None and tup in states[role]
+                self.checked.append((line, role, in_time_wait))
+                if not in_time_wait:
+                    self.explain(line, tup)
+
+    def explain(self, line, tup):
+        """What both endpoints hold for the tuple of a drop found wrong, in any state, for the
+        failure message: a wrong drop is rare and timing-dependent, so it is described when
+        it happens."""
+        # tup is (addressee address, port, sender address, port).
+        port = tup[3] if self.owner(tup[2]) == "client" else tup[1]
+        held = []
+        for role in ("client", "server"):
+            out = lab.ns_run(self.lab.ns[role], ["ss", "-Htane"], check=False).stdout
+            held += [f"{role}: {entry.strip()}" for entry in out.splitlines() if f":{port} " in entry]
+        self.explained.append((line, held))
 
     def run(self):
         while not self.stop_event.is_set():
@@ -345,6 +361,22 @@ class ImpairedPathTest(lab.LabTestCase):
         self.assertEqual(drops.get("time-wait-rst", 0), len(watcher.checked),
                          f"time-wait-rst drops without a drop-log line: {summary}")
         wrong = [(line, role) for line, role, in_time_wait in watcher.checked if not in_time_wait]
+        if wrong:
+            # Every packet impair.py touched on the wrong drops' client ports, beside what the
+            # endpoints held for them when the drop was checked.
+            impaired_lines = []
+            for line, _ in watcher.explained:
+                src, _, sport, dport, _ = DROP_LINE.search(line).groups()
+                port = sport if watcher.owner(src) == "client" else dport
+                for role in ("client", "server"):
+                    with open(os.path.join(self.lab.workdir, f"impair-{role}-{seed}.log")) as f:
+                        impaired_lines += [f"{role}: {entry.strip()}" for entry in f
+                                           if f" {port} " in entry]
+            sys.stderr.write("\nwrong time-wait-rst drops, what the endpoints held:\n"
+                             + "\n".join(f"{line}\n  " + "\n  ".join(held)
+                                         for line, held in watcher.explained)
+                             + "\nimpair.py's lines for those ports:\n  "
+                             + "\n  ".join(impaired_lines) + "\n")
         self.assertEqual(wrong, [], f"time-wait-rst drops of RSTs addressed to an endpoint "
                                     f"not in TIME_WAIT: {summary}")
         return drops
