@@ -31,6 +31,8 @@ public final class RuleIndex: Sendable, Equatable {
     /// search of mispredicted steps. -1 for a bucket without.
     private let portTableStart: [Int32]
     private let portTable: [UInt16]
+    /// The rules in file order, for the candidates to be tried.
+    private let rules: [IndexedRule]
 
     /// From this many segments a bucket gets a port table (128 KiB).
     static let portTableThreshold = 64
@@ -122,6 +124,7 @@ public final class RuleIndex: Sendable, Equatable {
             wildcardStart.append(Int32(wildcards.count))
             segmentStart.append(Int32(segmentLower.count))
         }
+        self.rules = rules.map(IndexedRule.init)
         self.sources = sources
         self.destinations = destinations
         self.wildcardStart = wildcardStart
@@ -152,10 +155,10 @@ public final class RuleIndex: Sendable, Equatable {
         return low
     }
 
-    /// The first rule position, in file order, among the candidates for this flow for which
-    /// `matches` holds; nil when none does.
-    func first(direction: Direction, protocolName: TrackedProtocol, source: IPAddress, destination: IPAddress,
-               destinationPort: UInt16, where matches: (Int) -> Bool) -> Int? {
+    /// The first rule, in file order, that matches this flow (`Rule.matches`, with `tables` the
+    /// policy's); nil when none does.
+    func first(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
+               destinationPort: UInt16, tables: [AddressTable]) -> Int? {
         let bucket = RuleIndex.bucket(direction, protocolName)
         var wildcard = Int(wildcardStart[bucket])
         let wildcardEnd = Int(wildcardStart[bucket + 1])
@@ -199,7 +202,10 @@ public final class RuleIndex: Sendable, Equatable {
             } else {
                 byDestination = byDestination.dropFirst()
             }
-            if matches(Int(position)) { return Int(position) }
+            if rules[Int(position)].matches(protocolName: protocolName, direction: direction, source: source,
+                                            destination: destination, destinationPort: destinationPort, tables: tables) {
+                return Int(position)
+            }
         }
     }
 }
