@@ -17,9 +17,9 @@ struct Checker {
     private var policy = Policy()
     private var inside: [IPNetwork] = []
     /// Collected here and handed to the policy once, which indexes them on assignment.
-    private var rules: [Rule] = []
+    private(set) var rules: [Rule] = []
     /// Each table's position in `policy.tables` and where it was defined.
-    private var tablePositions: [String: (index: Int, location: SourceLocation)] = [:]
+    private(set) var tablePositions: [String: (index: Int, location: SourceLocation)] = [:]
 
     // Settings that may be repeated only with the same value; each remembers the first statement.
     private var defaultInbound: Setting<RuleAction>?

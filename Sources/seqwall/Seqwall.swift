@@ -213,7 +213,8 @@ struct Rules: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a rule file: silent and exit 0 when good, file:line:column errors and exit 1 when not."
+            abstract: "Check a rule file: silent and exit 0 when good, file:line:column errors and exit 1 when not.",
+            discussion: "Warnings (file:line:column: warning: ...) go to standard error and leave the exit status 0."
         )
 
         @Flag(name: .long, help: "Print the rules in canonical form: what the daemon would enforce.")
@@ -224,7 +225,8 @@ struct Rules: ParsableCommand {
 
         func run() throws {
             do {
-                let policy = try RuleFile.load(path: file)
+                let (policy, warnings) = try RuleFile.loadWithWarnings(path: file)
+                for warning in warnings { FileHandle.standardError.write(Data((warning.description + "\n").utf8)) }
                 if print { Swift.print(RuleFile.canonicalText(of: policy), terminator: "") }
             } catch {
                 FileHandle.standardError.write(Data((error.description + "\n").utf8))

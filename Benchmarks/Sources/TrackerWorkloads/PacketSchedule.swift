@@ -69,15 +69,22 @@ final class PacketSchedule {
         var accepted = 0
         var start = 0
         while start < count {
-            let batchCount = min(ConnectionTracker.batchCapacity, count - start)
-            for member in 0..<batchCount {
-                batch[member] = QueuedPacket(bytes: packet(start + member), wireLength: Int(wireLengths[start + member]),
-                                             hook: .forward)
-            }
-            tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
-            for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
-            start += batchCount
+            accepted += runBatch(from: start, through: tracker, now: now)
+            start += ConnectionTracker.batchCapacity
         }
+        return accepted
+    }
+
+    /// One batch: the packets from `start` on, up to `batchCapacity` of them.
+    func runBatch(from start: Int, through tracker: ConnectionTracker, now: UInt64) -> Int {
+        let batchCount = min(ConnectionTracker.batchCapacity, count - start)
+        for member in 0..<batchCount {
+            batch[member] = QueuedPacket(bytes: packet(start + member), wireLength: Int(wireLengths[start + member]),
+                                         hook: .forward)
+        }
+        tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
+        var accepted = 0
+        for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
         return accepted
     }
 }

@@ -2,6 +2,9 @@
 //
 //   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] [--one-by-one] [--no-huge-pages]
 //   tracker-profile handshake ipv4|ipv6 [PASSES] [--one-by-one] [--no-huge-pages]
+//   tracker-profile syn ipv4|ipv6 SCENARIO SYNS [PASSES] [--one-by-one] [--no-huge-pages]
+//     (SCENARIO: few-rules, few-rules-block, table-miss, table-hit, rules-SHAPE-COUNT with SHAPE
+//     ports, sources, destinations or mixed; see SynScenario)
 //
 //   valgrind --tool=callgrind .build/release/tracker-profile established ipv4 10000 1
 //
@@ -29,7 +32,7 @@ let feeding: Feeding = CommandLine.arguments.contains("--one-by-one") ? .oneByOn
 let hugePages = !CommandLine.arguments.contains("--no-huge-pages")
 func usage() -> Never {
     print("usage: tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] | handshake ipv4|ipv6 [PASSES]"
-        + " [--one-by-one] [--no-huge-pages]")
+        + " | syn ipv4|ipv6 SCENARIO SYNS [PASSES] [--one-by-one] [--no-huge-pages]")
     exit(2)
 }
 guard arguments.count >= 3, let family = Family(rawValue: arguments[2]) else { usage() }
@@ -49,6 +52,12 @@ case "handshake":
     workload = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection,
                             feeding: feeding, hugePages: hugePages)
     passesArgument = 3
+case "syn":
+    guard arguments.count >= 5, let scenario = SynScenario(arguments[3]), let syns = Int(arguments[4]), syns > 0 else { usage() }
+    let decisions = SynDecisions(scenario, family: family, syns: syns, feeding: feeding, hugePages: hugePages)
+    print("\(scenario): \(decisions.expectedAccepted) of \(syns) SYNs passed by the policy")
+    workload = decisions
+    passesArgument = 5
 default:
     usage()
 }
@@ -65,8 +74,8 @@ for _ in 0..<passes {
     measured += seconds(CLOCK_MONOTONIC) - start
     measuredCPU += seconds(CLOCK_THREAD_CPUTIME_ID) - startCPU
     packets += outcome.packets
-    if outcome.accepted != outcome.packets {
-        print("not accepted: \(outcome.packets - outcome.accepted); \(dropSummary(workload.tracker))")
+    if outcome.accepted != outcome.expected {
+        print("not accepted: \(outcome.expected - outcome.accepted); \(dropSummary(workload.tracker))")
         exit(1)
     }
 }

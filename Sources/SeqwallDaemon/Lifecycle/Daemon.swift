@@ -93,8 +93,9 @@ public final class Daemon: @unchecked Sendable {
     func reload() -> ControlReply {
         withReloadLock {
             let loaded: Policy
+            let warnings: [RuleWarning]
             do throws(RuleErrors) {
-                loaded = try RuleFile.load(path: options.rulesPath)
+                (loaded, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
                 status.reloaded(error: error.description)
@@ -107,7 +108,9 @@ public final class Daemon: @unchecked Sendable {
             status.policyLoaded(policy)
             status.reloaded(error: nil)
             logger.info("reloaded \(options.rulesPath): \(Counted.text(policy.rules.count, "rule")), drop log \(policy.dropLog.rawValue)")
-            return ControlReply(ok: true, message: "reloaded \(options.rulesPath)")
+            for warning in warnings { logger.warning("\(warning)") }
+            return ControlReply(ok: true, message: (["reloaded \(options.rulesPath)"] + warnings.map(\.description))
+                .joined(separator: "\n"))
         }
     }
 
@@ -160,7 +163,8 @@ public final class Daemon: @unchecked Sendable {
 
     private func loadRules() throws(NotStarting) -> Policy {
         do {
-            let policy = try RuleFile.load(path: options.rulesPath)
+            let (policy, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+            for warning in warnings { logger.warning("\(warning)") }
             status.policyLoaded(policy)
             return policy
         } catch {
