@@ -50,7 +50,7 @@ let package = Package(
         // authenticated encryption, sequence numbers, NACKs, resends and coalescing. No sockets.
         .target(
             name: "SeqwallSync",
-            dependencies: ["SeqwallCore", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SeqwallCore", "SeqwallControl", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
         .target(

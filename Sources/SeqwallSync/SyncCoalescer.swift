@@ -76,7 +76,13 @@ public struct SyncCoalescer {
     /// Forgets what the peer was believed to hold (it restarted, or a bulk replaces it all).
     public mutating func forgetPeer() { sentPackets.removeAll() }
 
-    /// After a bulk: the peer holds these.
+    /// The peer removed this connection: nothing of it is pending or known.
+    public mutating func forget(_ key: FlowKey) {
+        pending.removeValue(forKey: key)
+        sentPackets.removeValue(forKey: key)
+    }
+
+    /// The peer holds this connection as it is (we sent it in a bulk, or it sent it to us).
     public mutating func noteSent(_ connection: Connection) {
         sentPackets[connection.key] = connection.packetsOriginal &+ connection.packetsReply
     }

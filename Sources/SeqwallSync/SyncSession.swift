@@ -1,3 +1,4 @@
+import SeqwallControl
 import SeqwallCore
 
 /// One node's side of the sync with one peer, without sockets: datagrams in, datagrams out,
@@ -34,6 +35,12 @@ public struct SyncSession {
 
     /// What a received datagram asked for.
     public struct Receipt {
+        public init(entries: [SyncEntry] = [], bulkRequested: Bool = false, refused: SyncRefusal? = nil) {
+            self.entries = entries
+            self.bulkRequested = bulkRequested
+            self.refused = refused
+        }
+
         /// Entries to apply to the table, in order; deadlines on our clock.
         public var entries: [SyncEntry] = []
         /// The peer wants every connection (`startBulk`).
@@ -70,8 +77,8 @@ public struct SyncSession {
         let datagram = cipher.seal(header, body: stamped.encoded(monotonicNow: now))
         outgoing.append(datagram)
         lastSent = now
-        status.messagesSent += 1
-        status.bytesSent += UInt64(datagram.count)
+        status.messages_sent += 1
+        status.bytes_sent += UInt64(datagram.count)
     }
 
     private mutating func sendData(_ message: SyncMessage, now: UInt64, wallNow: UInt64) {
@@ -79,7 +86,7 @@ public struct SyncSession {
         numbered.dataSequence = nextData
         nextData &+= 1
         resend.append(numbered)
-        status.entriesSent += UInt64(numbered.entries.count)
+        status.entries_sent += UInt64(numbered.entries.count)
         send(numbered, now: now, wallNow: wallNow)
     }
 
@@ -100,7 +107,7 @@ public struct SyncSession {
         bulkSent = 0
         bulkActive = true
         coalescer.forgetPeer()
-        status.bulksSent += 1
+        status.bulks_sent += 1
     }
 
     /// What is due at `now`: coalesced records, the bulk's next chunks, acknowledgements,
@@ -115,14 +122,14 @@ public struct SyncSession {
             nack.last = gap.last
             send(nack, now: now, wallNow: wallNow)
             lastNack = now
-            status.nacksSent += 1
+            status.nacks_sent += 1
         }
         let alive = isPeerAlive(now: now)
-        if alive && !status.inSync && status.bulkProgress == nil
+        if alive && !status.in_sync && status.bulk_progress == nil
             && (lastBulkRequest.map { now &- $0 >= settings.bulkRequestInterval } ?? true) {
             send(SyncMessage(kind: .bulkRequest), now: now, wallNow: wallNow)
             lastBulkRequest = now
-            status.bulkRequestsSent += 1
+            status.bulk_requests_sent += 1
         }
         if receivedSinceAck || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
             var message = SyncMessage(kind: .alive)
@@ -161,7 +168,7 @@ public struct SyncSession {
             status.refused[refusal.name, default: 0] += 1
             receipt.refused = refusal
         case .success(let message):
-            status.messagesReceived += 1
+            status.messages_received += 1
             lastHeard = now
             handle(message, into: &receipt, now: now, wallNow: wallNow)
         }
@@ -188,8 +195,8 @@ public struct SyncSession {
             if restarted {
                 // A new incarnation of the peer holds nothing of ours and has a stream of its
                 // own: we are out of sync until its bulk, and it will ask for ours.
-                status.inSync = false
-                status.bulkProgress = nil
+                status.in_sync = false
+                status.bulk_progress = nil
                 lastBulkRequest = nil
                 coalescer.forgetPeer()
             }
@@ -207,7 +214,7 @@ public struct SyncSession {
         case .alive:
             resend.acknowledge(before: message.first)
         case .nack:
-            status.nacksReceived += 1
+            status.nacks_received += 1
             let (found, missing) = resend.messages(from: message.first, through: message.last)
             if missing {
                 // The resend queue holds a contiguous run up to the newest: everything before
@@ -222,8 +229,8 @@ public struct SyncSession {
             }
         case .skip:
             // What the sender dropped is lost: only a bulk can bring it back.
-            status.inSync = false
-            status.bulkProgress = nil
+            status.in_sync = false
+            status.bulk_progress = nil
             lastBulkRequest = nil
             for ready in receiver.skip(to: message.first) { deliver(ready, into: &receipt) }
         }
@@ -232,15 +239,19 @@ public struct SyncSession {
     private mutating func deliver(_ message: SyncMessage, into receipt: inout Receipt) {
         switch message.kind {
         case .bulkChunk:
-            status.bulkProgress = (status.bulkProgress ?? 0) + UInt64(message.entries.count)
+            status.bulk_progress = (status.bulk_progress ?? 0) + UInt64(message.entries.count)
             fallthrough
         case .connections:
             receipt.entries += message.entries
-            status.entriesApplied += UInt64(message.entries.count)
+            // What the peer sent, it holds: our copy, unchanged, is never sent back to it.
+            for entry in message.entries {
+                if entry.operation == .upsert { coalescer.noteSent(entry.connection) } else { coalescer.forget(entry.connection.key) }
+            }
+            status.entries_applied += UInt64(message.entries.count)
         case .bulkEnd:
-            status.inSync = true
-            status.bulkProgress = nil
-            status.bulksReceived += 1
+            status.in_sync = true
+            status.bulk_progress = nil
+            status.bulks_received += 1
         default:
             break
         }
@@ -248,24 +259,29 @@ public struct SyncSession {
 
     // MARK: Status
 
+    /// Counts a refusal decided outside the session (a datagram from another address).
+    public mutating func countRefusal(_ refusal: SyncRefusal) {
+        status.refused[refusal.name, default: 0] += 1
+    }
+
     public func isPeerAlive(now: UInt64) -> Bool {
         lastHeard.map { now &- $0 < settings.peerTimeout } ?? false
     }
 
     private mutating func refreshStatus(now: UInt64) {
-        status.peerAlive = isPeerAlive(now: now)
-        status.lastHeardMilliseconds = lastHeard.map { (now &- $0) / 1_000_000 }
+        status.peer_alive = isPeerAlive(now: now)
+        status.last_heard_ms = lastHeard.map { (now &- $0) / 1_000_000 }
         status.unacknowledged = resend.count
-        status.resendDropped = resend.dropped
+        status.resend_dropped = resend.dropped
         status.coalescing = coalescer.pendingCount
-        status.bulkRemaining = bulk.count - bulkSent
+        status.bulk_remaining = bulk.count - bulkSent
     }
 
     /// The status at `now`, with the figures the daemon keeps (lost changes, send errors).
     public func status(now: UInt64) -> SyncStatus {
         var copy = status
-        copy.peerAlive = isPeerAlive(now: now)
-        copy.lastHeardMilliseconds = lastHeard.map { (now &- $0) / 1_000_000 }
+        copy.peer_alive = isPeerAlive(now: now)
+        copy.last_heard_ms = lastHeard.map { (now &- $0) / 1_000_000 }
         return copy
     }
 }

@@ -120,10 +120,10 @@ final class SyncProtocolTests: XCTestCase {
     func testBulkAtStartThenInSync() {
         var pair = SyncTestPair()
         pair.bulkOnA = (1...20).map { SyncTestPair.connection(port: $0, now: pair.now) }
-        XCTAssertFalse(pair.b.status.inSync)
+        XCTAssertFalse(pair.b.status.in_sync)
         pair.run(20)
-        XCTAssertTrue(pair.b.status.inSync)
-        XCTAssertTrue(pair.a.status.inSync, "B's empty bulk completes too")
+        XCTAssertTrue(pair.b.status.in_sync)
+        XCTAssertTrue(pair.a.status.in_sync, "B's empty bulk completes too")
         XCTAssertEqual(Set(pair.appliedOnB.map(\.connection.key.sourcePort)), Set(1...20))
     }
 
@@ -141,9 +141,9 @@ final class SyncProtocolTests: XCTestCase {
         pair.run(20)
         XCTAssertEqual(dropped, 2)
         XCTAssertEqual(Set(pair.appliedOnB.map(\.connection.key.sourcePort)), Set(1...40))
-        XCTAssertGreaterThan(pair.b.status.nacksSent, 0)
+        XCTAssertGreaterThan(pair.b.status.nacks_sent, 0)
         XCTAssertGreaterThanOrEqual(pair.a.status.resends, 2)
-        XCTAssertTrue(pair.b.status.inSync)
+        XCTAssertTrue(pair.b.status.in_sync)
     }
 
     func testResendQueueOverflowLeadsToABulk() {
@@ -152,17 +152,17 @@ final class SyncProtocolTests: XCTestCase {
         settings.resendCapacity = 4
         pair.a = SyncSession(key: SyncTestPair.key, node: 0xA, epoch: 100, settings: settings)
         pair.run(10)
-        XCTAssertTrue(pair.b.status.inSync)
-        let bulksBefore = pair.b.status.bulksReceived
+        XCTAssertTrue(pair.b.status.in_sync)
+        let bulksBefore = pair.b.status.bulks_received
         // Cut the link while A sends more than its resend queue holds.
         for port in UInt16(1)...80 { pair.a.submit(change(port, pair), now: pair.now) }
         pair.bulkOnA = (1...80).map { SyncTestPair.connection(port: $0, now: pair.now) }
         pair.step(100_000_000) { $0[5] == SyncMessageKind.connections.rawValue }
         pair.a.submit(change(81, pair), now: pair.now)
         pair.run(60)
-        XCTAssertGreaterThan(pair.a.status.resendDropped, 0)
-        XCTAssertEqual(pair.b.status.bulksReceived, bulksBefore + 1, "the lost records came back by a bulk")
-        XCTAssertTrue(pair.b.status.inSync)
+        XCTAssertGreaterThan(pair.a.status.resend_dropped, 0)
+        XCTAssertEqual(pair.b.status.bulks_received, bulksBefore + 1, "the lost records came back by a bulk")
+        XCTAssertTrue(pair.b.status.in_sync)
         XCTAssertTrue(Set(pair.appliedOnB.map(\.connection.key.sourcePort)).isSuperset(of: Set(1...81)))
     }
 
