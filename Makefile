@@ -7,7 +7,7 @@ PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 \
                   conntrack iputils-ping \
-                  wireshark-common
+                  wireshark-common keepalived
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
         fuzz fuzz-build fuzz-replay bench bench-e2e deb package-test
