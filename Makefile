@@ -57,7 +57,7 @@ test: unit-test integration-test
 # FuzzTargets/Corpus/TARGET/crash-* (commit them with the fix: `make test` replays that
 # directory).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
+FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest sync-message:FuzzSyncMessage
 FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 # swiftc keeps only the last -sanitize= it is given, and SwiftPM passes `--sanitize=fuzzer

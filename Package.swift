@@ -63,7 +63,7 @@ let package = Package(
         // Offline replay of a capture through the tracker: capture reader, link layers, records.
         .target(name: "SeqwallReplay", dependencies: ["CPcap", "SeqwallCore", "SeqwallControl"]),
         // What each fuzz target does with one input, and the invariants it checks (README: Fuzzing).
-        .target(name: "SeqwallFuzzing", dependencies: ["SeqwallCore", "SeqwallRules", "SeqwallControl"]),
+        .target(name: "SeqwallFuzzing", dependencies: ["SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallSync"]),
         .executableTarget(
             name: "seqwall",
             dependencies: [

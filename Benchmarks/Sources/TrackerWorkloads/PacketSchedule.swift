@@ -65,6 +65,10 @@ final class PacketSchedule {
 
     /// As the daemon's worker does with a receive batch: up to `batchCapacity` packets
     /// described in a buffer it owns, decided by one call, then the verdicts read back.
+    /// Called after each batch (tracker-profile --sync-events: what the daemon's worker does
+    /// with the table's events between batches when the state sync is on).
+    var afterBatch: ((ConnectionTracker) -> Void)?
+
     func runBatches(through tracker: ConnectionTracker, now: UInt64) -> Int {
         var accepted = 0
         var start = 0
@@ -76,6 +80,7 @@ final class PacketSchedule {
             }
             tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
             for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
+            afterBatch?(tracker)
             start += batchCount
         }
         return accepted
