@@ -5,9 +5,11 @@ Two firewall namespaces A and B in gateway mode between a client and a server, o
 bridges (outside 198.51.100.0/24 and 2001:db8:1::/64, inside 203.0.113.0/24 and
 2001:db8:2::/64), keepalived running VRRP for the gateway addresses in both with the shipped
 health checks, the state sync over a link of their own (192.0.2.0/24). Interactive
-connections, IPv4 and IPv6, go through A; then A's seqwall is killed with SIGKILL: VRRP moves
-the addresses to B, and every connection carries on without a reset and without a drop on B
-for a missing connection or a window.
+connections, IPv4 and IPv6, go through A; B starts late and gets them in its bulk; then A's
+seqwall is killed with SIGKILL: VRRP moves the addresses to B, and every connection carries on
+without a reset and without a drop on B for a missing connection or a window; A's seqwall
+starts again, gets B's bulk, takes the addresses back, and the connections carry on through A
+in the same way.
 """
 
 import os
@@ -20,7 +22,7 @@ import lab
 
 SYNC_PORT = 7946
 KEEPALIVED = "/usr/sbin/keepalived"
-CONNECTIONS_PER_FAMILY = 5
+CONNECTIONS_PER_FAMILY = 10
 
 KEEPALIVED_CONF = """
 global_defs {{
@@ -184,17 +186,33 @@ class SyncFailoverTest(unittest.TestCase):
     def node_log(self, name):
         return self.lab.nodes[name].log_tail(40)
 
-    def test_kill_the_masters_seqwall_and_every_connection_carries_on(self):
+    def in_sync(self, node):
+        return node.cli(["sync", "status", "--check"], check=False).returncode == 0
+
+    def established_on(self, node, sports):
+        on_node = {entry["orig"].get("sport") for entry in node.conntrack()
+                   if entry["proto"] == "tcp" and entry["state"] == "ESTABLISHED"}
+        return sports <= on_node
+
+    def carry_on(self, conns, node, label):
+        """Data both ways on every connection through `node`: no reset, no drop for a missing
+        connection or a window."""
+        for round_ in range(2):
+            for index, conn in enumerate(conns):
+                text = f"{label} {round_} {index}".encode()
+                self.assertEqual(conn.send(text, timeout=10), b"echo:" + text,
+                                 f"connection {index} (port {conn.sport}) did not carry on {label}")
+            time.sleep(0.5)
+        stats = node.stats()
+        for reason in ("no-connection", "seq-above-window", "ack-above-sent"):
+            self.assertEqual(lab.drops(stats, reason), 0, f"{node.ns} dropped {reason} {label}: {stats['drops']}")
+        return stats
+
+    def test_late_backup_takes_over_and_the_master_takes_back(self):
         a, b = self.lab.nodes["a"], self.lab.nodes["b"]
         a.start()
-        b.start()
-        self.assertTrue(lab.wait_for(lambda: all(node.cli(["sync", "status", "--check"], check=False).returncode == 0
-                                                 for node in (a, b)), 20, 0.2), "the nodes never got in sync")
         self.lab.start_keepalived("a", 110)
-        self.lab.start_keepalived("b", 100)
-        self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("a"), 30, 0.5),
-                        "A never became master")
-        self.assertFalse(self.lab.holds_gateway("b"))
+        self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("a"), 30, 0.5), "A never became master")
 
         conns = []
         try:
@@ -207,27 +225,30 @@ class SyncFailoverTest(unittest.TestCase):
                 self.assertEqual(conn.send(f"before {index}".encode()), f"echo:before {index}".encode())
             sports = {conn.sport for conn in conns}
 
-            def synced():
-                on_b = {entry["orig"].get("sport") for entry in b.conntrack()
-                        if entry["proto"] == "tcp" and entry["state"] == "ESTABLISHED"}
-                return sports <= on_b
-            self.assertTrue(lab.wait_for(synced, 15, 0.2), "B never held every connection")
+            # B starts late: the bulk brings it every connection, then it is in sync.
+            b.start()
+            self.lab.start_keepalived("b", 100)
+            self.assertTrue(lab.wait_for(lambda: self.in_sync(b), 20, 0.2), "B never got in sync")
+            self.assertTrue(lab.wait_for(lambda: self.established_on(b, sports), 15, 0.2),
+                            "B's bulk lacks connections")
+            self.assertTrue(self.lab.holds_gateway("a"), "the in-sync master must keep the gateway")
 
-            # The master's seqwall dies without a word.
+            # The master's seqwall dies without a word: B takes over.
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait(timeout=10)
             self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("b"), 30, 0.2),
                             "VRRP never moved the gateway to B")
             before = b.stats()
+            after = self.carry_on(conns, b, "on B")
+            self.assertGreater(after["packets"]["accepted"], before["packets"]["accepted"])
 
-            for index, conn in enumerate(conns):
-                self.assertEqual(conn.send(f"after {index}".encode(), timeout=10), f"echo:after {index}".encode(),
-                                 f"connection {index} (port {conn.sport}) did not carry on")
-            for index, conn in enumerate(conns):
-                self.assertEqual(conn.send(f"again {index}".encode()), f"echo:again {index}".encode())
-            after = b.stats()
-            for reason in ("no-connection", "seq-above-window", "ack-above-sent"):
-                self.assertEqual(lab.drops(after, reason), 0, f"B dropped {reason}: {after['drops']}")
+            # A comes back: out of sync until B's bulk, then it takes the gateway back.
+            a.start()
+            self.assertTrue(lab.wait_for(lambda: self.in_sync(a), 20, 0.2), "A never got in sync again")
+            self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("a") and not self.lab.holds_gateway("b"),
+                                         30, 0.2), "VRRP never moved the gateway back to A")
+            before = a.stats()
+            after = self.carry_on(conns, a, "back on A")
             self.assertGreater(after["packets"]["accepted"], before["packets"]["accepted"])
             for conn in conns:
                 conn.close()
@@ -235,7 +256,6 @@ class SyncFailoverTest(unittest.TestCase):
             for conn in conns:
                 if conn.proc.poll() is None:
                     conn.abort()
-
 
 if __name__ == "__main__":
     unittest.main()
