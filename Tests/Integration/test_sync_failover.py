@@ -9,7 +9,7 @@ connections, IPv4 and IPv6, go through A; B starts late and gets them in its bul
 seqwall is killed with SIGKILL: VRRP moves the addresses to B, and every connection carries on
 without a reset and without a drop on B for a missing connection or a window; A's seqwall
 starts again, gets B's bulk, takes the addresses back, and the connections carry on through A
-in the same way.
+in the same way. The same when A's inside and outside links go down, then up.
 """
 
 import os
@@ -250,6 +250,46 @@ class SyncFailoverTest(unittest.TestCase):
             before = a.stats()
             after = self.carry_on(conns, a, "back on A")
             self.assertGreater(after["packets"]["accepted"], before["packets"]["accepted"])
+            for conn in conns:
+                conn.close()
+        finally:
+            for conn in conns:
+                if conn.proc.poll() is None:
+                    conn.abort()
+
+    def test_the_masters_links_go_down_then_up(self):
+        a, b = self.lab.nodes["a"], self.lab.nodes["b"]
+        a.start()
+        b.start()
+        self.assertTrue(lab.wait_for(lambda: self.in_sync(a) and self.in_sync(b), 20, 0.2), "never in sync")
+        self.lab.start_keepalived("a", 110)
+        self.lab.start_keepalived("b", 100)
+        self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("a"), 30, 0.5), "A never became master")
+        conns = []
+        try:
+            for family in (4, 6):
+                for _ in range(CONNECTIONS_PER_FAMILY):
+                    conn = self.lab.connect("client", self.lab.server_addr(family), 8080, timeout=5)
+                    self.assertTrue(conn.connected, conn.error)
+                    conns.append(conn)
+            for index, conn in enumerate(conns):
+                self.assertEqual(conn.send(f"before {index}".encode()), f"echo:before {index}".encode())
+            sports = {conn.sport for conn in conns}
+            self.assertTrue(lab.wait_for(lambda: self.established_on(b, sports), 15, 0.2), "B lacks connections")
+
+            # A loses its inside and outside links (the sync link stays): B takes over.
+            for link in ("out0", "in0"):
+                lab.run(["ip", "-n", a.ns, "link", "set", link, "down"])
+            self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("b"), 30, 0.2),
+                            "VRRP never moved the gateway to B")
+            self.carry_on(conns, b, "on B")
+
+            # The links come back: A, in sync all along, takes the gateway back.
+            for link in ("out0", "in0"):
+                lab.run(["ip", "-n", a.ns, "link", "set", link, "up"])
+            self.assertTrue(lab.wait_for(lambda: self.lab.holds_gateway("a") and not self.lab.holds_gateway("b"),
+                                         30, 0.2), "VRRP never moved the gateway back to A")
+            self.carry_on(conns, a, "back on A")
             for conn in conns:
                 conn.close()
         finally:
