@@ -13,7 +13,8 @@ public struct SyncMessage: Sendable, Equatable {
     /// bulk-end: records in the bulk; nack: first missing; alive: next data sequence
     /// expected (all before it received); skip: the oldest the sender still holds.
     public var first: UInt32 = 0
-    /// nack: last missing.
+    /// nack: last missing; alive: the sender's own next data sequence (what it sent is
+    /// before it), so that the loss of its last data messages is seen without a later one.
     public var last: UInt32 = 0
 
     public init(kind: SyncMessageKind) { self.kind = kind }
@@ -37,9 +38,9 @@ public struct SyncMessage: Sendable, Equatable {
                 StateSnapshot.appendRecord(entry.connection, queue: 0, monotonicNow: monotonicNow, to: &records)
             }
             out.put(records)
-        case .bulkEnd, .alive, .skip:
+        case .bulkEnd, .skip:
             out.put32(first)
-        case .nack:
+        case .nack, .alive:
             out.put32(first)
             out.put32(last)
         case .bulkRequest:
@@ -77,9 +78,13 @@ public struct SyncMessage: Sendable, Equatable {
                 return true
             }
             guard ok else { return nil }
-        case .bulkEnd, .alive, .skip:
+        case .bulkEnd, .skip:
             guard let first = reader.get32() else { return nil }
             message.first = first
+        case .alive:
+            guard let first = reader.get32(), let last = reader.get32() else { return nil }
+            message.first = first
+            message.last = last
         case .nack:
             guard let first = reader.get32(), let last = reader.get32(), first <= last else { return nil }
             message.first = first

@@ -10,10 +10,19 @@ struct SyncReceiver {
     /// Data messages that came before a gap was filled, by data sequence.
     private var early: [UInt32: SyncMessage] = [:]
     static let earlyLimit = 256
-    /// The data sequences missing before the earliest held message, when there is a gap.
+    /// The peer's next data sequence as its last alive message said: what it sent is before.
+    private var announced: UInt32 = 1
+    /// The data sequences missing: before the earliest held message, or, when none is held,
+    /// up to what the peer says it sent.
     var gap: (first: UInt32, last: UInt32)? {
-        guard let lowest = early.keys.min() else { return nil }
-        return (next, lowest &- 1)
+        if let lowest = early.keys.min() { return (next, lowest &- 1) }
+        guard announced != next, announced &- next < UInt32.max / 2 else { return nil }
+        return (next, announced &- 1)
+    }
+
+    /// An alive message: the peer has sent every data sequence before `sent`.
+    mutating func announce(_ sent: UInt32) {
+        if sent &- announced < UInt32.max / 2 { announced = sent }
     }
 
     /// Whether a message with this header is admitted; `restarted` when it comes from a new
@@ -30,6 +39,7 @@ struct SyncReceiver {
         epoch = header.epoch
         window = fresh
         next = 1
+        announced = 1
         early.removeAll()
         return .success(true)
     }

@@ -134,6 +134,7 @@ public struct SyncSession {
         if receivedSinceAck || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
             var message = SyncMessage(kind: .alive)
             message.first = receiver.next
+            message.last = nextData
             send(message, now: now, wallNow: wallNow)
             receivedSinceAck = false
         }
@@ -213,6 +214,7 @@ public struct SyncSession {
             receipt.bulkRequested = true
         case .alive:
             resend.acknowledge(before: message.first)
+            receiver.announce(message.last)
         case .nack:
             status.nacks_received += 1
             let (found, missing) = resend.messages(from: message.first, through: message.last)

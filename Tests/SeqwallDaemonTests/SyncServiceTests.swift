@@ -22,20 +22,38 @@ final class SyncServiceTests: XCTestCase {
         return records
     }
 
-    func testAConnectionOnOneNodeAppearsOnTheOtherAndLeavesWithADelete() throws {
+    /// Two daemons on queue 0 syncing on loopback ports `port(offset)` and the next, with the
+    /// key `keyBytes`; both started. Stop them with `stopBoth`.
+    private struct Pair {
+        let keys: TemporaryDirectory
+        let a: RunningDaemon
+        let b: RunningDaemon
+        let addressOfB: MetricsAddress
+    }
+
+    private func startPair(offset: UInt16, keyBytes: [UInt8]) throws -> Pair {
         let keys = try TemporaryDirectory(prefix: "seqwall-sync-test")
-        let key = try keys.file("sync.key", (0..<32).map { UInt8($0 * 7 & 0xFF) })
+        let key = try keys.file("sync.key", keyBytes)
         chmod(key, 0o600)
-        let a = MetricsAddress(address: IPAddress("127.0.0.1")!, port: port(0))
-        let b = MetricsAddress(address: IPAddress("127.0.0.1")!, port: port(0) + 1)
-        let nodeA = try RunningDaemon(queues: [0], sync: SyncOptions(listen: a, peer: b, keyPath: key))
-        let nodeB = try RunningDaemon(queues: [0], sync: SyncOptions(listen: b, peer: a, keyPath: key))
-        nodeA.start()
-        nodeB.start()
-        defer {
-            XCTAssertEqual(nodeA.stop(), 0)
-            XCTAssertEqual(nodeB.stop(), 0)
-        }
+        let a = MetricsAddress(address: IPAddress("127.0.0.1")!, port: port(offset))
+        let b = MetricsAddress(address: IPAddress("127.0.0.1")!, port: port(offset) + 1)
+        let pair = Pair(keys: keys, a: try RunningDaemon(queues: [0], sync: SyncOptions(listen: a, peer: b, keyPath: key)),
+                        b: try RunningDaemon(queues: [0], sync: SyncOptions(listen: b, peer: a, keyPath: key)),
+                        addressOfB: b)
+        pair.a.start()
+        pair.b.start()
+        return pair
+    }
+
+    private func stopBoth(_ pair: Pair) {
+        XCTAssertEqual(pair.a.stop(), 0)
+        XCTAssertEqual(pair.b.stop(), 0)
+    }
+
+    func testAConnectionOnOneNodeAppearsOnTheOtherAndLeavesWithADelete() throws {
+        let pair = try startPair(offset: 0, keyBytes: (0..<32).map { UInt8($0 * 7 & 0xFF) })
+        defer { stopBoth(pair) }
+        let nodeA = pair.a, nodeB = pair.b
         XCTAssertTrue(try nodeB.eventually { try syncStatus(nodeB)?.in_sync == true })
         XCTAssertTrue(try nodeA.eventually { try syncStatus(nodeA)?.in_sync == true })
 
@@ -51,7 +69,7 @@ final class SyncServiceTests: XCTestCase {
         defer { close(stranger) }
         var target = sockaddr_in()
         target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = a.port.bigEndian
+        target.sin_port = port(0).bigEndian
         target.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let junk: [UInt8] = Array("SQWS".utf8) + [UInt8](repeating: 1, count: 60)
         _ = withUnsafePointer(to: &target) {
@@ -60,6 +78,35 @@ final class SyncServiceTests: XCTestCase {
         XCTAssertTrue(try nodeA.eventually { try syncStatus(nodeA)?.refused["unknown-peer"] == 1 })
         XCTAssertEqual(try nodeA.send(ControlRequest(command: .stats)).stats?.sync?.refused["unknown-peer"], 1)
         XCTAssertTrue(try syncStatus(nodeA)?.in_sync == true)
+    }
+
+    /// The link fails (every sendto refused through the system-call seam): the failures are
+    /// counted, a connection opened meanwhile still reaches the peer once the link is back
+    /// (the peer sees the gap and asks for it), and the metrics show the sync.
+    func testALostLinkIsCountedAndWhatWasLostArrivesAfterwards() throws {
+        try SystemCallMock.withMock { mock in
+            let pair = try startPair(offset: 1, keyBytes: Array(String(repeating: "0f", count: 32).utf8))
+            defer { stopBoth(pair) }
+            let nodeA = pair.a, nodeB = pair.b, b = pair.addressOfB
+            XCTAssertTrue(try nodeB.eventually { try syncStatus(nodeB)?.in_sync == true })
+
+            mock.fail("sendto", errno: ENETUNREACH)
+            let kernel = try XCTUnwrap(nodeA.kernels[0])
+            kernel.enqueue([FakeKernelQueue.message(QueueWorkerTests.syn(port: 443, from: 40002), id: 1)])
+            XCTAssertTrue(try nodeA.eventually {
+                let status = try syncStatus(nodeA)
+                return (status?.send_errors ?? 0) > 0 && (status?.entries_sent ?? 0) > 0
+            })
+            XCTAssertFalse(try list(nodeB).contains { $0.orig.sport == 40002 })
+
+            mock.clearFaults()
+            XCTAssertTrue(try nodeB.eventually { try list(nodeB).contains { $0.orig.sport == 40002 } },
+                          "what was sent while the link was down never arrived")
+            XCTAssertGreaterThan(try XCTUnwrap(syncStatus(nodeA)).resends, 0)
+            let metrics = DaemonStatistics(daemon: nodeA.daemon).metricsText()
+            XCTAssertTrue(metrics.contains("seqwall_sync_resends_total{peer=\"\(b)\"}"), metrics)
+            XCTAssertTrue(metrics.contains("seqwall_sync_in_sync{peer=\"\(b)\"}"), metrics)
+        }
     }
 
     func testWithoutAPeerTheSyncRequestSaysSo() throws {

@@ -39,7 +39,7 @@ final class SyncProtocolTests: XCTestCase {
             message.wallTime = 7
             if kind.isData { message.dataSequence = 3 }
             if [.bulkEnd, .alive, .skip, .nack].contains(kind) { message.first = 5 }
-            if kind == .nack { message.last = 8 }
+            if kind == .nack || kind == .alive { message.last = 8 }
             let decoded = SyncMessage.decode(kind: kind, body: message.encoded(monotonicNow: 0), monotonicNow: 0)
             XCTAssertEqual(decoded, message, kind.name)
         }
@@ -144,6 +144,19 @@ final class SyncProtocolTests: XCTestCase {
         XCTAssertGreaterThan(pair.b.status.nacks_sent, 0)
         XCTAssertGreaterThanOrEqual(pair.a.status.resends, 2)
         XCTAssertTrue(pair.b.status.in_sync)
+    }
+
+    func testTheLossOfTheLastMessageIsSeenFromTheNextAlive() {
+        var pair = SyncTestPair()
+        pair.run(5)
+        pair.a.submit(change(7, pair), now: pair.now)
+        // The only data message is lost, and nothing follows it but alive messages.
+        pair.step(100_000_000) { $0[5] == SyncMessageKind.connections.rawValue }
+        XCTAssertTrue(pair.appliedOnB.isEmpty)
+        for _ in 0..<3 { pair.step(1_000_000_000) }
+        XCTAssertEqual(pair.appliedOnB.map(\.connection.key.sourcePort), [7])
+        XCTAssertGreaterThan(pair.b.status.nacks_sent, 0)
+        XCTAssertGreaterThanOrEqual(pair.a.status.resends, 1)
     }
 
     func testResendQueueOverflowLeadsToABulk() {
