@@ -197,6 +197,18 @@ for payload in (b"SQWS" + bytes(60), b"garbage", b"SQWS\\x02" + bytes(50)):
                 self.assertEqual(cp.returncode, 1, cp.stderr)
                 self.assertIn(words, cp.stderr)
 
+    def test_5_the_sync_address_may_be_configured_after_the_start(self):
+        # The unit starts seqwall before the network: its sync address may not exist yet.
+        later = "192.0.2.99" if ":" not in self.SYNC_A else "2001:db8:5::99"
+        node = lab.Daemon(self.node_b.ns, self.lab.rules, os.path.join(self.lab.workdir, "later.sock"),
+                          os.path.join(self.lab.workdir, "later.log"), queues=(7,),
+                          extra=self.sync_args(later, self.SYNC_A, self.key))
+        node.start()
+        try:
+            self.assertFalse(self.sync_status(node)["in_sync"])
+        finally:
+            self.assertEqual(node.stop(), 0, node.log_tail())
+
 
 class SyncOverIPv4Test(SyncLabMixin, lab.LabTestCase):
     pass

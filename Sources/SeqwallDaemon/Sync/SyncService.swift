@@ -46,6 +46,14 @@ final class SyncService: @unchecked Sendable {
                                            | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard descriptor >= 0 else { throw SyncKeyFile.Problem(description: "\(SystemError("creating the sync socket"))") }
         if !options.listen.address.isIPv4 { SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1)) }
+        // The unit starts seqwall before the network is configured (dist/seqwall.service.in,
+        // Before=network-pre.target): bind to the sync address before it exists (ip(7),
+        // IP_FREEBIND; ipv6(7), IPV6_FREEBIND, 78, which Glibc's module does not export).
+        if options.listen.address.isIPv4 {
+            SystemCall.setOption(descriptor, Int32(IPPROTO_IP), IP_FREEBIND, Int32(1))
+        } else {
+            SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), 78, Int32(1))
+        }
         guard listen.withPointer({ SystemCall.bind(descriptor, $0, $1) }) == 0 else {
             let error = SystemError("binding the sync address \(options.listen)")
             SystemCall.close(descriptor)
