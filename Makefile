@@ -6,7 +6,7 @@ SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 \
-                  conntrack iputils-ping ipset \
+                  conntrack iputils-ping ipset keepalived \
                   wireshark-common
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
@@ -57,7 +57,7 @@ test: unit-test integration-test
 # FuzzTargets/Corpus/TARGET/crash-* (commit them with the fix: `make test` replays that
 # directory).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
+FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest sync-message:FuzzSyncMessage
 FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 # swiftc keeps only the last -sanitize= it is given, and SwiftPM passes `--sanitize=fuzzer

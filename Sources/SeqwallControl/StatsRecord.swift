@@ -98,6 +98,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var pickup: Pickup?
     /// The address tables with their entry counts, in rule-file order.
     public var tables: [TableSummary]?
+    /// The state sync with the peer (`seqwall sync status`), absent without one.
+    public var sync: SyncStatus?
 
     /// Sums the per-queue figures.
     public init(queues inputs: [QueueMetrics]) {

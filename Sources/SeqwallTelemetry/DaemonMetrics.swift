@@ -19,6 +19,8 @@ public struct DaemonMetrics: Sendable {
     public var pickupGraceEnds: UInt64 = 0
     /// The address tables and their entry counts now.
     public var tables: [TableSummary] = []
+    /// The state sync with the peer, nil without one.
+    public var sync: SyncStatus?
 
     public init() {}
 
@@ -145,6 +147,8 @@ public struct DaemonMetrics: Sendable {
                 out.sample("seqwall_state_file_last_success_timestamp_seconds", [:], success)
             }
         }
+
+        if let sync { DaemonMetrics.syncText(sync, into: &out) }
 
         var processing = LatencyHistogram()
         for queue in queues { processing.merge(queue.processing) }

@@ -65,11 +65,16 @@ final class PacketSchedule {
 
     /// As the daemon's worker does with a receive batch: up to `batchCapacity` packets
     /// described in a buffer it owns, decided by one call, then the verdicts read back.
+    /// Called after each batch (tracker-profile --sync-events: what the daemon's worker does
+    /// with the table's events between batches when the state sync is on).
+    var afterBatch: ((ConnectionTracker) -> Void)?
+
     func runBatches(through tracker: ConnectionTracker, now: UInt64) -> Int {
         var accepted = 0
         var start = 0
         while start < count {
             accepted += runBatch(from: start, through: tracker, now: now)
+            afterBatch?(tracker)
             start += ConnectionTracker.batchCapacity
         }
         return accepted

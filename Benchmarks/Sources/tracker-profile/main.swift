@@ -26,7 +26,7 @@ func seconds(_ clock: clockid_t) -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
-let flags: Set<String> = ["--one-by-one", "--no-huge-pages"]
+let flags: Set<String> = ["--one-by-one", "--no-huge-pages", "--sync-events"]
 let arguments = CommandLine.arguments.filter { !flags.contains($0) }
 let feeding: Feeding = CommandLine.arguments.contains("--one-by-one") ? .oneByOne : .batches
 let hugePages = !CommandLine.arguments.contains("--no-huge-pages")
@@ -49,8 +49,25 @@ case "established":
     workload = flows
     passesArgument = 4
 case "handshake":
-    workload = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection,
-                            feeding: feeding, hugePages: hugePages)
+    let mix = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection,
+                           feeding: feeding, hugePages: hugePages)
+    if CommandLine.arguments.contains("--sync-events") {
+        // As the daemon's worker with the state sync on (WorkerSync): the table records its
+        // events, and after each batch each is copied into a preallocated ring.
+        mix.tracker.recordsEvents = true
+        let ringCapacity = 65536
+        let ring = UnsafeMutablePointer<ConnectionEvent>.allocate(capacity: ringCapacity)
+        nonisolated(unsafe) var written = 0
+        mix.afterBatch = { tracker in
+            let events = tracker.events
+            for index in 0..<events.count {
+                (ring + written % ringCapacity).initialize(to: events[index])
+                written += 1
+            }
+            events.reset()
+        }
+    }
+    workload = mix
     passesArgument = 3
 case "syn":
     guard arguments.count >= 5, let scenario = SynScenario(arguments[3]), let syns = Int(arguments[4]), syns > 0 else { usage() }

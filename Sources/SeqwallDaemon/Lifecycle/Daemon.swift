@@ -19,6 +19,8 @@ public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
     var workers: [QueueWorker] = []
+    /// The state sync with the peer (`--sync-peer`), nil without one.
+    private(set) var sync: SyncService?
     let status = DaemonStatus()
     /// The tables as the rule files define them, before `seqwall table` changed any (Daemon+Tables);
     /// under the reload lock.
@@ -65,6 +67,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             policy = try loadRules()
             metricsServer = try bindMetrics(statistics)
+            sync = try openSync()
             try startWorkers(policy: policy, persistence: persistence)
             dropLogWriter = DropLogWriter(channels: workers.map(\.dropLog), logger: logger)
             dropLogWriter.start()
@@ -74,6 +77,7 @@ public final class Daemon: @unchecked Sendable {
         }
         controlServer.start()
         metricsServer?.start()
+        sync?.start()
         logStarted(policy)
         waitForStop(&signals, controlServer: controlServer, persistence: persistence)
         return shutDown(controlServer: controlServer, metricsServer: metricsServer, persistence: persistence,
@@ -123,6 +127,11 @@ public final class Daemon: @unchecked Sendable {
     /// Visits every connection of every worker, a chunk of slots per visit: the worker copies
     /// the chunk out and goes back to its packets while the chunk is formatted here.
     func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
+        Daemon.visitConnections(of: workers, body)
+    }
+
+    /// `visitConnections` over `workers` (the state sync's bulk too).
+    static func visitConnections(of workers: [QueueWorker], _ body: (UInt16, Connection, UInt64) -> Void) {
         for worker in workers {
             var cursor = ConnectionCursor.start
             while true {
@@ -220,6 +229,7 @@ public final class Daemon: @unchecked Sendable {
                 logger.info("no usable state: picking up live connections the rules allow for \(policy.pickupGrace) s (set pickup grace)")
             }
         }
+        sync?.attach(to: workers)
         for worker in workers {
             let done = DispatchSemaphore(value: 0)
             workersFinished.append(done)
@@ -314,6 +324,7 @@ public final class Daemon: @unchecked Sendable {
     private func shutDown(controlServer: ControlServer, metricsServer: MetricsServer?, persistence: StatePersistence,
                           dropLogWriter: DropLogWriter) -> Int32 {
         stopping.store(true, ordering: .relaxed)
+        sync?.stop()
         controlServer.stop()
         metricsServer?.stop()
         // While the workers still hold the queues: the table as it is at the last packet

@@ -27,6 +27,7 @@ final class DaemonStatistics: Sendable {
         metrics.commit = BuildVersion.commit
         metrics.pickupGraceEnds = pickupGrace()?.ends ?? 0
         metrics.tables = daemon.tableSummaries()
+        metrics.sync = daemon.sync?.status
         return metrics.text
     }
 
@@ -43,6 +44,7 @@ final class DaemonStatistics: Sendable {
         record.commit = BuildVersion.commit
         let tables = daemon.tableSummaries()
         if !tables.isEmpty { record.tables = tables }
+        record.sync = daemon.sync?.status
         if let grace = pickupGrace() {
             record.pickup?.grace_ends = grace.ends
             record.pickup?.grace_seconds_left = grace.secondsLeft
