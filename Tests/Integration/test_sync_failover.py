@@ -54,6 +54,7 @@ vrrp_instance outside {{
     virtual_router_id 51
     priority {priority}
     advert_int 1
+    preempt_delay 5
     virtual_ipaddress {{
         198.51.100.1/24 dev out0
     }}
@@ -71,6 +72,7 @@ vrrp_instance inside {{
     virtual_router_id 52
     priority {priority}
     advert_int 1
+    preempt_delay 5
     virtual_ipaddress {{
         203.0.113.1/24 dev in0
     }}
