@@ -170,6 +170,8 @@ install: install-generated
 	install -D -m 0755 $(DIST_BUILD)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
 	for f in $(DIVERSION_FILES); do install -D -m 0644 rules/$$f $(DESTDIR)$(DATADIR)/$$f || exit 1; done
 	install -D -m 0644 rules/default.rules $(DESTDIR)$(DATADIR)/default.rules
+	install -D -m 0644 dist/keepalived/keepalived.conf.example $(DESTDIR)$(DATADIR)/keepalived.conf.example
+	install -D -m 0755 dist/keepalived/keepalived-notify $(DESTDIR)$(LIBEXECDIR)/keepalived-notify
 	install -D -m 0644 $(DIST_BUILD)/seqwall.service $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	install -D -m 0644 $(DIST_BUILD)/completion.bash $(DESTDIR)$(BASHCOMPDIR)/seqwall
 	install -D -m 0644 $(DIST_BUILD)/completion.zsh $(DESTDIR)$(ZSHCOMPDIR)/_seqwall
@@ -195,9 +197,9 @@ uninstall:
 	  fi; \
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/seqwall
-	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
+	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/keepalived-notify
 	rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(DIVERSION_FILES) default.rules)
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(DIVERSION_FILES) default.rules keepalived.conf.example)
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish
