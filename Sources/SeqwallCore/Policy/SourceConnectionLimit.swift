@@ -1,0 +1,21 @@
+/// `limit conn N per-source` (pf's max-src-conn: at most N established TCP connections per
+/// source) or `limit conn-rate N/DURATION per-source` (pf's max-src-conn-rate: at most N new
+/// connections per source in any DURATION), with what happens to a source that goes over:
+/// `overload <table> [expire DURATION] [flush]`. Global (in `Limits`, inbound connections) or
+/// on a pass rule (`Rule`, in the rule's direction). Enforced when a connection completes its
+/// handshake (ConnectionTracker+Overload.swift).
+public struct SourceConnectionLimit: Sendable, Equatable {
+    /// N: established connections, or connections per `seconds`.
+    public var count: Int
+    /// The DURATION of `conn-rate`, in seconds; 0 for `conn`.
+    public var seconds: UInt32
+    public var overload: Overload?
+
+    public init(count: Int, seconds: UInt32 = 0, overload: Overload? = nil) {
+        self.count = count
+        self.seconds = seconds
+        self.overload = overload
+    }
+
+    public var isRate: Bool { seconds != 0 }
+}
