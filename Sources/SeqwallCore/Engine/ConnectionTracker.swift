@@ -37,6 +37,9 @@ public final class ConnectionTracker {
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
+    /// Sources that went over a connection limit with `overload` (ConnectionTracker+Overload.swift),
+    /// for the owner to collect between packet batches and reset.
+    public let overloads = FixedBuffer<OverloadEvent>(capacity: 256)
     public var recordsEvents: Bool {
         get { hot.pointee.recordsEvents }
         set { hot.pointee.recordsEvents = newValue }
@@ -162,7 +165,11 @@ public final class ConnectionTracker {
                 if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
                 // Only a half-open connection holds charges (admit, chargeRestored): established
                 // traffic never reads them, and they sit on the connection's last cache line.
-                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
+                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty,
+                   let reason = handshakeCompleted(slot: slot, now: now) {
+                    return dropped(reason)
+                }
+                if ConnectionTracker.endsCount(newState) && !connection.pointee.halfOpenCharges.isEmpty {
                     releaseCharges(of: &connection.pointee)
                 }
             }
