@@ -48,6 +48,9 @@ final class QueueWorker: @unchecked Sendable {
     private var running = true
     /// `conntrack watch` clients; touched only on this thread (added and removed by jobs).
     private var watchers: [WatchQueue] = []
+    /// Sources over a connection limit with overload, for the daemon's thread
+    /// (Daemon+Overload.swift); preallocated, so filling it allocates nothing.
+    let overloadRing = SingleProducerRing<OverloadEvent>(capacity: 1024)
     /// Where dropped packets go for the drop log (`set drop-log`), and its rate limit.
     let dropLog: DropLogChannel
     private var dropLogMode: DropLogMode
@@ -168,6 +171,7 @@ final class QueueWorker: @unchecked Sendable {
             moreDue = tracker.expire(now: now, budget: packets ? QueueWorker.expiryBudgetPerBatch
                                                               : QueueWorker.expiryBudgetWhenIdle)
             publishEvents()
+            if tracker.overloads.count > 0 { publishOverloads() }
         }
         source.close()
     }
@@ -230,6 +234,13 @@ final class QueueWorker: @unchecked Sendable {
         }
         let lost = events.reset()
         for watcher in watchers { watcher.addLost(lost) }
+    }
+
+    /// Moves the tracker's overloads into the ring, once per loop turn.
+    private func publishOverloads() {
+        let overloads = tracker.overloads
+        for index in 0..<overloads.count { overloadRing.push(overloads[index]) }
+        overloadRing.addLost(overloads.reset())
     }
 
     /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides
