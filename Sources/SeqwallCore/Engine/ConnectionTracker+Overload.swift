@@ -27,6 +27,15 @@ extension ConnectionTracker {
         }
     }
 
+    /// A connection holding charges changed state: out of half-open, it gives back its
+    /// half-open counts and takes its established ones (`handshakeCompleted`); at its end, it
+    /// gives back everything. Returns why it must go instead, or nil.
+    func chargedStateChanged(slot: Int, from oldState: TCPState, to newState: TCPState, now: UInt64) -> DropReason? {
+        if oldState.isHalfOpen && !newState.isHalfOpen { return handshakeCompleted(slot: slot, now: now) }
+        if ConnectionTracker.endsCount(newState) { releaseCharges(of: &table.connection(at: slot).pointee) }
+        return nil
+    }
+
     /// The connection in `slot` has just left half-open: gives back its half-open counts and,
     /// when it is to be counted, checks its source against the connection limits and charges
     /// it. Returns why it must go instead (it is then removed), or nil.

@@ -163,14 +163,13 @@ public final class ConnectionTracker {
             // Nearly every packet leaves the state as it was: one comparison then skips both.
             if oldState != newState {
                 if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
-                // Only a half-open connection holds charges (admit, chargeRestored): established
-                // traffic never reads them, and they sit on the connection's last cache line.
-                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty,
-                   let reason = handshakeCompleted(slot: slot, now: now) {
+                // Only a half-open connection, or one counted by `limit conn`, holds charges
+                // (admit, chargeRestored, handshakeCompleted): they are read on a change of
+                // state only, never by established traffic, and sit on the connection's last
+                // cache line.
+                if !connection.pointee.halfOpenCharges.isEmpty,
+                   let reason = chargedStateChanged(slot: slot, from: oldState, to: newState, now: now) {
                     return dropped(reason)
-                }
-                if ConnectionTracker.endsCount(newState) && !connection.pointee.halfOpenCharges.isEmpty {
-                    releaseCharges(of: &connection.pointee)
                 }
             }
             table.deadlineChanged(at: slot)

@@ -4,12 +4,17 @@
 /// `overload <table> [expire DURATION] [flush]`. Global (in `Limits`, inbound connections) or
 /// on a pass rule (`Rule`, in the rule's direction). Enforced when a connection completes its
 /// handshake (ConnectionTracker+Overload.swift).
-public struct SourceConnectionLimit: Sendable, Equatable {
+///
+/// A class, immutable: a `Rule` and the `Limits` hold it by reference, one word that is nil
+/// unless a limit is set, because the SYN path copies rules and the policy's limits, and an
+/// inline value with a table name in it would make every such copy longer for every rule
+/// set, limits or not.
+public final class SourceConnectionLimit: Sendable, Equatable {
     /// N: established connections, or connections per `seconds`.
-    public var count: Int
+    public let count: Int
     /// The DURATION of `conn-rate`, in seconds; 0 for `conn`.
-    public var seconds: UInt32
-    public var overload: Overload?
+    public let seconds: UInt32
+    public let overload: Overload?
 
     public init(count: Int, seconds: UInt32 = 0, overload: Overload? = nil) {
         self.count = count
@@ -18,4 +23,8 @@ public struct SourceConnectionLimit: Sendable, Equatable {
     }
 
     public var isRate: Bool { seconds != 0 }
+
+    public static func == (lhs: SourceConnectionLimit, rhs: SourceConnectionLimit) -> Bool {
+        lhs.count == rhs.count && lhs.seconds == rhs.seconds && lhs.overload == rhs.overload
+    }
 }
