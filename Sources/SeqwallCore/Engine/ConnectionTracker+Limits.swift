@@ -104,6 +104,12 @@ extension ConnectionTracker {
     @inline(__always)
     func releaseCharges(of connection: inout Connection) {
         guard !connection.halfOpenCharges.isEmpty else { return }
+        releaseAllCharges(of: &connection)
+    }
+
+    // Never inlined: the rare part of releaseCharges stays out of the packet path's code.
+    @inline(never)
+    func releaseAllCharges(of connection: inout Connection) {
         releaseHalfOpenCharges(of: &connection)
         if !connection.halfOpenCharges.isDisjoint(with: .established) { releaseEstablishedCharges(of: &connection) }
         connection.halfOpenCharges = []
