@@ -1,7 +1,7 @@
 // One core-benchmark workload without the benchmark harness, for profilers:
 //
 //   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] [--one-by-one] [--no-huge-pages]
-//   tracker-profile handshake ipv4|ipv6 [PASSES] [--one-by-one] [--no-huge-pages]
+//   tracker-profile handshake ipv4|ipv6 [PASSES] [--one-by-one] [--no-huge-pages] [--conn-limits]
 //   tracker-profile syn ipv4|ipv6 SCENARIO SYNS [PASSES] [--one-by-one] [--no-huge-pages]
 //     (SCENARIO: few-rules, few-rules-block, table-miss, table-hit, rules-SHAPE-COUNT with SHAPE
 //     ports, sources, destinations or mixed; see SynScenario)
@@ -10,7 +10,8 @@
 //
 // Packets go to the tracker in batches of ConnectionTracker.batchCapacity, as the daemon hands
 // them over, unless `--one-by-one`; the table's arrays are advised onto huge pages, as the
-// daemon does, unless `--no-huge-pages`. Prints packets per second of the measured passes
+// daemon does, unless `--no-huge-pages`. `--conn-limits` adds global `limit conn` and `limit
+// conn-rate` high enough never to cut a connection, to measure what counting costs. Prints packets per second of the measured passes
 // (clock_gettime, one thread). The numbers to quote come from `make bench`; this is for
 // finding where the time goes and for comparing two builds back to back.
 import SeqwallCore
@@ -26,7 +27,7 @@ func seconds(_ clock: clockid_t) -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
-let flags: Set<String> = ["--one-by-one", "--no-huge-pages", "--sync-events"]
+let flags: Set<String> = ["--one-by-one", "--no-huge-pages", "--sync-events", "--conn-limits"]
 let arguments = CommandLine.arguments.filter { !flags.contains($0) }
 let feeding: Feeding = CommandLine.arguments.contains("--one-by-one") ? .oneByOne : .batches
 let hugePages = !CommandLine.arguments.contains("--no-huge-pages")
@@ -77,6 +78,12 @@ case "syn":
     passesArgument = 5
 default:
     usage()
+}
+if CommandLine.arguments.contains("--conn-limits") {
+    var policy = workload.tracker.policy
+    policy.limits.connPerSource = SourceConnectionLimit(count: 1 << 24)
+    policy.limits.connRatePerSource = SourceConnectionLimit(count: 1 << 24, seconds: 1)
+    workload.tracker.replacePolicy(policy)
 }
 print("\(feeding.rawValue), huge pages \(hugePages ? "advised" : "not advised"): "
     + "\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages")

@@ -37,6 +37,9 @@ public final class ConnectionTracker {
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
+    /// Sources that went over a connection limit with `overload` (ConnectionTracker+Overload.swift),
+    /// for the owner to collect between packet batches and reset.
+    public let overloads = FixedBuffer<OverloadEvent>(capacity: 256)
     public var recordsEvents: Bool {
         get { hot.pointee.recordsEvents }
         set { hot.pointee.recordsEvents = newValue }
@@ -165,10 +168,13 @@ public final class ConnectionTracker {
             // Nearly every packet leaves the state as it was: one comparison then skips both.
             if oldState != newState {
                 if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
-                // Only a half-open connection holds charges (admit, chargeRestored): established
-                // traffic never reads them, and they sit on the connection's last cache line.
-                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
-                    releaseCharges(of: &connection.pointee)
+                // Only a half-open connection, or one counted by `limit conn`, holds charges
+                // (admit, chargeRestored, handshakeCompleted): they are read on a change of
+                // state only, never by established traffic, and sit on the connection's last
+                // cache line.
+                if !connection.pointee.halfOpenCharges.isEmpty,
+                   let reason = chargedStateChanged(slot: slot, from: oldState, to: newState, now: now) {
+                    return dropped(reason)
                 }
             }
             table.deadlineChanged(at: slot)

@@ -16,11 +16,17 @@ public struct Rule: Sendable, Equatable {
     /// `limit half-open N per-source` on a pass rule (HalfOpenLimiter; counted per rule
     /// identity, so the count survives a reload that moves the rule).
     public var halfOpenPerSource: Int?
+    /// `limit conn N per-source` and `limit conn-rate N/DURATION per-source` on a pass rule,
+    /// counted per rule identity like `halfOpenPerSource`.
+    public var connPerSource: SourceConnectionLimit?
+    public var connRatePerSource: SourceConnectionLimit?
     public var location: SourceLocation
 
     public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
                 to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
-                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
+                ports: [PortRange] = [], halfOpenPerSource: Int? = nil,
+                connPerSource: SourceConnectionLimit? = nil, connRatePerSource: SourceConnectionLimit? = nil,
+                location: SourceLocation) {
         self.action = action
         self.direction = direction
         self.protocolName = protocolName
@@ -30,8 +36,13 @@ public struct Rule: Sendable, Equatable {
         self.toTables = toTables
         self.ports = ports
         self.halfOpenPerSource = halfOpenPerSource
+        self.connPerSource = connPerSource
+        self.connRatePerSource = connRatePerSource
         self.location = location
     }
+
+    /// Whether a connection it passes needs a per-source count (HalfOpenLimiter gives it an id).
+    var countsPerSource: Bool { halfOpenPerSource != nil || connPerSource != nil || connRatePerSource != nil }
 
     /// Whether this rule applies to a new flow of `protocolName` with these endpoints
     /// (`destinationPort` is ignored for ICMP, whose rules have no ports); `tables` are the

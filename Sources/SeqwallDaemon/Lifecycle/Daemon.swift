@@ -25,6 +25,10 @@ public final class Daemon: @unchecked Sendable {
     /// The tables as the rule files define them, before `seqwall table` changed any (Daemon+Tables);
     /// under the reload lock.
     var tableDefinitions: [AddressTable] = []
+    /// Deadlines of entries overloads added with `expire`, and the overloads' figures
+    /// (Daemon+Overload.swift); under the reload lock.
+    var overloadExpiries = OverloadExpiries()
+    var overloadFigures = StatsRecord.Overload()
     private var workersFinished: [DispatchSemaphore] = []
     private let reloadLock = NSLock()
     private let stopping = Atomic<Bool>(false)
@@ -219,6 +223,7 @@ public final class Daemon: @unchecked Sendable {
         }
         if let saved {
             persistence.restore(saved)
+            persistence.restoreOverloadExpiries()
         } else {
             // Nothing says which connections are live: pick up those the rules allow for a
             // while, so that a start does not cut them (the session it was typed in included).
@@ -265,8 +270,14 @@ public final class Daemon: @unchecked Sendable {
     private func waitForStop(_ signals: inout sigset_t, controlServer: ControlServer, persistence: StatePersistence) {
         let diversionWatch = startDiversionWatch()
         var nextCheck = diversionWatch.map { SystemCall.monotonicNanoseconds() &+ $0.interval } ?? UInt64.max
+        var nextOverloads = UInt64(0)
         while true {
             let now = SystemCall.monotonicNanoseconds()
+            if now >= nextOverloads {
+                if overloadsInUse { serviceOverloads() }
+                nextOverloads = SystemCall.monotonicNanoseconds() &+ Daemon.overloadInterval
+                continue
+            }
             if now >= persistence.nextSnapshot {
                 persistence.saveOnSchedule()
                 continue
@@ -276,7 +287,7 @@ public final class Daemon: @unchecked Sendable {
                 nextCheck = SystemCall.monotonicNanoseconds() &+ diversionWatch.interval
                 continue
             }
-            let wake = min(persistence.nextSnapshot, nextCheck)
+            let wake = min(persistence.nextSnapshot, nextCheck, nextOverloads)
             let received = SystemCall.waitForSignal(&signals, nanoseconds: wake == UInt64.max ? nil : wake - now)
             switch received {
             case 0:

@@ -28,6 +28,7 @@ final class DaemonStatistics: Sendable {
         metrics.pickupGraceEnds = pickupGrace()?.ends ?? 0
         metrics.tables = daemon.tableSummaries()
         metrics.sync = daemon.sync?.status
+        metrics.overload = daemon.withReloadLock { daemon.overloadFigures }
         return metrics.text
     }
 
@@ -45,6 +46,13 @@ final class DaemonStatistics: Sendable {
         let tables = daemon.tableSummaries()
         if !tables.isEmpty { record.tables = tables }
         record.sync = daemon.sync?.status
+        let figures = daemon.withReloadLock { daemon.overloadFigures }
+        if record.overload != nil || figures != StatsRecord.Overload() {
+            var overload = figures
+            overload.sources = record.overload?.sources ?? 0
+            overload.lost += record.overload?.lost ?? 0
+            record.overload = overload
+        }
         if let grace = pickupGrace() {
             record.pickup?.grace_ends = grace.ends
             record.pickup?.grace_seconds_left = grace.secondsLeft

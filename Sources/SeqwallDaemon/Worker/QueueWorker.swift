@@ -50,6 +50,9 @@ final class QueueWorker: @unchecked Sendable {
     private var watchers: [WatchQueue] = []
     /// The state sync's ring and sweep (docs/ha.md), set before the thread starts; nil: no sync.
     private(set) var sync: WorkerSync?
+    /// Sources over a connection limit with overload, for the daemon's thread
+    /// (Daemon+Overload.swift); preallocated, so filling it allocates nothing.
+    let overloadRing = SingleProducerRing<OverloadEvent>(capacity: 1024)
     /// Where dropped packets go for the drop log (`set drop-log`), and its rate limit.
     let dropLog: DropLogChannel
     private var dropLogMode: DropLogMode
@@ -173,6 +176,7 @@ final class QueueWorker: @unchecked Sendable {
                                                               : QueueWorker.expiryBudgetWhenIdle)
             publishEvents(expiring: true)
             sync?.sweep(tracker, now: now)
+            if tracker.overloads.count > 0 { publishOverloads() }
         }
         source.close()
     }
@@ -243,6 +247,13 @@ final class QueueWorker: @unchecked Sendable {
         }
         let lost = events.reset()
         for watcher in watchers { watcher.addLost(lost) }
+    }
+
+    /// Moves the tracker's overloads into the ring, once per loop turn.
+    private func publishOverloads() {
+        let overloads = tracker.overloads
+        for index in 0..<overloads.count { overloadRing.push(overloads[index]) }
+        overloadRing.addLost(overloads.reset())
     }
 
     /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides
