@@ -18,11 +18,17 @@ extension Checker {
     }
 
     /// The positions in `Policy.tables` of the tables something refers to: the address lists
-    /// of the rules. Anything else that comes to name a table belongs here too.
+    /// of the rules, and the overload targets of the connection limits (global and per rule),
+    /// which fill a table that the rules may not name yet.
     private func usedTableIndexes() -> Set<Int> {
         var used = Set<Int>()
+        var limits = [policy.limits.connPerSource, policy.limits.connRatePerSource]
         for rule in rules {
             for reference in rule.fromTables + rule.toTables { used.insert(reference.index) }
+            limits += [rule.connPerSource, rule.connRatePerSource]
+        }
+        for case let limit? in limits {
+            if let overload = limit.overload { used.insert(overload.table.index) }
         }
         return used
     }

@@ -14,7 +14,7 @@ struct Checker {
     /// `set pickup on` says plainly.
     static let maximumPickupGrace: UInt32 = 86_400
 
-    private var policy = Policy()
+    private(set) var policy = Policy()
     private var inside: [IPNetwork] = []
     /// Collected here and handed to the policy once, which indexes them on assignment.
     private(set) var rules: [Rule] = []
