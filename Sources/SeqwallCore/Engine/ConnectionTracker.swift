@@ -79,9 +79,15 @@ public final class ConnectionTracker {
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
     /// limit applies when a tracker is made anew. Connections keep the per-source counts they
-    /// were charged to (HalfOpenCharges), whatever the new limits are.
-    public func replacePolicy(_ newPolicy: Policy) {
-        let counters = hot.pointee.rules.carried(from: policy.rules, to: newPolicy.rules)
+    /// were charged to (HalfOpenCharges), whatever the new limits are. `carry` is the rule
+    /// counters' plan for this pair of policies, worked out beforehand off the packet thread
+    /// (the daemon does, once for all its workers); without one it is worked out here.
+    public func replacePolicy(_ newPolicy: Policy, carry: RuleCounterCarry? = nil) {
+        var plan = carry ?? RuleCounterCarry(from: policy.rules, to: newPolicy.rules)
+        if plan.oldCount != policy.rules.count || plan.sources.count != newPolicy.rules.count {
+            plan = RuleCounterCarry(from: policy.rules, to: newPolicy.rules)
+        }
+        let counters = hot.pointee.rules.carried(by: plan)
         hot.pointee.rules.deallocate()
         hot.pointee.rules = counters
         policy = newPolicy

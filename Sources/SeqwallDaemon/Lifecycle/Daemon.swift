@@ -110,8 +110,10 @@ public final class Daemon: @unchecked Sendable {
                 return .failure(error.description)
             }
             let policy = applyingTableChanges(persistentTableChanges(), to: loaded)
+            // Every worker holds the policy in force: one plan serves them all.
+            let carry = RuleCounterCarry(from: status.currentPolicy.policy.rules, to: policy.rules)
             for worker in workers {
-                worker.mailbox.perform { $0.replacePolicy(policy) }
+                worker.mailbox.perform { $0.replacePolicy(policy, carry: carry) }
             }
             status.policyLoaded(policy)
             status.reloaded(error: nil)

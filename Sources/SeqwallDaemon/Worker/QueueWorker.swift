@@ -184,8 +184,8 @@ final class QueueWorker: @unchecked Sendable {
     func stop() { running = false }
 
     /// A reload: the new policy for the tracker, and its drop-log setting for this worker.
-    func replacePolicy(_ policy: Policy) {
-        tracker.replacePolicy(policy)
+    func replacePolicy(_ policy: Policy, carry: RuleCounterCarry? = nil) {
+        tracker.replacePolicy(policy, carry: carry)
         dropLogMode = policy.dropLog
     }
 
