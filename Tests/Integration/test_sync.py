@@ -19,7 +19,9 @@ import lab
 SYNC_PORT = 7946
 
 
-class SyncLabMixin:
+class SyncLab:
+    """The two-node lab and its helpers, shared with test_sync_refusal.py."""
+
     MODE = lab.GATEWAY
     RULES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rules", "gateway.rules")
     SERVER_PORTS = (8080,)
@@ -99,6 +101,8 @@ class SyncLabMixin:
             self.assertTrue(lab.wait_for(lambda: self.in_sync(node), 20, 0.2),
                             f"{node.ns} not in sync: {self.sync_status(node)}")
 
+
+class SyncLabMixin(SyncLab):
     # -- tests --
 
     def test_1_both_nodes_get_in_sync(self):
@@ -214,10 +218,15 @@ class SyncOverIPv4Test(SyncLabMixin, lab.LabTestCase):
     pass
 
 
-class SyncOverIPv6Test(SyncLabMixin, lab.LabTestCase):
+class IPv6SyncLink:
+    """The sync link over IPv6 (SyncLab's default is IPv4)."""
     SYNC_A = "2001:db8:5::1"
     SYNC_B = "2001:db8:5::2"
     PREFIX = 64
+
+
+class SyncOverIPv6Test(IPv6SyncLink, SyncLabMixin, lab.LabTestCase):
+    pass
 
 
 if __name__ == "__main__":
