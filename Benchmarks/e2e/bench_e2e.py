@@ -19,8 +19,14 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
   conn-rate        connrate.c: connect, send 64 bytes, close, read to EOF; 4 threads (conn/s)
   queues           iperf3 4 streams through 2 queues (--queue-balance 0:1) and through 1 queue,
                    for C and seqwall
+  sync             the first seqwall with state sync off and on (a backup node on a sync
+                   link), alternated each round: bulk-1 and conn-rate, and the sync's bytes
+                   per second of the busy connection, per new connection and per idle second
+  failover         after the rounds, --failovers times: kill -9 of the master's seqwall in
+                   test_failover.py's keepalived lab, to the first packet the backup forwards
+                   (Benchmarks/e2e/bench_sync.py)
 
-Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
+Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE] [--failovers N]
                    [--seqwall NAME=PATH]... [--profile CMD]
   SEQWALL_BIN   the seqwall binary (default <repo>/.build/release/seqwall)
 
@@ -51,9 +57,10 @@ os.environ.setdefault("SEQWALL_BIN", os.path.join(REPO, ".build", "release", "se
 sys.path.insert(0, os.path.join(REPO, "Tests", "Integration"))
 import lab  # noqa: E402  (the integration lab: namespaces, REGISTRY cleanup, spawn, Daemon)
 from lab import REGISTRY, LineReader, ns_run, run, spawn  # noqa: E402
+import bench_sync  # noqa: E402
 
 BASE_VARIANTS = ("none", "conntrack", "C")
-CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues")
+CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues", "sync", "failover")
 SERVER4 = "203.0.113.10"
 IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT = 5201, 11111, 9100
 
@@ -148,8 +155,9 @@ class BenchLab(lab.Lab):
 class Consumer:
     """Whatever sits on the queue (or not) for one variant, for one measurement."""
 
-    def __init__(self, bench, variant, queues=1):
+    def __init__(self, bench, variant, queues=1, options=()):
         self.bench, self.variant, self.queues = bench, variant, queues
+        self.options = list(options)
         self.proc = None
         self.profiler = None
         self.daemon = None
@@ -177,7 +185,7 @@ class Consumer:
             lab.SEQWALL_BIN, options = b.seqwalls[self.variant]
             self.daemon = lab.Daemon(b.lab.fw_ns, b.rules, os.path.join(b.workdir, "control.sock"),
                                      os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
-                                     extra=["--fail-open", "--log-level", "warning"] + options)
+                                     extra=["--fail-open", "--log-level", "warning"] + options + self.options)
             self.daemon.start(ready_timeout=20)
         self.before = b.lab.queue_counters()
         self.cpu_before = self.cpu_nanoseconds()
@@ -276,6 +284,7 @@ class Bench:
         self.lab = BenchLab(self.workdir).build()
         self.results = {}    # (case, variant, metric) -> [values over rounds]
         self.notes = {}      # (case, variant) -> text (queue pass-through, failures)
+        self.sync_peer = None
         self.start_servers()
 
     def compile(self, source, libs, pkg=()):
@@ -328,13 +337,14 @@ class Bench:
             found[pct] = float(m.group(1))
         return found["50.000"], found["99.000"]
 
-    def connections(self):
+    def connections(self, with_count=False):
         cp = ns_run(self.lab.ns["client"], [self.connrate, "client", SERVER4, str(CONNRATE_PORT), str(self.seconds), "4"],
                     timeout=self.seconds + 30)
         m = re.search(r"connections (\d+) failures (\d+) seconds ([0-9.]+)", cp.stdout)
         if not m:
             raise RuntimeError(f"connrate printed {cp.stdout!r}")
-        return int(m.group(1)) / float(m.group(3)), int(m.group(2))
+        rate, failures = int(m.group(1)) / float(m.group(3)), int(m.group(2))
+        return (rate, failures, int(m.group(1))) if with_count else (rate, failures)
 
     def measure(self, case, variant, queues=1):
         with Consumer(self, variant, queues) as consumer:
@@ -380,7 +390,11 @@ class Bench:
                 if case == "small-pps":
                     self.lab.set_offloads(False)
                 try:
-                    if case == "queues":
+                    if case == "sync":
+                        self.measure_sync(round_number)
+                    elif case == "failover":
+                        pass
+                    elif case == "queues":
                         for variant in [v for v in order if v == "C" or v in self.c_variants or v in self.seqwalls]:
                             for queues in (1, 2):
                                 log(f"round {round_number + 1}: {case} {variant} {queues}q")
@@ -392,6 +406,55 @@ class Bench:
                 finally:
                     if case == "small-pps":
                         self.lab.set_offloads(True)
+        if "failover" in cases:
+            self.measure_failover()
+
+    def measure_sync(self, round_number):
+        """The first seqwall with sync off and on, in alternating order (BENCHMARKS.md, State
+        sync end to end)."""
+        if self.sync_peer is None:
+            self.sync_peer = bench_sync.SyncPeer(self.lab, self.workdir, self.rules)
+        variant = next(iter(self.seqwalls))
+        modes = ("sync off", "sync on") if round_number % 2 == 0 else ("sync on", "sync off")
+        for mode in modes:
+            log(f"round {round_number + 1}: sync {variant} {mode}")
+            on = mode == "sync on"
+            with Consumer(self, variant, options=self.sync_peer.master_options if on else ()) as consumer:
+                master = consumer.daemon
+                if on and not lab.wait_for(lambda: bench_sync.in_sync(master), 60, 0.2):
+                    raise RuntimeError(f"the master never got in sync: {bench_sync.sync_status(master)}")
+                sent = lambda: bench_sync.sync_status(master)["bytes_sent"] if on else 0
+                before, started = sent(), time.monotonic()
+                self.record("sync", mode, "Gbit/s", self.iperf(1) / 1e9)
+                busy = (sent() - before) / (time.monotonic() - started)
+                before = sent()
+                rate, failures, count = self.connections(with_count=True)
+                self.record("sync", mode, "conn/s", rate)
+                if failures:
+                    self.note("sync", mode, f"{failures} failed connections")
+                if on:
+                    # Coalesced records go within 50 ms, the last closes' as well.
+                    time.sleep(0.5)
+                    per_connection = (sent() - before) / count
+                    before, started = sent(), time.monotonic()
+                    time.sleep(2)
+                    idle = (sent() - before) / (time.monotonic() - started)
+                    self.record("sync", mode, "sync B/s busy", busy)
+                    self.record("sync", mode, "sync B/s idle", idle)
+                    self.record("sync", mode, "sync B/connection", per_connection)
+
+    def measure_failover(self):
+        gap = bench_sync.FailoverGap(bench_sync.failover_workdir())
+        try:
+            for run_number in range(self.args.failovers):
+                log(f"failover {run_number + 1}")
+                first, connection, moved = gap.measure()
+                for metric, value in (("first forwarded s", first), ("connection resumed s", connection),
+                                      ("VIP moved s", moved)):
+                    if value is not None:
+                        self.record("failover", "seqwall", metric, value)
+        finally:
+            gap.destroy()
 
     # -- report --
 
@@ -409,10 +472,42 @@ class Bench:
                 self.report_ab(list(self.seqwalls)[0], name)
         for name in self.c_variants:
             self.report_ab("C", name)
+        self.report_sync()
         sys.stdout.flush()
         if self.args.json:
             with open(self.args.json, "w") as f:
                 json.dump({"|".join(k): v for k, v in self.results.items()}, f, indent=1)
+
+    def report_sync(self):
+        """Sync on against off, paired within each round (target: on/off >= 0.95), the sync's
+        bytes, and the failover gaps."""
+        def values(variant, metric):
+            return self.results.get(("sync" if variant != "failover" else "failover",
+                                     variant if variant != "failover" else "seqwall", metric), [])
+        rows = []
+        for metric in ("Gbit/s", "conn/s"):
+            off, on = values("sync off", metric), values("sync on", metric)
+            if off and on:
+                ratios = [b / a for a, b in zip(off, on) if a]
+                rows.append(f"{metric:<22} off {statistics.median(off):10.2f}  on {statistics.median(on):10.2f}"
+                            f"  on/off {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
+                            f"  {'met' if statistics.median(ratios) >= 0.95 else 'NOT met'} (>= 0.95)")
+        for metric in ("sync B/s busy", "sync B/s idle", "sync B/connection"):
+            found = values("sync on", metric)
+            if found:
+                rows.append(f"{metric:<22} {statistics.median(found):10.1f}  (rounds: {', '.join(f'{v:.1f}' for v in found)})")
+        for metric in ("first forwarded s", "connection resumed s", "VIP moved s"):
+            found = values("failover", metric)
+            if found:
+                rows.append(f"failover {metric:<22} median {statistics.median(found):.3f}  "
+                            f"(runs: {', '.join(f'{v:.3f}' for v in found)})")
+        if rows:
+            print("\nState sync end to end (sync bytes: UDP payload the master's sync socket sent)")
+            for row in rows:
+                print("  " + row)
+        for key, texts in self.notes.items():
+            if key[0] == "sync":
+                print(f"  note {key[1]}: {'; '.join(texts)}")
 
     def report_ab(self, old, new):
         """One variant against another (two seqwall binaries, or two C consumers), per round
@@ -521,6 +616,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json")
+    parser.add_argument("--failovers", type=int, default=3,
+                        help="failover measurements (case failover), each with its failback")
     parser.add_argument("--seqwall", action="append", default=[], metavar="NAME=PATH",
                         help="a seqwall binary (and `seqwall run` options after it, space-separated) to measure "
                              "as variant NAME (repeatable; default seqwall=$SEQWALL_BIN)")
