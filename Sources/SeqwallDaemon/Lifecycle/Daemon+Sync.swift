@@ -5,7 +5,8 @@ extension Daemon {
     func openSync() throws(SyncKeyFile.Problem) -> SyncService? {
         guard let options = options.sync else { return nil }
         do {
-            let service = try SyncService(options: options, logger: logger)
+            let service = try SyncService(options: options, epochFile: self.options.stateFile.map { SyncEpochFile.path(stateFile: $0) },
+                                          logger: logger)
             logger.info("sync: listening on \(options.listen), peer \(options.peer)")
             return service
         } catch {

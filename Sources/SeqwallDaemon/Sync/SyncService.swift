@@ -33,8 +33,9 @@ final class SyncService: @unchecked Sendable {
     private var refusedSinceLog: [String: UInt64] = [:]
     static let datagramLimit = 2048
 
-    /// Reads the key and binds the socket: a bad key or address stops the start.
-    init(options: SyncOptions, logger: Logger) throws(SyncKeyFile.Problem) {
+    /// Reads the key and binds the socket: a bad key or address stops the start. `epochFile`:
+    /// where the last epoch is kept (SyncEpochFile), nil without a state file.
+    init(options: SyncOptions, epochFile: String?, logger: Logger) throws(SyncKeyFile.Problem) {
         self.options = options
         self.logger = logger
         let key = try SyncKeyFile.read(path: options.keyPath)
@@ -69,10 +70,12 @@ final class SyncService: @unchecked Sendable {
         wakeRead = ends[0]
         wakeWrite = ends[1]
         peerAddress = SocketAddress(options.peer)
-        // The epoch: wall-clock seconds at the start; the node number: random, so that a
-        // restart within the same second is a new incarnation all the same.
+        // The epoch: wall-clock seconds at the start, above the last start's (SyncEpochFile);
+        // the node number: random, so that a restart within the same second without an epoch
+        // file is a new incarnation all the same.
         var generator = SystemRandomNumberGenerator()
-        let epoch = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
+        let clock = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
+        let epoch = SyncEpochFile.take(path: epochFile, clock: clock, logger: logger)
         session = SyncSession(key: key, node: UInt32.random(in: 1...UInt32.max, using: &generator), epoch: epoch)
         var status = SyncStatus()
         status.peer = options.peer.description
