@@ -99,6 +99,19 @@ def log(message):
     sys.stderr.flush()
 
 
+def cpu_nanoseconds(pid):
+    """CPU time process pid's threads have had (user and system), from each thread's
+    /proc/PID/task/TID/schedstat (nanoseconds on a CPU)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 class BenchLab(lab.Lab):
     """The integration lab's gateway topology without its test agents (echo server, raw-socket
     probe): they would only take CPU from the measurement."""
@@ -226,16 +239,7 @@ class Consumer:
         verdicts' sendto() carries each packet on through the kernel's stack, so this is the
         consumer's whole share of a packet's cost, not only its own code."""
         pid = self.pid()
-        if pid is None:
-            return None
-        total = 0
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
+        return None if pid is None else cpu_nanoseconds(pid)
 
     def handled(self):
         """Packets the consumer gave a verdict for, packets the queue was handed, and the
@@ -428,8 +432,15 @@ class Bench:
                 self.record("sync", mode, "Gbit/s", self.iperf(1) / 1e9)
                 busy = (sent() - before) / (time.monotonic() - started)
                 before = sent()
+                cpu = (cpu_nanoseconds(master.proc.pid), cpu_nanoseconds(self.sync_peer.daemon.proc.pid))
                 rate, failures, count = self.connections(with_count=True)
                 self.record("sync", mode, "conn/s", rate)
+                # Where a connection's sync costs CPU: the master (events, the sync thread) and
+                # the backup applying it, which shares this machine's CPUs with the benchmark.
+                self.record("sync", mode, "master cpu us/connection",
+                            (cpu_nanoseconds(master.proc.pid) - cpu[0]) / 1e3 / count)
+                self.record("sync", mode, "backup cpu us/connection",
+                            (cpu_nanoseconds(self.sync_peer.daemon.proc.pid) - cpu[1]) / 1e3 / count)
                 if failures:
                     self.note("sync", mode, f"{failures} failed connections")
                 if on:
@@ -492,6 +503,10 @@ class Bench:
                 rows.append(f"{metric:<22} off {statistics.median(off):10.2f}  on {statistics.median(on):10.2f}"
                             f"  on/off {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
                             f"  {'met' if statistics.median(ratios) >= 0.95 else 'NOT met'} (>= 0.95)")
+        for metric in ("master cpu us/connection", "backup cpu us/connection"):
+            off, on = values("sync off", metric), values("sync on", metric)
+            if off and on:
+                rows.append(f"{metric:<26} off {statistics.median(off):6.1f}  on {statistics.median(on):6.1f}")
         for metric in ("sync B/s busy", "sync B/s idle", "sync B/connection"):
             found = values("sync on", metric)
             if found:
