@@ -32,7 +32,9 @@ struct SyncReceiver {
             guard header.epoch == epoch else { return .failure(.oldEpoch) }
             return window.admit(header.sequence) ? .success(false) : .failure(.replay)
         }
-        if node != nil && header.epoch < epoch { return .failure(.oldEpoch) }
+        // A sender's epoch grows at every start (docs/sync-protocol.md, Replay): another node
+        // number with the same epoch is an earlier start's message replayed.
+        if node != nil && header.epoch <= epoch { return .failure(.oldEpoch) }
         var fresh = SyncReplayWindow()
         guard fresh.admit(header.sequence) else { return .failure(.replay) }
         node = header.node

@@ -11,7 +11,8 @@ public enum SyncRefusal: Int, Error, Sendable, CaseIterable {
     case authentication
     /// Authentic but not well formed (a record that fails its checks, a bad count).
     case malformed
-    /// From an incarnation of the peer older than the one already heard.
+    /// From an incarnation of the peer older than the one already heard (or as old: another
+    /// start's epoch is always above it).
     case oldEpoch
     /// A sequence number already seen, or too old for the window.
     case replay

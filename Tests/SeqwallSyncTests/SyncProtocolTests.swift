@@ -97,6 +97,15 @@ final class SyncProtocolTests: XCTestCase {
         for datagram in pair.a.takeOutgoing() {
             XCTAssertEqual(pair.b.receive(datagram, now: pair.now, wallNow: pair.wallNow).refused, .oldEpoch)
         }
+        // An earlier start of the peer with the same epoch (another node number): its messages
+        // are replayed ones, since every start's epoch is above the last (SyncEpoch).
+        var sameSecond = SyncSession(key: SyncTestPair.key, node: 0xAB, epoch: 200)
+        sameSecond.tick(now: pair.now, wallNow: pair.wallNow)
+        let replayed = sameSecond.takeOutgoing()
+        XCTAssertFalse(replayed.isEmpty)
+        for datagram in replayed {
+            XCTAssertEqual(pair.b.receive(datagram, now: pair.now, wallNow: pair.wallNow).refused, .oldEpoch)
+        }
         // A message sealed with a clock far from ours: replayed to a node that restarted.
         var fresh = SyncSession(key: SyncTestPair.key, node: 0xD, epoch: 300)
         fresh.tick(now: pair.now, wallNow: pair.wallNow - 3_600_000_000_000)

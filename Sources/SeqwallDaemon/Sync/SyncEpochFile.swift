@@ -8,10 +8,12 @@ import SeqwallSync
 enum SyncEpochFile {
     static func path(stateFile: String) -> String { stateFile + ".sync-epoch" }
 
-    /// The epoch for this start, recorded before it is used. Without a file (no state file), or
-    /// when it cannot be read or written, the clock alone (with a warning for the latter).
-    static func take(path: String?, clock: UInt32, logger: Logger) -> UInt32 {
-        guard let path else { return clock }
+    /// The epoch for this start, recorded before it is used: above every earlier start's. Without
+    /// a record (no state file, or one that cannot be written: with a warning), `unrecorded`
+    /// gives it instead.
+    static func take(path: String?, clock: UInt32, logger: Logger,
+                     unrecorded: (UInt32) -> UInt32 = SyncEpochFile.nextSecond) -> UInt32 {
+        guard let path else { return unrecorded(clock) }
         var last: UInt32?
         do throws(StateFile.Problem) {
             if case .contents(let bytes) = try StateFile.read(path: path, maximumBytes: 32) {
@@ -26,7 +28,16 @@ enum SyncEpochFile {
             try StateFile.write(Array("\(epoch)\n".utf8), to: path)
         } catch {
             logger.warning("sync: cannot record the epoch in \(path): \(error); a start after the clock stepped back may be refused by the peer until the clock catches up")
+            return unrecorded(max(clock, epoch))
         }
+        return epoch
+    }
+
+    /// Without a record, the next second, once the clock has reached it: no earlier start can
+    /// have taken it (each took a second it waited for) unless the clock stepped back.
+    static func nextSecond(after clock: UInt32) -> UInt32 {
+        let epoch = clock == .max ? clock : clock + 1
+        SystemCall.sleepUntilWallClock(UInt64(epoch) * 1_000_000_000)
         return epoch
     }
 }

@@ -70,9 +70,8 @@ final class SyncService: @unchecked Sendable {
         wakeRead = ends[0]
         wakeWrite = ends[1]
         peerAddress = SocketAddress(options.peer)
-        // The epoch: wall-clock seconds at the start, above the last start's (SyncEpochFile);
-        // the node number: random, so that a restart within the same second without an epoch
-        // file is a new incarnation all the same.
+        // The epoch: wall-clock seconds at the start, above every earlier start's
+        // (SyncEpochFile); the node number: random, each start's own key (SyncCipher).
         var generator = SystemRandomNumberGenerator()
         let clock = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
         let epoch = SyncEpochFile.take(path: epochFile, clock: clock, logger: logger)

@@ -55,6 +55,13 @@ enum SystemCall {
         return spec.tv_sec < 0 ? 0 : UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
     }
 
+    /// Sleeps until the wall clock reaches `nanoseconds` (CLOCK_REALTIME, TIMER_ABSTIME),
+    /// through signals.
+    static func sleepUntilWallClock(_ nanoseconds: UInt64) {
+        var deadline = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        while clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline, nil) == EINTR {}
+    }
+
     // MARK: Files
 
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0) -> Int32 {
