@@ -320,6 +320,42 @@ struct TrafficGenerator {
         }
     }
 
+    /// The same traffic with a large address table in front of port 80 (the other client is
+    /// in it): each batch warms the table lookups of its new flows and SYNs
+    /// (ConnectionTracker+DecisionWarmup.swift), garbled and foreign packets among them, and
+    /// must still agree with one by one.
+    @Test(arguments: 0..<4)
+    func decisionWarmupMatchesOneByOne(seed: Int) {
+        var policy = BatchTests.policy()
+        var entries = [TableEntry(IPNetwork(address: Family.ipv4.otherClient, prefixLength: 32)),
+                       TableEntry(IPNetwork(address: Family.ipv6.otherClient, prefixLength: 128))]
+        // Enough flips in each family for the table's directory, which makes it worth warming.
+        for host in stride(from: 1, to: 256, by: 2) {
+            entries.append(TableEntry(IPNetwork(address: ip("192.0.2.\(host)"), prefixLength: 32)))
+            entries.append(TableEntry(IPNetwork(address: ip("2001:db8:3::\(String(host, radix: 16))"), prefixLength: 128)))
+        }
+        policy.tables = [AddressTable(name: "drop", entries: entries)]
+        let at = SeqwallCore.SourceLocation(file: "batch.rules", line: 1, column: 1)
+        policy.rules.insert(Rule(action: .block, direction: .inbound, fromTables: [TableReference(name: "drop", index: 0)],
+                                 ports: [PortRange(80)], location: at), at: 0)
+        #expect(policy.warmsDecisions)
+        let twins = BatchTwins(policy: policy, capacity: 12)
+        var generator = TrafficGenerator(seed: 0xDEC1_0000 + UInt64(seed), flowCount: 20)
+        var now: UInt64 = 10_000 * nanosecondsPerSecond
+        for batchNumber in 0..<80 {
+            let size = generator.chance(30) ? ConnectionTracker.batchCapacity : 1 + generator.pick(ConnectionTracker.batchCapacity)
+            let packets = (0..<size).map { _ in generator.next() }
+            twins.run(packets, now: now, context: "seed \(seed) batch \(batchNumber)")
+            now += generator.chance(8) ? UInt64(30 + generator.pick(300)) * nanosecondsPerSecond
+                : UInt64(generator.pick(2_000_000_000))
+            if generator.chance(50) { twins.expire(now: now, budget: 1 + generator.pick(8)) }
+        }
+        twins.expectSameState()
+        let counters = twins.oneByOne.counters
+        #expect(counters.accepted > 200 && counters.created > 20)
+        #expect(counters[.rule] > 0, "the table blocked nothing")
+    }
+
     static func flow(_ family: Family, port: UInt16) -> TrafficGenerator.Flow {
         TrafficGenerator.Flow(family: family, client: family.client, server: family.server, clientPort: port,
                               serverPort: 80, isUDP: false)
