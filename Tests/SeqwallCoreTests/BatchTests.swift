@@ -293,17 +293,16 @@ struct TrafficGenerator {
         return policy
     }
 
-    /// Randomized mixed traffic in batches of random size, with the clock moving between
-    /// batches (sometimes past every timeout) and expiry runs with small budgets: the batch
-    /// path must agree with the one-by-one path on every verdict and on the whole state.
-    @Test(arguments: 0..<12)
-    func randomizedTrafficMatchesOneByOne(seed: Int) {
-        // Fewer slots than flows: the table fills up and new connections are refused or evict.
-        let twins = BatchTwins(policy: BatchTests.policy(), capacity: 12)
-        var generator = TrafficGenerator(seed: 0xBA7C_0000 + UInt64(seed), flowCount: 20)
+    /// `batches` batches of random traffic (TrafficGenerator, 20 flows), `fullBatches` percent
+    /// of them full, the others of random size, with the clock moving between batches
+    /// (sometimes past every timeout) and expiry runs with small budgets; then the two
+    /// trackers' whole states are compared.
+    static func runRandomTraffic(_ twins: BatchTwins, seed: UInt64, batches: Int, fullBatches: UInt64) {
+        var generator = TrafficGenerator(seed: seed, flowCount: 20)
         var now: UInt64 = 10_000 * nanosecondsPerSecond
-        for batchNumber in 0..<120 {
-            let size = generator.chance(10) ? ConnectionTracker.batchCapacity : 1 + generator.pick(ConnectionTracker.batchCapacity)
+        for batchNumber in 0..<batches {
+            let size = generator.chance(fullBatches) ? ConnectionTracker.batchCapacity
+                : 1 + generator.pick(ConnectionTracker.batchCapacity)
             let packets = (0..<size).map { _ in generator.next() }
             twins.run(packets, now: now, context: "seed \(seed) batch \(batchNumber)")
             now += generator.chance(8) ? UInt64(30 + generator.pick(300)) * nanosecondsPerSecond
@@ -311,6 +310,16 @@ struct TrafficGenerator {
             if generator.chance(50) { twins.expire(now: now, budget: 1 + generator.pick(8)) }
         }
         twins.expectSameState()
+    }
+
+    /// Randomized mixed traffic in batches of random size, with the clock moving between
+    /// batches (sometimes past every timeout) and expiry runs with small budgets: the batch
+    /// path must agree with the one-by-one path on every verdict and on the whole state.
+    @Test(arguments: 0..<12)
+    func randomizedTrafficMatchesOneByOne(seed: Int) {
+        // Fewer slots than flows: the table fills up and new connections are refused or evict.
+        let twins = BatchTwins(policy: BatchTests.policy(), capacity: 12)
+        BatchTests.runRandomTraffic(twins, seed: 0xBA7C_0000 + UInt64(seed), batches: 120, fullBatches: 10)
         // The trace reached the paths it is meant to cover.
         let counters = twins.oneByOne.counters
         #expect(counters.accepted > 500)
@@ -340,17 +349,7 @@ struct TrafficGenerator {
                                  ports: [PortRange(80)], location: at), at: 0)
         #expect(policy.warmsDecisions)
         let twins = BatchTwins(policy: policy, capacity: 12)
-        var generator = TrafficGenerator(seed: 0xDEC1_0000 + UInt64(seed), flowCount: 20)
-        var now: UInt64 = 10_000 * nanosecondsPerSecond
-        for batchNumber in 0..<80 {
-            let size = generator.chance(30) ? ConnectionTracker.batchCapacity : 1 + generator.pick(ConnectionTracker.batchCapacity)
-            let packets = (0..<size).map { _ in generator.next() }
-            twins.run(packets, now: now, context: "seed \(seed) batch \(batchNumber)")
-            now += generator.chance(8) ? UInt64(30 + generator.pick(300)) * nanosecondsPerSecond
-                : UInt64(generator.pick(2_000_000_000))
-            if generator.chance(50) { twins.expire(now: now, budget: 1 + generator.pick(8)) }
-        }
-        twins.expectSameState()
+        BatchTests.runRandomTraffic(twins, seed: 0xDEC1_0000 + UInt64(seed), batches: 80, fullBatches: 30)
         let counters = twins.oneByOne.counters
         #expect(counters.accepted > 200 && counters.created > 20)
         #expect(counters[.rule] > 0, "the table blocked nothing")
