@@ -293,17 +293,16 @@ struct TrafficGenerator {
         return policy
     }
 
-    /// Randomized mixed traffic in batches of random size, with the clock moving between
-    /// batches (sometimes past every timeout) and expiry runs with small budgets: the batch
-    /// path must agree with the one-by-one path on every verdict and on the whole state.
-    @Test(arguments: 0..<12)
-    func randomizedTrafficMatchesOneByOne(seed: Int) {
-        // Fewer slots than flows: the table fills up and new connections are refused or evict.
-        let twins = BatchTwins(policy: BatchTests.policy(), capacity: 12)
-        var generator = TrafficGenerator(seed: 0xBA7C_0000 + UInt64(seed), flowCount: 20)
+    /// `batches` batches of random traffic (TrafficGenerator, 20 flows), `fullBatches` percent
+    /// of them full, the others of random size, with the clock moving between batches
+    /// (sometimes past every timeout) and expiry runs with small budgets; then the two
+    /// trackers' whole states are compared.
+    static func runRandomTraffic(_ twins: BatchTwins, seed: UInt64, batches: Int, fullBatches: UInt64) {
+        var generator = TrafficGenerator(seed: seed, flowCount: 20)
         var now: UInt64 = 10_000 * nanosecondsPerSecond
-        for batchNumber in 0..<120 {
-            let size = generator.chance(10) ? ConnectionTracker.batchCapacity : 1 + generator.pick(ConnectionTracker.batchCapacity)
+        for batchNumber in 0..<batches {
+            let size = generator.chance(fullBatches) ? ConnectionTracker.batchCapacity
+                : 1 + generator.pick(ConnectionTracker.batchCapacity)
             let packets = (0..<size).map { _ in generator.next() }
             twins.run(packets, now: now, context: "seed \(seed) batch \(batchNumber)")
             now += generator.chance(8) ? UInt64(30 + generator.pick(300)) * nanosecondsPerSecond
@@ -311,6 +310,16 @@ struct TrafficGenerator {
             if generator.chance(50) { twins.expire(now: now, budget: 1 + generator.pick(8)) }
         }
         twins.expectSameState()
+    }
+
+    /// Randomized mixed traffic in batches of random size, with the clock moving between
+    /// batches (sometimes past every timeout) and expiry runs with small budgets: the batch
+    /// path must agree with the one-by-one path on every verdict and on the whole state.
+    @Test(arguments: 0..<12)
+    func randomizedTrafficMatchesOneByOne(seed: Int) {
+        // Fewer slots than flows: the table fills up and new connections are refused or evict.
+        let twins = BatchTwins(policy: BatchTests.policy(), capacity: 12)
+        BatchTests.runRandomTraffic(twins, seed: 0xBA7C_0000 + UInt64(seed), batches: 120, fullBatches: 10)
         // The trace reached the paths it is meant to cover.
         let counters = twins.oneByOne.counters
         #expect(counters.accepted > 500)
@@ -318,6 +327,32 @@ struct TrafficGenerator {
         for reason: DropReason in [.tableFull, .noConnection, .badFlags, .truncated, .rule] {
             #expect(counters[reason] > 0, "no \(reason) drop in the trace")
         }
+    }
+
+    /// The same traffic with a large address table in front of port 80 (the other client is
+    /// in it): each batch warms the table lookups of its new flows and SYNs
+    /// (ConnectionTracker+DecisionWarmup.swift), garbled and foreign packets among them, and
+    /// must still agree with one by one.
+    @Test(arguments: 0..<4)
+    func decisionWarmupMatchesOneByOne(seed: Int) {
+        var policy = BatchTests.policy()
+        var entries = [TableEntry(IPNetwork(address: Family.ipv4.otherClient, prefixLength: 32)),
+                       TableEntry(IPNetwork(address: Family.ipv6.otherClient, prefixLength: 128))]
+        // Enough flips in each family for the table's directory, which makes it worth warming.
+        for host in stride(from: 1, to: 256, by: 2) {
+            entries.append(TableEntry(IPNetwork(address: ip("192.0.2.\(host)"), prefixLength: 32)))
+            entries.append(TableEntry(IPNetwork(address: ip("2001:db8:3::\(String(host, radix: 16))"), prefixLength: 128)))
+        }
+        policy.tables = [AddressTable(name: "drop", entries: entries)]
+        let at = SeqwallCore.SourceLocation(file: "batch.rules", line: 1, column: 1)
+        policy.rules.insert(Rule(action: .block, direction: .inbound, fromTables: [TableReference(name: "drop", index: 0)],
+                                 ports: [PortRange(80)], location: at), at: 0)
+        #expect(policy.warmsDecisions)
+        let twins = BatchTwins(policy: policy, capacity: 12)
+        BatchTests.runRandomTraffic(twins, seed: 0xDEC1_0000 + UInt64(seed), batches: 80, fullBatches: 30)
+        let counters = twins.oneByOne.counters
+        #expect(counters.accepted > 200 && counters.created > 20)
+        #expect(counters[.rule] > 0, "the table blocked nothing")
     }
 
     static func flow(_ family: Family, port: UInt16) -> TrafficGenerator.Flow {

@@ -310,6 +310,46 @@ struct RuleHalfOpenTests {
         #expect(lab.tracker.limiter.ruleIDs == ids)
     }
 
+    // A reload as the daemon does it: the plan (RuleCounterCarry) made once off the worker
+    // gives a tracker the ids it would give itself (moved rules keep theirs, a rule written
+    // twice shares one, a new rule gets a new one), and each rule's connection limits by id.
+    @Test func planMadeBeforehandGivesTheSameIDs() {
+        let family = Family.ipv4
+        func connectionLimited(line: Int) -> Rule {
+            var rule = Self.rule(443, limit: nil, line: line)
+            rule.connPerSource = SourceConnectionLimit(count: 3)
+            return rule
+        }
+        let first = [Self.rule(8000, limit: 1, line: 1), Self.rule(22, limit: 2, line: 2), connectionLimited(line: 3)]
+        let second = [Self.rule(80, limit: nil, line: 1), Self.rule(9000, limit: 1, line: 2), Self.rule(22, limit: 5, line: 3),
+                      Self.rule(8000, limit: 1, line: 4), connectionLimited(line: 5), Self.rule(9000, limit: 3, line: 6)]
+        let planned = Lab(family: family, policy: policy(family) { $0.rules = first })
+        let unplanned = Lab(family: family, policy: policy(family) { $0.rules = first })
+        let before = planned.tracker.limiter.ruleIDs
+        #expect(before == unplanned.tracker.limiter.ruleIDs && !before.contains(0) && Set(before).count == 3)
+        #expect(planned.tracker.limiter.ruleConnection(before[2])?.count?.count == 3)
+        #expect(planned.tracker.limiter.ruleConnection(before[0]) == nil)
+
+        planned.tracker.replacePolicy(policy(family) { $0.rules = second }, carry: RuleCounterCarry(from: first, to: second))
+        unplanned.tracker.replacePolicy(policy(family) { $0.rules = second })
+        let ids = planned.tracker.limiter.ruleIDs
+        #expect(ids == unplanned.tracker.limiter.ruleIDs)
+        #expect(ids[0] == 0, "no per-source limit, no id")
+        #expect(ids[2] == before[1] && ids[3] == before[0] && ids[4] == before[2], "moved rules keep their ids")
+        #expect(ids[1] != 0 && ids[5] == ids[1] && !before.contains(ids[1]), "one new id for a rule written twice")
+        #expect(planned.tracker.limiter.ruleConnection(ids[4])?.count?.count == 3)
+        #expect(planned.tracker.limiter.ruleConnection(ids[1]) == nil)
+        #expect(planned.tracker.limiter.ruleConnection(0) == nil)
+        #expect(planned.tracker.limiter.ruleConnection(UInt32.max) == nil)
+
+        // A rule that went away takes its connection limits with it.
+        planned.tracker.replacePolicy(policy(family) { $0.rules = first.prefix(2).map { $0 } },
+                                      carry: RuleCounterCarry(from: second, to: Array(first.prefix(2))))
+        #expect(planned.tracker.limiter.ruleIDs == [before[0], before[1]])
+        #expect(planned.tracker.limiter.ruleConnection(before[2]) == nil)
+        #expect(!planned.tracker.limiter.limitsConnections)
+    }
+
     // A reload that adds per-source limits to a tracker that had none: connections opened
     // before were never charged and give nothing back, so no count goes below zero.
     @Test func limitsAddedByAReload() {

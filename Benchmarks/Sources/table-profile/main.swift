@@ -36,6 +36,11 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "rules", let co
     print(String(format: "%d rules: %.1f ns a decision", count, indexed * 1e9))
     exit(0)
 }
+// `table-profile stalls`: only the workers' stalls on a table change or a reload.
+if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "stalls" {
+    swapStalls()
+    exit(0)
+}
 print("prefixes    build_s  lookup_bytes/prefix  entry_bytes/prefix  rss_bytes/prefix  lookups/s(ipv4)  lookups/s(ipv6)  in_table")
 for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
     let list = BlockList(ipv4: ipv4, ipv6: ipv6, seed: 0x7AB1E5).entries
@@ -169,6 +174,27 @@ func swapStalls() {
                  RuleCounterCarry(from: larges[0].rules, to: larges[1].rules)]
     measure("a reload: 10,001 rules and the 1.2M-prefix table, the counters' plan made beforehand") {
         tracker.replacePolicy(larges[$0 % 2], carry: plans[$0 % 2])
+    }
+    // The same reloads with a per-source limit on every pass rule (`limit half-open 10
+    // per-source`, `limit conn 100 per-source`): each worker's limiter then gives every such
+    // rule its id and its connection limits.
+    let limited = larges.map { policy in
+        var limitedPolicy = policy
+        limitedPolicy.rules = policy.rules.map { rule in
+            guard rule.action == .pass else { return rule }
+            var limitedRule = rule
+            limitedRule.halfOpenPerSource = 10
+            limitedRule.connPerSource = SourceConnectionLimit(count: 100)
+            return limitedRule
+        }
+        return limitedPolicy
+    }
+    print("rules with per-source limits: \(limited[0].rules.filter { $0.halfOpenPerSource != nil }.count)")
+    let limitedPlans = [RuleCounterCarry(from: limited[1].rules, to: limited[0].rules),
+                        RuleCounterCarry(from: limited[0].rules, to: limited[1].rules)]
+    tracker.replacePolicy(limited[1])
+    measure("a reload: 10,001 rules with per-source limits and the 1.2M-prefix table, as the daemon does it") {
+        tracker.replacePolicy(limited[$0 % 2], carry: limitedPlans[$0 % 2])
     }
     var doomed: AddressTable? = BlockList(ipv4: 1_000_000, ipv6: 200_000, seed: 0xF4EE).table
     let free = seconds { doomed = nil }

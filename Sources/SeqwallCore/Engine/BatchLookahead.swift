@@ -59,6 +59,27 @@ extension ConnectionTable {
         }
     }
 
+    /// Whether the packet is a TCP SYN without ACK, read as `lookaheadKey` reads (nothing
+    /// validated), from a packet that has a key. A SYN needs a policy decision even when its
+    /// probe finds a connection: an expired one it will replace, or a closed one it reopens.
+    // Always inlined: it runs in the loop that gathers a batch's new flows, which must stay tight.
+    @inline(__always)
+    static func lookaheadOpens(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let offset: Int
+        switch bytes[0] >> 4 {
+        case 4:
+            guard bytes[9] == TrackedProtocol.tcpNumber else { return false }
+            offset = Int(bytes[0] & 0x0F) &* 4
+        case 6:
+            guard bytes[6] == TrackedProtocol.tcpNumber else { return false }
+            offset = 40
+        default:
+            return false
+        }
+        // Flags are byte 13 of the TCP header (RFC 9293): SYN 0x02, ACK 0x10.
+        return offset &+ 14 <= bytes.count && bytes[offset &+ 13] & 0x12 == 0x02
+    }
+
     /// Phase 1: the tag and home position of every packet's flow, then the home index entry of
     /// each, in a loop of its own so that their cache misses overlap.
     func warmIndex(_ packets: UnsafeBufferPointer<QueuedPacket>, probes: UnsafeMutablePointer<BatchProbe>) {
@@ -88,7 +109,9 @@ extension ConnectionTable {
 
     /// Phase 2: every cache line of the connection slot each packet's probe leads to (its
     /// first entry with a matching tag: a hint, the key is compared when the packet is decided).
-    /// The index lines arrived in phase 1.
+    /// The index lines arrived in phase 1. A probe that finds no connection has its tag
+    /// cleared, which tells the decisions' warm-up (ConnectionTracker+DecisionWarmup.swift)
+    /// that the packet will likely be decided by the policy.
     func warmSlots(_ count: Int, probes: UnsafeMutablePointer<BatchProbe>) {
         let stride = MemoryLayout<Connection>.stride
         for index in 0..<count {
@@ -102,7 +125,10 @@ extension ConnectionTable {
                 if entry.tag == 0 { break }
                 position = (position &+ 1) & indexMask
             }
-            guard slot >= 0 else { continue }
+            guard slot >= 0 else {
+                probes[index].tag = 0
+                continue
+            }
             // A slot spans three cache lines (160 bytes, two slots to five lines): one load in
             // each 64 bytes of it and one at its end touches each of them whatever its offset.
             let connection = UnsafeRawPointer(slots + slot)

@@ -7,8 +7,10 @@ extension ConnectionTracker {
     /// `process(_:wireLength:hook:now:)` would decide them one after the other, in order.
     ///
     /// Before deciding any, it warms the cache lines their lookups will read (BatchLookahead):
-    /// the index entries of the whole batch, then the connection slots those name, so that the
-    /// cache misses of the batch overlap instead of queueing one behind the other. That is
+    /// the index entries of the whole batch, then the connection slots those name, then, for the
+    /// packets without a connection, what their policy decisions will read
+    /// (ConnectionTracker+DecisionWarmup.swift), so that the cache misses of the batch overlap
+    /// instead of queueing one behind the other. That is
     /// only a hint: each packet is then decided by the one-packet path, which finds its
     /// connection afresh, so a SYN early in the batch creates the connection a later packet
     /// belongs to and a removal that moves the last slot into the hole is seen by every later
@@ -18,6 +20,7 @@ extension ConnectionTracker {
         precondition(packets.count <= ConnectionTracker.batchCapacity, "a batch holds at most batchCapacity packets")
         table.warmIndex(packets, probes: batchProbes)
         table.warmSlots(packets.count, probes: batchProbes)
+        if policy.warmsDecisions { warmDecisions(packets) }
         for index in packets.indices {
             let packet = packets[index]
             verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)

@@ -20,7 +20,7 @@ extension ConnectionTracker {
         }
         if let ruleIndex, limiter.ruleIDs[ruleIndex] != 0 {
             let id = limiter.ruleIDs[ruleIndex]
-            if limiter.ruleConnection[id] != nil {
+            if limiter.ruleConnection(id) != nil {
                 connection.halfOpenCharges.insert(.countsRule)
                 connection.chargedRule = id
             }
@@ -91,7 +91,7 @@ extension ConnectionTracker {
     /// which spends a token.
     private func check(_ established: SourceLimiter, _ prefix: IPAddress, scope: UInt32, keeping kept: Int?,
                        now: UInt64) -> Check {
-        guard let limits = scope == 0 ? limiter.globalConnection : limiter.ruleConnection[scope] else { return .gone }
+        guard let limits = scope == 0 ? limiter.globalConnection : limiter.ruleConnection(scope) else { return .gone }
         guard !limits.isEmpty else { return .gone }
         // A set full of entries that must stay fails closed, as the half-open limits do; the
         // source is not to blame, so it is not overloaded.

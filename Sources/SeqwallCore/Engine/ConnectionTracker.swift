@@ -62,7 +62,7 @@ public final class ConnectionTracker {
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts,
                                            rules: RuleCounterTable(ruleCount: policy.rules.count)))
         batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
-        batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0), count: ConnectionTracker.batchCapacity)
+        batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0, newFlow: 0), count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
@@ -79,9 +79,10 @@ public final class ConnectionTracker {
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
     /// limit applies when a tracker is made anew. Connections keep the per-source counts they
-    /// were charged to (HalfOpenCharges), whatever the new limits are. `carry` is the rule
-    /// counters' plan for this pair of policies, worked out beforehand off the packet thread
-    /// (the daemon does, once for all its workers); without one it is worked out here.
+    /// were charged to (HalfOpenCharges), whatever the new limits are. `carry` is the plan of
+    /// rule counters and per-source limit ids for this pair of policies, worked out beforehand
+    /// off the packet thread (the daemon does, once for all its workers); without one it is
+    /// worked out here.
     public func replacePolicy(_ newPolicy: Policy, carry: RuleCounterCarry? = nil) {
         var plan = carry ?? RuleCounterCarry(from: policy.rules, to: newPolicy.rules)
         if plan.oldCount != policy.rules.count || plan.sources.count != newPolicy.rules.count {
@@ -93,7 +94,7 @@ public final class ConnectionTracker {
         policy = newPolicy
         // A reload never starts a grace period; `set pickup grace 0` ends a running one.
         if newPolicy.pickupGrace == 0 { hot.pointee.pickupGraceEnds = 0 }
-        limiter.configure(newPolicy, tableLimit: table.limit, now: limiter.now)
+        limiter.configure(newPolicy, plan: plan, tableLimit: table.limit, now: limiter.now)
         hot.pointee.timeouts = newPolicy.timeouts
         hot.pointee.timeoutsPressure = nil
     }

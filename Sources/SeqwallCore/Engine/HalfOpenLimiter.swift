@@ -22,14 +22,20 @@ final class HalfOpenLimiter {
     private(set) var ruleIDs: [UInt32] = []
     /// The global `limit conn` and `limit conn-rate`.
     private(set) var globalConnection = ConnectionLimits()
-    /// The per-rule ones, by rule id: a connection names its rule by id (`chargedRule`) when
-    /// its handshake completes, and by then a reload may have moved the rule.
-    private(set) var ruleConnection: [UInt32: ConnectionLimits] = [:]
+    /// The per-rule ones, by rule position (RuleCounterCarry.connectionLimits), and for each
+    /// rule id the position of its rule, -1 for none: a connection names its rule by id
+    /// (`chargedRule`) when its handshake completes, and by then a reload may have moved the
+    /// rule. Ids are small and dense (`nextRuleID`), so an array of them replaces a dictionary
+    /// a worker would have to fill at every reload.
+    private var ruleConnectionLimits: [ConnectionLimits?] = []
+    private var rulePositions: [Int32] = []
+    /// Whether a rule of the policy has a connection limit.
+    private(set) var hasRuleConnection = false
     /// Whether any connection limit is set: a SYN looks no further when none is.
     private(set) var limitsConnections = false
-    /// Rules keep their id across reloads as long as what they match stays the same (see
-    /// `RuleIdentity`), so a reload that only moves or adds rules keeps their counts.
-    private var idsByRule: [RuleIdentity: UInt32] = [:]
+    /// The next new id. Rules keep their id across reloads as long as what they match stays
+    /// the same (RuleCounterCarry.limitIDs), so a reload that only moves or adds rules keeps
+    /// their counts.
     private var nextRuleID: UInt32 = 1
 
     private(set) var sources: SourceLimiter?
@@ -63,13 +69,14 @@ final class HalfOpenLimiter {
     init(policy: Policy, tableLimit: Int, shares: Int, seeds: (UInt64, UInt64, UInt64)) {
         self.shares = max(1, shares)
         self.seeds = seeds
-        configure(policy, tableLimit: tableLimit, now: 0)
+        configure(policy, plan: RuleCounterCarry(from: [], to: policy.rules), tableLimit: tableLimit, now: 0)
     }
 
-    /// Takes a new policy's limits. Structures are made when a limit first needs them and
-    /// replaced by larger ones when a new limit needs more; they never shrink, so connections
-    /// charged under the old policy still find their counts.
-    func configure(_ policy: Policy, tableLimit: Int, now: UInt64) {
+    /// Takes a new policy's limits; `plan` is the one for the policy this limiter had and this
+    /// one. Structures are made when a limit first needs them and replaced by larger ones when
+    /// a new limit needs more; they never shrink, so connections charged under the old policy
+    /// still find their counts.
+    func configure(_ policy: Policy, plan: RuleCounterCarry, tableLimit: Int, now: UInt64) {
         halfOpenLimit = policy.limits.halfOpen.map { max(1, ($0 + shares - 1) / shares) }
         halfOpenPerSource = policy.limits.halfOpenPerSource
         if let synRate = policy.limits.synRatePerSource {
@@ -79,26 +86,35 @@ final class HalfOpenLimiter {
             (synInterval, synTolerance) = (0, 0)
         }
 
-        var ids: [RuleIdentity: UInt32] = [:]
-        ruleIDs = policy.rules.map { rule in
-            guard rule.countsPerSource else { return 0 }
-            let identity = RuleIdentity(rule)
-            if let id = ids[identity] ?? idsByRule[identity] {
-                ids[identity] = id
-                return id
+        // The plan matched the rules up on the control thread: here only ids are copied.
+        let previous = ruleIDs
+        var ids: [UInt32] = []
+        ids.reserveCapacity(plan.limitIDs.count)
+        for source in plan.limitIDs {
+            switch source {
+            case .none:
+                ids.append(0)
+            case .old(let index) where index < previous.count && previous[index] != 0:
+                ids.append(previous[index])
+            case .earlier(let index):
+                ids.append(ids[index])
+            case .fresh, .old:
+                ids.append(nextRuleID)
+                nextRuleID &+= 1
             }
-            let id = nextRuleID
-            nextRuleID &+= 1
-            ids[identity] = id
-            return id
         }
-        idsByRule = ids
+        ruleIDs = ids
         globalConnection = ConnectionLimits(count: policy.limits.connPerSource, rate: policy.limits.connRatePerSource)
-        ruleConnection = [:]
-        for (index, rule) in policy.rules.enumerated() where rule.connPerSource != nil || rule.connRatePerSource != nil {
-            ruleConnection[ruleIDs[index]] = ConnectionLimits(count: rule.connPerSource, rate: rule.connRatePerSource)
+        ruleConnectionLimits = plan.connectionLimits
+        var positions = [Int32](repeating: -1, count: Int(nextRuleID))
+        var limitsRules = false
+        for (index, limits) in plan.connectionLimits.enumerated() where limits != nil {
+            positions[Int(ids[index])] = Int32(index)
+            limitsRules = true
         }
-        limitsConnections = !globalConnection.isEmpty || !ruleConnection.isEmpty
+        rulePositions = positions
+        hasRuleConnection = limitsRules
+        limitsConnections = !globalConnection.isEmpty || hasRuleConnection
 
         // Half-open connections never outnumber the half-open limit or the table, and each is
         // charged to at most two source entries; a table four times that size keeps sets
@@ -120,7 +136,7 @@ final class HalfOpenLimiter {
         // entries; four entries per possible count keep sets from filling with entries that
         // must stay (the bounds of `sources`).
         if limitsConnections {
-            let perConnection = !globalConnection.isEmpty && !ruleConnection.isEmpty ? 2 : 1
+            let perConnection = !globalConnection.isEmpty && hasRuleConnection ? 2 : 1
             let wanted = min(max(4096, 4 * tableLimit * perConnection), 1 << 21)
             if (established?.capacity ?? 0) < wanted {
                 let larger = SourceLimiter(entries: wanted, hasher: (seeds.2, seeds.0, seeds.1))
@@ -138,6 +154,12 @@ final class HalfOpenLimiter {
     }
 
     var limitsSynRate: Bool { synInterval != 0 }
+
+    /// The connection limits of the current policy's rule with this id; nil when none has them.
+    func ruleConnection(_ id: UInt32) -> ConnectionLimits? {
+        let position = Int(id) < rulePositions.count ? Int(rulePositions[Int(id)]) : -1
+        return position >= 0 ? ruleConnectionLimits[position] : nil
+    }
 
     /// How much half-open timeouts shrink at this much pressure, as a fraction
     /// (numerator, denominator); nil when they keep their setting. Pressure is the fuller of

@@ -7,7 +7,8 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
     public let persist: Bool
     /// In canonical order (TableEntry's `<`), without repeats.
     public let entries: [TableEntry]
-    private let matcher: PrefixMatcher
+    /// Internal for the batch warm-up (BatchLookahead), which reads ahead what a lookup will.
+    let matcher: PrefixMatcher
 
     public init(name: String, persist: Bool = false, entries: [TableEntry]) {
         self.name = name

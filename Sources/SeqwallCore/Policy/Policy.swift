@@ -31,6 +31,12 @@ public struct Policy: Sendable, Equatable {
 
     public init() {}
 
+    /// Whether a decision looks up a table too large to stay cached between SYNs, which the
+    /// tracker's batch warm-up reads ahead in.
+    public var warmsDecisions: Bool {
+        index.tableLookups.contains { $0 >> 1 < tables.count && tables[$0 >> 1].matcher.isLarge }
+    }
+
     public func isInside(_ address: IPAddress) -> Bool {
         inside.contains { $0.contains(address) }
     }

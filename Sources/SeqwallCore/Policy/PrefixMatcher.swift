@@ -76,38 +76,77 @@ public struct PrefixMatcher: Sendable {
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
     public func contains(_ address: IPAddress) -> Bool {
+        var (low, high) = searchRange(address)
+        // The first flip above the address; its index counts the flips at or below.
         if address.isIPv4 {
             let value = address.ipv4Value
-            var low = 0
-            var high = ipv4Flips.count
-            if !ipv4Directory.isEmpty {
-                let slot = Int(value >> 16)
-                low = Int(ipv4Directory[slot])
-                high = Int(ipv4Directory[slot + 1])
-            }
-            // The first flip above `value`; its index counts the flips at or below.
             while low < high {
                 let middle = (low + high) >> 1
                 if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
             }
-            return low & 1 == 1
-        }
-        let value = address
-        var low = 0
-        var high = ipv6Flips.count
-        if !ipv6Directory.isEmpty {
-            // Outside the flips' span the answer is known; inside it the directory applies.
-            if value < ipv6Flips[0] { return false }
-            if !(value < ipv6Flips[ipv6Flips.count - 1]) { return ipv6Flips.count & 1 == 1 }
-            let slot = Int((value.high << UInt64(ipv6Shift)) >> 48)
-            low = Int(ipv6Directory[slot])
-            high = Int(ipv6Directory[slot + 1])
-        }
-        while low < high {
-            let middle = (low + high) >> 1
-            if !(value < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
+        } else {
+            while low < high {
+                let middle = (low + high) >> 1
+                if !(address < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
+            }
         }
         return low & 1 == 1
+    }
+
+    /// The flips of `address`'s family that a lookup has to search: those under its directory
+    /// slot, or all. Outside the IPv6 flips' span the answer is known and the range empty, at
+    /// the index that gives it (0 below the first flip, the count past the last).
+    private func searchRange(_ address: IPAddress) -> (low: Int, high: Int) {
+        if address.isIPv4 {
+            guard !ipv4Directory.isEmpty else { return (0, ipv4Flips.count) }
+            let slot = Int(address.ipv4Value >> 16)
+            return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
+        }
+        guard !ipv6Directory.isEmpty else { return (0, ipv6Flips.count) }
+        if address < ipv6Flips[0] { return (0, 0) }
+        if !(address < ipv6Flips[ipv6Flips.count - 1]) { return (ipv6Flips.count, ipv6Flips.count) }
+        let slot = Int((address.high << UInt64(ipv6Shift)) >> 48)
+        return (Int(ipv6Directory[slot]), Int(ipv6Directory[slot + 1]))
+    }
+
+    /// Whether a lookup in this matcher is worth warming ahead (BatchLookahead): with a
+    /// directory, a lookup reads lines of arrays too large to stay cached.
+    var isLarge: Bool { !ipv4Directory.isEmpty || !ipv6Directory.isEmpty }
+
+    /// The first step of warming a lookup of `address` ahead of it (BatchLookahead): the
+    /// directory read, giving the range the search will read, packed as `low << 32 | high` with
+    /// the top bit set for IPv4 (indexes stay below 2^31: the directory holds them as Int32).
+    func warmRange(_ address: IPAddress) -> UInt64 {
+        let (low, high) = searchRange(address)
+        let family: UInt64 = address.isIPv4 ? 1 << 63 : 0
+        return family | UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
+    }
+
+    /// The second step, once the range's directory line has arrived: reads the cache lines of
+    /// the range that the search will read (every line of a range of at most four, else those
+    /// of its first two steps), and returns what it read so the reads stay in the code.
+    func warmSearch(_ range: UInt64) -> UInt64 {
+        let ipv4 = range >> 63 == 1
+        let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
+        guard low < high else { return 0 }
+        // Flips per 64-byte line.
+        let perLine = ipv4 ? 16 : 4
+        if high - low <= 4 * perLine {
+            var loaded = flipWord(high - 1, ipv4)
+            var index = low
+            while index < high {
+                loaded &+= flipWord(index, ipv4)
+                index += perLine
+            }
+            return loaded
+        }
+        let middle = (low + high) >> 1
+        return flipWord((low + middle) >> 1, ipv4) &+ flipWord(middle, ipv4) &+ flipWord((middle + high) >> 1, ipv4)
+    }
+
+    /// A word of flip `index` of one family, for the warm-up's reads.
+    private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
+        ipv4 ? UInt64(ipv4Flips[index]) : ipv6Flips[index].low
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).

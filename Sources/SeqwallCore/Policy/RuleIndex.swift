@@ -33,6 +33,10 @@ public final class RuleIndex: Sendable, Equatable {
     private let portTable: [UInt16]
     /// The rules in file order, for the candidates to be tried.
     private let rules: [IndexedRule]
+    /// The tables rules look addresses up in, each once, as `table position << 1 | side`
+    /// (0: the source, 1: the destination): what the batch warm-up (BatchLookahead) reads
+    /// ahead in for a new flow.
+    let tableLookups: [Int]
 
     /// From this many segments a bucket gets a port table (128 KiB).
     static let portTableThreshold = 64
@@ -125,6 +129,12 @@ public final class RuleIndex: Sendable, Equatable {
             segmentStart.append(Int32(segmentLower.count))
         }
         self.rules = rules.map(IndexedRule.init)
+        var tableLookups: [Int] = []
+        for rule in rules {
+            let lookups = rule.fromTables.map { $0.index << 1 } + rule.toTables.map { $0.index << 1 | 1 }
+            for lookup in lookups where !tableLookups.contains(lookup) { tableLookups.append(lookup) }
+        }
+        self.tableLookups = tableLookups
         self.sources = sources
         self.destinations = destinations
         self.wildcardStart = wildcardStart
