@@ -133,7 +133,7 @@ enum TimeoutName: CaseIterable, Sendable, Hashable {
 }
 
 /// `pass|block|reject in|out tcp|udp|icmp echo|icmp6 echo [from ...] [to ...] [port ...]
-/// [limit half-open N per-source]`.
+/// [limit half-open N per-source] [synproxy [mss N] [wscale N]]`.
 struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
@@ -148,7 +148,15 @@ struct RuleStatement: Sendable {
     /// The per-rule `limit half-open N per-source`, and where its `limit` keyword is.
     let halfOpenPerSource: NumberLiteral?
     let limitLocation: SourceLocation?
+    let synProxy: SynProxyLiteral?
     /// The action keyword.
+    let location: SourceLocation
+}
+
+/// `synproxy [mss N] [wscale N]` as written; `location` is the `synproxy` keyword.
+struct SynProxyLiteral: Sendable {
+    let mss: NumberLiteral?
+    let windowScale: NumberLiteral?
     let location: SourceLocation
 }
 
@@ -196,4 +204,6 @@ enum Statement: Sendable {
     case pickupGrace(DurationLiteral, location: SourceLocation)
     case ephemeralPorts(PortLiteral, location: SourceLocation)
     case dropLog(DropLogMode, location: SourceLocation)
+    /// `set synproxy always` or `set synproxy adaptive [start P%] [end P%]` (nil when left out).
+    case synProxyMode(start: NumberLiteral?, end: NumberLiteral?, adaptive: Bool, location: SourceLocation)
 }

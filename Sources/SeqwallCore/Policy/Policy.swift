@@ -28,6 +28,8 @@ public struct Policy: Sendable, Equatable {
     public var ephemeralPorts = PortRange(32768, 60999)
     /// `set drop-log off|sampled|full`: which dropped packets get a log line.
     public var dropLog = DropLogMode.sampled
+    /// `set synproxy always|adaptive`: when `synproxy` rules proxy (SynProxyMode).
+    public var synProxyMode = SynProxyMode.always
 
     public init() {}
 

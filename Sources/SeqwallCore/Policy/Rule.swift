@@ -16,11 +16,14 @@ public struct Rule: Sendable, Equatable {
     /// `limit half-open N per-source` on a pass rule (HalfOpenLimiter; counted per rule
     /// identity, so the count survives a reload that moves the rule).
     public var halfOpenPerSource: Int?
+    /// `synproxy` on a pass tcp rule (SynProxyRule); nil for every other rule.
+    public var synProxy: SynProxyRule?
     public var location: SourceLocation
 
     public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
                 to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
-                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, location: SourceLocation) {
+                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, synProxy: SynProxyRule? = nil,
+                location: SourceLocation) {
         self.action = action
         self.direction = direction
         self.protocolName = protocolName
@@ -30,6 +33,7 @@ public struct Rule: Sendable, Equatable {
         self.toTables = toTables
         self.ports = ports
         self.halfOpenPerSource = halfOpenPerSource
+        self.synProxy = synProxy
         self.location = location
     }
 
