@@ -89,12 +89,13 @@ struct SynProxyPacketTests {
         return builder
     }
 
-    func translated(_ builder: PacketBuilder, fromClient: Bool, sequenceOffset: UInt32,
-                    timestampOffset: UInt32) -> (Bool, [UInt8]) {
+    func translated(_ builder: PacketBuilder, fromClient: Bool, sequenceOffset: UInt32, timestampOffset: UInt32,
+                    windowScale: (UInt8, UInt8) = (0, 0)) -> (Bool, [UInt8]) {
         var bytes = builder.build()
         let ok = bytes.withUnsafeMutableBytes {
             SynProxyTranslation.translate($0, tcpOffset: builder.isIPv6 ? 40 : 20, fromClient: fromClient,
-                                          sequenceOffset: sequenceOffset, timestampOffset: timestampOffset)
+                                          sequenceOffset: sequenceOffset, timestampOffset: timestampOffset,
+                                          windowScale: (server: windowScale.0, client: windowScale.1))
         }
         return (ok, bytes)
     }
@@ -137,8 +138,30 @@ struct SynProxyPacketTests {
         }
     }
 
+    /// The server's window, in its own shift, reaches the client in the shift seqwall advertised.
+    @Test(arguments: [true, false])
+    func serverWindowRescaled(ipv4: Bool) {
+        var before = segment(ipv4: ipv4, fromClient: false, sequence: 10, acknowledgment: 20, sack: [],
+                             timestamps: (1, 2))
+        var after = before
+        before.window = 1000        // shift 9: 512,000 bytes
+        after.window = 4000         // shift 7
+        after.sequence = 10 &- 5
+        let (ok, bytes) = translated(before, fromClient: false, sequenceOffset: 5, timestampOffset: 0,
+                                     windowScale: (9, 7))
+        #expect(ok)
+        #expect(bytes == after.build())
+        // Larger than the field holds: the most it can say.
+        before.window = 0xFFFF
+        after.window = 0xFFFF
+        let (_, clamped) = translated(before, fromClient: false, sequenceOffset: 5, timestampOffset: 0,
+                                      windowScale: (14, 0))
+        #expect(clamped == after.build())
+    }
+
     @Test func malformedOptionsLeaveThePacketAlone() {
-        var builder = segment(ipv4: true, fromClient: true, sequence: 1, acknowledgment: 2, sack: [], timestamps: (3, 4))
+        var builder = segment(ipv4: true, fromClient: true, sequence: 1, acknowledgment: 2, sack: [],
+                              timestamps: (3, 4))
         builder.options = [.raw([8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 5, 30])]
         let original = builder.build()
         let (ok, bytes) = translated(builder, fromClient: true, sequenceOffset: 100, timestampOffset: 100)

@@ -7,7 +7,9 @@
 /// - client to server: the acknowledgment number and every SACK block edge (which acknowledge
 ///   the server's bytes) gain `sequenceOffset`; the timestamp echo gains `timestampOffset`;
 /// - server to client: the sequence number loses `sequenceOffset`; the timestamp value loses
-///   `timestampOffset`.
+///   `timestampOffset`; the window field is rescaled from the server's shift to the one
+///   seqwall advertised to the client, which need not be the same (the SYN-ACK to the client
+///   is sent before the server has said its own).
 ///
 /// `sequenceOffset` is the server's ISN less the cookie; `timestampOffset` the server's SYN-ACK
 /// timestamp value less the one seqwall sent the client. The TCP checksum is updated for each
@@ -16,7 +18,8 @@ public enum SynProxyTranslation {
     /// Translates the TCP segment at `tcpOffset` in `packet`. Returns false, leaving the packet
     /// as it was, when its header or options run past what `packet` holds (the caller drops it).
     public static func translate(_ packet: UnsafeMutableRawBufferPointer, tcpOffset: Int, fromClient: Bool,
-                                 sequenceOffset: UInt32, timestampOffset: UInt32) -> Bool {
+                                 sequenceOffset: UInt32, timestampOffset: UInt32,
+                                 windowScale: (server: UInt8, client: UInt8) = (0, 0)) -> Bool {
         guard let base = packet.baseAddress, tcpOffset >= 0, tcpOffset + 20 <= packet.count else { return false }
         let tcp = base + tcpOffset
         let headerLength = Int(tcp.load(fromByteOffset: 12, as: UInt8.self) >> 4) * 4
@@ -27,6 +30,13 @@ public enum SynProxyTranslation {
             if flags.contains(.ack) { add(sequenceOffset, at: 8, in: tcp) }
         } else {
             add(0 &- sequenceOffset, at: 4, in: tcp)
+            if windowScale.server != windowScale.client {
+                let header = UnsafeRawBufferPointer(start: tcp, count: 20)
+                let window = UInt32(header.bigEndianUInt16(at: 14))
+                let bytes = window << UInt32(windowScale.server)
+                let rescaled = min(0xFFFF, bytes >> UInt32(windowScale.client))
+                replace16(UInt16(rescaled), at: 14, in: tcp)
+            }
         }
         var at = 20
         while at < headerLength {
@@ -69,6 +79,23 @@ public enum SynProxyTranslation {
         return true
     }
 
+    /// Writes `new` over the 16-bit word at `offset`, updating the checksum (RFC 1624 eqn. 3).
+    static func replace16(_ new: UInt16, at offset: Int, in tcp: UnsafeMutableRawPointer) {
+        let header = UnsafeRawBufferPointer(start: tcp, count: 20)
+        let old = header.bigEndianUInt16(at: offset)
+        let checksum = header.bigEndianUInt16(at: 16)
+        tcp.storeBigEndian(new, at: offset)
+        tcp.storeBigEndian(adjusted(checksum, removing: UInt32(~old), adding: UInt32(new)), at: 16)
+    }
+
+    /// RFC 1624 eqn. 3: ~(~HC + ~m + m'), with `removing` the sum of the old words' complements
+    /// and `adding` the sum of the new words.
+    static func adjusted(_ checksum: UInt16, removing: UInt32, adding: UInt32) -> UInt16 {
+        var sum = UInt32(~checksum) &+ removing &+ adding
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) &+ (sum >> 16) }
+        return ~UInt16(sum)
+    }
+
     /// Adds `delta` to the 32-bit big-endian word at `offset` in the TCP header and updates the
     /// checksum at offset 16 for the change: HC' = ~(~HC + ~m + m') over the two 16-bit halves
     /// (RFC 1624 eqn. 3, the form that stays right when the sum crosses zero).
@@ -79,9 +106,7 @@ public enum SynProxyTranslation {
         let new = old &+ delta
         let checksum = header.bigEndianUInt16(at: 16)
         tcp.storeBigEndian(new, at: offset)
-        var sum = UInt32(~checksum) &+ UInt32(~UInt16(truncatingIfNeeded: old >> 16))
-            &+ UInt32(~UInt16(truncatingIfNeeded: old)) &+ (new >> 16) &+ (new & 0xFFFF)
-        while sum > 0xFFFF { sum = (sum & 0xFFFF) &+ (sum >> 16) }
-        tcp.storeBigEndian(~UInt16(sum), at: 16)
+        let removing = UInt32(~UInt16(truncatingIfNeeded: old >> 16)) &+ UInt32(~UInt16(truncatingIfNeeded: old))
+        tcp.storeBigEndian(adjusted(checksum, removing: removing, adding: (new >> 16) &+ (new & 0xFFFF)), at: 16)
     }
 }
