@@ -94,7 +94,7 @@ public final class Daemon: @unchecked Sendable {
         withReloadLock {
             let loaded: Policy
             do throws(RuleErrors) {
-                loaded = try RuleFile.load(path: options.rulesPath)
+                loaded = try Daemon.refusingSynProxy(RuleFile.load(path: options.rulesPath))
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
                 status.reloaded(error: error.description)
@@ -160,7 +160,7 @@ public final class Daemon: @unchecked Sendable {
 
     private func loadRules() throws(NotStarting) -> Policy {
         do {
-            let policy = try RuleFile.load(path: options.rulesPath)
+            let policy = try Daemon.refusingSynProxy(RuleFile.load(path: options.rulesPath))
             status.policyLoaded(policy)
             return policy
         } catch {
