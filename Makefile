@@ -6,7 +6,7 @@ SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 \
-                  conntrack iputils-ping \
+                  conntrack iputils-ping ipset keepalived \
                   wireshark-common
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \
@@ -57,7 +57,7 @@ test: unit-test integration-test
 # FuzzTargets/Corpus/TARGET/crash-* (commit them with the fix: `make test` replays that
 # directory).
 FUZZ_SECONDS ?= 300
-FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest
+FUZZ_TARGETS  = packet-tracking:FuzzPacketTracking rule-file:FuzzRuleFile control-request:FuzzControlRequest sync-message:FuzzSyncMessage
 FUZZ_FLAGS   ?= -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 # swiftc keeps only the last -sanitize= it is given, and SwiftPM passes `--sanitize=fuzzer
@@ -170,6 +170,8 @@ install: install-generated
 	install -D -m 0755 $(DIST_BUILD)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
 	for f in $(DIVERSION_FILES); do install -D -m 0644 rules/$$f $(DESTDIR)$(DATADIR)/$$f || exit 1; done
 	install -D -m 0644 rules/default.rules $(DESTDIR)$(DATADIR)/default.rules
+	install -D -m 0644 dist/keepalived/keepalived.conf.example $(DESTDIR)$(DATADIR)/keepalived.conf.example
+	install -D -m 0755 dist/keepalived/keepalived-notify $(DESTDIR)$(LIBEXECDIR)/keepalived-notify
 	install -D -m 0644 $(DIST_BUILD)/seqwall.service $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	install -D -m 0644 $(DIST_BUILD)/completion.bash $(DESTDIR)$(BASHCOMPDIR)/seqwall
 	install -D -m 0644 $(DIST_BUILD)/completion.zsh $(DESTDIR)$(ZSHCOMPDIR)/_seqwall
@@ -195,9 +197,9 @@ uninstall:
 	  fi; \
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/seqwall
-	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert
+	rm -f $(DESTDIR)$(LIBEXECDIR)/seqwall-divert $(DESTDIR)$(LIBEXECDIR)/keepalived-notify
 	rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null || true
-	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(DIVERSION_FILES) default.rules)
+	rm -f $(addprefix $(DESTDIR)$(DATADIR)/,$(DIVERSION_FILES) default.rules keepalived.conf.example)
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/seqwall.service
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/seqwall $(DESTDIR)$(ZSHCOMPDIR)/_seqwall $(DESTDIR)$(FISHCOMPDIR)/seqwall.fish

@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // libnetfilter_queue + libmnl, with static inline wrappers for what Swift cannot import.
@@ -45,18 +46,24 @@ let package = Package(
         // What the daemon shows of itself, kept pure for tests: the Prometheus text, the metrics
         // endpoint's HTTP request parsing, the drop-log line.
         .target(name: "SeqwallTelemetry", dependencies: ["SeqwallCore", "SeqwallControl"]),
+        // State sync between two seqwall nodes (docs/sync-protocol.md): the wire format, its
+        // authenticated encryption, sequence numbers, NACKs, resends and coalescing. No sockets.
+        .target(
+            name: "SeqwallSync",
+            dependencies: ["SeqwallCore", "SeqwallControl", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
         .target(
             name: "SeqwallDaemon",
             dependencies: [
                 "CNetfilterQueue", "SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallTelemetry", "SeqwallVersion",
-                .product(name: "Logging", package: "swift-log"),
+                "SeqwallSync", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Offline replay of a capture through the tracker: capture reader, link layers, records.
         .target(name: "SeqwallReplay", dependencies: ["CPcap", "SeqwallCore", "SeqwallControl"]),
         // What each fuzz target does with one input, and the invariants it checks (README: Fuzzing).
-        .target(name: "SeqwallFuzzing", dependencies: ["SeqwallCore", "SeqwallRules", "SeqwallControl"]),
+        .target(name: "SeqwallFuzzing", dependencies: ["SeqwallCore", "SeqwallRules", "SeqwallControl", "SeqwallSync"]),
         .executableTarget(
             name: "seqwall",
             dependencies: [
@@ -75,6 +82,7 @@ let package = Package(
             dependencies: ["SeqwallRules", "SeqwallCore", "SeqwallTestSupport"],
             resources: [.copy("Golden")]
         ),
+        .testTarget(name: "SeqwallSyncTests", dependencies: ["SeqwallSync", "SeqwallCore", "SeqwallTestSupport"]),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
         // The daemon without root: its queue workers on a fake kernel queue that speaks real
         // netlink bytes; control requests, reloads, the state file through the system-call

@@ -29,7 +29,8 @@ let package = Package(
         .executableTarget(name: "tracker-profile", dependencies: ["TrackerWorkloads"] + seqwall),
         // Address tables and the rule index at 10k to 1.2M prefixes and 10,000 rules:
         // `table-profile [directory]`.
-        .executableTarget(name: "table-profile", dependencies: seqwall + [.product(name: "SeqwallRules", package: "seqwall")]),
+        .executableTarget(name: "table-profile",
+                          dependencies: ["TrackerWorkloads", .product(name: "SeqwallRules", package: "seqwall")] + seqwall),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",

@@ -20,5 +20,7 @@ let package = Package(
                           dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
         .executableTarget(name: "FuzzControlRequest",
                           dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
+        .executableTarget(name: "FuzzSyncMessage",
+                          dependencies: [.product(name: "SeqwallFuzzing", package: "seqwall")]),
     ]
 )

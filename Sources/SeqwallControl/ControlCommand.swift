@@ -15,4 +15,6 @@ public enum ControlCommand: String, Codable, Sendable, CaseIterable {
     case rules
     /// Show, change or test one address table (`request.table`, TableRequest).
     case table
+    /// The state sync's figures: `{"ok":true,"sync":{...}}` (SyncStatus); ok false without a peer.
+    case sync
 }

@@ -11,6 +11,8 @@ public struct ControlReply: Codable, Sendable, Equatable {
     public var rules: RulesRecord?
     /// For table show: the entries, in canonical order (IPv4 first, exceptions with `!`).
     public var entries: [String]?
+    /// For sync: the state sync's figures (absent when the daemon runs without a peer).
+    public var sync: SyncStatus?
 
     public init(ok: Bool, error: String? = nil, count: Int? = nil, stats: StatsRecord? = nil, message: String? = nil,
                 rules: RulesRecord? = nil, entries: [String]? = nil) {

@@ -120,6 +120,10 @@ public enum Formatters {
             limits += "  sources \(sources.active)/\(sources.capacity)  source evictions \(sources.evictions)"
         }
         lines.append(limits)
+        if let o = stats.overload {
+            lines.append("overload     sources \(o.sources)  added \(o.added)  expired \(o.expired)  flushed \(o.flushed)"
+                         + "  pending expiries \(o.pending_expiries)  lost \(o.lost)")
+        }
         if let pickup = stats.pickup {
             var line = "pickup       picked up \(pickup.picked_up)"
             if let ends = pickup.grace_ends, let left = pickup.grace_seconds_left {

@@ -22,6 +22,26 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var half_open_limit: Int?
     }
 
+    /// Automatic blocking (`limit conn`/`conn-rate ... overload`); absent when nothing was
+    /// ever overloaded and no deadline is pending.
+    public struct Overload: Codable, Sendable, Equatable {
+        /// Sources the workers found over a limit with overload (one may be counted again
+        /// until its table blocks it).
+        public var sources: UInt64 = 0
+        /// Entries added to their table (the source was not there yet).
+        public var added: UInt64 = 0
+        /// Entries deleted at their `expire` deadline.
+        public var expired: UInt64 = 0
+        /// Connections removed by `flush`.
+        public var flushed: UInt64 = 0
+        /// Entries waiting for their deadline.
+        public var pending_expiries: Int = 0
+        /// Overloads lost: a worker's buffer or ring was full, or their table was gone.
+        public var lost: UInt64 = 0
+
+        public init() {}
+    }
+
     /// The per-source limiter's table, as the tracker reports it (ConnectionTracker.sourceTableUsage).
     public typealias Sources = SourceTableUsage
 
@@ -98,6 +118,9 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     public var pickup: Pickup?
     /// The address tables with their entry counts, in rule-file order.
     public var tables: [TableSummary]?
+    /// The state sync with the peer (`seqwall sync status`), absent without one.
+    public var sync: SyncStatus?
+    public var overload: Overload?
 
     /// Sums the per-queue figures.
     public init(queues inputs: [QueueMetrics]) {
@@ -120,6 +143,12 @@ public struct StatsRecord: Codable, Sendable, Equatable {
                       capacity: sourceTables.reduce(0) { $0 + $1.capacity },
                       evictions: sourceTables.reduce(0) { $0 + $1.evictions })
         pickup = Pickup(picked_up: total.pickedUp)
+        if total.overloads > 0 || total.overloadsLost > 0 {
+            var overload = Overload()
+            overload.sources = total.overloads
+            overload.lost = total.overloadsLost
+            self.overload = overload
+        }
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,
                   dropped: $0.counters.dropped, enobufs: $0.enobufs, malformed_messages: $0.malformedMessages,

@@ -4,6 +4,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case packetTracking = "packet-tracking"
     case ruleFile = "rule-file"
     case controlRequest = "control-request"
+    case syncMessage = "sync-message"
 
     /// Runs one input through the target.
     public func run(_ data: UnsafeRawBufferPointer) throws(FuzzFailure) {
@@ -11,6 +12,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .packetTracking: try PacketTrackingFuzz.run(data)
         case .ruleFile: try RuleFileFuzz.run(data)
         case .controlRequest: try ControlRequestFuzz.run(data)
+        case .syncMessage: try SyncMessageFuzz.run(data)
         }
     }
 

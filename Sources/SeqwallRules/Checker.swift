@@ -14,12 +14,12 @@ struct Checker {
     /// `set pickup on` says plainly.
     static let maximumPickupGrace: UInt32 = 86_400
 
-    private var policy = Policy()
+    private(set) var policy = Policy()
     private var inside: [IPNetwork] = []
     /// Collected here and handed to the policy once, which indexes them on assignment.
-    private var rules: [Rule] = []
+    private(set) var rules: [Rule] = []
     /// Each table's position in `policy.tables` and where it was defined.
-    private var tablePositions: [String: (index: Int, location: SourceLocation)] = [:]
+    private(set) var tablePositions: [String: (index: Int, location: SourceLocation)] = [:]
 
     // Settings that may be repeated only with the same value; each remembers the first statement.
     private var defaultInbound: Setting<RuleAction>?
@@ -28,6 +28,8 @@ struct Checker {
     private var halfOpenLimit: Setting<Int>?
     private var halfOpenPerSourceLimit: Setting<Int>?
     private var synRate: Setting<SynRate>?
+    private var connLimit: Setting<SourceConnectionLimit>?
+    private var connRateLimit: Setting<SourceConnectionLimit>?
     private var timeouts: [TimeoutName: Setting<UInt32>] = [:]
     private var pickup: Setting<Bool>?
     private var pickupGrace: Setting<UInt32>?
@@ -111,8 +113,19 @@ struct Checker {
                 policy.limits.synRatePerSource = (rate, burst)
             }
 
+        case .limitConn(let literal):
+            guard let limit = connectionLimit(literal, &diagnostics) else { return }
+            let text = RulePrinter.text(of: limit)
+            if limit.isRate {
+                if Checker.settle(&connRateLimit, limit, "limit " + text, literal.location, &diagnostics) {
+                    policy.limits.connRatePerSource = limit
+                }
+            } else if Checker.settle(&connLimit, limit, "limit " + text, literal.location, &diagnostics) {
+                policy.limits.connPerSource = limit
+            }
+
         case .timeout(let name, let duration, let location):
-            guard let seconds = seconds(duration, &diagnostics) else { return }
+            guard let seconds = positiveSeconds(duration, "timeout", &diagnostics) else { return }
             let text = "timeout \(name.statementText) \(duration.text)"
             if Checker.settle(&timeouts[name], seconds, text, location, &diagnostics) {
                 policy[keyPath: name.keyPath] = seconds
@@ -257,15 +270,38 @@ struct Checker {
                 halfOpenValid = halfOpen != nil
             }
         }
+        var connLimits: [SourceConnectionLimit?] = []
+        var connValid = true
+        for literal in [statement.connPerSource, statement.connRatePerSource] {
+            guard let literal else {
+                connLimits.append(nil)
+                continue
+            }
+            let kind = literal.duration == nil ? "conn" : "conn-rate"
+            if statement.protocolName != .tcp {
+                diagnostics.report(at: literal.location,
+                                   "'limit \(kind)' is only allowed on tcp rules; it counts TCP connections that completed their handshake")
+                connValid = false
+            } else if statement.action != .pass {
+                diagnostics.report(at: literal.location,
+                                   "'limit \(kind)' is only allowed on pass rules; a \(statement.action) rule opens no connections")
+                connValid = false
+            } else {
+                let limit = connectionLimit(literal, &diagnostics)
+                connLimits.append(limit)
+                connValid = connValid && limit != nil
+            }
+        }
         let (synProxy, synProxyValid) = synProxy(statement, &diagnostics)
         let familiesValid = familiesCanMatch(statement, &diagnostics)
         guard let from, let to, let fromTables, let toTables, let ports, halfOpenValid, actionValid, familiesValid,
-              synProxyValid else {
+              connValid, synProxyValid else {
             return nil
         }
         return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
                     from: from, to: to, fromTables: fromTables, toTables: toTables, ports: ports,
-                    halfOpenPerSource: halfOpen, synProxy: synProxy, location: statement.location)
+                    halfOpenPerSource: halfOpen, connPerSource: connLimits[0], connRatePerSource: connLimits[1],
+                    synProxy: synProxy, location: statement.location)
     }
 
     /// The rule's `synproxy` clause: on pass tcp rules only, since only a TCP handshake can be
@@ -288,6 +324,64 @@ struct Checker {
         if mss == .some(nil) || windowScale == .some(nil) { return (nil, false) }
         return (SynProxyRule(mss: (mss ?? nil).map { UInt16($0) }, windowScale: (windowScale ?? nil).map { UInt8($0) }),
                 true)
+    }
+
+    /// `limit conn N per-source` or `limit conn-rate N/DURATION per-source` with its overload,
+    /// or nil after reporting every problem. The overload table must be defined above and be
+    /// persist: only a persist table keeps its run-time entries across a reload and a restart,
+    /// and an overload table holds nothing but run-time entries (pf keeps any table a rule
+    /// refers to; seqwall sets a table that is not persist back to its rule-file entries at
+    /// every reload, which would quietly unblock every source).
+    private func connectionLimit(_ literal: ConnectionLimitLiteral, _ diagnostics: inout Diagnostics) -> SourceConnectionLimit? {
+        let what = literal.duration == nil ? "connection limit" : "connection rate"
+        var valid = true
+        let count = checked(literal.count, in: Checker.countRange, what, &diagnostics)
+        var seconds: UInt32 = 0
+        if let duration = literal.duration {
+            if let value = positiveSeconds(duration, "conn-rate duration", &diagnostics) { seconds = value } else { valid = false }
+        }
+        var overload: Overload?
+        if let overloadLiteral = literal.overload {
+            let table = overloadLiteral.table
+            var expire: UInt32?
+            if let duration = overloadLiteral.expire {
+                expire = positiveSeconds(duration, "expire", &diagnostics)
+                if expire == nil { valid = false }
+            }
+            if let position = tablePositions[table.name] {
+                if !policy.tables[position.index].persist {
+                    diagnostics.report(at: table.location,
+                                       "overload table <\(table.name)> must be persist, or a reload would unblock every source in it; "
+                                       + "declare it 'table <\(table.name)> persist' (at \(position.location))")
+                    valid = false
+                } else {
+                    overload = Overload(table: TableReference(name: table.name, index: position.index), expireSeconds: expire,
+                                        flush: overloadLiteral.flush)
+                }
+            } else {
+                diagnostics.report(at: table.location,
+                                   "unknown table <\(table.name)>; define it with 'table <\(table.name)> persist' above the limit that uses it")
+                valid = false
+            }
+        }
+        guard let count, valid else { return nil }
+        return SourceConnectionLimit(count: count, seconds: seconds, overload: overload)
+    }
+
+    /// A duration of at least one second that fits the UInt32 seconds the engine keeps (as the
+    /// kernel keeps its timeouts; a zero timeout would expire a connection the moment it is
+    /// created).
+    private func positiveSeconds(_ duration: DurationLiteral, _ what: String, _ diagnostics: inout Diagnostics) -> UInt32? {
+        let (product, overflow) = duration.amount.multipliedReportingOverflow(by: duration.unit.rawValue)
+        if duration.amount == 0 {
+            diagnostics.report(at: duration.location, "\(what) \(duration.text) is zero; it must be at least 1 second")
+            return nil
+        }
+        guard !overflow, let seconds = UInt32(exactly: product) else {
+            diagnostics.report(at: duration.location, "\(what) \(duration.text) is too long (at most \(UInt32.max) seconds)")
+            return nil
+        }
+        return seconds
     }
 
     /// Refuses addresses no packet the rule applies to can have, each at its place: `icmp echo`
@@ -421,18 +515,4 @@ struct Checker {
         return UInt32(product)
     }
 
-    /// Timeouts are kept as UInt32 seconds, like the kernel's; zero would expire a connection
-    /// the moment it is created.
-    private func seconds(_ duration: DurationLiteral, _ diagnostics: inout Diagnostics) -> UInt32? {
-        let (product, overflow) = duration.amount.multipliedReportingOverflow(by: duration.unit.rawValue)
-        if duration.amount == 0 {
-            diagnostics.report(at: duration.location, "timeout \(duration.text) is zero; it must be at least 1 second")
-            return nil
-        }
-        guard !overflow, let seconds = UInt32(exactly: product) else {
-            diagnostics.report(at: duration.location, "timeout \(duration.text) is too long (at most \(UInt32.max) seconds)")
-            return nil
-        }
-        return seconds
-    }
 }

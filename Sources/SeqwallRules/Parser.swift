@@ -9,10 +9,13 @@ import SeqwallCore
 ///     table <NAME> [persist] [file "FILE"]... [{ [!]NET[, [!]NET...] }]
 ///     default in|out pass|block|reject
 ///     pass|block|reject in|out PROTO [from any|NET-LIST] [to any|NET-LIST] [port PORT-LIST]
-///                                    [limit half-open N per-source]
+///                                    [limit half-open N per-source] [limit conn N per-source [OVERLOAD]]
+///                                    [limit conn-rate N/DURATION per-source [OVERLOAD]]
 ///     limit states N
 ///     limit half-open N [per-source]
 ///     limit syn-rate R/s [burst B] per-source
+///     limit conn N per-source [OVERLOAD]
+///     limit conn-rate N/DURATION per-source [OVERLOAD]
 ///     timeout tcp STATE DURATION
 ///     timeout udp single|stream DURATION
 ///     timeout icmp DURATION
@@ -24,8 +27,10 @@ import SeqwallCore
 /// PROTO is `tcp`, `udp`, `icmp echo` or `icmp6 echo` (pf's names: `icmp` is IPv4, `icmp6`
 /// IPv6; echo requests are the only ICMP messages that open a flow). `to port 22` means any
 /// destination, port 22 (pf's spelling). `port` is always the destination port, and only TCP and
-/// UDP have one. The clauses of a rule come in the order above, each at most once. In a rule,
-/// NET-LIST items may also be tables, `<NAME>` or `!<NAME>` (pf's spelling).
+/// UDP have one. The clauses of a rule come in the order above, each at most once (a rule's
+/// `limit` clauses, one of each kind, in any order). In a rule, NET-LIST items may also be
+/// tables, `<NAME>` or `!<NAME>` (pf's spelling). OVERLOAD is
+/// `overload <NAME> [expire DURATION] [flush]`.
 ///
 /// A table file has one `[!]NET` a line, blank lines and `#` comments (`tableFileEntry`).
 struct Parser {
@@ -231,8 +236,9 @@ struct Parser {
     }
 
     private mutating func limit(location: SourceLocation) throws(RuleError) -> Statement {
-        enum Kind { case states, halfOpen, synRate }
-        switch try keyword([("states", Kind.states), ("half-open", .halfOpen), ("syn-rate", .synRate)]) {
+        enum Kind { case states, halfOpen, synRate, conn, connRate }
+        switch try keyword([("states", Kind.states), ("half-open", .halfOpen), ("syn-rate", .synRate), ("conn", .conn),
+                            ("conn-rate", .connRate)]) {
         case .states:
             let count = try number()
             try expectEndOfLine()
@@ -250,7 +256,58 @@ struct Parser {
             try keyword([("per-source", ())])
             try expectEndOfLine()
             return .limitSynRate(rate: rate, burst: burst, location: location)
+        case .conn:
+            let limit = try connectionLimit(rate: false, location: location)
+            try expectEndOfLine()
+            return .limitConn(limit)
+        case .connRate:
+            let limit = try connectionLimit(rate: true, location: location)
+            try expectEndOfLine()
+            return .limitConn(limit)
         }
+    }
+
+    /// What follows `limit conn` (`N per-source [OVERLOAD]`) or `limit conn-rate`
+    /// (`N/DURATION per-source [OVERLOAD]`); `location` is the `limit` keyword.
+    private mutating func connectionLimit(rate: Bool, location: SourceLocation) throws(RuleError) -> ConnectionLimitLiteral {
+        var count: NumberLiteral
+        var duration: DurationLiteral?
+        if rate {
+            (count, duration) = try connectionRateLiteral()
+        } else {
+            count = try number()
+        }
+        // One count per source, like pf's max-src-conn; a global count is `limit states`.
+        try keyword([("per-source", ())])
+        var overload: OverloadLiteral?
+        if let token = peek, token.kind == .word, token.text == "overload" {
+            index += 1
+            guard let nameToken = peek, nameToken.kind == .word else { throw expected("a table name such as <bruteforce>") }
+            let name = try tableName(nameToken, negated: false)
+            index += 1
+            let table = TableNameLiteral(name: name, negated: false, location: self.location(of: nameToken))
+            var expire: DurationLiteral?
+            if optionalKeyword("expire") { expire = try durationLiteral() }
+            let flush = optionalKeyword("flush")
+            overload = OverloadLiteral(table: table, expire: expire, flush: flush, location: self.location(of: token))
+        }
+        return ConnectionLimitLiteral(count: count, duration: duration, overload: overload, location: location)
+    }
+
+    /// `5/10s`: connections per source in a duration (pf's max-src-conn-rate N/seconds, with a
+    /// unit; a bare number is seconds).
+    private mutating func connectionRateLiteral() throws(RuleError) -> (NumberLiteral, DurationLiteral) {
+        guard let token = peek, token.kind == .word else { throw expected("a rate such as 5/10s") }
+        let parts = token.text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let value = Parser.decimal(parts[0]),
+              let (amount, unit) = Parser.duration(parts[1]) else {
+            throw error(at: token, "bad rate \(quoted(token.text)); expected connections per duration such as 5/10s or 100/1m")
+        }
+        index += 1
+        let count = NumberLiteral(text: String(parts[0]), value: value, location: location(of: token))
+        let duration = DurationLiteral(text: String(parts[1]), amount: amount, unit: unit,
+                                       location: location(of: token, offset: parts[0].count + 1))
+        return (count, duration)
     }
 
     /// The word after `timeout tcp` or `timeout udp`.
@@ -293,13 +350,16 @@ struct Parser {
         var halfOpen: NumberLiteral?
         var limitLocation: SourceLocation?
         var synProxy: SynProxyLiteral?
+        var conn: ConnectionLimitLiteral?
+        var connRate: ConnectionLimitLiteral?
         var lastClause: Clause?
         var seen: Set<Clause> = []
         while let token = peek {
             guard token.kind == .word, let clause = Clause.allCases.first(where: { $0.keyword == token.text }) else {
                 throw unexpectedInRule(token, after: lastClause)
             }
-            if seen.contains(clause) {
+            // A rule may have one limit of each kind, each with its own `limit`.
+            if seen.contains(clause) && clause != .limit {
                 throw error(at: token, "'\(clause.keyword)' appears twice in one rule; use a comma-separated list")
             }
             if let last = lastClause, clause.rawValue < last.rawValue {
@@ -326,18 +386,34 @@ struct Parser {
             case .port:
                 ports = try portList()
             case .limit:
-                limitLocation = self.location(of: token)
-                try keyword([("half-open", ())])
-                halfOpen = try number()
-                try keyword([("per-source", ())])
+                let location = self.location(of: token)
+                enum Kind { case halfOpen, conn, connRate }
+                guard let kindToken = peek else { throw expected("'half-open', 'conn' or 'conn-rate'") }
+                let kind = try keyword([("half-open", Kind.halfOpen), ("conn", .conn), ("conn-rate", .connRate)])
+                let repeated = switch kind {
+                case .halfOpen: halfOpen != nil
+                case .conn: conn != nil
+                case .connRate: connRate != nil
+                }
+                if repeated { throw error(at: kindToken, "'limit \(kindToken.text)' appears twice in one rule") }
+                switch kind {
+                case .halfOpen:
+                    limitLocation = location
+                    halfOpen = try number()
+                    try keyword([("per-source", ())])
+                case .conn:
+                    conn = try connectionLimit(rate: false, location: location)
+                case .connRate:
+                    connRate = try connectionLimit(rate: true, location: location)
+                }
             case .synproxy:
                 synProxy = try synProxyClause(location: self.location(of: token))
             }
         }
         return RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to,
                              fromTables: fromTables, toTables: toTables, ports: ports,
-                             halfOpenPerSource: halfOpen, limitLocation: limitLocation, synProxy: synProxy,
-                             location: location)
+                             halfOpenPerSource: halfOpen, limitLocation: limitLocation, connPerSource: conn,
+                             connRatePerSource: connRate, synProxy: synProxy, location: location)
     }
 
     /// After `synproxy`: `mss N` and `wscale N`, each at most once, in either order (nft's
@@ -375,7 +451,7 @@ struct Parser {
     /// The error for a token in a rule that is not the next clause: says which clauses may still
     /// follow, and notices the common slip of a list without its commas.
     private func unexpectedInRule(_ token: Token, after lastClause: Clause?) -> RuleError {
-        let remaining = Clause.allCases.filter { $0.rawValue > (lastClause?.rawValue ?? -1) }
+        let remaining = Clause.allCases.filter { $0.rawValue > (lastClause?.rawValue ?? -1) || ($0 == .limit && lastClause == .limit) }
         let choices = remaining.map { "'\($0.keyword)'" } + ["end of line"]
         var message = "expected \(alternatives(choices)), found \(token.display)"
         if token.kind == .word, let last = lastClause {
@@ -517,6 +593,15 @@ struct Parser {
     private mutating func durationLiteral() throws(RuleError) -> DurationLiteral {
         guard let token = peek, token.kind == .word else { throw expected("a duration such as 30s or 5d") }
         let text = token.text
+        guard let (amount, unit) = Parser.duration(text[...]) else {
+            throw error(at: token, "bad duration \(quoted(text)); expected a whole number with unit s, m, h or d, such as 30s or 5d")
+        }
+        index += 1
+        return DurationLiteral(text: text, amount: amount, unit: unit, location: location(of: token))
+    }
+
+    /// `30s`, `5m`, `2h`, `1d`, or bare seconds.
+    static func duration(_ text: Substring) -> (Int, DurationUnit)? {
         let digits = text.prefix { $0.isASCII && $0.isNumber }
         let unit: DurationUnit? = switch text.dropFirst(digits.count) {
         case "", "s": .seconds
@@ -525,11 +610,8 @@ struct Parser {
         case "d": .days
         default: nil
         }
-        guard let unit, let amount = Parser.decimal(digits) else {
-            throw error(at: token, "bad duration \(quoted(text)); expected a whole number with unit s, m, h or d, such as 30s or 5d")
-        }
-        index += 1
-        return DurationLiteral(text: text, amount: amount, unit: unit, location: location(of: token))
+        guard let unit, let amount = Parser.decimal(digits) else { return nil }
+        return (amount, unit)
     }
 
     /// Only ASCII digits, at least one. Saturates instead of overflowing (see NumberLiteral).

@@ -14,9 +14,17 @@ public enum RuleFile {
     /// `base` instead of the working directory, while messages show paths as written. Lets a
     /// caller choose how file names read without changing the process's working directory.
     public static func load(path: String, relativeTo base: String?) throws(RuleErrors) -> Policy {
+        try loadWithWarnings(path: path, relativeTo: base).policy
+    }
+
+    /// As `load(path:relativeTo:)`, with the warnings of the files (RuleWarning), which do not
+    /// stop them from loading.
+    public static func loadWithWarnings(path: String, relativeTo base: String? = nil)
+        throws(RuleErrors) -> (policy: Policy, warnings: [RuleWarning]) {
         var loader = SourceLoader(baseDirectory: base)
         loader.load(path: path)
-        return try loader.policy()
+        let policy = try loader.policy()
+        return (policy, loader.warnings)
     }
 
     /// Same over text in memory, named `file` in messages; includes are read from disk relative

@@ -32,6 +32,9 @@ enum RulePrinter {
         if let synRate = policy.limits.synRatePerSource {
             lines.append("limit syn-rate \(synRate.rate)/s burst \(synRate.burst) per-source")
         }
+        for limit in [policy.limits.connPerSource, policy.limits.connRatePerSource] {
+            if let limit { lines.append("limit " + text(of: limit)) }
+        }
         let defaults = Policy()
         for name in TimeoutName.allCases where policy[keyPath: name.keyPath] != defaults[keyPath: name.keyPath] {
             lines.append("timeout \(name.statementText) \(duration(policy[keyPath: name.keyPath]))")
@@ -75,10 +78,25 @@ enum RulePrinter {
         if let count = rule.halfOpenPerSource {
             text += " limit half-open \(count) per-source"
         }
+        for limit in [rule.connPerSource, rule.connRatePerSource] {
+            if let limit { text += " limit " + self.text(of: limit) }
+        }
         if let synProxy = rule.synProxy {
             text += " synproxy"
             if let mss = synProxy.mss { text += " mss \(mss)" }
             if let shift = synProxy.windowScale { text += " wscale \(shift)" }
+        }
+        return text
+    }
+
+    /// `conn 3 per-source overload <bruteforce> expire 10m flush`, `conn-rate 5/10s per-source`:
+    /// what follows `limit`.
+    static func text(of limit: SourceConnectionLimit) -> String {
+        var text = limit.isRate ? "conn-rate \(limit.count)/\(duration(limit.seconds)) per-source" : "conn \(limit.count) per-source"
+        if let overload = limit.overload {
+            text += " overload <\(overload.table.name)>"
+            if let expire = overload.expireSeconds { text += " expire \(duration(expire))" }
+            if overload.flush { text += " flush" }
         }
         return text
     }

@@ -48,6 +48,9 @@ struct SourceLoader {
         return checker.result
     }
 
+    /// The warnings of what was read; meaningful once `policy()` returned.
+    var warnings: [RuleWarning] { checker.warnings }
+
     private mutating func process(_ bytes: [UInt8], displayPath: String, identity: FileIdentity?) {
         fileCount += 1
         totalSize += bytes.count

@@ -133,7 +133,7 @@ enum TimeoutName: CaseIterable, Sendable, Hashable {
 }
 
 /// `pass|block|reject in|out tcp|udp|icmp echo|icmp6 echo [from ...] [to ...] [port ...]
-/// [limit half-open N per-source] [synproxy [mss N] [wscale N]]`.
+/// [limit half-open N per-source] [limit conn ...] [limit conn-rate ...] [synproxy [mss N] [wscale N]]`.
 struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
@@ -148,6 +148,9 @@ struct RuleStatement: Sendable {
     /// The per-rule `limit half-open N per-source`, and where its `limit` keyword is.
     let halfOpenPerSource: NumberLiteral?
     let limitLocation: SourceLocation?
+    /// `limit conn N per-source [...]` and `limit conn-rate N/DURATION per-source [...]`.
+    let connPerSource: ConnectionLimitLiteral?
+    let connRatePerSource: ConnectionLimitLiteral?
     let synProxy: SynProxyLiteral?
     /// The action keyword.
     let location: SourceLocation
@@ -157,6 +160,25 @@ struct RuleStatement: Sendable {
 struct SynProxyLiteral: Sendable {
     let mss: NumberLiteral?
     let windowScale: NumberLiteral?
+    let location: SourceLocation
+}
+
+/// `limit conn N per-source` or `limit conn-rate N/DURATION per-source`, with its overload.
+struct ConnectionLimitLiteral: Sendable {
+    let count: NumberLiteral
+    /// The DURATION of `conn-rate`; nil for `conn`.
+    let duration: DurationLiteral?
+    let overload: OverloadLiteral?
+    /// The `limit` keyword.
+    let location: SourceLocation
+}
+
+/// `overload <NAME> [expire DURATION] [flush]`.
+struct OverloadLiteral: Sendable {
+    let table: TableNameLiteral
+    let expire: DurationLiteral?
+    let flush: Bool
+    /// The `overload` keyword.
     let location: SourceLocation
 }
 
@@ -199,6 +221,7 @@ enum Statement: Sendable {
     case limitHalfOpen(NumberLiteral, perSource: Bool, location: SourceLocation)
     /// `burst` is nil when left out; it then equals the rate (one second's worth).
     case limitSynRate(rate: NumberLiteral, burst: NumberLiteral?, location: SourceLocation)
+    case limitConn(ConnectionLimitLiteral)
     case timeout(TimeoutName, DurationLiteral, location: SourceLocation)
     case pickup(Bool, location: SourceLocation)
     case pickupGrace(DurationLiteral, location: SourceLocation)

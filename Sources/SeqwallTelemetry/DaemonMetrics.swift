@@ -19,6 +19,10 @@ public struct DaemonMetrics: Sendable {
     public var pickupGraceEnds: UInt64 = 0
     /// The address tables and their entry counts now.
     public var tables: [TableSummary] = []
+    /// The state sync with the peer, nil without one.
+    public var sync: SyncStatus?
+    /// The daemon's overload figures (the sources found over a limit are per queue, in the counters).
+    public var overload = StatsRecord.Overload()
 
     public init() {}
 
@@ -73,6 +77,22 @@ public struct DaemonMetrics: Sendable {
             $0.counters.earlyDrops
         }
 
+        perQueue("seqwall_overloads_total", .counter,
+                 "Sources found over a per-source connection limit with overload (limit conn, limit conn-rate).") {
+            $0.counters.overloads
+        }
+        for (name, help, value) in [
+            ("seqwall_overload_added_total", "Sources added to their overload table.", overload.added),
+            ("seqwall_overload_expired_total", "Overload entries deleted at their expire deadline.", overload.expired),
+            ("seqwall_overload_flushed_connections_total", "Connections removed by an overload's flush.", overload.flushed),
+            ("seqwall_overload_lost_total", "Overloads lost: a full buffer or ring, or their table gone (queues' losses not included).",
+             overload.lost),
+        ] {
+            out.family(name, .counter, help: help)
+            out.sample(name, [:], value)
+        }
+        out.family("seqwall_overload_pending_expiries", .gauge, help: "Overload entries waiting for their expire deadline.")
+        out.sample("seqwall_overload_pending_expiries", [:], UInt64(overload.pending_expiries))
         perQueue("seqwall_connections_picked_up_total", .counter,
                  "Connections first seen mid-stream and picked up (set pickup on, or a grace period).") {
             $0.counters.pickedUp
@@ -145,6 +165,8 @@ public struct DaemonMetrics: Sendable {
                 out.sample("seqwall_state_file_last_success_timestamp_seconds", [:], success)
             }
         }
+
+        if let sync { DaemonMetrics.syncText(sync, into: &out) }
 
         var processing = LatencyHistogram()
         for queue in queues { processing.merge(queue.processing) }

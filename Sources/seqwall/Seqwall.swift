@@ -29,7 +29,7 @@ struct Seqwall: ParsableCommand {
             language is in seqwall.rules(5).
             """,
         version: "seqwall \(BuildVersion.description)",
-        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, TableCommand.self, Stats.self, ReplayCapture.self]
+        subcommands: [Run.self, Rules.self, Reload.self, Conntrack.self, TableCommand.self, Stats.self, SyncCommand.self, ReplayCapture.self]
     )
 
     /// Exit 0 on success and 1 on any error, with one line on stderr (seqwall(8), EXIT STATUS);
@@ -152,6 +152,40 @@ struct Run: ParsableCommand {
         valueName: "seconds"))
     var idleWarning: UInt32 = 60
 
+    @Option(name: .customLong("sync-listen"), help: ArgumentHelp(
+        "Take the state sync's messages from the peer at ADDRESS:PORT (numeric, as --metrics; docs/ha.md).",
+        valueName: "address:port"))
+    var syncListen: String?
+
+    @Option(name: .customLong("sync-peer"), help: ArgumentHelp(
+        "Send the state sync's messages to the peer's --sync-listen ADDRESS:PORT.", valueName: "address:port"))
+    var syncPeer: String?
+
+    @Option(name: .customLong("sync-key"), help: ArgumentHelp(
+        "The sync's pre-shared key: 32 bytes, raw or as 64 hex digits, mode 600 (head -c32 /dev/urandom > FILE).",
+        valueName: "file"))
+    var syncKey: String?
+
+    /// The three `--sync-*` options checked: all or none.
+    private func syncOptions() throws -> SyncOptions? {
+        let given = [syncListen, syncPeer, syncKey].compactMap { $0 }
+        guard !given.isEmpty else { return nil }
+        guard let syncListen, let syncPeer, let syncKey else {
+            throw ValidationError("--sync-listen, --sync-peer and --sync-key go together")
+        }
+        func parse(_ option: String, _ text: String) throws -> MetricsAddress {
+            switch MetricsAddress.parse(text) {
+            case .success(let address): return address
+            case .failure(let error): throw ValidationError("\(option): \(error)")
+            }
+        }
+        let listen = try parse("--sync-listen", syncListen), peer = try parse("--sync-peer", syncPeer)
+        guard listen.address.isIPv4 == peer.address.isIPv4 else {
+            throw ValidationError("--sync-listen and --sync-peer must be of one address family")
+        }
+        return SyncOptions(listen: listen, peer: peer, keyPath: syncKey)
+    }
+
     /// `--metrics` checked; nil when not given.
     private func metricsAddress() throws -> MetricsAddress? {
         guard let metrics else { return nil }
@@ -177,6 +211,7 @@ struct Run: ParsableCommand {
             throw ValidationError("--state-file must name a file, not '\(stateFile)'")
         }
         _ = try metricsAddress()
+        _ = try syncOptions()
     }
 
     func run() throws {
@@ -198,6 +233,7 @@ struct Run: ParsableCommand {
         options.stateInterval = stateInterval
         options.metricsAddress = try metricsAddress()
         options.idleWarningSeconds = idleWarning
+        options.sync = try syncOptions()
         let status = Daemon(options: options, logger: logger).run()
         if status != 0 { throw ExitCode(status) }
     }
@@ -213,7 +249,8 @@ struct Rules: ParsableCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a rule file: silent and exit 0 when good, file:line:column errors and exit 1 when not."
+            abstract: "Check a rule file: silent and exit 0 when good, file:line:column errors and exit 1 when not.",
+            discussion: "Warnings (file:line:column: warning: ...) go to standard error and leave the exit status 0."
         )
 
         @Flag(name: .long, help: "Print the rules in canonical form: what the daemon would enforce.")
@@ -224,7 +261,8 @@ struct Rules: ParsableCommand {
 
         func run() throws {
             do {
-                let policy = try RuleFile.load(path: file)
+                let (policy, warnings) = try RuleFile.loadWithWarnings(path: file)
+                for warning in warnings { FileHandle.standardError.write(Data((warning.description + "\n").utf8)) }
                 if print { Swift.print(RuleFile.canonicalText(of: policy), terminator: "") }
             } catch {
                 FileHandle.standardError.write(Data((error.description + "\n").utf8))

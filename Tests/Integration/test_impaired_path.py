@@ -21,6 +21,13 @@ What must hold:
   `ss -tan state time-wait` as soon as the line is logged (TIME_WAIT lasts 60 s on Linux, far
   longer than the check takes). Such RSTs come from a late or duplicated last ACK that found
   no socket on the other side any more (RFC 1337).
+  One race is told apart, not counted as wrong: a duplicated SYN that arrives after its
+  connection closed reopens the tuple, in seqwall as in the kernel's conntrack
+  (nf_conntrack_tcp_packet), and at the server (a new SYN_RECV). What then passes on the new
+  entry may end the TIME_WAIT that was there when the drop was made, before the drop line is
+  read. A drop counts as such only with the evidence of it: impair.py duplicated that
+  connection's SYN and, at the check, an endpoint holds the tuple half open (SYN-RECV or
+  SYN-SENT). At most two per run may be such; every other drop must find TIME_WAIT.
 
 This file is also the agent program for the two endpoints:
   /usr/bin/python3 test_impaired_path.py serve PORT
@@ -186,6 +193,8 @@ class DropWatcher(threading.Thread):
         self.offset = start
         self.stop_event = threading.Event()
         self.checked = []   # (line, addressee namespace role, in TIME_WAIT)
+        self.explained = []   # (line, sockets either endpoint holds on the client's port, the
+        #                        port, whether an endpoint holds it half open)
         self.partial = ""
 
     def owner(self, addr):
@@ -215,7 +224,23 @@ class DropWatcher(threading.Thread):
         if pending:
             states = {role: time_wait_sockets(self.lab.ns[role]) for role in ("client", "server")}
             for line, role, tup in pending:
-                self.checked.append((line, role, role is not None and tup in states[role]))
+                in_time_wait = role is not None and tup in states[role]
+                self.checked.append((line, role, in_time_wait))
+                if not in_time_wait:
+                    self.explain(line, tup)
+
+    def explain(self, line, tup):
+        """What both endpoints hold for the tuple of a drop found wrong, in any state, for the
+        failure message: a wrong drop is rare and timing-dependent, so it is described when
+        it happens."""
+        # tup is (addressee address, port, sender address, port).
+        port = tup[3] if self.owner(tup[2]) == "client" else tup[1]
+        held = []
+        for role in ("client", "server"):
+            out = lab.ns_run(self.lab.ns[role], ["ss", "-Htane"], check=False).stdout
+            held += [f"{role}: {entry.strip()}" for entry in out.splitlines() if f":{port} " in entry]
+        reopened = any(" SYN-RECV " in f" {entry} " or " SYN-SENT " in f" {entry} " for entry in held)
+        self.explained.append((line, held, port, reopened))
 
     def run(self):
         while not self.stop_event.is_set():
@@ -344,9 +369,38 @@ class ImpairedPathTest(lab.LabTestCase):
         self.assertGreater(sum(impaired.values()), 0, f"impair.py impaired nothing: {summary}")
         self.assertEqual(drops.get("time-wait-rst", 0), len(watcher.checked),
                          f"time-wait-rst drops without a drop-log line: {summary}")
-        wrong = [(line, role) for line, role, in_time_wait in watcher.checked if not in_time_wait]
+        # Client ports whose SYN impair.py duplicated (the copy may come after the close).
+        duplicated_syns = set()
+        with open(os.path.join(self.lab.workdir, f"impair-client-{seed}.log")) as f:
+            for entry in f:
+                fields = entry.split()
+                if len(fields) >= 8 and fields[0] == "dup" and int(fields[6], 16) & 0x12 == 0x02:
+                    duplicated_syns.add(fields[3])
+        reopened = {line for line, _, port, half_open in watcher.explained
+                    if half_open and str(port) in duplicated_syns}
+        wrong = [(line, role) for line, role, in_time_wait in watcher.checked
+                 if not in_time_wait and line not in reopened]
+        summary += f", reopened by a late duplicated SYN before the check {len(reopened)}"
+        if wrong or reopened:
+            # Every packet impair.py touched on the wrong drops' client ports, beside what the
+            # endpoints held for them when the drop was checked.
+            impaired_lines = []
+            for line, _, _, _ in watcher.explained:
+                src, _, sport, dport, _ = DROP_LINE.search(line).groups()
+                port = sport if watcher.owner(src) == "client" else dport
+                for role in ("client", "server"):
+                    with open(os.path.join(self.lab.workdir, f"impair-{role}-{seed}.log")) as f:
+                        impaired_lines += [f"{role}: {entry.strip()}" for entry in f
+                                           if f" {port} " in entry]
+            sys.stderr.write("\nwrong time-wait-rst drops, what the endpoints held:\n"
+                             + "\n".join(f"{line}\n  " + "\n  ".join(held)
+                                         for line, held, _, _ in watcher.explained)
+                             + "\nimpair.py's lines for those ports:\n  "
+                             + "\n  ".join(impaired_lines) + "\n")
         self.assertEqual(wrong, [], f"time-wait-rst drops of RSTs addressed to an endpoint "
                                     f"not in TIME_WAIT: {summary}")
+        self.assertLessEqual(len(reopened), 2, f"too many drops whose tuple a late SYN reopened "
+                                               f"(a race that should be rare): {summary}")
         return drops
 
     def test_heavy_reordering(self):

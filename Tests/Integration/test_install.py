@@ -42,6 +42,8 @@ EXPECTED_FILES = {
     "usr/bin/seqwall": 0o755,
     "usr/libexec/seqwall/seqwall-divert": 0o755,
     "usr/share/seqwall/default.rules": 0o644,
+    "usr/share/seqwall/keepalived.conf.example": 0o644,
+    "usr/libexec/seqwall/keepalived-notify": 0o755,
     "usr/lib/systemd/system/seqwall.service": 0o644,
     "usr/share/bash-completion/completions/seqwall": 0o644,
     "usr/share/zsh/site-functions/_seqwall": 0o644,

@@ -38,7 +38,7 @@ import Testing
     @Test func refusesWhatIsNotARequest() {
         #expect(message(" \t\r")?.hasPrefix("empty request") == true)
         #expect(message("stats please") == "bad request: not valid JSON")
-        let commands = "ping, stats, list, count, delete, flush, reload, watch, rules, table"
+        let commands = "ping, stats, list, count, delete, flush, reload, watch, rules, table, sync"
         #expect(message(#"{"command":"shutdown"}"#) == "bad request: expected {\"command\": one of \(commands)}")
         #expect(message(#"{"filter":{}}"#) == "bad request: expected {\"command\": one of \(commands)}")
         #expect(message(#"{"command":"count","filter":{"sourcePort":70000}}"#)

@@ -88,4 +88,28 @@ private func policy(_ family: Family, _ rules: [Rule], change: (inout Policy) ->
         #expect(after[3].blocked == 1)
         #expect(after[4] == before[3])
     }
+
+    /// The daemon works the counters' plan out once, off the workers: applied by a tracker, it
+    /// carries exactly what the tracker's own matching would; a plan made for other policies
+    /// (another number of rules) is not trusted and the tracker matches the rules itself.
+    @Test func aPlanMadeBeforehandCarriesTheSameCountsAndAStalePlanIsNotUsed() {
+        let first = [rule(.pass, port: 80, line: 1), rule(.block, port: 81, line: 2)]
+        let second = [rule(.block, port: 81, line: 1), rule(.pass, port: 443, line: 2), rule(.pass, port: 80, line: 3)]
+        let lab = Lab(family: .ipv4, policy: policy(.ipv4, first))
+        #expect(lab.syn(from: peer, port: 3000) == .accept)
+        #expect(lab.syn(from: peer, port: 3001, serverPort: 81) == .drop(.rule))
+        let before = lab.tracker.ruleCounters
+
+        lab.tracker.replacePolicy(policy(.ipv4, second), carry: RuleCounterCarry(from: first, to: second))
+        let planned = lab.tracker.ruleCounters
+        #expect(planned[0] == before[1])
+        #expect(planned[1] == RuleCounter())
+        #expect(planned[2] == before[0])
+
+        // A plan for a one-rule policy, handed to a tracker holding three rules.
+        lab.tracker.replacePolicy(policy(.ipv4, first), carry: RuleCounterCarry(from: [first[0]], to: first))
+        let afterStale = lab.tracker.ruleCounters
+        #expect(afterStale[0] == before[0])
+        #expect(afterStale[1] == before[1])
+    }
 }

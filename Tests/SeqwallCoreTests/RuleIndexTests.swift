@@ -94,6 +94,48 @@ struct RuleIndexTests {
         }
     }
 
+    @Test("rules told apart by their addresses decide as first match", arguments: [21, 22, 23] as [UInt64])
+    func addressShapes(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let location = SourceLocation(file: "addresses.rules", line: 1, column: 1)
+        // Hosts and networks of 198.51.100.0/22 and 2001:db8::/118, so that flows hit them often.
+        func address() -> IPAddress {
+            random.next() % 2 == 0 ? IPAddress(ipv4: 0xC633_6400 | UInt32(random.next() % 1024))
+                : IPAddress(high: 0x2001_0DB8_0000_0000, low: random.next() % 1024)
+        }
+        func network() -> IPNetwork {
+            let address = address()
+            let lengths = address.isIPv4 ? [22, 24, 30, 32, 32, 32] : [118, 120, 126, 128, 128, 128]
+            return IPNetwork(address: address, prefixLength: lengths[Int(random.next() % 6)])
+        }
+        var policy = Policy()
+        policy.defaultInbound = .block
+        // Per-host rules on one port, per-server rules, one wide rule over many narrow ones, a
+        // crowd of rules on one network told apart by port, and rules without addresses.
+        policy.rules = (0..<3000).map { number in
+            let action: RuleAction = random.next() % 3 == 0 ? .block : .pass
+            switch number % 5 {
+            case 0: return Rule(action: action, direction: .inbound, from: [network()], ports: [PortRange(443)], location: location)
+            case 1: return Rule(action: action, direction: .inbound, to: [network(), network()], ports: [PortRange(80)], location: location)
+            case 2: return Rule(action: action, direction: .inbound, from: [network()], to: [network()], location: location)
+            case 3:
+                let crowd = IPNetwork(address: IPAddress(ipv4: 0xC633_6400), prefixLength: 22)
+                return Rule(action: action, direction: .inbound, from: [crowd], ports: [PortRange(UInt16(1000 + number))],
+                            location: location)
+            default: return Rule(action: action, direction: .inbound, ports: [PortRange(UInt16(random.next() % 2000))],
+                                 location: location)
+            }
+        }
+        for _ in 0..<5_000 {
+            let source = address(), destination = address()
+            let port = [80, 443, UInt16(random.next() % 4000)][Int(random.next() % 3)]
+            let decided = policy.decide(direction: .inbound, source: source, destination: destination, destinationPort: port)
+            let expected = linearDecision(policy, .tcp, .inbound, source, destination, port)
+            #expect(decided.action == expected.0 && decided.ruleIndex == expected.1,
+                    "seed \(seed): \(source) -> \(destination):\(port)")
+        }
+    }
+
     @Test("wide overlapping port ranges still decide as first match")
     func wideRanges() {
         var policy = Policy()

@@ -19,6 +19,17 @@ final class ReloadTests: RunningDaemonTestCase {
         XCTAssertNil(reload.error)
     }
 
+    func testAReloadReportsATableNoRuleUsesAndStillLoads() throws {
+        try (RunningDaemon.rules + "table <spare> { 192.0.2.0/24 }\n")
+            .write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)
+        let reply = try daemon.send(ControlRequest(command: .reload))
+        XCTAssertTrue(reply.ok, reply.error ?? "")
+        XCTAssertEqual(reply.message, "reloaded \(daemon.rulesPath)\n"
+                       + "\(daemon.rulesPath):5:1: warning: table <spare> is defined but no rule uses it")
+        let rules = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
+        XCTAssertEqual(rules.tables?.map(\.name), ["spare"])
+    }
+
     func testTheMetricsCountReloadsByResult() throws {
         let statistics = DaemonStatistics(daemon: daemon.daemon)
         XCTAssertTrue(statistics.metricsText().contains("seqwall_last_reload_success 1\n"))

@@ -35,7 +35,7 @@ final class RunningDaemon: @unchecked Sendable {
     /// `stateInterval`: seconds between snapshots; nil: no state file. `directory`: one an
     /// earlier run used (and keeps), to start again on its state file; nil: a new one.
     init(rules: String = RunningDaemon.rules, stateInterval: UInt32? = nil, queues: [UInt16] = [],
-         directory: String? = nil) throws {
+         directory: String? = nil, sync: SyncOptions? = nil) throws {
         if let directory {
             self.directory = directory
             ownsDirectory = false
@@ -54,6 +54,7 @@ final class RunningDaemon: @unchecked Sendable {
         options.queues = queues
         options.controlPath = controlPath
         options.idleWarningSeconds = 0
+        options.sync = sync
         if let stateInterval {
             options.stateFile = statePath
             options.stateInterval = stateInterval

@@ -5,8 +5,9 @@ import Testing
 
 @testable import SeqwallRules
 
-/// pfctl-regress style cases under Golden/: `good/NAME.rules` must load and print exactly
-/// `good/NAME.expected`; `bad/NAME.rules` must fail with exactly the lines of `bad/NAME.expected`.
+/// pfctl-regress style cases under Golden/: `good/NAME.rules` must load without warnings and print
+/// exactly `good/NAME.expected`; `bad/NAME.rules` must fail with exactly the lines of
+/// `bad/NAME.expected`; `warn/NAME.rules` must load with exactly the warnings of `warn/NAME.expected`.
 /// Files in subfolders are only there to be included. Paths in messages are relative to Golden/.
 ///
 /// `UPDATE_GOLDEN=1 swift test --filter GoldenTests` rewrites the .expected files in the source
@@ -64,6 +65,18 @@ struct GoldenTests {
         try Golden.check(RuleFile.canonicalText(of: policy), against: "good/\(name).expected")
     }
 
+    @Test("good file loads without warnings", arguments: Golden.cases("good"))
+    func goodHasNoWarnings(name: String) throws {
+        let (_, warnings) = try RuleFile.loadWithWarnings(path: "good/\(name).rules", relativeTo: Golden.directory)
+        #expect(warnings.isEmpty, "\(warnings)")
+    }
+
+    @Test("warn file loads with exactly its expected warnings", arguments: Golden.cases("warn"))
+    func warn(name: String) throws {
+        let (_, warnings) = try RuleFile.loadWithWarnings(path: "warn/\(name).rules", relativeTo: Golden.directory)
+        try Golden.check(warnings.map { $0.description + "\n" }.joined(), against: "warn/\(name).expected")
+    }
+
     @Test("canonical form parses back to an equal policy", arguments: Golden.cases("good"))
     func roundTrip(name: String) throws {
         let policy = try RuleFile.load(path: "good/\(name).rules", relativeTo: Golden.directory)
@@ -85,12 +98,12 @@ struct GoldenTests {
 
     @Test("every case has its expected file and every expected file its case")
     func casesArePaired() throws {
-        for kind in ["good", "bad"] {
+        for kind in ["good", "bad", "warn"] {
             let names = try FileManager.default.contentsOfDirectory(atPath: Golden.directory + "/" + kind)
             let rules = Set(names.filter { $0.hasSuffix(".rules") }.map { $0.dropLast(".rules".count) })
             let expected = Set(names.filter { $0.hasSuffix(".expected") }.map { $0.dropLast(".expected".count) })
             #expect(rules == expected, "\(kind): unpaired \(rules.symmetricDifference(expected).sorted())")
-            #expect(rules.count >= 10, "\(kind): too few cases found in \(Golden.directory)")
+            #expect(rules.count >= (kind == "warn" ? 1 : 10), "\(kind): too few cases found in \(Golden.directory)")
         }
     }
 }

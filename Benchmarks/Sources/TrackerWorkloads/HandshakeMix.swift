@@ -81,6 +81,12 @@ public final class HandshakeMix: Workload {
         now &+= 200 * 1_000_000_000
     }
 
+    /// Runs after each batch of a batched pass (PacketSchedule.afterBatch).
+    public var afterBatch: ((ConnectionTracker) -> Void)? {
+        get { schedule.afterBatch }
+        set { schedule.afterBatch = newValue }
+    }
+
     public func runPass() -> PassOutcome {
         PassOutcome(packets: schedule.count, accepted: schedule.run(through: tracker, now: now, feeding: feeding))
     }

@@ -65,19 +65,31 @@ final class PacketSchedule {
 
     /// As the daemon's worker does with a receive batch: up to `batchCapacity` packets
     /// described in a buffer it owns, decided by one call, then the verdicts read back.
+    /// Called after each batch (tracker-profile --sync-events: what the daemon's worker does
+    /// with the table's events between batches when the state sync is on).
+    var afterBatch: ((ConnectionTracker) -> Void)?
+
     func runBatches(through tracker: ConnectionTracker, now: UInt64) -> Int {
         var accepted = 0
         var start = 0
         while start < count {
-            let batchCount = min(ConnectionTracker.batchCapacity, count - start)
-            for member in 0..<batchCount {
-                batch[member] = QueuedPacket(bytes: packet(start + member), wireLength: Int(wireLengths[start + member]),
-                                             hook: .forward)
-            }
-            tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
-            for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
-            start += batchCount
+            accepted += runBatch(from: start, through: tracker, now: now)
+            afterBatch?(tracker)
+            start += ConnectionTracker.batchCapacity
         }
+        return accepted
+    }
+
+    /// One batch: the packets from `start` on, up to `batchCapacity` of them.
+    func runBatch(from start: Int, through tracker: ConnectionTracker, now: UInt64) -> Int {
+        let batchCount = min(ConnectionTracker.batchCapacity, count - start)
+        for member in 0..<batchCount {
+            batch[member] = QueuedPacket(bytes: packet(start + member), wireLength: Int(wireLengths[start + member]),
+                                         hook: .forward)
+        }
+        tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
+        var accepted = 0
+        for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
         return accepted
     }
 }

@@ -1,13 +1,19 @@
 // Address tables and the rule index at scale, without the benchmark harness:
-// `table-profile [directory]` prints, for 10k, 100k and 1.2M prefixes, the time to build a table,
-// the bytes per prefix, and lookups per second; then the time of one rule decision with 10 and
-// with 10,000 rules (indexed and, as a reference, first match over every rule); then, when a
-// directory is given, the time to load a rule file whose table file holds 1.2M prefixes.
+// `table-profile [directory]` prints, for 10k, 100k and 1.2M prefixes (BlockList), the time to
+// build a table, the bytes per prefix and the resident memory it took, and lookups per second;
+// then the time of one rule decision with 10 and with 10,000 rules (indexed and, as a
+// reference, first match over every rule); then how long a worker stops between two batches
+// to put a rebuilt 1.2M-prefix table (or a reloaded policy holding it) in place, and what
+// freeing such a table costs; then, when a directory is given, the time to load a rule file
+// whose table file holds the 1.2M prefixes (written there as `drop.txt`, which `nft-compare`
+// in BENCHMARKS.md reads too).
 import Foundation
 import SeqwallCore
 import SeqwallRules
+import SeqwallTestSupport
+import TrackerWorkloads
 
-/// A fixed sequence (Knuth's MMIX LCG, high bits), so every run measures the same prefixes.
+/// A fixed sequence (Knuth's MMIX LCG, high bits), so every run measures the same probes.
 struct Sequence {
     var state: UInt64
     mutating func next() -> UInt64 {
@@ -22,26 +28,6 @@ func seconds(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-/// Block-list shaped prefixes: IPv4 mostly /24 and /32, some shorter; IPv6 /32 to /64 and /128;
-/// one in fifty an exception.
-func entries(ipv4: Int, ipv6: Int, _ sequence: inout Sequence) -> [TableEntry] {
-    var result: [TableEntry] = []
-    result.reserveCapacity(ipv4 + ipv6)
-    for _ in 0..<ipv4 {
-        let lengths = [16, 20, 22, 24, 24, 24, 24, 32, 32, 32]
-        let length = lengths[Int(sequence.next() % 10)]
-        let network = IPNetwork(address: IPAddress(ipv4: UInt32(truncatingIfNeeded: sequence.next())), prefixLength: length)
-        result.append(TableEntry(network, negated: sequence.next() % 50 == 0))
-    }
-    for _ in 0..<ipv6 {
-        let lengths = [32, 40, 48, 48, 56, 64, 64, 128]
-        let length = lengths[Int(sequence.next() % 8)]
-        let address = IPAddress(high: 0x2000_0000_0000_0000 | sequence.next() >> 3, low: sequence.next())
-        result.append(TableEntry(IPNetwork(address: address, prefixLength: length), negated: sequence.next() % 50 == 0))
-    }
-    return result
-}
-
 var sequence = Sequence(state: 0x7AB1E5)
 // `table-profile rules N`: only the rule decisions with N rules (for callgrind, collecting
 // inside Policy.decide).
@@ -50,11 +36,13 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "rules", let co
     print(String(format: "%d rules: %.1f ns a decision", count, indexed * 1e9))
     exit(0)
 }
-print("prefixes    build_s  lookup_bytes/prefix  entry_bytes/prefix  lookups/s(ipv4)  lookups/s(ipv6)  in_table")
+print("prefixes    build_s  lookup_bytes/prefix  entry_bytes/prefix  rss_bytes/prefix  lookups/s(ipv4)  lookups/s(ipv6)  in_table")
 for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
-    let list = entries(ipv4: ipv4, ipv6: ipv6, &sequence)
+    let list = BlockList(ipv4: ipv4, ipv6: ipv6, seed: 0x7AB1E5).entries
     var table: AddressTable!
+    let residentBefore = residentBytes()
     let build = seconds { table = AddressTable(name: "drop", entries: list) }
+    let residentGrowth = residentBytes() - residentBefore
     let count = Double(ipv4 + ipv6)
     // Addresses: half inside listed prefixes, half anywhere.
     var probes4: [IPAddress] = []
@@ -78,8 +66,9 @@ for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
     let time6 = seconds { for _ in 0..<rounds { for address in probes6 where table.contains(address) { hits += 1 } } }
     let lookups = Double(rounds * probes4.count)
     let entryBytes = Double(MemoryLayout<TableEntry>.stride * table.entries.count) / count
-    print(String(format: "%8d  %8.3f  %19.1f  %18.1f  %15.0f  %15.0f  %d", ipv4 + ipv6, build,
-                 Double(table.lookupByteCount) / count, entryBytes, lookups / time4, lookups / time6, hits))
+    print(String(format: "%8d  %8.3f  %19.1f  %18.1f  %16.1f  %15.0f  %15.0f  %d", ipv4 + ipv6, build,
+                 Double(table.lookupByteCount) / count, entryBytes, Double(residentGrowth) / count,
+                 lookups / time4, lookups / time6, hits))
 }
 
 /// `count` rules, each `pass in tcp from <a /24> to port P` with its own port, then the same
@@ -118,10 +107,12 @@ for count in [10, 10_000] {
     print(String(format: "%6d  %20.1f  %20.1f", count, indexed * 1e9, linear * 1e9))
 }
 
+swapStalls()
+
 if CommandLine.arguments.count == 2 {
     let directory = CommandLine.arguments[1]
     var lines: [String] = []
-    for entry in entries(ipv4: 1_000_000, ipv6: 200_000, &sequence) { lines.append(entry.description) }
+    for entry in SynScenario.blockList.entries { lines.append(entry.description) }
     try! (lines.joined(separator: "\n") + "\n").write(toFile: directory + "/drop.txt", atomically: true, encoding: .utf8)
     try! "table <drop> file \"drop.txt\"\nblock in tcp from <drop>\n".write(toFile: directory + "/table.rules", atomically: true,
                                                                           encoding: .utf8)
@@ -129,4 +120,64 @@ if CommandLine.arguments.count == 2 {
     let load = seconds { policy = try? RuleFile.load(path: directory + "/table.rules") }
     print(String(format: "rule file with a 1.2M-line table file (%d entries kept): loaded in %.2f s",
                  policy?.tables.first?.entries.count ?? -1, load))
+}
+
+/// A worker applies a table change or a reload as a mailbox job between two batches
+/// (Daemon+Tables.swift): `replaceTable` or `replacePolicy` on its tracker, with the new table
+/// built beforehand on the control thread, which also keeps the old one referenced until every
+/// worker is done, so the old table is never freed on a worker. Each apply is timed alone,
+/// between batches of SYNs (so the caches hold packet-path data, not the policy), by the wall
+/// clock and by the thread's CPU time (which leaves out the time another process had the core),
+/// and the longest of many is what a worker stalls. Freeing a 1.2M-prefix table is timed too:
+/// what a worker would pay if it dropped the last reference.
+func swapStalls() {
+    let swaps = 2_000
+    let syns = SynDecisions(.tableMiss, family: .ipv4, syns: 64 * swaps)
+    let tracker = syns.tracker
+    // Two tables alternate; both stay referenced here, as the control thread holds the old one.
+    let tables = [SynScenario.blockList.table, BlockList(ipv4: 1_000_000, ipv6: 200_000, seed: 0x5EC0).table]
+    var policies = [tracker.policy, tracker.policy]
+    policies[1].tables = [tables[1]]
+    // Reloads of 10,000 rules (SynScenario's mixed shape) behind `block in tcp from <drop>`.
+    var large = SynScenario.rules(.mixed, 10_000).build(.ipv4, count: 1).0
+    large.tables = [tables[0]]
+    large.rules = [tracker.policy.rules[0]] + large.rules
+    large.limits = tracker.policy.limits
+    var largeAgain = large
+    largeAgain.tables = [tables[1]]
+    let larges = [large, largeAgain]
+    func measure(_ name: String, _ apply: (Int) -> Void) {
+        var longestWall = 0.0, longestCPU = 0.0, total = 0.0
+        syns.preparePass()
+        for swap in 0..<swaps {
+            _ = syns.runBatch(swap)
+            let wallStart = clockSeconds(CLOCK_MONOTONIC), cpuStart = clockSeconds(CLOCK_THREAD_CPUTIME_ID)
+            apply(swap)
+            let cpu = clockSeconds(CLOCK_THREAD_CPUTIME_ID) - cpuStart, wall = clockSeconds(CLOCK_MONOTONIC) - wallStart
+            longestWall = max(longestWall, wall)
+            longestCPU = max(longestCPU, cpu)
+            total += wall
+        }
+        print(String(format: "worker stall, %@ (%d times): longest %.1f us by the wall clock, %.1f us of thread CPU; mean %.2f us",
+                     name, swaps, longestWall * 1e6, longestCPU * 1e6, total / Double(swaps) * 1e6))
+    }
+    measure("putting a rebuilt 1.2M-prefix table in place") { tracker.replaceTable(at: 0, with: tables[($0 + 1) % 2]) }
+    measure("a reload: 5 rules and the 1.2M-prefix table") { tracker.replacePolicy(policies[($0 + 1) % 2]) }
+    measure("a reload: 10,001 rules and the 1.2M-prefix table") { tracker.replacePolicy(larges[$0 % 2]) }
+    // As the daemon reloads: the rule counters' plan worked out on the control thread, once.
+    let plans = [RuleCounterCarry(from: larges[1].rules, to: larges[0].rules),
+                 RuleCounterCarry(from: larges[0].rules, to: larges[1].rules)]
+    measure("a reload: 10,001 rules and the 1.2M-prefix table, the counters' plan made beforehand") {
+        tracker.replacePolicy(larges[$0 % 2], carry: plans[$0 % 2])
+    }
+    var doomed: AddressTable? = BlockList(ipv4: 1_000_000, ipv6: 200_000, seed: 0xF4EE).table
+    let free = seconds { doomed = nil }
+    print(String(format: "freeing a 1.2M-prefix table (the control thread does it, never a worker): %.2f ms%@",
+                 free * 1e3, doomed == nil ? "" : "?"))
+}
+
+func clockSeconds(_ clock: clockid_t) -> Double {
+    var time = timespec()
+    clock_gettime(clock, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }

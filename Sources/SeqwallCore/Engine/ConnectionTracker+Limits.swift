@@ -93,6 +93,7 @@ extension ConnectionTracker {
                 connection.chargedRule = ruleID
             }
         }
+        if halfOpen && limiter.limitsConnections { admitCounting(&connection, ruleIndex: ruleIndex) }
         return nil
     }
 
@@ -103,12 +104,26 @@ extension ConnectionTracker {
     @inline(__always)
     func releaseCharges(of connection: inout Connection) {
         guard !connection.halfOpenCharges.isEmpty else { return }
+        releaseAllCharges(of: &connection)
+    }
+
+    // Never inlined: the rare part of releaseCharges stays out of the packet path's code.
+    @inline(never)
+    func releaseAllCharges(of connection: inout Connection) {
+        releaseHalfOpenCharges(of: &connection)
+        if !connection.halfOpenCharges.isDisjoint(with: .established) { releaseEstablishedCharges(of: &connection) }
+        connection.halfOpenCharges = []
+    }
+
+    /// The half-open part of releaseCharges, alone when a handshake completes: the connection
+    /// keeps the established counts it is to take (ConnectionTracker+Overload.swift).
+    func releaseHalfOpenCharges(of connection: inout Connection) {
         if let sources = limiter.sources {
             let prefix = SourceLimiter.prefix(of: connection.key.source)
             if connection.halfOpenCharges.contains(.source) { sources.release(prefix, scope: 0) }
             if connection.halfOpenCharges.contains(.rule) { sources.release(prefix, scope: connection.chargedRule) }
         }
-        connection.halfOpenCharges = []
+        connection.halfOpenCharges.subtract(.halfOpen)
     }
 
     // MARK: Eviction

@@ -34,6 +34,9 @@ extension ConnectionTracker {
         restored.halfOpenCharges = []
         restored.chargedRule = 0
         if restored.state.isHalfOpen { chargeRestored(&restored, now: now) }
+        if limiter.limitsConnections, restored.key.protocolNumber == TrackedProtocol.tcpNumber {
+            chargeRestoredCounting(&restored, ruleIndex: passingRule(of: restored), now: now)
+        }
         guard table.insert(restored) != nil else {
             releaseCharges(of: &restored)
             return .tableFull
@@ -58,15 +61,19 @@ extension ConnectionTracker {
             connection.halfOpenCharges.insert(.source)
             sourceSlot = slot
         }
-        let decision = policy.decide(direction: connection.direction, source: connection.key.source,
-                                     destination: connection.key.destination,
-                                     destinationPort: connection.key.destinationPort)
-        if decision.action == .pass, let ruleIndex = decision.ruleIndex,
-           policy.rules[ruleIndex].halfOpenPerSource != nil,
+        if let ruleIndex = passingRule(of: connection), policy.rules[ruleIndex].halfOpenPerSource != nil,
            let slot = sources.slot(for: prefix, limiter.ruleIDs[ruleIndex], now: now, keeping: sourceSlot) {
             sources.charge(slot: slot)
             connection.halfOpenCharges.insert(.rule)
             connection.chargedRule = limiter.ruleIDs[ruleIndex]
         }
+    }
+
+    /// The rule of the current policy that passes a restored connection, if a rule does.
+    func passingRule(of connection: Connection) -> Int? {
+        let decision = policy.decide(direction: connection.direction, source: connection.key.source,
+                                     destination: connection.key.destination,
+                                     destinationPort: connection.key.destinationPort)
+        return decision.action == .pass ? decision.ruleIndex : nil
     }
 }

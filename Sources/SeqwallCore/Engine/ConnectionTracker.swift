@@ -37,6 +37,9 @@ public final class ConnectionTracker {
     /// Table changes for `conntrack watch`, recorded only while `recordsEvents` is on (someone
     /// is watching); the owner collects and resets them.
     public let events = ConnectionEventBuffer(capacity: 4096)
+    /// Sources that went over a connection limit with `overload` (ConnectionTracker+Overload.swift),
+    /// for the owner to collect between packet batches and reset.
+    public let overloads = FixedBuffer<OverloadEvent>(capacity: 256)
     public var recordsEvents: Bool {
         get { hot.pointee.recordsEvents }
         set { hot.pointee.recordsEvents = newValue }
@@ -76,9 +79,15 @@ public final class ConnectionTracker {
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table
     /// limit applies when a tracker is made anew. Connections keep the per-source counts they
-    /// were charged to (HalfOpenCharges), whatever the new limits are.
-    public func replacePolicy(_ newPolicy: Policy) {
-        let counters = hot.pointee.rules.carried(from: policy.rules, to: newPolicy.rules)
+    /// were charged to (HalfOpenCharges), whatever the new limits are. `carry` is the rule
+    /// counters' plan for this pair of policies, worked out beforehand off the packet thread
+    /// (the daemon does, once for all its workers); without one it is worked out here.
+    public func replacePolicy(_ newPolicy: Policy, carry: RuleCounterCarry? = nil) {
+        var plan = carry ?? RuleCounterCarry(from: policy.rules, to: newPolicy.rules)
+        if plan.oldCount != policy.rules.count || plan.sources.count != newPolicy.rules.count {
+            plan = RuleCounterCarry(from: policy.rules, to: newPolicy.rules)
+        }
+        let counters = hot.pointee.rules.carried(by: plan)
         hot.pointee.rules.deallocate()
         hot.pointee.rules = counters
         policy = newPolicy
@@ -149,6 +158,11 @@ public final class ConnectionTracker {
         return open(segment, key: key, hook: hook, now: now)
     }
 
+    /// A segment of a connection the table holds, through the state machine; the engine's
+    /// bookkeeping of the outcome (half-open count, deadline, counters, events).
+    // Always inlined: the one call site is every established packet's path, and a call would
+    // spill the slot, pointer and segment `process` holds in registers.
+    @inline(__always)
     func track(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
                segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
         let oldState = connection.pointee.state
@@ -160,10 +174,13 @@ public final class ConnectionTracker {
             // Nearly every packet leaves the state as it was: one comparison then skips both.
             if oldState != newState {
                 if oldState.isHalfOpen != newState.isHalfOpen { halfOpenCount += newState.isHalfOpen ? 1 : -1 }
-                // Only a half-open connection holds charges (admit, chargeRestored): established
-                // traffic never reads them, and they sit on the connection's last cache line.
-                if oldState.isHalfOpen && !newState.isHalfOpen && !connection.pointee.halfOpenCharges.isEmpty {
-                    releaseCharges(of: &connection.pointee)
+                // Only a half-open connection, or one counted by `limit conn`, holds charges
+                // (admit, chargeRestored, handshakeCompleted): they are read on a change of
+                // state only, never by established traffic, and sit on the connection's last
+                // cache line.
+                if !connection.pointee.halfOpenCharges.isEmpty,
+                   let reason = chargedStateChanged(slot: slot, from: oldState, to: newState, now: now) {
+                    return dropped(reason)
                 }
             }
             table.deadlineChanged(at: slot)

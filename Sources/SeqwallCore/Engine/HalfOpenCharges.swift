@@ -1,6 +1,8 @@
-/// Which per-source half-open counters a connection was charged to when it was opened. The
-/// connection gives back exactly these when it leaves half-open or goes away, whatever the
-/// policy says by then, so counts stay exact across reloads.
+/// Which per-source counters a connection was charged to: its half-open counts when it was
+/// opened, and (`limit conn`, `limit conn-rate`) the established counts it is to be charged to
+/// when its handshake completes, then holds. The connection gives back exactly these when it
+/// leaves half-open or goes away, whatever the policy says by then, so counts stay exact
+/// across reloads.
 public struct HalfOpenCharges: OptionSet, Sendable, Equatable {
     public let rawValue: UInt8
     public init(rawValue: UInt8) { self.rawValue = rawValue }
@@ -9,4 +11,16 @@ public struct HalfOpenCharges: OptionSet, Sendable, Equatable {
     public static let source = HalfOpenCharges(rawValue: 0x01)
     /// The count of the source under the rule `Connection.chargedRule` names.
     public static let rule = HalfOpenCharges(rawValue: 0x02)
+    /// To be counted, once established, under the global `limit conn`/`conn-rate`.
+    public static let countsSource = HalfOpenCharges(rawValue: 0x04)
+    /// To be counted, once established, under the rule `Connection.chargedRule` names.
+    public static let countsRule = HalfOpenCharges(rawValue: 0x08)
+    /// Holds one established count of its source under the global limits.
+    public static let establishedSource = HalfOpenCharges(rawValue: 0x10)
+    /// Holds one established count of its source under the rule `chargedRule` names.
+    public static let establishedRule = HalfOpenCharges(rawValue: 0x20)
+
+    static let halfOpen: HalfOpenCharges = [.source, .rule]
+    static let counting: HalfOpenCharges = [.countsSource, .countsRule]
+    static let established: HalfOpenCharges = [.establishedSource, .establishedRule]
 }

@@ -1,7 +1,9 @@
 /// The limits on new connections (seqwall.rules(5), Limits: `limit half-open`, `limit syn-rate`,
-/// per-rule `limit half-open N per-source`, `limit states`) in the form the tracker checks them on
-/// each new SYN, and the fixed-size structures behind them. The checks themselves are in
-/// ConnectionTracker+Limits.swift, since they need the connection table.
+/// per-rule `limit half-open N per-source`, `limit states`, and `limit conn`/`conn-rate`, global
+/// and per rule) in the form the tracker checks them on each new SYN or completed handshake,
+/// and the fixed-size structures behind them. The checks themselves are in
+/// ConnectionTracker+Limits.swift and ConnectionTracker+Overload.swift, since they need the
+/// connection table.
 
 /// The limits as one tracker enforces them: the policy's values, its worker's share of the
 /// global ones, precomputed rates, stable ids for per-rule limits, and the structures.
@@ -15,13 +17,25 @@ final class HalfOpenLimiter {
     private(set) var synInterval: UInt64 = 0
     private(set) var synTolerance: UInt64 = 0
     /// Per rule of the current policy: its stable id if it has a per-source limit, else 0.
+    /// Ids follow from the sequence of policies alone, which every worker's tracker is given
+    /// alike, so an id names the same rule in every worker (`removeConnections(overloadedBy:)`).
     private(set) var ruleIDs: [UInt32] = []
+    /// The global `limit conn` and `limit conn-rate`.
+    private(set) var globalConnection = ConnectionLimits()
+    /// The per-rule ones, by rule id: a connection names its rule by id (`chargedRule`) when
+    /// its handshake completes, and by then a reload may have moved the rule.
+    private(set) var ruleConnection: [UInt32: ConnectionLimits] = [:]
+    /// Whether any connection limit is set: a SYN looks no further when none is.
+    private(set) var limitsConnections = false
     /// Rules keep their id across reloads as long as what they match stays the same (see
     /// `RuleIdentity`), so a reload that only moves or adds rules keeps their counts.
     private var idsByRule: [RuleIdentity: UInt32] = [:]
     private var nextRuleID: UInt32 = 1
 
     private(set) var sources: SourceLimiter?
+    /// Established counts and connection-rate buckets (`limit conn`, `limit conn-rate`), kept
+    /// apart from `sources` so that neither kind of entry can crowd out the other's sets.
+    private(set) var established: SourceLimiter?
     private(set) var unreplied: UnrepliedQueue?
     /// Queues (workers) sharing the global limits.
     let shares: Int
@@ -67,7 +81,7 @@ final class HalfOpenLimiter {
 
         var ids: [RuleIdentity: UInt32] = [:]
         ruleIDs = policy.rules.map { rule in
-            guard rule.halfOpenPerSource != nil else { return 0 }
+            guard rule.countsPerSource else { return 0 }
             let identity = RuleIdentity(rule)
             if let id = ids[identity] ?? idsByRule[identity] {
                 ids[identity] = id
@@ -79,6 +93,12 @@ final class HalfOpenLimiter {
             return id
         }
         idsByRule = ids
+        globalConnection = ConnectionLimits(count: policy.limits.connPerSource, rate: policy.limits.connRatePerSource)
+        ruleConnection = [:]
+        for (index, rule) in policy.rules.enumerated() where rule.connPerSource != nil || rule.connRatePerSource != nil {
+            ruleConnection[ruleIDs[index]] = ConnectionLimits(count: rule.connPerSource, rate: rule.connRatePerSource)
+        }
+        limitsConnections = !globalConnection.isEmpty || !ruleConnection.isEmpty
 
         // Half-open connections never outnumber the half-open limit or the table, and each is
         // charged to at most two source entries; a table four times that size keeps sets
@@ -94,6 +114,18 @@ final class HalfOpenLimiter {
                 let larger = SourceLimiter(entries: wanted, hasher: seeds)
                 _ = sources?.move(into: larger, now: now)
                 sources = larger
+            }
+        }
+        // Established connections never outnumber the table, and each holds at most two
+        // entries; four entries per possible count keep sets from filling with entries that
+        // must stay (the bounds of `sources`).
+        if limitsConnections {
+            let perConnection = !globalConnection.isEmpty && !ruleConnection.isEmpty ? 2 : 1
+            let wanted = min(max(4096, 4 * tableLimit * perConnection), 1 << 21)
+            if (established?.capacity ?? 0) < wanted {
+                let larger = SourceLimiter(entries: wanted, hasher: (seeds.2, seeds.0, seeds.1))
+                _ = established?.move(into: larger, now: now)
+                established = larger
             }
         }
         // Every unreplied inbound half-open connection has at most one live item; twice the

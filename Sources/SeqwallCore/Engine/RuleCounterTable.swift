@@ -30,36 +30,16 @@ struct RuleCounterTable {
 
     var snapshot: [RuleCounter] { Array(UnsafeBufferPointer(start: counters, count: count)) }
 
-    /// A table for `newRules` holding what this one counted for the same rules (see above).
-    func carried(from oldRules: [Rule], to newRules: [Rule]) -> RuleCounterTable {
-        let table = RuleCounterTable(ruleCount: newRules.count)
-        var unused: [Key: [Int]] = [:]
-        for (index, rule) in oldRules.enumerated() where index < ruleCount {
-            unused[Key(rule), default: []].append(index)
-        }
-        for (index, rule) in newRules.enumerated() {
-            // Duplicates pair up in file order, each old rule's counts used once.
-            guard let old = unused[Key(rule)]?.first else { continue }
-            unused[Key(rule)]?.removeFirst()
+    /// A table for the new policy of `carry` holding what this one counted for the same rules
+    /// (see above).
+    func carried(by carry: RuleCounterCarry) -> RuleCounterTable {
+        let table = RuleCounterTable(ruleCount: carry.sources.count)
+        for (index, old) in carry.sources.enumerated() where old >= 0 && old < ruleCount {
             table.counters[index] = counters[old]
         }
         table.counters[table.ruleCount] = counters[ruleCount]
         table.counters[table.ruleCount + 1] = counters[ruleCount + 1]
         return table
-    }
-
-    /// The same rule across a reload: what it matches (RuleIdentity), its protocol and its
-    /// action. A changed half-open limit keeps the counts, as it keeps the limiter's.
-    private struct Key: Hashable {
-        let identity: RuleIdentity
-        let protocolName: TrackedProtocol
-        let action: RuleAction
-
-        init(_ rule: Rule) {
-            identity = RuleIdentity(rule)
-            protocolName = rule.protocolName
-            action = rule.action
-        }
     }
 
     func deallocate() {

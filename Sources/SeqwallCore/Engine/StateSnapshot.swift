@@ -135,6 +135,18 @@ public enum StateSnapshot {
         /// Adds one connection. A connection that has expired at `monotonicNow` is left out.
         public mutating func append(_ connection: Connection, queue: UInt16) {
             guard connection.expiresAt > monotonicNow else { return }
+            putRecord(connection, queue: queue)
+            count += 1
+        }
+
+        /// Continues `bytes` with records only, no header: the sync protocol's records
+        /// (StateSnapshot.appendRecord).
+        init(continuing bytes: [UInt8], monotonicNow: UInt64) {
+            self.bytes = bytes
+            self.monotonicNow = monotonicNow
+        }
+
+        mutating func putRecord(_ connection: Connection, queue: UInt16) {
             let start = bytes.count
             put16(queue)
             put8(connection.key.protocolNumber)
@@ -167,7 +179,6 @@ public enum StateSnapshot {
             put64(connection.bytesOriginal)
             put64(connection.bytesReply)
             assert(bytes.count - start == StateSnapshot.recordLength)
-            count += 1
         }
 
         /// The finished file.
@@ -395,6 +406,41 @@ public enum StateSnapshot {
         connection.bytesOriginal = reader.u64()
         connection.bytesReply = reader.u64()
         return (Entry(queue: queue, connection: connection), remaining, age)
+    }
+
+    // MARK: One record
+
+    /// Appends one connection's record (`recordLength` bytes, as in a state file) to `bytes`,
+    /// its lifetime and age relative to `monotonicNow`: the sync protocol sends connections
+    /// in this encoding (docs/sync-protocol.md), so a record means the same in both places.
+    /// An expired connection is written with 0 remaining.
+    public static func appendRecord(_ connection: Connection, queue: UInt16, monotonicNow: UInt64,
+                                    to bytes: inout [UInt8]) {
+        var writer = Encoder(continuing: bytes, monotonicNow: monotonicNow)
+        bytes = []
+        var alive = connection
+        if alive.expiresAt < monotonicNow { alive.expiresAt = monotonicNow }
+        writer.putRecord(alive, queue: queue)
+        bytes = writer.bytes
+    }
+
+    /// Reads one record at `offset` (which must leave `recordLength` bytes), every field
+    /// checked as in a state file; the connection's deadline and age are put on the reader's
+    /// clock at `monotonicNow`. Returns nil with the reason when the record is bad.
+    public static func decodeRecord(_ bytes: UnsafeRawBufferPointer, at offset: Int,
+                                    monotonicNow: UInt64) -> Result<(entry: Entry, remaining: UInt64), DecodeError> {
+        guard offset >= 0, bytes.count - offset >= recordLength else {
+            return .failure(.truncated(expected: recordLength, actual: max(0, bytes.count - offset)))
+        }
+        var reader = Reader(bytes: bytes, offset: offset)
+        do {
+            var (entry, remaining, age) = try decodeRecord(&reader, index: 0)
+            entry.connection.expiresAt = monotonicNow &+ remaining
+            entry.connection.createdAt = monotonicNow > age ? monotonicNow - age : 0
+            return .success((entry, remaining))
+        } catch {
+            return .failure(error)
+        }
     }
 
     /// The flag bits a tracker sets; anything else in a file is corruption. Every bit of

@@ -13,6 +13,11 @@ public struct TrackerCounters: Sendable, Equatable {
     public var earlyDrops: UInt64 = 0
     /// Connections first seen mid-stream and adopted (`set pickup on`, or the grace period).
     public var pickedUp: UInt64 = 0
+    /// Sources that went over a per-source connection limit with `overload`, handed on to be
+    /// added to the table (a source may be counted again until the table blocks it).
+    public var overloads: UInt64 = 0
+    /// Overloads lost because the tracker's overload buffer was full.
+    public var overloadsLost: UInt64 = 0
 
     public init() {}
 
@@ -28,5 +33,7 @@ public struct TrackerCounters: Sendable, Equatable {
         halfOpenEvictions += other.halfOpenEvictions
         earlyDrops += other.earlyDrops
         pickedUp += other.pickedUp
+        overloads += other.overloads
+        overloadsLost += other.overloadsLost
     }
 }

@@ -109,7 +109,16 @@ public enum PacketParser {
             NetworkLayer(source: source, destination: destination, protocolNumber: protocolNumber, hopLimit: bytes[7],
                          ipv6: true, offset: start, length: totalLength - start, wireLength: wireLength)
         }
-        switch walkExtensionHeaders(bytes, from: 40, nextHeader: bytes[6], end: totalLength, stoppingAt: 0xFFF9) {
+        let first = bytes[6]
+        switch first {
+        case 0, 43, 44, 51, 60, 135, 139, 140:
+            break
+        default:
+            // No extension header, as nearly every packet: the upper layer follows at once.
+            network = layer(first, at: 40)
+            return nil
+        }
+        switch walkExtensionHeaders(bytes, from: 40, nextHeader: first, end: totalLength, stoppingAt: 0xFFF9) {
         case .upperLayer(let protocolNumber, let offset):
             // An upper-layer protocol, No Next Header (59), or ESP (50) which hides the rest.
             network = layer(protocolNumber, at: offset)

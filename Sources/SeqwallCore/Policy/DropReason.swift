@@ -40,6 +40,12 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// An ICMP or ICMPv6 error that quotes no tracked connection, quotes one but goes to the
     /// wrong host, or quotes a TCP sequence number outside that connection's window.
     case icmpUnrelated
+    /// A connection completing its handshake would take its source over `limit conn N
+    /// per-source` (global, or the rule's); the connection is removed.
+    case connLimit
+    /// A connection completing its handshake found its source's `limit conn-rate` bucket
+    /// empty; the connection is removed.
+    case connRate
 
     public var name: String {
         switch self {
@@ -61,6 +67,8 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .unsupportedProtocol: "unsupported-protocol"
         case .timeWaitRST: "time-wait-rst"
         case .icmpUnrelated: "icmp-unrelated"
+        case .connLimit: "conn-limit"
+        case .connRate: "conn-rate"
         }
     }
 

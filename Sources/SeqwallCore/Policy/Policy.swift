@@ -41,10 +41,8 @@ public struct Policy: Sendable, Equatable {
     /// (nil when the default decided).
     public func decide(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
                        destination: IPAddress, destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
-        let first = index.first(direction: direction, protocolName: protocolName, destinationPort: destinationPort) {
-            rules[$0].matches(protocolName: protocolName, direction: direction, source: source,
-                              destination: destination, destinationPort: destinationPort, tables: tables)
-        }
+        let first = index.first(protocolName: protocolName, direction: direction, source: source, destination: destination,
+                                destinationPort: destinationPort, tables: tables)
         guard let first else { return (direction == .inbound ? defaultInbound : defaultOutbound, nil) }
         return (rules[first].action, first)
     }

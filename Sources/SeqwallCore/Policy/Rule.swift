@@ -18,11 +18,17 @@ public struct Rule: Sendable, Equatable {
     public var halfOpenPerSource: Int?
     /// `synproxy` on a pass tcp rule (SynProxyRule); nil for every other rule.
     public var synProxy: SynProxyRule?
+    /// `limit conn N per-source` and `limit conn-rate N/DURATION per-source` on a pass rule,
+    /// counted per rule identity like `halfOpenPerSource`.
+    public var connPerSource: SourceConnectionLimit?
+    public var connRatePerSource: SourceConnectionLimit?
     public var location: SourceLocation
 
     public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
                 to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
-                ports: [PortRange] = [], halfOpenPerSource: Int? = nil, synProxy: SynProxyRule? = nil,
+                ports: [PortRange] = [], halfOpenPerSource: Int? = nil,
+                connPerSource: SourceConnectionLimit? = nil, connRatePerSource: SourceConnectionLimit? = nil,
+                synProxy: SynProxyRule? = nil,
                 location: SourceLocation) {
         self.action = action
         self.direction = direction
@@ -34,8 +40,13 @@ public struct Rule: Sendable, Equatable {
         self.ports = ports
         self.halfOpenPerSource = halfOpenPerSource
         self.synProxy = synProxy
+        self.connPerSource = connPerSource
+        self.connRatePerSource = connRatePerSource
         self.location = location
     }
+
+    /// Whether a connection it passes needs a per-source count (HalfOpenLimiter gives it an id).
+    var countsPerSource: Bool { halfOpenPerSource != nil || connPerSource != nil || connRatePerSource != nil }
 
     /// Whether this rule applies to a new flow of `protocolName` with these endpoints
     /// (`destinationPort` is ignored for ICMP, whose rules have no ports); `tables` are the

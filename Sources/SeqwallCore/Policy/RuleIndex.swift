@@ -1,13 +1,21 @@
 /// The rules grouped by what a new flow always has, so that deciding one looks only at the rules
 /// that can match it, in their file order: first match stays first match.
 ///
-/// Each (direction, protocol) has its rules without ports in one list, and its destination
-/// ports cut into segments at every port-range edge of its rules with ports, each segment listing
-/// the rules whose ranges cover it. A flow's candidates are the two lists merged by rule position,
-/// and each candidate is still checked in full, so the index can only skip rules that cannot
-/// match. Built once per policy; lookups read flat arrays and allocate nothing. A class, so that
+/// Each (direction, protocol) bucket puts each of its rules under one dimension: its source
+/// networks when it names some (and no table there), else its destination networks, else its
+/// ports. The address dimensions are AddressIntervals: a rule whose networks share an interval
+/// with too many others (`from 10.0.0.0/8` on a thousand rules) goes on to the next dimension,
+/// where it may be told apart. The port dimension has the rules without ports in one list, and
+/// the destination ports cut into segments at every port-range edge of its rules with ports,
+/// each segment listing the rules whose ranges cover it. A flow's candidates are the four lists
+/// (source interval, destination interval, port segment, no ports) merged by rule position, and
+/// each candidate is still checked in full, so the index can only skip rules that cannot match.
+/// Built once per policy; lookups read flat arrays and allocate nothing. A class, so that
 /// copying a Policy (which the tracker does to decide) costs one reference, not one per array.
 public final class RuleIndex: Sendable, Equatable {
+    /// Rules indexed by source and by destination networks.
+    private let sources: AddressIntervals
+    private let destinations: AddressIntervals
     /// Per bucket (direction, protocol), the range of `wildcards` and of the segments below.
     private let wildcardStart: [Int32]
     private let segmentStart: [Int32]
@@ -23,6 +31,8 @@ public final class RuleIndex: Sendable, Equatable {
     /// search of mispredicted steps. -1 for a bucket without.
     private let portTableStart: [Int32]
     private let portTable: [UInt16]
+    /// The rules in file order, for the candidates to be tried.
+    private let rules: [IndexedRule]
 
     /// From this many segments a bucket gets a port table (128 KiB).
     static let portTableThreshold = 64
@@ -31,6 +41,10 @@ public final class RuleIndex: Sendable, Equatable {
     /// overlapping port ranges) puts all its rules in the wildcard list instead: slower for that
     /// bucket, never wrong, and memory stays linear in the rules.
     static let maximumCopiesPerRule = 64
+
+    /// At most this many rules to try in an address interval; a rule in a more crowded one is
+    /// indexed by its next dimension instead.
+    static let addressCrowd = 16
 
     static let bucketCount = 2 * TrackedProtocol.allCases.count
 
@@ -51,7 +65,19 @@ public final class RuleIndex: Sendable, Equatable {
         var candidates: [Int32] = []
         var portTableStart: [Int32] = []
         var portTable: [UInt16] = []
-        for positions in byBucket {
+        var sources = AddressIntervals(), destinations = AddressIntervals()
+        for bucketPositions in byBucket {
+            let copies = RuleIndex.maximumCopiesPerRule * max(bucketPositions.count, 1)
+            let bySource = bucketPositions.filter { !rules[$0].from.isEmpty && rules[$0].fromTables.isEmpty }
+            let sourceLeft = sources.appendBucket(bySource.map { (Int32($0), rules[$0].from) }, crowd: RuleIndex.addressCrowd,
+                                                  maximumCopies: copies)
+            let indexedBySource = Set(bySource).subtracting(sourceLeft.map { Int($0) })
+            let afterSource = bucketPositions.filter { !indexedBySource.contains($0) }
+            let byDestination = afterSource.filter { !rules[$0].to.isEmpty && rules[$0].toTables.isEmpty }
+            let destinationLeft = destinations.appendBucket(byDestination.map { (Int32($0), rules[$0].to) },
+                                                            crowd: RuleIndex.addressCrowd, maximumCopies: copies)
+            let indexedByDestination = Set(byDestination).subtracting(destinationLeft.map { Int($0) })
+            let positions = afterSource.filter { !indexedByDestination.contains($0) }
             let ported = positions.filter { !rules[$0].ports.isEmpty && rules[$0].protocolName.hasPorts }
             var edges = Set<Int>()
             for position in ported {
@@ -98,6 +124,9 @@ public final class RuleIndex: Sendable, Equatable {
             wildcardStart.append(Int32(wildcards.count))
             segmentStart.append(Int32(segmentLower.count))
         }
+        self.rules = rules.map(IndexedRule.init)
+        self.sources = sources
+        self.destinations = destinations
         self.wildcardStart = wildcardStart
         self.segmentStart = segmentStart
         self.wildcards = wildcards
@@ -110,7 +139,8 @@ public final class RuleIndex: Sendable, Equatable {
 
     /// Built from the same rules, so equal arrays mean equal indexes.
     public static func == (lhs: RuleIndex, rhs: RuleIndex) -> Bool {
-        lhs === rhs || (lhs.wildcardStart == rhs.wildcardStart && lhs.segmentStart == rhs.segmentStart
+        lhs === rhs || (lhs.sources == rhs.sources && lhs.destinations == rhs.destinations
+            && lhs.wildcardStart == rhs.wildcardStart && lhs.segmentStart == rhs.segmentStart
             && lhs.wildcards == rhs.wildcards && lhs.segmentLower == rhs.segmentLower
             && lhs.candidateStart == rhs.candidateStart && lhs.candidates == rhs.candidates
             && lhs.portTableStart == rhs.portTableStart && lhs.portTable == rhs.portTable)
@@ -125,10 +155,10 @@ public final class RuleIndex: Sendable, Equatable {
         return low
     }
 
-    /// The first rule position, in file order, among the candidates for this flow for which
-    /// `matches` holds; nil when none does.
-    func first(direction: Direction, protocolName: TrackedProtocol, destinationPort: UInt16,
-               where matches: (Int) -> Bool) -> Int? {
+    /// The first rule, in file order, that matches this flow (`Rule.matches`, with `tables` the
+    /// policy's); nil when none does.
+    func first(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
+               destinationPort: UInt16, tables: [AddressTable]) -> Int? {
         let bucket = RuleIndex.bucket(direction, protocolName)
         var wildcard = Int(wildcardStart[bucket])
         let wildcardEnd = Int(wildcardStart[bucket + 1])
@@ -153,17 +183,29 @@ public final class RuleIndex: Sendable, Equatable {
             candidate = Int(candidateStart[segment])
             candidateEnd = Int(candidateStart[segment + 1])
         }
-        while wildcard < wildcardEnd || candidate < candidateEnd {
-            let position: Int
-            if candidate == candidateEnd || (wildcard < wildcardEnd && wildcards[wildcard] < candidates[candidate]) {
-                position = Int(wildcards[wildcard])
+        var bySource = sources.candidates(bucket: bucket, address: source)
+        var byDestination = destinations.candidates(bucket: bucket, address: destination)
+        // The four ascending lists merged: the smallest head is the next rule in file order.
+        while true {
+            var position = Int32.max
+            if wildcard < wildcardEnd { position = wildcards[wildcard] }
+            if candidate < candidateEnd { position = min(position, candidates[candidate]) }
+            if !bySource.isEmpty { position = min(position, sources[bySource.lowerBound]) }
+            if !byDestination.isEmpty { position = min(position, destinations[byDestination.lowerBound]) }
+            guard position != Int32.max else { return nil }
+            if wildcard < wildcardEnd, wildcards[wildcard] == position {
                 wildcard += 1
-            } else {
-                position = Int(candidates[candidate])
+            } else if candidate < candidateEnd, candidates[candidate] == position {
                 candidate += 1
+            } else if !bySource.isEmpty, sources[bySource.lowerBound] == position {
+                bySource = bySource.dropFirst()
+            } else {
+                byDestination = byDestination.dropFirst()
             }
-            if matches(position) { return position }
+            if rules[Int(position)].matches(protocolName: protocolName, direction: direction, source: source,
+                                            destination: destination, destinationPort: destinationPort, tables: tables) {
+                return Int(position)
+            }
         }
-        return nil
     }
 }

@@ -82,10 +82,95 @@ public enum TCPStateMachine {
         var oldState = connection.state
         var cell = transition(direction, index, oldState)
         var checkWindow = true
-        // What a resynchronisation (below) changes, to put back should its window check fail:
-        // only these, since a failing window check changes nothing itself.
-        var beforeResync: (status: ConnectionStatus, original: TCPPeerState, reply: TCPPeerState)?
+        // What a resynchronisation (`applyRules`) changes, to put back should its window check
+        // fail: only these, since a failing window check changes nothing itself.
+        var beforeResync: Resync?
 
+        if index == .fin || cell.needsRules {
+            if let outcome = applyRules(&connection, direction: direction, index: index, segment: segment,
+                                        oldState: &oldState, cell: &cell, checkWindow: &checkWindow,
+                                        beforeResync: &beforeResync) {
+                return outcome
+            }
+        }
+
+        guard case .to(let newState) = cell else { return .drop(.badTransition) }
+
+        if checkWindow {
+            switch TCPWindow.check(&connection, direction: direction, index: index, segment: segment, state: oldState) {
+            case .accept: break
+            case .ignore: return .accept
+            case .invalid(let reason):
+                if let beforeResync {
+                    connection.status = beforeResync.status
+                    connection.original = beforeResync.original
+                    connection.reply = beforeResync.reply
+                }
+                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
+                return .drop(index == .rst ? .rstOutOfWindow : reason)
+            }
+        }
+
+        // From here on the segment is in window.
+        noteLast(index, direction, in: &connection)
+        // Only a FIN starts the bookkeeping, and every state a FIN leads to is FIN_WAIT or
+        // later: the state already at hand spares the established path a load.
+        if index == .fin || oldState.rawValue >= TCPState.finWait.rawValue {
+            noteClose(&connection, direction: direction, index: index, segment: segment)
+        }
+        connection.state = newState
+        if oldState != newState && newState == .finWait {
+            var sender = connection.peer(direction)
+            sender.flags.insert(.closeInit)
+            connection.setPeer(direction, sender)
+        }
+
+        var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
+                                     peerFlags: connection.original.flags.union(connection.reply.flags),
+                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
+        if !connection.status.contains(.seenReply) {
+            // Only an RST answered: there never was a connection (the kernel deletes it at once).
+            if index == .rst { return .destroy }
+            // "Do not renew timeout on SYN retransmit" (nf_conntrack_tcp_packet): an
+            // unanswered entry keeps the deadline its first SYN set, however often the SYN is
+            // sent again (this includes a crossing SYN, the first reply of a simultaneous
+            // open). So a sender retransmitting into silence forever loses the entry SYN_SENT's
+            // timeout after it was made; the next SYN finds nothing (or an expired entry,
+            // which counts as nothing), makes a new entry and is judged by the rules and the
+            // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
+            if index == .syn && oldState == .synSent { return .accept }
+            // Picked up without a reply yet: no long ESTABLISHED timeout.
+            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
+        } else if !connection.status.contains(.assured),
+                  oldState == .synRecv || oldState == .established, newState == .established {
+            if connection.status.contains(.pickedUp)
+                && (connection.original.maxWindow == 0 || connection.reply.maxWindow == 0) {
+                // Picked up from the reply side (begin): its own segments mark the connection
+                // replied, but the opener has not been heard yet. Not assured, and no long
+                // timeout, until both sides have spoken.
+                timeout = min(timeout, timeouts.unacknowledged)
+            } else {
+                connection.status.insert(.assured)
+            }
+        }
+        connection.expiresAt = now &+ UInt64(timeout) &* nanosecondsPerSecond
+        return .accept
+    }
+
+    /// Connection status and both sides, as a resynchronisation found them.
+    typealias Resync = (status: ConnectionStatus, original: TCPPeerState, reply: TCPPeerState)
+
+    /// The rules the transition table cannot express, for the cells that have any (see
+    /// `TCPTransition.needsRules`) and for FINs: reopening a closed tuple, repeated FINs,
+    /// ignored segments and the resynchronisation after them, challenge ACKs, simultaneous
+    /// open, and the RST rules. Returns the outcome when they settle the segment, else nil with
+    /// `oldState`, `cell` and `checkWindow` as the window check and the rest of `track` take them.
+    // Never inlined: the handshake and the close only, kept out of `track`, which every
+    // established segment runs.
+    @inline(never)
+    static func applyRules(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
+                           segment: TCPSegment, oldState: inout TCPState, cell: inout TCPTransition,
+                           checkWindow: inout Bool, beforeResync: inout Resync?) -> TrackOutcome? {
         if case .to(.synSent) = cell, oldState.rawValue >= TCPState.timeWait.rawValue, oldState != .synSent2 {
             // A SYN on a TIME_WAIT or CLOSE tuple. If the old connection was closed or aborted
             // by us seeing FIN or RST, start over; otherwise we may be out of sync: ignore it.
@@ -207,68 +292,7 @@ public enum TCPStateMachine {
         default:
             break
         }
-
-        guard case .to(let newState) = cell else { return .drop(.badTransition) }
-
-        if checkWindow {
-            switch TCPWindow.check(&connection, direction: direction, index: index, segment: segment, state: oldState) {
-            case .accept: break
-            case .ignore: return .accept
-            case .invalid(let reason):
-                if let beforeResync {
-                    connection.status = beforeResync.status
-                    connection.original = beforeResync.original
-                    connection.reply = beforeResync.reply
-                }
-                noteInvalid(&connection, direction: direction, index: index, timeouts: timeouts, now: now)
-                return .drop(index == .rst ? .rstOutOfWindow : reason)
-            }
-        }
-
-        // From here on the segment is in window.
-        noteLast(index, direction, in: &connection)
-        // Only a FIN starts the bookkeeping, and every state a FIN leads to is FIN_WAIT or
-        // later: the state already at hand spares the established path a load.
-        if index == .fin || oldState.rawValue >= TCPState.finWait.rawValue {
-            noteClose(&connection, direction: direction, index: index, segment: segment)
-        }
-        connection.state = newState
-        if oldState != newState && newState == .finWait {
-            var sender = connection.peer(direction)
-            sender.flags.insert(.closeInit)
-            connection.setPeer(direction, sender)
-        }
-
-        var timeout = timeoutSeconds(for: newState, retransmissions: connection.retransmissions,
-                                     peerFlags: connection.original.flags.union(connection.reply.flags),
-                                     lastWindow: connection.lastWindow, index: index, timeouts: timeouts)
-        if !connection.status.contains(.seenReply) {
-            // Only an RST answered: there never was a connection (the kernel deletes it at once).
-            if index == .rst { return .destroy }
-            // "Do not renew timeout on SYN retransmit" (nf_conntrack_tcp_packet): an
-            // unanswered entry keeps the deadline its first SYN set, however often the SYN is
-            // sent again (this includes a crossing SYN, the first reply of a simultaneous
-            // open). So a sender retransmitting into silence forever loses the entry SYN_SENT's
-            // timeout after it was made; the next SYN finds nothing (or an expired entry,
-            // which counts as nothing), makes a new entry and is judged by the rules and the
-            // half-open limits again. Otherwise port reuse could keep one entry alive for ever.
-            if index == .syn && oldState == .synSent { return .accept }
-            // Picked up without a reply yet: no long ESTABLISHED timeout.
-            if newState == .established { timeout = min(timeout, timeouts.unacknowledged) }
-        } else if !connection.status.contains(.assured),
-                  oldState == .synRecv || oldState == .established, newState == .established {
-            if connection.status.contains(.pickedUp)
-                && (connection.original.maxWindow == 0 || connection.reply.maxWindow == 0) {
-                // Picked up from the reply side (begin): its own segments mark the connection
-                // replied, but the opener has not been heard yet. Not assured, and no long
-                // timeout, until both sides have spoken.
-                timeout = min(timeout, timeouts.unacknowledged)
-            } else {
-                connection.status.insert(.assured)
-            }
-        }
-        connection.expiresAt = now &+ UInt64(timeout) &* nanosecondsPerSecond
-        return .accept
+        return nil
     }
 
     /// The kernel's nf_tcp_handle_invalid: in an assured connection, a FIN or RST out of window

@@ -34,11 +34,32 @@ public enum TCPWindow {
     /// Checks `segment`, going `direction` in `connection` whose state was `state`, and unless
     /// it is invalid, updates both directions' window data. A segment that is dropped leaves
     /// the connection as it was, so a forged segment cannot teach the tracker anything.
-    public static func check(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
-                             segment: TCPSegment, state: TCPState) -> Result {
-        // Both directions are worked on in place (two stored properties of one inout value may
-        // be borrowed at once) rather than copied out and back; what is kept is the undo, for
-        // a segment found invalid part way through.
+    static func check(_ connection: inout Connection, direction: FlowDirection, index: TCPFlagIndex,
+                      segment: TCPSegment, state: TCPState) -> Result {
+        let result: Result
+        if connection.status.contains(.pickedUp)
+            || connection.original.flags.union(connection.reply.flags).contains(.relearning) {
+            result = checkLearning(&connection, direction: direction, segment: segment, state: state)
+        } else {
+            // Both directions are worked on in place (two stored properties of one inout value
+            // may be borrowed at once) rather than copied out and back.
+            result = direction == .original
+                ? checkFull(&connection.original, &connection.reply, direction: direction, segment: segment,
+                            state: state)
+                : checkFull(&connection.reply, &connection.original, direction: direction, segment: segment,
+                            state: state)
+        }
+        if result == .accept && index == .ack { countRetransmission(&connection, direction: direction, segment: segment) }
+        return result
+    }
+
+    /// The modes that learn what they check (picked up, relearning): they change the window
+    /// data as they go, so what is kept is the undo, for a segment found invalid part way.
+    // Never inlined: picked-up and restored connections only, kept out of `check`, which every
+    // established segment runs.
+    @inline(never)
+    static func checkLearning(_ connection: inout Connection, direction: FlowDirection, segment: TCPSegment,
+                              state: TCPState) -> Result {
         let before = (original: connection.original, reply: connection.reply)
         let result: Result
         if connection.original.flags.union(connection.reply.flags).contains(.relearning) {
@@ -48,27 +69,16 @@ public enum TCPWindow {
                                   segment: segment, state: state)
                 : checkRelearning(&connection.reply, &connection.original, pickedUp: pickedUp, direction: direction,
                                   segment: segment, state: state)
-        } else if connection.status.contains(.pickedUp) {
+        } else {
             result = direction == .original
                 ? checkPickedUp(&connection.original, &connection.reply, direction: direction, segment: segment,
                                 state: state)
                 : checkPickedUp(&connection.reply, &connection.original, direction: direction, segment: segment,
                                 state: state)
-        } else {
-            result = direction == .original
-                ? checkFull(&connection.original, &connection.reply, direction: direction, segment: segment,
-                            state: state)
-                : checkFull(&connection.reply, &connection.original, direction: direction, segment: segment,
-                            state: state)
         }
-        switch result {
-        case .invalid:
+        if case .invalid = result {
             connection.original = before.original
             connection.reply = before.reply
-        case .ignore:
-            break
-        case .accept:
-            if index == .ack { countRetransmission(&connection, direction: direction, segment: segment) }
         }
         return result
     }
@@ -93,9 +103,46 @@ public enum TCPWindow {
 
     // MARK: Full tracking
 
-    /// A connection seen from its SYN: every condition is checked (tcp_in_window).
+    /// A connection seen from its SYN: every condition is checked (tcp_in_window). A plain ACK
+    /// from a side already seen changes nothing before it is judged in window, so only the
+    /// segments that set a side up (`setUp`) need an undo.
     static func checkFull(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, direction: FlowDirection,
                           segment: TCPSegment, state: TCPState) -> Result {
+        var seen = Seen(segment, receiver: receiver)
+        var before: (sender: TCPPeerState, receiver: TCPPeerState)?
+        if !seen.isPlainAck || sender.maxWindow == 0 {
+            before = (sender, receiver)
+            guard let adjusted = setUp(&sender, &receiver, direction: direction, segment: segment, state: state)
+            else { return .accept }
+            seen = adjusted
+        }
+        let result: Result
+        if let bound = checkUpperBoundForData(sender, receiver, seen) {
+            if bound == .ignore { recordOverrun(&sender, seen) }
+            result = bound
+        } else if !SequenceNumber.before(seen.sack, receiver.end &+ 1) {
+            // III. Upper bound for ACKs.
+            result = .invalid(.ackAboveSent)
+        } else if let bound = checkLowerBounds(sender, receiver, seen) {
+            result = bound
+        } else {
+            recordAccepted(&sender, &receiver, seen)
+            result = .accept
+        }
+        if case .invalid = result, let before {
+            sender = before.sender
+            receiver = before.receiver
+        }
+        return result
+    }
+
+    /// What `checkFull` does before the bounds for a segment that may set a side up (a SYN, an
+    /// RST, a side's first segment): the segment as the bounds then judge it, or nil when it is
+    /// accepted already (a SYN without ACK that only sets its side up).
+    // Never inlined: the handshake and the close only, kept out of the established path.
+    @inline(never)
+    static func setUp(_ sender: inout TCPPeerState, _ receiver: inout TCPPeerState, direction: FlowDirection,
+                      segment: TCPSegment, state: TCPState) -> Seen? {
         if sender.maxWindow == 0 && !segment.flags.contains(.syn) {
             // Mid-stream without pickup (as the kernel's tcp_in_window does; the state machine
             // leaves no segment that reaches here): learn what the segment shows.
@@ -104,17 +151,9 @@ public enum TCPWindow {
         var seen = Seen(segment, receiver: receiver)
         if !seen.isPlainAck
             && !adjust(&seen, &sender, &receiver, direction: direction, segment: segment, state: state) {
-            return .accept
+            return nil
         }
-        if let result = checkUpperBoundForData(sender, receiver, seen) {
-            if result == .ignore { recordOverrun(&sender, seen) }
-            return result
-        }
-        // III. Upper bound for ACKs.
-        if !SequenceNumber.before(seen.sack, receiver.end &+ 1) { return .invalid(.ackAboveSent) }
-        if let result = checkLowerBounds(sender, receiver, seen) { return result }
-        recordAccepted(&sender, &receiver, seen)
-        return .accept
+        return seen
     }
 
     /// The kernel's learning of a side whose first segment is not a SYN (tcp_in_window with

@@ -35,6 +35,11 @@ final class DaemonControl: Sendable {
         case .watch: return watch(request, filter: filter, session: session)
         case .rules: return ControlReply(ok: true, rules: daemon.rulesRecord())
         case .flush: return flush()
+        case .sync:
+            guard let status = daemon.sync?.status else { return .failure("seqwall runs without state sync (--sync-peer)") }
+            var reply = ControlReply(ok: true)
+            reply.sync = status
+            return reply
         case .table:
             guard let table = request.table else { return .failure("bad request: table needs {\"table\":{\"name\":...,\"operation\":...}}") }
             return daemon.changeTable(table)

@@ -64,34 +64,9 @@ final class MetricsServer: @unchecked Sendable {
         // listener on the port still makes bind fail (EADDRINUSE).
         SystemCall.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, one)
         try SystemCall.bindAndListen(descriptor, "the metrics address \(address)", backlog: 16) {
-            if address.address.isIPv4 {
-                var socketAddress = sockaddr_in()
-                socketAddress.sin_family = sa_family_t(AF_INET)
-                socketAddress.sin_port = address.port.bigEndian
-                socketAddress.sin_addr.s_addr = address.address.ipv4Value.bigEndian
-                return withUnsafePointer(to: &socketAddress) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        SystemCall.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-            } else {
-                // IPv6 only, as the address says: `[::]` must not quietly serve IPv4 as well.
-                SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, one)
-                var socketAddress = sockaddr_in6()
-                socketAddress.sin6_family = sa_family_t(AF_INET6)
-                socketAddress.sin6_port = address.port.bigEndian
-                withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { bytes in
-                    for index in 0..<8 {
-                        bytes[index] = UInt8(truncatingIfNeeded: address.address.high >> UInt64(56 - 8 * index))
-                        bytes[index + 8] = UInt8(truncatingIfNeeded: address.address.low >> UInt64(56 - 8 * index))
-                    }
-                }
-                return withUnsafePointer(to: &socketAddress) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        SystemCall.bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                    }
-                }
-            }
+            // IPv6 only, as the address says: `[::]` must not quietly serve IPv4 as well.
+            if !address.address.isIPv4 { SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, one) }
+            return SocketAddress(address).withPointer { SystemCall.bind(descriptor, $0, $1) }
         }
         return descriptor
     }

@@ -31,7 +31,7 @@ extension Daemon {
             }
             switch request.operation {
             case .show:
-                return ControlReply(ok: true, count: table.entries.count, entries: table.entries.map(\.description))
+                return ControlReply(ok: true, count: table.entries.count, entries: table.entries.map { showLine($0, in: table.name) })
             case .test:
                 return test(table, entries)
             case .add:
@@ -81,6 +81,15 @@ extension Daemon {
         }
     }
 
+    /// One entry of `show`: an entry an overload added with `expire` carries its deadline as
+    /// a comment, which a table file allows, so `show` output still feeds `replace`.
+    private func showLine(_ entry: TableEntry, in table: String) -> String {
+        guard !entry.negated, let deadline = overloadExpiries.deadline(of: entry.network, in: table) else { return entry.description }
+        let now = SystemCall.wallClockNanoseconds()
+        let left = deadline > now ? (deadline - now + 999_999_999) / 1_000_000_000 : 0
+        return entry.description + "  # overload, expires \(Formatters.utcTime(deadline / 1_000_000_000)) (in \(left)s)"
+    }
+
     /// pfctl -T test: how many of the addresses the table matches; the request succeeds either
     /// way, the CLI's exit status says whether all did.
     private func test(_ table: AddressTable, _ entries: [TableEntry]) -> ControlReply {
@@ -91,12 +100,13 @@ extension Daemon {
 
     /// Hands `table` to every worker and records it as in force. The old table stays
     /// referenced by `policy` until this returns, so it is freed here, not on a worker.
-    private func install(_ table: AddressTable, at index: Int, in policy: Policy, reply: String, count: Int) -> ControlReply {
+    func install(_ table: AddressTable, at index: Int, in policy: Policy, reply: String, count: Int) -> ControlReply {
         var changed = policy
         changed.tables[index] = table
         if table !== policy.tables[index] {
             for worker in workers { worker.mailbox.perform { $0.tracker.replaceTable(at: index, with: table) } }
             status.tablesChanged(changed)
+            if overloadExpiries.count > 0 { forgetOverloadDeadlines(in: table) }
             logger.info("table <\(table.name)>: \(reply); \(Counted.text(table.entries.count, "entry", "entries")) now")
         }
         let note = table.persist ? "" : "; <\(table.name)> is not persist: a reload sets it back to the rule files' entries"

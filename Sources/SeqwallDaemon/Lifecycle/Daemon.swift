@@ -19,10 +19,16 @@ public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
     var workers: [QueueWorker] = []
+    /// The state sync with the peer (`--sync-peer`), nil without one.
+    private(set) var sync: SyncService?
     let status = DaemonStatus()
     /// The tables as the rule files define them, before `seqwall table` changed any (Daemon+Tables);
     /// under the reload lock.
     var tableDefinitions: [AddressTable] = []
+    /// Deadlines of entries overloads added with `expire`, and the overloads' figures
+    /// (Daemon+Overload.swift); under the reload lock.
+    var overloadExpiries = OverloadExpiries()
+    var overloadFigures = StatsRecord.Overload()
     private var workersFinished: [DispatchSemaphore] = []
     private let reloadLock = NSLock()
     private let stopping = Atomic<Bool>(false)
@@ -65,6 +71,7 @@ public final class Daemon: @unchecked Sendable {
         do {
             policy = try loadRules()
             metricsServer = try bindMetrics(statistics)
+            sync = try openSync()
             try startWorkers(policy: policy, persistence: persistence)
             dropLogWriter = DropLogWriter(channels: workers.map(\.dropLog), logger: logger)
             dropLogWriter.start()
@@ -74,6 +81,7 @@ public final class Daemon: @unchecked Sendable {
         }
         controlServer.start()
         metricsServer?.start()
+        sync?.start()
         logStarted(policy)
         waitForStop(&signals, controlServer: controlServer, persistence: persistence)
         return shutDown(controlServer: controlServer, metricsServer: metricsServer, persistence: persistence,
@@ -93,21 +101,27 @@ public final class Daemon: @unchecked Sendable {
     func reload() -> ControlReply {
         withReloadLock {
             let loaded: Policy
+            let warnings: [RuleWarning]
             do throws(RuleErrors) {
-                loaded = try Daemon.refusingSynProxy(RuleFile.load(path: options.rulesPath))
+                let (parsed, found) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+                (loaded, warnings) = (try Daemon.refusingSynProxy(parsed), found)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
                 status.reloaded(error: error.description)
                 return .failure(error.description)
             }
             let policy = applyingTableChanges(persistentTableChanges(), to: loaded)
+            // Every worker holds the policy in force: one plan serves them all.
+            let carry = RuleCounterCarry(from: status.currentPolicy.policy.rules, to: policy.rules)
             for worker in workers {
-                worker.mailbox.perform { $0.replacePolicy(policy) }
+                worker.mailbox.perform { $0.replacePolicy(policy, carry: carry) }
             }
             status.policyLoaded(policy)
             status.reloaded(error: nil)
             logger.info("reloaded \(options.rulesPath): \(Counted.text(policy.rules.count, "rule")), drop log \(policy.dropLog.rawValue)")
-            return ControlReply(ok: true, message: "reloaded \(options.rulesPath)")
+            for warning in warnings { logger.warning("\(warning)") }
+            return ControlReply(ok: true, message: (["reloaded \(options.rulesPath)"] + warnings.map(\.description))
+                .joined(separator: "\n"))
         }
     }
 
@@ -120,6 +134,11 @@ public final class Daemon: @unchecked Sendable {
     /// Visits every connection of every worker, a chunk of slots per visit: the worker copies
     /// the chunk out and goes back to its packets while the chunk is formatted here.
     func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
+        Daemon.visitConnections(of: workers, body)
+    }
+
+    /// `visitConnections` over `workers` (the state sync's bulk too).
+    static func visitConnections(of workers: [QueueWorker], _ body: (UInt16, Connection, UInt64) -> Void) {
         for worker in workers {
             var cursor = ConnectionCursor.start
             while true {
@@ -160,7 +179,9 @@ public final class Daemon: @unchecked Sendable {
 
     private func loadRules() throws(NotStarting) -> Policy {
         do {
-            let policy = try Daemon.refusingSynProxy(RuleFile.load(path: options.rulesPath))
+            let (parsed, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+            let policy = try Daemon.refusingSynProxy(parsed)
+            for warning in warnings { logger.warning("\(warning)") }
             status.policyLoaded(policy)
             return policy
         } catch {
@@ -206,6 +227,7 @@ public final class Daemon: @unchecked Sendable {
         }
         if let saved {
             persistence.restore(saved)
+            persistence.restoreOverloadExpiries()
         } else {
             // Nothing says which connections are live: pick up those the rules allow for a
             // while, so that a start does not cut them (the session it was typed in included).
@@ -216,6 +238,7 @@ public final class Daemon: @unchecked Sendable {
                 logger.info("no usable state: picking up live connections the rules allow for \(policy.pickupGrace) s (set pickup grace)")
             }
         }
+        sync?.attach(to: workers)
         for worker in workers {
             let done = DispatchSemaphore(value: 0)
             workersFinished.append(done)
@@ -251,8 +274,14 @@ public final class Daemon: @unchecked Sendable {
     private func waitForStop(_ signals: inout sigset_t, controlServer: ControlServer, persistence: StatePersistence) {
         let diversionWatch = startDiversionWatch()
         var nextCheck = diversionWatch.map { SystemCall.monotonicNanoseconds() &+ $0.interval } ?? UInt64.max
+        var nextOverloads = UInt64(0)
         while true {
             let now = SystemCall.monotonicNanoseconds()
+            if now >= nextOverloads {
+                if overloadsInUse { serviceOverloads() }
+                nextOverloads = SystemCall.monotonicNanoseconds() &+ Daemon.overloadInterval
+                continue
+            }
             if now >= persistence.nextSnapshot {
                 persistence.saveOnSchedule()
                 continue
@@ -262,7 +291,7 @@ public final class Daemon: @unchecked Sendable {
                 nextCheck = SystemCall.monotonicNanoseconds() &+ diversionWatch.interval
                 continue
             }
-            let wake = min(persistence.nextSnapshot, nextCheck)
+            let wake = min(persistence.nextSnapshot, nextCheck, nextOverloads)
             let received = SystemCall.waitForSignal(&signals, nanoseconds: wake == UInt64.max ? nil : wake - now)
             switch received {
             case 0:
@@ -310,6 +339,7 @@ public final class Daemon: @unchecked Sendable {
     private func shutDown(controlServer: ControlServer, metricsServer: MetricsServer?, persistence: StatePersistence,
                           dropLogWriter: DropLogWriter) -> Int32 {
         stopping.store(true, ordering: .relaxed)
+        sync?.stop()
         controlServer.stop()
         metricsServer?.stop()
         // While the workers still hold the queues: the table as it is at the last packet

@@ -15,6 +15,8 @@ public struct DaemonOptions: Sendable {
     /// Seconds a queue may go without a packet before the rulesets are read again for a rule
     /// that sends to it (DiversionWatch); 0: never look.
     public var idleWarningSeconds: UInt32 = 60
+    /// The state sync with a peer (docs/ha.md); nil: none.
+    public var sync: SyncOptions?
 
     public init(rulesPath: String) {
         self.rulesPath = rulesPath

@@ -27,6 +27,8 @@ final class DaemonStatistics: Sendable {
         metrics.commit = BuildVersion.commit
         metrics.pickupGraceEnds = pickupGrace()?.ends ?? 0
         metrics.tables = daemon.tableSummaries()
+        metrics.sync = daemon.sync?.status
+        metrics.overload = daemon.withReloadLock { daemon.overloadFigures }
         return metrics.text
     }
 
@@ -43,6 +45,14 @@ final class DaemonStatistics: Sendable {
         record.commit = BuildVersion.commit
         let tables = daemon.tableSummaries()
         if !tables.isEmpty { record.tables = tables }
+        record.sync = daemon.sync?.status
+        let figures = daemon.withReloadLock { daemon.overloadFigures }
+        if record.overload != nil || figures != StatsRecord.Overload() {
+            var overload = figures
+            overload.sources = record.overload?.sources ?? 0
+            overload.lost += record.overload?.lost ?? 0
+            record.overload = overload
+        }
         if let grace = pickupGrace() {
             record.pickup?.grace_ends = grace.ends
             record.pickup?.grace_seconds_left = grace.secondsLeft

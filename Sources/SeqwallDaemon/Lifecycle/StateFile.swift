@@ -10,10 +10,9 @@ import Glibc
 /// directory fsync'ed so the rename survives a power cut. A crash at any point leaves either
 /// the old file or the new one.
 ///
-/// Reading opens with O_NOFOLLOW (a symlink is refused, ELOOP) and O_NONBLOCK (a FIFO
-/// planted there cannot hang the start), then checks with fstat on the open descriptor that
-/// it is a regular file, owned by us, writable by no one else (whoever can write it can add
-/// connections to the table, that is, open the firewall), and not larger than the tables.
+/// Reading is OwnedFile's: a regular file, not a link, owned by us and writable by no one else
+/// (whoever can write it can add connections to the table, that is, open the firewall), and
+/// not larger than the tables.
 enum StateFile {
     /// What reading found.
     enum ReadResult {
@@ -27,39 +26,13 @@ enum StateFile {
     }
 
     static func read(path: String, maximumBytes: Int) throws(Problem) -> ReadResult {
-        let descriptor = SystemCall.retryingErrno {
-            Int(SystemCall.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY))
+        do throws(OwnedFile.Problem) {
+            guard let file = try OwnedFile.read(path: path, maximumBytes: maximumBytes, bound: "fit the table")
+            else { return .missing }
+            return .contents(file.bytes)
+        } catch {
+            throw Problem(error.description)
         }
-        if descriptor == -Int(ENOENT) { return .missing }
-        if descriptor == -Int(ELOOP) { throw Problem("is a symbolic link; not following it") }
-        guard descriptor >= 0 else { throw Problem("cannot open: \(SystemError("open", code: Int32(-descriptor)))") }
-        let file = Int32(descriptor)
-        defer { SystemCall.close(file) }
-
-        var status = stat()
-        guard SystemCall.fstat(file, &status) == 0 else { throw Problem("\(SystemError("fstat"))") }
-        guard status.st_mode & S_IFMT == S_IFREG else { throw Problem("is not a regular file") }
-        guard status.st_uid == geteuid() else { throw Problem("is owned by uid \(status.st_uid), not by seqwall's uid \(geteuid())") }
-        guard status.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
-            throw Problem("is writable by group or others (mode \(String(status.st_mode & 0o777, radix: 8)))")
-        }
-        let size = Int(status.st_size)
-        guard size <= maximumBytes else { throw Problem("is too large: \(size) bytes, at most \(maximumBytes) fit the table") }
-
-        // One byte more than fstat said, to notice a file that grows while it is read.
-        var bytes = [UInt8](repeating: 0, count: size + 1)
-        var filled = 0
-        while filled < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { buffer in
-                SystemCall.retryingErrno { SystemCall.read(file, buffer.baseAddress! + filled, buffer.count - filled) }
-            }
-            guard count >= 0 else { throw Problem("cannot read: \(SystemError("read", code: Int32(-count)))") }
-            if count == 0 { break }
-            filled += count
-        }
-        guard filled <= size else { throw Problem("changed while it was read") }
-        bytes.removeLast(bytes.count - filled)
-        return .contents(bytes)
     }
 
     static func write(_ bytes: [UInt8], to path: String) throws(Problem) {

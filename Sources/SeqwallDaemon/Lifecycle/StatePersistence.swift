@@ -78,6 +78,23 @@ final class StatePersistence {
         logger.info("\(line))")
     }
 
+    /// The companion file of overload deadlines (Daemon+Overload.swift), beside the state
+    /// file: a persist table's entries are in the state file, their deadlines here.
+    static let expiriesSuffix = ".expiries"
+
+    /// Files the overload deadlines saved with the state file, after its tables are in force.
+    func restoreOverloadExpiries() {
+        guard let path else { return }
+        do {
+            guard case .contents(let bytes) = try StateFile.read(path: path + StatePersistence.expiriesSuffix,
+                                                                  maximumBytes: StateSnapshot.maximumTableSectionLength) else { return }
+            let filed = daemon.restoreOverloadExpiries(String(decoding: bytes, as: UTF8.self))
+            if filed > 0 { logger.info("restored \(Counted.text(filed, "overload deadline")) from \(path)\(StatePersistence.expiriesSuffix)") }
+        } catch {
+            logger.warning("state file \(path)\(StatePersistence.expiriesSuffix) \(error): overload entries keep no deadline")
+        }
+    }
+
     /// The periodic snapshot: writes, and schedules the next one an interval after this one.
     func saveOnSchedule() {
         save()
@@ -92,10 +109,19 @@ final class StatePersistence {
         let started = SystemCall.monotonicNanoseconds()
         var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
         daemon.visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
-        encoder.tables = daemon.withReloadLock { daemon.persistentTableChanges() }
+        let (tables, expiries) = daemon.withReloadLock { (daemon.persistentTableChanges(), daemon.overloadExpiriesText()) }
+        encoder.tables = tables
         let count = encoder.count
         do {
             try StateFile.write(encoder.finish(), to: path)
+            // Written second: a stop between the two leaves deadlines of the last snapshot,
+            // which at worst delete an entry the newer file still holds on time or late. No
+            // deadline pending: no file (an old one would only be read for nothing).
+            if expiries.isEmpty {
+                _ = SystemCall.unlink(path + StatePersistence.expiriesSuffix)
+            } else {
+                try StateFile.write(Array(expiries.utf8), to: path + StatePersistence.expiriesSuffix)
+            }
             let elapsed = (SystemCall.monotonicNanoseconds() - started) / 1_000_000
             logger.debug("state file \(path): \(Counted.text(count, "connection")) written in \(elapsed) ms")
             if let before = daemon.status.stateFileWritten(error: nil), !before.ok {

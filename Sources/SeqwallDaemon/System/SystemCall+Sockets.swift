@@ -93,3 +93,16 @@ extension SystemCall {
         }
     }
 }
+
+/// The state sync's UDP socket (SyncService).
+extension SystemCall {
+    static func sendTo(_ descriptor: Int32, _ buffer: UnsafeRawPointer?, _ count: Int,
+                       _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int {
+        traced("sendto", "\(descriptor)") { Glibc.sendto(descriptor, buffer, count, Int32(MSG_DONTWAIT), address, length) }
+    }
+
+    static func receiveFrom(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int,
+                            _ address: UnsafeMutablePointer<sockaddr>, _ length: UnsafeMutablePointer<socklen_t>) -> Int {
+        traced("recvfrom", "\(descriptor)") { Glibc.recvfrom(descriptor, buffer, count, Int32(MSG_DONTWAIT), address, length) }
+    }
+}

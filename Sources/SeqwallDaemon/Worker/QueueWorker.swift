@@ -48,6 +48,11 @@ final class QueueWorker: @unchecked Sendable {
     private var running = true
     /// `conntrack watch` clients; touched only on this thread (added and removed by jobs).
     private var watchers: [WatchQueue] = []
+    /// The state sync's ring and sweep (docs/ha.md), set before the thread starts; nil: no sync.
+    private(set) var sync: WorkerSync?
+    /// Sources over a connection limit with overload, for the daemon's thread
+    /// (Daemon+Overload.swift); preallocated, so filling it allocates nothing.
+    let overloadRing = SingleProducerRing<OverloadEvent>(capacity: 1024)
     /// Where dropped packets go for the drop log (`set drop-log`), and its rate limit.
     let dropLog: DropLogChannel
     private var dropLogMode: DropLogMode
@@ -163,11 +168,15 @@ final class QueueWorker: @unchecked Sendable {
             if ready > 0 && descriptors[1].revents != 0 {
                 for job in mailbox.takeJobs() { job(self) }
             }
+            // Before expiry: what expiry removes is not a change to sync.
+            if sync != nil { publishEvents() }
             // A slice of the due connections each turn: a small one between packet batches,
             // a larger one when idle, so a burst of deadlines never holds packets up.
             moreDue = tracker.expire(now: now, budget: packets ? QueueWorker.expiryBudgetPerBatch
                                                               : QueueWorker.expiryBudgetWhenIdle)
-            publishEvents()
+            publishEvents(expiring: true)
+            sync?.sweep(tracker, now: now)
+            if tracker.overloads.count > 0 { publishOverloads() }
         }
         source.close()
     }
@@ -175,8 +184,8 @@ final class QueueWorker: @unchecked Sendable {
     func stop() { running = false }
 
     /// A reload: the new policy for the tracker, and its drop-log setting for this worker.
-    func replacePolicy(_ policy: Policy) {
-        tracker.replacePolicy(policy)
+    func replacePolicy(_ policy: Policy, carry: RuleCounterCarry? = nil) {
+        tracker.replacePolicy(policy, carry: carry)
         dropLogMode = policy.dropLog
     }
 
@@ -216,20 +225,35 @@ final class QueueWorker: @unchecked Sendable {
 
     func removeWatcher(_ watcher: WatchQueue) {
         watchers.removeAll { $0 === watcher }
-        tracker.recordsEvents = !watchers.isEmpty
-        if watchers.isEmpty { tracker.events.reset() }
+        tracker.recordsEvents = !watchers.isEmpty || sync != nil
+        if !tracker.recordsEvents { tracker.events.reset() }
     }
 
-    /// Hands the tracker's recorded events to every watcher, once per loop turn.
-    private func publishEvents() {
+    /// Sends this worker's table changes to the sync thread; before the thread starts.
+    func attachSync(_ sync: WorkerSync) {
+        self.sync = sync
+        tracker.recordsEvents = true
+    }
+
+    /// Hands the tracker's recorded events to every watcher, and to the sync unless they came
+    /// from expiry, once per loop turn.
+    private func publishEvents(expiring: Bool = false) {
         let events = tracker.events
-        guard !watchers.isEmpty, events.count > 0 || events.lost > 0 else { return }
+        guard !watchers.isEmpty || sync != nil, events.count > 0 || events.lost > 0 else { return }
+        if let sync, !expiring { sync.take(events) }
         for index in 0..<events.count {
             let event = events[index]
             for watcher in watchers { watcher.push(event) }
         }
         let lost = events.reset()
         for watcher in watchers { watcher.addLost(lost) }
+    }
+
+    /// Moves the tracker's overloads into the ring, once per loop turn.
+    private func publishOverloads() {
+        let overloads = tracker.overloads
+        for index in 0..<overloads.count { overloadRing.push(overloads[index]) }
+        overloadRing.addLost(overloads.reset())
     }
 
     /// Takes the waiting packets, up to `batchLimit`, in one receive from the source, decides

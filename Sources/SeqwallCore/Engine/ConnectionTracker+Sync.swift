@@ -1,0 +1,48 @@
+/// Connections another seqwall node sent (docs/sync-protocol.md), put into this table by the
+/// worker between batches. Nothing here records an event: a change that came from the peer
+/// must not be sent back to it.
+extension ConnectionTracker {
+    /// Puts the peer's copy of a connection in the table: a new one as a restored connection
+    /// (both sides relearning, ConnectionTracker+Restore.swift), since the peer's window data
+    /// is as old as the sync's coalescing delay; a known one takes the peer's state, flags,
+    /// windows and deadline, keeping its own limiter charges.
+    @discardableResult
+    public func applySynced(_ connection: Connection, now: UInt64) -> RestoreOutcome {
+        guard let (slot, _) = table.find(connection.key) else {
+            let recording = recordsEvents
+            recordsEvents = false
+            defer { recordsEvents = recording }
+            return restore(connection, now: now)
+        }
+        guard connection.expiresAt > now else { return .expired }
+        let stored = table.connection(at: slot)
+        // The peer saw the flow opened from the other end: its orientation wins, as a new entry.
+        if stored.pointee.key != connection.key {
+            removeSynced(connection.key)
+            return applySynced(connection, now: now)
+        }
+        let wasHalfOpen = stored.pointee.state.isHalfOpen
+        var updated = connection
+        updated.wheelTick = stored.pointee.wheelTick
+        updated.halfOpenCharges = stored.pointee.halfOpenCharges
+        updated.chargedRule = stored.pointee.chargedRule
+        if updated.key.protocolNumber == TrackedProtocol.tcpNumber {
+            updated.original.flags.insert(.relearning)
+            updated.reply.flags.insert(.relearning)
+        }
+        stored.pointee = updated
+        if wasHalfOpen != updated.state.isHalfOpen { halfOpenCount += updated.state.isHalfOpen ? 1 : -1 }
+        if wasHalfOpen && !updated.state.isHalfOpen { releaseCharges(of: &stored.pointee) }
+        table.deadlineChanged(at: slot)
+        return .restored
+    }
+
+    /// Removes a connection the peer removed, without an event.
+    @discardableResult
+    public func removeSynced(_ key: FlowKey) -> Bool {
+        let recording = recordsEvents
+        recordsEvents = false
+        defer { recordsEvents = recording }
+        return removeConnection(key) != nil
+    }
+}

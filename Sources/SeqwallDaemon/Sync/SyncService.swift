@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+import SeqwallControl
+import SeqwallCore
+import SeqwallSync
+import SeqwallTelemetry
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state sync's thread (docs/ha.md, docs/sync-protocol.md): drains the workers' rings into
+/// the session, which coalesces, seals and numbers; sends and receives the UDP datagrams; hands
+/// the peer's entries to every worker, a batch per mailbox post; answers the peer's bulk
+/// requests with the table. The protocol itself is SeqwallSync's SyncSession.
+final class SyncService: @unchecked Sendable {
+    let options: SyncOptions
+    private let socket: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let peerAddress: SocketAddress
+    private var session: SyncSession
+    private var workers: [QueueWorker] = []
+    private var rings: [SingleProducerRing<SyncChange>] = []
+    private let logger: Logger
+    private let finished = DispatchSemaphore(value: 0)
+    private let published = Mutex(SyncStatus())
+    private var changesLost: UInt64 = 0
+    private var sendErrors: UInt64 = 0
+    /// Refusals are logged at most once per `logInterval`, with the count since the last line.
+    static let logInterval: UInt64 = 10_000_000_000
+    private var nextLog: UInt64 = 0
+    private var refusedSinceLog: [String: UInt64] = [:]
+    static let datagramLimit = 2048
+
+    /// Reads the key and binds the socket: a bad key or address stops the start.
+    init(options: SyncOptions, logger: Logger) throws(SyncKeyFile.Problem) {
+        self.options = options
+        self.logger = logger
+        let key = try SyncKeyFile.read(path: options.keyPath)
+        guard options.listen.address.isIPv4 == options.peer.address.isIPv4 else {
+            throw SyncKeyFile.Problem(description: "--sync-listen and --sync-peer must be of one address family")
+        }
+        let listen = SocketAddress(options.listen)
+        let descriptor = SystemCall.socket(listen.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+                                           | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard descriptor >= 0 else { throw SyncKeyFile.Problem(description: "\(SystemError("creating the sync socket"))") }
+        if !options.listen.address.isIPv4 { SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1)) }
+        // The unit starts seqwall before the network is configured (dist/seqwall.service.in,
+        // Before=network-pre.target): bind to the sync address before it exists (ip(7),
+        // IP_FREEBIND; ipv6(7), IPV6_FREEBIND, 78, which Glibc's module does not export).
+        if options.listen.address.isIPv4 {
+            SystemCall.setOption(descriptor, Int32(IPPROTO_IP), IP_FREEBIND, Int32(1))
+        } else {
+            SystemCall.setOption(descriptor, Int32(IPPROTO_IPV6), 78, Int32(1))
+        }
+        guard listen.withPointer({ SystemCall.bind(descriptor, $0, $1) }) == 0 else {
+            let error = SystemError("binding the sync address \(options.listen)")
+            SystemCall.close(descriptor)
+            throw SyncKeyFile.Problem(description: "\(error)")
+        }
+        var ends: [Int32] = [0, 0]
+        guard SystemCall.pipe(&ends) == 0 else {
+            SystemCall.close(descriptor)
+            throw SyncKeyFile.Problem(description: "\(SystemError("creating a pipe"))")
+        }
+        for end in ends { _ = SystemCall.fcntl(end, F_SETFL, SystemCall.fcntl(end, F_GETFL) | O_NONBLOCK) }
+        socket = descriptor
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+        peerAddress = SocketAddress(options.peer)
+        // The epoch: wall-clock seconds at the start; the node number: random, so that a
+        // restart within the same second is a new incarnation all the same.
+        var generator = SystemRandomNumberGenerator()
+        let epoch = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
+        session = SyncSession(key: key, node: UInt32.random(in: 1...UInt32.max, using: &generator), epoch: epoch)
+        var status = SyncStatus()
+        status.peer = options.peer.description
+        status.listen = options.listen.description
+        published.withLock { $0 = status }
+    }
+
+    deinit {
+        SystemCall.close(socket)
+        SystemCall.close(wakeRead)
+        SystemCall.close(wakeWrite)
+    }
+
+    /// Gives every worker a ring; before their threads start.
+    func attach(to workers: [QueueWorker]) {
+        self.workers = workers
+        for worker in workers {
+            let sync = WorkerSync()
+            worker.attachSync(sync)
+            rings.append(sync.ring)
+        }
+    }
+
+    func start() {
+        startDaemonThread(named: "seqwall-sync", signalling: finished) { [self] in serve() }
+    }
+
+    /// Ends the thread; before the workers stop (a bulk being collected waits on them).
+    func stop() {
+        var one: UInt8 = 1
+        _ = SystemCall.write(wakeWrite, &one, 1)
+        finished.wait()
+    }
+
+    /// The figures as of the thread's last turn.
+    var status: SyncStatus { published.withLock { $0 } }
+
+    // MARK: The loop
+
+    private func serve() {
+        var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
+        var buffer = [UInt8](repeating: 0, count: SyncService.datagramLimit)
+        while true {
+            _ = SystemCall.poll(&descriptors, 10)
+            if descriptors[0].revents != 0 { return }
+            let now = SystemCall.monotonicNanoseconds(), wallNow = SystemCall.wallClockNanoseconds()
+            var toApply: [SyncEntry] = []
+            var bulkRequested = false
+            if descriptors[1].revents != 0 {
+                while let datagram = receive(into: &buffer) {
+                    let receipt: SyncSession.Receipt
+                    if datagram.from {
+                        receipt = session.receive(datagram.bytes, now: now, wallNow: wallNow)
+                    } else {
+                        receipt = SyncSession.Receipt(refused: .unknownPeer)
+                    }
+                    toApply += receipt.entries
+                    bulkRequested = bulkRequested || receipt.bulkRequested
+                    if let refused = receipt.refused { noteRefused(refused, now: now) }
+                }
+            }
+            if !toApply.isEmpty {
+                let entries = toApply
+                // Every worker: the queue this node's kernel will give the flow is unknown
+                // (docs/ha.md, Which worker).
+                for worker in workers {
+                    worker.mailbox.post { worker in
+                        WorkerSync.apply(entries, to: worker.tracker, now: SystemCall.monotonicNanoseconds())
+                    }
+                }
+            }
+            if bulkRequested { session.startBulk(collectBulk()) }
+            for ring in rings {
+                ring.drain { session.submit($0, now: now) }
+                changesLost += ring.takeLost()
+            }
+            session.tick(now: now, wallNow: wallNow)
+            for datagram in session.takeOutgoing() { send(datagram) }
+            publish(now: now)
+        }
+    }
+
+    private func receive(into buffer: inout [UInt8]) -> (bytes: [UInt8], from: Bool)? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let count = buffer.withUnsafeMutableBytes { bytes in
+            withUnsafeMutablePointer(to: &storage) { address in
+                address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    SystemCall.receiveFrom(socket, bytes.baseAddress, bytes.count, $0, &length)
+                }
+            }
+        }
+        guard count >= 0 else { return nil }
+        let fromPeer = SocketAddress(received: storage).map { $0.endpoint == options.peer } ?? false
+        return (Array(buffer.prefix(count)), fromPeer)
+    }
+
+    private func send(_ datagram: [UInt8]) {
+        let sent = datagram.withUnsafeBytes { bytes in
+            peerAddress.withPointer { SystemCall.sendTo(socket, bytes.baseAddress, bytes.count, $0, $1) }
+        }
+        // A peer that is down answers with ICMP unreachable, which a later call reports: the
+        // protocol's resends and bulks make up for whatever did not go.
+        if sent < 0 { sendErrors += 1 }
+    }
+
+    /// Every connection of every worker, one per flow (each worker may hold a copy of a synced
+    /// one: the one with the most packets is the live one).
+    private func collectBulk() -> [Connection] {
+        var byKey: [FlowKey: Connection] = [:]
+        Daemon.visitConnections(of: workers) { _, connection, _ in
+            let packets = connection.packetsOriginal &+ connection.packetsReply
+            if let held = byKey[connection.key], held.packetsOriginal &+ held.packetsReply >= packets { return }
+            byKey[connection.key] = connection
+        }
+        return Array(byKey.values)
+    }
+
+    private func noteRefused(_ refusal: SyncRefusal, now: UInt64) {
+        if refusal == .unknownPeer {
+            session.countRefusal(refusal)
+        }
+        refusedSinceLog[refusal.name, default: 0] += 1
+        guard now >= nextLog else { return }
+        nextLog = now &+ SyncService.logInterval
+        let counts = refusedSinceLog.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        logger.warning("sync: refused messages from \(options.peer) or elsewhere: \(counts) (seqwall sync status)")
+        refusedSinceLog.removeAll()
+    }
+
+    private func publish(now: UInt64) {
+        var status = session.status(now: now)
+        status.peer = options.peer.description
+        status.listen = options.listen.description
+        status.changes_lost = changesLost
+        status.send_errors = sendErrors
+        published.withLock { $0 = status }
+    }
+}

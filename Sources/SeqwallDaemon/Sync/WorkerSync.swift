@@ -1,0 +1,51 @@
+import SeqwallCore
+import SeqwallSync
+
+/// A worker's side of the state sync (docs/ha.md): its table's changes go into a ring the
+/// sync thread drains, so the worker never locks, calls the kernel or allocates for them; and
+/// a sweep hands over a slice of its connections now and then, so the peer's deadlines and
+/// windows keep up with connections whose state does not change.
+final class WorkerSync: @unchecked Sendable {
+    let ring: SingleProducerRing<SyncChange>
+    /// How often the sweep takes its next slice, and the slots it examines in a slice: the
+    /// whole table in about `sweepPeriod`, within the ring's room.
+    static let sliceInterval: UInt64 = 100_000_000
+    static let sweepPeriod: UInt64 = 2_000_000_000
+    private var cursor: ConnectionCursor? = .start
+    private var nextSlice: UInt64 = 0
+
+    init(capacity: Int = 65536) {
+        ring = SingleProducerRing(capacity: capacity)
+    }
+
+    /// The table's recorded events, as changes: opened or changed, and removed. Called before
+    /// expiry runs: a connection expiring is not sent (each node expires on its own clock).
+    func take(_ events: ConnectionEventBuffer) {
+        for index in 0..<events.count {
+            let event = events[index]
+            ring.push(SyncChange(event.kind == .destroy ? .removed : .changed, event.connection))
+        }
+        ring.addLost(events.lost)
+    }
+
+    /// The sweep's next slice, when it is due.
+    func sweep(_ tracker: ConnectionTracker, now: UInt64) {
+        guard now >= nextSlice else { return }
+        nextSlice = now &+ WorkerSync.sliceInterval
+        let slices = Int(WorkerSync.sweepPeriod / WorkerSync.sliceInterval)
+        let budget = min(ring.capacity / 2, max(1024, tracker.connectionLimit / slices))
+        cursor = tracker.forEachConnection(from: cursor ?? .start, examining: budget) { connection in
+            if connection.expiresAt > now { ring.push(SyncChange(.refresh, connection)) }
+        }
+    }
+
+    /// The peer's entries, applied between batches (a mailbox job).
+    static func apply(_ entries: [SyncEntry], to tracker: ConnectionTracker, now: UInt64) {
+        for entry in entries {
+            switch entry.operation {
+            case .upsert: tracker.applySynced(entry.connection, now: now)
+            case .delete: tracker.removeSynced(entry.connection.key)
+            }
+        }
+    }
+}

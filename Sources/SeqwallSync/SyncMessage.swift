@@ -1,0 +1,97 @@
+import SeqwallCore
+
+/// The body of a sync message, after the header and before encryption
+/// (docs/sync-protocol.md, Bodies). Every body starts with the sender's wall clock.
+public struct SyncMessage: Sendable, Equatable {
+    public var kind: SyncMessageKind
+    /// The sender's wall clock when it sealed the message, nanoseconds since the Unix epoch.
+    public var wallTime: UInt64 = 0
+    /// Data kinds: the place in the reliable stream.
+    public var dataSequence: UInt32 = 0
+    /// connections, bulk-chunk.
+    public var entries: [SyncEntry] = []
+    /// bulk-end: records in the bulk; nack: first missing; alive: next data sequence
+    /// expected (all before it received); skip: the oldest the sender still holds.
+    public var first: UInt32 = 0
+    /// nack: last missing; alive: the sender's own next data sequence (what it sent is
+    /// before it), so that the loss of its last data messages is seen without a later one.
+    public var last: UInt32 = 0
+
+    public init(kind: SyncMessageKind) { self.kind = kind }
+
+    /// At most this many entries per message: a message stays within 1,500 bytes with IPv6
+    /// and UDP headers, so it is never fragmented on an Ethernet link.
+    public static let maximumEntries = 8
+
+    /// The body's bytes; connection deadlines relative to `monotonicNow` (the sender's clock).
+    public func encoded(monotonicNow: UInt64) -> [UInt8] {
+        var out = SyncBytes()
+        out.put64(wallTime)
+        if kind.isData { out.put32(dataSequence) }
+        switch kind {
+        case .connections, .bulkChunk:
+            out.put16(UInt16(entries.count))
+            var records: [UInt8] = []
+            records.reserveCapacity(entries.count * SyncEntry.encodedLength)
+            for entry in entries {
+                records.append(entry.operation.rawValue)
+                StateSnapshot.appendRecord(entry.connection, queue: 0, monotonicNow: monotonicNow, to: &records)
+            }
+            out.put(records)
+        case .bulkEnd, .skip:
+            out.put32(first)
+        case .nack, .alive:
+            out.put32(first)
+            out.put32(last)
+        case .bulkRequest:
+            break
+        }
+        return out.bytes
+    }
+
+    /// Reads a body of `kind`; connection deadlines are put on the receiver's clock at
+    /// `monotonicNow`. Nil when the bytes are not a well-formed body of that kind.
+    public static func decode(kind: SyncMessageKind, body: [UInt8], monotonicNow: UInt64) -> SyncMessage? {
+        var reader = SyncBytes(body)
+        var message = SyncMessage(kind: kind)
+        guard let wallTime = reader.get64() else { return nil }
+        message.wallTime = wallTime
+        if kind.isData {
+            guard let sequence = reader.get32() else { return nil }
+            message.dataSequence = sequence
+        }
+        switch kind {
+        case .connections, .bulkChunk:
+            guard let count = reader.get16(), Int(count) <= maximumEntries,
+                  reader.remaining == Int(count) * SyncEntry.encodedLength,
+                  let records = reader.get(reader.remaining) else { return nil }
+            let bytes = Array(records)
+            let ok = bytes.withUnsafeBytes { buffer -> Bool in
+                for index in 0..<Int(count) {
+                    let offset = index * SyncEntry.encodedLength
+                    guard let operation = SyncOperation(rawValue: buffer[offset]),
+                          case .success(let decoded) = StateSnapshot.decodeRecord(buffer, at: offset + 1,
+                                                                                   monotonicNow: monotonicNow)
+                    else { return false }
+                    message.entries.append(SyncEntry(operation, decoded.entry.connection))
+                }
+                return true
+            }
+            guard ok else { return nil }
+        case .bulkEnd, .skip:
+            guard let first = reader.get32() else { return nil }
+            message.first = first
+        case .alive:
+            guard let first = reader.get32(), let last = reader.get32() else { return nil }
+            message.first = first
+            message.last = last
+        case .nack:
+            guard let first = reader.get32(), let last = reader.get32(), first <= last else { return nil }
+            message.first = first
+            message.last = last
+        case .bulkRequest:
+            break
+        }
+        return reader.remaining == 0 ? message : nil
+    }
+}

@@ -1,0 +1,289 @@
+import SeqwallControl
+import SeqwallCore
+
+/// One node's side of the sync with one peer, without sockets: datagrams in, datagrams out,
+/// entries to apply (docs/sync-protocol.md). The daemon's sync thread owns it and gives it
+/// the clocks: `now` monotonic (the trackers' clock), `wallNow` the wall clock, nanoseconds.
+///
+/// Reliability follows conntrackd's FTFW: data messages carry a data sequence and stay in a
+/// bounded resend queue until the peer acknowledges them (in its alive messages); the peer
+/// asks for a gap with a NACK; what the sender no longer holds it answers with a skip, after
+/// which the peer asks for a bulk. A node is in sync once a bulk from the peer's current
+/// incarnation has completed.
+public struct SyncSession {
+    public let node: UInt32
+    public let epoch: UInt32
+    public let settings: SyncSettings
+    private var cipher: SyncCipher
+    private var sequence: UInt64 = 0
+    private var nextData: UInt32 = 1
+    private var resend: SyncResendQueue
+    private var receiver = SyncReceiver()
+    public private(set) var coalescer: SyncCoalescer
+    /// Datagrams to send, in order (taken by `takeOutgoing`).
+    private var outgoing: [[UInt8]] = []
+    private var lastSent: UInt64 = 0
+    private var lastHeard: UInt64?
+    private var receivedSinceAck = false
+    private var lastNack: UInt64 = 0
+    private var lastBulkRequest: UInt64?
+    /// The bulk being sent, and how far.
+    private var bulk: [Connection] = []
+    private var bulkSent = 0
+    private var bulkActive = false
+    public private(set) var status = SyncStatus()
+
+    /// What a received datagram asked for.
+    public struct Receipt {
+        public init(entries: [SyncEntry] = [], bulkRequested: Bool = false, refused: SyncRefusal? = nil) {
+            self.entries = entries
+            self.bulkRequested = bulkRequested
+            self.refused = refused
+        }
+
+        /// Entries to apply to the table, in order; deadlines on our clock.
+        public var entries: [SyncEntry] = []
+        /// The peer wants every connection (`startBulk`).
+        public var bulkRequested = false
+        public var refused: SyncRefusal?
+    }
+
+    public init(key: SyncKey, node: UInt32, epoch: UInt32, settings: SyncSettings = SyncSettings()) {
+        self.node = node
+        self.epoch = epoch
+        self.settings = settings
+        cipher = SyncCipher(key: key)
+        resend = SyncResendQueue(capacity: settings.resendCapacity)
+        coalescer = SyncCoalescer(interval: settings.coalesceInterval, maximumChanges: settings.maximumChanges)
+    }
+
+    // MARK: Sending
+
+    public mutating func submit(_ change: SyncChange, now: UInt64) {
+        coalescer.add(change, now: now)
+    }
+
+    /// The datagrams to send, oldest first.
+    public mutating func takeOutgoing() -> [[UInt8]] {
+        defer { outgoing.removeAll(keepingCapacity: true) }
+        return outgoing
+    }
+
+    private mutating func send(_ message: SyncMessage, now: UInt64, wallNow: UInt64) {
+        var stamped = message
+        stamped.wallTime = wallNow
+        sequence += 1
+        let header = SyncHeader(kind: message.kind, node: node, epoch: epoch, sequence: sequence)
+        let datagram = cipher.seal(header, body: stamped.encoded(monotonicNow: now))
+        outgoing.append(datagram)
+        lastSent = now
+        status.messages_sent += 1
+        status.bytes_sent += UInt64(datagram.count)
+    }
+
+    private mutating func sendData(_ message: SyncMessage, now: UInt64, wallNow: UInt64) {
+        var numbered = message
+        numbered.dataSequence = nextData
+        nextData &+= 1
+        resend.append(numbered)
+        status.entries_sent += UInt64(numbered.entries.count)
+        send(numbered, now: now, wallNow: wallNow)
+    }
+
+    private mutating func sendEntries(_ entries: [SyncEntry], kind: SyncMessageKind, now: UInt64, wallNow: UInt64) {
+        var start = 0
+        while start < entries.count {
+            var message = SyncMessage(kind: kind)
+            message.entries = Array(entries[start..<min(entries.count, start + SyncMessage.maximumEntries)])
+            sendData(message, now: now, wallNow: wallNow)
+            start += SyncMessage.maximumEntries
+        }
+    }
+
+    /// Starts sending every connection in `connections` to the peer, paced so that the
+    /// resend queue never overflows with it.
+    public mutating func startBulk(_ connections: [Connection]) {
+        bulk = connections
+        bulkSent = 0
+        bulkActive = true
+        coalescer.forgetPeer()
+        status.bulks_sent += 1
+    }
+
+    /// What is due at `now`: coalesced records, the bulk's next chunks, acknowledgements,
+    /// NACKs, bulk requests, alive messages.
+    public mutating func tick(now: UInt64, wallNow: UInt64) {
+        let entries = coalescer.take(now: now)
+        if !entries.isEmpty { sendEntries(entries, kind: .connections, now: now, wallNow: wallNow) }
+        sendBulkChunks(now: now, wallNow: wallNow)
+        if let gap = receiver.gap, now &- lastNack >= settings.nackInterval {
+            var nack = SyncMessage(kind: .nack)
+            nack.first = gap.first
+            nack.last = gap.last
+            send(nack, now: now, wallNow: wallNow)
+            lastNack = now
+            status.nacks_sent += 1
+        }
+        let alive = isPeerAlive(now: now)
+        if alive && !status.in_sync && status.bulk_progress == nil
+            && (lastBulkRequest.map { now &- $0 >= settings.bulkRequestInterval } ?? true) {
+            send(SyncMessage(kind: .bulkRequest), now: now, wallNow: wallNow)
+            lastBulkRequest = now
+            status.bulk_requests_sent += 1
+        }
+        if receivedSinceAck || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
+            var message = SyncMessage(kind: .alive)
+            message.first = receiver.next
+            message.last = nextData
+            send(message, now: now, wallNow: wallNow)
+            receivedSinceAck = false
+        }
+        refreshStatus(now: now)
+    }
+
+    private mutating func sendBulkChunks(now: UInt64, wallNow: UInt64) {
+        guard bulkActive else { return }
+        while bulkSent < bulk.count && resend.count < settings.resendCapacity / 2 {
+            let end = min(bulk.count, bulkSent + SyncMessage.maximumEntries)
+            let chunk = bulk[bulkSent..<end].map { SyncEntry(.upsert, $0) }
+            for connection in bulk[bulkSent..<end] { coalescer.noteSent(connection) }
+            sendEntries(chunk, kind: .bulkChunk, now: now, wallNow: wallNow)
+            bulkSent = end
+        }
+        if bulkSent == bulk.count {
+            var end = SyncMessage(kind: .bulkEnd)
+            end.first = UInt32(truncatingIfNeeded: bulk.count)
+            sendData(end, now: now, wallNow: wallNow)
+            bulk = []
+            bulkSent = 0
+            bulkActive = false
+        }
+    }
+
+    // MARK: Receiving
+
+    public mutating func receive(_ datagram: [UInt8], now: UInt64, wallNow: UInt64) -> Receipt {
+        var receipt = Receipt()
+        switch admit(datagram, now: now, wallNow: wallNow) {
+        case .failure(let refusal):
+            status.refused[refusal.name, default: 0] += 1
+            receipt.refused = refusal
+        case .success(let message):
+            status.messages_received += 1
+            lastHeard = now
+            handle(message, into: &receipt, now: now, wallNow: wallNow)
+        }
+        refreshStatus(now: now)
+        return receipt
+    }
+
+    /// Authenticates and checks a datagram: the message, or why it is refused.
+    private mutating func admit(_ datagram: [UInt8], now: UInt64, wallNow: UInt64) -> Result<SyncMessage, SyncRefusal> {
+        let header: SyncHeader, body: [UInt8]
+        switch cipher.open(datagram) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let opened): (header, body) = opened
+        }
+        guard header.node != node else { return .failure(.ownMessage) }
+        guard let message = SyncMessage.decode(kind: header.kind, body: body, monotonicNow: now) else {
+            return .failure(.malformed)
+        }
+        let skew = wallNow > message.wallTime ? wallNow - message.wallTime : message.wallTime - wallNow
+        guard skew <= settings.maximumClockSkew else { return .failure(.stale) }
+        switch receiver.admit(header) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let restarted):
+            if restarted {
+                // A new incarnation of the peer holds nothing of ours and has a stream of its
+                // own: we are out of sync until its bulk, and it will ask for ours.
+                status.in_sync = false
+                status.bulk_progress = nil
+                lastBulkRequest = nil
+                coalescer.forgetPeer()
+            }
+        }
+        return .success(message)
+    }
+
+    private mutating func handle(_ message: SyncMessage, into receipt: inout Receipt, now: UInt64, wallNow: UInt64) {
+        switch message.kind {
+        case .connections, .bulkChunk, .bulkEnd:
+            receivedSinceAck = true
+            for ready in receiver.accept(message) { deliver(ready, into: &receipt) }
+        case .bulkRequest:
+            receipt.bulkRequested = true
+        case .alive:
+            resend.acknowledge(before: message.first)
+            receiver.announce(message.last)
+        case .nack:
+            status.nacks_received += 1
+            let (found, missing) = resend.messages(from: message.first, through: message.last)
+            if missing {
+                // The resend queue holds a contiguous run up to the newest: everything before
+                // its oldest is gone.
+                var skip = SyncMessage(kind: .skip)
+                skip.first = resend.oldest ?? nextData
+                send(skip, now: now, wallNow: wallNow)
+            }
+            for held in found {
+                send(held, now: now, wallNow: wallNow)
+                status.resends += 1
+            }
+        case .skip:
+            // What the sender dropped is lost: only a bulk can bring it back.
+            status.in_sync = false
+            status.bulk_progress = nil
+            lastBulkRequest = nil
+            for ready in receiver.skip(to: message.first) { deliver(ready, into: &receipt) }
+        }
+    }
+
+    private mutating func deliver(_ message: SyncMessage, into receipt: inout Receipt) {
+        switch message.kind {
+        case .bulkChunk:
+            status.bulk_progress = (status.bulk_progress ?? 0) + UInt64(message.entries.count)
+            fallthrough
+        case .connections:
+            receipt.entries += message.entries
+            // What the peer sent, it holds: our copy, unchanged, is never sent back to it.
+            for entry in message.entries {
+                if entry.operation == .upsert { coalescer.noteSent(entry.connection) } else { coalescer.forget(entry.connection.key) }
+            }
+            status.entries_applied += UInt64(message.entries.count)
+        case .bulkEnd:
+            status.in_sync = true
+            status.bulk_progress = nil
+            status.bulks_received += 1
+        default:
+            break
+        }
+    }
+
+    // MARK: Status
+
+    /// Counts a refusal decided outside the session (a datagram from another address).
+    public mutating func countRefusal(_ refusal: SyncRefusal) {
+        status.refused[refusal.name, default: 0] += 1
+    }
+
+    public func isPeerAlive(now: UInt64) -> Bool {
+        lastHeard.map { now &- $0 < settings.peerTimeout } ?? false
+    }
+
+    private mutating func refreshStatus(now: UInt64) {
+        status.peer_alive = isPeerAlive(now: now)
+        status.last_heard_ms = lastHeard.map { (now &- $0) / 1_000_000 }
+        status.unacknowledged = resend.count
+        status.resend_dropped = resend.dropped
+        status.coalescing = coalescer.pendingCount
+        status.bulk_remaining = bulk.count - bulkSent
+    }
+
+    /// The status at `now`, with the figures the daemon keeps (lost changes, send errors).
+    public func status(now: UInt64) -> SyncStatus {
+        var copy = status
+        copy.peer_alive = isPeerAlive(now: now)
+        copy.last_heard_ms = lastHeard.map { (now &- $0) / 1_000_000 }
+        return copy
+    }
+}
