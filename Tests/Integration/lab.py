@@ -208,6 +208,17 @@ def allow_spoofed_sources(ns, ifname):
         ns_run(ns, ["sysctl", "-qw", f"net.ipv4.conf.{conf}.rp_filter=0"])
 
 
+def proc_net_counter(ns, path, group, name):
+    """A counter of a /proc/net table in the header-line/value-line layout of /proc/net/snmp
+    and /proc/net/netstat (e.g. Tcp PassiveOpens, IpExt InNoRoutes), in namespace ns."""
+    lines = ns_run(ns, ["cat", path]).stdout.splitlines()
+    for header, values in zip(lines[::2], lines[1::2]):
+        keys, vals = header.split(), values.split()
+        if keys and keys[0] == group + ":":
+            return int(dict(zip(keys[1:], vals[1:]))[name])
+    raise AssertionError(f"no {group} {name} in {path}")
+
+
 def addr_eq(a, b):
     try:
         return ipaddress.ip_address(str(a)) == ipaddress.ip_address(str(b))
