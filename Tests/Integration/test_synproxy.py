@@ -556,25 +556,7 @@ set pickup grace 0
             self.assertEqual(states, UNPROXIED_SCAN, f"IPv{family}")
 
 
-# nft's documented SYNPROXY ruleset (the wiki's "Synproxy" page, and nft(8) SYNPROXY), in
-# forward: SYNs to the port skip conntrack (notrack in raw prerouting), so they arrive
-# untracked and the synproxy statement answers them; the client's ACK arrives as invalid
-# (nf_conntrack_tcp_loose=0: conntrack will not pick up a connection from its ACK) and the
-# statement checks its cookie and opens the connection to the server.
-NFT_SYNPROXY = f"""
-table inet synproxylab {{
-    chain prerouting {{
-        type filter hook prerouting priority raw; policy accept;
-        tcp dport {{ {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} }} tcp flags syn notrack
-    }}
-    chain forward {{
-        type filter hook forward priority filter; policy accept;
-        meta nfproto ipv4 tcp dport {{ {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} }} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
-        meta nfproto ipv6 tcp dport {{ {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} }} ct state invalid,untracked synproxy mss 1440 wscale 7 timestamp sack-perm
-        ct state invalid drop
-    }}
-}}
-"""
+NFT_SYNPROXY = lab.nft_synproxy_rules("synproxyref", (OPEN_PORT, BULK_PORT, CLOSED_PORT))
 
 
 class NftSynproxyReferenceTest(SynFloodHarness, lab.LabTestCase):
