@@ -8,12 +8,12 @@ inet_csk_reqsk_queue_is_full, counted in TcpExt TCPReqQFullDrop and ListenDrops)
 SYN's request waits for an ACK that never comes through all its SYN-ACK retransmissions
 (about a minute): a few spoofed SYNs a second keep the queue full.
 
-The flood: IPv4 from hping3 (-S --rand-source --flood, at most FLOOD_COUNT SYNs, ended after
-FLOOD_SECONDS by `timeout`); IPv6 from SPOOF6 below (hping3 has no IPv6): a raw IPPROTO_RAW
-socket sending hand-built IPv6 + TCP SYN headers with random sources in 2001:db8:ff00::/40,
-as fast as one Python loop sends, also bounded by FLOOD_COUNT and FLOOD_SECONDS. During it,
-LEGIT_CLIENTS (LEGIT_CLIENTS real clients, started CLIENT_STAGGER apart, each with a
-CONNECT_TIMEOUT) connect from the client's own address and exchange a line with the server.
+The flood: IPv4 from hping3 (-S --rand-source, paced by FLOOD_INTERVAL_US, at most FLOOD_COUNT
+SYNs, ended after FLOOD_SECONDS by `timeout`); IPv6 from SPOOF6 below (hping3 has no IPv6): a
+raw IPPROTO_RAW socket sending hand-built IPv6 + TCP SYN headers with random sources in
+2001:db8:ff00::/40, at the same pace, bounded the same way. During it, LEGIT real clients
+(LEGIT_CLIENTS, started CLIENT_STAGGER apart, each with a CONNECT_TIMEOUT) connect from the
+client's own address and exchange a line with the server.
 
 What the server receives is counted in the server namespace by its own counters: an nft
 table of named counters (SYNs from the client's real address and SYNs from any other, per
@@ -25,12 +25,14 @@ firewall namespace (it routes the lab's four prefixes only) and die there.
 
 - NoProtectionTest: seqwall with a plain pass rule. The clients' success rate is a figure
   (printed), asserted only for sanity: the flood reached the server and filled its queue.
+  Before the flood, nmap's SYN scan (-sS) of SCAN_PORTS sees the listening ports open and
+  the others closed: what a scan sees without a proxy.
 - NftSynproxyReferenceTest: no seqwall; the kernel's nft `synproxy` in the firewall namespace
-  (nft's documented ruleset: `notrack` for SYNs in raw prerouting; in forward,
-  `ct state invalid,untracked synproxy mss M wscale 7 timestamp sack-perm`, then
-  `ct state invalid drop`; tcp_syncookies=2, tcp_timestamps=1, nf_conntrack_tcp_loose=0
-  there). The reference: success rate and the spoofed SYNs the server sees, and what an nmap
-  SYN scan sees through it.
+  (lab.nft_synproxy_rules, nft's documented ruleset; tcp_syncookies=2, tcp_timestamps=1,
+  nf_conntrack_tcp_loose=0 there). The reference: the success rate and the spoofed SYNs the
+  server sees (none), bulk transfers through it exact by SHA-256 with timestamps, SACK and
+  window scaling under loss (LOSS_TABLE: this kernel has no netem), a connection to a closed
+  port reset, and what an nmap SYN scan sees through it (printed).
 
 Figures are printed on stderr as JSON lines starting with "synproxy figures:".
 """
@@ -56,15 +58,15 @@ ECHO_PORT = 8090      # the lab's own echo server (unflooded)
 SCAN_PORTS = (OPEN_PORT, BULK_PORT, CLOSED_PORT, 8083, ECHO_PORT)
 BACKLOG = 16
 
-# hping3 --flood sends about 85,000 SYNs a second in this lab, SPOOF6 about 30,000: the count
-# outlasts the clients (about 6 s), the time bounds it whatever the rate.
-FLOOD_COUNT = 1000000
-FLOOD_SECONDS = 15
 # The lab runs seqwall's debug build, which must keep up with the flood: a SYN the kernel
 # queue drops on overflow (queue full) never reaches seqwall, and a real client's SYN among
-# them would count as a proxy failure. So the flood is paced at 10,000 SYNs a second (nominal;
-# hping3 -i u100), SPOOF6 the same; `make bench-e2e` floods the release build at full speed.
+# them would count as a proxy failure. So the flood is paced at 10,000 SYNs a second nominal
+# (hping3 -i u100, which sleeps between packets and so sends fewer; SPOOF6 keeps the rate);
+# `make bench-e2e` floods the release build at full speed (hping3 --flood). It lasts as long
+# as the clients (about 6 s) and is bounded by count and time whatever the rate.
 FLOOD_INTERVAL_US = 100
+FLOOD_SECONDS = 15
+FLOOD_COUNT = FLOOD_SECONDS * 1000000 // FLOOD_INTERVAL_US
 LEGIT = 200
 CLIENT_STAGGER = 0.02   # 200 clients started over 4 s
 CONNECT_TIMEOUT = 4.0   # the first SYN and its retransmissions at 1 s and 3 s
