@@ -57,9 +57,9 @@ final class ReloadTests: RunningDaemonTestCase {
         XCTAssertTrue(reload.error?.contains(":5:24:") == true, reload.error ?? "no error")
     }
 
-    /// The SYN proxy is not in the packet path yet: a policy asking for it is refused, with the
-    /// rule's place, rather than run unproxied.
-    func testASynProxyRuleIsRefusedUntilThePacketPathCarriesItOut() throws {
+    /// Queues bound for the headers only cannot send a proxied packet back whole: a reload that
+    /// brings the first `synproxy` rule is refused, with the rule's place, rather than run.
+    func testASynProxyRuleIsRefusedOnQueuesThatDoNotCopyWholePackets() throws {
         let before = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
         try (RunningDaemon.rules + "pass in tcp to port 80 synproxy\n")
             .write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)

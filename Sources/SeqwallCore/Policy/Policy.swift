@@ -31,6 +31,10 @@ public struct Policy: Sendable, Equatable {
     /// `set synproxy always|adaptive`: when `synproxy` rules proxy (SynProxyMode).
     public var synProxyMode = SynProxyMode.always
 
+    /// Whether a rule has `synproxy`: its connections' packets are then rewritten, and the
+    /// queues must copy them whole (docs/synproxy.md).
+    public var hasSynProxyRules: Bool { rules.contains { $0.synProxy != nil } }
+
     public init() {}
 
     public func isInside(_ address: IPAddress) -> Bool {

@@ -1,15 +1,18 @@
 import SeqwallCore
 import SeqwallRules
 
-/// The SYN proxy's parts in SeqwallCore (cookies, handshake, translation; docs/synproxy.md) are
-/// not yet wired into the packet path. Until they are, a policy with `synproxy` rules would pass
-/// those connections unproxied while the operator believes the server shielded, so the daemon
-/// refuses to start with it or reload it; `seqwall rules check` still accepts the file.
+/// A proxied connection's packets are rewritten and sent back whole in the verdict
+/// (docs/synproxy.md), so the queues copy whole packets when the policy seqwall starts with has
+/// a `synproxy` rule (QueueSettings.copyingWholePackets). The copy range is set when a queue
+/// is bound; a reload that brings the first `synproxy` rule to queues bound for the headers
+/// only is refused, naming each rule's place, rather than proxying connections whose packets
+/// it could not send back (each would be dropped as `synproxy-short-copy`).
 extension Daemon {
-    static func refusingSynProxy(_ policy: Policy) throws(RuleErrors) -> Policy {
+    func checkingSynProxy(_ policy: Policy) throws(RuleErrors) -> Policy {
+        guard !copiesWholePackets else { return policy }
         let errors = policy.rules.filter { $0.synProxy != nil }.map {
             RuleError(location: $0.location,
-                      message: "'synproxy' is not carried out by this daemon yet (docs/synproxy.md); remove it")
+                      message: "'synproxy' needs the queues to copy whole packets, which seqwall sets when it starts with a synproxy rule; restart seqwall to apply it (docs/synproxy.md)")
         }
         guard errors.isEmpty else { throw RuleErrors(errors: errors) }
         return policy
