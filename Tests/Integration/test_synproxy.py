@@ -30,9 +30,16 @@ firewall namespace (it routes the lab's four prefixes only) and die there.
 - NftSynproxyReferenceTest: no seqwall; the kernel's nft `synproxy` in the firewall namespace
   (lab.nft_synproxy_rules, nft's documented ruleset; tcp_syncookies=2, tcp_timestamps=1,
   nf_conntrack_tcp_loose=0 there). The reference: the success rate and the spoofed SYNs the
-  server sees (none), bulk transfers through it exact by SHA-256 with timestamps, SACK and
-  window scaling under loss (LOSS_TABLE: this kernel has no netem), a connection to a closed
-  port reset, and what an nmap SYN scan sees through it (printed).
+  server sees (none), a connection to a closed port reset, and what an nmap SYN scan sees
+  through it (printed).
+- SeqwallSynproxyTest: seqwall's `pass in tcp to port P synproxy` (docs/synproxy.md): at
+  least 99% of the clients succeed and the server receives no spoofed SYN, seqwall answers
+  the flood with cookies (`seqwall stats`); bulk transfers through it exact by SHA-256 with
+  timestamps, SACK and window scaling under loss (LOSS_TABLE: this kernel has no netem); a
+  closed port behind the rule resets the client; ACKs with bad cookies are dropped
+  (`synproxy-bad-cookie`) and never reach the server; nmap's SYN scan sees the same open and
+  closed ports as without a proxy, except a closed port behind the rule (printed: the cookie
+  SYN-ACK answers the scan's SYN before the server is asked, as with nft's synproxy).
 
 Figures are printed on stderr as JSON lines starting with "synproxy figures:".
 """
@@ -209,43 +216,54 @@ print(json.dumps({"sent": sent, "seconds": round(time.monotonic() - started, 2)}
 # One bulk transfer: "up" sends SIZE random bytes and compares their SHA-256 with the server's;
 # "down" reads SIZE bytes and compares theirs with the one the server sent first. Prints
 # {"ok", "seconds", "client": [tcpi_options, snd_wscale, rcv_wscale], "server": [...]}
-# (tcpi_options: 1 timestamps, 2 SACK, 4 window scaling).
+# (tcpi_options: 1 timestamps, 2 SACK, 4 window scaling), and on a socket error (30 s
+# without progress) the stage it stopped in and the bytes done.
 BULK_CLIENT = r"""
 import hashlib, json, os, socket, sys, time
 addr, port, direction, size = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
 t0 = time.monotonic()
-s = socket.create_connection((addr, port), timeout=60)
+out = {"ok": False, "stage": "connect", "done": 0}
 def opts():
     info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
     return [info[5], info[6] & 15, info[6] >> 4]
-f = s.makefile("rb")
-out = {}
-if direction == "up":
-    s.sendall(b"up %d\n" % size)
-    h, left = hashlib.sha256(), size
-    while left > 0:
-        chunk = os.urandom(min(left, 1 << 16))
-        s.sendall(chunk)
-        h.update(chunk)
-        left -= len(chunk)
-    reply = f.readline().split()
-    out["client"] = opts()
-    out["ok"] = len(reply) == 4 and reply[0].decode() == h.hexdigest()
-    out["server"] = [int(x) for x in reply[1:]]
-else:
-    s.sendall(b"down %d\n" % size)
-    want = f.readline().strip().decode()
-    h, left = hashlib.sha256(), size
-    while left > 0:
-        chunk = f.read1(min(left, 1 << 16))
-        if not chunk:
-            break
-        h.update(chunk)
-        left -= len(chunk)
-    out["client"] = opts()
-    out["ok"] = left == 0 and h.hexdigest() == want
-s.close()
+try:
+    s = socket.create_connection((addr, port), timeout=30)
+    out["sport"] = s.getsockname()[1]
+    f = s.makefile("rb")
+    if direction == "up":
+        out["stage"] = "send"
+        s.sendall(b"up %d\n" % size)
+        h, left = hashlib.sha256(), size
+        while left > 0:
+            chunk = os.urandom(min(left, 1 << 16))
+            s.sendall(chunk)
+            h.update(chunk)
+            left -= len(chunk)
+            out["done"] = size - left
+        out["stage"] = "reply"
+        reply = f.readline().split()
+        out["client"] = opts()
+        out["ok"] = len(reply) == 4 and reply[0].decode() == h.hexdigest()
+        out["server"] = [int(x) for x in reply[1:]]
+    else:
+        out["stage"] = "request"
+        s.sendall(b"down %d\n" % size)
+        want = f.readline().strip().decode()
+        out["stage"] = "receive"
+        h, left = hashlib.sha256(), size
+        while left > 0:
+            chunk = f.read1(min(left, 1 << 16))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+            out["done"] = size - left
+        out["client"] = opts()
+        out["ok"] = left == 0 and h.hexdigest() == want
+    out["stage"] = "done"
+    s.close()
+except OSError as e:
+    out["error"] = type(e).__name__
 out["seconds"] = round(time.monotonic() - t0, 2)
 print(json.dumps(out), flush=True)
 """
@@ -516,31 +534,38 @@ class SynFloodHarness:
         return {int(p.get("portid")): p.find("state").get("state") for p in root.iter("port")}
 
 
-# What a scan must see without any proxy: the ports the server listens on are open, the others
-# closed (the server answers their SYN with a RST, and every rule of these classes passes them).
-UNPROXIED_SCAN = {OPEN_PORT: "open", BULK_PORT: "open", CLOSED_PORT: "closed", 8083: "closed",
-                  ECHO_PORT: "open"}
+class SeqwallFloodHarness(SynFloodHarness):
+    """The harness with seqwall in the firewall namespace, running the class's RULE_TEXT."""
 
-
-class NoProtectionTest(SynFloodHarness, lab.LabTestCase):
-    MODE = lab.GATEWAY
+    RULE_TEXT = None
 
     @classmethod
     def setUpClass(cls):
-        cls.write_rules("plain.rules", f"""# test_synproxy.py, NoProtectionTest: the flooded server behind a plain pass rule.
-inside 203.0.113.0/24, 2001:db8:2::/64
-default in block
-default out pass
-pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT}, 8083, {ECHO_PORT}
-limit states 65536
-set pickup grace 0
-""")
+        cls.write_rules(f"{cls.__name__}.rules", cls.RULE_TEXT)
         super().setUpClass()
         try:
             cls.prepare_flood_lab()
         except BaseException:
             cls.lab.destroy()
             raise
+
+
+# What a scan must see without any proxy: the ports the server listens on are open, the others
+# closed (the server answers their SYN with a RST, and every rule of these classes passes them).
+UNPROXIED_SCAN = {OPEN_PORT: "open", BULK_PORT: "open", CLOSED_PORT: "closed", 8083: "closed",
+                  ECHO_PORT: "open"}
+
+
+class NoProtectionTest(SeqwallFloodHarness, lab.LabTestCase):
+    MODE = lab.GATEWAY
+    RULE_TEXT = f"""# test_synproxy.py, NoProtectionTest: the flooded server behind a plain pass rule.
+inside 203.0.113.0/24, 2001:db8:2::/64
+default in block
+default out pass
+pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT}, 8083, {ECHO_PORT}
+limit states 65536
+set pickup grace 0
+"""
 
     def test_1_flood_ipv4(self):
         fig = self.flood_with_clients(4, "no-protection")
@@ -599,9 +624,6 @@ class NftSynproxyReferenceTest(SynFloodHarness, lab.LabTestCase):
             figures_line("closed-port-nft-synproxy", {"family": family, "outcome": outcome})
             self.assertIn(outcome, ("refused", "reset"), f"IPv{family}")
 
-    def test_0_bulk_transfers_with_loss(self):
-        self.bulk_transfers_with_loss("bulk-nft-synproxy")
-
     def test_1_flood_ipv4(self):
         fig = self.flood_with_clients(4, "nft-synproxy")
         self.assertEqual(fig["server_spoofed_syns"], 0, fig)
@@ -613,6 +635,105 @@ class NftSynproxyReferenceTest(SynFloodHarness, lab.LabTestCase):
     def test_0_nmap_scan(self):
         """A figure: what a SYN scan sees through the kernel's synproxy."""
         self.nmap_scans("nmap-nft-synproxy")
+
+
+class SeqwallSynproxyTest(SeqwallFloodHarness, lab.LabTestCase):
+    """`pass in tcp to port P synproxy`: the flood costs the server nothing."""
+
+    MODE = lab.GATEWAY
+    RULE_TEXT = f"""# test_synproxy.py, SeqwallSynproxyTest: the flooded server behind seqwall's SYN proxy.
+inside 203.0.113.0/24, 2001:db8:2::/64
+default in block
+default out pass
+pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} synproxy
+pass in tcp to port 8083, {ECHO_PORT}
+limit states 65536
+set pickup grace 0
+"""
+
+    SYNPROXY_COUNTERS = ("cookies_sent", "valid_acks", "invalid_acks", "connections", "server_refused",
+                         "segments_lost", "send_failures")
+
+    def synproxy_stats(self, after_activity=True):
+        """`seqwall stats`' synproxy figures and drop counts. The figures appear once the proxy
+        has done something; before, they are all zero."""
+        stats = self.lab.daemon.stats()
+        figures = stats.get("synproxy")
+        if figures is None:
+            self.assertFalse(after_activity, f"`seqwall stats -o json` has no synproxy figures: {sorted(stats)}")
+            figures = dict.fromkeys(self.SYNPROXY_COUNTERS, 0)
+        return figures, stats["drops"]
+
+    def test_0_closed_port_is_refused(self):
+        before, _ = self.synproxy_stats(after_activity=False)
+        for family in (4, 6):
+            outcome = self.closed_port(family)
+            figures_line("closed-port-seqwall-synproxy", {"family": family, "outcome": outcome})
+            self.assertIn(outcome, ("refused", "reset"), f"IPv{family}")
+        after, _ = self.synproxy_stats()
+        self.assertGreaterEqual(after["server_refused"] - before["server_refused"], 2, (before, after))
+
+    def test_0_bulk_transfers_with_loss(self):
+        before, _ = self.synproxy_stats(after_activity=False)
+        self.bulk_transfers_with_loss("bulk-seqwall-synproxy")
+        after, _ = self.synproxy_stats()
+        self.assertGreaterEqual(after["connections"] - before["connections"], 4, (before, after))
+
+    def test_0_acks_with_bad_cookies_are_dropped(self):
+        """ACKs for no connection on a synproxy port (an ACK flood, or a forged cookie) are
+        dropped as `synproxy-bad-cookie` and never reach the server."""
+        lb = self.lab
+        probe_log = lab.Probe(lb.ns["server"], lb.workdir, "ackprobe")
+        try:
+            before, drops_before = self.synproxy_stats(after_activity=False)
+            packets = [{"family": family, "dst": lb.server_addr(family), "sport": 40000 + i,
+                        "dport": OPEN_PORT, "flags": "A", "seq": 1000 + i, "ack": 123456789 + 7919 * i}
+                       for family in (4, 6) for i in range(10)]
+            self.assertEqual(lb.craft(packets), 20)
+            counted = lab.wait_for(lambda: self.synproxy_stats(after_activity=False)[0]["invalid_acks"]
+                                   - before["invalid_acks"] >= 20, 10, 0.1)
+            after, drops_after = self.synproxy_stats()
+            time.sleep(0.5)
+            arrived = probe_log.segments(dport=OPEN_PORT, sports=set(range(40000, 40010)))
+        finally:
+            lab.REGISTRY.kill_proc(probe_log.proc, grace=1.0)
+        self.assertTrue(counted, (before, after))
+        self.assertEqual(after["invalid_acks"] - before["invalid_acks"], 20, (before, after))
+        self.assertEqual(drops_after["synproxy-bad-cookie"] - drops_before["synproxy-bad-cookie"], 20)
+        self.assertEqual(arrived, [], "ACKs with bad cookies reached the server")
+
+    def test_0_nmap_scan(self):
+        """The ports the server listens on are open through the proxy, as without it, and a
+        closed port outside the synproxy rule is closed. A closed port behind the rule is
+        answered by the proxy's cookie SYN-ACK, which nmap's scan never completes, so it cannot
+        learn the server's RST (the kernel's nft synproxy shows it open too): it is printed."""
+        for family, states in self.nmap_scans("nmap-seqwall-synproxy").items():
+            behind = states.pop(CLOSED_PORT)
+            want = dict(UNPROXIED_SCAN)
+            want.pop(CLOSED_PORT)
+            self.assertEqual(states, want, f"IPv{family}")
+            self.assertIn(behind, ("open", "closed"), f"IPv{family}: port {CLOSED_PORT}")
+
+    def check_flood(self, family):
+        before, _ = self.synproxy_stats(after_activity=False)
+        fig = self.flood_with_clients(family, "seqwall-synproxy")
+        after, _ = self.synproxy_stats()
+        counts = {k: after[k] - before[k] for k in after}
+        figures_line("seqwall-synproxy-stats", {"family": family, **counts})
+        self.assertGreaterEqual(fig["legit_ok"], 0.99 * LEGIT, fig)
+        self.assertEqual(fig["server_spoofed_syns"], 0, fig)
+        self.assertEqual(fig["server_req_q_full_drops"], 0, fig)
+        self.assertLessEqual(fig["server_legit_syns"], 2 * LEGIT, fig)
+        # Every SYN seqwall saw was answered with a cookie: the flood's and the clients'.
+        self.assertGreater(counts["cookies_sent"], fig["client_packets_sent"] // 2, (counts, fig))
+        self.assertGreaterEqual(counts["valid_acks"], fig["legit_ok"], counts)
+        self.assertGreaterEqual(counts["connections"], fig["legit_ok"], counts)
+
+    def test_1_flood_ipv4(self):
+        self.check_flood(4)
+
+    def test_2_flood_ipv6(self):
+        self.check_flood(6)
 
 
 if __name__ == "__main__":
