@@ -300,9 +300,12 @@ BULK_SIZE = 4 << 20
 
 # Loss on the firewall's two links, both ways. This kernel has no netem (sch_netem), so the
 # loss is made at the ends of the links: in the client and the server namespaces, a random
-# LOSS_PER_MILLE of the bulk port's segments is dropped as it leaves and as it arrives (each
-# direction crosses two such hooks), counted. The proxy's own segments toward either end
-# are among them.
+# LOSS_PER_MILLE of the bulk port's data segments (over 200 bytes) is dropped as it leaves and
+# as it arrives (each direction crosses two such hooks), counted. The handshake's segments are
+# spared: a proxied client whose first ACK is lost believes itself connected to a window of
+# 0 and sends only zero-window probes, one below its next sequence number, which a SYN
+# cookie check does not take for the handshake's ACK (seqwall's, as the kernel's
+# __cookie_v4_check, reads the client's ISN as the sequence number - 1).
 LOSS_PER_MILLE = 10
 LOSS_TABLE_NAME = "synproxyloss"
 LOSS_TABLE = f"""
@@ -310,13 +313,13 @@ table inet {LOSS_TABLE_NAME} {{
     counter lost {{ }}
     chain input {{
         type filter hook input priority -10; policy accept;
-        tcp sport {BULK_PORT} numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
-        tcp dport {BULK_PORT} numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
+        tcp sport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
+        tcp dport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
     }}
     chain output {{
         type filter hook output priority -10; policy accept;
-        tcp sport {BULK_PORT} numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
-        tcp dport {BULK_PORT} numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
+        tcp sport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
+        tcp dport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
     }}
 }}
 """
