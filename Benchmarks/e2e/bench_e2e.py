@@ -27,7 +27,9 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
                    there), legitimate connections per second; for none, C, the kernel's nft
                    synproxy, seqwall and seqwall with `synproxy` on the port (docs/synproxy.md)
   proxied          bulk-1 and conn-rate through the SYN proxies (nft synproxy and seqwall's)
-                   beside the same without one
+                   beside the same without one, and bulk-1 to a port outside the proxies'
+                   rules (what a policy with a SYN proxy costs the connections it does not
+                   proxy)
 
 Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE]
                    [--seqwall NAME=PATH]... [--profile CMD]
@@ -66,6 +68,9 @@ CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues", "spo
 SERVER4 = "203.0.113.10"
 CLIENT4 = "198.51.100.10"
 IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT, SYN_PORT = 5201, 11111, 9100, 9200
+# A second iperf3 server, never behind a SYN proxy: what a policy with `synproxy` rules costs
+# the connections it does not proxy.
+PLAIN_IPERF_PORT = 5202
 
 # The SYN proxy cases' variants: the kernel's nft synproxy, and the first seqwall binary with
 # SYNPROXY_RULES (named after it with this suffix).
@@ -80,7 +85,7 @@ RULES = f"""# seqwall e2e benchmark policy (gateway mode)
 inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
-pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT}
+pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT}, {PLAIN_IPERF_PORT}
 """
 
 # The same with seqwall's SYN proxy on the ports of the SYN proxy cases.
@@ -89,7 +94,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port {IPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT} synproxy
-pass in tcp to port {SOCKPERF_PORT}
+pass in tcp to port {SOCKPERF_PORT}, {PLAIN_IPERF_PORT}
 """
 
 # The kernel's SYN proxy on the same ports (lab.nft_synproxy_rules: nft's documented ruleset).
@@ -126,7 +131,7 @@ COMMIT
 CONNTRACK_RULES = f"""*filter
 -A FORWARD -m conntrack --ctstate INVALID -j DROP
 -A FORWARD -p tcp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -p tcp --syn -m conntrack --ctstate NEW -m multiport --dports {IPERF_PORT},{SOCKPERF_PORT},{CONNRATE_PORT} -j ACCEPT
+-A FORWARD -p tcp --syn -m conntrack --ctstate NEW -m multiport --dports {IPERF_PORT},{SOCKPERF_PORT},{CONNRATE_PORT},{PLAIN_IPERF_PORT} -j ACCEPT
 -A FORWARD -p tcp -j DROP
 COMMIT
 """
@@ -365,8 +370,9 @@ class Bench:
     def start_servers(self):
         s = self.lab.ns["server"]
         REGISTRY.install()
-        spawn(s, ["iperf3", "-s", "-p", str(IPERF_PORT)], os.path.join(self.workdir, "iperf3.log"),
-              stdout=False)
+        for port in (IPERF_PORT, PLAIN_IPERF_PORT):
+            spawn(s, ["iperf3", "-s", "-p", str(port)], os.path.join(self.workdir, f"iperf3-{port}.log"),
+                  stdout=False)
         spawn(s, ["sockperf", "server", "--tcp", "-i", SERVER4, "-p", str(SOCKPERF_PORT)],
               os.path.join(self.workdir, "sockperf.log"), stdout=False)
         proc = spawn(s, [self.connrate, "server", str(CONNRATE_PORT), "4"], os.path.join(self.workdir, "connrate.log"))
@@ -382,8 +388,8 @@ class Bench:
 
     # -- measurements (run inside a Consumer context) --
 
-    def iperf(self, streams, mss=None):
-        argv = ["iperf3", "-c", SERVER4, "-p", str(IPERF_PORT), "-t", str(self.seconds), "-P", str(streams),
+    def iperf(self, streams, mss=None, port=IPERF_PORT):
+        argv = ["iperf3", "-c", SERVER4, "-p", str(port), "-t", str(self.seconds), "-P", str(streams),
                 "-J", "--connect-timeout", "3000"]
         if mss:
             argv += ["-M", str(mss)]
@@ -487,6 +493,7 @@ class Bench:
                 self.spoofed_syns(consumer, variant)
             elif case == "proxied":
                 self.record(case, variant, "bulk-1 Gbit/s", self.iperf(1) / 1e9)
+                self.record(case, variant, "bulk-1 Gbit/s, unproxied port", self.iperf(1, port=PLAIN_IPERF_PORT) / 1e9)
                 rate, failures = self.connections()
                 self.record(case, variant, "conn/s", rate)
                 if failures:
@@ -621,7 +628,8 @@ class Bench:
                                      ("spoofed-syn", "kpps judged", 1),
                                      ("spoofed-syn", "spoofed SYN/s at server", 0),
                                      ("spoofed-syn", "legit conn/s", 0),
-                                     ("proxied", "bulk-1 Gbit/s", 2), ("proxied", "conn/s", 0)):
+                                     ("proxied", "bulk-1 Gbit/s", 2), ("proxied", "bulk-1 Gbit/s, unproxied port", 2),
+                                     ("proxied", "conn/s", 0)):
             if case not in self.args.cases:
                 continue
             if metric == "kpps judged":
