@@ -442,6 +442,7 @@ class Bench:
             if LineReader(listener.stdout).readline(10) != "ready":
                 raise RuntimeError("connrate server for the spoofed-syn case did not start")
             seen_before, _, _ = consumer.handled()
+            cookies_before = self.cookies_sent(consumer)
             flood = spawn(client, ["timeout", str(self.seconds + 1), "hping3", "-S", "--rand-source", "--flood",
                                    "-c", str(FLOOD_PER_SECOND_BOUND * self.seconds), "-p", str(SYN_PORT), "-q",
                                    SERVER4], os.path.join(self.workdir, "hping3.log"), stdout=False)
@@ -455,6 +456,7 @@ class Bench:
             flood.wait(timeout=self.seconds + 10)
             elapsed = time.monotonic() - started
             seen_after, _, _ = consumer.handled()
+            cookies_after = self.cookies_sent(consumer)
         finally:
             if flood is not None:
                 REGISTRY.kill_proc(flood)
@@ -468,9 +470,22 @@ class Bench:
         self.record("spoofed-syn", variant, "legit conn/s", int(m.group(1)) / float(m.group(3)))
         if seen_after is not None:
             self.record("spoofed-syn", variant, "kpps judged", (seen_after - seen_before) / elapsed / 1e3)
+        # What each consumer did with the SYNs: forwarded them to the server, or (seqwall's
+        # proxy) answered each with a cookie.
+        handled = cookies_after - cookies_before if variant == self.synproxy_seqwall else at_server
+        if variant != NFT_SYNPROXY:
+            self.record("spoofed-syn", variant, "kSYN/s forwarded or answered", handled / elapsed / 1e3)
         consumer.elapsed = elapsed
         if int(m.group(2)):
             self.note("spoofed-syn", variant, f"{m.group(2)} failed legitimate connections")
+
+    @staticmethod
+    def cookies_sent(consumer):
+        """seqwall's cookie SYN-ACKs so far (0 before the proxy has done anything, or for
+        another consumer)."""
+        if consumer.daemon is None:
+            return 0
+        return consumer.daemon.stats().get("synproxy", {}).get("cookies_sent", 0)
 
     def spoofed_counter(self, ns):
         """SYN_COUNTER_TABLE's count in ns, the table then removed."""
@@ -626,13 +641,14 @@ class Bench:
         rows = []
         for case, metric, digits in (("spoofed-syn", "spoofed kSYN/s offered", 1),
                                      ("spoofed-syn", "kpps judged", 1),
+                                     ("spoofed-syn", "kSYN/s forwarded or answered", 1),
                                      ("spoofed-syn", "spoofed SYN/s at server", 0),
                                      ("spoofed-syn", "legit conn/s", 0),
                                      ("proxied", "bulk-1 Gbit/s", 2), ("proxied", "bulk-1 Gbit/s, unproxied port", 2),
                                      ("proxied", "conn/s", 0)):
             if case not in self.args.cases:
                 continue
-            if metric == "kpps judged":
+            if metric in ("kpps judged", "kSYN/s forwarded or answered"):
                 r, against = ratios(case, metric, proxied, "C"), f"{proxied}/C"
             elif case == "proxied":
                 r, against = ratios(case, metric, proxied, sw), f"{proxied}/{sw}"
