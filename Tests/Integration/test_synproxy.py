@@ -60,9 +60,10 @@ from test_limits import hping3_problem  # noqa: E402
 
 OPEN_PORT = 8080      # SYN_SERVER: the flooded port, one line echoed per connection
 BULK_PORT = 8081      # SYN_SERVER: bulk transfers
-CLOSED_PORT = 8082    # nothing listens
+CLOSED_PORT = 8082    # nothing listens (behind the SYN proxy's rule where there is one)
+PLAIN_CLOSED_PORT = 8083  # nothing listens, never behind a SYN proxy
 ECHO_PORT = 8090      # the lab's own echo server (unflooded)
-SCAN_PORTS = (OPEN_PORT, BULK_PORT, CLOSED_PORT, 8083, ECHO_PORT)
+SCAN_PORTS = (OPEN_PORT, BULK_PORT, CLOSED_PORT, PLAIN_CLOSED_PORT, ECHO_PORT)
 BACKLOG = 16
 
 # The lab runs seqwall's debug build, which must keep up with the flood: a SYN the kernel
@@ -555,7 +556,7 @@ class SeqwallFloodHarness(SynFloodHarness):
 
 # What a scan must see without any proxy: the ports the server listens on are open, the others
 # closed (the server answers their SYN with a RST, and every rule of these classes passes them).
-UNPROXIED_SCAN = {OPEN_PORT: "open", BULK_PORT: "open", CLOSED_PORT: "closed", 8083: "closed",
+UNPROXIED_SCAN = {OPEN_PORT: "open", BULK_PORT: "open", CLOSED_PORT: "closed", PLAIN_CLOSED_PORT: "closed",
                   ECHO_PORT: "open"}
 
 
@@ -565,7 +566,7 @@ class NoProtectionTest(SeqwallFloodHarness, lab.LabTestCase):
 inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
-pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT}, 8083, {ECHO_PORT}
+pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT}, {PLAIN_CLOSED_PORT}, {ECHO_PORT}
 limit states 65536
 set pickup grace 0
 """
@@ -649,7 +650,7 @@ inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
 pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} synproxy
-pass in tcp to port 8083, {ECHO_PORT}
+pass in tcp to port {PLAIN_CLOSED_PORT}, {ECHO_PORT}
 limit states 65536
 set pickup grace 0
 """
