@@ -6,7 +6,7 @@ SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
                   netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 \
-                  conntrack iputils-ping ipset keepalived \
+                  conntrack iputils-ping ipset keepalived nmap \
                   wireshark-common
 
 .PHONY: all deps build release test unit-test integration-test demo install uninstall install-generated clean \

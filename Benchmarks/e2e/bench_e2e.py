@@ -25,6 +25,17 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
   failover         after the rounds, --failovers times: kill -9 of the master's seqwall in
                    test_failover.py's keepalived lab, to the first packet the backup forwards
                    (Benchmarks/e2e/bench_sync.py)
+  spoofed-syn      hping3 -S --rand-source --flood (bounded by count and time) at a connrate
+                   server that has no SYN cookies (tcp_syncookies=0) and a listen backlog of
+                   16 (somaxconn), while connrate's client
+                   connects to it: packets per second each consumer judges, spoofed SYNs per
+                   second offered (counted as they reach fw) and reaching the server (counted
+                   there), legitimate connections per second; for none, C, the kernel's nft
+                   synproxy, seqwall and seqwall with `synproxy` on the port (docs/synproxy.md)
+  proxied          bulk-1 and conn-rate through the SYN proxies (nft synproxy and seqwall's)
+                   beside the same without one, and bulk-1 to a port outside the proxies'
+                   rules (what a policy with a SYN proxy costs the connections it does not
+                   proxy)
 
 Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE] [--failovers N]
                    [--seqwall NAME=PATH]... [--profile CMD]
@@ -60,16 +71,58 @@ from lab import REGISTRY, LineReader, ns_run, run, spawn  # noqa: E402
 import bench_sync  # noqa: E402
 
 BASE_VARIANTS = ("none", "conntrack", "C")
-CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues", "sync", "failover")
+CASES = ("bulk-1", "bulk-4", "small-pps", "latency", "conn-rate", "queues", "sync", "failover", "spoofed-syn",
+         "proxied")
 SERVER4 = "203.0.113.10"
-IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT = 5201, 11111, 9100
+CLIENT4 = "198.51.100.10"
+IPERF_PORT, SOCKPERF_PORT, CONNRATE_PORT, SYN_PORT = 5201, 11111, 9100, 9200
+# A second iperf3 server, never behind a SYN proxy: what a policy with `synproxy` rules costs
+# the connections it does not proxy.
+PLAIN_IPERF_PORT = 5202
+
+# The SYN proxy cases' variants: the kernel's nft synproxy, and the first seqwall binary with
+# SYNPROXY_RULES (named after it with this suffix).
+NFT_SYNPROXY = "nft-synproxy"
+SYNPROXY_SUFFIX = "-synproxy"
+# The flood: as fast as hping3 goes, at most this many SYNs a second of the case (it reaches
+# well under that here), ended by `timeout` a second after the case's time in any event.
+FLOOD_PER_SECOND_BOUND = 200000
 
 # seqwall's policy for the benchmark: the bench ports are open inbound, nothing else.
 RULES = f"""# seqwall e2e benchmark policy (gateway mode)
 inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
-pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}
+pass in tcp to port {IPERF_PORT}, {SOCKPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT}, {PLAIN_IPERF_PORT}
+"""
+
+# The same with seqwall's SYN proxy on the ports of the SYN proxy cases.
+SYNPROXY_RULES = f"""# seqwall e2e benchmark policy (gateway mode), SYN proxy cases
+inside 203.0.113.0/24, 2001:db8:2::/64
+default in block
+default out pass
+pass in tcp to port {IPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT} synproxy
+pass in tcp to port {SOCKPERF_PORT}, {PLAIN_IPERF_PORT}
+"""
+
+# The kernel's SYN proxy on the same ports (lab.nft_synproxy_rules: nft's documented ruleset).
+NFT_SYNPROXY_TABLE = "benchsynproxy"
+NFT_SYNPROXY_RULES = lab.nft_synproxy_rules(NFT_SYNPROXY_TABLE, (IPERF_PORT, CONNRATE_PORT, SYN_PORT))
+
+# Spoofed SYNs to SYN_PORT (any source but the client's), counted where they arrive: in fw
+# before anything else sees them, and in the server.
+SYN_COUNTER_TABLE = "benchsyns"
+
+
+def syn_counter_rules(hook, priority):
+    return f"""
+table inet {SYN_COUNTER_TABLE} {{
+    counter spoofed {{ }}
+    chain count {{
+        type filter hook {hook} priority {priority}; policy accept;
+        tcp dport {SYN_PORT} tcp flags & (syn | ack) == syn ip saddr != {CLIENT4} counter name spoofed
+    }}
+}}
 """
 
 # What seqwall ships for gateway mode (rules/gateway.iptables), used for C and seqwall alike;
@@ -86,7 +139,7 @@ COMMIT
 CONNTRACK_RULES = f"""*filter
 -A FORWARD -m conntrack --ctstate INVALID -j DROP
 -A FORWARD -p tcp -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -p tcp --syn -m conntrack --ctstate NEW -m multiport --dports {IPERF_PORT},{SOCKPERF_PORT},{CONNRATE_PORT} -j ACCEPT
+-A FORWARD -p tcp --syn -m conntrack --ctstate NEW -m multiport --dports {IPERF_PORT},{SOCKPERF_PORT},{CONNRATE_PORT},{PLAIN_IPERF_PORT} -j ACCEPT
 -A FORWARD -p tcp -j DROP
 COMMIT
 """
@@ -131,6 +184,8 @@ class BenchLab(lab.Lab):
         # Room for tens of thousands of short connections per second from one client.
         ns_run(self.ns["client"], ["sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"])
         ns_run(self.ns["client"], ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])
+        # The spoofed-syn case's sources arrive on out0, which routes nowhere near them.
+        lab.allow_spoofed_sources(self.fw_ns, "out0")
         return self
 
     def veths(self):
@@ -165,6 +220,10 @@ class BenchLab(lab.Lab):
         return out
 
 
+class Refused(Exception):
+    """The consumer would not start (seqwall refusing a policy it cannot carry out)."""
+
+
 class Consumer:
     """Whatever sits on the queue (or not) for one variant, for one measurement."""
 
@@ -179,12 +238,17 @@ class Consumer:
     def __enter__(self):
         b = self.bench
         target = "--queue-num 0" if self.queues == 1 else f"--queue-balance 0:{self.queues - 1}"
-        if self.variant == "none":
+        if self.variant in ("none", NFT_SYNPROXY):
             b.lab.load_filter(EMPTY_RULES)
         elif self.variant == "conntrack":
             b.lab.load_filter(CONNTRACK_RULES)
         else:
             b.lab.load_filter(QUEUE_RULES.replace("QUEUE_TARGET", target))
+        if self.variant == NFT_SYNPROXY:
+            ns_run(b.lab.fw_ns, ["nft", "-f", "-"], input=NFT_SYNPROXY_RULES)
+            for knob in ("net.ipv4.tcp_syncookies=2", "net.ipv4.tcp_timestamps=1",
+                         "net.netfilter.nf_conntrack_tcp_loose=0"):
+                ns_run(b.lab.fw_ns, ["sysctl", "-qw", knob])
         if self.variant == "C" or self.variant in b.c_variants:
             argv = [b.accept_all] + b.c_variants.get(self.variant, [])
             for q in range(self.queues):
@@ -193,13 +257,24 @@ class Consumer:
             line = LineReader(self.proc.stdout).readline(10)
             if line != "ready":
                 raise RuntimeError(f"accept_all did not start: {line!r}")
-        elif self.variant in b.seqwalls:
+        elif self.variant in b.seqwalls or self.variant == b.synproxy_seqwall:
             # lab.Daemon runs (and its CLI talks through) the module's SEQWALL_BIN.
-            lab.SEQWALL_BIN, options = b.seqwalls[self.variant]
-            self.daemon = lab.Daemon(b.lab.fw_ns, b.rules, os.path.join(b.workdir, "control.sock"),
+            proxied = self.variant == b.synproxy_seqwall
+            lab.SEQWALL_BIN, options = b.seqwalls[self.variant[:-len(SYNPROXY_SUFFIX)] if proxied else self.variant]
+            self.daemon = lab.Daemon(b.lab.fw_ns, b.synproxy_rules if proxied else b.rules,
+                                     os.path.join(b.workdir, "control.sock"),
                                      os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
                                      extra=["--fail-open", "--log-level", "warning"] + options + self.options)
-            self.daemon.start(ready_timeout=20)
+            try:
+                self.daemon.start(ready_timeout=20)
+            except RuntimeError as e:
+                if not proxied:
+                    raise
+                # A build whose daemon does not carry out `synproxy` refuses the policy: the
+                # row says so instead of ending the whole run.
+                self.daemon = None
+                b.lab.load_filter(EMPTY_RULES)
+                raise Refused(str(e).splitlines()[-1]) from e
         self.before = b.lab.queue_counters()
         self.cpu_before = self.cpu_nanoseconds()
         if b.args.profile and self.pid() is not None:
@@ -258,6 +333,9 @@ class Consumer:
         self.stop_profiler(f"{self.variant} ({self.queues} queue(s))")
         if self.daemon is not None:
             self.daemon.stop()
+        if self.variant == NFT_SYNPROXY:
+            ns_run(self.bench.lab.fw_ns, ["nft", "delete", "table", "inet", NFT_SYNPROXY_TABLE], check=False)
+            ns_run(self.bench.lab.fw_ns, ["sysctl", "-qw", "net.netfilter.nf_conntrack_tcp_loose=1"], check=False)
         if self.proc is not None:
             # accept_all prints how many packets it judged when it stops.
             self.proc.send_signal(signal.SIGTERM)
@@ -283,6 +361,12 @@ class Bench:
         self.rules = os.path.join(self.workdir, "bench.rules")
         with open(self.rules, "w") as f:
             f.write(RULES)
+        self.synproxy_rules = os.path.join(self.workdir, "bench-synproxy.rules")
+        with open(self.synproxy_rules, "w") as f:
+            f.write(SYNPROXY_RULES)
+        first = next(iter(self.seqwalls))
+        self.synproxy_seqwall = first + SYNPROXY_SUFFIX
+        self.synproxy_variants = ("none", "C", NFT_SYNPROXY, first, self.synproxy_seqwall)
         self.accept_all = self.compile("accept_all.c", ["-lpthread"], pkg=("libnetfilter_queue", "libmnl"))
         self.connrate = self.compile("connrate.c", ["-lpthread"])
         self.lab = BenchLab(self.workdir).build()
@@ -300,8 +384,9 @@ class Bench:
     def start_servers(self):
         s = self.lab.ns["server"]
         REGISTRY.install()
-        spawn(s, ["iperf3", "-s", "-p", str(IPERF_PORT)], os.path.join(self.workdir, "iperf3.log"),
-              stdout=False)
+        for port in (IPERF_PORT, PLAIN_IPERF_PORT):
+            spawn(s, ["iperf3", "-s", "-p", str(port)], os.path.join(self.workdir, f"iperf3-{port}.log"),
+                  stdout=False)
         spawn(s, ["sockperf", "server", "--tcp", "-i", SERVER4, "-p", str(SOCKPERF_PORT)],
               os.path.join(self.workdir, "sockperf.log"), stdout=False)
         proc = spawn(s, [self.connrate, "server", str(CONNRATE_PORT), "4"], os.path.join(self.workdir, "connrate.log"))
@@ -317,8 +402,8 @@ class Bench:
 
     # -- measurements (run inside a Consumer context) --
 
-    def iperf(self, streams, mss=None):
-        argv = ["iperf3", "-c", SERVER4, "-p", str(IPERF_PORT), "-t", str(self.seconds), "-P", str(streams),
+    def iperf(self, streams, mss=None, port=IPERF_PORT):
+        argv = ["iperf3", "-c", SERVER4, "-p", str(port), "-t", str(self.seconds), "-P", str(streams),
                 "-J", "--connect-timeout", "3000"]
         if mss:
             argv += ["-M", str(mss)]
@@ -350,9 +435,100 @@ class Bench:
         rate, failures = int(m.group(1)) / float(m.group(3)), int(m.group(2))
         return (rate, failures, int(m.group(1))) if with_count else (rate, failures)
 
+    def spoofed_syns(self, consumer, variant):
+        """The spoofed-syn case inside a Consumer: a connrate server of its own on SYN_PORT
+        (a fresh listener, so no SYN queue is left over from the variant before) without SYN
+        cookies, the flood, connrate's client meanwhile."""
+        lb = self.lab
+        client, server, fw = lb.ns["client"], lb.ns["server"], lb.fw_ns
+        # A backlog of 16 (listen() takes the smaller of its own and somaxconn), as the lab's
+        # test_synproxy.py: with connrate's 4096 the SYN queue never fills, because from 3/4
+        # of tcp_max_syn_backlog on, without cookies, the kernel drops only SYNs of peers it
+        # has no RTT for (tcp_conn_request, tcp_peer_is_proven) and the client is known.
+        ns_run(server, ["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"])
+        somaxconn = ns_run(server, ["sysctl", "-n", "net.core.somaxconn"]).stdout.strip()
+        ns_run(server, ["sysctl", "-qw", "net.core.somaxconn=16"])
+        ns_run(fw, ["nft", "-f", "-"], input=syn_counter_rules("prerouting", -400))
+        ns_run(server, ["nft", "-f", "-"], input=syn_counter_rules("input", 0))
+        listener = spawn(server, [self.connrate, "server", str(SYN_PORT), "2"],
+                         os.path.join(self.workdir, "connrate-syn.log"))
+        flood = None
+        try:
+            if LineReader(listener.stdout).readline(10) != "ready":
+                raise RuntimeError("connrate server for the spoofed-syn case did not start")
+            seen_before, _, _ = consumer.handled()
+            cookies_before = self.cookies_sent(consumer)
+            flood = spawn(client, ["timeout", str(self.seconds + 1), "hping3", "-S", "--rand-source", "--flood",
+                                   "-c", str(FLOOD_PER_SECOND_BOUND * self.seconds), "-p", str(SYN_PORT), "-q",
+                                   SERVER4], os.path.join(self.workdir, "hping3.log"), stdout=False)
+            started = time.monotonic()
+            time.sleep(0.5)
+            cp = ns_run(client, [self.connrate, "client", SERVER4, str(SYN_PORT), str(self.seconds - 0.5), "4"],
+                        timeout=self.seconds + 30)
+            m = re.search(r"connections (\d+) failures (\d+) seconds ([0-9.]+)", cp.stdout)
+            if not m:
+                raise RuntimeError(f"connrate printed {cp.stdout!r}")
+            flood.wait(timeout=self.seconds + 10)
+            elapsed = time.monotonic() - started
+            seen_after, _, _ = consumer.handled()
+            cookies_after = self.cookies_sent(consumer)
+        finally:
+            if flood is not None:
+                REGISTRY.kill_proc(flood)
+            REGISTRY.kill_proc(listener, grace=1.0)
+            offered = self.spoofed_counter(fw)
+            at_server = self.spoofed_counter(server)
+            ns_run(server, ["sysctl", "-qw", "net.ipv4.tcp_syncookies=1"])
+            ns_run(server, ["sysctl", "-qw", f"net.core.somaxconn={somaxconn}"])
+        self.record("spoofed-syn", variant, "spoofed kSYN/s offered", offered / elapsed / 1e3)
+        self.record("spoofed-syn", variant, "spoofed SYN/s at server", at_server / elapsed)
+        self.record("spoofed-syn", variant, "legit conn/s", int(m.group(1)) / float(m.group(3)))
+        if seen_after is not None:
+            self.record("spoofed-syn", variant, "kpps judged", (seen_after - seen_before) / elapsed / 1e3)
+        # What each consumer did with the SYNs: forwarded them to the server, or (seqwall's
+        # proxy) answered each with a cookie.
+        handled = cookies_after - cookies_before if variant == self.synproxy_seqwall else at_server
+        if variant != NFT_SYNPROXY:
+            self.record("spoofed-syn", variant, "kSYN/s forwarded or answered", handled / elapsed / 1e3)
+        consumer.elapsed = elapsed
+        if int(m.group(2)):
+            self.note("spoofed-syn", variant, f"{m.group(2)} failed legitimate connections")
+
+    @staticmethod
+    def cookies_sent(consumer):
+        """seqwall's cookie SYN-ACKs so far (0 before the proxy has done anything, or for
+        another consumer)."""
+        if consumer.daemon is None:
+            return 0
+        return consumer.daemon.stats().get("synproxy", {}).get("cookies_sent", 0)
+
+    def spoofed_counter(self, ns):
+        """SYN_COUNTER_TABLE's count in ns, the table then removed."""
+        out = ns_run(ns, ["nft", "-j", "list", "counters", "table", "inet", SYN_COUNTER_TABLE], check=False).stdout
+        ns_run(ns, ["nft", "delete", "table", "inet", SYN_COUNTER_TABLE], check=False)
+        try:
+            return sum(c["counter"]["packets"] for c in json.loads(out)["nftables"] if "counter" in c)
+        except (ValueError, KeyError):
+            return 0
+
     def measure(self, case, variant, queues=1):
+        try:
+            self.measure_with(case, variant, queues)
+        except Refused as e:
+            self.note(case, variant, f"not measured: {e}")
+
+    def measure_with(self, case, variant, queues):
         with Consumer(self, variant, queues) as consumer:
-            if case in ("bulk-1", "bulk-4", "queues"):
+            if case == "spoofed-syn":
+                self.spoofed_syns(consumer, variant)
+            elif case == "proxied":
+                self.record(case, variant, "bulk-1 Gbit/s", self.iperf(1) / 1e9)
+                self.record(case, variant, "bulk-1 Gbit/s, unproxied port", self.iperf(1, port=PLAIN_IPERF_PORT) / 1e9)
+                rate, failures = self.connections()
+                self.record(case, variant, "conn/s", rate)
+                if failures:
+                    self.note(case, variant, f"{failures} failed connections")
+            elif case in ("bulk-1", "bulk-4", "queues"):
                 streams = 1 if case == "bulk-1" else 4
                 metric = "Gbit/s" if case != "queues" else f"Gbit/s {queues}q"
                 self.record(case, variant, metric, self.iperf(streams) / 1e9)
@@ -374,7 +550,12 @@ class Bench:
             seen, offered, cpu = consumer.handled()
         if variant == "C" or variant in self.c_variants:
             seen = consumer.judged
-        if (variant == "C" or variant in self.c_variants or variant in self.seqwalls) and offered:
+            if case == "spoofed-syn" and seen is not None:
+                # accept_all counts only as it stops: nothing but the flood and connrate's
+                # client passed it meanwhile.
+                self.record(case, variant, "kpps judged", seen / consumer.elapsed / 1e3)
+        if (variant == "C" or variant in self.c_variants or variant in self.seqwalls
+                or variant == self.synproxy_seqwall) and offered:
             # With fail-open, packets that find the queue full pass unjudged: a consumer that
             # falls behind would look faster than it is. Show the share it really judged.
             label = case if case != "queues" else f"queues {queues}q"
@@ -398,6 +579,12 @@ class Bench:
                         self.measure_sync(round_number)
                     elif case == "failover":
                         pass
+                    elif case in ("spoofed-syn", "proxied"):
+                        variants = self.synproxy_variants if case == "spoofed-syn" else \
+                            [v for v in self.synproxy_variants if v != "C"]
+                        for variant in (variants if round_number % 2 == 0 else list(reversed(variants))):
+                            log(f"round {round_number + 1}: {case} {variant}")
+                            self.measure(case, variant)
                     elif case == "queues":
                         for variant in [v for v in order if v == "C" or v in self.c_variants or v in self.seqwalls]:
                             for queues in (1, 2):
@@ -484,6 +671,8 @@ class Bench:
         for name in self.c_variants:
             self.report_ab("C", name)
         self.report_sync()
+        if any(case in self.args.cases for case in ("spoofed-syn", "proxied")):
+            self.report_synproxy()
         sys.stdout.flush()
         if self.args.json:
             with open(self.args.json, "w") as f:
@@ -545,6 +734,49 @@ class Bench:
             ratios = [y / x for x, y in zip(a, b) if x > 0]
             print(f"  {case} {metric}: {old} {median(a)}, {new} {median(b)}, {new}/{old} median {median(ratios)} "
                   f"(per round " + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+        print()
+
+    def report_synproxy(self):
+        """The SYN proxy cases: one column per variant (medians over the rounds), and the
+        ratios the issue's targets are about, per round."""
+        variants = self.synproxy_variants
+        sw, proxied = variants[3], variants[4]
+
+        def fmt(x, digits):
+            return "-" if x is None else f"{x:.{digits}f}"
+
+        def ratios(case, metric, top, bottom):
+            a, b = self.results.get((case, top, metric), []), self.results.get((case, bottom, metric), [])
+            return [x / y for x, y in zip(a, b) if y]
+
+        rows = []
+        for case, metric, digits in (("spoofed-syn", "spoofed kSYN/s offered", 1),
+                                     ("spoofed-syn", "kpps judged", 1),
+                                     ("spoofed-syn", "kSYN/s forwarded or answered", 1),
+                                     ("spoofed-syn", "spoofed SYN/s at server", 0),
+                                     ("spoofed-syn", "legit conn/s", 0),
+                                     ("proxied", "bulk-1 Gbit/s", 2), ("proxied", "bulk-1 Gbit/s, unproxied port", 2),
+                                     ("proxied", "conn/s", 0)):
+            if case not in self.args.cases:
+                continue
+            if metric in ("kpps judged", "kSYN/s forwarded or answered"):
+                r, against = ratios(case, metric, proxied, "C"), f"{proxied}/C"
+            elif case == "proxied":
+                r, against = ratios(case, metric, proxied, sw), f"{proxied}/{sw}"
+            else:
+                r, against = [], ""
+            rows.append([f"{case}: {metric}"] + [fmt(self.value(case, v, metric), digits) for v in variants]
+                        + [against, ", ".join(f"{x:.2f}" for x in r) or "-"])
+        header = ["case"] + list(variants) + ["ratio", "per round"]
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+        print("SYN proxy cases")
+        print("| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths)) + " |")
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in rows:
+            print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+        notes = {k: v for k, v in self.notes.items() if k[0] in ("spoofed-syn", "proxied")}
+        for (case, variant), texts in sorted(notes.items()):
+            print(f"  {case} {variant}: " + "; ".join(texts))
         print()
 
     def report_against_c(self, sw):
@@ -646,7 +878,8 @@ def main():
     problem = lab.environment_problem()
     if problem:
         sys.exit(f"bench-e2e: {problem}")
-    for tool in ("iperf3", "sockperf", "ethtool", "cc", "pkg-config"):
+    for tool in ("iperf3", "sockperf", "ethtool", "cc", "pkg-config", "nft") + \
+            (("hping3",) if "spoofed-syn" in args.cases else ()):
         if shutil.which(tool) is None:
             sys.exit(f"bench-e2e: {tool} not found (make bench-e2e installs it)")
     seqwalls = []

@@ -43,6 +43,10 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
     /// on seqwall's behalf (an RST, a port unreachable) and refuses repeats. Optional so that
     /// records from a daemon that did not send it still decode.
     public var rejected: Bool?
+    /// A `synproxy` rule's connection, which seqwall opened toward the server after the
+    /// client's cookie ACK and translates between the two halves (docs/synproxy.md); absent
+    /// for every other connection.
+    public var proxied: Bool?
     /// "in" or "out": which way the connection was opened relative to the protected side.
     public var direction: String
     public var packets: PerDirection
@@ -73,6 +77,7 @@ public struct ConnectionRecord: Codable, Sendable, Equatable {
         assured = connection.status.contains(.assured)
         unreplied = !connection.status.contains(.seenReply)
         rejected = connection.status.contains(.rejected)
+        proxied = connection.proxied ? true : nil
         direction = connection.direction.description
         packets = PerDirection(orig: connection.packetsOriginal, reply: connection.packetsReply)
         bytes = PerDirection(orig: connection.bytesOriginal, reply: connection.bytesReply)

@@ -14,6 +14,7 @@ public enum Formatters {
         if !record.state.isEmpty { line += "\(record.state) " }
         line += tuples(record, extended: extended) + " "
         if let flag = statusFlag(record) { line += flag + " " }
+        if record.proxied == true { line += "[PROXIED] " }
         line += "use=1"
         return line
     }
@@ -123,6 +124,11 @@ public enum Formatters {
         if let o = stats.overload {
             lines.append("overload     sources \(o.sources)  added \(o.added)  expired \(o.expired)  flushed \(o.flushed)"
                          + "  pending expiries \(o.pending_expiries)  lost \(o.lost)")
+        }
+        if let s = stats.synproxy {
+            lines.append("synproxy     cookies sent \(s.cookies_sent)  valid acks \(s.valid_acks)  invalid acks \(s.invalid_acks)"
+                         + "  proxied \(s.connections)  server refused \(s.server_refused)"
+                         + "  segments lost \(s.segments_lost)  send failures \(s.send_failures)")
         }
         if let pickup = stats.pickup {
             var line = "pickup       picked up \(pickup.picked_up)"

@@ -42,6 +42,25 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public init() {}
     }
 
+    /// The SYN proxy (docs/synproxy.md); absent when it never did anything.
+    public struct SynProxy: Codable, Sendable, Equatable {
+        /// SYN-ACKs with a cookie sent for clients' SYNs.
+        public var cookies_sent: UInt64 = 0
+        /// Clients' ACKs whose cookie was good, and those whose cookie was not (dropped,
+        /// `synproxy-bad-cookie`).
+        public var valid_acks: UInt64 = 0
+        public var invalid_acks: UInt64 = 0
+        /// Proxied connections opened toward servers.
+        public var connections: UInt64 = 0
+        /// Handshakes a server refused (an RST to seqwall's SYN; the client got an RST).
+        public var server_refused: UInt64 = 0
+        /// seqwall's own segments not sent: the outbox was full, or the raw socket failed.
+        public var segments_lost: UInt64 = 0
+        public var send_failures: UInt64 = 0
+
+        public init() {}
+    }
+
     /// The per-source limiter's table, as the tracker reports it (ConnectionTracker.sourceTableUsage).
     public typealias Sources = SourceTableUsage
 
@@ -121,6 +140,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
     /// The state sync with the peer (`seqwall sync status`), absent without one.
     public var sync: SyncStatus?
     public var overload: Overload?
+    public var synproxy: SynProxy?
 
     /// Sums the per-queue figures.
     public init(queues inputs: [QueueMetrics]) {
@@ -148,6 +168,18 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             overload.sources = total.overloads
             overload.lost = total.overloadsLost
             self.overload = overload
+        }
+        let sendFailures = inputs.reduce(0) { $0 + $1.synProxySendFailures }
+        if total.synProxyCookiesSent + total.synProxyValidAcks + total.synProxyInvalidAcks + sendFailures > 0 {
+            var synproxy = SynProxy()
+            synproxy.cookies_sent = total.synProxyCookiesSent
+            synproxy.valid_acks = total.synProxyValidAcks
+            synproxy.invalid_acks = total.synProxyInvalidAcks
+            synproxy.connections = total.synProxyConnections
+            synproxy.server_refused = total.synProxyRefused
+            synproxy.segments_lost = total.synProxySegmentsLost
+            synproxy.send_failures = sendFailures
+            self.synproxy = synproxy
         }
         queues = inputs.map {
             Queue(queue: $0.queue, seen: $0.counters.seen, accepted: $0.counters.accepted,

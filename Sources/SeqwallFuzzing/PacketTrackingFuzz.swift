@@ -198,7 +198,7 @@ public enum PacketTrackingFuzz {
     static func check(verdict: Verdict, before: TrackerCounters, after: TrackerCounters, packet: Int) throws(FuzzFailure) {
         guard after.seen == before.seen + 1 else { throw FuzzFailure("packet \(packet): seen moved by \(after.seen - before.seen)") }
         switch verdict {
-        case .accept:
+        case .accept, .acceptRewritten:
             guard after.accepted == before.accepted + 1, after.dropped == before.dropped else {
                 throw FuzzFailure("packet \(packet): accepted but counted otherwise")
             }

@@ -182,7 +182,7 @@ public final class Replay {
     /// "accept", "drop" or "reject", as the JSON says it.
     static func name(of verdict: Verdict) -> String {
         switch verdict {
-        case .accept: "accept"
+        case .accept, .acceptRewritten: "accept"
         case .drop: "drop"
         case .reject: "reject"
         }

@@ -102,7 +102,7 @@ public struct VerdictCounts: Codable, Sendable, Equatable {
 
     mutating func count(_ verdict: Verdict) {
         switch verdict {
-        case .accept: accept += 1
+        case .accept, .acceptRewritten: accept += 1
         case .drop: drop += 1
         case .reject: reject += 1
         }

@@ -35,6 +35,12 @@ struct Checker {
     private var pickupGrace: Setting<UInt32>?
     private var ephemeralPorts: Setting<PortRange>?
     private var dropLog: Setting<DropLogMode>?
+    private var synProxyMode: Setting<SynProxyMode>?
+    /// `mss` of a `synproxy` clause: the IPv4 minimum (RFC 9293 3.7.1) up to the field's largest.
+    static let synProxyMSSRange = 536...65535
+    /// `wscale`: RFC 7323 2.3's largest shift is 14.
+    static let windowScaleRange = 0...14
+    static let percentRange = 1...100
 
     private struct SynRate: Equatable {
         let rate: Int
@@ -146,6 +152,30 @@ struct Checker {
         case .dropLog(let mode, let location):
             if Checker.settle(&dropLog, mode, "set drop-log \(mode.rawValue)", location, &diagnostics) {
                 policy.dropLog = mode
+            }
+
+        case .synProxyMode(let startLiteral, let endLiteral, let adaptive, let location):
+            guard adaptive else {
+                if Checker.settle(&synProxyMode, .always, "set synproxy always", location, &diagnostics) {
+                    policy.synProxyMode = .always
+                }
+                return
+            }
+            let start = startLiteral.map { checked($0, in: Checker.percentRange, "start", &diagnostics) }
+                ?? SynProxyMode.defaultStart
+            let end = endLiteral.map { checked($0, in: Checker.percentRange, "end", &diagnostics) } ?? SynProxyMode.defaultEnd
+            guard let start, let end else { return }
+            // Between the two the mode keeps what it was; with end at or above start it would
+            // switch on and off with every connection.
+            guard end < start else {
+                diagnostics.report(at: endLiteral?.location ?? location,
+                                   "synproxy adaptive end \(end)% must be below start \(start)%")
+                return
+            }
+            let mode = SynProxyMode.adaptive(start: start, end: end)
+            if Checker.settle(&synProxyMode, mode, "set synproxy adaptive start \(start)% end \(end)%", location,
+                              &diagnostics) {
+                policy.synProxyMode = mode
             }
         }
     }
@@ -262,15 +292,38 @@ struct Checker {
                 connValid = connValid && limit != nil
             }
         }
+        let (synProxy, synProxyValid) = synProxy(statement, &diagnostics)
         let familiesValid = familiesCanMatch(statement, &diagnostics)
         guard let from, let to, let fromTables, let toTables, let ports, halfOpenValid, actionValid, familiesValid,
-              connValid else {
+              connValid, synProxyValid else {
             return nil
         }
         return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
                     from: from, to: to, fromTables: fromTables, toTables: toTables, ports: ports,
                     halfOpenPerSource: halfOpen, connPerSource: connLimits[0], connRatePerSource: connLimits[1],
-                    location: statement.location)
+                    synProxy: synProxy, location: statement.location)
+    }
+
+    /// The rule's `synproxy` clause: on pass tcp rules only, since only a TCP handshake can be
+    /// answered with a cookie and only a pass rule lets one through; `mss` and `wscale` in range.
+    private func synProxy(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> (SynProxyRule?, Bool) {
+        guard let literal = statement.synProxy else { return (nil, true) }
+        if statement.protocolName != .tcp {
+            diagnostics.report(at: literal.location, "'synproxy' is only allowed on tcp rules; it answers TCP handshakes")
+            return (nil, false)
+        }
+        if statement.action != .pass {
+            diagnostics.report(at: literal.location,
+                               "'synproxy' is only allowed on pass rules; a \(statement.action) rule lets no handshake through")
+            return (nil, false)
+        }
+        let mss = literal.mss.map { checked($0, in: Checker.synProxyMSSRange, "synproxy mss", &diagnostics) }
+        let windowScale = literal.windowScale.map {
+            checked($0, in: Checker.windowScaleRange, "synproxy wscale", &diagnostics)
+        }
+        if mss == .some(nil) || windowScale == .some(nil) { return (nil, false) }
+        return (SynProxyRule(mss: (mss ?? nil).map { UInt16($0) }, windowScale: (windowScale ?? nil).map { UInt8($0) }),
+                true)
     }
 
     /// `limit conn N per-source` or `limit conn-rate N/DURATION per-source` with its overload,

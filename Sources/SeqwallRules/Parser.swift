@@ -125,8 +125,11 @@ struct Parser {
             try expectEndOfLine()
             return .timeout(name, duration, location: location)
         case "set":
-            enum Setting { case pickup, dropLog }
-            switch try keyword([("pickup", Setting.pickup), ("drop-log", .dropLog)], suggesting: true) {
+            enum Setting { case pickup, dropLog, synProxy }
+            switch try keyword([("pickup", Setting.pickup), ("drop-log", .dropLog), ("synproxy", .synProxy)],
+                               suggesting: true) {
+            case .synProxy:
+                return try synProxyMode(location: location)
             case .pickup:
                 enum Value { case turned(Bool), grace, ephemeralPorts }
                 switch try keyword([("on", Value.turned(true)), ("off", .turned(false)), ("grace", .grace),
@@ -322,7 +325,7 @@ struct Parser {
     }
 
     private enum Clause: Int, CaseIterable {
-        case from, to, port, limit
+        case from, to, port, limit, synproxy
 
         var keyword: String {
             switch self {
@@ -330,6 +333,7 @@ struct Parser {
             case .to: "to"
             case .port: "port"
             case .limit: "limit"
+            case .synproxy: "synproxy"
             }
         }
     }
@@ -345,6 +349,7 @@ struct Parser {
         var ports: [PortLiteral] = []
         var halfOpen: NumberLiteral?
         var limitLocation: SourceLocation?
+        var synProxy: SynProxyLiteral?
         var conn: ConnectionLimitLiteral?
         var connRate: ConnectionLimitLiteral?
         var lastClause: Clause?
@@ -401,12 +406,46 @@ struct Parser {
                 case .connRate:
                     connRate = try connectionLimit(rate: true, location: location)
                 }
+            case .synproxy:
+                synProxy = try synProxyClause(location: self.location(of: token))
             }
         }
         return RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to,
                              fromTables: fromTables, toTables: toTables, ports: ports,
                              halfOpenPerSource: halfOpen, limitLocation: limitLocation, connPerSource: conn,
-                             connRatePerSource: connRate, location: location)
+                             connRatePerSource: connRate, synProxy: synProxy, location: location)
+    }
+
+    /// After `synproxy`: `mss N` and `wscale N`, each at most once, in either order (nft's
+    /// `synproxy mss N wscale N`).
+    private mutating func synProxyClause(location: SourceLocation) throws(RuleError) -> SynProxyLiteral {
+        var mss: NumberLiteral?
+        var windowScale: NumberLiteral?
+        while let token = peek, token.kind == .word, token.text == "mss" || token.text == "wscale" {
+            if (token.text == "mss" ? mss : windowScale) != nil {
+                throw error(at: token, "'\(token.text)' appears twice after 'synproxy'")
+            }
+            index += 1
+            if token.text == "mss" { mss = try number() } else { windowScale = try number() }
+        }
+        return SynProxyLiteral(mss: mss, windowScale: windowScale, location: location)
+    }
+
+    /// After `set synproxy`: `always`, or `adaptive` with optional `start P%` and `end P%`.
+    private mutating func synProxyMode(location: SourceLocation) throws(RuleError) -> Statement {
+        enum Mode { case always, adaptive }
+        switch try keyword([("always", Mode.always), ("adaptive", .adaptive)], suggesting: true) {
+        case .always:
+            try expectEndOfLine()
+            return .synProxyMode(start: nil, end: nil, adaptive: false, location: location)
+        case .adaptive:
+            var start: NumberLiteral?
+            var end: NumberLiteral?
+            if optionalKeyword("start") { start = try percentLiteral() }
+            if optionalKeyword("end") { end = try percentLiteral() }
+            try expectEndOfLine()
+            return .synProxyMode(start: start, end: end, adaptive: true, location: location)
+        }
     }
 
     /// The error for a token in a rule that is not the next clause: says which clauses may still
@@ -420,7 +459,7 @@ struct Parser {
             case .from, .to: IPAddress(token.text.split(separator: "/", maxSplits: 1).first ?? "") != nil
                 || token.text.hasPrefix("<") || token.text.hasPrefix("!<")
             case .port: token.text.first?.isASCII == true && token.text.first?.isNumber == true
-            case .limit: false
+            case .limit, .synproxy: false
             }
             if looksLikeListItem { message += " (separate list items with commas)" }
         }
@@ -533,6 +572,14 @@ struct Parser {
     }
 
     /// `20/s`: SYNs per second from one source.
+    /// `25%`: a whole percentage, its range checked by the checker.
+    private mutating func percentLiteral() throws(RuleError) -> NumberLiteral {
+        guard let token = peek, token.kind == .word, token.text.hasSuffix("%"),
+              let value = Parser.decimal(token.text.dropLast()) else { throw expected("a percentage such as 25%") }
+        index += 1
+        return NumberLiteral(text: token.text, value: value, location: location(of: token))
+    }
+
     private mutating func rateLiteral() throws(RuleError) -> NumberLiteral {
         guard let token = peek, token.kind == .word else { throw expected("a rate such as 20/s") }
         let parts = token.text.split(separator: "/", omittingEmptySubsequences: false)

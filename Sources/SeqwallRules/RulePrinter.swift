@@ -4,8 +4,8 @@ import SeqwallCore
 /// line in a fixed order: inside, the tables in order (every entry written out in braces, those
 /// read from files too, so the text stands alone), both defaults, the rules in order, the limits (states always,
 /// the others when set), the timeouts that differ from the kernel's defaults, pickup (its grace
-/// period and ephemeral ports when not the defaults), and the drop log when it is not the
-/// default (`sampled`).
+/// period and ephemeral ports when not the defaults), the drop log when it is not the
+/// default (`sampled`), and the synproxy mode when it is not the default (`always`).
 /// Parsing this text gives back an equal policy (apart from rule locations).
 enum RulePrinter {
     static func text(of policy: Policy) -> String {
@@ -49,6 +49,9 @@ enum RulePrinter {
         if policy.dropLog != Policy().dropLog {
             lines.append("set drop-log \(policy.dropLog.rawValue)")
         }
+        if case .adaptive(let start, let end) = policy.synProxyMode {
+            lines.append("set synproxy adaptive start \(start)% end \(end)%")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -77,6 +80,11 @@ enum RulePrinter {
         }
         for limit in [rule.connPerSource, rule.connRatePerSource] {
             if let limit { text += " limit " + self.text(of: limit) }
+        }
+        if let synProxy = rule.synProxy {
+            text += " synproxy"
+            if let mss = synProxy.mss { text += " mss \(mss)" }
+            if let shift = synProxy.windowScale { text += " wscale \(shift)" }
         }
         return text
     }

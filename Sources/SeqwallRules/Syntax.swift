@@ -133,7 +133,7 @@ enum TimeoutName: CaseIterable, Sendable, Hashable {
 }
 
 /// `pass|block|reject in|out tcp|udp|icmp echo|icmp6 echo [from ...] [to ...] [port ...]
-/// [limit half-open N per-source] [limit conn ...] [limit conn-rate ...]`.
+/// [limit half-open N per-source] [limit conn ...] [limit conn-rate ...] [synproxy [mss N] [wscale N]]`.
 struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
@@ -151,7 +151,15 @@ struct RuleStatement: Sendable {
     /// `limit conn N per-source [...]` and `limit conn-rate N/DURATION per-source [...]`.
     let connPerSource: ConnectionLimitLiteral?
     let connRatePerSource: ConnectionLimitLiteral?
+    let synProxy: SynProxyLiteral?
     /// The action keyword.
+    let location: SourceLocation
+}
+
+/// `synproxy [mss N] [wscale N]` as written; `location` is the `synproxy` keyword.
+struct SynProxyLiteral: Sendable {
+    let mss: NumberLiteral?
+    let windowScale: NumberLiteral?
     let location: SourceLocation
 }
 
@@ -219,4 +227,6 @@ enum Statement: Sendable {
     case pickupGrace(DurationLiteral, location: SourceLocation)
     case ephemeralPorts(PortLiteral, location: SourceLocation)
     case dropLog(DropLogMode, location: SourceLocation)
+    /// `set synproxy always` or `set synproxy adaptive [start P%] [end P%]` (nil when left out).
+    case synProxyMode(start: NumberLiteral?, end: NumberLiteral?, adaptive: Bool, location: SourceLocation)
 }

@@ -105,6 +105,23 @@ public struct DaemonMetrics: Sendable {
             for table in tables { out.sample("seqwall_table_entries", ["table": table.name], UInt64(table.entries)) }
         }
 
+        perQueue("seqwall_synproxy_cookies_sent_total", .counter,
+                 "SYN-ACKs with a SYN cookie sent for clients' SYNs on synproxy rules.") { $0.counters.synProxyCookiesSent }
+        perQueue("seqwall_synproxy_valid_acks_total", .counter,
+                 "Clients' ACKs whose SYN cookie was good.") { $0.counters.synProxyValidAcks }
+        perQueue("seqwall_synproxy_invalid_acks_total", .counter,
+                 "ACKs for no connection on synproxy rules whose SYN cookie was not good (dropped).") {
+            $0.counters.synProxyInvalidAcks
+        }
+        perQueue("seqwall_synproxy_connections_total", .counter,
+                 "Proxied connections opened toward servers.") { $0.counters.synProxyConnections }
+        perQueue("seqwall_synproxy_server_refused_total", .counter,
+                 "Proxied handshakes a server refused with an RST.") { $0.counters.synProxyRefused }
+        perQueue("seqwall_synproxy_segments_lost_total", .counter,
+                 "SYN proxy segments not sent: the outbox was full, or the raw socket failed.") {
+            $0.counters.synProxySegmentsLost &+ $0.synProxySendFailures
+        }
+
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }
         perQueue("seqwall_queue_malformed_messages_total", .counter,

@@ -58,3 +58,23 @@ public func ip(_ text: String) -> IPAddress {
     guard let address = IPAddress(text) else { fatalError("bad test address \(text)") }
     return address
 }
+
+/// Whether the TCP checksum of a whole IPv4 or IPv6 packet (no extension headers) holds:
+/// the one's-complement sum over the pseudo-header and the segment, checksum included, is
+/// all ones (RFC 1071, RFC 9293 3.1, RFC 8200 8.1).
+public func tcpChecksumHolds(_ packet: [UInt8]) -> Bool {
+    guard let first = packet.first else { return false }
+    let ipv6 = first >> 4 == 6
+    let headerLength = ipv6 ? 40 : Int(first & 0x0F) * 4
+    guard packet.count >= headerLength + 20 else { return false }
+    let segment = Array(packet[headerLength...])
+    var pseudo: [UInt8] = ipv6 ? Array(packet[8..<40]) : Array(packet[12..<20])
+    if ipv6 {
+        pseudo.append(bigEndian: UInt32(segment.count))
+        pseudo += [0, 0, 0, 6]
+    } else {
+        pseudo += [0, 6]
+        pseudo.append(bigEndian: UInt16(segment.count))
+    }
+    return internetChecksum(parts: pseudo, segment) == 0
+}

@@ -208,6 +208,42 @@ def allow_spoofed_sources(ns, ifname):
         ns_run(ns, ["sysctl", "-qw", f"net.ipv4.conf.{conf}.rp_filter=0"])
 
 
+def proc_net_counter(ns, path, group, name):
+    """A counter of a /proc/net table in the header-line/value-line layout of /proc/net/snmp
+    and /proc/net/netstat (e.g. Tcp PassiveOpens, IpExt InNoRoutes), in namespace ns."""
+    lines = ns_run(ns, ["cat", path]).stdout.splitlines()
+    for header, values in zip(lines[::2], lines[1::2]):
+        keys, vals = header.split(), values.split()
+        if keys and keys[0] == group + ":":
+            return int(dict(zip(keys[1:], vals[1:]))[name])
+    raise AssertionError(f"no {group} {name} in {path}")
+
+
+def nft_synproxy_rules(table, ports):
+    """The kernel's SYN proxy for a gateway, as nft documents it (nft(8), SYNPROXY), on TCP
+    ports `ports`: their SYNs skip conntrack (notrack in raw prerouting), so they reach
+    forward untracked and the synproxy statement answers them with a cookie; the client's ACK
+    is then invalid to conntrack (the namespace must run with nf_conntrack_tcp_loose=0, or
+    conntrack would pick the connection up from it) and the statement checks its cookie and
+    opens the connection to the server. MSS 1460 for IPv4 and 1440 for IPv6 (a 1500-byte
+    link), window scale 7."""
+    p = ", ".join(str(port) for port in ports)
+    return f"""
+table inet {table} {{
+    chain prerouting {{
+        type filter hook prerouting priority raw; policy accept;
+        tcp dport {{ {p} }} tcp flags syn notrack
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        meta nfproto ipv4 tcp dport {{ {p} }} ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+        meta nfproto ipv6 tcp dport {{ {p} }} ct state invalid,untracked synproxy mss 1440 wscale 7 timestamp sack-perm
+        ct state invalid drop
+    }}
+}}
+"""
+
+
 def addr_eq(a, b):
     try:
         return ipaddress.ip_address(str(a)) == ipaddress.ip_address(str(b))

@@ -73,12 +73,7 @@ def proc_status(pid, field):
 
 def netstat_counter(ns, group, name):
     """A counter of /proc/net/netstat (e.g. IpExt InNoRoutes) in namespace ns."""
-    lines = lab.ns_run(ns, ["cat", "/proc/net/netstat"]).stdout.splitlines()
-    for header, values in zip(lines[::2], lines[1::2]):
-        keys, vals = header.split(), values.split()
-        if keys and keys[0] == group + ":":
-            return int(dict(zip(keys[1:], vals[1:]))[name])
-    raise AssertionError(f"no {group} {name} in /proc/net/netstat")
+    return lab.proc_net_counter(ns, "/proc/net/netstat", group, name)
 
 
 # The legitimate client: opens connections one after the other, each must carry data both

@@ -56,4 +56,16 @@ final class ReloadTests: RunningDaemonTestCase {
         XCTAssertFalse(reload.ok)
         XCTAssertTrue(reload.error?.contains(":5:24:") == true, reload.error ?? "no error")
     }
+
+    /// Queues bound for the headers only cannot send a proxied packet back whole: a reload that
+    /// brings the first `synproxy` rule is refused, with the rule's place, rather than run.
+    func testASynProxyRuleIsRefusedOnQueuesThatDoNotCopyWholePackets() throws {
+        let before = try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules)
+        try (RunningDaemon.rules + "pass in tcp to port 80 synproxy\n")
+            .write(toFile: daemon.rulesPath, atomically: true, encoding: .utf8)
+        let reply = try daemon.send(ControlRequest(command: .reload))
+        XCTAssertFalse(reply.ok)
+        XCTAssertTrue(reply.error?.hasPrefix("\(daemon.rulesPath):5:1: 'synproxy'") == true, reply.error ?? "no error")
+        XCTAssertEqual(try XCTUnwrap(try daemon.send(ControlRequest(command: .rules)).rules), before)
+    }
 }

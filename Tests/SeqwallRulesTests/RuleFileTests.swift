@@ -380,9 +380,9 @@ struct ErrorTests {
         ("pass in tcp to port ssh", "test.rules:1:21: expected a port number or range, found 'ssh'"),
         ("pass in tcp to port 22-", "test.rules:1:21: expected a port number or range, found '22-'"),
         ("pass in tcp to port 1-2-3", "test.rules:1:21: expected a port number or range, found '1-2-3'"),
-        ("pass in tcp bogus", "test.rules:1:13: expected 'from', 'to', 'port', 'limit' or end of line, found 'bogus'"),
+        ("pass in tcp bogus", "test.rules:1:13: expected 'from', 'to', 'port', 'limit', 'synproxy' or end of line, found 'bogus'"),
         ("pass in tcp from 198.51.100.1 198.51.100.2",
-         "test.rules:1:31: expected 'to', 'port', 'limit' or end of line, found '198.51.100.2' (separate list items with commas)"),
+         "test.rules:1:31: expected 'to', 'port', 'limit', 'synproxy' or end of line, found '198.51.100.2' (separate list items with commas)"),
         ("pass in tcp limit half-open 5", "test.rules:1:30: expected 'per-source' after '5'"),
         ("pass in tcp limit states 5 per-source", "test.rules:1:19: expected 'half-open', 'conn' or 'conn-rate', found 'states'"),
         ("pass in tcp limit half-open 0 per-source", "test.rules:1:29: half-open limit 0 is out of range (1-67108864)"),
@@ -407,7 +407,7 @@ struct ErrorTests {
         ("timeout tcp none 5s", "test.rules:1:13: unknown TCP state 'none'; expected one of: syn-sent, syn-recv, established, fin-wait, close-wait, last-ack, time-wait, close, syn-sent2, retransmit, unacknowledged"),
         ("TIMEOUT tcp close 5s", "test.rules:1:1: unknown statement 'TIMEOUT'; did you mean 'timeout'?"),
         ("set pickup", "test.rules:1:11: expected 'on', 'off', 'grace' or 'ephemeral-ports' after 'pickup'"),
-        ("set logging on", "test.rules:1:5: expected 'pickup' or 'drop-log', found 'logging'"),
+        ("set logging on", "test.rules:1:5: expected 'pickup', 'drop-log' or 'synproxy', found 'logging'"),
         ("include", "test.rules:1:8: expected a quoted file name after 'include'"),
         ("include \"\"", "test.rules:1:9: empty file name"),
         ("include \"a.rules\" \"b.rules\"", "test.rules:1:19: expected end of line, found \"b.rules\""),
@@ -580,6 +580,6 @@ struct DropLogSettingTests {
             == ["test.rules:1:14: expected 'off', 'sampled' or 'full', found 'sample'; did you mean 'sampled'?"])
         #expect(errorLines("set drop-log verbose\n") == ["test.rules:1:14: expected 'off', 'sampled' or 'full', found 'verbose'"])
         #expect(errorLines("set droplog full\n")
-            == ["test.rules:1:5: expected 'pickup' or 'drop-log', found 'droplog'; did you mean 'drop-log'?"])
+            == ["test.rules:1:5: expected 'pickup', 'drop-log' or 'synproxy', found 'droplog'; did you mean 'drop-log'?"])
     }
 }

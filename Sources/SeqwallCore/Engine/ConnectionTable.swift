@@ -40,6 +40,11 @@ public final class ConnectionTable {
     let index: UnsafeMutablePointer<IndexEntry>
     let slots: UnsafeMutablePointer<Connection>
     var wheel: ExpiryWheel
+    /// The SYN proxy's side table (docs/synproxy.md): the SynProxyState of the proxied
+    /// connection in the same slot, valid where `Connection.proxied` is set. Kept beside the
+    /// slots rather than in them, so that a connection of any other rule stays its size; made
+    /// only once a policy has a `synproxy` rule (`makeProxyStates`).
+    private(set) var proxyStates: UnsafeMutablePointer<SynProxyState>?
 
     /// One-second buckets on the expiry wheel: a power of two, and the wheel's turn in seconds.
     public static let defaultWheelBuckets = ExpiryWheel.defaultBucketCount
@@ -83,6 +88,12 @@ public final class ConnectionTable {
         UnsafeMutableRawPointer(index).deallocate()
         UnsafeMutableRawPointer(slots).deallocate()
         wheel.deallocate()
+        proxyStates?.deallocate()
+    }
+
+    /// Makes the SYN proxy's side table, once: room for a state per slot.
+    func makeProxyStates() {
+        if proxyStates == nil { proxyStates = .allocate(capacity: limit) }
     }
 
     /// Uninitialised room for `count` values of a trivial type. A region that can hold a huge
@@ -197,6 +208,8 @@ public final class ConnectionTable {
             index[position(of: last)].slot = UInt32(truncatingIfNeeded: slot)
             slots[slot] = slots[last]
             wheel.move(from: last, to: slot)
+            // A proxied connection's side state moves with it.
+            if slots[slot].proxied, let proxyStates { (proxyStates + slot).initialize(to: proxyStates[last]) }
         }
         countStorage.pointee -= 1
     }

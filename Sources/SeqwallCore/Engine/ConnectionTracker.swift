@@ -49,6 +49,13 @@ public final class ConnectionTracker {
     /// Scratch room for the warm-up of one batch (ConnectionTracker+Batch.swift), allocated
     /// once: the packet path allocates nothing.
     let batchProbes: UnsafeMutablePointer<BatchProbe>
+    /// The segments the SYN proxy sends (SynProxyOutbox), for the owner to send after each
+    /// batch and reset.
+    public let synProxyOutbox = SynProxyOutbox()
+    /// The SYN proxy's cookie keys (random, per tracker: both directions of a flow reach the
+    /// same tracker) and, for `set synproxy adaptive`, whether it is engaged.
+    var cookies = SynCookie()
+    var synProxySwitch = SynProxySwitch(mode: .always, tableLimit: 1)
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
     /// `shares` is how many trackers divide the global half-open limit the same way.
@@ -68,6 +75,7 @@ public final class ConnectionTracker {
         let seeds = hasher.seeds
         limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
                                   seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))
+        configureSynProxy(policy)
     }
 
     deinit {
@@ -97,6 +105,7 @@ public final class ConnectionTracker {
         limiter.configure(newPolicy, plan: plan, tableLimit: table.limit, now: limiter.now)
         hot.pointee.timeouts = newPolicy.timeouts
         hot.pointee.timeoutsPressure = nil
+        configureSynProxy(newPolicy)
     }
 
     // MARK: Packets
@@ -108,7 +117,7 @@ public final class ConnectionTracker {
         var segment = TCPSegment()
         switch PacketParser.parse(bytes, wireLength: wireLength, network: &network, tcp: &segment) {
         case .tcp:
-            return process(segment, hook: hook, now: now)
+            return decide(segment, packet: bytes, tcpOffset: network.offset, hook: hook, now: now)
         case .invalid(let reason):
             hot.pointee.counters.seen += 1
             return dropped(reason)
@@ -117,7 +126,7 @@ public final class ConnectionTracker {
         }
         switch PacketParser.parseTransport(bytes, network) {
         case .tcp(let segment):
-            return process(segment, hook: hook, now: now)
+            return decide(segment, packet: bytes, tcpOffset: network.offset, hook: hook, now: now)
         case .datagram(let datagram):
             return process(datagram, hook: hook, now: now)
         case .icmpError(let error):
@@ -137,11 +146,20 @@ public final class ConnectionTracker {
         }
     }
 
-    /// Decides one parsed TCP segment.
+    /// Decides one parsed TCP segment. Without its bytes, a proxied connection's segment cannot
+    /// be translated: it is dropped (`synproxy-short-copy`).
+    public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        decide(segment, packet: nil, tcpOffset: 0, hook: hook, now: now)
+    }
+
+    /// Decides one parsed TCP segment; `packet` is the whole packet it came in, its TCP header
+    /// at `tcpOffset`, which a proxied connection's segment is translated in, in place: the
+    /// caller's memory must be writable.
     // Always inlined: the segment parsed by the raw-packet `process` stays in its frame instead of being
     // copied into a call.
     @inline(__always)
-    public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+    func decide(_ segment: TCPSegment, packet: UnsafeRawBufferPointer?, tcpOffset: Int, hook: PacketHook,
+                now: UInt64) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
@@ -150,6 +168,10 @@ public final class ConnectionTracker {
             if connection.pointee.expiresAt > now {
                 if connection.pointee.status.contains(.rejected) {
                     return rejected(slot: slot, direction: direction, segment: segment)
+                }
+                if connection.pointee.proxied {
+                    return trackProxied(slot: slot, connection: connection, direction: direction, segment: segment,
+                                        packet: packet, tcpOffset: tcpOffset, hook: hook, now: now)
                 }
                 return track(slot: slot, connection: connection, direction: direction, segment: segment,
                              hook: hook, now: now)
@@ -218,6 +240,10 @@ public final class ConnectionTracker {
     func open(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict {
         let index = TCPFlagIndex(segment.flags)
         guard index == .syn else {
+            if index == .ack, hot.pointee.synProxyRules,
+               let verdict = cookieAck(segment, key: key, hook: hook, now: now) {
+                return verdict
+            }
             guard index == .ack, picksUp(now: now) else {
                 return dropped(.noConnection)
             }
@@ -234,6 +260,11 @@ public final class ConnectionTracker {
             rememberRejection(key, direction: direction, state: .close, now: now)
             verdict = rejectedByRule()
         case .pass:
+            if hot.pointee.synProxyRules, let rule = synProxyRule(decision.ruleIndex),
+               synProxySwitch.update(halfOpen: halfOpenCount) {
+                // Answered by seqwall, nothing stored; not a connection the rule passed (yet).
+                return answerSyn(segment, rule: rule, now: now)
+            }
             verdict = admitPassed(segment, key: key, direction: direction, ruleIndex: decision.ruleIndex, now: now)
         }
         hot.pointee.rules.count(verdict, ruleIndex: decision.ruleIndex, direction: direction, now: now)

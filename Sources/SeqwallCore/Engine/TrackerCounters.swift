@@ -18,6 +18,16 @@ public struct TrackerCounters: Sendable, Equatable {
     public var overloads: UInt64 = 0
     /// Overloads lost because the tracker's overload buffer was full.
     public var overloadsLost: UInt64 = 0
+    /// The SYN proxy (docs/synproxy.md): cookie SYN-ACKs sent; clients' ACKs whose cookie was
+    /// good, and those whose cookie was not (each also a `synproxy-bad-cookie` drop); proxied
+    /// connections opened toward servers; handshakes a server refused (an RST to seqwall's
+    /// SYN); segments of seqwall's own that did not fit the outbox and were not sent.
+    public var synProxyCookiesSent: UInt64 = 0
+    public var synProxyValidAcks: UInt64 = 0
+    public var synProxyInvalidAcks: UInt64 = 0
+    public var synProxyConnections: UInt64 = 0
+    public var synProxyRefused: UInt64 = 0
+    public var synProxySegmentsLost: UInt64 = 0
 
     public init() {}
 
@@ -35,5 +45,11 @@ public struct TrackerCounters: Sendable, Equatable {
         pickedUp += other.pickedUp
         overloads += other.overloads
         overloadsLost += other.overloadsLost
+        synProxyCookiesSent += other.synProxyCookiesSent
+        synProxyValidAcks += other.synProxyValidAcks
+        synProxyInvalidAcks += other.synProxyInvalidAcks
+        synProxyConnections += other.synProxyConnections
+        synProxyRefused += other.synProxyRefused
+        synProxySegmentsLost += other.synProxySegmentsLost
     }
 }

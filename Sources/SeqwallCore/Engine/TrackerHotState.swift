@@ -12,4 +12,7 @@ struct TrackerHotState {
     /// Until when (tracker clock, nanoseconds) connections first seen mid-stream are picked up
     /// with pickup off (ConnectionTracker+Pickup.swift); 0 when no grace period was started.
     var pickupGraceEnds: UInt64 = 0
+    /// Whether the policy has a `synproxy` rule: only then does a SYN or an ACK for no
+    /// connection look for one (ConnectionTracker+SynProxy.swift).
+    var synProxyRules = false
 }

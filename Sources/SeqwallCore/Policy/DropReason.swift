@@ -46,6 +46,18 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// A connection completing its handshake found its source's `limit conn-rate` bucket
     /// empty; the connection is removed.
     case connRate
+    /// A handshake segment of a `synproxy` rule that seqwall answered with segments of its own
+    /// (docs/synproxy.md): the client's SYN (answered with the cookie SYN-ACK), the client's
+    /// ACK with a good cookie (answered with the SYN to the server), the server's SYN-ACK
+    /// (answered with the ACK to the server and the window update to the client), the
+    /// server's RST to that SYN (answered with an RST to the client).
+    case synProxyHandshake
+    /// An ACK for no connection, on a `synproxy` rule, whose acknowledgment number is no cookie
+    /// seqwall made (forged, stale, or for another tuple).
+    case synProxyBadCookie
+    /// A packet of a proxied connection that reached seqwall cut short (the queue's copy range
+    /// below its length): it cannot be translated and sent back whole (docs/synproxy.md).
+    case synProxyShortCopy
 
     public var name: String {
         switch self {
@@ -69,6 +81,9 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .icmpUnrelated: "icmp-unrelated"
         case .connLimit: "conn-limit"
         case .connRate: "conn-rate"
+        case .synProxyHandshake: "synproxy-handshake"
+        case .synProxyBadCookie: "synproxy-bad-cookie"
+        case .synProxyShortCopy: "synproxy-short-copy"
         }
     }
 

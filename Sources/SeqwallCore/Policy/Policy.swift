@@ -28,6 +28,12 @@ public struct Policy: Sendable, Equatable {
     public var ephemeralPorts = PortRange(32768, 60999)
     /// `set drop-log off|sampled|full`: which dropped packets get a log line.
     public var dropLog = DropLogMode.sampled
+    /// `set synproxy always|adaptive`: when `synproxy` rules proxy (SynProxyMode).
+    public var synProxyMode = SynProxyMode.always
+
+    /// Whether a rule has `synproxy`: its connections' packets are then rewritten, and the
+    /// queues must copy them whole (docs/synproxy.md).
+    public var hasSynProxyRules: Bool { rules.contains { $0.synProxy != nil } }
 
     public init() {}
 

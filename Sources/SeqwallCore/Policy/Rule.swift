@@ -16,6 +16,8 @@ public struct Rule: Sendable, Equatable {
     /// `limit half-open N per-source` on a pass rule (HalfOpenLimiter; counted per rule
     /// identity, so the count survives a reload that moves the rule).
     public var halfOpenPerSource: Int?
+    /// `synproxy` on a pass tcp rule (SynProxyRule); nil for every other rule.
+    public var synProxy: SynProxyRule?
     /// `limit conn N per-source` and `limit conn-rate N/DURATION per-source` on a pass rule,
     /// counted per rule identity like `halfOpenPerSource`.
     public var connPerSource: SourceConnectionLimit?
@@ -26,6 +28,7 @@ public struct Rule: Sendable, Equatable {
                 to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
                 ports: [PortRange] = [], halfOpenPerSource: Int? = nil,
                 connPerSource: SourceConnectionLimit? = nil, connRatePerSource: SourceConnectionLimit? = nil,
+                synProxy: SynProxyRule? = nil,
                 location: SourceLocation) {
         self.action = action
         self.direction = direction
@@ -36,6 +39,7 @@ public struct Rule: Sendable, Equatable {
         self.toTables = toTables
         self.ports = ports
         self.halfOpenPerSource = halfOpenPerSource
+        self.synProxy = synProxy
         self.connPerSource = connPerSource
         self.connRatePerSource = connRatePerSource
         self.location = location

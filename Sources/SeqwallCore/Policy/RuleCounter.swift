@@ -25,7 +25,7 @@ public struct RuleCounter: Sendable, Equatable {
     /// Counts one decision by its verdict.
     mutating func count(_ verdict: Verdict, now: UInt64) {
         switch verdict {
-        case .accept: passed &+= 1
+        case .accept, .acceptRewritten: passed &+= 1
         case .drop: blocked &+= 1
         case .reject: rejected &+= 1
         }

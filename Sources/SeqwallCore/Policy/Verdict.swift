@@ -6,4 +6,8 @@ public enum Verdict: Equatable, Sendable {
     /// unreachable for UDP. seqwall sends the answer itself (RejectAnswer), as the kernel's
     /// REJECT would.
     case reject
+    /// Accept the packet as the tracker rewrote it in place: a proxied connection's packet,
+    /// translated between the two halves' numbers (SynProxyTranslation). The verdict must carry
+    /// the rewritten bytes (NFQA_PAYLOAD), which are the whole packet.
+    case acceptRewritten
 }

@@ -24,6 +24,12 @@ public struct Connection: Sendable, Equatable {
     /// Which side sent a FIN, which closed actively, which FIN was acknowledged
     /// (CloseProgress). It fills what would be padding before `wheelTick`.
     public var closing: CloseProgress = []
+    /// A `synproxy` rule's connection, opened by seqwall toward the server after the client's
+    /// cookie ACK: its packets are translated between the two halves' numbers, and its
+    /// SynProxyState sits in the table's side table under the same slot (docs/synproxy.md).
+    /// A byte of its own, in what would be padding beside `closing`, because the status bits
+    /// are all taken; it shares the cache line of `expiresAt`, which every packet reads.
+    public internal(set) var proxied = false
     /// The tick at which the table's expiry wheel looks at this connection next (ExpiryWheel);
     /// kept by the table. It fills what would be padding before `expiresAt`, in the cache line
     /// the packet path already touches.

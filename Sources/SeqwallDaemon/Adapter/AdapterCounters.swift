@@ -11,4 +11,7 @@ struct AdapterCounters {
     var rejectAnswers: UInt64 = 0
     var rejectAnswersLimited: UInt64 = 0
     var rejectAnswersFailed: UInt64 = 0
+    /// The SYN proxy's own segments (SynProxyOutbox) the raw sockets did not send (no raw
+    /// socket, or the kernel refused the send).
+    var synProxySendFailures: UInt64 = 0
 }

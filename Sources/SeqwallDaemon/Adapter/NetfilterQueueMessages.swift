@@ -192,6 +192,8 @@ enum NetfilterQueueMessages {
         var queue: UInt16
         var packetID: UInt32
         var verdict: UInt32
+        /// NFQA_PAYLOAD, the bytes that replace the packet; nil when the verdict has none.
+        var payload: [UInt8]? = nil
     }
 
     /// Reads a verdict message; nil when it is not a well-formed one.
@@ -199,18 +201,23 @@ enum NetfilterQueueMessages {
         guard message.count >= verdictLength, type(of: message) == verdictType else { return nil }
         let queue = UInt16(bigEndian: message.loadUnaligned(fromByteOffset: headerLength + 2, as: UInt16.self))
         var offset = attributesOffset
+        var decoded: VerdictMessage?
+        var payload: [UInt8]?
         while message.count - offset >= attributeHeaderLength {
             let length = Int(message.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
             let kind = UInt32(message.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & typeMask)
             guard length >= attributeHeaderLength, length <= message.count - offset else { return nil }
-            if kind == NFQA_VERDICT_HDR.rawValue && length >= attributeHeaderLength + 8 {
+            if kind == NFQA_VERDICT_HDR.rawValue && length >= attributeHeaderLength + 8 && decoded == nil {
                 let verdict = UInt32(bigEndian: message.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self))
                 let id = UInt32(bigEndian: message.loadUnaligned(fromByteOffset: offset + 8, as: UInt32.self))
-                return VerdictMessage(queue: queue, packetID: id, verdict: verdict)
+                decoded = VerdictMessage(queue: queue, packetID: id, verdict: verdict)
+            } else if kind == NFQA_PAYLOAD.rawValue {
+                payload = Array(message[(offset + attributeHeaderLength)..<(offset + length)])
             }
             offset += aligned(length)
         }
-        return nil
+        decoded?.payload = payload
+        return decoded
     }
 
     // MARK: Writing
@@ -263,6 +270,18 @@ enum NetfilterQueueMessages {
         return putAttribute(buffer, at: offset, type: NFQA_VERDICT_HDR.rawValue, count: 8) {
             $0.storeBytes(of: verdict.bigEndian, as: UInt32.self)
             $0.storeBytes(of: packetID.bigEndian, toByteOffset: 4, as: UInt32.self)
+        }
+    }
+
+    /// Writes an accept verdict that replaces the packet with `payload` (NFQA_PAYLOAD), at
+    /// `buffer` (4-byte aligned, `verdictCapacity` plus the payload's length, padded, free).
+    /// The kernel's nfqnl_mangle makes the packet exactly these bytes: they must be the whole
+    /// packet, never a cut copy.
+    static func putVerdict(_ buffer: UnsafeMutableRawPointer, queue: UInt16, packetID: UInt32,
+                           payload: UnsafeRawBufferPointer) -> Int {
+        let offset = putVerdict(buffer, queue: queue, packetID: packetID, accept: true)
+        return putAttribute(buffer, at: offset, type: NFQA_PAYLOAD.rawValue, count: payload.count) {
+            if let base = payload.baseAddress { $0.copyMemory(from: base, byteCount: payload.count) }
         }
     }
 

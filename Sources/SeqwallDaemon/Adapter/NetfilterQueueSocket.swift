@@ -42,7 +42,8 @@ final class NetfilterQueueSocket: PacketSource, VerdictSink {
                 NetfilterQueueMessages.putCommand($0, queue: queue, bind: true, sequence: $1)
             }
             let mask = NetfilterQueueMessages.gsoFlag | NetfilterQueueMessages.failOpenFlag
-            let flags = NetfilterQueueMessages.gsoFlag | (settings.failOpen ? NetfilterQueueMessages.failOpenFlag : 0)
+            let flags = (settings.offloadsWhole ? NetfilterQueueMessages.gsoFlag : 0)
+                | (settings.failOpen ? NetfilterQueueMessages.failOpenFlag : 0)
             try request("configuring queue \(queue)", scratch: buffer, onPacket: onPacket) {
                 NetfilterQueueMessages.putParameters($0, queue: queue, copyRange: settings.copyRange,
                                                      queueLength: settings.queueLength, flags: flags, mask: mask,

@@ -3,6 +3,12 @@ public struct QueueSettings: Sendable {
     /// Bytes of each packet copied to seqwall: enough for IPv6 with extension headers and TCP
     /// with options. Payload beyond the headers is never needed.
     public var copyRange: UInt32 = 256
+    /// Whether offloaded (GSO) packets are queued whole, unsegmented, with their checksum left
+    /// to the device (NFQA_CFG_F_GSO). Without it the kernel segments them and fills in every
+    /// checksum before queueing (nfqnl_enqueue_packet, skb_checksum_help), which a packet
+    /// seqwall rewrites needs: its checksum is updated for the change (RFC 1624), so it must
+    /// be whole to begin with.
+    public var offloadsWhole = true
     /// Packets the kernel holds for seqwall before it drops (or, with fail-open, accepts) new
     /// ones.
     public var queueLength: UInt32 = 4096
@@ -17,4 +23,17 @@ public struct QueueSettings: Sendable {
     public var realtimePriority: Int32?
 
     public init() {}
+
+    /// The largest IP packet (its 16-bit length field).
+    public static let wholePacket: UInt32 = 65535
+
+    /// These settings for a policy with `synproxy` rules (docs/synproxy.md): every packet copied
+    /// whole, as a proxied connection's packets are rewritten and a verdict's payload becomes
+    /// the packet, and checksummed and segmented by the kernel before queueing.
+    public func copyingWholePackets() -> QueueSettings {
+        var settings = self
+        settings.copyRange = QueueSettings.wholePacket
+        settings.offloadsWhole = false
+        return settings
+    }
 }

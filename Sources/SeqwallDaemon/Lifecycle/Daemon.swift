@@ -19,6 +19,9 @@ public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
     var workers: [QueueWorker] = []
+    /// Whether the queues were bound copying whole packets, as `synproxy` rules need
+    /// (Daemon+SynProxy.swift); set at start, before any reload.
+    var copiesWholePackets = false
     /// The state sync with the peer (`--sync-peer`), nil without one.
     private(set) var sync: SyncService?
     let status = DaemonStatus()
@@ -103,7 +106,8 @@ public final class Daemon: @unchecked Sendable {
             let loaded: Policy
             let warnings: [RuleWarning]
             do throws(RuleErrors) {
-                (loaded, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+                let (parsed, found) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+                (loaded, warnings) = (try checkingSynProxy(parsed), found)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
                 status.reloaded(error: error.description)
@@ -178,7 +182,8 @@ public final class Daemon: @unchecked Sendable {
 
     private func loadRules() throws(NotStarting) -> Policy {
         do {
-            let (policy, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+            let (parsed, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+            let policy = parsed
             for warning in warnings { logger.warning("\(warning)") }
             status.policyLoaded(policy)
             return policy
@@ -209,12 +214,14 @@ public final class Daemon: @unchecked Sendable {
         let saved = persistence.load(maximumRecords: share * queueCount)
         let policy = withReloadLock { applyingTableChanges(saved?.tables ?? [:], to: defined) }
         status.policyLoaded(policy)
+        copiesWholePackets = policy.hasSynProxyRules
+        let settings = copiesWholePackets ? options.settings.copyingWholePackets() : options.settings
         do {
             for queue in options.queues {
                 if let makeWorker {
                     workers.append(try makeWorker(queue, policy, share, queueCount))
                 } else {
-                    workers.append(try QueueWorker(queue: queue, settings: options.settings, policy: policy,
+                    workers.append(try QueueWorker(queue: queue, settings: settings, policy: policy,
                                                    capacity: share, shares: queueCount, logger: logger))
                 }
             }

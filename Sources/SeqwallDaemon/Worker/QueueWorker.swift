@@ -12,6 +12,9 @@ import Glibc
 /// needs another's connections.
 final class QueueWorker: @unchecked Sendable {
     static let sendBufferSize = 64 * 1024
+    /// Room past `sendBufferSize` for one verdict that carries a whole packet (a proxied
+    /// connection's, rewritten), which never shares the buffer beyond it.
+    static let payloadRoom = Int(QueueSettings.wholePacket) + NetfilterQueueMessages.verdictCapacity + 8
     /// Packets taken from the socket in one `recvmmsg` and decided together; their verdicts go
     /// out in one send.
     static let batchLimit = ConnectionTracker.batchCapacity
@@ -113,7 +116,7 @@ final class QueueWorker: @unchecked Sendable {
         pendingQueued.initialize(repeating: NetfilterQueuePacket().queued, count: QueueWorker.batchLimit)
         pendingVerdicts = .allocate(capacity: QueueWorker.batchLimit)
         pendingVerdicts.initialize(repeating: .accept, count: QueueWorker.batchLimit)
-        sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize, alignment: 16)
+        sendBuffer = .allocate(byteCount: QueueWorker.sendBufferSize + QueueWorker.payloadRoom, alignment: 16)
         answerBuffer = .allocate(byteCount: RejectAnswer.capacity, alignment: 16)
         // Every stored property is set: a throw from here on runs deinit, which frees the
         // buffers.
@@ -198,6 +201,7 @@ final class QueueWorker: @unchecked Sendable {
         metrics.rejectAnswers = adapter.rejectAnswers
         metrics.rejectAnswersLimited = adapter.rejectAnswersLimited
         metrics.rejectAnswersFailed = adapter.rejectAnswersFailed
+        metrics.synProxySendFailures = adapter.synProxySendFailures
         metrics.failOpen = failOpen
         metrics.dropLogSuppressed = dropLog.suppressed
         metrics.dropLogLost = dropLog.lost
@@ -350,6 +354,10 @@ final class QueueWorker: @unchecked Sendable {
                     tracker.passOwnAnswer(insteadOf: verdict)
                     verdict = .accept
                 }
+            case .acceptRewritten:
+                // The tracker checked that the copy is the whole packet (`synproxy-short-copy`).
+                appendRewritten(queue: packet.queue, id: packet.packetID, payload: packet.payload)
+                continue
             default:
                 break
             }
@@ -362,6 +370,23 @@ final class QueueWorker: @unchecked Sendable {
             }
         }
         pendingCount = 0
+        if tracker.synProxyOutbox.count > 0 { sendSynProxySegments() }
+    }
+
+    /// Sends the SYN proxy's segments (the cookie SYN-ACKs, the SYNs and ACKs to servers, the
+    /// window updates and RSTs to clients) through the raw sockets, as the answers to rejects
+    /// go: they leave through the namespace's routing and OUTPUT hook, which the gateway
+    /// diversion does not queue (docs/synproxy.md).
+    private func sendSynProxySegments() {
+        let outbox = tracker.synProxyOutbox
+        for index in 0..<outbox.count {
+            let segment = outbox[index]
+            if let answers, let base = segment.baseAddress, answers.send(base, length: segment.count, scope: 0) >= 0 {
+                continue
+            }
+            adapter.synProxySendFailures += 1
+        }
+        outbox.reset()
     }
 
     // MARK: Answers to rejected packets
@@ -458,6 +483,16 @@ final class QueueWorker: @unchecked Sendable {
         let accept: Bool
         if case .accept = verdict { accept = true } else { accept = false }
         sendLength += NetfilterQueueMessages.putVerdict(sendBuffer + sendLength, queue: queue, packetID: id, accept: accept)
+    }
+
+    /// An accept verdict that replaces the packet with `payload`, the whole packet as the
+    /// tracker rewrote it.
+    private func appendRewritten(queue: UInt16, id: UInt32, payload: UnsafeRawBufferPointer) {
+        if sendLength + NetfilterQueueMessages.verdictCapacity + payload.count + 4 > QueueWorker.sendBufferSize {
+            flushVerdicts()
+        }
+        sendLength += NetfilterQueueMessages.putVerdict(sendBuffer + sendLength, queue: queue, packetID: id,
+                                                        payload: payload)
     }
 
     /// Sends the queued verdicts as one datagram.

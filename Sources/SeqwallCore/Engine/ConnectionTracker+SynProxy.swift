@@ -1,0 +1,171 @@
+/// The SYN proxy on the packet path (docs/synproxy.md): the handshakes of SynProxyHandshake
+/// and the translation of SynProxyTranslation, called from `open` (a SYN or an ACK for no
+/// connection on a `synproxy` rule) and from `decide` (a packet of a proxied connection).
+/// What seqwall sends goes into `synProxyOutbox`. Nothing here runs for a policy without a
+/// `synproxy` rule, nor for a connection that is not proxied.
+extension ConnectionTracker {
+    /// Reads a policy's SYN proxy settings, at start and on reload.
+    func configureSynProxy(_ policy: Policy) {
+        let any = policy.hasSynProxyRules
+        hot.pointee.synProxyRules = any
+        if any { table.makeProxyStates() }
+        synProxySwitch = SynProxySwitch(mode: policy.synProxyMode, tableLimit: table.limit)
+    }
+
+    /// The `synproxy` clause of the rule a decision names, if it has one.
+    func synProxyRule(_ ruleIndex: Int?) -> SynProxyRule? {
+        guard let ruleIndex, ruleIndex < policy.rules.count else { return nil }
+        return policy.rules[ruleIndex].synProxy
+    }
+
+    /// The clock of the timestamps seqwall's SYN-ACKs carry: milliseconds of the tracker's clock
+    /// (RFC 7323 5.4 asks for a clock between 1 ms and 1 s per tick).
+    static func timestampClock(_ now: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: now / 1_000_000) }
+
+    /// Queues one of seqwall's own segments; counted lost when the outbox is full.
+    func send(_ segment: TCPSegment) {
+        if !synProxyOutbox.append(segment) { hot.pointee.counters.synProxySegmentsLost += 1 }
+    }
+
+    /// Takes back the counting of a verdict the tracker reached on the way to another one for
+    /// the same packet (a handshake segment seqwall consumed after tracking it), so that each
+    /// packet is counted once.
+    func uncount(_ verdict: Verdict) {
+        switch verdict {
+        case .accept, .acceptRewritten:
+            hot.pointee.counters.accepted -= 1
+        case .drop(let reason):
+            hot.pointee.counters.dropped -= 1
+            hot.pointee.counters.drops[Int(reason.rawValue)] -= 1
+        case .reject:
+            hot.pointee.counters.dropped -= 1
+            hot.pointee.counters.drops[Int(DropReason.rule.rawValue)] -= 1
+        }
+    }
+
+    /// A SYN a `synproxy` rule passed while the proxy is engaged: answered with the cookie
+    /// SYN-ACK and dropped. Nothing is stored, so a flood of spoofed SYNs costs no table entry.
+    func answerSyn(_ segment: TCPSegment, rule: SynProxyRule, now: UInt64) -> Verdict {
+        send(SynProxyHandshake.synAck(answering: segment, rule: rule, cookies: cookies,
+                                      counter: SynCookie.counter(nanoseconds: now),
+                                      timestampClock: ConnectionTracker.timestampClock(now)))
+        hot.pointee.counters.synProxyCookiesSent += 1
+        return dropped(.synProxyHandshake)
+    }
+
+    /// An ACK for no connection: nil when no `synproxy` rule passes its flow (it is judged as
+    /// any such ACK), or when its cookie is bad but pickup may adopt it. A good cookie opens the
+    /// proxied connection, tracked from the SYN seqwall sends the server in the client's name;
+    /// the ACK itself is dropped (it carries no data: the SYN-ACK's window was 0). Checked
+    /// whether or not the adaptive switch is engaged now: the SYN-ACK went out while it was.
+    func cookieAck(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict? {
+        let decision = self.decision(for: segment, hook: hook, openedBySender: true)
+        guard decision.action == .pass, let rule = synProxyRule(decision.ruleIndex) else { return nil }
+        guard let state = SynProxyHandshake.accept(ack: segment, rule: rule, cookies: cookies,
+                                                   counter: SynCookie.counter(nanoseconds: now)) else {
+            if picksUp(now: now) { return nil }
+            hot.pointee.counters.synProxyInvalidAcks += 1
+            return dropped(.synProxyBadCookie)
+        }
+        hot.pointee.counters.synProxyValidAcks += 1
+        let syn = SynProxyHandshake.serverSyn(for: state, ack: segment)
+        var connection = Connection(key: key, direction: decision.direction)
+        guard TCPStateMachine.begin(&connection, with: syn, pickup: false) else { return dropped(.noConnection) }
+        let verdict = store(&connection, firstSegment: syn, sender: .original, ruleIndex: decision.ruleIndex, now: now)
+        hot.pointee.rules.count(verdict, ruleIndex: decision.ruleIndex, direction: decision.direction, now: now)
+        guard verdict == .accept, let (slot, _) = table.find(key), let states = table.proxyStates else { return verdict }
+        uncount(verdict)
+        table.connection(at: slot).pointee.proxied = true
+        (states + slot).initialize(to: state)
+        hot.pointee.counters.synProxyConnections += 1
+        send(syn)
+        return dropped(.synProxyHandshake)
+    }
+
+    /// A packet of a proxied connection. Before the server has answered, only its SYN-ACK or
+    /// RST is expected (SynProxyHandshake). After, the packet is translated and tracked in the
+    /// server half's numbers: from the client after translation, from the server before, so
+    /// the window tracking needs no change; it is accepted rewritten, which needs it whole.
+    // Never inlined: it keeps the established path of every other connection as small as it was.
+    @inline(never)
+    func trackProxied(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
+                      segment: TCPSegment, packet: UnsafeRawBufferPointer?, tcpOffset: Int, hook: PacketHook,
+                      now: UInt64) -> Verdict {
+        guard let states = table.proxyStates else { return dropped(.noConnection) }
+        let state = states[slot]
+        guard state.serverAnswered else {
+            return proxiedHandshake(slot: slot, connection: connection, direction: direction, segment: segment,
+                                    hook: hook, now: now)
+        }
+        if direction == .reply && segment.flags.contains([.syn, .ack]) {
+            // The server repeats its SYN-ACK: seqwall's ACK was lost. It is answered again.
+            var again = state
+            if let (toServer, _) = SynProxyHandshake.serverAnswered(&again, synAck: segment) { send(toServer) }
+            return dropped(.synProxyHandshake)
+        }
+        guard let packet, packet.count >= segment.wireLength else { return dropped(.synProxyShortCopy) }
+        let bytes = UnsafeMutableRawBufferPointer(mutating: packet)
+        let scales = (server: state.serverWindowScale ?? 0, client: state.advertisedWindowScale ?? 0)
+        if direction == .original {
+            guard SynProxyTranslation.translate(bytes, tcpOffset: tcpOffset, fromClient: true,
+                                                sequenceOffset: state.sequenceOffset,
+                                                timestampOffset: state.timestampOffset, windowScale: scales) else {
+                return dropped(.badOptions)
+            }
+            var translated = segment
+            if translated.flags.contains(.ack) { translated.acknowledgment &+= state.sequenceOffset }
+            if translated.options.hasSACK { translated.options.sackRightEdge &+= state.sequenceOffset }
+            if translated.options.hasTimestamps { translated.options.timestampEcho &+= state.timestampOffset }
+            let verdict = track(slot: slot, connection: connection, direction: direction, segment: translated,
+                                hook: hook, now: now)
+            return verdict == .accept ? .acceptRewritten : verdict
+        }
+        let verdict = track(slot: slot, connection: connection, direction: direction, segment: segment, hook: hook,
+                            now: now)
+        guard verdict == .accept else { return verdict }
+        _ = SynProxyTranslation.translate(bytes, tcpOffset: tcpOffset, fromClient: false,
+                                          sequenceOffset: state.sequenceOffset, timestampOffset: state.timestampOffset,
+                                          windowScale: scales)
+        return .acceptRewritten
+    }
+
+    /// A proxied connection's packet before the server answered seqwall's SYN. The server's
+    /// SYN-ACK: the offsets are learned, the SYN-ACK and seqwall's ACK to the server are
+    /// tracked (the connection is then established in the server half's numbers), the ACK and
+    /// the client's window update go out, the SYN-ACK is dropped. The server's RST that
+    /// answers the SYN (a closed port): an RST to the client, and the connection goes.
+    /// Anything else waits for the server: the client's window is still closed.
+    private func proxiedHandshake(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
+                                  segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
+        guard direction == .reply else { return dropped(.synProxyHandshake) }
+        let states = table.proxyStates!
+        if segment.flags.contains(.rst) {
+            // RFC 9293 3.10.7.3: an RST in SYN-SENT is taken when it acknowledges the SYN.
+            guard segment.flags.contains(.ack), segment.acknowledgment == states[slot].clientISN &+ 1 else {
+                return dropped(.rstOutOfWindow)
+            }
+            send(SynProxyHandshake.refusal(states[slot], reset: segment))
+            hot.pointee.counters.synProxyRefused += 1
+            destroy(slot: slot)
+            return dropped(.synProxyHandshake)
+        }
+        var answered = states[slot]
+        guard let (toServer, toClient) = SynProxyHandshake.serverAnswered(&answered, synAck: segment) else {
+            return dropped(.badTransition)
+        }
+        let key = connection.pointee.key
+        let synAckVerdict = track(slot: slot, connection: connection, direction: .reply, segment: segment, hook: hook,
+                                  now: now)
+        // Tracking may have ended the connection (its slot then holds another, or none).
+        guard synAckVerdict == .accept, table.isOccupied(slot), connection.pointee.key == key else {
+            return synAckVerdict
+        }
+        uncount(synAckVerdict)
+        states[slot] = answered
+        uncount(track(slot: slot, connection: connection, direction: .original, segment: toServer, hook: hook,
+                      now: now))
+        send(toServer)
+        send(toClient)
+        return dropped(.synProxyHandshake)
+    }
+}

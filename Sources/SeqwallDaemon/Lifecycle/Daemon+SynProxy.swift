@@ -1,0 +1,20 @@
+import SeqwallCore
+import SeqwallRules
+
+/// A proxied connection's packets are rewritten and sent back whole in the verdict
+/// (docs/synproxy.md), so the queues copy whole packets when the policy seqwall starts with has
+/// a `synproxy` rule (QueueSettings.copyingWholePackets). The copy range is set when a queue
+/// is bound; a reload that brings the first `synproxy` rule to queues bound for the headers
+/// only is refused, naming each rule's place, rather than proxying connections whose packets
+/// it could not send back (each would be dropped as `synproxy-short-copy`).
+extension Daemon {
+    func checkingSynProxy(_ policy: Policy) throws(RuleErrors) -> Policy {
+        guard !copiesWholePackets else { return policy }
+        let errors = policy.rules.filter { $0.synProxy != nil }.map {
+            RuleError(location: $0.location,
+                      message: "'synproxy' needs the queues to copy whole packets, which seqwall sets when it starts with a synproxy rule; restart seqwall to apply it (docs/synproxy.md)")
+        }
+        guard errors.isEmpty else { throw RuleErrors(errors: errors) }
+        return policy
+    }
+}

@@ -1,0 +1,125 @@
+import SeqwallTestSupport
+@testable import SeqwallCore
+import Testing
+
+/// The SYN proxy's hooks in the tracker (ConnectionTracker+SynProxy.swift) on their own: when a
+/// SYN is answered and when it is not, what an unproxied rule's connection sees, the adaptive
+/// switch, and a proxied segment without its bytes. The whole exchange, packets and verdicts,
+/// is SynProxyWorkerTests' (SeqwallDaemonTests).
+@Suite("SYN proxy in the tracker")
+struct SynProxyEngineTests {
+    static let at = SeqwallCore.SourceLocation(file: "synproxy.rules", line: 1, column: 1)
+
+    /// Port 80 proxied, 8080 passed as usual; `mode` for `set synproxy`.
+    static func tracker(mode: SynProxyMode = .always, states: Int = 1000) -> ConnectionTracker {
+        var policy = Policy()
+        policy.defaultInbound = .block
+        policy.defaultOutbound = .pass
+        policy.limits.states = states
+        policy.synProxyMode = mode
+        policy.rules = [
+            Rule(action: .pass, direction: .inbound, ports: [PortRange(80)], synProxy: SynProxyRule(), location: at),
+            Rule(action: .pass, direction: .inbound, ports: [PortRange(8080)], location: at),
+        ]
+        return ConnectionTracker(policy: policy)
+    }
+
+    static func syn(_ family: Family, port: UInt16, from sourcePort: UInt16 = 40000) -> [UInt8] {
+        var builder = PacketBuilder(source: family.client, destination: family.server)
+        builder.sourcePort = sourcePort
+        builder.destinationPort = port
+        builder.sequence = 1000
+        builder.options = [.mss(1460)]
+        return builder.build()
+    }
+
+    static func process(_ tracker: ConnectionTracker, _ packet: [UInt8], now: UInt64 = 1_000_000_000) -> Verdict {
+        var bytes = packet
+        return bytes.withUnsafeMutableBytes {
+            tracker.process(UnsafeRawBufferPointer($0), wireLength: packet.count, hook: .input, now: now)
+        }
+    }
+
+    @Test("a synproxy rule's SYN is answered and dropped, nothing stored; another rule's SYN is tracked",
+          arguments: Family.allCases)
+    func answeredOrTracked(family: Family) throws {
+        let tracker = Self.tracker()
+        #expect(Self.process(tracker, Self.syn(family, port: 80)) == .drop(.synProxyHandshake))
+        #expect(tracker.connectionCount == 0 && tracker.synProxyOutbox.count == 1)
+        let answer = Array(tracker.synProxyOutbox[0])
+        #expect(tcpChecksumHolds(answer))
+        guard case .tcp(let synAck) = parse(answer) else {
+            Issue.record("the answer is not TCP")
+            return
+        }
+        #expect(synAck.flags == [.syn, .ack] && synAck.acknowledgment == 1001 && synAck.window == 0)
+        tracker.synProxyOutbox.reset()
+
+        #expect(Self.process(tracker, Self.syn(family, port: 8080)) == .accept)
+        #expect(tracker.connectionCount == 1 && tracker.synProxyOutbox.count == 0)
+        let (connection, _) = try #require(tracker.connection(for: FlowKey(
+            source: family.client, destination: family.server, sourcePort: 40000, destinationPort: 8080)))
+        #expect(!connection.proxied)
+        #expect(tracker.counters.synProxyCookiesSent == 1)
+    }
+
+    @Test("adaptive: SYNs go through unproxied until half-open connections reach the start share")
+    func adaptive() {
+        // 10 states, start at 20%: proxying starts at 2 half-open connections.
+        let tracker = Self.tracker(mode: .adaptive(start: 20, end: 10), states: 10)
+        #expect(Self.process(tracker, Self.syn(.ipv4, port: 80, from: 40001)) == .accept)
+        #expect(Self.process(tracker, Self.syn(.ipv4, port: 80, from: 40002)) == .accept)
+        #expect(tracker.halfOpenCount == 2 && tracker.synProxyOutbox.count == 0)
+        #expect(Self.process(tracker, Self.syn(.ipv4, port: 80, from: 40003)) == .drop(.synProxyHandshake))
+        #expect(tracker.synProxyOutbox.count == 1 && tracker.connectionCount == 2)
+    }
+
+    @Test("an ACK for no connection: a forged cookie is its own drop; off a synproxy rule, no-connection")
+    func forgedCookie() {
+        let tracker = Self.tracker()
+        for port: UInt16 in [80, 8080] {
+            var builder = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+            builder.destinationPort = port
+            builder.sequence = 1001
+            builder.acknowledgment = 0xABCD_0001
+            builder.flags = .ack
+            let expected: Verdict = port == 80 ? .drop(.synProxyBadCookie) : .drop(.noConnection)
+            #expect(Self.process(tracker, builder.build()) == expected)
+        }
+        #expect(tracker.counters.synProxyInvalidAcks == 1 && tracker.synProxyOutbox.count == 0)
+    }
+
+    @Test("a proxied connection's segment handed over without its bytes cannot be translated: dropped")
+    func segmentWithoutBytes() throws {
+        let tracker = Self.tracker()
+        _ = Self.process(tracker, Self.syn(.ipv4, port: 80))
+        guard case .tcp(let synAck) = parse(Array(tracker.synProxyOutbox[0])) else {
+            Issue.record("the answer is not TCP")
+            return
+        }
+        tracker.synProxyOutbox.reset()
+        var ack = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        ack.sequence = 1001
+        ack.acknowledgment = synAck.sequence &+ 1
+        ack.flags = .ack
+        #expect(Self.process(tracker, ack.build()) == .drop(.synProxyHandshake))
+        #expect(tracker.counters.synProxyConnections == 1 && tracker.synProxyOutbox.count == 1)
+        var synAckFromServer = PacketBuilder(source: Family.ipv4.server, destination: Family.ipv4.client)
+        synAckFromServer.sourcePort = 80
+        synAckFromServer.destinationPort = 40000
+        synAckFromServer.sequence = 5000
+        synAckFromServer.acknowledgment = 1001
+        synAckFromServer.flags = [.syn, .ack]
+        #expect(Self.process(tracker, synAckFromServer.build()) == .drop(.synProxyHandshake))
+        var data = ack
+        data.acknowledgment = synAck.sequence &+ 1
+        data.flags = [.ack, .psh]
+        data.payloadLength = 10
+        guard case .tcp(let segment) = parse(data.build()) else {
+            Issue.record("not TCP")
+            return
+        }
+        #expect(tracker.process(segment, hook: .input, now: 1_000_000_000) == .drop(.synProxyShortCopy))
+        #expect(Self.process(tracker, data.build()) == .acceptRewritten)
+    }
+}
