@@ -365,7 +365,7 @@ final class QueueWorker: @unchecked Sendable {
             if case .drop(let reason) = verdict {
                 if reason == .fragment { dropLog.countFragment() }
                 logDrop(reason, packet: packet)
-            } else if verdict == .reject {
+            } else if case .reject = verdict {
                 logDrop(.rule, packet: packet, rejected: true)
             }
         }
