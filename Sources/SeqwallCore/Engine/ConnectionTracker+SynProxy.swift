@@ -88,9 +88,10 @@ extension ConnectionTracker {
     /// the window tracking needs no change; it is accepted rewritten, which needs it whole.
     // Never inlined: it keeps the established path of every other connection as small as it was.
     @inline(never)
-    func trackProxied(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
-                      segment: TCPSegment, packet: UnsafeRawBufferPointer?, hook: PacketHook, now: UInt64) -> Verdict {
+    func trackProxied(slot: Int, direction: FlowDirection, segment: TCPSegment, packet: UnsafeRawBufferPointer?,
+                      hook: PacketHook, now: UInt64) -> Verdict {
         guard let states = table.proxyStates else { return dropped(.noConnection) }
+        let connection = table.connection(at: slot)
         let state = states[slot]
         guard state.serverAnswered else {
             return proxiedHandshake(slot: slot, connection: connection, direction: direction, segment: segment,

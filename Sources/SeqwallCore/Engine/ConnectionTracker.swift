@@ -167,8 +167,8 @@ public final class ConnectionTracker {
                     return rejected(slot: slot, direction: direction, segment: segment)
                 }
                 if connection.pointee.proxied {
-                    return trackProxied(slot: slot, connection: connection, direction: direction, segment: segment,
-                                        packet: packet, hook: hook, now: now)
+                    return trackProxied(slot: slot, direction: direction, segment: segment, packet: packet, hook: hook,
+                                        now: now)
                 }
                 return track(slot: slot, connection: connection, direction: direction, segment: segment,
                              hook: hook, now: now)
