@@ -66,36 +66,24 @@ public final class EstablishedFlows: Workload {
         tableBytesPerConnection = tracker.tableBytes / connections
 
         schedule = PacketSchedule(count: packetsPerPass)
-        var generator = SplitMix64(seed: 0x5EC0_A11 ^ UInt64(connections))
-        orders = (0..<min(4, halfRoundsPerPass * 2)).map { _ in
-            var order = (0..<connections).map { Int32($0) }
-            order.shuffle(using: &generator)
-            return order
-        }
+        orders = flowOrders(connections: connections, halfRoundsPerPass: halfRoundsPerPass)
     }
 
     /// Writes the next pass's packets (outside the measured region).
     public func preparePass() {
-        var index = 0
-        for halfRound in (pass * halfRoundsPerPass)..<((pass + 1) * halfRoundsPerPass) {
-            let round = UInt32(truncatingIfNeeded: halfRound / 2)
-            let isData = halfRound % 2 == 0
-            let order = orders[halfRound % orders.count]
-            for position in 0..<connections {
-                let connection = Int(order[position])
-                let client = family.client(connection), server = family.server(connection)
-                let clientNext = scramble(connection, 1) &+ 1 &+ round &* UInt32(Self.segmentSize)
-                let serverNext = scramble(connection, 2) &+ 1
-                let segment = isData
-                    ? SegmentSpec(source: client, destination: server, sequence: clientNext, acknowledgment: serverNext,
-                                  flags: [.ack, .psh], window: Self.clientWindow, payloadLength: Self.segmentSize,
-                                  timestampValue: 2 &+ round, timestampEcho: 1 &+ round)
-                    : SegmentSpec(source: server, destination: client, sequence: serverNext,
-                                  acknowledgment: clientNext &+ UInt32(Self.segmentSize), flags: .ack,
-                                  window: Self.serverWindow, timestampValue: 2 &+ round, timestampEcho: 2 &+ round)
-                schedule.set(index, segment)
-                index += 1
-            }
+        forEachHalfRoundPacket(pass: pass, halfRoundsPerPass: halfRoundsPerPass, orders: orders,
+                               connections: connections) { index, connection, round, isData in
+            let client = family.client(connection), server = family.server(connection)
+            let clientNext = scramble(connection, 1) &+ 1 &+ round &* UInt32(Self.segmentSize)
+            let serverNext = scramble(connection, 2) &+ 1
+            let segment = isData
+                ? SegmentSpec(source: client, destination: server, sequence: clientNext, acknowledgment: serverNext,
+                              flags: [.ack, .psh], window: Self.clientWindow, payloadLength: Self.segmentSize,
+                              timestampValue: 2 &+ round, timestampEcho: 1 &+ round)
+                : SegmentSpec(source: server, destination: client, sequence: serverNext,
+                              acknowledgment: clientNext &+ UInt32(Self.segmentSize), flags: .ack,
+                              window: Self.serverWindow, timestampValue: 2 &+ round, timestampEcho: 2 &+ round)
+            schedule.set(index, segment)
         }
         pass += 1
         now &+= 1_000_000

@@ -12,9 +12,10 @@ final class PacketSchedule {
     let batch: UnsafeMutablePointer<QueuedPacket>
     let verdicts: UnsafeMutablePointer<Verdict>
 
-    init(count: Int) {
+    /// `packetBytes`: the most bytes a packet takes (headers only unless payloads are captured).
+    init(count: Int, packetBytes: Int = SegmentSpec.maximumHeaderBytes) {
         self.count = count
-        stride = (SegmentSpec.maximumHeaderBytes + 15) & ~15
+        stride = (packetBytes + 15) & ~15
         bytes = .allocate(byteCount: count * stride, alignment: 64)
         capturedLengths = .allocate(capacity: count)
         wireLengths = .allocate(capacity: count)
@@ -33,6 +34,7 @@ final class PacketSchedule {
 
     func set(_ index: Int, _ segment: SegmentSpec) {
         let (captured, wireLength) = segment.packet()
+        precondition(captured.count <= stride, "a packet larger than the schedule's stride")
         captured.withUnsafeBytes { (bytes + index * stride).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         capturedLengths[index] = UInt16(captured.count)
         wireLengths[index] = UInt32(wireLength)
@@ -56,7 +58,9 @@ final class PacketSchedule {
     func runOneByOne(through tracker: ConnectionTracker, now: UInt64) -> Int {
         var accepted = 0
         for index in 0..<count {
-            if tracker.process(packet(index), wireLength: Int(wireLengths[index]), hook: .forward, now: now) == .accept {
+            // Matched, not compared: Verdict's synthesized `==` is a call once it has four cases.
+            if case .accept = tracker.process(packet(index), wireLength: Int(wireLengths[index]), hook: .forward,
+                                              now: now) {
                 accepted += 1
             }
         }
@@ -89,7 +93,9 @@ final class PacketSchedule {
         }
         tracker.process(batch: UnsafeBufferPointer(start: batch, count: batchCount), verdicts: verdicts, now: now)
         var accepted = 0
-        for member in 0..<batchCount where verdicts[member] == .accept { accepted += 1 }
+        for member in 0..<batchCount {
+            if case .accept = verdicts[member] { accepted += 1 }
+        }
         return accepted
     }
 }

@@ -17,6 +17,8 @@ struct SegmentSpec {
     /// Timestamps (RFC 7323) on every segment, as Linux sends them.
     var timestampValue: UInt32 = 1
     var timestampEcho: UInt32 = 0
+    /// The payload captured too (a proxied connection's packets are copied whole).
+    var whole = false
 
     /// The IP and TCP headers as captured, and the length on the wire. Linux's option layouts:
     /// a SYN carries MSS 1460, SACK-permitted, timestamps, NOP and window scale 7, every other
@@ -35,6 +37,10 @@ struct SegmentSpec {
             : [.noOperation, .noOperation, timestamps]
         let headerLength = (builder.isIPv6 ? 40 : 20) + 20 + builder.optionBytes.count
         let wireLength = headerLength + payloadLength
+        if whole {
+            builder.payloadLength = payloadLength
+            return (builder.build(), wireLength)
+        }
         if builder.isIPv6 {
             builder.ipv6PayloadLength = UInt16(wireLength - 40)
         } else {

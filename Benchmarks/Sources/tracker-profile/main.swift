@@ -1,6 +1,8 @@
 // One core-benchmark workload without the benchmark harness, for profilers:
 //
 //   tracker-profile established ipv4|ipv6 CONNECTIONS [PASSES] [--one-by-one] [--no-huge-pages]
+//   tracker-profile proxied ipv4|ipv6 CONNECTIONS [PASSES] [--one-by-one]
+//     (established traffic over connections a synproxy rule proxies: every packet translated)
 //   tracker-profile handshake ipv4|ipv6 [PASSES] [--one-by-one] [--no-huge-pages] [--conn-limits]
 //   tracker-profile syn ipv4|ipv6 SCENARIO SYNS [PASSES] [--one-by-one] [--no-huge-pages]
 //     (SCENARIO: few-rules, few-rules-block, table-miss, table-hit, rules-SHAPE-COUNT with SHAPE
@@ -48,6 +50,12 @@ case "established":
                                  feeding: feeding, hugePages: hugePages)
     print("table B/conn \(flows.tableBytesPerConnection), RSS growth B/conn \(flows.residentBytesPerConnection)")
     workload = flows
+    passesArgument = 4
+case "proxied":
+    guard arguments.count >= 4, let connections = Int(arguments[3]), connections > 0,
+          packetsPerPass % connections == 0 else { usage() }
+    workload = ProxiedFlows(family: family, connections: connections, packetsPerPass: packetsPerPass,
+                            feeding: feeding)
     passesArgument = 4
 case "handshake":
     let mix = HandshakeMix(family: family, connections: packetsPerPass / HandshakeMix.packetsPerConnection,

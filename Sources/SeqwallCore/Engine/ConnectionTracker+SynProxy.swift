@@ -88,10 +88,10 @@ extension ConnectionTracker {
     /// the window tracking needs no change; it is accepted rewritten, which needs it whole.
     // Never inlined: it keeps the established path of every other connection as small as it was.
     @inline(never)
-    func trackProxied(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
-                      segment: TCPSegment, packet: UnsafeRawBufferPointer?, tcpOffset: Int, hook: PacketHook,
-                      now: UInt64) -> Verdict {
+    func trackProxied(slot: Int, direction: FlowDirection, segment: TCPSegment, packet: UnsafeRawBufferPointer?,
+                      hook: PacketHook, now: UInt64) -> Verdict {
         guard let states = table.proxyStates else { return dropped(.noConnection) }
+        let connection = table.connection(at: slot)
         let state = states[slot]
         guard state.serverAnswered else {
             return proxiedHandshake(slot: slot, connection: connection, direction: direction, segment: segment,
@@ -104,6 +104,13 @@ extension ConnectionTracker {
             return dropped(.synProxyHandshake)
         }
         guard let packet, packet.count >= segment.wireLength else { return dropped(.synProxyShortCopy) }
+        // Where the TCP header starts is read again here rather than carried from the parse,
+        // which would keep it alive on every other connection's path too.
+        var network = PacketParser.NetworkLayer()
+        guard PacketParser.parseNetwork(packet, wireLength: segment.wireLength, into: &network) == nil else {
+            return dropped(.badHeader)
+        }
+        let tcpOffset = network.offset
         let bytes = UnsafeMutableRawBufferPointer(mutating: packet)
         let scales = (server: state.serverWindowScale ?? 0, client: state.advertisedWindowScale ?? 0)
         if direction == .original {

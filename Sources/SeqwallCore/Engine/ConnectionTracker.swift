@@ -117,7 +117,7 @@ public final class ConnectionTracker {
         var segment = TCPSegment()
         switch PacketParser.parse(bytes, wireLength: wireLength, network: &network, tcp: &segment) {
         case .tcp:
-            return decide(segment, packet: bytes, tcpOffset: network.offset, hook: hook, now: now)
+            return decide(segment, packet: bytes, hook: hook, now: now)
         case .invalid(let reason):
             hot.pointee.counters.seen += 1
             return dropped(reason)
@@ -126,7 +126,7 @@ public final class ConnectionTracker {
         }
         switch PacketParser.parseTransport(bytes, network) {
         case .tcp(let segment):
-            return decide(segment, packet: bytes, tcpOffset: network.offset, hook: hook, now: now)
+            return decide(segment, packet: bytes, hook: hook, now: now)
         case .datagram(let datagram):
             return process(datagram, hook: hook, now: now)
         case .icmpError(let error):
@@ -149,17 +149,15 @@ public final class ConnectionTracker {
     /// Decides one parsed TCP segment. Without its bytes, a proxied connection's segment cannot
     /// be translated: it is dropped (`synproxy-short-copy`).
     public func process(_ segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
-        decide(segment, packet: nil, tcpOffset: 0, hook: hook, now: now)
+        decide(segment, packet: nil, hook: hook, now: now)
     }
 
-    /// Decides one parsed TCP segment; `packet` is the whole packet it came in, its TCP header
-    /// at `tcpOffset`, which a proxied connection's segment is translated in, in place: the
-    /// caller's memory must be writable.
+    /// Decides one parsed TCP segment; `packet` is the packet it came in, which a proxied
+    /// connection's segment is translated in, in place: the caller's memory must be writable.
     // Always inlined: the segment parsed by the raw-packet `process` stays in its frame instead of being
     // copied into a call.
     @inline(__always)
-    func decide(_ segment: TCPSegment, packet: UnsafeRawBufferPointer?, tcpOffset: Int, hook: PacketHook,
-                now: UInt64) -> Verdict {
+    func decide(_ segment: TCPSegment, packet: UnsafeRawBufferPointer?, hook: PacketHook, now: UInt64) -> Verdict {
         hot.pointee.counters.seen += 1
         guard segment.flags.isValidCombination else { return dropped(.badFlags) }
         let key = FlowKey(segment)
@@ -170,8 +168,8 @@ public final class ConnectionTracker {
                     return rejected(slot: slot, direction: direction, segment: segment)
                 }
                 if connection.pointee.proxied {
-                    return trackProxied(slot: slot, connection: connection, direction: direction, segment: segment,
-                                        packet: packet, tcpOffset: tcpOffset, hook: hook, now: now)
+                    return trackProxied(slot: slot, direction: direction, segment: segment, packet: packet, hook: hook,
+                                        now: now)
                 }
                 return track(slot: slot, connection: connection, direction: direction, segment: segment,
                              hook: hook, now: now)

@@ -273,6 +273,9 @@ enum NetfilterQueueMessages {
         }
     }
 
+    /// The most bytes an NFQA_PAYLOAD attribute holds: its length, header included, is 16 bits.
+    static let largestPayload = Int(UInt16.max) - attributeHeaderLength
+
     /// Writes an accept verdict that replaces the packet with `payload` (NFQA_PAYLOAD), at
     /// `buffer` (4-byte aligned, `verdictCapacity` plus the payload's length, padded, free).
     /// The kernel's nfqnl_mangle makes the packet exactly these bytes: they must be the whole

@@ -356,8 +356,13 @@ final class QueueWorker: @unchecked Sendable {
                 }
             case .acceptRewritten:
                 // The tracker checked that the copy is the whole packet (`synproxy-short-copy`).
-                appendRewritten(queue: packet.queue, id: packet.packetID, payload: packet.payload)
-                continue
+                // A payload attribute's length is 16 bits: a packet that does not fit one (only
+                // a GSO packet could) is dropped, never cut.
+                if packet.payload.count <= NetfilterQueueMessages.largestPayload {
+                    appendRewritten(queue: packet.queue, id: packet.packetID, payload: packet.payload)
+                    continue
+                }
+                verdict = .drop(.synProxyShortCopy)
             default:
                 break
             }
@@ -365,7 +370,7 @@ final class QueueWorker: @unchecked Sendable {
             if case .drop(let reason) = verdict {
                 if reason == .fragment { dropLog.countFragment() }
                 logDrop(reason, packet: packet)
-            } else if verdict == .reject {
+            } else if case .reject = verdict {
                 logDrop(.rule, packet: packet, rejected: true)
             }
         }
