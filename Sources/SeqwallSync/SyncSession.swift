@@ -25,6 +25,7 @@ public struct SyncSession {
     private var lastSent: UInt64 = 0
     private var lastHeard: UInt64?
     private var receivedSinceAck = false
+    private var lastAcknowledged: UInt64 = 0
     private var lastNack: UInt64 = 0
     private var lastBulkRequest: UInt64?
     /// The bulk being sent, and how far.
@@ -131,12 +132,14 @@ public struct SyncSession {
             lastBulkRequest = now
             status.bulk_requests_sent += 1
         }
-        if receivedSinceAck || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
+        if (receivedSinceAck && now &- lastAcknowledged >= settings.acknowledgeInterval)
+            || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
             var message = SyncMessage(kind: .alive)
             message.first = receiver.next
             message.last = nextData
             send(message, now: now, wallNow: wallNow)
             receivedSinceAck = false
+            lastAcknowledged = now
         }
         refreshStatus(now: now)
     }
