@@ -5,12 +5,12 @@ import SeqwallCore
 /// changed `maximumChanges` times or `interval` after its first unsent change, whichever comes
 /// first. A connection removed before anything of it was sent is never sent at all.
 ///
-/// The sync thread runs every change of every worker through here, and hashing a flow key is
-/// most of what that costs: so one dictionary holds all it knows of a connection, a change
-/// costs one lookup (updated in place), and a record costs one more when it goes. The records
-/// waiting to go are in `waiting`, in the order of their first unsent change, which is the
-/// order they fall due (the clock never goes back): finding what is due looks at the oldest
-/// only.
+/// The sync thread runs every change of every worker through here, and finding a flow key in
+/// a dictionary is most of what that costs: so one dictionary holds all it knows of a
+/// connection, a change costs one lookup (the entry updated in place), and a record one more
+/// when it goes. The records waiting to go are in `waiting`, in the order of their first
+/// unsent change, which is the order they fall due (the clock never goes back): finding what
+/// is due looks at the oldest only.
 public struct SyncCoalescer {
     public let interval: UInt64
     public let maximumChanges: Int
@@ -63,47 +63,65 @@ public struct SyncCoalescer {
 
     public mutating func add(_ change: SyncChange, now: UInt64) {
         let key = change.connection.key
-        let index = connections.index(forKey: key)
         if change.kind == .removed {
-            guard let index else { return }
-            let known = connections.values[index]
+            guard let known = connections.removeValue(forKey: key) else { return }
             var peerHolds = known.sentPackets != nil
             if let turn = known.waitingTurn {
                 peerHolds = waiting[position(of: turn)].known
                 drop(turn)
             }
-            connections.remove(at: index)
             if peerHolds { due.append(SyncEntry(.delete, change.connection)) }
             return
         }
-        if let index, let turn = connections.values[index].waitingTurn {
-            // The sweep's look adds nothing to a record that is about to go.
-            if change.kind == .refresh { return }
+        let turn = firstTurn &+ UInt64(waiting.count)
+        // One lookup: the connection's entry is found, or made, and updated in place.
+        switch SyncCoalescer.note(change, in: &connections[key, default: Known()], turn: turn,
+                                  atOnce: maximumChanges == 1) {
+        case .nothing:
+            return
+        case .sent:
+            due.append(SyncEntry(.upsert, change.connection))
+        case .waits(let peerHolds):
+            waiting.append(Waiting(connection: change.connection, changes: 1, since: now, known: peerHolds,
+                                   live: true))
+            pendingCount += 1
+        case .replaces(let waitingTurn):
             // Only the latest state goes: this change replaces the waiting one.
-            let slot = position(of: turn)
+            let slot = position(of: waitingTurn)
             waiting[slot].connection = change.connection
             waiting[slot].changes += 1
-            if waiting[slot].changes >= maximumChanges { release(slot, at: index) }
-            return
+            if waiting[slot].changes >= maximumChanges, let index = connections.index(forKey: key) {
+                release(slot, at: index)
+            }
         }
-        let sentPackets = index.flatMap { connections.values[$0].sentPackets }
-        if change.kind == .refresh || maximumChanges == 1 {
+    }
+
+    /// What a change (not a removal) does, given what is known of its connection.
+    enum Decision {
+        case nothing
+        /// Its record goes now.
+        case sent
+        /// Its record waits, from now, at the turn given; whether the peer holds it.
+        case waits(peerHolds: Bool)
+        /// It replaces the record waiting at this turn.
+        case replaces(UInt64)
+    }
+
+    private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, atOnce: Bool) -> Decision {
+        if let waitingTurn = known.waitingTurn {
+            // The sweep's look adds nothing to a record that is about to go.
+            return change.kind == .refresh ? .nothing : .replaces(waitingTurn)
+        }
+        if change.kind == .refresh || atOnce {
             // A refresh goes at once (the sweep paces them), and only when packets moved.
             let packets = change.connection.packetsOriginal &+ change.connection.packetsReply
-            if change.kind == .refresh && sentPackets == packets { return }
-            noteSent(change.connection)
-            due.append(SyncEntry(.upsert, change.connection))
-            return
+            if change.kind == .refresh && known.sentPackets == packets { return .nothing }
+            known.sentPackets = packets
+            known.sentExpiresAt = change.connection.expiresAt
+            return .sent
         }
-        let turn = firstTurn &+ UInt64(waiting.count)
-        waiting.append(Waiting(connection: change.connection, changes: 1, since: now, known: sentPackets != nil,
-                               live: true))
-        pendingCount += 1
-        if let index {
-            connections.values[index].waitingTurn = turn
-        } else {
-            connections[key] = Known(waitingTurn: turn)
-        }
+        known.waitingTurn = turn
+        return .waits(peerHolds: known.sentPackets != nil)
     }
 
     private func position(of turn: UInt64) -> Int { Int(turn &- firstTurn) }

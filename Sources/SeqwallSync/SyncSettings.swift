@@ -12,6 +12,9 @@ public struct SyncSettings: Sendable {
     /// sender drop what it holds for resending, and one per round would cost the sender as many
     /// datagrams to open as it sends.
     public var acknowledgeInterval: UInt64 = 100_000_000
+    /// ... or as soon as this many data messages came, so that a sender pacing a bulk by the
+    /// half of `resendCapacity` it may hold unacknowledged is never held up by the interval.
+    public var acknowledgeMessages = 256
     /// A peer not heard for this long is down.
     public var peerTimeout: UInt64 = 3_000_000_000
     /// Data messages held for resend.
