@@ -19,9 +19,11 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
   conn-rate        connrate.c: connect, send 64 bytes, close, read to EOF; 4 threads (conn/s)
   queues           iperf3 4 streams through 2 queues (--queue-balance 0:1) and through 1 queue,
                    for C and seqwall
-  sync             the first seqwall with state sync off and on (a backup node on a sync
-                   link), alternated each round: bulk-1 and conn-rate, and the sync's bytes
-                   per second of the busy connection, per new connection and per idle second
+  sync             each seqwall (--seqwall) with state sync off and on (a backup node on a
+                   sync link, restarted empty before each run with sync on), alternated each
+                   round: bulk-1 and conn-rate, the master's CPU per connection (all threads,
+                   the workers, the sync thread), and the sync's bytes per second of the busy
+                   connection, per new connection and per idle second
   failover         after the rounds, --failovers times: kill -9 of the master's seqwall in
                    test_failover.py's keepalived lab, to the first packet the backup forwards
                    (Benchmarks/e2e/bench_sync.py)
@@ -155,14 +157,23 @@ def log(message):
 def cpu_nanoseconds(pid):
     """CPU time process pid's threads have had (user and system), from each thread's
     /proc/PID/task/TID/schedstat (nanoseconds on a CPU)."""
-    total = 0
+    return sum(thread_cpu_nanoseconds(pid).values())
+
+
+def thread_cpu_nanoseconds(pid):
+    """CPU time (ns) of process pid's threads, summed by thread name (/proc/PID/task/TID/comm:
+    seqwall-q0, seqwall-sync, ...), so a cost can be told apart by the thread that pays it."""
+    totals = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
+                used = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
         except (OSError, ValueError, IndexError):
             continue
-    return total
+        totals[name] = totals.get(name, 0) + used
+    return totals
 
 
 class BenchLab(lab.Lab):
@@ -605,41 +616,76 @@ class Bench:
         sync end to end)."""
         if self.sync_peer is None:
             self.sync_peer = bench_sync.SyncPeer(self.lab, self.workdir, self.rules)
-        variant = next(iter(self.seqwalls))
+        # Every seqwall binary (--seqwall), each with sync off and on, the order of the binaries
+        # and of off/on alternating by round: an A/B of the sync's cost in the same rounds.
+        variants = list(self.seqwalls)
+        if round_number % 2:
+            variants.reverse()
         modes = ("sync off", "sync on") if round_number % 2 == 0 else ("sync on", "sync off")
-        for mode in modes:
-            log(f"round {round_number + 1}: sync {variant} {mode}")
-            on = mode == "sync on"
-            with Consumer(self, variant, options=self.sync_peer.master_options if on else ()) as consumer:
-                master = consumer.daemon
-                if on and not lab.wait_for(lambda: bench_sync.in_sync(master), 60, 0.2):
-                    raise RuntimeError(f"the master never got in sync: {bench_sync.sync_status(master)}")
-                sent = lambda: bench_sync.sync_status(master)["bytes_sent"] if on else 0
+        for variant, mode in [(v, m) for v in variants for m in modes]:
+            self.measure_sync_mode(round_number, variant, mode)
+
+    def sync_label(self, variant, mode):
+        """The results' variant for one binary's sync mode: the mode alone with one binary."""
+        return mode if len(self.seqwalls) == 1 else f"{variant}: {mode}"
+
+    def measure_sync_mode(self, round_number, variant, mode):
+        """One binary with sync off or on: throughput, connections per second, CPU per
+        connection by thread, and the sync's bytes."""
+        label = self.sync_label(variant, mode)
+        log(f"round {round_number + 1}: sync {variant} {mode}")
+        on = mode == "sync on"
+        if on:
+            # A backup that kept its table would hand every earlier run's connections (those in
+            # TIME_WAIT last two minutes) to this master in its bulk: the master's table, and
+            # with it the sweep's work every 2 s, would then grow round by round. A fresh backup
+            # leaves the master this run's connections only.
+            self.sync_peer.daemon.stop()
+            self.sync_peer.daemon.start(ready_timeout=20)
+        with Consumer(self, variant, options=self.sync_peer.master_options if on else ()) as consumer:
+            master = consumer.daemon
+            if on and not lab.wait_for(lambda: bench_sync.in_sync(master), 60, 0.2):
+                raise RuntimeError(f"the master never got in sync: {bench_sync.sync_status(master)}")
+            # The backup asks the new master for a bulk of its table too: measured before the
+            # backup has it all, the master would be sending it meanwhile, a cost that is not
+            # the one measured here.
+            if on and not lab.wait_for(lambda: bench_sync.in_sync(self.sync_peer.daemon)
+                                       and bench_sync.sync_status(master).get("bulk_remaining", 0) == 0, 60, 0.2):
+                raise RuntimeError(f"the backup never got in sync: {bench_sync.sync_status(self.sync_peer.daemon)}")
+            sent = lambda: bench_sync.sync_status(master)["bytes_sent"] if on else 0
+            before, started = sent(), time.monotonic()
+            self.record("sync", label, "Gbit/s", self.iperf(1) / 1e9)
+            busy = (sent() - before) / (time.monotonic() - started)
+            before = sent()
+            cpu = (cpu_nanoseconds(master.proc.pid), cpu_nanoseconds(self.sync_peer.daemon.proc.pid))
+            threads = thread_cpu_nanoseconds(master.proc.pid)
+            rate, failures, count = self.connections(with_count=True)
+            self.record("sync", label, "conn/s", rate)
+            # Where a connection's sync costs CPU: the master (events, the sync thread) and
+            # the backup applying it, which shares this machine's CPUs with the benchmark.
+            self.record("sync", label, "master cpu us/connection",
+                        (cpu_nanoseconds(master.proc.pid) - cpu[0]) / 1e3 / count)
+            after = thread_cpu_nanoseconds(master.proc.pid)
+            spent = {name: after[name] - threads.get(name, 0) for name in after}
+            self.record("sync", label, "master workers cpu us/connection",
+                        sum(v for k, v in spent.items() if k.startswith("seqwall-q")) / 1e3 / count)
+            if on:
+                self.record("sync", label, "master sync thread cpu us/connection",
+                            spent.get("seqwall-sync", 0) / 1e3 / count)
+            self.record("sync", label, "backup cpu us/connection",
+                        (cpu_nanoseconds(self.sync_peer.daemon.proc.pid) - cpu[1]) / 1e3 / count)
+            if failures:
+                self.note("sync", label, f"{failures} failed connections")
+            if on:
+                # Coalesced records go within 50 ms, the last closes' as well.
+                time.sleep(0.5)
+                per_connection = (sent() - before) / count
                 before, started = sent(), time.monotonic()
-                self.record("sync", mode, "Gbit/s", self.iperf(1) / 1e9)
-                busy = (sent() - before) / (time.monotonic() - started)
-                before = sent()
-                cpu = (cpu_nanoseconds(master.proc.pid), cpu_nanoseconds(self.sync_peer.daemon.proc.pid))
-                rate, failures, count = self.connections(with_count=True)
-                self.record("sync", mode, "conn/s", rate)
-                # Where a connection's sync costs CPU: the master (events, the sync thread) and
-                # the backup applying it, which shares this machine's CPUs with the benchmark.
-                self.record("sync", mode, "master cpu us/connection",
-                            (cpu_nanoseconds(master.proc.pid) - cpu[0]) / 1e3 / count)
-                self.record("sync", mode, "backup cpu us/connection",
-                            (cpu_nanoseconds(self.sync_peer.daemon.proc.pid) - cpu[1]) / 1e3 / count)
-                if failures:
-                    self.note("sync", mode, f"{failures} failed connections")
-                if on:
-                    # Coalesced records go within 50 ms, the last closes' as well.
-                    time.sleep(0.5)
-                    per_connection = (sent() - before) / count
-                    before, started = sent(), time.monotonic()
-                    time.sleep(2)
-                    idle = (sent() - before) / (time.monotonic() - started)
-                    self.record("sync", mode, "sync B/s busy", busy)
-                    self.record("sync", mode, "sync B/s idle", idle)
-                    self.record("sync", mode, "sync B/connection", per_connection)
+                time.sleep(2)
+                idle = (sent() - before) / (time.monotonic() - started)
+                self.record("sync", label, "sync B/s busy", busy)
+                self.record("sync", label, "sync B/s idle", idle)
+                self.record("sync", label, "sync B/connection", per_connection)
 
     def measure_failover(self):
         gap = bench_sync.FailoverGap(bench_sync.failover_workdir())
@@ -680,10 +726,15 @@ class Bench:
 
     def report_sync(self):
         """Sync on against off, paired within each round (target: on/off >= 0.95), the sync's
-        bytes, and the failover gaps."""
+        bytes, and the failover gaps; per seqwall binary."""
+        for name in self.seqwalls:
+            self.report_sync_of(name)
+
+    def report_sync_of(self, name):
         def values(variant, metric):
-            return self.results.get(("sync" if variant != "failover" else "failover",
-                                     variant if variant != "failover" else "seqwall", metric), [])
+            if variant == "failover":
+                return self.results.get(("failover", "seqwall", metric), []) if name == next(iter(self.seqwalls)) else []
+            return self.results.get(("sync", self.sync_label(name, variant), metric), [])
         rows = []
         for metric in ("Gbit/s", "conn/s"):
             off, on = values("sync off", metric), values("sync on", metric)
@@ -692,10 +743,16 @@ class Bench:
                 rows.append(f"{metric:<22} off {statistics.median(off):10.2f}  on {statistics.median(on):10.2f}"
                             f"  on/off {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.3f}' for r in ratios)})"
                             f"  {'met' if statistics.median(ratios) >= 0.95 else 'NOT met'} (>= 0.95)")
-        for metric in ("master cpu us/connection", "backup cpu us/connection"):
+        for metric in ("master cpu us/connection", "master workers cpu us/connection", "backup cpu us/connection"):
             off, on = values("sync off", metric), values("sync on", metric)
             if off and on:
-                rows.append(f"{metric:<26} off {statistics.median(off):6.1f}  on {statistics.median(on):6.1f}")
+                ratios = [b / a for a, b in zip(off, on) if a]
+                rows.append(f"{metric:<32} off {statistics.median(off):6.1f}  on {statistics.median(on):6.1f}"
+                            f"  on/off {statistics.median(ratios):.3f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+        found = values("sync on", "master sync thread cpu us/connection")
+        if found:
+            rows.append(f"{'master sync thread cpu us/connection':<32} on {statistics.median(found):6.1f}"
+                        f"  (rounds: {', '.join(f'{v:.1f}' for v in found)})")
         for metric in ("sync B/s busy", "sync B/s idle", "sync B/connection"):
             found = values("sync on", metric)
             if found:
@@ -706,11 +763,12 @@ class Bench:
                 rows.append(f"failover {metric:<22} median {statistics.median(found):.3f}  "
                             f"(runs: {', '.join(f'{v:.3f}' for v in found)})")
         if rows:
-            print("\nState sync end to end (sync bytes: UDP payload the master's sync socket sent)")
+            print("\nState sync end to end (sync bytes: UDP payload the master's sync socket sent)"
+                  + (f", seqwall = {name}" if len(self.seqwalls) > 1 else ""))
             for row in rows:
                 print("  " + row)
         for key, texts in self.notes.items():
-            if key[0] == "sync":
+            if key[0] == "sync" and key[1].startswith(self.sync_label(name, "")):
                 print(f"  note {key[1]}: {'; '.join(texts)}")
 
     def report_ab(self, old, new):

@@ -33,7 +33,11 @@ public struct SyncCipher {
         // A 12-byte nonce is always valid for ChaChaPoly, and sealing in memory cannot fail.
         let nonce = try! ChaChaPoly.Nonce(data: header.nonce)
         let box = try! ChaChaPoly.seal(body, using: key(for: header.node), nonce: nonce, authenticating: clear)
-        return clear + Array(box.ciphertext) + Array(box.tag)
+        var datagram = clear
+        datagram.reserveCapacity(clear.count + body.count + SyncCipher.tagLength)
+        datagram.append(contentsOf: box.ciphertext)
+        datagram.append(contentsOf: box.tag)
+        return datagram
     }
 
     /// The header and the body of an authentic datagram, or why it is refused.

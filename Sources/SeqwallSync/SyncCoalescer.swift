@@ -4,86 +4,207 @@ import SeqwallCore
 /// a close) leaves as one record (pfsync's maxupd): a connection's record goes when it has
 /// changed `maximumChanges` times or `interval` after its first unsent change, whichever comes
 /// first. A connection removed before anything of it was sent is never sent at all.
+///
+/// The sync thread runs every change of every worker through here, and finding a flow key in
+/// a dictionary is most of what that costs: so one dictionary holds all it knows of a
+/// connection, a change costs one lookup (the entry updated in place), and a record one more
+/// when it goes. The records waiting to go are in `waiting`, in the order of their first
+/// unsent change, which is the order they fall due (the clock never goes back): finding what
+/// is due looks at the oldest only.
 public struct SyncCoalescer {
     public let interval: UInt64
     public let maximumChanges: Int
 
-    struct Pending {
-        var entry: SyncEntry
-        var changes: Int
-        var since: UInt64
-        /// Whether the peer has heard of this connection (an earlier record went out).
-        var known: Bool
+    /// What is known of one connection.
+    struct Known {
+        /// Its packets when its last record went, nil when the peer is not believed to hold
+        /// it: a refresh with the same count carries nothing new.
+        var sentPackets: UInt64?
+        /// Its deadline when its last record went: past it, with no packet since (which a
+        /// refresh would have sent), it has expired here too and is forgotten.
+        var sentExpiresAt: UInt64 = 0
+        /// Its place in `waiting` (a turn), nil when no record of it waits.
+        var waitingTurn: UInt64?
     }
 
-    private var pending: [FlowKey: Pending] = [:]
-    /// Packets of each connection the peer knows of, as last sent: a refresh with the same
-    /// count carries nothing new.
-    private var sentPackets: [FlowKey: UInt64] = [:]
+    /// A record that waits to go.
+    struct Waiting {
+        var connection: Connection
+        var changes: Int
+        var since: UInt64
+        /// Whether the peer had heard of the connection when this record began to wait.
+        var known: Bool
+        /// False once the record went or the connection was removed: then skipped.
+        var live: Bool
+    }
+
+    private var connections: [FlowKey: Known] = [:]
+    /// Records in the order of their first change; `waiting[i]` is turn `firstTurn + i`.
+    private var waiting: [Waiting] = []
+    private var firstTurn: UInt64 = 0
+    /// The first live or not yet looked at record in `waiting`.
+    private var head = 0
+    public private(set) var pendingCount = 0
     /// Entries due now, in the order they became due.
     private var due: [SyncEntry] = []
+    /// When `connections` is next looked through for expired ones.
+    private var nextForget: UInt64 = 0
+    static let forgetInterval: UInt64 = 10_000_000_000
+
+    /// Room made at the start: a busy node soon knows tens of thousands of connections (those
+    /// in TIME_WAIT too, until their deadline), and growing to that rehashes every one.
+    static let initialCapacity = 16384
 
     public init(interval: UInt64, maximumChanges: Int) {
         self.interval = interval
         self.maximumChanges = max(1, maximumChanges)
+        connections.reserveCapacity(SyncCoalescer.initialCapacity)
     }
-
-    public var pendingCount: Int { pending.count }
-    /// Connections the peer is believed to hold.
-    public var knownCount: Int { sentPackets.count }
 
     public mutating func add(_ change: SyncChange, now: UInt64) {
         let key = change.connection.key
-        let packets = change.connection.packetsOriginal &+ change.connection.packetsReply
-        switch change.kind {
-        case .removed:
-            let known = pending.removeValue(forKey: key)?.known ?? (sentPackets[key] != nil)
-            sentPackets.removeValue(forKey: key)
-            if known { due.append(SyncEntry(.delete, change.connection)) }
+        if change.kind == .removed {
+            guard let known = connections.removeValue(forKey: key) else { return }
+            var peerHolds = known.sentPackets != nil
+            if let turn = known.waitingTurn {
+                peerHolds = waiting[position(of: turn)].known
+                drop(turn)
+            }
+            if peerHolds { due.append(SyncEntry(.delete, change.connection)) }
             return
-        case .refresh:
-            guard pending[key] == nil, sentPackets[key] != packets else { return }
-        case .changed:
-            break
         }
-        if var waiting = pending[key] {
-            waiting.entry.connection = change.connection
-            waiting.changes += 1
-            pending[key] = waiting
-        } else {
-            pending[key] = Pending(entry: SyncEntry(.upsert, change.connection), changes: 1, since: now,
-                                   known: sentPackets[key] != nil)
+        let turn = firstTurn &+ UInt64(waiting.count)
+        // One lookup: the connection's entry is found, or made, and updated in place.
+        switch SyncCoalescer.note(change, in: &connections[key, default: Known()], turn: turn,
+                                  atOnce: maximumChanges == 1) {
+        case .nothing:
+            return
+        case .sent:
+            due.append(SyncEntry(.upsert, change.connection))
+        case .waits(let peerHolds):
+            waiting.append(Waiting(connection: change.connection, changes: 1, since: now, known: peerHolds,
+                                   live: true))
+            pendingCount += 1
+        case .replaces(let waitingTurn):
+            // Only the latest state goes: this change replaces the waiting one.
+            let slot = position(of: waitingTurn)
+            waiting[slot].connection = change.connection
+            waiting[slot].changes += 1
+            if waiting[slot].changes >= maximumChanges, let index = connections.index(forKey: key) {
+                release(slot, at: index)
+            }
         }
-        if pending[key]!.changes >= maximumChanges || change.kind == .refresh { release(key) }
     }
 
-    private mutating func release(_ key: FlowKey) {
-        guard let waiting = pending.removeValue(forKey: key) else { return }
-        let connection = waiting.entry.connection
-        sentPackets[key] = connection.packetsOriginal &+ connection.packetsReply
-        due.append(waiting.entry)
+    /// What a change (not a removal) does, given what is known of its connection.
+    enum Decision {
+        case nothing
+        /// Its record goes now.
+        case sent
+        /// Its record waits, from now, at the turn given; whether the peer holds it.
+        case waits(peerHolds: Bool)
+        /// It replaces the record waiting at this turn.
+        case replaces(UInt64)
+    }
+
+    private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, atOnce: Bool) -> Decision {
+        if let waitingTurn = known.waitingTurn {
+            // The sweep's look adds nothing to a record that is about to go.
+            return change.kind == .refresh ? .nothing : .replaces(waitingTurn)
+        }
+        if change.kind == .refresh || atOnce {
+            // A refresh goes at once (the sweep paces them), and only when packets moved.
+            let packets = change.connection.packetsOriginal &+ change.connection.packetsReply
+            if change.kind == .refresh && known.sentPackets == packets { return .nothing }
+            known.sentPackets = packets
+            known.sentExpiresAt = change.connection.expiresAt
+            return .sent
+        }
+        known.waitingTurn = turn
+        return .waits(peerHolds: known.sentPackets != nil)
+    }
+
+    private func position(of turn: UInt64) -> Int { Int(turn &- firstTurn) }
+
+    /// The record at `slot` goes; `index` is its connection's.
+    private mutating func release(_ slot: Int, at index: Dictionary<FlowKey, Known>.Index) {
+        let connection = waiting[slot].connection
+        waiting[slot].live = false
+        pendingCount -= 1
+        connections.values[index].waitingTurn = nil
+        connections.values[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
+        connections.values[index].sentExpiresAt = connection.expiresAt
+        due.append(SyncEntry(.upsert, connection))
+    }
+
+    private mutating func drop(_ turn: UInt64) {
+        waiting[position(of: turn)].live = false
+        pendingCount -= 1
     }
 
     /// Every entry due at `now`, oldest first; `flushAll` takes the pending ones too.
     public mutating func take(now: UInt64, flushAll: Bool = false) -> [SyncEntry] {
-        let ready = pending.filter { flushAll || now &- $0.value.since >= interval }
-            .sorted { $0.value.since < $1.value.since }
-        for (key, _) in ready { release(key) }
+        while head < waiting.count {
+            if waiting[head].live {
+                guard flushAll || now &- waiting[head].since >= interval else { break }
+                if let index = connections.index(forKey: waiting[head].connection.key) {
+                    release(head, at: index)
+                } else {
+                    drop(firstTurn &+ UInt64(head))
+                }
+            }
+            head += 1
+        }
+        // The records looked at are dropped once they are most of the array, so its storage
+        // is reused rather than grown.
+        if head == waiting.count {
+            waiting.removeAll(keepingCapacity: true)
+            firstTurn &+= UInt64(head)
+            head = 0
+        } else if head > 1024 && head * 2 > waiting.count {
+            waiting.removeFirst(head)
+            firstTurn &+= UInt64(head)
+            head = 0
+        }
+        if now >= nextForget {
+            nextForget = now &+ SyncCoalescer.forgetInterval
+            forgetExpired(now: now)
+        }
         defer { due.removeAll(keepingCapacity: true) }
         return due
     }
 
+    /// Each node expires connections on its own clock and expiry is not synced: without this,
+    /// what the peer is believed to hold would grow with every connection ever sent.
+    private mutating func forgetExpired(now: UInt64) {
+        let expired = { (known: Known) in known.waitingTurn == nil && known.sentExpiresAt <= now }
+        if connections.values.contains(where: expired) {
+            var kept = [FlowKey: Known](minimumCapacity: max(SyncCoalescer.initialCapacity, connections.count))
+            for (key, known) in connections where !expired(known) { kept[key] = known }
+            connections = kept
+        }
+    }
+
     /// Forgets what the peer was believed to hold (it restarted, or a bulk replaces it all).
-    public mutating func forgetPeer() { sentPackets.removeAll() }
+    public mutating func forgetPeer() {
+        connections = connections.filter { $0.value.waitingTurn != nil }
+        for index in connections.indices { connections.values[index].sentPackets = nil }
+    }
 
     /// The peer removed this connection: nothing of it is pending or known.
     public mutating func forget(_ key: FlowKey) {
-        pending.removeValue(forKey: key)
-        sentPackets.removeValue(forKey: key)
+        guard let known = connections.removeValue(forKey: key) else { return }
+        if let turn = known.waitingTurn { drop(turn) }
     }
 
     /// The peer holds this connection as it is (we sent it in a bulk, or it sent it to us).
     public mutating func noteSent(_ connection: Connection) {
-        sentPackets[connection.key] = connection.packetsOriginal &+ connection.packetsReply
+        let packets = connection.packetsOriginal &+ connection.packetsReply
+        if let index = connections.index(forKey: connection.key) {
+            connections.values[index].sentPackets = packets
+            connections.values[index].sentExpiresAt = connection.expiresAt
+        } else {
+            connections[connection.key] = Known(sentPackets: packets, sentExpiresAt: connection.expiresAt)
+        }
     }
 }

@@ -24,7 +24,9 @@ public struct SyncSession {
     private var outgoing: [[UInt8]] = []
     private var lastSent: UInt64 = 0
     private var lastHeard: UInt64?
-    private var receivedSinceAck = false
+    /// Data messages received since the last acknowledgement.
+    private var receivedSinceAck = 0
+    private var lastAcknowledged: UInt64 = 0
     private var lastNack: UInt64 = 0
     private var lastBulkRequest: UInt64?
     /// The bulk being sent, and how far.
@@ -131,12 +133,17 @@ public struct SyncSession {
             lastBulkRequest = now
             status.bulk_requests_sent += 1
         }
-        if receivedSinceAck || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
+        // Acknowledged sooner when many messages came: the sender paces a bulk by what it holds
+        // unacknowledged.
+        if (receivedSinceAck > 0 && now &- lastAcknowledged >= settings.acknowledgeInterval)
+            || receivedSinceAck >= settings.acknowledgeMessages
+            || now &- lastSent >= settings.aliveInterval || lastSent == 0 {
             var message = SyncMessage(kind: .alive)
             message.first = receiver.next
             message.last = nextData
             send(message, now: now, wallNow: wallNow)
-            receivedSinceAck = false
+            receivedSinceAck = 0
+            lastAcknowledged = now
         }
         refreshStatus(now: now)
     }
@@ -208,7 +215,7 @@ public struct SyncSession {
     private mutating func handle(_ message: SyncMessage, into receipt: inout Receipt, now: UInt64, wallNow: UInt64) {
         switch message.kind {
         case .connections, .bulkChunk, .bulkEnd:
-            receivedSinceAck = true
+            receivedSinceAck += 1
             for ready in receiver.accept(message) { deliver(ready, into: &receipt) }
         case .bulkRequest:
             receipt.bulkRequested = true

@@ -8,6 +8,13 @@ public struct SyncSettings: Sendable {
     public var maximumChanges = 16
     /// An idle sender says it is alive (and acknowledges) this often.
     public var aliveInterval: UInt64 = 1_000_000_000
+    /// A receiver acknowledges data at most this often: an acknowledgement only lets the
+    /// sender drop what it holds for resending, and one per round would cost the sender as many
+    /// datagrams to open as it sends.
+    public var acknowledgeInterval: UInt64 = 100_000_000
+    /// ... or as soon as this many data messages came, so that a sender pacing a bulk by the
+    /// half of `resendCapacity` it may hold unacknowledged is never held up by the interval.
+    public var acknowledgeMessages = 256
     /// A peer not heard for this long is down.
     public var peerTimeout: UInt64 = 3_000_000_000
     /// Data messages held for resend.

@@ -217,6 +217,48 @@ final class SyncProtocolTests: XCTestCase {
         XCTAssertEqual(coalescer.take(now: 1000).map(\.operation), [.delete])
     }
 
+    func testCoalescedRecordsGoInTheOrderTheyBecameDue() {
+        var coalescer = SyncCoalescer(interval: 50, maximumChanges: 16)
+        for port in UInt16(1)...100 {
+            coalescer.add(SyncChange(.changed, SyncTestPair.connection(port: port, now: 0)), now: UInt64(port))
+        }
+        // Later changes replace a waiting record without moving it.
+        for port in UInt16(1)...100 {
+            var connection = SyncTestPair.connection(port: port, now: 0)
+            connection.state = .finWait
+            coalescer.add(SyncChange(.changed, connection), now: 100 + UInt64(port))
+        }
+        // Removed while waiting, then opened again: it waits from its new first change.
+        let again = SyncTestPair.connection(port: 10, now: 0)
+        coalescer.add(SyncChange(.removed, again), now: 201)
+        coalescer.add(SyncChange(.changed, again), now: 202)
+        XCTAssertEqual(coalescer.pendingCount, 100)
+        let first = coalescer.take(now: 80)
+        XCTAssertEqual(first.map(\.connection.key.sourcePort), Array(1...30).filter { $0 != 10 })
+        XCTAssertTrue(first.allSatisfy { $0.operation == .upsert && $0.connection.state == .finWait })
+        let rest = coalescer.take(now: 300)
+        XCTAssertEqual(rest.map(\.connection.key.sourcePort), Array(31...100) + [10])
+        XCTAssertEqual(rest.last?.connection.state, .established, "the reopened one's own state")
+        XCTAssertEqual(coalescer.pendingCount, 0)
+        XCTAssertTrue(coalescer.take(now: 1000, flushAll: true).isEmpty)
+    }
+
+    func testConnectionsPastTheirDeadlineAreForgotten() {
+        // Expiry is each node's own: a connection whose deadline passed with nothing sent
+        // since is no longer remembered, so the record of what the peer holds stays bounded.
+        var coalescer = SyncCoalescer(interval: 50, maximumChanges: 16)
+        let second: UInt64 = 1_000_000_000
+        let brief = SyncTestPair.connection(port: 1, now: 0, seconds: 1)
+        let long = SyncTestPair.connection(port: 2, now: 0, seconds: 300)
+        coalescer.add(SyncChange(.changed, brief), now: 0)
+        coalescer.add(SyncChange(.changed, long), now: 0)
+        XCTAssertEqual(coalescer.take(now: 100).count, 2)
+        XCTAssertTrue(coalescer.take(now: 20 * second).isEmpty)
+        coalescer.add(SyncChange(.removed, brief), now: 20 * second)
+        coalescer.add(SyncChange(.removed, long), now: 20 * second)
+        XCTAssertEqual(coalescer.take(now: 20 * second).map(\.connection.key.sourcePort), [2])
+    }
+
     // MARK: Arbitrary bytes
 
     func testArbitraryBytesNeverCrashAndAreNeverApplied() {

@@ -25,6 +25,10 @@ final class SyncService: @unchecked Sendable {
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
     private let published = Mutex(SyncStatus())
+    /// The addresses as `sync status` shows them, formatted once: the thread publishes its
+    /// status every turn.
+    private let peerName: String
+    private let listenName: String
     private var changesLost: UInt64 = 0
     private var sendErrors: UInt64 = 0
     /// Refusals are logged at most once per `logInterval`, with the count since the last line.
@@ -32,6 +36,10 @@ final class SyncService: @unchecked Sendable {
     private var nextLog: UInt64 = 0
     private var refusedSinceLog: [String: UInt64] = [:]
     static let datagramLimit = 2048
+    /// `sync status` is refreshed this often, not every turn: copying it out is a good part of
+    /// a quiet turn's work.
+    static let publishInterval: UInt64 = 50_000_000
+    private var nextPublish: UInt64 = 0
 
     /// Reads the key and binds the socket: a bad key or address stops the start. `epochFile`:
     /// where the last epoch is kept (SyncEpochFile), nil without a state file.
@@ -76,9 +84,11 @@ final class SyncService: @unchecked Sendable {
         let clock = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
         let epoch = SyncEpochFile.take(path: epochFile, clock: clock, logger: logger)
         session = SyncSession(key: key, node: UInt32.random(in: 1...UInt32.max, using: &generator), epoch: epoch)
+        peerName = options.peer.description
+        listenName = options.listen.description
         var status = SyncStatus()
-        status.peer = options.peer.description
-        status.listen = options.listen.description
+        status.peer = peerName
+        status.listen = listenName
         published.withLock { $0 = status }
     }
 
@@ -154,7 +164,10 @@ final class SyncService: @unchecked Sendable {
             }
             session.tick(now: now, wallNow: wallNow)
             for datagram in session.takeOutgoing() { send(datagram) }
-            publish(now: now)
+            if now >= nextPublish {
+                nextPublish = now &+ SyncService.publishInterval
+                publish(now: now)
+            }
         }
     }
 
@@ -208,8 +221,8 @@ final class SyncService: @unchecked Sendable {
 
     private func publish(now: UInt64) {
         var status = session.status(now: now)
-        status.peer = options.peer.description
-        status.listen = options.listen.description
+        status.peer = peerName
+        status.listen = listenName
         status.changes_lost = changesLost
         status.send_errors = sendErrors
         published.withLock { $0 = status }

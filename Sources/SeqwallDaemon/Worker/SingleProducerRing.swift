@@ -7,6 +7,8 @@ import Synchronization
 /// value (no references: slots are overwritten, never deinitialized), copied in and out.
 final class SingleProducerRing<Element>: @unchecked Sendable {
     let capacity: Int
+    /// `capacity` is a power of two: a slot's index is a mask, not a division, on every push.
+    private let mask: Int
     private let storage: UnsafeMutablePointer<Element>
     /// Next slot to read; written by the consumer only.
     private let head = Atomic<Int>(0)
@@ -14,9 +16,12 @@ final class SingleProducerRing<Element>: @unchecked Sendable {
     private let tail = Atomic<Int>(0)
     private let lostCount = Atomic<UInt64>(0)
 
+    /// `capacity` is rounded up to a power of two.
     init(capacity: Int = 16384) {
-        self.capacity = capacity
-        storage = .allocate(capacity: capacity)
+        let rounded = 1 << (Int.bitWidth - (max(1, capacity) - 1).leadingZeroBitCount)
+        self.capacity = capacity <= 1 ? 1 : rounded
+        mask = self.capacity - 1
+        storage = .allocate(capacity: self.capacity)
     }
 
     deinit { storage.deallocate() }
@@ -29,7 +34,7 @@ final class SingleProducerRing<Element>: @unchecked Sendable {
             lostCount.add(1, ordering: .relaxed)
             return
         }
-        (storage + write % capacity).initialize(to: element)
+        (storage + (write & mask)).initialize(to: element)
         tail.store(write + 1, ordering: .releasing)
     }
 
@@ -43,7 +48,7 @@ final class SingleProducerRing<Element>: @unchecked Sendable {
         var read = head.load(ordering: .relaxed)
         let end = tail.load(ordering: .acquiring)
         while read < end {
-            body(storage[read % capacity])
+            body(storage[read & mask])
             read += 1
             head.store(read, ordering: .releasing)
         }
