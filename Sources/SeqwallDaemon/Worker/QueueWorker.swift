@@ -106,6 +106,7 @@ final class QueueWorker: @unchecked Sendable {
         failOpen = settings.failOpen
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
                                     memoryAdvisor: SystemCall.adviseHugePages)
+        tracker.proxiesSynProxyRules = settings.proxiesSynProxyRules
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
         mailbox = try Mailbox()
