@@ -702,7 +702,7 @@ set pickup grace 0
 """
 
     SYNPROXY_COUNTERS = ("cookies_sent", "valid_acks", "invalid_acks", "connections", "server_refused",
-                         "segments_lost", "send_failures")
+                         "segments_lost", "send_failures", "unroutable")
 
     def synproxy_stats(self, after_activity=True):
         """`seqwall stats`' synproxy figures and drop counts. The figures appear once the proxy
@@ -853,6 +853,10 @@ set pickup grace 0
         self.assertGreater(counts["cookies_sent"], fig["client_packets_sent"] // 2, (counts, fig))
         self.assertGreaterEqual(counts["valid_acks"], fig["legit_ok"], counts)
         self.assertGreaterEqual(counts["connections"], fig["legit_ok"], counts)
+        # The spoofed sources have no route in the lab: their cookie SYN-ACKs are unroutable,
+        # not failures.
+        self.assertGreater(counts["unroutable"], fig["client_packets_sent"] // 2, counts)
+        self.assertEqual(counts["send_failures"], 0, counts)
 
     def test_1_flood_ipv4(self):
         self.check_flood(4)
