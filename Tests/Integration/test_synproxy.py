@@ -47,6 +47,9 @@ firewall namespace (it routes the lab's four prefixes only) and die there.
   it through the synproxy queue; a synproxy port the diversion leaves on the general queue
   has its SYNs dropped as `synproxy-wrong-queue`; a client whose first ACK is lost
   (FIRST_ACK_LOSS) still gets through on its zero-window probe.
+- SynProxyQueueOptionTest: `seqwall run --synproxy-queue` in a bare namespace: without it
+  every queue copies whole packets and a warning names the option, once; with it only its
+  queue does; a queue given twice is refused.
 
 Figures are printed on stderr as JSON lines starting with "synproxy figures:".
 """
@@ -63,6 +66,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab  # noqa: E402
+from test_cli_truth import bare_namespace  # noqa: E402
 from test_limits import hping3_problem  # noqa: E402
 
 OPEN_PORT = 8080      # SYN_SERVER: the flooded port, one line echoed per connection
@@ -863,6 +867,54 @@ set pickup grace 0
 
     def test_2_flood_ipv6(self):
         self.check_flood(6)
+
+
+class SynProxyQueueOptionTest(unittest.TestCase):
+    """`seqwall run --synproxy-queue`, in a bare namespace of its own: the copy range each queue
+    is bound with (the kernel's /proc/net/netfilter/nfnetlink_queue), the warning without the
+    option, and a queue given twice refused."""
+
+    WARNING = "no --synproxy-queue is given"
+
+    @classmethod
+    def setUpClass(cls):
+        problem = lab.environment_problem()
+        if problem:
+            raise unittest.SkipTest(problem)
+        directory = tempfile.mkdtemp(prefix="seqwall-synproxy-option-")
+        lab.REGISTRY.install()
+        lab.REGISTRY.add_tmp(directory)
+        cls.dir = directory
+        cls.rules = os.path.join(directory, "synproxy.rules")
+        with open(cls.rules, "w") as f:
+            f.write(f"default in block\ndefault out pass\npass in tcp to port {OPEN_PORT} synproxy\n")
+
+    def run_daemon(self, queues, extra):
+        ns = bare_namespace()
+        self.addCleanup(lab.REGISTRY.del_ns, ns)
+        daemon = lab.Daemon(ns, self.rules, os.path.join(self.dir, f"{ns}.sock"),
+                            os.path.join(self.dir, f"{ns}.log"), queues=queues,
+                            extra=["--idle-warning", "0"] + extra)
+        daemon.start()
+        self.addCleanup(daemon.stop)
+        return ns, daemon
+
+    def test_without_the_option_every_queue_copies_whole_packets_and_it_is_said_once(self):
+        ns, daemon = self.run_daemon((0, 1), [])
+        self.assertEqual(lab.nfqueue_copy_ranges(ns), {0: 65531, 1: 65531})
+        self.assertEqual(daemon.log_text().count(self.WARNING), 1, daemon.log_tail())
+        self.assertIn("--synproxy-queue", daemon.log_text())
+
+    def test_with_the_option_only_its_queue_copies_whole_packets(self):
+        ns, daemon = self.run_daemon((0,), ["--synproxy-queue", "1"])
+        self.assertEqual(lab.nfqueue_copy_ranges(ns), {0: 256, 1: 65531})
+        self.assertNotIn(self.WARNING, daemon.log_text())
+
+    def test_a_synproxy_queue_given_twice_is_refused(self):
+        cp = lab.run([lab.SEQWALL_BIN, "run", "--rules", self.rules, "--synproxy-queue", "1",
+                      "--synproxy-queue", "1"], check=False)
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertIn("a --synproxy-queue is given twice", cp.stderr)
 
 
 if __name__ == "__main__":
