@@ -37,7 +37,8 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
   proxied          bulk-1 and conn-rate through the SYN proxies (nft synproxy and seqwall's)
                    beside the same without one, and bulk-1 to a port outside the proxies'
                    rules (what a policy with a SYN proxy costs the connections it does not
-                   proxy)
+                   proxy); seqwall's SYN proxy ports go to a queue of their own
+                   (--synproxy-queue), the others to the general queue
 
 Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE] [--failovers N]
                    [--seqwall NAME=PATH]... [--profile CMD]
@@ -107,9 +108,14 @@ pass in tcp to port {IPERF_PORT}, {CONNRATE_PORT}, {SYN_PORT} synproxy
 pass in tcp to port {SOCKPERF_PORT}, {PLAIN_IPERF_PORT}
 """
 
+# The SYN proxy's ports (both directions) go to a queue of their own, after the general ones,
+# which seqwall is told with --synproxy-queue: only that queue copies whole packets
+# (docs/synproxy.md, Whole packets: the copy range).
+SYNPROXY_PORTS = (IPERF_PORT, CONNRATE_PORT, SYN_PORT)
+
 # The kernel's SYN proxy on the same ports (lab.nft_synproxy_rules: nft's documented ruleset).
 NFT_SYNPROXY_TABLE = "benchsynproxy"
-NFT_SYNPROXY_RULES = lab.nft_synproxy_rules(NFT_SYNPROXY_TABLE, (IPERF_PORT, CONNRATE_PORT, SYN_PORT))
+NFT_SYNPROXY_RULES = lab.nft_synproxy_rules(NFT_SYNPROXY_TABLE, SYNPROXY_PORTS)
 
 # Spoofed SYNs to SYN_PORT (any source but the client's), counted where they arrive: in fw
 # before anything else sees them, and in the server.
@@ -249,10 +255,16 @@ class Consumer:
     def __enter__(self):
         b = self.bench
         target = "--queue-num 0" if self.queues == 1 else f"--queue-balance 0:{self.queues - 1}"
+        proxied = self.variant == b.synproxy_seqwall
+        # seqwall with the SYN proxy: its ports on the queue after the general ones.
+        synproxy_queue = self.queues
         if self.variant in ("none", NFT_SYNPROXY):
             b.lab.load_filter(EMPTY_RULES)
         elif self.variant == "conntrack":
             b.lab.load_filter(CONNTRACK_RULES)
+        elif proxied:
+            b.lab.load_filter(lab.with_synproxy_queue(QUEUE_RULES.replace("QUEUE_TARGET", target), SYNPROXY_PORTS,
+                                                      synproxy_queue))
         else:
             b.lab.load_filter(QUEUE_RULES.replace("QUEUE_TARGET", target))
         if self.variant == NFT_SYNPROXY:
@@ -270,12 +282,13 @@ class Consumer:
                 raise RuntimeError(f"accept_all did not start: {line!r}")
         elif self.variant in b.seqwalls or self.variant == b.synproxy_seqwall:
             # lab.Daemon runs (and its CLI talks through) the module's SEQWALL_BIN.
-            proxied = self.variant == b.synproxy_seqwall
             lab.SEQWALL_BIN, options = b.seqwalls[self.variant[:-len(SYNPROXY_SUFFIX)] if proxied else self.variant]
+            own_queue = ["--synproxy-queue", str(synproxy_queue)] if proxied else []
             self.daemon = lab.Daemon(b.lab.fw_ns, b.synproxy_rules if proxied else b.rules,
                                      os.path.join(b.workdir, "control.sock"),
                                      os.path.join(b.workdir, "seqwall.log"), queues=range(self.queues),
-                                     extra=["--fail-open", "--log-level", "warning"] + options + self.options)
+                                     extra=["--fail-open", "--log-level", "warning"] + own_queue + options
+                                     + self.options)
             try:
                 self.daemon.start(ready_timeout=20)
             except RuntimeError as e:

@@ -128,7 +128,8 @@ public enum Formatters {
         if let s = stats.synproxy {
             lines.append("synproxy     cookies sent \(s.cookies_sent)  valid acks \(s.valid_acks)  invalid acks \(s.invalid_acks)"
                          + "  proxied \(s.connections)  server refused \(s.server_refused)"
-                         + "  segments lost \(s.segments_lost)  send failures \(s.send_failures)")
+                         + "  segments lost \(s.segments_lost)  send failures \(s.send_failures)"
+                         + "  unroutable \(s.unroutable)")
         }
         if let pickup = stats.pickup {
             var line = "pickup       picked up \(pickup.picked_up)"

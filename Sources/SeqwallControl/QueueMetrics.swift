@@ -24,8 +24,10 @@ public struct QueueMetrics: Sendable {
     public var rejectAnswers: UInt64
     public var rejectAnswersLimited: UInt64
     public var rejectAnswersFailed: UInt64
-    /// The SYN proxy's own segments the raw sockets did not send.
+    /// The SYN proxy's own segments the raw sockets did not send: failures, and those with no
+    /// route to their destination (cookie SYN-ACKs to spoofed sources).
     public var synProxySendFailures: UInt64 = 0
+    public var synProxyUnroutable: UInt64 = 0
     /// The kernel's figures from /proc/net/netfilter/nfnetlink_queue; nil when it has none.
     public var kernel: StatsRecord.KernelQueue?
     /// `--fail-open`: the kernel then accepts what a full queue cannot hold, and counts nothing.

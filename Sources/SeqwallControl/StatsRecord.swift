@@ -54,9 +54,11 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var connections: UInt64 = 0
         /// Handshakes a server refused (an RST to seqwall's SYN; the client got an RST).
         public var server_refused: UInt64 = 0
-        /// seqwall's own segments not sent: the outbox was full, or the raw socket failed.
+        /// seqwall's own segments not sent: the outbox was full, or the raw socket failed, or
+        /// no route led to the destination (cookie SYN-ACKs to spoofed sources).
         public var segments_lost: UInt64 = 0
         public var send_failures: UInt64 = 0
+        public var unroutable: UInt64 = 0
 
         public init() {}
     }
@@ -170,7 +172,9 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             self.overload = overload
         }
         let sendFailures = inputs.reduce(0) { $0 + $1.synProxySendFailures }
-        if total.synProxyCookiesSent + total.synProxyValidAcks + total.synProxyInvalidAcks + sendFailures > 0 {
+        let unroutable = inputs.reduce(0) { $0 + $1.synProxyUnroutable }
+        if total.synProxyCookiesSent + total.synProxyValidAcks + total.synProxyInvalidAcks + sendFailures
+            + unroutable > 0 {
             var synproxy = SynProxy()
             synproxy.cookies_sent = total.synProxyCookiesSent
             synproxy.valid_acks = total.synProxyValidAcks
@@ -179,6 +183,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             synproxy.server_refused = total.synProxyRefused
             synproxy.segments_lost = total.synProxySegmentsLost
             synproxy.send_failures = sendFailures
+            synproxy.unroutable = unroutable
             self.synproxy = synproxy
         }
         queues = inputs.map {

@@ -121,6 +121,10 @@ public struct DaemonMetrics: Sendable {
                  "SYN proxy segments not sent: the outbox was full, or the raw socket failed.") {
             $0.counters.synProxySegmentsLost &+ $0.synProxySendFailures
         }
+        perQueue("seqwall_synproxy_unroutable_total", .counter,
+                 "SYN proxy segments not sent for want of a route (cookie SYN-ACKs to spoofed sources).") {
+            $0.synProxyUnroutable
+        }
 
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }

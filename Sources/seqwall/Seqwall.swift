@@ -106,6 +106,11 @@ struct Run: ParsableCommand {
             transform: NumberArgument.parser(0...UInt16.max))
     var queue: [UInt16] = []
 
+    @Option(name: .customLong("synproxy-queue"), parsing: .unconditionalSingleValue, help: ArgumentHelp(
+        "A queue the diversion sends the synproxy rules' ports to, both directions (repeatable; bound too if not a --queue): only these copy whole packets and proxy; the other queues copy headers only (default: every queue copies whole packets when the rules have synproxy).",
+        valueName: "n"), transform: NumberArgument.parser(0...UInt16.max))
+    var synproxyQueue: [UInt16] = []
+
     @OptionGroup var control: ControlOption
 
     @Option(name: .customLong("state-file"), help: ArgumentHelp(
@@ -207,6 +212,9 @@ struct Run: ParsableCommand {
         }
         guard queueLength >= 1 else { throw ValidationError("--queue-length must be at least 1") }
         guard Set(queue).count == queue.count else { throw ValidationError("a --queue is given twice") }
+        guard Set(synproxyQueue).count == synproxyQueue.count else {
+            throw ValidationError("a --synproxy-queue is given twice")
+        }
         if let stateFile, stateFile.isEmpty || stateFile.hasSuffix("/") {
             throw ValidationError("--state-file must name a file, not '\(stateFile)'")
         }
@@ -223,7 +231,7 @@ struct Run: ParsableCommand {
         }
         let logger = Logger(label: "seqwall")
         var options = DaemonOptions(rulesPath: rules)
-        options.queues = queue.isEmpty ? [0] : queue
+        options.bindQueues(queue, synProxyQueues: synproxyQueue)
         options.controlPath = control.path
         options.settings.queueLength = queueLength
         options.settings.copyRange = copyRange

@@ -244,6 +244,28 @@ table inet {table} {{
 """
 
 
+def with_synproxy_queue(iptables_text, ports, queue):
+    """An iptables-restore diversion (gateway.iptables' layout) that sends TCP to or from
+    `ports` (the `synproxy` rules' ports: both directions of their connections) to `queue`
+    ahead of the general NFQUEUE rule, for `seqwall run --synproxy-queue QUEUE`
+    (docs/synproxy.md, Whole packets: the copy range)."""
+    p = ",".join(str(port) for port in ports)
+    general = "-A SEQWALL -j NFQUEUE"
+    if general not in iptables_text:
+        raise ValueError(f"no '{general}' rule to put the synproxy queue's rules ahead of")
+    ahead = "".join(f"-A SEQWALL -p tcp -m multiport --{way} {p} -j NFQUEUE --queue-num {queue} --queue-bypass\n"
+                    for way in ("dports", "sports"))
+    return iptables_text.replace(general, ahead + general, 1)
+
+
+def nfqueue_copy_ranges(ns):
+    """{queue: copy range} of the queues bound in namespace ns, from
+    /proc/net/netfilter/nfnetlink_queue (queue number, port id, queued, copy mode, copy range,
+    ...: instance_seq_show)."""
+    out = ns_run(ns, ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
+    return {int(f[0]): int(f[4]) for f in (line.split() for line in out.splitlines()) if len(f) >= 5}
+
+
 def addr_eq(a, b):
     try:
         return ipaddress.ip_address(str(a)) == ipaddress.ip_address(str(b))
@@ -635,8 +657,9 @@ class Lab:
     namespace (for outbound connections)."""
 
     def __init__(self, mode, rules, server_ports=(8080, 8081), client_ports=(9000,),
-                 queue=0, iptables=None, divert=True):
-        """divert=False: the lab loads no diversion (the test loads one its own way)."""
+                 queue=0, iptables=None, divert=True, daemon_extra=()):
+        """divert=False: the lab loads no diversion (the test loads one its own way).
+        daemon_extra: more `seqwall run` options."""
         assert mode in (GATEWAY, HOST)
         self.mode = mode
         self.rules = os.path.abspath(rules)
@@ -644,6 +667,7 @@ class Lab:
         self.client_ports = list(client_ports)
         self.queue = queue
         self.divert = divert
+        self.daemon_extra = list(daemon_extra)
         self.iptables = iptables or os.path.join(
             IPTABLES_DIR, "gateway.iptables" if mode == GATEWAY else "host.iptables")
         self.ns = {}
@@ -752,7 +776,8 @@ class Lab:
                                           "clientlistener")
         self.probe = Probe(self.ns["server"], self.workdir, "probe")
         self.daemon = Daemon(self.fw_ns, self.rules, os.path.join(self.workdir, "control.sock"),
-                             os.path.join(self.workdir, "seqwall.log"), queues=(self.queue,))
+                             os.path.join(self.workdir, "seqwall.log"), queues=(self.queue,),
+                             extra=self.daemon_extra)
         self.wait_reachable()
 
     def wait_reachable(self, timeout=5.0):

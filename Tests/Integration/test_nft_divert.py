@@ -171,7 +171,8 @@ class NftTestCase(unittest.TestCase):
         env += [f"{name}={value}" for name, value in variables.items() if value is not None]
         unset = []
         for name in ("SEQWALL_DIVERSION", "SEQWALL_FAMILIES", "SERVICE_RESULT", "SEQWALL_QUEUES",
-                     "SEQWALL_KEEP_DIVERSION_ON_FAILURE", "SEQWALL_DIVERSION_BACKEND"):
+                     "SEQWALL_KEEP_DIVERSION_ON_FAILURE", "SEQWALL_DIVERSION_BACKEND",
+                     "SEQWALL_SYNPROXY_QUEUE", "SEQWALL_SYNPROXY_PORTS"):
             unset += ["-u", name]
         cp = lab.ns_run(ns, ["env"] + unset + env + ["sh", DIVERT] + list(args),
                         check=False, timeout=30)
@@ -389,6 +390,39 @@ class NftDiversionTest(NftTestCase):
                     SEQWALL_DIVERSION_BACKEND="iptables")
         rules = lab.ns_run(self.ns, ["iptables", "-S", "SEQWALL"]).stdout
         self.assertIn("-j NFQUEUE --queue-balance 2:5 --queue-bypass", rules)
+        self.divert(self.ns, "stop")
+
+    def test_synproxy_queue(self):
+        """SEQWALL_SYNPROXY_QUEUE and _PORTS: both directions of the ports go to their queue
+        ahead of the general rule (docs/synproxy.md), nft and iptables; bad settings change
+        nothing."""
+        ports = "8080,8443"
+        if self.real_queue:
+            self.divert(self.ns, "start", "gateway", SEQWALL_SYNPROXY_QUEUE="1", SEQWALL_SYNPROXY_PORTS=ports)
+            table = self.assert_loaded("gateway")
+            forward = table[table.index("chain forward"):]
+            dport = forward.index("tcp dport { 8080, 8443 } queue num 1 bypass")
+            sport = forward.index("tcp sport { 8080, 8443 } queue num 1 bypass")
+            self.assertLess(max(dport, sport), forward.index("queue num 0 bypass"), forward)
+        loaded = self.ruleset()
+        for variables in ({"SEQWALL_SYNPROXY_QUEUE": "1"}, {"SEQWALL_SYNPROXY_PORTS": ports},
+                          {"SEQWALL_SYNPROXY_QUEUE": "0", "SEQWALL_SYNPROXY_PORTS": ports},
+                          {"SEQWALL_SYNPROXY_QUEUE": "3", "SEQWALL_QUEUES": "2-5", "SEQWALL_SYNPROXY_PORTS": ports},
+                          {"SEQWALL_SYNPROXY_QUEUE": "1", "SEQWALL_SYNPROXY_PORTS": "80;443"},
+                          {"SEQWALL_SYNPROXY_QUEUE": "1", "SEQWALL_SYNPROXY_PORTS": "0"},
+                          {"SEQWALL_SYNPROXY_QUEUE": "x", "SEQWALL_SYNPROXY_PORTS": ports}):
+            with self.subTest(**variables):
+                cp = self.divert(self.ns, "start", "gateway", check=False, **variables)
+                self.assertEqual(cp.returncode, 1, cp.stderr)
+                self.assertIn("SEQWALL_SYNPROXY", cp.stderr)
+                self.assertEqual(self.ruleset(), loaded)
+        self.divert(self.ns, "start", "gateway", SEQWALL_DIVERSION_BACKEND="iptables", SEQWALL_QUEUES="0-1",
+                    SEQWALL_SYNPROXY_QUEUE="2-3", SEQWALL_SYNPROXY_PORTS=ports)
+        rules = lab.ns_run(self.ns, ["iptables", "-S", "SEQWALL"]).stdout.splitlines()
+        self.assertEqual([r for r in rules if "NFQUEUE" in r], [
+            "-A SEQWALL -p tcp -m multiport --dports 8080,8443 -j NFQUEUE --queue-balance 2:3 --queue-bypass",
+            "-A SEQWALL -p tcp -m multiport --sports 8080,8443 -j NFQUEUE --queue-balance 2:3 --queue-bypass",
+            "-A SEQWALL -j NFQUEUE --queue-balance 0:1 --queue-bypass"], rules)
         self.divert(self.ns, "stop")
 
     def test_iptables_backend_and_switching_backends(self):

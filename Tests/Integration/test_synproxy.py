@@ -40,6 +40,16 @@ firewall namespace (it routes the lab's four prefixes only) and die there.
   (`synproxy-bad-cookie`) and never reach the server; nmap's SYN scan sees the same open and
   closed ports as without a proxy, except a closed port behind the rule (printed: the cookie
   SYN-ACK answers the scan's SYN before the server is asked, as with nft's synproxy).
+  The rule's ports have a queue of their own (SYNPROXY_QUEUE, `--synproxy-queue`, diverted
+  both ways ahead of the general rule by lab.with_synproxy_queue): the kernel's
+  /proc/net/netfilter/nfnetlink_queue shows it copying whole packets and the general queue
+  256 bytes, a bulk transfer outside the rule goes through the general queue and one behind
+  it through the synproxy queue; a synproxy port the diversion leaves on the general queue
+  has its SYNs dropped as `synproxy-wrong-queue`; a client whose first ACK is lost
+  (FIRST_ACK_LOSS) still gets through on its zero-window probe.
+- SynProxyQueueOptionTest: `seqwall run --synproxy-queue` in a bare namespace: without it
+  every queue copies whole packets and a warning names the option, once; with it only its
+  queue does; a queue given twice is refused.
 
 Figures are printed on stderr as JSON lines starting with "synproxy figures:".
 """
@@ -56,12 +66,15 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab  # noqa: E402
+from test_cli_truth import bare_namespace  # noqa: E402
 from test_limits import hping3_problem  # noqa: E402
 
 OPEN_PORT = 8080      # SYN_SERVER: the flooded port, one line echoed per connection
 BULK_PORT = 8081      # SYN_SERVER: bulk transfers
 CLOSED_PORT = 8082    # nothing listens (behind the SYN proxy's rule where there is one)
 PLAIN_CLOSED_PORT = 8083  # nothing listens, never behind a SYN proxy
+PLAIN_BULK_PORT = 8084  # SYN_SERVER: bulk transfers never behind a SYN proxy
+MISDIVERTED_PORT = 8085  # behind a synproxy rule, but diverted to the general queue
 ECHO_PORT = 8090      # the lab's own echo server (unflooded)
 SCAN_PORTS = (OPEN_PORT, BULK_PORT, CLOSED_PORT, PLAIN_CLOSED_PORT, ECHO_PORT)
 BACKLOG = 16
@@ -303,10 +316,8 @@ BULK_SIZE = 4 << 20
 # loss is made at the ends of the links: in the client and the server namespaces, a random
 # LOSS_PER_MILLE of the bulk port's data segments (over 200 bytes) is dropped as it leaves and
 # as it arrives (each direction crosses two such hooks), counted. The handshake's segments are
-# spared: a proxied client whose first ACK is lost believes itself connected to a window of
-# 0 and sends only zero-window probes, one below its next sequence number, which a SYN
-# cookie check does not take for the handshake's ACK (seqwall's, as the kernel's
-# __cookie_v4_check, reads the client's ISN as the sequence number - 1).
+# under 200 bytes and so spared here; the loss of the client's first ACK to the SYN proxy is
+# a test of its own (FIRST_ACK_LOSS).
 LOSS_PER_MILLE = 10
 LOSS_TABLE_NAME = "synproxyloss"
 LOSS_TABLE = f"""
@@ -321,6 +332,23 @@ table inet {LOSS_TABLE_NAME} {{
         type filter hook output priority -10; policy accept;
         tcp sport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
         tcp dport {BULK_PORT} meta length > 200 numgen random mod 1000 < {LOSS_PER_MILLE} counter name lost drop
+    }}
+}}
+"""
+
+# The client's first pure ACK to BULK_PORT, per family, dropped as it leaves, and nothing after
+# it: each quota holds more than one such ACK (40 to 52 bytes for IPv4, 60 to 72 for IPv6, with
+# or without timestamps) and less than two, and the rule matches while its quota is not used
+# up (nft_quota: `until`), so it drops one packet in all, counted.
+FIRST_ACK_TABLE = "synproxyfirstack"
+FIRST_ACK_LOSS = f"""
+table inet {FIRST_ACK_TABLE} {{
+    counter lost4 {{ }}
+    counter lost6 {{ }}
+    chain output {{
+        type filter hook output priority -10; policy accept;
+        meta nfproto ipv4 tcp dport {BULK_PORT} tcp flags == ack quota until 60 bytes counter name lost4 drop
+        meta nfproto ipv6 tcp dport {BULK_PORT} tcp flags == ack quota until 80 bytes counter name lost6 drop
     }}
 }}
 """
@@ -385,7 +413,7 @@ class SynFloodHarness:
         lab.allow_spoofed_sources(fw, "out0")
         lab.ns_run(server, ["nft", "-f", "-"], input=SERVER_COUNTERS)
         log = os.path.join(lb.workdir, "synserver.stderr")
-        cls.syn_server = lab.spawn(server, [lab.PY, "-c", SYN_SERVER, f"{OPEN_PORT},{BULK_PORT}",
+        cls.syn_server = lab.spawn(server, [lab.PY, "-c", SYN_SERVER, f"{OPEN_PORT},{BULK_PORT},{PLAIN_BULK_PORT}",
                                             str(BACKLOG)], log)
         line = lab.LineReader(cls.syn_server.stdout).readline(10)
         if line != "ready":
@@ -475,10 +503,10 @@ class SynFloodHarness:
         self.assertGreater(sent, 10 * LEGIT, f"the flood hardly ran: {figures}")
         return figures
 
-    def bulk(self, family, direction):
+    def bulk(self, family, direction, port=BULK_PORT, size=BULK_SIZE):
         lb = self.lab
         cp = lab.ns_run(lb.ns["client"], [lab.PY, "-c", BULK_CLIENT, lb.server_addr(family),
-                                          str(BULK_PORT), direction, str(BULK_SIZE)], timeout=180)
+                                          str(port), direction, str(size)], timeout=180)
         return json.loads(cp.stdout.strip().splitlines()[-1])
 
     def bulk_transfers_with_loss(self, name):
@@ -641,22 +669,44 @@ class NftSynproxyReferenceTest(SynFloodHarness, lab.LabTestCase):
         self.nmap_scans("nmap-nft-synproxy")
 
 
+# The queues of SeqwallSynproxyTest: the synproxy rule's ports (both directions) go to a queue
+# of their own, bound copying whole packets; everything else to the general queue, bound with
+# the normal copy range (docs/synproxy.md, Whole packets: the copy range).
+GENERAL_QUEUE, SYNPROXY_QUEUE = 0, 1
+SYNPROXY_PORTS = (OPEN_PORT, BULK_PORT, CLOSED_PORT)
+
+
 class SeqwallSynproxyTest(SeqwallFloodHarness, lab.LabTestCase):
-    """`pass in tcp to port P synproxy`: the flood costs the server nothing."""
+    """`pass in tcp to port P synproxy`: the flood costs the server nothing. The rule's ports
+    have a queue of their own (`--synproxy-queue`)."""
 
     MODE = lab.GATEWAY
+
+    @classmethod
+    def make_lab(cls):
+        directory = tempfile.mkdtemp(prefix="seqwall-synproxy-divert-")
+        lab.REGISTRY.install()
+        lab.REGISTRY.add_tmp(directory)
+        diversion = os.path.join(directory, "gateway-synproxy.iptables")
+        with open(os.path.join(lab.IPTABLES_DIR, "gateway.iptables")) as f:
+            text = f.read()
+        with open(diversion, "w") as f:
+            f.write(lab.with_synproxy_queue(text, SYNPROXY_PORTS, SYNPROXY_QUEUE))
+        return lab.Lab(cls.MODE, cls.RULES, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS,
+                       queue=GENERAL_QUEUE, iptables=diversion,
+                       daemon_extra=["--synproxy-queue", str(SYNPROXY_QUEUE)])
     RULE_TEXT = f"""# test_synproxy.py, SeqwallSynproxyTest: the flooded server behind seqwall's SYN proxy.
 inside 203.0.113.0/24, 2001:db8:2::/64
 default in block
 default out pass
-pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} synproxy
-pass in tcp to port {PLAIN_CLOSED_PORT}, {ECHO_PORT}
+pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT}, {MISDIVERTED_PORT} synproxy
+pass in tcp to port {PLAIN_CLOSED_PORT}, {ECHO_PORT}, {PLAIN_BULK_PORT}
 limit states 65536
 set pickup grace 0
 """
 
     SYNPROXY_COUNTERS = ("cookies_sent", "valid_acks", "invalid_acks", "connections", "server_refused",
-                         "segments_lost", "send_failures")
+                         "segments_lost", "send_failures", "unroutable")
 
     def synproxy_stats(self, after_activity=True):
         """`seqwall stats`' synproxy figures and drop counts. The figures appear once the proxy
@@ -667,6 +717,81 @@ set pickup grace 0
             self.assertFalse(after_activity, f"`seqwall stats -o json` has no synproxy figures: {sorted(stats)}")
             figures = dict.fromkeys(self.SYNPROXY_COUNTERS, 0)
         return figures, stats["drops"]
+
+    def queue_packets(self):
+        return {q["queue"]: q["seen"] for q in self.lab.daemon.stats()["queues"]}
+
+    def test_0_only_the_synproxy_queue_copies_whole_packets(self):
+        """The general queue is bound with the normal copy range (and carries a bulk transfer
+        to a port outside the synproxy rule, exact, not proxied); the synproxy queue copies
+        whole packets and carries the proxied one. What the kernel says it copies:
+        /proc/net/netfilter/nfnetlink_queue in the firewall's namespace."""
+        ranges = lab.nfqueue_copy_ranges(self.lab.fw_ns)
+        # seqwall asks for 65,535; the kernel caps a copy range at what fits in one netlink
+        # attribute, 65,535 less its header (nfqnl_set_mode: NFQNL_MAX_COPY_RANGE).
+        self.assertEqual(ranges, {GENERAL_QUEUE: 256, SYNPROXY_QUEUE: 65531}, ranges)
+        before, drops_before = self.synproxy_stats(after_activity=False)
+        # 1 MiB is at least 16 packets on the general queue (GSO aggregates of up to 64 KiB)
+        # and at least 1 MiB / 1,460 on the synproxy queue (GSO off: the kernel segments them);
+        # the idle queue sees at most the odd stray packet of another test's connection.
+        size = 1 << 20
+        for port, busy, idle, least in ((PLAIN_BULK_PORT, GENERAL_QUEUE, SYNPROXY_QUEUE, size >> 16),
+                                        (BULK_PORT, SYNPROXY_QUEUE, GENERAL_QUEUE, size // 1460)):
+            packets_before = self.queue_packets()
+            out = self.bulk(4, "down", port=port, size=size)
+            packets = {q: n - packets_before[q] for q, n in self.queue_packets().items()}
+            figures_line("queues-seqwall-synproxy", {"port": port, "packets": packets, **out})
+            self.assertTrue(out["ok"], f"port {port}: {out}")
+            self.assertGreaterEqual(packets[busy], least, (port, packets))
+            self.assertLess(packets[idle], 10, (port, packets))
+        after, drops = self.synproxy_stats()
+        self.assertEqual(after["connections"] - before["connections"], 1, (before, after))
+        for reason in ("synproxy-short-copy", "synproxy-wrong-queue"):
+            self.assertEqual(drops[reason], drops_before[reason], (reason, drops_before, drops))
+
+    def test_0_a_synproxy_port_on_the_general_queue_is_dropped_unanswered(self):
+        """A diversion mistake: MISDIVERTED_PORT is behind the synproxy rule but reaches the
+        general queue, which copies headers only. Its SYNs are dropped as
+        `synproxy-wrong-queue`, neither answered with a cookie nor passed to the server."""
+        lb = self.lab
+        probe_log = lab.Probe(lb.ns["server"], lb.workdir, "wrongqueueprobe")
+        try:
+            before, drops_before = self.synproxy_stats(after_activity=False)
+            packets = [{"family": family, "dst": lb.server_addr(family), "sport": 41000 + i,
+                        "dport": MISDIVERTED_PORT, "flags": "S", "seq": 1000 + i}
+                       for family in (4, 6) for i in range(5)]
+            self.assertEqual(lb.craft(packets), 10)
+            counted = lab.wait_for(lambda: self.synproxy_stats(after_activity=False)[1]["synproxy-wrong-queue"]
+                                   - drops_before["synproxy-wrong-queue"] >= 10, 10, 0.1)
+            after, drops_after = self.synproxy_stats(after_activity=False)
+            time.sleep(0.5)
+            arrived = probe_log.segments(dport=MISDIVERTED_PORT, sports=set(range(41000, 41005)))
+        finally:
+            lab.REGISTRY.kill_proc(probe_log.proc, grace=1.0)
+        self.assertTrue(counted, (drops_before, drops_after))
+        self.assertEqual(drops_after["synproxy-wrong-queue"] - drops_before["synproxy-wrong-queue"], 10)
+        self.assertEqual(after["cookies_sent"], before["cookies_sent"], (before, after))
+        self.assertEqual(arrived, [], "a misdiverted SYN reached the server")
+
+    def test_0_a_lost_first_ack_still_opens_the_connection(self):
+        """The client's first ACK to the cookie SYN-ACK is lost (FIRST_ACK_LOSS): it then sends
+        only zero-window probes, whose sequence number is its ISN; seqwall takes one for the
+        handshake's ACK and the transfer completes, exact."""
+        client = self.lab.ns["client"]
+        lab.ns_run(client, ["nft", "-f", "-"], input=FIRST_ACK_LOSS)
+        try:
+            before, _ = self.synproxy_stats(after_activity=False)
+            for family in (4, 6):
+                out = self.bulk(family, "up", size=64 << 10)
+                figures_line("lost-first-ack-seqwall-synproxy", {"family": family, **out})
+                self.assertTrue(out["ok"], f"IPv{family}: {out}")
+            out = lab.ns_run(client, ["nft", "-j", "list", "counters", "table", "inet", FIRST_ACK_TABLE]).stdout
+            lost = {c["counter"]["name"]: c["counter"]["packets"] for c in json.loads(out)["nftables"] if "counter" in c}
+        finally:
+            lab.ns_run(client, ["nft", "delete", "table", "inet", FIRST_ACK_TABLE], check=False)
+        after, _ = self.synproxy_stats()
+        self.assertEqual(lost, {"lost4": 1, "lost6": 1}, lost)
+        self.assertEqual(after["connections"] - before["connections"], 2, (before, after))
 
     def test_0_closed_port_is_refused(self):
         before, _ = self.synproxy_stats(after_activity=False)
@@ -732,12 +857,64 @@ set pickup grace 0
         self.assertGreater(counts["cookies_sent"], fig["client_packets_sent"] // 2, (counts, fig))
         self.assertGreaterEqual(counts["valid_acks"], fig["legit_ok"], counts)
         self.assertGreaterEqual(counts["connections"], fig["legit_ok"], counts)
+        # The spoofed sources have no route in the lab: their cookie SYN-ACKs are unroutable,
+        # not failures.
+        self.assertGreater(counts["unroutable"], fig["client_packets_sent"] // 2, counts)
+        self.assertEqual(counts["send_failures"], 0, counts)
 
     def test_1_flood_ipv4(self):
         self.check_flood(4)
 
     def test_2_flood_ipv6(self):
         self.check_flood(6)
+
+
+class SynProxyQueueOptionTest(unittest.TestCase):
+    """`seqwall run --synproxy-queue`, in a bare namespace of its own: the copy range each queue
+    is bound with (the kernel's /proc/net/netfilter/nfnetlink_queue), the warning without the
+    option, and a queue given twice refused."""
+
+    WARNING = "no --synproxy-queue is given"
+
+    @classmethod
+    def setUpClass(cls):
+        problem = lab.environment_problem()
+        if problem:
+            raise unittest.SkipTest(problem)
+        directory = tempfile.mkdtemp(prefix="seqwall-synproxy-option-")
+        lab.REGISTRY.install()
+        lab.REGISTRY.add_tmp(directory)
+        cls.dir = directory
+        cls.rules = os.path.join(directory, "synproxy.rules")
+        with open(cls.rules, "w") as f:
+            f.write(f"default in block\ndefault out pass\npass in tcp to port {OPEN_PORT} synproxy\n")
+
+    def run_daemon(self, queues, extra):
+        ns = bare_namespace()
+        self.addCleanup(lab.REGISTRY.del_ns, ns)
+        daemon = lab.Daemon(ns, self.rules, os.path.join(self.dir, f"{ns}.sock"),
+                            os.path.join(self.dir, f"{ns}.log"), queues=queues,
+                            extra=["--idle-warning", "0"] + extra)
+        daemon.start()
+        self.addCleanup(daemon.stop)
+        return ns, daemon
+
+    def test_without_the_option_every_queue_copies_whole_packets_and_it_is_said_once(self):
+        ns, daemon = self.run_daemon((0, 1), [])
+        self.assertEqual(lab.nfqueue_copy_ranges(ns), {0: 65531, 1: 65531})
+        self.assertEqual(daemon.log_text().count(self.WARNING), 1, daemon.log_tail())
+        self.assertIn("--synproxy-queue", daemon.log_text())
+
+    def test_with_the_option_only_its_queue_copies_whole_packets(self):
+        ns, daemon = self.run_daemon((0,), ["--synproxy-queue", "1"])
+        self.assertEqual(lab.nfqueue_copy_ranges(ns), {0: 256, 1: 65531})
+        self.assertNotIn(self.WARNING, daemon.log_text())
+
+    def test_a_synproxy_queue_given_twice_is_refused(self):
+        cp = lab.run([lab.SEQWALL_BIN, "run", "--rules", self.rules, "--synproxy-queue", "1",
+                      "--synproxy-queue", "1"], check=False)
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertIn("a --synproxy-queue is given twice", cp.stderr)
 
 
 if __name__ == "__main__":

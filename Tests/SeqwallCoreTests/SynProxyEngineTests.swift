@@ -89,6 +89,60 @@ struct SynProxyEngineTests {
         #expect(tracker.counters.synProxyInvalidAcks == 1 && tracker.synProxyOutbox.count == 0)
     }
 
+    /// The client's ACK (port 80, sequence `sequence`, payload `payload`) to the cookie SYN-ACK
+    /// the tracker just sent for `syn(family, port: 80)`.
+    static func cookieAck(_ tracker: ConnectionTracker, _ family: Family, sequence: UInt32, payload: Int = 0)
+        -> [UInt8]? {
+        guard case .tcp(let synAck) = parse(Array(tracker.synProxyOutbox[0])) else { return nil }
+        tracker.synProxyOutbox.reset()
+        var ack = PacketBuilder(source: family.client, destination: family.server)
+        ack.sequence = sequence
+        ack.acknowledgment = synAck.sequence &+ 1
+        ack.flags = .ack
+        ack.payloadLength = payload
+        return ack.build()
+    }
+
+    @Test("after the first ACK is lost, the client's zero-window probe (sequence = ISN) opens the connection",
+          arguments: Family.allCases)
+    func zeroWindowProbe(family: Family) throws {
+        let tracker = Self.tracker()
+        _ = Self.process(tracker, Self.syn(family, port: 80))
+        let probe = try #require(Self.cookieAck(tracker, family, sequence: 1000))
+        #expect(Self.process(tracker, probe) == .drop(.synProxyHandshake))
+        #expect(tracker.counters.synProxyValidAcks == 1 && tracker.counters.synProxyConnections == 1)
+        guard case .tcp(let serverSyn) = parse(Array(tracker.synProxyOutbox[0])) else {
+            Issue.record("seqwall sent no SYN to the server")
+            return
+        }
+        #expect(serverSyn.flags == .syn && serverSyn.sequence == 1000)
+    }
+
+    @Test("an ACK at the ISN with payload is no probe: its cookie is checked at sequence - 1 only")
+    func probeWithPayload() throws {
+        let tracker = Self.tracker()
+        _ = Self.process(tracker, Self.syn(.ipv4, port: 80))
+        let ack = try #require(Self.cookieAck(tracker, .ipv4, sequence: 1000, payload: 1))
+        #expect(Self.process(tracker, ack) == .drop(.synProxyBadCookie))
+        #expect(tracker.counters.synProxyConnections == 0 && tracker.synProxyOutbox.count == 0)
+    }
+
+    @Test("on a queue that does not proxy, a synproxy rule's SYN is dropped unanswered and its ACK is any ACK")
+    func wrongQueue() {
+        let tracker = Self.tracker()
+        tracker.proxiesSynProxyRules = false
+        #expect(Self.process(tracker, Self.syn(.ipv4, port: 80)) == .drop(.synProxyWrongQueue))
+        #expect(tracker.synProxyOutbox.count == 0 && tracker.connectionCount == 0)
+        var ack = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
+        ack.sequence = 1001
+        ack.acknowledgment = 0xABCD_0001
+        ack.flags = .ack
+        #expect(Self.process(tracker, ack.build()) == .drop(.noConnection))
+        #expect(tracker.counters.synProxyInvalidAcks == 0 && tracker.counters[.synProxyWrongQueue] == 1)
+        // Another rule's connections are tracked as usual.
+        #expect(Self.process(tracker, Self.syn(.ipv4, port: 8080)) == .accept)
+    }
+
     @Test("a proxied connection's segment handed over without its bytes cannot be translated: dropped")
     func segmentWithoutBytes() throws {
         let tracker = Self.tracker()

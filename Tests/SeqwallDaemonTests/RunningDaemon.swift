@@ -30,12 +30,24 @@ final class RunningDaemon: @unchecked Sendable {
 
     /// The fake kernel queue of each queue, by number.
     let kernels: [UInt16: FakeKernelQueue]
+    /// The settings the daemon bound each queue with, by number.
+    private let bound: BoundQueues
+    var boundSettings: [UInt16: QueueSettings] { bound.settings }
+
+    /// What the daemon's worker factory was asked for, from the daemon's thread.
+    final class BoundQueues: @unchecked Sendable {
+        private let lock = NSLock()
+        private var byQueue: [UInt16: QueueSettings] = [:]
+
+        func record(_ queue: UInt16, _ settings: QueueSettings) { lock.withLock { byQueue[queue] = settings } }
+        var settings: [UInt16: QueueSettings] { lock.withLock { byQueue } }
+    }
     private let ownsDirectory: Bool
 
     /// `stateInterval`: seconds between snapshots; nil: no state file. `directory`: one an
     /// earlier run used (and keeps), to start again on its state file; nil: a new one.
     init(rules: String = RunningDaemon.rules, stateInterval: UInt32? = nil, queues: [UInt16] = [],
-         directory: String? = nil, sync: SyncOptions? = nil) throws {
+         directory: String? = nil, sync: SyncOptions? = nil, synProxyQueues: [UInt16] = []) throws {
         if let directory {
             self.directory = directory
             ownsDirectory = false
@@ -52,6 +64,7 @@ final class RunningDaemon: @unchecked Sendable {
         try rules.write(toFile: rulesPath, atomically: true, encoding: .utf8)
         var options = DaemonOptions(rulesPath: rulesPath)
         options.queues = queues
+        options.synProxyQueues = synProxyQueues
         options.controlPath = controlPath
         options.idleWarningSeconds = 0
         options.sync = sync
@@ -62,9 +75,12 @@ final class RunningDaemon: @unchecked Sendable {
         let kernels = Dictionary(uniqueKeysWithValues: queues.map { ($0, FakeKernelQueue()) })
         self.kernels = kernels
         let logger = Logger(label: "seqwall-test") { _ in SwiftLogNoOpLogHandler() }
-        daemon = Daemon(options: options, logger: logger) { queue, policy, capacity, shares throws(SystemError) in
+        let bound = BoundQueues()
+        self.bound = bound
+        daemon = Daemon(options: options, logger: logger) { queue, settings, policy, capacity, shares throws(SystemError) in
             let kernel = kernels[queue]!
-            return try QueueWorker(queue: queue, settings: options.settings, policy: policy, capacity: capacity,
+            bound.record(queue, settings)
+            return try QueueWorker(queue: queue, settings: settings, policy: policy, capacity: capacity,
                                    shares: shares, logger: logger, answers: nil) { _, _ in (kernel, kernel) }
         }
     }

@@ -6,6 +6,9 @@ import SeqwallCore
 import SeqwallRules
 import SeqwallTestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The SYN proxy through a queue worker on a fake kernel queue (docs/synproxy.md): the
 /// handshakes seqwall answers itself, what it sends through the raw sockets (checksums
@@ -31,11 +34,11 @@ struct SynProxyWorkerTests {
     let worker: QueueWorker
     private var nextID: UInt32 = 1
 
-    init(_ family: Family) throws {
+    init(_ family: Family, settings: QueueSettings = QueueSettings().copyingWholePackets()) throws {
         self.family = family
         let policy = try RuleFile.parse(text: Self.rules, file: "test.rules")
         let kernel = self.kernel
-        worker = try QueueWorker(queue: 0, settings: QueueSettings().copyingWholePackets(), policy: policy,
+        worker = try QueueWorker(queue: 0, settings: settings, policy: policy,
                                  capacity: 1024, shares: 1, logger: Logger(label: "test"), answers: answers,
                                  connect: { _, _ in (kernel, kernel) })
     }
@@ -116,6 +119,34 @@ struct SynProxyWorkerTests {
         #expect(connection.proxied && connection.state == .synSent)
         #expect(ConnectionRecord(connection, now: 0).proxied == true)
         return (cookie, timestamp)
+    }
+
+    @Test("a queue bound not to proxy (--synproxy-queue names another) drops the rule's SYN unanswered",
+          arguments: Family.allCases)
+    static func wrongQueue(family: Family) throws {
+        var settings = QueueSettings()
+        settings.proxiesSynProxyRules = false
+        var test = try SynProxyWorkerTests(family, settings: settings)
+        let syn = test.deliver(test.packet(fromClient: true, sequence: Self.clientISN, acknowledgment: 0, flags: .syn,
+                                           window: 64240, options: [.mss(1460)]))
+        #expect(syn.verdict?.verdict == Self.drop && syn.sent.isEmpty)
+        #expect(test.worker.tracker.counters[.synProxyWrongQueue] == 1)
+        #expect(test.worker.tracker.counters.synProxyCookiesSent == 0 && test.worker.tracker.connectionCount == 0)
+    }
+
+    @Test("a cookie SYN-ACK with no route to its destination is counted unroutable, not a send failure",
+          arguments: Family.allCases)
+    static func unroutable(family: Family) throws {
+        var test = try SynProxyWorkerTests(family)
+        for (port, errno) in [(40000, ENETUNREACH), (40001, EHOSTUNREACH), (40002, EPERM)] {
+            test.answers.failure = errno
+            let syn = test.deliver(test.packet(fromClient: true, port: UInt16(port), sequence: Self.clientISN,
+                                               acknowledgment: 0, flags: .syn, window: 64240, options: [.mss(1460)]))
+            #expect(syn.verdict?.verdict == Self.drop && syn.sent.count == 1)
+        }
+        #expect(test.worker.adapter.synProxyUnroutable == 2 && test.worker.adapter.synProxySendFailures == 1)
+        let stats = StatsRecord(queues: [test.worker.metrics()])
+        #expect(stats.synproxy?.unroutable == 2 && stats.synproxy?.send_failures == 1)
     }
 
     @Test("handshakes answered by seqwall, data translated both ways, a refusal and a forged ACK",

@@ -12,6 +12,16 @@ extension ConnectionTracker {
         synProxySwitch = SynProxySwitch(mode: policy.synProxyMode, tableLimit: table.limit)
     }
 
+    /// Whether this tracker's queue proxies the `synproxy` rules' connections (true unless
+    /// `seqwall run --synproxy-queue` names other queues for them). Where it does not, their
+    /// SYNs are dropped as `synproxy-wrong-queue` and their ACKs for no connection are judged
+    /// as any other: its copies are headers only, so a connection proxied here would lose
+    /// every packet to `synproxy-short-copy` (docs/synproxy.md).
+    public var proxiesSynProxyRules: Bool {
+        get { !hot.pointee.synProxyElsewhere }
+        set { hot.pointee.synProxyElsewhere = !newValue }
+    }
+
     /// The `synproxy` clause of the rule a decision names, if it has one.
     func synProxyRule(_ ruleIndex: Int?) -> SynProxyRule? {
         guard let ruleIndex, ruleIndex < policy.rules.count else { return nil }
@@ -61,8 +71,7 @@ extension ConnectionTracker {
     func cookieAck(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict? {
         let decision = self.decision(for: segment, hook: hook, openedBySender: true)
         guard decision.action == .pass, let rule = synProxyRule(decision.ruleIndex) else { return nil }
-        guard let state = SynProxyHandshake.accept(ack: segment, rule: rule, cookies: cookies,
-                                                   counter: SynCookie.counter(nanoseconds: now)) else {
+        guard let state = cookieState(segment, rule: rule, now: now) else {
             if picksUp(now: now) { return nil }
             hot.pointee.counters.synProxyInvalidAcks += 1
             return dropped(.synProxyBadCookie)
@@ -80,6 +89,24 @@ extension ConnectionTracker {
         hot.pointee.counters.synProxyConnections += 1
         send(syn)
         return dropped(.synProxyHandshake)
+    }
+
+    /// The proxied connection a cookie ACK opens, nil when its cookie is bad. The client's ISN
+    /// is taken as the sequence number less one (its first ACK); for an ACK without payload,
+    /// failing that, as the sequence number itself: after its first ACK is lost, a client
+    /// facing the cookie SYN-ACK's zero window sends only window probes, whose sequence number
+    /// is one below the next (tcp_xmit_probe_skb: snd_una - 1, the ISN), and would otherwise
+    /// never get through. The kernel's SYNPROXY checks the first reading only
+    /// (__cookie_v4_check), and such a client times out behind it.
+    private func cookieState(_ segment: TCPSegment, rule: SynProxyRule, now: UInt64) -> SynProxyState? {
+        let counter = SynCookie.counter(nanoseconds: now)
+        if let state = SynProxyHandshake.accept(ack: segment, rule: rule, cookies: cookies, counter: counter) {
+            return state
+        }
+        guard segment.payloadLength == 0 else { return nil }
+        var probe = segment
+        probe.sequence &+= 1
+        return SynProxyHandshake.accept(ack: probe, rule: rule, cookies: cookies, counter: counter)
     }
 
     /// A packet of a proxied connection. Before the server has answered, only its SYN-ACK or

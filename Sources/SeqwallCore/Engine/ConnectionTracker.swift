@@ -238,7 +238,7 @@ public final class ConnectionTracker {
     func open(_ segment: TCPSegment, key: FlowKey, hook: PacketHook, now: UInt64) -> Verdict {
         let index = TCPFlagIndex(segment.flags)
         guard index == .syn else {
-            if index == .ack, hot.pointee.synProxyRules,
+            if index == .ack, hot.pointee.synProxyRules, !hot.pointee.synProxyElsewhere,
                let verdict = cookieAck(segment, key: key, hook: hook, now: now) {
                 return verdict
             }
@@ -258,10 +258,12 @@ public final class ConnectionTracker {
             rememberRejection(key, direction: direction, state: .close, now: now)
             verdict = rejectedByRule()
         case .pass:
-            if hot.pointee.synProxyRules, let rule = synProxyRule(decision.ruleIndex),
-               synProxySwitch.update(halfOpen: halfOpenCount) {
-                // Answered by seqwall, nothing stored; not a connection the rule passed (yet).
-                return answerSyn(segment, rule: rule, now: now)
+            if hot.pointee.synProxyRules, let rule = synProxyRule(decision.ruleIndex) {
+                if hot.pointee.synProxyElsewhere { return dropped(.synProxyWrongQueue) }
+                if synProxySwitch.update(halfOpen: halfOpenCount) {
+                    // Answered by seqwall, nothing stored; not a connection the rule passed (yet).
+                    return answerSyn(segment, rule: rule, now: now)
+                }
             }
             verdict = admitPassed(segment, key: key, direction: direction, ruleIndex: decision.ruleIndex, now: now)
         }

@@ -15,4 +15,8 @@ struct TrackerHotState {
     /// Whether the policy has a `synproxy` rule: only then does a SYN or an ACK for no
     /// connection look for one (ConnectionTracker+SynProxy.swift).
     var synProxyRules = false
+    /// Whether this queue is not the one that proxies: `seqwall run --synproxy-queue` named
+    /// other queues for the `synproxy` rules' ports, and this one copies headers only, so a
+    /// connection proxied here could not be sent back (ConnectionTracker+SynProxy.swift).
+    var synProxyElsewhere = false
 }

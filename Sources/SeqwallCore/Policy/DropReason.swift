@@ -58,6 +58,10 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// A packet of a proxied connection that reached seqwall cut short (the queue's copy range
     /// below its length): it cannot be translated and sent back whole (docs/synproxy.md).
     case synProxyShortCopy
+    /// The SYN of a `synproxy` rule on a queue that does not proxy (`seqwall run
+    /// --synproxy-queue` names others): the diversion sends this port to the wrong queue, whose
+    /// copies are too short for the proxied connection's packets (docs/synproxy.md).
+    case synProxyWrongQueue
 
     public var name: String {
         switch self {
@@ -84,6 +88,7 @@ public enum DropReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .synProxyHandshake: "synproxy-handshake"
         case .synProxyBadCookie: "synproxy-bad-cookie"
         case .synProxyShortCopy: "synproxy-short-copy"
+        case .synProxyWrongQueue: "synproxy-wrong-queue"
         }
     }
 

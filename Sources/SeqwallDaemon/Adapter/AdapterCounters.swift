@@ -12,6 +12,9 @@ struct AdapterCounters {
     var rejectAnswersLimited: UInt64 = 0
     var rejectAnswersFailed: UInt64 = 0
     /// The SYN proxy's own segments (SynProxyOutbox) the raw sockets did not send (no raw
-    /// socket, or the kernel refused the send).
+    /// socket, or the kernel refused the send), and those not sent because no route leads to
+    /// their destination (EHOSTUNREACH, ENETUNREACH): a cookie SYN-ACK to a spoofed source,
+    /// as a flood makes many of.
     var synProxySendFailures: UInt64 = 0
+    var synProxyUnroutable: UInt64 = 0
 }

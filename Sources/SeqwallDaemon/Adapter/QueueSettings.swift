@@ -1,4 +1,5 @@
-/// Queue settings shared by every bound queue.
+/// The settings a queue is bound with: the same for every queue, but for the copy range, GSO
+/// and proxying on the queues that carry the `synproxy` rules' ports (Daemon+SynProxy.swift).
 public struct QueueSettings: Sendable {
     /// Bytes of each packet copied to seqwall: enough for IPv6 with extension headers and TCP
     /// with options. Payload beyond the headers is never needed.
@@ -22,14 +23,20 @@ public struct QueueSettings: Sendable {
     /// (kernel.sched_rt_runtime_us) still leaves other tasks a share.
     public var realtimePriority: Int32?
 
+    /// Whether this queue's worker proxies the connections of `synproxy` rules. False on the
+    /// other queues when `--synproxy-queue` names those that do: their copies are headers only
+    /// (ConnectionTracker.proxiesSynProxyRules).
+    public var proxiesSynProxyRules = true
+
     public init() {}
 
     /// The largest IP packet (its 16-bit length field).
     public static let wholePacket: UInt32 = 65535
 
-    /// These settings for a policy with `synproxy` rules (docs/synproxy.md): every packet copied
-    /// whole, as a proxied connection's packets are rewritten and a verdict's payload becomes
-    /// the packet, and checksummed and segmented by the kernel before queueing.
+    /// These settings for a queue that proxies `synproxy` rules' connections (docs/synproxy.md):
+    /// every packet copied whole, as a proxied connection's packets are rewritten and a
+    /// verdict's payload becomes the packet, and checksummed and segmented by the kernel before
+    /// queueing.
     public func copyingWholePackets() -> QueueSettings {
         var settings = self
         settings.copyRange = QueueSettings.wholePacket

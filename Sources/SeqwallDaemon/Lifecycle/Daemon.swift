@@ -19,8 +19,8 @@ public final class Daemon: @unchecked Sendable {
     let options: DaemonOptions
     let logger: Logger
     var workers: [QueueWorker] = []
-    /// Whether the queues were bound copying whole packets, as `synproxy` rules need
-    /// (Daemon+SynProxy.swift); set at start, before any reload.
+    /// Whether every queue was bound copying whole packets, as `synproxy` rules need when no
+    /// `--synproxy-queue` is named (Daemon+SynProxy.swift); set at start, before any reload.
     var copiesWholePackets = false
     /// The state sync with the peer (`--sync-peer`), nil without one.
     private(set) var sync: SyncService?
@@ -44,8 +44,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// Makes the worker of one queue, with its share of the table: on the kernel's NFQUEUE in
     /// `seqwall run`, on a fake queue in tests.
-    typealias WorkerFactory = (_ queue: UInt16, _ policy: Policy, _ capacity: Int, _ shares: Int)
-        throws(SystemError) -> QueueWorker
+    typealias WorkerFactory = (_ queue: UInt16, _ settings: QueueSettings, _ policy: Policy, _ capacity: Int,
+                               _ shares: Int) throws(SystemError) -> QueueWorker
     private let makeWorker: WorkerFactory?
 
     public convenience init(options: DaemonOptions, logger: Logger) {
@@ -214,12 +214,12 @@ public final class Daemon: @unchecked Sendable {
         let saved = persistence.load(maximumRecords: share * queueCount)
         let policy = withReloadLock { applyingTableChanges(saved?.tables ?? [:], to: defined) }
         status.policyLoaded(policy)
-        copiesWholePackets = policy.hasSynProxyRules
-        let settings = copiesWholePackets ? options.settings.copyingWholePackets() : options.settings
+        chooseCopyRange(policy)
         do {
             for queue in options.queues {
+                let settings = settings(forQueue: queue)
                 if let makeWorker {
-                    workers.append(try makeWorker(queue, policy, share, queueCount))
+                    workers.append(try makeWorker(queue, settings, policy, share, queueCount))
                 } else {
                     workers.append(try QueueWorker(queue: queue, settings: settings, policy: policy,
                                                    capacity: share, shares: queueCount, logger: logger))

@@ -106,6 +106,7 @@ final class QueueWorker: @unchecked Sendable {
         failOpen = settings.failOpen
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
                                     memoryAdvisor: SystemCall.adviseHugePages)
+        tracker.proxiesSynProxyRules = settings.proxiesSynProxyRules
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
         mailbox = try Mailbox()
@@ -202,6 +203,7 @@ final class QueueWorker: @unchecked Sendable {
         metrics.rejectAnswersLimited = adapter.rejectAnswersLimited
         metrics.rejectAnswersFailed = adapter.rejectAnswersFailed
         metrics.synProxySendFailures = adapter.synProxySendFailures
+        metrics.synProxyUnroutable = adapter.synProxyUnroutable
         metrics.failOpen = failOpen
         metrics.dropLogSuppressed = dropLog.suppressed
         metrics.dropLogLost = dropLog.lost
@@ -386,10 +388,19 @@ final class QueueWorker: @unchecked Sendable {
         let outbox = tracker.synProxyOutbox
         for index in 0..<outbox.count {
             let segment = outbox[index]
-            if let answers, let base = segment.baseAddress, answers.send(base, length: segment.count, scope: 0) >= 0 {
+            guard let answers, let base = segment.baseAddress else {
+                adapter.synProxySendFailures += 1
                 continue
             }
-            adapter.synProxySendFailures += 1
+            let sent = answers.send(base, length: segment.count, scope: 0)
+            if sent >= 0 { continue }
+            // A spoofed SYN's source often has no route back: counted apart, so that a flood
+            // does not hide real failures.
+            if sent == -Int(EHOSTUNREACH) || sent == -Int(ENETUNREACH) {
+                adapter.synProxyUnroutable += 1
+            } else {
+                adapter.synProxySendFailures += 1
+            }
         }
         outbox.reset()
     }
