@@ -26,6 +26,8 @@ extension ConnectionTracker {
         updated.wheelTick = stored.pointee.wheelTick
         updated.halfOpenCharges = stored.pointee.halfOpenCharges
         updated.chargedRule = stored.pointee.chargedRule
+        // The record says nothing of the SYN proxy: a proxied connection stays one.
+        updated.proxied = stored.pointee.proxied
         if updated.key.protocolNumber == TrackedProtocol.tcpNumber {
             updated.original.flags.insert(.relearning)
             updated.reply.flags.insert(.relearning)

@@ -15,6 +15,8 @@ import Glibc
 /// requests with the table. The protocol itself is SeqwallSync's SyncSession.
 final class SyncService: @unchecked Sendable {
     let options: SyncOptions
+    /// The SYN cookie secret the sync key gives every node (SyncKey.cookieSecret).
+    let cookieSecret: SynCookieSecret
     private let socket: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -39,6 +41,7 @@ final class SyncService: @unchecked Sendable {
         self.options = options
         self.logger = logger
         let key = try SyncKeyFile.read(path: options.keyPath)
+        cookieSecret = key.cookieSecret
         guard options.listen.address.isIPv4 == options.peer.address.isIPv4 else {
             throw SyncKeyFile.Problem(description: "--sync-listen and --sync-peer must be of one address family")
         }
@@ -186,7 +189,7 @@ final class SyncService: @unchecked Sendable {
     /// one: the one with the most packets is the live one).
     private func collectBulk() -> [Connection] {
         var byKey: [FlowKey: Connection] = [:]
-        Daemon.visitConnections(of: workers) { _, connection, _ in
+        Daemon.visitConnections(of: workers) { _, connection, _, _ in
             let packets = connection.packetsOriginal &+ connection.packetsReply
             if let held = byKey[connection.key], held.packetsOriginal &+ held.packetsReply >= packets { return }
             byKey[connection.key] = connection
