@@ -1,5 +1,5 @@
-"""A SYN-proxied connection carried across a restart of seqwall (docs/synproxy.md, Restart
-and failover).
+"""SYN-proxied connections carried across a restart of seqwall and through an HA failover
+(docs/synproxy.md, Restart and failover).
 
 RestartCarryTest: gateway mode, `pass in tcp to port 8080 synproxy`, the shipped
 gateway.iptables with --queue-bypass, --state-file. A few long-lived connections through the
@@ -10,6 +10,15 @@ afterwards; no connection saw an error, no RST reached the server, and the resta
 sent no RST of its own. While seqwall is down the bypass lets the connections' packets through
 untranslated, which neither end accepts (out of window): they are sent again once the
 restarted seqwall translates them.
+
+ProxiedFailoverTest: test_failover's lab (two seqwall nodes syncing their tables, keepalived
+moving the virtual addresses) with both of its ports behind `synproxy`. Its interactive
+connections and bulk transfers are proxied by node A; A's seqwall is killed (-9), B takes
+over, then A is started again and takes over again (failback). The sync carries each proxied
+connection's state (the sweep's `proxies` messages, and after a bulk), so each node that takes
+over translates the connections as the one before it did: none is reset or stalls, the bulk
+transfers are exact, and the new master drops none of their segments. The late-node case runs
+too: B, started while A proxies the connections, gets them by the bulk and the states after it.
 """
 
 import os
@@ -21,6 +30,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab  # noqa: E402
+import test_failover  # noqa: E402
 import test_restart  # noqa: E402
 from test_synproxy import SynFloodHarness  # noqa: E402
 
@@ -102,6 +112,21 @@ class RestartCarryTest(SynFloodHarness, test_restart.RestartLab):
         # The restarted seqwall refused nothing on the server's behalf (its RST to the client).
         self.assertEqual(after.get("synproxy", {}).get("server_refused", 0), 0, after.get("synproxy"))
         self.assertEqual(after["drops"].get("synproxy-short-copy", 0), 0, after["drops"])
+
+
+class ProxiedFailoverTest(test_failover.FailoverTest):
+    RULE_TEXT = test_failover.RULES.replace("pass in tcp to port 8080\npass in tcp to port 8083\n",
+                                            "pass in tcp to port 8080 synproxy\npass in tcp to port 8083 synproxy\n")
+    # The links-down case moves the addresses as the kill does; the sync is what is tested here.
+    test_master_links_down = None
+
+    def test_connections_were_proxied(self):
+        agent, reader = self.start_clients()
+        time.sleep(1)
+        proxied = [c for c in self.lab.daemons["a"].conntrack() if c.get("proxied")]
+        # The interactive connections and the two bulk transfers.
+        self.assertGreaterEqual(len(proxied), test_failover.CONNECTIONS + 2)
+        self.finish_clients(agent, reader, {})
 
 
 if __name__ == "__main__":

@@ -131,4 +131,33 @@ struct SynProxyCarryTests {
             try StateSnapshot.decode(short, maximumRecords: 10, wallNow: Self.wallTime, monotonicNow: 5)
         }
     }
+
+    @Test func aPeersStateMakesTheSyncedConnectionProxied() throws {
+        let master = SynProxyEngineTests.tracker()
+        _ = try SynProxyEngineTests.establish(master)
+        var synced: (Connection, SynProxyState)?
+        _ = master.forEachConnection(from: .start, examining: master.table.capacity) { connection, proxy in
+            if let proxy { synced = (connection, proxy) }
+        }
+        let (connection, state) = try #require(synced)
+        let backup = SynProxyEngineTests.tracker()
+        // Before the record: nothing to attach the state to.
+        #expect(!backup.applySyncedProxy(state, key: connection.key))
+        #expect(backup.applySynced(connection, now: 2_000_000_000) == .restored)
+        #expect(try #require(backup.connection(for: connection.key)).0.proxied == false)
+        // The other orientation is not this connection.
+        #expect(!backup.applySyncedProxy(state, key: connection.key.reversed))
+        #expect(backup.applySyncedProxy(state, key: connection.key))
+        #expect(try #require(backup.connection(for: connection.key)).0.proxied)
+        // An older copy, from before the server answered, does not undo the handshake; a later
+        // record of the connection keeps it proxied.
+        var older = state
+        older.serverAnswered = false
+        older.sequenceOffset = 0
+        #expect(backup.applySyncedProxy(older, key: connection.key))
+        #expect(backup.applySynced(connection, now: 2_000_000_000) == .restored)
+        var found: SynProxyState?
+        _ = backup.forEachConnection(from: .start, examining: backup.table.capacity) { _, proxy in found = proxy }
+        #expect(found == state)
+    }
 }
