@@ -1,3 +1,6 @@
+import Crypto
+import SeqwallCore
+
 /// The pre-shared key both nodes hold (`--sync-key FILE`): 32 bytes, written in the file
 /// either as they are or as 64 hexadecimal digits (a line `head -c32 /dev/urandom | xxd -p -c64`
 /// writes). Whoever reads the key can forge table entries, that is, open the firewall: a file
@@ -33,6 +36,20 @@ public struct SyncKey: Sendable {
             throw .wrongLength(fileContents.count)
         }
         bytes = decoded
+    }
+
+    /// The SYN cookie secret of every node holding this key (docs/synproxy.md, The cookie), so
+    /// that a handshake one node began completes on the other after a failover. Derived by
+    /// HKDF-SHA256 (RFC 5869) under a salt and label of its own, apart from the sync's own keys
+    /// (SyncCipher): the cookie secret says nothing of them.
+    public var cookieSecret: SynCookieSecret {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: bytes),
+                                             salt: Array("seqwall-synproxy-1".utf8),
+                                             info: Array("seqwall synproxy cookie secret".utf8), outputByteCount: 16)
+        let words = derived.withUnsafeBytes { raw in
+            (raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+        return SynCookieSecret(secret: SipHashKey(k0: UInt64(littleEndian: words.0), k1: UInt64(littleEndian: words.1)))
     }
 
     /// A key from its bytes (tests).

@@ -10,6 +10,8 @@ public struct SyncMessage: Sendable, Equatable {
     public var dataSequence: UInt32 = 0
     /// connections, bulk-chunk.
     public var entries: [SyncEntry] = []
+    /// proxies: proxied connections' SYN proxy states.
+    public var proxies: [SyncProxyEntry] = []
     /// bulk-end: records in the bulk; nack: first missing; alive: next data sequence
     /// expected (all before it received); skip: the oldest the sender still holds.
     public var first: UInt32 = 0
@@ -22,6 +24,8 @@ public struct SyncMessage: Sendable, Equatable {
     /// At most this many entries per message: a message stays within 1,500 bytes with IPv6
     /// and UDP headers, so it is never fragmented on an Ethernet link.
     public static let maximumEntries = 8
+    /// At most this many proxy states per `proxies` message, within the same bound.
+    public static let maximumProxies = 16
 
     /// The body's bytes; connection deadlines relative to `monotonicNow` (the sender's clock).
     public func encoded(monotonicNow: UInt64) -> [UInt8] {
@@ -38,6 +42,9 @@ public struct SyncMessage: Sendable, Equatable {
                 StateSnapshot.appendRecord(entry.connection, queue: 0, monotonicNow: monotonicNow, to: &records)
             }
             out.put(records)
+        case .proxies:
+            out.put16(UInt16(proxies.count))
+            for proxy in proxies { proxy.encode(into: &out) }
         case .bulkEnd, .skip:
             out.put32(first)
         case .nack, .alive:
@@ -78,6 +85,13 @@ public struct SyncMessage: Sendable, Equatable {
                 return true
             }
             guard ok else { return nil }
+        case .proxies:
+            guard let count = reader.get16(), Int(count) <= maximumProxies,
+                  reader.remaining == Int(count) * SyncProxyEntry.encodedLength else { return nil }
+            for _ in 0..<count {
+                guard let proxy = SyncProxyEntry.decode(from: &reader) else { return nil }
+                message.proxies.append(proxy)
+            }
         case .bulkEnd, .skip:
             guard let first = reader.get32() else { return nil }
             message.first = first

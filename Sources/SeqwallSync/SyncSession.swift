@@ -31,20 +31,26 @@ public struct SyncSession {
     private var lastBulkRequest: UInt64?
     /// The bulk being sent, and how far.
     private var bulk: [Connection] = []
+    /// The proxied connections' states of the bulk, sent after its end (their records first).
+    private var bulkProxies: [SyncProxyEntry] = []
     private var bulkSent = 0
     private var bulkActive = false
     public private(set) var status = SyncStatus()
 
     /// What a received datagram asked for.
     public struct Receipt {
-        public init(entries: [SyncEntry] = [], bulkRequested: Bool = false, refused: SyncRefusal? = nil) {
+        public init(entries: [SyncEntry] = [], proxies: [SyncProxyEntry] = [], bulkRequested: Bool = false,
+                    refused: SyncRefusal? = nil) {
             self.entries = entries
+            self.proxies = proxies
             self.bulkRequested = bulkRequested
             self.refused = refused
         }
 
         /// Entries to apply to the table, in order; deadlines on our clock.
         public var entries: [SyncEntry] = []
+        /// Proxied connections' states, to apply after `entries`.
+        public var proxies: [SyncProxyEntry] = []
         /// The peer wants every connection (`startBulk`).
         public var bulkRequested = false
         public var refused: SyncRefusal?
@@ -102,10 +108,23 @@ public struct SyncSession {
         }
     }
 
+    /// Sends proxied connections' states (the sweep's), outside the data stream: each is
+    /// sent again at the next sweep, so none is held for resend.
+    public mutating func sendProxies(_ proxies: [SyncProxyEntry], now: UInt64, wallNow: UInt64) {
+        var start = 0
+        while start < proxies.count {
+            var message = SyncMessage(kind: .proxies)
+            message.proxies = Array(proxies[start..<min(proxies.count, start + SyncMessage.maximumProxies)])
+            send(message, now: now, wallNow: wallNow)
+            start += SyncMessage.maximumProxies
+        }
+    }
+
     /// Starts sending every connection in `connections` to the peer, paced so that the
-    /// resend queue never overflows with it.
-    public mutating func startBulk(_ connections: [Connection]) {
+    /// resend queue never overflows with it; then the states of those that are proxied.
+    public mutating func startBulk(_ connections: [Connection], proxies: [SyncProxyEntry] = []) {
         bulk = connections
+        bulkProxies = proxies
         bulkSent = 0
         bulkActive = true
         coalescer.forgetPeer()
@@ -161,6 +180,8 @@ public struct SyncSession {
             var end = SyncMessage(kind: .bulkEnd)
             end.first = UInt32(truncatingIfNeeded: bulk.count)
             sendData(end, now: now, wallNow: wallNow)
+            sendProxies(bulkProxies, now: now, wallNow: wallNow)
+            bulkProxies = []
             bulk = []
             bulkSent = 0
             bulkActive = false
@@ -236,6 +257,8 @@ public struct SyncSession {
                 send(held, now: now, wallNow: wallNow)
                 status.resends += 1
             }
+        case .proxies:
+            receipt.proxies += message.proxies
         case .skip:
             // What the sender dropped is lost: only a bulk can bring it back.
             status.in_sync = false

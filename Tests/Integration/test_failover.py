@@ -421,13 +421,14 @@ class FailoverLab(lab.Lab):
 
 class FailoverTest(lab.LabTestCase):
     MODE = lab.GATEWAY
+    RULE_TEXT = RULES
 
     @classmethod
     def make_lab(cls):
         import tempfile
         rules = tempfile.NamedTemporaryFile("w", prefix="seqwall-failover-", suffix=".rules",
                                             delete=False)
-        rules.write(RULES)
+        rules.write(cls.RULE_TEXT)
         rules.close()
         lab.REGISTRY.add_tmp(rules.name)
         return FailoverLab(rules.name)

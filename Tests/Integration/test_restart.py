@@ -176,11 +176,11 @@ def _flows(addr, port, count, chunk, period):
 class Flows:
     """Parent side of the _flows agent."""
 
-    def __init__(self, the_lab, family=4):
+    def __init__(self, the_lab, family=4, port=PORT, connections=CONNECTIONS, chunk=CHUNK, period=PERIOD):
         self.lab = the_lab
         self.proc = lab.spawn(the_lab.ns["client"],
-                              [lab.PY, THIS_FILE, "flows", the_lab.server_addr(family), str(PORT),
-                               str(CONNECTIONS), str(CHUNK), str(PERIOD)],
+                              [lab.PY, THIS_FILE, "flows", the_lab.server_addr(family), str(port),
+                               str(connections), str(chunk), str(period)],
                               os.path.join(the_lab.workdir, "flows.stderr"), stdin=True)
         self.reader = lab.LineReader(self.proc.stdout)
         line = self.reader.readline(60)

@@ -143,32 +143,46 @@ struct SynProxyEngineTests {
         #expect(Self.process(tracker, Self.syn(.ipv4, port: 8080)) == .accept)
     }
 
-    @Test("a proxied connection's segment handed over without its bytes cannot be translated: dropped")
-    func segmentWithoutBytes() throws {
-        let tracker = Self.tracker()
-        _ = Self.process(tracker, Self.syn(.ipv4, port: 80))
-        guard case .tcp(let synAck) = parse(Array(tracker.synProxyOutbox[0])) else {
-            Issue.record("the answer is not TCP")
-            return
-        }
+    /// Takes a proxied connection on port 80 through both handshakes (the server's ISN 5000);
+    /// returns a client data segment of it, before translation.
+    static func establish(_ tracker: ConnectionTracker) throws -> PacketBuilder {
+        _ = process(tracker, syn(.ipv4, port: 80))
+        guard case .tcp(let synAck) = parse(Array(tracker.synProxyOutbox[0])) else { throw Unexpected.notTCP }
         tracker.synProxyOutbox.reset()
         var ack = PacketBuilder(source: Family.ipv4.client, destination: Family.ipv4.server)
         ack.sequence = 1001
         ack.acknowledgment = synAck.sequence &+ 1
         ack.flags = .ack
-        #expect(Self.process(tracker, ack.build()) == .drop(.synProxyHandshake))
+        #expect(process(tracker, ack.build()) == .drop(.synProxyHandshake))
         #expect(tracker.counters.synProxyConnections == 1 && tracker.synProxyOutbox.count == 1)
-        var synAckFromServer = PacketBuilder(source: Family.ipv4.server, destination: Family.ipv4.client)
-        synAckFromServer.sourcePort = 80
-        synAckFromServer.destinationPort = 40000
-        synAckFromServer.sequence = 5000
-        synAckFromServer.acknowledgment = 1001
-        synAckFromServer.flags = [.syn, .ack]
-        #expect(Self.process(tracker, synAckFromServer.build()) == .drop(.synProxyHandshake))
+        let synAckFromServer = fromServer(sequence: 5000, acknowledgment: 1001, flags: [.syn, .ack])
+        #expect(process(tracker, synAckFromServer.build()) == .drop(.synProxyHandshake))
+        tracker.synProxyOutbox.reset()
         var data = ack
-        data.acknowledgment = synAck.sequence &+ 1
         data.flags = [.ack, .psh]
         data.payloadLength = 10
+        return data
+    }
+
+    /// A segment from port 80 of the server to the client's port 40000 (IPv4).
+    static func fromServer(sequence: UInt32, acknowledgment: UInt32, flags: TCPFlags,
+                           payloadLength: Int = 0) -> PacketBuilder {
+        var builder = PacketBuilder(source: Family.ipv4.server, destination: Family.ipv4.client)
+        builder.sourcePort = 80
+        builder.destinationPort = 40000
+        builder.sequence = sequence
+        builder.acknowledgment = acknowledgment
+        builder.flags = flags
+        builder.payloadLength = payloadLength
+        return builder
+    }
+
+    enum Unexpected: Error { case notTCP }
+
+    @Test("a proxied connection's segment handed over without its bytes cannot be translated: dropped")
+    func segmentWithoutBytes() throws {
+        let tracker = Self.tracker()
+        let data = try Self.establish(tracker)
         guard case .tcp(let segment) = parse(data.build()) else {
             Issue.record("not TCP")
             return

@@ -13,6 +13,8 @@ struct SyncTestPair {
     /// Entries B applied, in order.
     var appliedOnB: [SyncEntry] = []
     var appliedOnA: [SyncEntry] = []
+    /// Proxy states B received, in order.
+    var proxiesOnB: [SyncProxyEntry] = []
     /// Datagrams captured from A, in order (for replay tests).
     var fromA: [[UInt8]] = []
 
@@ -27,17 +29,19 @@ struct SyncTestPair {
             if drop(datagram) { continue }
             let receipt = b.receive(datagram, now: now, wallNow: wallNow)
             appliedOnB += receipt.entries
+            proxiesOnB += receipt.proxies
             if receipt.bulkRequested { b.startBulk([]) }
         }
         for datagram in b.takeOutgoing() {
             let receipt = a.receive(datagram, now: now, wallNow: wallNow)
             appliedOnA += receipt.entries
-            if receipt.bulkRequested { a.startBulk(bulkOnA) }
+            if receipt.bulkRequested { a.startBulk(bulkOnA, proxies: bulkProxiesOnA) }
         }
     }
 
     /// What A sends when B asks for a bulk.
     var bulkOnA: [Connection] = []
+    var bulkProxiesOnA: [SyncProxyEntry] = []
 
     mutating func run(_ steps: Int, drop: ([UInt8]) -> Bool = { _ in false }) {
         for _ in 0..<steps { step(drop: drop) }

@@ -20,13 +20,16 @@ extension ConnectionTracker {
     /// source's count and in the count of the rule that passes it under the current policy
     /// (rule ids are per process, so the file cannot say), and, never answered, as a
     /// candidate for eviction. Restoring checks no limit: these connections were admitted
-    /// before, as a reload keeps connections whatever the new limits.
+    /// before, as a reload keeps connections whatever the new limits. `proxy`: a proxied
+    /// connection's SYN proxy state, which makes it proxied again (its packets translated).
     @discardableResult
-    public func restore(_ connection: Connection, now: UInt64) -> RestoreOutcome {
+    public func restore(_ connection: Connection, proxy: SynProxyState? = nil, now: UInt64) -> RestoreOutcome {
         guard connection.expiresAt > now else { return .expired }
         guard table.find(connection.key) == nil else { return .duplicate }
         guard !table.isFull else { return .tableFull }
         var restored = connection
+        // Proxied only with a state to translate by: the flag alone would drop its packets.
+        restored.proxied = false
         if restored.key.protocolNumber == TrackedProtocol.tcpNumber {
             restored.original.flags.insert(.relearning)
             restored.reply.flags.insert(.relearning)
@@ -37,10 +40,11 @@ extension ConnectionTracker {
         if limiter.limitsConnections, restored.key.protocolNumber == TrackedProtocol.tcpNumber {
             chargeRestoredCounting(&restored, ruleIndex: passingRule(of: restored), now: now)
         }
-        guard table.insert(restored) != nil else {
+        guard let slot = table.insert(restored) else {
             releaseCharges(of: &restored)
             return .tableFull
         }
+        if let proxy { adoptProxyState(proxy, slot: slot) }
         if restored.state.isHalfOpen {
             halfOpenCount += 1
             if !restored.status.contains(.seenReply) { rememberUnreplied(restored) }

@@ -22,6 +22,35 @@ extension ConnectionTracker {
         set { hot.pointee.synProxyElsewhere = !newValue }
     }
 
+    /// Takes the keys the daemon rotated (SynCookieSecret), between packets.
+    public func useCookies(_ cookies: SynCookie) {
+        self.cookies = cookies
+    }
+
+    /// `forEachConnection(from:examining:)` with each proxied connection's state, which the
+    /// state file and the sync carry (StateSnapshot+SynProxy.swift).
+    public func forEachConnection(from cursor: ConnectionCursor, examining limit: Int,
+                                  _ body: (Connection, SynProxyState?) -> Void) -> ConnectionCursor? {
+        let states = table.proxyStates
+        let next = table.forEachSlot(from: cursor.examined, examining: limit) { slot, connection in
+            body(connection, connection.proxied ? states?[slot] : nil)
+        }
+        return next >= table.capacity ? nil : ConnectionCursor(examined: next)
+    }
+
+    /// Makes the connection in `slot` a proxied one with `state` (a restored or synced one).
+    func adoptProxyState(_ state: SynProxyState, slot: Int) {
+        table.makeProxyStates()
+        guard let states = table.proxyStates else { return }
+        let connection = table.connection(at: slot)
+        if connection.pointee.proxied {
+            states[slot] = state
+        } else {
+            (states + slot).initialize(to: state)
+            connection.pointee.proxied = true
+        }
+    }
+
     /// The `synproxy` clause of the rule a decision names, if it has one.
     func synProxyRule(_ ruleIndex: Int?) -> SynProxyRule? {
         guard let ruleIndex, ruleIndex < policy.rules.count else { return nil }
@@ -57,7 +86,7 @@ extension ConnectionTracker {
     /// SYN-ACK and dropped. Nothing is stored, so a flood of spoofed SYNs costs no table entry.
     func answerSyn(_ segment: TCPSegment, rule: SynProxyRule, now: UInt64) -> Verdict {
         send(SynProxyHandshake.synAck(answering: segment, rule: rule, cookies: cookies,
-                                      counter: SynCookie.counter(nanoseconds: now),
+                                      counter: cookies.counter(now: now),
                                       timestampClock: ConnectionTracker.timestampClock(now)))
         hot.pointee.counters.synProxyCookiesSent += 1
         return dropped(.synProxyHandshake)
@@ -99,7 +128,7 @@ extension ConnectionTracker {
     /// never get through. The kernel's SYNPROXY checks the first reading only
     /// (__cookie_v4_check), and such a client times out behind it.
     private func cookieState(_ segment: TCPSegment, rule: SynProxyRule, now: UInt64) -> SynProxyState? {
-        let counter = SynCookie.counter(nanoseconds: now)
+        let counter = cookies.counter(now: now)
         if let state = SynProxyHandshake.accept(ack: segment, rule: rule, cookies: cookies, counter: counter) {
             return state
         }

@@ -26,6 +26,8 @@ extension ConnectionTracker {
         updated.wheelTick = stored.pointee.wheelTick
         updated.halfOpenCharges = stored.pointee.halfOpenCharges
         updated.chargedRule = stored.pointee.chargedRule
+        // The record says nothing of the SYN proxy: a proxied connection stays one.
+        updated.proxied = stored.pointee.proxied
         if updated.key.protocolNumber == TrackedProtocol.tcpNumber {
             updated.original.flags.insert(.relearning)
             updated.reply.flags.insert(.relearning)
@@ -35,6 +37,22 @@ extension ConnectionTracker {
         if wasHalfOpen && !updated.state.isHalfOpen { releaseCharges(of: &stored.pointee) }
         table.deadlineChanged(at: slot)
         return .restored
+    }
+
+    /// Makes the connection of `key` (as the peer's record orients it) proxied with the peer's
+    /// SYN proxy state, so that this node translates its packets if it takes over. A state whose
+    /// server has not answered never replaces one whose server has: the handshake only moves
+    /// forward, and a peer's older copy must not undo it. False when the table holds no such
+    /// connection (its record has not arrived yet: the peer sends the state again).
+    @discardableResult
+    public func applySyncedProxy(_ state: SynProxyState, key: FlowKey) -> Bool {
+        guard let (slot, _) = table.find(key), table.connection(at: slot).pointee.key == key else { return false }
+        if table.connection(at: slot).pointee.proxied, let states = table.proxyStates,
+           states[slot].serverAnswered && !state.serverAnswered {
+            return true
+        }
+        adoptProxyState(state, slot: slot)
+        return true
     }
 
     /// Removes a connection the peer removed, without an event.

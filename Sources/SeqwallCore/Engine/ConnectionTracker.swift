@@ -52,8 +52,8 @@ public final class ConnectionTracker {
     /// The segments the SYN proxy sends (SynProxyOutbox), for the owner to send after each
     /// batch and reset.
     public let synProxyOutbox = SynProxyOutbox()
-    /// The SYN proxy's cookie keys (random, per tracker: both directions of a flow reach the
-    /// same tracker) and, for `set synproxy adaptive`, whether it is engaged.
+    /// The SYN proxy's cookie keys (random until the daemon hands it the keys of its secret,
+    /// SynCookieSecret) and, for `set synproxy adaptive`, whether it is engaged.
     var cookies = SynCookie()
     var synProxySwitch = SynProxySwitch(mode: .always, tableLimit: 1)
 

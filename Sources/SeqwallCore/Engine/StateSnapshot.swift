@@ -22,14 +22,18 @@
 ///      20  u32 record count
 ///      24  u64 wall-clock time of the snapshot, nanoseconds since the Unix epoch
 ///      32  u64 length of the table section after the records (0: none)
-///      40  u32 reserved, 0
-///      44  u32 CRC-32 (IEEE 802.3) of bytes 0..<44 and of every record
+///      40  u32 length of the proxy section after the table section (0: none)
+///      44  u32 CRC-32 (IEEE 802.3) of bytes 0..<44 and of everything after the header
 ///     count records of 152 bytes (see `encode(_:queue:into:)`)
 ///     the table section, when there is one (see `Encoder.finish()`)
+///     the proxy section, when there is one (see `Encoder.finish()`)
 ///
 /// The table section keeps what `seqwall table` changed in `persist` tables (TableChanges).
 /// It took a reserved field that older files hold 0 in, so they read as files without one;
-/// the CRC covers it as it covers the records.
+/// the CRC covers it as it covers the records. The proxy section keeps the SynProxyState of
+/// each proxied connection (StateSnapshot+SynProxy.swift) and took the last reserved field
+/// the same way: a file written before it, or with no proxied connection, reads as one
+/// without; a seqwall older than the section refuses a file that has one (trailing bytes).
 ///
 /// Times in the tracker are monotonic nanoseconds, which mean nothing to the next process.
 /// So a record holds each connection's remaining lifetime and age as of the snapshot, and the
@@ -43,6 +47,7 @@ public enum StateSnapshot {
     public static let recordLength = 152
     static let checksumOffset = 44
     static let tableSectionOffset = 32
+    static let proxySectionOffset = 40
     /// Most bytes a table section may take: room for a few million changed entries.
     public static let maximumTableSectionLength = 64 << 20
     /// An entry in the table section: 16 address bytes, prefix length, flags.
@@ -55,10 +60,13 @@ public enum StateSnapshot {
     public struct Entry: Sendable, Equatable {
         public var queue: UInt16
         public var connection: Connection
+        /// A proxied connection's SYN proxy state (docs/synproxy.md); nil for every other.
+        public var proxy: SynProxyState?
 
-        public init(queue: UInt16, connection: Connection) {
+        public init(queue: UInt16, connection: Connection, proxy: SynProxyState? = nil) {
             self.queue = queue
             self.connection = connection
+            self.proxy = proxy
         }
     }
 
@@ -114,6 +122,8 @@ public enum StateSnapshot {
         let monotonicNow: UInt64
         /// The persist tables' run-time changes, written after the records by `finish`.
         public var tables: [String: TableChanges] = [:]
+        /// The proxied connections' states, by record index, written last by `finish`.
+        var proxies: [(record: UInt32, state: SynProxyState)] = []
 
         public init(wallTime: UInt64, monotonicNow: UInt64, reservingRecords: Int = 0) {
             self.monotonicNow = monotonicNow
@@ -128,13 +138,14 @@ public enum StateSnapshot {
             put32(0)        // count, set by `finish`
             put64(wallTime)
             put64(0)
-            put32(0)
+            put32(0)        // proxy section length, set by `finish`
             put32(0)        // checksum, set by `finish`
         }
 
         /// Adds one connection. A connection that has expired at `monotonicNow` is left out.
-        public mutating func append(_ connection: Connection, queue: UInt16) {
+        public mutating func append(_ connection: Connection, queue: UInt16, proxy: SynProxyState? = nil) {
             guard connection.expiresAt > monotonicNow else { return }
+            if let proxy { proxies.append((UInt32(count), proxy)) }
             putRecord(connection, queue: queue)
             count += 1
         }
@@ -186,6 +197,8 @@ public enum StateSnapshot {
         /// length, the name in UTF-8, u32 added count, u32 deleted count, and the added then the
         /// deleted entries, 18 bytes each (an address as in a record, u8 prefix length, u8 flags:
         /// bit 0 an exception). Tables with no changes are left out.
+        /// The proxy section: u32 count, then for each proxied connection u32 the index of its
+        /// record and its state (`proxyStateLength` bytes). Left out when no connection is proxied.
         public mutating func finish() -> [UInt8] {
             let tableStart = bytes.count
             let changed = tables.filter { !$0.value.isEmpty }.sorted { $0.key < $1.key }
@@ -205,6 +218,15 @@ public enum StateSnapshot {
                 }
             }
             StateSnapshot.store32(UInt32(bytes.count - tableStart), at: StateSnapshot.tableSectionOffset, in: &bytes)
+            let proxyStart = bytes.count
+            if !proxies.isEmpty {
+                put32(UInt32(proxies.count))
+                for (record, state) in proxies {
+                    put32(record)
+                    putProxyState(state)
+                }
+            }
+            StateSnapshot.store32(UInt32(bytes.count - proxyStart), at: StateSnapshot.proxySectionOffset, in: &bytes)
             StateSnapshot.store32(UInt32(count), at: 20, in: &bytes)
             StateSnapshot.store32(StateSnapshot.checksum(of: bytes), at: StateSnapshot.checksumOffset, in: &bytes)
             return bytes
@@ -263,9 +285,11 @@ public enum StateSnapshot {
         let count = Int(reader.u32())
         let savedAt = reader.u64()
         let tableLength = reader.u64()
+        let proxyLength = Int(reader.u32())
         guard count <= maximumRecords else { throw .tooLarge(records: count, limit: maximumRecords) }
         guard tableLength <= UInt64(maximumTableSectionLength) else { throw .badLayout("table section of \(tableLength) bytes") }
-        let expected = headerLength + count * recordLength + Int(tableLength)
+        guard proxyLength <= 4 + count * (4 + proxyStateLength) else { throw .badLayout("proxy section of \(proxyLength) bytes") }
+        let expected = headerLength + count * recordLength + Int(tableLength) + proxyLength
         guard bytes.count >= expected else { throw .truncated(expected: expected, actual: bytes.count) }
         guard bytes.count == expected else { throw .trailingBytes(bytes.count - expected) }
         reader.offset = checksumOffset
@@ -274,6 +298,7 @@ public enum StateSnapshot {
         let downtime = wallNow > savedAt ? wallNow - savedAt : 0
         var loaded = Loaded(savedAt: savedAt, downtime: downtime, entries: [], expired: 0)
         loaded.entries.reserveCapacity(count)
+        let proxies = try decodeProxies(bytes, at: expected - proxyLength, end: expected, records: count)
         for index in 0..<count {
             reader.offset = headerLength + index * recordLength
             let (entry, remaining, age) = try decodeRecord(&reader, index: index)
@@ -282,14 +307,34 @@ public enum StateSnapshot {
                 continue
             }
             var aged = entry
+            aged.proxy = proxies[index]
             aged.connection.expiresAt = monotonicNow &+ (remaining - downtime)
             let sinceOpened = age &+ downtime
             aged.connection.createdAt = monotonicNow > sinceOpened ? monotonicNow - sinceOpened : 0
             loaded.entries.append(aged)
         }
         reader.offset = headerLength + count * recordLength
-        loaded.tables = try decodeTables(&reader, end: expected)
+        loaded.tables = try decodeTables(&reader, end: expected - proxyLength)
         return loaded
+    }
+
+    /// The proxy section (`Encoder.finish()`): each record index named at most once.
+    static func decodeProxies(_ bytes: UnsafeRawBufferPointer, at start: Int, end: Int,
+                              records: Int) throws(DecodeError) -> [Int: SynProxyState] {
+        guard start < end else { return [:] }
+        func bad(_ what: String) -> DecodeError { .badLayout("proxy section: \(what)") }
+        var reader = Reader(bytes: bytes, offset: start)
+        guard end - start >= 4 else { throw bad("cut short") }
+        let count = Int(reader.u32())
+        guard end - reader.offset == count * (4 + proxyStateLength) else { throw bad("\(count) states in \(end - start) bytes") }
+        var proxies: [Int: SynProxyState] = [:]
+        for _ in 0..<count {
+            let record = Int(reader.u32())
+            guard record < records, proxies[record] == nil else { throw bad("record \(record) out of range or repeated") }
+            guard let state = reader.proxyState() else { throw bad("state of record \(record)") }
+            proxies[record] = state
+        }
+        return proxies
     }
 
     /// The table section (`Encoder.finish()`), every length checked against what is left.

@@ -9,11 +9,14 @@
 ///
 /// `count` is a minute counter: a cookie is good in the minute it was made and the next
 /// (the kernel's MAX_SYNCOOKIE_AGE), `index` is the MSS table's entry. Two keys are accepted, the
-/// current and the one before, so rotating the secret never breaks a handshake in flight. A
-/// value on the stack: making and checking a cookie allocates nothing.
+/// current and the one before, so rotating the keys (SynCookieSecret) never breaks a handshake
+/// in flight. A value on the stack: making and checking a cookie allocates nothing.
 public struct SynCookie: Sendable {
     public private(set) var current: SipHashKey
     public private(set) var previous: SipHashKey
+    /// Added to the tracker's (monotonic) clock for the minute counter, which then follows
+    /// the wall clock: nodes sharing a secret then agree on the counter (SynCookieSecret).
+    public private(set) var clockOffset: UInt64
 
     /// Bits below the counter (the kernel's COOKIEBITS).
     static let counterShift: UInt32 = 24
@@ -31,9 +34,10 @@ public struct SynCookie: Sendable {
         switch index { case 0: return 1220; case 1: return 1420; case 2: return 1440; default: return 8940 }
     }
 
-    public init(current: SipHashKey, previous: SipHashKey) {
+    public init(current: SipHashKey, previous: SipHashKey, clockOffset: UInt64 = 0) {
         self.current = current
         self.previous = previous
+        self.clockOffset = clockOffset
     }
 
     /// Two fresh random keys.
@@ -51,6 +55,9 @@ public struct SynCookie: Sendable {
     public static func counter(nanoseconds: UInt64) -> UInt32 {
         UInt32(truncatingIfNeeded: nanoseconds / 60_000_000_000)
     }
+
+    /// The minute counter at `now` on the tracker's clock.
+    public func counter(now: UInt64) -> UInt32 { SynCookie.counter(nanoseconds: now &+ clockOffset) }
 
     /// The MSS table index for a client's MSS (0 when it sent none: RFC 9293 3.7.1's default is
     /// 536 for IPv4, and the smallest entry for IPv6).

@@ -44,4 +44,25 @@ extension Daemon {
         guard errors.isEmpty else { throw RuleErrors(errors: errors) }
         return policy
     }
+
+    /// Gives every worker the cookie keys of the present rotation period (SynCookieSecret):
+    /// set directly before the worker threads start, posted between batches after.
+    func handCookieKeys(started: Bool) {
+        let cookies = cookieSecret.cookies(wallNanoseconds: SystemCall.wallClockNanoseconds(),
+                                           monotonicNanoseconds: SystemCall.monotonicNanoseconds())
+        for worker in workers {
+            if started {
+                worker.mailbox.post { $0.tracker.useCookies(cookies) }
+            } else {
+                worker.tracker.useCookies(cookies)
+            }
+        }
+    }
+
+    /// When the next rotation period starts, on the monotonic clock (a millisecond after, so
+    /// that the wall clock read then is in the new period).
+    static func nextCookieKeys() -> UInt64 {
+        SystemCall.monotonicNanoseconds()
+            &+ SynCookieSecret.untilNextPeriod(wallNanoseconds: SystemCall.wallClockNanoseconds()) &+ 1_000_000
+    }
 }

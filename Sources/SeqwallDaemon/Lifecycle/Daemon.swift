@@ -22,6 +22,8 @@ public final class Daemon: @unchecked Sendable {
     /// Whether every queue was bound copying whole packets, as `synproxy` rules need when no
     /// `--synproxy-queue` is named (Daemon+SynProxy.swift); set at start, before any reload.
     var copiesWholePackets = false
+    /// The SYN cookie secret every worker's keys come from (Daemon+SynProxy.swift).
+    var cookieSecret = SynCookieSecret.random()
     /// The state sync with the peer (`--sync-peer`), nil without one.
     private(set) var sync: SyncService?
     let status = DaemonStatus()
@@ -75,6 +77,7 @@ public final class Daemon: @unchecked Sendable {
             policy = try loadRules()
             metricsServer = try bindMetrics(statistics)
             sync = try openSync()
+            if let sync { cookieSecret = sync.cookieSecret }
             try startWorkers(policy: policy, persistence: persistence)
             dropLogWriter = DropLogWriter(channels: workers.map(\.dropLog), logger: logger)
             dropLogWriter.start()
@@ -137,22 +140,30 @@ public final class Daemon: @unchecked Sendable {
     /// Visits every connection of every worker, a chunk of slots per visit: the worker copies
     /// the chunk out and goes back to its packets while the chunk is formatted here.
     func visitConnections(_ body: (UInt16, Connection, UInt64) -> Void) {
+        Daemon.visitConnections(of: workers) { queue, connection, _, now in body(queue, connection, now) }
+    }
+
+    /// `visitConnections` with each proxied connection's SYN proxy state (the state file).
+    func visitConnections(_ body: (UInt16, Connection, SynProxyState?, UInt64) -> Void) {
         Daemon.visitConnections(of: workers, body)
     }
 
     /// `visitConnections` over `workers` (the state sync's bulk too).
-    static func visitConnections(of workers: [QueueWorker], _ body: (UInt16, Connection, UInt64) -> Void) {
+    static func visitConnections(of workers: [QueueWorker], _ body: (UInt16, Connection, SynProxyState?, UInt64) -> Void) {
         for worker in workers {
             var cursor = ConnectionCursor.start
             while true {
-                let (chunk, next, now) = worker.mailbox.perform { worker -> ([Connection], ConnectionCursor?, UInt64) in
-                    var chunk: [Connection] = []
+                let (chunk, next, now) = worker.mailbox.perform {
+                    worker -> ([(Connection, SynProxyState?)], ConnectionCursor?, UInt64) in
+                    var chunk: [(Connection, SynProxyState?)] = []
                     let next = worker.tracker.forEachConnection(from: cursor, examining: Daemon.listChunkSlots) {
-                        chunk.append($0)
+                        chunk.append(($0, $1))
                     }
                     return (chunk, next, SystemCall.monotonicNanoseconds())
                 }
-                for connection in chunk where connection.expiresAt > now { body(worker.queue, connection, now) }
+                for (connection, proxy) in chunk where connection.expiresAt > now {
+                    body(worker.queue, connection, proxy, now)
+                }
                 guard let next else { break }
                 cursor = next
             }
@@ -244,6 +255,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         sync?.attach(to: workers)
+        if copiesWholePackets { handCookieKeys(started: false) }
         for worker in workers {
             let done = DispatchSemaphore(value: 0)
             workersFinished.append(done)
@@ -280,8 +292,14 @@ public final class Daemon: @unchecked Sendable {
         let diversionWatch = startDiversionWatch()
         var nextCheck = diversionWatch.map { SystemCall.monotonicNanoseconds() &+ $0.interval } ?? UInt64.max
         var nextOverloads = UInt64(0)
+        var nextCookieKeys = copiesWholePackets ? Daemon.nextCookieKeys() : UInt64.max
         while true {
             let now = SystemCall.monotonicNanoseconds()
+            if now >= nextCookieKeys {
+                handCookieKeys(started: true)
+                nextCookieKeys = Daemon.nextCookieKeys()
+                continue
+            }
             if now >= nextOverloads {
                 if overloadsInUse { serviceOverloads() }
                 nextOverloads = SystemCall.monotonicNanoseconds() &+ Daemon.overloadInterval
@@ -296,7 +314,7 @@ public final class Daemon: @unchecked Sendable {
                 nextCheck = SystemCall.monotonicNanoseconds() &+ diversionWatch.interval
                 continue
             }
-            let wake = min(persistence.nextSnapshot, nextCheck, nextOverloads)
+            let wake = min(persistence.nextSnapshot, nextCheck, nextOverloads, nextCookieKeys)
             let received = SystemCall.waitForSignal(&signals, nanoseconds: wake == UInt64.max ? nil : wake - now)
             switch received {
             case 0:

@@ -31,7 +31,7 @@ final class StatePersistence {
         let bytes: [UInt8]
         do {
             let maximumBytes = StateSnapshot.headerLength + maximumRecords * StateSnapshot.recordLength
-                + StateSnapshot.maximumTableSectionLength
+                + StateSnapshot.maximumTableSectionLength + 4 + maximumRecords * (4 + StateSnapshot.proxyStateLength)
             switch try StateFile.read(path: path, maximumBytes: maximumBytes) {
             case .missing:
                 logger.info("no state file at \(path) yet")
@@ -63,7 +63,7 @@ final class StatePersistence {
                 unserved += 1
                 continue
             }
-            switch worker.tracker.restore(entry.connection, now: now) {
+            switch worker.tracker.restore(entry.connection, proxy: entry.proxy, now: now) {
             case .restored: restored += 1
             case .expired: expired += 1
             case .duplicate: duplicates += 1
@@ -108,7 +108,7 @@ final class StatePersistence {
         guard let path else { return true }
         let started = SystemCall.monotonicNanoseconds()
         var encoder = StateSnapshot.Encoder(wallTime: SystemCall.wallClockNanoseconds(), monotonicNow: started)
-        daemon.visitConnections { queue, connection, _ in encoder.append(connection, queue: queue) }
+        daemon.visitConnections { queue, connection, proxy, _ in encoder.append(connection, queue: queue, proxy: proxy) }
         let (tables, expiries) = daemon.withReloadLock { (daemon.persistentTableChanges(), daemon.overloadExpiriesText()) }
         encoder.tables = tables
         let count = encoder.count

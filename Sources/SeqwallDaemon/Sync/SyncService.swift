@@ -15,6 +15,8 @@ import Glibc
 /// requests with the table. The protocol itself is SeqwallSync's SyncSession.
 final class SyncService: @unchecked Sendable {
     let options: SyncOptions
+    /// The SYN cookie secret the sync key gives every node (SyncKey.cookieSecret).
+    let cookieSecret: SynCookieSecret
     private let socket: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -22,6 +24,7 @@ final class SyncService: @unchecked Sendable {
     private var session: SyncSession
     private var workers: [QueueWorker] = []
     private var rings: [SingleProducerRing<SyncChange>] = []
+    private var proxyRings: [SingleProducerRing<SyncProxyEntry>] = []
     private let logger: Logger
     private let finished = DispatchSemaphore(value: 0)
     private let published = Mutex(SyncStatus())
@@ -47,6 +50,7 @@ final class SyncService: @unchecked Sendable {
         self.options = options
         self.logger = logger
         let key = try SyncKeyFile.read(path: options.keyPath)
+        cookieSecret = key.cookieSecret
         guard options.listen.address.isIPv4 == options.peer.address.isIPv4 else {
             throw SyncKeyFile.Problem(description: "--sync-listen and --sync-peer must be of one address family")
         }
@@ -105,6 +109,7 @@ final class SyncService: @unchecked Sendable {
             let sync = WorkerSync()
             worker.attachSync(sync)
             rings.append(sync.ring)
+            proxyRings.append(sync.proxyRing)
         }
     }
 
@@ -133,6 +138,7 @@ final class SyncService: @unchecked Sendable {
             if descriptors[0].revents != 0 { return }
             let now = SystemCall.monotonicNanoseconds(), wallNow = SystemCall.wallClockNanoseconds()
             var toApply: [SyncEntry] = []
+            var proxiesToApply: [SyncProxyEntry] = []
             var bulkRequested = false
             if descriptors[1].revents != 0 {
                 while let datagram = receive(into: &buffer) {
@@ -143,25 +149,36 @@ final class SyncService: @unchecked Sendable {
                         receipt = SyncSession.Receipt(refused: .unknownPeer)
                     }
                     toApply += receipt.entries
+                    proxiesToApply += receipt.proxies
                     bulkRequested = bulkRequested || receipt.bulkRequested
                     if let refused = receipt.refused { noteRefused(refused, now: now) }
                 }
             }
-            if !toApply.isEmpty {
-                let entries = toApply
+            if !toApply.isEmpty || !proxiesToApply.isEmpty {
+                let entries = toApply, proxies = proxiesToApply
                 // Every worker: the queue this node's kernel will give the flow is unknown
                 // (docs/ha.md, Which worker).
                 for worker in workers {
                     worker.mailbox.post { worker in
-                        WorkerSync.apply(entries, to: worker.tracker, now: SystemCall.monotonicNanoseconds())
+                        WorkerSync.apply(entries, proxies: proxies, to: worker.tracker,
+                                         now: SystemCall.monotonicNanoseconds())
                     }
                 }
             }
-            if bulkRequested { session.startBulk(collectBulk()) }
+            if bulkRequested {
+                let (connections, proxies) = collectBulk()
+                session.startBulk(connections, proxies: proxies)
+            }
             for ring in rings {
                 ring.drain { session.submit($0, now: now) }
                 changesLost += ring.takeLost()
             }
+            var proxies: [SyncProxyEntry] = []
+            for ring in proxyRings {
+                ring.drain { proxies.append($0) }
+                changesLost += ring.takeLost()
+            }
+            if !proxies.isEmpty { session.sendProxies(proxies, now: now, wallNow: wallNow) }
             session.tick(now: now, wallNow: wallNow)
             for datagram in session.takeOutgoing() { send(datagram) }
             if now >= nextPublish {
@@ -196,15 +213,16 @@ final class SyncService: @unchecked Sendable {
     }
 
     /// Every connection of every worker, one per flow (each worker may hold a copy of a synced
-    /// one: the one with the most packets is the live one).
-    private func collectBulk() -> [Connection] {
-        var byKey: [FlowKey: Connection] = [:]
-        Daemon.visitConnections(of: workers) { _, connection, _ in
+    /// one: the one with the most packets is the live one), and the proxied ones' states.
+    private func collectBulk() -> ([Connection], [SyncProxyEntry]) {
+        var byKey: [FlowKey: (Connection, SynProxyState?)] = [:]
+        Daemon.visitConnections(of: workers) { _, connection, proxy, _ in
             let packets = connection.packetsOriginal &+ connection.packetsReply
-            if let held = byKey[connection.key], held.packetsOriginal &+ held.packetsReply >= packets { return }
-            byKey[connection.key] = connection
+            if let (held, _) = byKey[connection.key], held.packetsOriginal &+ held.packetsReply >= packets { return }
+            byKey[connection.key] = (connection, proxy)
         }
-        return Array(byKey.values)
+        return (byKey.values.map(\.0),
+                byKey.values.compactMap { connection, proxy in proxy.map { SyncProxyEntry(key: connection.key, state: $0) } })
     }
 
     private func noteRefused(_ refusal: SyncRefusal, now: UInt64) {

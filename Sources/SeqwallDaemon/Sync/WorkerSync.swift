@@ -7,6 +7,9 @@ import SeqwallSync
 /// windows keep up with connections whose state does not change.
 final class WorkerSync: @unchecked Sendable {
     let ring: SingleProducerRing<SyncChange>
+    /// The sweep's proxied connections' SYN proxy states, for the peer to translate them
+    /// after a failover (SyncSession.sendProxies).
+    let proxyRing: SingleProducerRing<SyncProxyEntry>
     /// How often the sweep takes its next slice, and the slots it examines in a slice: the
     /// whole table in about `sweepPeriod`, within the ring's room.
     static let sliceInterval: UInt64 = 100_000_000
@@ -16,6 +19,7 @@ final class WorkerSync: @unchecked Sendable {
 
     init(capacity: Int = 65536) {
         ring = SingleProducerRing(capacity: capacity)
+        proxyRing = SingleProducerRing(capacity: capacity / 2)
     }
 
     /// The table's recorded events, as changes: opened or changed, and removed. Called before
@@ -34,18 +38,22 @@ final class WorkerSync: @unchecked Sendable {
         nextSlice = now &+ WorkerSync.sliceInterval
         let slices = Int(WorkerSync.sweepPeriod / WorkerSync.sliceInterval)
         let budget = min(ring.capacity / 2, max(1024, tracker.connectionLimit / slices))
-        cursor = tracker.forEachConnection(from: cursor ?? .start, examining: budget) { connection in
-            if connection.expiresAt > now { ring.push(SyncChange(.refresh, connection)) }
+        cursor = tracker.forEachConnection(from: cursor ?? .start, examining: budget) { connection, proxy in
+            guard connection.expiresAt > now else { return }
+            ring.push(SyncChange(.refresh, connection))
+            if let proxy { proxyRing.push(SyncProxyEntry(key: connection.key, state: proxy)) }
         }
     }
 
-    /// The peer's entries, applied between batches (a mailbox job).
-    static func apply(_ entries: [SyncEntry], to tracker: ConnectionTracker, now: UInt64) {
+    /// The peer's entries, then its proxied connections' states, applied between batches (a
+    /// mailbox job).
+    static func apply(_ entries: [SyncEntry], proxies: [SyncProxyEntry], to tracker: ConnectionTracker, now: UInt64) {
         for entry in entries {
             switch entry.operation {
             case .upsert: tracker.applySynced(entry.connection, now: now)
             case .delete: tracker.removeSynced(entry.connection.key)
             }
         }
+        for proxy in proxies { tracker.applySyncedProxy(proxy.state, key: proxy.key) }
     }
 }
