@@ -46,7 +46,7 @@ for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
     let list = BlockList(ipv4: ipv4, ipv6: ipv6, seed: 0x7AB1E5).entries
     var table: AddressTable!
     let residentBefore = residentBytes()
-    let build = seconds { table = AddressTable(name: "drop", entries: list) }
+    let build = seconds { table = AddressTable(name: "drop", entries: list, memoryAdvisor: adviseHugePages) }
     let residentGrowth = residentBytes() - residentBefore
     let count = Double(ipv4 + ipv6)
     // Addresses: half inside listed prefixes, half anywhere.
@@ -122,7 +122,7 @@ if CommandLine.arguments.count == 2 {
     try! "table <drop> file \"drop.txt\"\nblock in tcp from <drop>\n".write(toFile: directory + "/table.rules", atomically: true,
                                                                           encoding: .utf8)
     var policy: Policy?
-    let load = seconds { policy = try? RuleFile.load(path: directory + "/table.rules") }
+    let load = seconds { policy = try? RuleFile.loadWithWarnings(path: directory + "/table.rules", tableMemoryAdvisor: adviseHugePages).policy }
     print(String(format: "rule file with a 1.2M-line table file (%d entries kept): loaded in %.2f s",
                  policy?.tables.first?.entries.count ?? -1, load))
 }

@@ -16,22 +16,28 @@
 /// them too.
 public struct PrefixMatcher: Sendable {
     /// Addresses where IPv4 membership flips, ascending.
-    private let ipv4Flips: [UInt32]
+    private let ipv4Flips: LookupArray<UInt32>
     /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
     /// and element 65536 is the count. Empty otherwise.
-    private let ipv4Directory: [Int32]
+    private let ipv4Directory: LookupArray<Int32>
     /// Addresses where IPv6 membership flips, ascending, as the high and low halves IPAddress
-    /// holds, so that a lookup compares machine words.
-    private let ipv6Flips: [IPAddress]
+    /// holds (flip `i` at words `2i` and `2i + 1`), so that a lookup compares machine words.
+    private let ipv6Flips: LookupArray<UInt64>
     /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
-    private let ipv6Directory: [Int32]
+    private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
+    /// IPv6 flips (`ipv6Flips` holds two words each).
+    private let ipv6Count: Int
+    /// Holds the four arrays (on huge pages when large and advised): see LookupRegion.
+    private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
     /// 256 KiB directory would.
     static let directoryThreshold = 256
 
-    public init(_ entries: [TableEntry]) {
+    /// `advisor` is asked for huge pages for the lookup arrays when they are large enough to
+    /// hold one (LookupRegion).
+    public init(_ entries: [TableEntry], advisor: LookupRegion.Advisor? = nil) {
         var ipv4: [Span] = []
         var ipv6: [Span] = []
         for entry in entries {
@@ -49,17 +55,29 @@ public struct PrefixMatcher: Sendable {
         }
         // A flip just past 255.255.255.255 (an entry that reaches it) concerns no address.
         let flips4 = PrefixMatcher.flips(ipv4).filter { $0 <= UInt128(UInt32.max) }.map { UInt32($0) }
-        ipv4Flips = flips4
         let flips6 = PrefixMatcher.flips(ipv6).map {
             IPAddress(high: UInt64(truncatingIfNeeded: $0 >> 64), low: UInt64(truncatingIfNeeded: $0))
         }
-        ipv6Flips = flips6
         let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
         ipv6Shift = shared
-        ipv6Directory = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
+        let directory6 = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
-        ipv4Directory = flips4.count >= PrefixMatcher.directoryThreshold
+        let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+        // The directories first: every lookup reads one, so they take the first huge pages.
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
+                                           flips6.count * 16], advisor: advisor)
+        ipv4Directory = region.array(directory4)
+        ipv6Directory = region.array(directory6)
+        ipv4Flips = region.array(flips4)
+        var words6: [UInt64] = []
+        words6.reserveCapacity(2 * flips6.count)
+        for flip in flips6 {
+            words6.append(flip.high)
+            words6.append(flip.low)
+        }
+        ipv6Flips = region.array(words6)
+        ipv6Count = flips6.count
     }
 
     /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
@@ -87,7 +105,7 @@ public struct PrefixMatcher: Sendable {
         } else {
             while low < high {
                 let middle = (low + high) >> 1
-                if !(address < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
+                if !(address < ipv6Flip(middle)) { low = middle + 1 } else { high = middle }
             }
         }
         return low & 1 == 1
@@ -102,9 +120,9 @@ public struct PrefixMatcher: Sendable {
             let slot = Int(address.ipv4Value >> 16)
             return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
         }
-        guard !ipv6Directory.isEmpty else { return (0, ipv6Flips.count) }
-        if address < ipv6Flips[0] { return (0, 0) }
-        if !(address < ipv6Flips[ipv6Flips.count - 1]) { return (ipv6Flips.count, ipv6Flips.count) }
+        guard !ipv6Directory.isEmpty else { return (0, ipv6Count) }
+        if address < ipv6Flip(0) { return (0, 0) }
+        if !(address < ipv6Flip(ipv6Count - 1)) { return (ipv6Count, ipv6Count) }
         let slot = Int((address.high << UInt64(ipv6Shift)) >> 48)
         return (Int(ipv6Directory[slot]), Int(ipv6Directory[slot + 1]))
     }
@@ -146,12 +164,17 @@ public struct PrefixMatcher: Sendable {
 
     /// A word of flip `index` of one family, for the warm-up's reads.
     private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
-        ipv4 ? UInt64(ipv4Flips[index]) : ipv6Flips[index].low
+        ipv4 ? UInt64(ipv4Flips[index]) : ipv6Flips[2 &* index &+ 1]
+    }
+
+    /// IPv6 flip `index`.
+    private func ipv6Flip(_ index: Int) -> IPAddress {
+        IPAddress(high: ipv6Flips[2 &* index], low: ipv6Flips[2 &* index &+ 1])
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 16 + ipv6Directory.count * 4
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 8 + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.
