@@ -24,8 +24,10 @@ struct SourceLoader {
     private var totalSize = 0
     private var fileCount = 0
 
-    init(baseDirectory: String?) {
+    /// `tableMemoryAdvisor`: see Checker.
+    init(baseDirectory: String?, tableMemoryAdvisor: LookupRegion.Advisor? = nil) {
         self.baseDirectory = baseDirectory
+        checker.tableMemoryAdvisor = tableMemoryAdvisor
     }
 
     /// Reads the top-level file from disk. A file that cannot be read is reported at its 1:1.

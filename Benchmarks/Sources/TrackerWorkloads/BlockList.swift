@@ -8,7 +8,9 @@ public struct BlockList: Sendable {
     public let entries: [TableEntry]
     public let table: AddressTable
 
-    public init(ipv4: Int, ipv6: Int, seed: UInt64 = 0x7AB1E5) {
+    /// `hugePages`: whether the table's lookup arrays are advised onto huge pages, as the
+    /// daemon does.
+    public init(ipv4: Int, ipv6: Int, seed: UInt64 = 0x7AB1E5, hugePages: Bool = true) {
         var generator = SplitMix64(seed: seed)
         var entries: [TableEntry] = []
         entries.reserveCapacity(ipv4 + ipv6)
@@ -25,7 +27,7 @@ public struct BlockList: Sendable {
             entries.append(TableEntry(IPNetwork(address: address, prefixLength: length), negated: generator.next() % 50 == 0))
         }
         self.entries = entries
-        table = AddressTable(name: "drop", entries: entries)
+        table = AddressTable(name: "drop", entries: entries, memoryAdvisor: hugePages ? adviseHugePages : nil)
     }
 
     /// `count` addresses of `family` that the table contains (`hit`) or does not, none of them

@@ -57,7 +57,8 @@ public enum SynScenario: Equatable, CustomStringConvertible {
         }
     }
 
-    /// The benchmark's block list, built once per process (a second or two at 1.2M prefixes).
+    /// The benchmark's block list, built once per process (a second or two at 1.2M prefixes),
+    /// its lookup arrays advised onto huge pages as the daemon's tables are.
     public static let blockList = BlockList(ipv4: 1_000_000, ipv6: 200_000)
 
     /// The servers the SYNs go to are inside; sources are drawn outside these networks.

@@ -11,8 +11,8 @@
 //   valgrind --tool=callgrind .build/release/tracker-profile established ipv4 10000 1
 //
 // Packets go to the tracker in batches of ConnectionTracker.batchCapacity, as the daemon hands
-// them over, unless `--one-by-one`; the table's arrays are advised onto huge pages, as the
-// daemon does, unless `--no-huge-pages`. `--conn-limits` adds global `limit conn` and `limit
+// them over, unless `--one-by-one`; the connection table's arrays are advised onto huge pages,
+// as the daemon does, unless `--no-huge-pages`; the `syn` scenarios' address table's always are. `--conn-limits` adds global `limit conn` and `limit
 // conn-rate` high enough never to cut a connection, to measure what counting costs. Prints packets per second of the measured passes
 // (clock_gettime, one thread). The numbers to quote come from `make bench`; this is for
 // finding where the time goes and for comparing two builds back to back.

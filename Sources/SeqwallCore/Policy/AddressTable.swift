@@ -9,8 +9,12 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
     public let entries: [TableEntry]
     /// Internal for the batch warm-up (BatchLookahead), which reads ahead what a lookup will.
     let matcher: PrefixMatcher
+    /// Asked for huge pages for the matcher's arrays (LookupRegion); kept so that the tables
+    /// live changes make from this one are advised the same way.
+    private let memoryAdvisor: LookupRegion.Advisor?
 
-    public init(name: String, persist: Bool = false, entries: [TableEntry]) {
+    /// `memoryAdvisor`: the daemon's madvise(MADV_HUGEPAGE), as for the connection table.
+    public init(name: String, persist: Bool = false, entries: [TableEntry], memoryAdvisor: LookupRegion.Advisor? = nil) {
         self.name = name
         self.persist = persist
         var sorted = entries.sorted()
@@ -21,7 +25,8 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
         }
         sorted.removeLast(sorted.count - kept)
         self.entries = sorted
-        matcher = PrefixMatcher(sorted)
+        self.memoryAdvisor = memoryAdvisor
+        matcher = PrefixMatcher(sorted, advisor: memoryAdvisor)
     }
 
     /// Whether the most specific entry that contains `address` is not an exception.
@@ -60,6 +65,6 @@ extension AddressTable {
 
     /// The same table (name, `persist`) holding exactly `entries`.
     public func withEntries(_ entries: [TableEntry]) -> AddressTable {
-        AddressTable(name: name, persist: persist, entries: entries)
+        AddressTable(name: name, persist: persist, entries: entries, memoryAdvisor: memoryAdvisor)
     }
 }

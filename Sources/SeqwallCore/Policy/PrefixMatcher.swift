@@ -16,22 +16,30 @@
 /// them too.
 public struct PrefixMatcher: Sendable {
     /// Addresses where IPv4 membership flips, ascending.
-    private let ipv4Flips: [UInt32]
+    private let ipv4Flips: LookupArray<UInt32>
     /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
     /// and element 65536 is the count. Empty otherwise.
-    private let ipv4Directory: [Int32]
-    /// Addresses where IPv6 membership flips, ascending, as the high and low halves IPAddress
-    /// holds, so that a lookup compares machine words.
-    private let ipv6Flips: [IPAddress]
+    private let ipv4Directory: LookupArray<Int32>
+    /// The high words of the addresses where IPv6 membership flips, ascending: what a search
+    /// reads, eight to a cache line. Prefixes of /64 and shorter start and end on a high word of
+    /// their own, so two flips seldom share one.
+    private let ipv6High: LookupArray<UInt64>
+    /// The low words of the same flips, read only where a flip's high word equals the
+    /// address's.
+    private let ipv6Low: LookupArray<UInt64>
     /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
-    private let ipv6Directory: [Int32]
+    private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
+    /// Holds the four arrays (on huge pages when large and advised): see LookupRegion.
+    private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
     /// 256 KiB directory would.
     static let directoryThreshold = 256
 
-    public init(_ entries: [TableEntry]) {
+    /// `advisor` is asked for huge pages for the lookup arrays when they are large enough to
+    /// hold one (LookupRegion).
+    public init(_ entries: [TableEntry], advisor: LookupRegion.Advisor? = nil) {
         var ipv4: [Span] = []
         var ipv6: [Span] = []
         for entry in entries {
@@ -49,17 +57,23 @@ public struct PrefixMatcher: Sendable {
         }
         // A flip just past 255.255.255.255 (an entry that reaches it) concerns no address.
         let flips4 = PrefixMatcher.flips(ipv4).filter { $0 <= UInt128(UInt32.max) }.map { UInt32($0) }
-        ipv4Flips = flips4
         let flips6 = PrefixMatcher.flips(ipv6).map {
             IPAddress(high: UInt64(truncatingIfNeeded: $0 >> 64), low: UInt64(truncatingIfNeeded: $0))
         }
-        ipv6Flips = flips6
         let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
         ipv6Shift = shared
-        ipv6Directory = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
+        let directory6 = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
-        ipv4Directory = flips4.count >= PrefixMatcher.directoryThreshold
+        let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+        // The directories first: every lookup reads one, so they take the first huge pages.
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
+                                           flips6.count * 8, flips6.count * 8], advisor: advisor)
+        ipv4Directory = region.array(directory4)
+        ipv6Directory = region.array(directory6)
+        ipv4Flips = region.array(flips4)
+        ipv6High = region.array(flips6.map(\.high))
+        ipv6Low = region.array(flips6.map(\.low))
     }
 
     /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
@@ -87,7 +101,7 @@ public struct PrefixMatcher: Sendable {
         } else {
             while low < high {
                 let middle = (low + high) >> 1
-                if !(address < ipv6Flips[middle]) { low = middle + 1 } else { high = middle }
+                if ipv6Flip(middle, isAtOrBelow: address) { low = middle + 1 } else { high = middle }
             }
         }
         return low & 1 == 1
@@ -102,9 +116,10 @@ public struct PrefixMatcher: Sendable {
             let slot = Int(address.ipv4Value >> 16)
             return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
         }
-        guard !ipv6Directory.isEmpty else { return (0, ipv6Flips.count) }
-        if address < ipv6Flips[0] { return (0, 0) }
-        if !(address < ipv6Flips[ipv6Flips.count - 1]) { return (ipv6Flips.count, ipv6Flips.count) }
+        let count6 = ipv6High.count
+        guard !ipv6Directory.isEmpty else { return (0, count6) }
+        if !ipv6Flip(0, isAtOrBelow: address) { return (0, 0) }
+        if ipv6Flip(count6 - 1, isAtOrBelow: address) { return (count6, count6) }
         let slot = Int((address.high << UInt64(ipv6Shift)) >> 48)
         return (Int(ipv6Directory[slot]), Int(ipv6Directory[slot + 1]))
     }
@@ -130,7 +145,7 @@ public struct PrefixMatcher: Sendable {
         let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
         guard low < high else { return 0 }
         // Flips per 64-byte line.
-        let perLine = ipv4 ? 16 : 4
+        let perLine = ipv4 ? 16 : 8
         if high - low <= 4 * perLine {
             var loaded = flipWord(high - 1, ipv4)
             var index = low
@@ -146,12 +161,18 @@ public struct PrefixMatcher: Sendable {
 
     /// A word of flip `index` of one family, for the warm-up's reads.
     private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
-        ipv4 ? UInt64(ipv4Flips[index]) : ipv6Flips[index].low
+        ipv4 ? UInt64(ipv4Flips[index]) : ipv6High[index]
+    }
+
+    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie.
+    private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
+        let high = ipv6High[index]
+        return high < address.high || (high == address.high && ipv6Low[index] <= address.low)
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 16 + ipv6Directory.count * 4
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.

@@ -109,7 +109,8 @@ public final class Daemon: @unchecked Sendable {
             let loaded: Policy
             let warnings: [RuleWarning]
             do throws(RuleErrors) {
-                let (parsed, found) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+                let (parsed, found) = try RuleFile.loadWithWarnings(path: options.rulesPath,
+                                                                    tableMemoryAdvisor: SystemCall.adviseHugePages)
                 (loaded, warnings) = (try checkingSynProxy(parsed), found)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
@@ -193,7 +194,8 @@ public final class Daemon: @unchecked Sendable {
 
     private func loadRules() throws(NotStarting) -> Policy {
         do {
-            let (parsed, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath)
+            let (parsed, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath,
+                                                                   tableMemoryAdvisor: SystemCall.adviseHugePages)
             let policy = parsed
             for warning in warnings { logger.warning("\(warning)") }
             status.policyLoaded(policy)

@@ -33,9 +33,9 @@ extension SystemCall {
         _ = Glibc.signal(signal, SIG_IGN)
     }
 
-    /// Asks for transparent huge pages on a large region of the connection table (the
-    /// ConnectionTable's memory advisor, called before the region is first touched), so that
-    /// a large table's lookups do not each miss the TLB. Only advice: when the kernel has no
+    /// Asks for transparent huge pages on a large region of the connection table or of an
+    /// address table's lookup arrays (their memory advisors, called before the region is first
+    /// touched), so that lookups in a large table do not each miss the TLB. Only advice: when the kernel has no
     /// transparent huge pages (EINVAL) or they are off (`never`), the table works on small
     /// pages, so the result is not checked.
     static func adviseHugePages(_ start: UnsafeMutableRawPointer, _ length: Int) {
