@@ -49,6 +49,9 @@ firewall namespace (it routes the lab's four prefixes only) and die there.
   it through the synproxy queue; a synproxy port the diversion leaves on the general queue
   has its SYNs dropped as `synproxy-wrong-queue`; a client whose first ACK is lost
   (FIRST_ACK_LOSS) still gets through on its zero-window probe.
+- SeqwallAdaptiveSynproxyTest: `set synproxy adaptive` with no flood: the proxy is not
+  engaged, no cookie is sent, and nmap's SYN scan sees every port as without a proxy, the
+  closed port behind the rule closed on first contact.
 - SynProxyQueueOptionTest: `seqwall run --synproxy-queue` in a bare namespace: without it
   every queue copies whole packets and a warning names the option, once; with it only its
   queue does; a queue given twice is refused.
@@ -873,6 +876,31 @@ set pickup grace 0
 
     def test_2_flood_ipv6(self):
         self.check_flood(6)
+
+
+class SeqwallAdaptiveSynproxyTest(SeqwallFloodHarness, lab.LabTestCase):
+    """`set synproxy adaptive` with no flood: half-open connections stay far below the start
+    share (25% of `limit states`), the proxy is not engaged and every SYN goes to the server,
+    so nmap's SYN scan sees exactly what it sees without a proxy, the closed port behind the
+    rule closed on first contact. Every queue copies whole packets (no `--synproxy-queue`)."""
+
+    MODE = lab.GATEWAY
+    RULE_TEXT = f"""# test_synproxy.py, SeqwallAdaptiveSynproxyTest: the SYN proxy engaged only under pressure.
+inside 203.0.113.0/24, 2001:db8:2::/64
+default in block
+default out pass
+pass in tcp to port {OPEN_PORT}, {BULK_PORT}, {CLOSED_PORT} synproxy
+pass in tcp to port {PLAIN_CLOSED_PORT}, {ECHO_PORT}
+limit states 65536
+set synproxy adaptive
+set pickup grace 0
+"""
+
+    def test_nmap_scan_while_not_engaged(self):
+        for family, states in self.nmap_scans("nmap-seqwall-synproxy-adaptive").items():
+            self.assertEqual(states, UNPROXIED_SCAN, f"IPv{family}")
+        figures = self.lab.daemon.stats().get("synproxy") or {}
+        self.assertEqual(figures.get("cookies_sent", 0), 0, figures)
 
 
 class SynProxyQueueOptionTest(unittest.TestCase):
