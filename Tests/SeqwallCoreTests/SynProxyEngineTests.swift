@@ -257,7 +257,7 @@ struct SynProxyEngineTests {
         process(tracker, syn(family, to: family.server, port: 80, from: clientPort), now: now)
     }
 
-    @Test("after the server refused a port, its next SYN goes to the server unproxied and is tracked; the server's RST ends it",
+    @Test("after the server refused a port, its next SYN goes to it unproxied, tracked; the server's RST ends it",
           arguments: Family.allCases)
     func closedPortPassed(family: Family) throws {
         let tracker = try Self.refusedTracker(family)

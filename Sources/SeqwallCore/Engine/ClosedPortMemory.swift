@@ -46,7 +46,8 @@ final class ClosedPortMemory {
 
     /// Marks `port` on `address` closed from `now` for `holdTime`.
     func remember(_ address: IPAddress, port: UInt16, now: UInt64) {
-        entries[position(address, port)] = Entry(address: address, port: port, expiresAt: now &+ ClosedPortMemory.holdTime)
+        entries[position(address, port)] = Entry(address: address, port: port,
+                                                 expiresAt: now &+ ClosedPortMemory.holdTime)
     }
 
     /// Whether `port` on `address` is marked closed at `now`.
