@@ -129,7 +129,7 @@ public enum Formatters {
             lines.append("synproxy     cookies sent \(s.cookies_sent)  valid acks \(s.valid_acks)  invalid acks \(s.invalid_acks)"
                          + "  proxied \(s.connections)  server refused \(s.server_refused)"
                          + "  segments lost \(s.segments_lost)  send failures \(s.send_failures)"
-                         + "  unroutable \(s.unroutable)")
+                         + "  unroutable \(s.unroutable)  closed ports passed \(s.closed_ports_passed)")
         }
         if let pickup = stats.pickup {
             var line = "pickup       picked up \(pickup.picked_up)"

@@ -59,6 +59,8 @@ public struct StatsRecord: Codable, Sendable, Equatable {
         public var segments_lost: UInt64 = 0
         public var send_failures: UInt64 = 0
         public var unroutable: UInt64 = 0
+        /// SYNs passed to the server unproxied: it had refused their port lately.
+        public var closed_ports_passed: UInt64 = 0
 
         public init() {}
     }
@@ -184,6 +186,7 @@ public struct StatsRecord: Codable, Sendable, Equatable {
             synproxy.segments_lost = total.synProxySegmentsLost
             synproxy.send_failures = sendFailures
             synproxy.unroutable = unroutable
+            synproxy.closed_ports_passed = total.synProxyClosedPortsPassed
             self.synproxy = synproxy
         }
         queues = inputs.map {

@@ -125,6 +125,10 @@ public struct DaemonMetrics: Sendable {
                  "SYN proxy segments not sent for want of a route (cookie SYN-ACKs to spoofed sources).") {
             $0.synProxyUnroutable
         }
+        perQueue("seqwall_synproxy_closed_ports_passed_total", .counter,
+                 "SYNs a synproxy rule passed to the server unproxied: it had refused their port lately.") {
+            $0.counters.synProxyClosedPortsPassed
+        }
 
         perQueue("seqwall_queue_enobufs_total", .counter,
                  "Times the queue's socket overflowed (ENOBUFS): the kernel could not deliver packets.") { $0.enobufs }

@@ -10,7 +10,7 @@ import Testing
 struct SynProxyEngineTests {
     static let at = SeqwallCore.SourceLocation(file: "synproxy.rules", line: 1, column: 1)
 
-    /// Port 80 proxied, 8080 passed as usual; `mode` for `set synproxy`.
+    /// Ports 80 and 81 proxied, 8080 passed as usual; `mode` for `set synproxy`.
     static func tracker(mode: SynProxyMode = .always, states: Int = 1000) -> ConnectionTracker {
         var policy = Policy()
         policy.defaultInbound = .block
@@ -18,7 +18,8 @@ struct SynProxyEngineTests {
         policy.limits.states = states
         policy.synProxyMode = mode
         policy.rules = [
-            Rule(action: .pass, direction: .inbound, ports: [PortRange(80)], synProxy: SynProxyRule(), location: at),
+            Rule(action: .pass, direction: .inbound, ports: [PortRange(80), PortRange(81)], synProxy: SynProxyRule(),
+                 location: at),
             Rule(action: .pass, direction: .inbound, ports: [PortRange(8080)], location: at),
         ]
         return ConnectionTracker(policy: policy)
@@ -189,5 +190,134 @@ struct SynProxyEngineTests {
         }
         #expect(tracker.process(segment, hook: .input, now: 1_000_000_000) == .drop(.synProxyShortCopy))
         #expect(Self.process(tracker, data.build()) == .acceptRewritten)
+    }
+
+    // MARK: Closed ports (ClosedPortMemory)
+
+    /// Another server, on the same rule, whose ports must not share the first one's marks.
+    static func otherServer(_ family: Family) -> IPAddress {
+        family == .ipv4 ? ip("203.0.113.20") : ip("2001:db8:2::20")
+    }
+
+    static func segment(_ family: Family, from source: IPAddress, to destination: IPAddress, ports: (UInt16, UInt16),
+                        sequence: UInt32, acknowledgment: UInt32 = 0, flags: TCPFlags) -> [UInt8] {
+        var builder = PacketBuilder(source: source, destination: destination)
+        builder.sourcePort = ports.0
+        builder.destinationPort = ports.1
+        builder.sequence = sequence
+        builder.acknowledgment = acknowledgment
+        builder.flags = flags
+        if flags.contains(.syn) { builder.options = [.mss(1460)] }
+        return builder.build()
+    }
+
+    /// A client SYN (ISN 1000) from `clientPort` to `port` on `server`.
+    static func syn(_ family: Family, to server: IPAddress, port: UInt16, from clientPort: UInt16) -> [UInt8] {
+        segment(family, from: family.client, to: server, ports: (clientPort, port), sequence: 1000, flags: .syn)
+    }
+
+    /// A proxied handshake to `port` on `server` the server refuses: the client's SYN, its
+    /// cookie ACK, seqwall's SYN to the server and the server's RST to it.
+    static func refuse(_ tracker: ConnectionTracker, _ family: Family, server: IPAddress, port: UInt16,
+                       from clientPort: UInt16, now: UInt64) throws {
+        #expect(process(tracker, syn(family, to: server, port: port, from: clientPort), now: now)
+            == .drop(.synProxyHandshake))
+        guard case .tcp(let synAck) = parse(Array(tracker.synProxyOutbox[0])) else { throw Unexpected.notTCP }
+        tracker.synProxyOutbox.reset()
+        let ack = segment(family, from: family.client, to: server, ports: (clientPort, port), sequence: 1001,
+                          acknowledgment: synAck.sequence &+ 1, flags: .ack)
+        #expect(process(tracker, ack, now: now) == .drop(.synProxyHandshake))
+        tracker.synProxyOutbox.reset()
+        let refused = tracker.counters.synProxyRefused
+        let reset = segment(family, from: server, to: family.client, ports: (port, clientPort), sequence: 0,
+                            acknowledgment: 1001, flags: [.rst, .ack])
+        #expect(process(tracker, reset, now: now) == .drop(.synProxyHandshake))
+        #expect(tracker.counters.synProxyRefused == refused + 1 && tracker.synProxyOutbox.count == 1)
+        tracker.synProxyOutbox.reset()
+    }
+
+    static let refusedAt: UInt64 = 1_000_000_000
+
+    /// A tracker whose server has refused a proxied handshake to port 80 at `refusedAt`.
+    static func refusedTracker(_ family: Family) throws -> ConnectionTracker {
+        let tracker = tracker()
+        try refuse(tracker, family, server: family.server, port: 80, from: 40000, now: refusedAt)
+        return tracker
+    }
+
+    /// After one SYN passed to the refused port, the next is answered with a cookie again.
+    static func expectProxiedAgain(_ tracker: ConnectionTracker, _ family: Family, now: UInt64) {
+        #expect(synToRefused(tracker, family, from: 40002, now: now) == .drop(.synProxyHandshake))
+        #expect(tracker.synProxyOutbox.count == 1 && tracker.counters.synProxyClosedPortsPassed == 1)
+    }
+
+    /// A client SYN from `clientPort` to the refused port.
+    static func synToRefused(_ tracker: ConnectionTracker, _ family: Family, from clientPort: UInt16,
+                             now: UInt64) -> Verdict {
+        process(tracker, syn(family, to: family.server, port: 80, from: clientPort), now: now)
+    }
+
+    @Test("after the server refused a port, its next SYN goes to it unproxied, tracked; the server's RST ends it",
+          arguments: Family.allCases)
+    func closedPortPassed(family: Family) throws {
+        let tracker = try Self.refusedTracker(family)
+        #expect(tracker.connectionCount == 0)
+
+        let now = Self.refusedAt + 1_000_000_000
+        #expect(Self.synToRefused(tracker, family, from: 40001, now: now) == .accept)
+        #expect(tracker.synProxyOutbox.count == 0 && tracker.counters.synProxyClosedPortsPassed == 1)
+        #expect(tracker.counters.synProxyCookiesSent == 1)
+        let key = FlowKey(source: family.client, destination: family.server, sourcePort: 40001, destinationPort: 80)
+        let (connection, _) = try #require(tracker.connection(for: key))
+        #expect(!connection.proxied && connection.state == .synSent && tracker.halfOpenCount == 1)
+
+        // The server's own RST reaches the client, untranslated, and the connection goes.
+        let reset = Self.segment(family, from: family.server, to: family.client, ports: (80, 40001), sequence: 0,
+                                 acknowledgment: 1001, flags: [.rst, .ack])
+        #expect(Self.process(tracker, reset, now: now) == .accept)
+        #expect(tracker.connectionCount == 0 && tracker.halfOpenCount == 0 && tracker.synProxyOutbox.count == 0)
+
+        // Still marked: the next SYN is passed too.
+        #expect(Self.synToRefused(tracker, family, from: 40002, now: now) == .accept)
+        #expect(tracker.counters.synProxyClosedPortsPassed == 2)
+    }
+
+    @Test("a closed port's mark lasts ClosedPortMemory.holdTime; after it, SYNs are proxied again",
+          arguments: Family.allCases)
+    func closedPortExpires(family: Family) throws {
+        let tracker = try Self.refusedTracker(family)
+        let last = Self.refusedAt + ClosedPortMemory.holdTime - 1
+        #expect(Self.synToRefused(tracker, family, from: 40001, now: last) == .accept)
+        Self.expectProxiedAgain(tracker, family, now: last + 1)
+    }
+
+    @Test("the server's SYN-ACK to a passed SYN shows the port open: its next SYNs are proxied again",
+          arguments: Family.allCases)
+    func closedPortOpens(family: Family) throws {
+        let tracker = try Self.refusedTracker(family)
+        let now = Self.refusedAt + 1_000_000_000
+        #expect(Self.synToRefused(tracker, family, from: 40001, now: now) == .accept)
+        let synAck = Self.segment(family, from: family.server, to: family.client, ports: (80, 40001), sequence: 7000,
+                                  acknowledgment: 1001, flags: [.syn, .ack])
+        #expect(Self.process(tracker, synAck, now: now) == .accept)
+        let key = FlowKey(source: family.client, destination: family.server, sourcePort: 40001, destinationPort: 80)
+        let (connection, _) = try #require(tracker.connection(for: key))
+        #expect(connection.state == .synRecv && !connection.halfOpenCharges.contains(.synProxyPassed))
+        #expect(tracker.synProxyOutbox.count == 0)
+
+        Self.expectProxiedAgain(tracker, family, now: now)
+    }
+
+    @Test("a closed port's mark is its own: another port of the server and the same port of another server are proxied",
+          arguments: Family.allCases)
+    func closedPortIsItsOwn(family: Family) throws {
+        let tracker = try Self.refusedTracker(family)
+        let now = Self.refusedAt + 1_000_000_000
+        #expect(Self.process(tracker, Self.syn(family, to: family.server, port: 81, from: 40001), now: now)
+            == .drop(.synProxyHandshake))
+        #expect(Self.process(tracker, Self.syn(family, to: Self.otherServer(family), port: 80, from: 40002), now: now)
+            == .drop(.synProxyHandshake))
+        #expect(tracker.synProxyOutbox.count == 2 && tracker.counters.synProxyClosedPortsPassed == 0)
+        #expect(Self.synToRefused(tracker, family, from: 40003, now: now) == .accept)
     }
 }

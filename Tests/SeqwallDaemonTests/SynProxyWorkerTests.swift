@@ -149,7 +149,7 @@ struct SynProxyWorkerTests {
         #expect(stats.synproxy?.unroutable == 2 && stats.synproxy?.send_failures == 1)
     }
 
-    @Test("handshakes answered by seqwall, data translated both ways, a refusal and a forged ACK",
+    @Test("handshakes answered by seqwall, data translated both ways, a refusal, a forged ACK, a closed port's SYN",
           arguments: Family.allCases)
     static func proxied(family: Family) throws {
         var test = try SynProxyWorkerTests(family)
@@ -254,7 +254,13 @@ struct SynProxyWorkerTests {
                                     acknowledgment: 0x1234_5678, flags: .ack, window: 502))
         #expect(forged.verdict?.verdict == Self.drop && forged.sent.isEmpty)
 
+        // The refusal marked the port closed: the next SYN to it goes to the server as it is.
+        let passed = deliver(packet(fromClient: true, port: 40003, sequence: Self.clientISN, acknowledgment: 0,
+                                    flags: .syn, window: 64240, options: [.mss(1460)]))
+        #expect(passed.verdict?.verdict == Self.accept && passed.verdict?.payload == nil && passed.sent.isEmpty)
+
         let counters = worker.tracker.counters
+        #expect(counters.synProxyClosedPortsPassed == 1)
         #expect(counters.synProxyCookiesSent == 2 && counters.synProxyValidAcks == 2)
         #expect(counters.synProxyInvalidAcks == 1 && counters[.synProxyBadCookie] == 1)
         #expect(counters.synProxyConnections == 2 && counters.synProxyRefused == 1)
@@ -265,5 +271,6 @@ struct SynProxyWorkerTests {
         let stats = StatsRecord(queues: [worker.metrics()])
         #expect(stats.synproxy?.cookies_sent == 2 && stats.synproxy?.invalid_acks == 1)
         #expect(stats.synproxy?.server_refused == 1 && stats.drops["synproxy-bad-cookie"] == 1)
+        #expect(stats.synproxy?.closed_ports_passed == 1)
     }
 }

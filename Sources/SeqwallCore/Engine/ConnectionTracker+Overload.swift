@@ -31,6 +31,9 @@ extension ConnectionTracker {
     /// half-open counts and takes its established ones (`handshakeCompleted`); at its end, it
     /// gives back everything. Returns why it must go instead, or nil.
     func chargedStateChanged(slot: Int, from oldState: TCPState, to newState: TCPState, now: UInt64) -> DropReason? {
+        if table.connection(at: slot).pointee.halfOpenCharges.contains(.synProxyPassed) {
+            synProxyPassedStateChanged(slot: slot, to: newState)
+        }
         if oldState.isHalfOpen && !newState.isHalfOpen { return handshakeCompleted(slot: slot, now: now) }
         if ConnectionTracker.endsCount(newState) { releaseCharges(of: &table.connection(at: slot).pointee) }
         return nil

@@ -8,7 +8,10 @@ extension ConnectionTracker {
     func configureSynProxy(_ policy: Policy) {
         let any = policy.hasSynProxyRules
         hot.pointee.synProxyRules = any
-        if any { table.makeProxyStates() }
+        if any {
+            table.makeProxyStates()
+            if closedPorts == nil { closedPorts = ClosedPortMemory() }
+        }
         synProxySwitch = SynProxySwitch(mode: policy.synProxyMode, tableLimit: table.limit)
     }
 
@@ -80,6 +83,41 @@ extension ConnectionTracker {
             hot.pointee.counters.dropped -= 1
             hot.pointee.counters.drops[Int(DropReason.rule.rawValue)] -= 1
         }
+    }
+
+    /// A SYN a `synproxy` rule passed. While the proxy is engaged it is answered with the
+    /// cookie SYN-ACK (`answerSyn`), unless the server has refused a proxied handshake to its
+    /// port lately (ClosedPortMemory): then, as when the proxy is not engaged, it goes to the
+    /// server as any passed SYN, so that the server's own RST answers it. Such a connection is
+    /// marked, so that the server's SYN-ACK, which shows the port open, clears the port's mark.
+    // Never inlined: it keeps `open`, every SYN's path, as small as without the proxy.
+    @inline(never)
+    func openSynProxied(_ segment: TCPSegment, key: FlowKey, rule: SynProxyRule, direction: Direction,
+                        ruleIndex: Int?, now: UInt64) -> Verdict {
+        if synProxySwitch.update(halfOpen: halfOpenCount) {
+            guard let closedPorts, closedPorts.isClosed(segment.destination, port: segment.destinationPort, now: now)
+            else {
+                // Answered by seqwall, nothing stored; not a connection the rule passed (yet).
+                return answerSyn(segment, rule: rule, now: now)
+            }
+            hot.pointee.counters.synProxyClosedPortsPassed += 1
+        }
+        let verdict = admitPassed(segment, key: key, direction: direction, ruleIndex: ruleIndex, now: now)
+        hot.pointee.rules.count(verdict, ruleIndex: ruleIndex, direction: direction, now: now)
+        if verdict == .accept, let (slot, _) = table.find(key) {
+            table.connection(at: slot).pointee.halfOpenCharges.insert(.synProxyPassed)
+        }
+        return verdict
+    }
+
+    /// A connection `openSynProxied` passed changed state. Into SYN_RECV (or on to
+    /// ESTABLISHED), the server has answered its SYN: the port is open, and its mark goes at
+    /// once so that its next SYNs are proxied again.
+    func synProxyPassedStateChanged(slot: Int, to newState: TCPState) {
+        guard newState == .synRecv || newState == .established else { return }
+        let connection = table.connection(at: slot)
+        connection.pointee.halfOpenCharges.remove(.synProxyPassed)
+        closedPorts?.forget(connection.pointee.key.destination, port: connection.pointee.key.destinationPort)
     }
 
     /// A SYN a `synproxy` rule passed while the proxy is engaged: answered with the cookie
@@ -209,6 +247,9 @@ extension ConnectionTracker {
             }
             send(SynProxyHandshake.refusal(states[slot], reset: segment))
             hot.pointee.counters.synProxyRefused += 1
+            // The port is closed: its next SYNs go to the server, whose RST answers them.
+            closedPorts?.remember(connection.pointee.key.destination, port: connection.pointee.key.destinationPort,
+                                  now: now)
             destroy(slot: slot)
             return dropped(.synProxyHandshake)
         }

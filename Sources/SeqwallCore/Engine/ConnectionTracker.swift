@@ -56,6 +56,8 @@ public final class ConnectionTracker {
     /// SynCookieSecret) and, for `set synproxy adaptive`, whether it is engaged.
     var cookies = SynCookie()
     var synProxySwitch = SynProxySwitch(mode: .always, tableLimit: 1)
+    /// Server ports seen refusing proxied handshakes, made with the proxy's side table.
+    var closedPorts: ClosedPortMemory?
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
     /// `shares` is how many trackers divide the global half-open limit the same way.
@@ -260,10 +262,8 @@ public final class ConnectionTracker {
         case .pass:
             if hot.pointee.synProxyRules, let rule = synProxyRule(decision.ruleIndex) {
                 if hot.pointee.synProxyElsewhere { return dropped(.synProxyWrongQueue) }
-                if synProxySwitch.update(halfOpen: halfOpenCount) {
-                    // Answered by seqwall, nothing stored; not a connection the rule passed (yet).
-                    return answerSyn(segment, rule: rule, now: now)
-                }
+                return openSynProxied(segment, key: key, rule: rule, direction: direction,
+                                      ruleIndex: decision.ruleIndex, now: now)
             }
             verdict = admitPassed(segment, key: key, direction: direction, ruleIndex: decision.ruleIndex, now: now)
         }

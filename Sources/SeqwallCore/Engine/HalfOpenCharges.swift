@@ -19,6 +19,11 @@ public struct HalfOpenCharges: OptionSet, Sendable, Equatable {
     public static let establishedSource = HalfOpenCharges(rawValue: 0x10)
     /// Holds one established count of its source under the rule `chargedRule` names.
     public static let establishedRule = HalfOpenCharges(rawValue: 0x20)
+    /// No count: a connection a `synproxy` rule passed unproxied (the switch off, or its port
+    /// marked closed, ClosedPortMemory), whose server's SYN-ACK shows the port open. Kept
+    /// here because only a connection with charges has its changes of state looked at
+    /// (`chargedStateChanged`), so no other connection pays for the check.
+    public static let synProxyPassed = HalfOpenCharges(rawValue: 0x40)
 
     static let halfOpen: HalfOpenCharges = [.source, .rule]
     static let counting: HalfOpenCharges = [.countsSource, .countsRule]

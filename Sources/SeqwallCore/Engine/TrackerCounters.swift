@@ -21,13 +21,15 @@ public struct TrackerCounters: Sendable, Equatable {
     /// The SYN proxy (docs/synproxy.md): cookie SYN-ACKs sent; clients' ACKs whose cookie was
     /// good, and those whose cookie was not (each also a `synproxy-bad-cookie` drop); proxied
     /// connections opened toward servers; handshakes a server refused (an RST to seqwall's
-    /// SYN); segments of seqwall's own that did not fit the outbox and were not sent.
+    /// SYN); segments of seqwall's own that did not fit the outbox and were not sent; SYNs
+    /// passed to the server unproxied because it refused their port lately (ClosedPortMemory).
     public var synProxyCookiesSent: UInt64 = 0
     public var synProxyValidAcks: UInt64 = 0
     public var synProxyInvalidAcks: UInt64 = 0
     public var synProxyConnections: UInt64 = 0
     public var synProxyRefused: UInt64 = 0
     public var synProxySegmentsLost: UInt64 = 0
+    public var synProxyClosedPortsPassed: UInt64 = 0
 
     public init() {}
 
@@ -51,5 +53,6 @@ public struct TrackerCounters: Sendable, Equatable {
         synProxyConnections += other.synProxyConnections
         synProxyRefused += other.synProxyRefused
         synProxySegmentsLost += other.synProxySegmentsLost
+        synProxyClosedPortsPassed += other.synProxyClosedPortsPassed
     }
 }
