@@ -119,6 +119,39 @@ struct SynProxyEngineTests {
         #expect(serverSyn.flags == .syn && serverSyn.sequence == 1000)
     }
 
+    @Test("while the server has not answered, each client probe sends the server the same SYN again",
+          arguments: Family.allCases)
+    func serverSynResent(family: Family) throws {
+        let tracker = Self.tracker()
+        _ = Self.process(tracker, Self.syn(family, port: 80))
+        let ack = try #require(Self.cookieAck(tracker, family, sequence: 1001))
+        #expect(Self.process(tracker, ack) == .drop(.synProxyHandshake))
+        let first = Array(tracker.synProxyOutbox[0])
+        tracker.synProxyOutbox.reset()
+        // The first SYN is lost: the client, facing a zero window, probes at its ISN.
+        let probe = try #require(Self.cookieAckless(family, sequence: 1000))
+        #expect(Self.process(tracker, probe, now: 1_300_000_000) == .drop(.synProxyHandshake))
+        #expect(tracker.synProxyOutbox.count == 1)
+        let again = Array(tracker.synProxyOutbox[0])
+        #expect(again == first && tcpChecksumHolds(again))
+        #expect(tracker.counters.synProxyConnections == 1 && tracker.connectionCount == 1)
+        // The client's RST is not a probe: nothing is sent for it.
+        tracker.synProxyOutbox.reset()
+        var reset = PacketBuilder(source: family.client, destination: family.server)
+        reset.sequence = 1001
+        reset.flags = .rst
+        _ = Self.process(tracker, reset.build(), now: 1_400_000_000)
+        #expect(tracker.synProxyOutbox.count == 0)
+    }
+
+    /// A client segment on port 80 at `sequence`, acknowledging nothing new (a window probe).
+    static func cookieAckless(_ family: Family, sequence: UInt32) -> [UInt8]? {
+        var probe = PacketBuilder(source: family.client, destination: family.server)
+        probe.sequence = sequence
+        probe.flags = .ack
+        return probe.build()
+    }
+
     @Test("an ACK at the ISN with payload is no probe: its cookie is checked at sequence - 1 only")
     func probeWithPayload() throws {
         let tracker = Self.tracker()

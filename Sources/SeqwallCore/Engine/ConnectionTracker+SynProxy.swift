@@ -238,8 +238,18 @@ extension ConnectionTracker {
     /// Anything else waits for the server: the client's window is still closed.
     private func proxiedHandshake(slot: Int, connection: UnsafeMutablePointer<Connection>, direction: FlowDirection,
                                   segment: TCPSegment, hook: PacketHook, now: UInt64) -> Verdict {
-        guard direction == .reply else { return dropped(.synProxyHandshake) }
         let states = table.proxyStates!
+        guard direction == .reply else {
+            // The client has the connection (its ACK proved the cookie) but sees a window of 0
+            // until the server answers, so it sends only window probes. Nothing but the client
+            // would retransmit the SYN seqwall sent the server: each probe sends it again, so a
+            // SYN lost on the way (or to a full outbox) costs one probe interval, not the
+            // connection. Paced by the client's probe backoff, one SYN a probe.
+            if !segment.flags.contains(.rst) && !segment.flags.contains(.syn) {
+                send(SynProxyHandshake.serverSyn(for: states[slot], ack: segment))
+            }
+            return dropped(.synProxyHandshake)
+        }
         if segment.flags.contains(.rst) {
             // RFC 9293 3.10.7.3: an RST in SYN-SENT is taken when it acknowledges the SYN.
             guard segment.flags.contains(.ack), segment.acknowledgment == states[slot].clientISN &+ 1 else {
