@@ -358,6 +358,22 @@ table inet {FIRST_ACK_TABLE} {{
 }}
 """
 
+# The first SYN seqwall sends the server for BULK_PORT, per family, dropped as it arrives, and
+# nothing after it (the quota as in FIRST_ACK_LOSS: a SYN with options is 60 to 64 bytes for
+# IPv4, 80 to 84 for IPv6; each quota holds one and not two).
+FIRST_SYN_TABLE = "synproxyfirstsyn"
+FIRST_SYN_LOSS = f"""
+table inet {FIRST_SYN_TABLE} {{
+    counter lost4 {{ }}
+    counter lost6 {{ }}
+    chain input {{
+        type filter hook input priority -10; policy accept;
+        meta nfproto ipv4 tcp dport {BULK_PORT} tcp flags == syn quota until 100 bytes counter name lost4 drop
+        meta nfproto ipv6 tcp dport {BULK_PORT} tcp flags == syn quota until 150 bytes counter name lost6 drop
+    }}
+}}
+"""
+
 # The server namespace's own SYN counters: SYNs to the flooded port from the client's real
 # address and from any other (spoofed), per family.
 COUNTER_TABLE = "synproxylab"
@@ -794,6 +810,29 @@ set pickup grace 0
             lost = {c["counter"]["name"]: c["counter"]["packets"] for c in json.loads(out)["nftables"] if "counter" in c}
         finally:
             lab.ns_run(client, ["nft", "delete", "table", "inet", FIRST_ACK_TABLE], check=False)
+        after, _ = self.synproxy_stats()
+        self.assertEqual(lost, {"lost4": 1, "lost6": 1}, lost)
+        self.assertEqual(after["connections"] - before["connections"], 2, (before, after))
+
+    def test_0_a_lost_server_syn_is_sent_again(self):
+        """The SYN seqwall sends the server once the client's cookie is proved is lost
+        (FIRST_SYN_LOSS, in the server's namespace): the client, facing the cookie SYN-ACK's
+        zero window, sends window probes, and seqwall sends the SYN again on each until the
+        server answers; the transfer completes, exact, well within the client's timeout."""
+        server = self.lab.ns["server"]
+        lab.ns_run(server, ["nft", "-f", "-"], input=FIRST_SYN_LOSS)
+        try:
+            before, _ = self.synproxy_stats(after_activity=False)
+            for family in (4, 6):
+                started = time.monotonic()
+                out = self.bulk(family, "up", size=64 << 10)
+                out["seconds"] = round(time.monotonic() - started, 2)
+                figures_line("lost-server-syn-seqwall-synproxy", {"family": family, **out})
+                self.assertTrue(out["ok"], f"IPv{family}: {out}")
+            out = lab.ns_run(server, ["nft", "-j", "list", "counters", "table", "inet", FIRST_SYN_TABLE]).stdout
+            lost = {c["counter"]["name"]: c["counter"]["packets"] for c in json.loads(out)["nftables"] if "counter" in c}
+        finally:
+            lab.ns_run(server, ["nft", "delete", "table", "inet", FIRST_SYN_TABLE], check=False)
         after, _ = self.synproxy_stats()
         self.assertEqual(lost, {"lost4": 1, "lost6": 1}, lost)
         self.assertEqual(after["connections"] - before["connections"], 2, (before, after))
