@@ -136,6 +136,52 @@ struct RuleIndexTests {
         }
     }
 
+    @Test("rules of one family, many enough for the address directory, decide as first match",
+          arguments: [(31, true), (32, false), (33, true), (34, false)] as [(UInt64, Bool)])
+    func addressDirectory(seed: UInt64, ipv4: Bool) {
+        var random = SplitMix64(seed: seed)
+        let location = SourceLocation(file: "directory.rules", line: 1, column: 1)
+        // Hosts and small networks spread over 198.51.100.0/22 and 203.0.113.0/24 (or
+        // 2001:db8::/32's two ends), so that an interval's neighbours differ in high and low
+        // bits alike, and flows from below, between and above them.
+        func address() -> IPAddress {
+            let spot = random.next()
+            if ipv4 {
+                let base: UInt32 = spot % 2 == 0 ? 0xC633_6400 : 0xCB00_7100
+                return IPAddress(ipv4: base | UInt32(random.next() % (spot % 2 == 0 ? 1024 : 256)))
+            }
+            return IPAddress(high: 0x2001_0DB8_0000_0000 | (spot % 2 == 0 ? 0 : 0xFFFF_FFFF),
+                             low: spot % 3 == 0 ? random.next() : random.next() % 4096)
+        }
+        func outside() -> IPAddress {
+            ipv4 ? IPAddress(ipv4: UInt32(truncatingIfNeeded: random.next()))
+                : IPAddress(high: random.next(), low: random.next())
+        }
+        func network() -> IPNetwork {
+            let lengths = ipv4 ? [26, 30, 32, 32, 32] : [116, 124, 128, 128, 128, 64]
+            return IPNetwork(address: address(), prefixLength: lengths[Int(random.next() % UInt64(lengths.count))])
+        }
+        var policy = Policy()
+        policy.defaultInbound = .block
+        policy.rules = (0..<2000).map { number in
+            let action: RuleAction = random.next() % 3 == 0 ? .block : .pass
+            switch number % 3 {
+            case 0: return Rule(action: action, direction: .inbound, from: [network()], ports: [PortRange(443)], location: location)
+            case 1: return Rule(action: action, direction: .inbound, to: [network()], ports: [PortRange(80)], location: location)
+            default: return Rule(action: action, direction: .inbound, from: [network(), network()], location: location)
+            }
+        }
+        for number in 0..<8_000 {
+            let source = number % 4 == 0 ? outside() : address()
+            let destination = number % 5 == 0 ? outside() : address()
+            let port: UInt16 = [80, 443, 22][Int(random.next() % 3)]
+            let decided = policy.decide(direction: .inbound, source: source, destination: destination, destinationPort: port)
+            let expected = linearDecision(policy, .tcp, .inbound, source, destination, port)
+            #expect(decided.action == expected.0 && decided.ruleIndex == expected.1,
+                    "seed \(seed): \(source) -> \(destination):\(port)")
+        }
+    }
+
     @Test("wide overlapping port ranges still decide as first match")
     func wideRanges() {
         var policy = Policy()

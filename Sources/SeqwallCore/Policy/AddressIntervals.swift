@@ -4,14 +4,30 @@
 /// address lies in, found by a binary search, instead of every rule that names an address.
 /// IPv4 addresses are IPv4-mapped (IPAddress), so both families share one ordering: an IPv4
 /// network is a contiguous run of mapped addresses. Flat arrays, read without allocating.
+///
+/// A bucket with many intervals also gets a directory, so that a search reads one or two lines
+/// of the 16-byte lowers instead of one for each step of a binary search over all of them: its
+/// lowers after :: share their first `keyShift` bits, the 32 bits after those are an address's
+/// key (in the same order as the addresses), and the directory gives, for each value of the
+/// key's first bits, the first interval whose key starts with it. The search then only looks
+/// between two adjacent entries.
 struct AddressIntervals: Sendable, Equatable {
     /// Per bucket, the range of `lowers` that is its intervals (its first lower is always ::).
     private var bucketStart: [Int32] = [0]
+    /// Per bucket, where its directory starts in `directory` (-1: none), how many leading bits
+    /// its lowers after :: share, how far a key is shifted right to index the directory, and
+    /// the last address with those leading bits: above it lies only the last interval.
+    private var directoryStart: [Int32] = []
+    private var keyShift: [Int32] = []
+    private var directoryShift: [Int32] = []
+    private var keyCeiling: [IPAddress] = []
+    /// Interval positions (into `lowers`), 2^bits + 1 of them a bucket.
+    private var directory: [Int32] = []
     /// Interval `i` covers `lowers[i]` up to the next lower of its bucket, or to the last address.
     private var lowers: [IPAddress] = []
-    /// Interval `i`'s rules are `positions[listStart[i]..<listEnd[i]]`.
-    private var listStart: [Int32] = []
-    private var listEnd: [Int32] = []
+    /// Interval `i`'s rules are `positions[listStart[i]..<listStart[i + 1]]`: the lists lie in
+    /// interval order, so one array (one line read) gives both ends.
+    private var listStart: [Int32] = [0]
     private var positions: [Int32] = []
 
     /// Adds the next bucket, from `rules` (rule positions ascending, each with the networks
@@ -44,14 +60,58 @@ struct AddressIntervals: Sendable, Equatable {
             bounds = []
             lists = []
         }
+        let start = lowers.count
         for (lower, list) in zip(bounds, lists) {
             lowers.append(lower)
-            listStart.append(Int32(positions.count))
             positions += list
-            listEnd.append(Int32(positions.count))
+            listStart.append(Int32(positions.count))
         }
         bucketStart.append(Int32(lowers.count))
+        appendDirectory(start, lowers.count)
         return left
+    }
+
+    /// From this many intervals a bucket gets a directory.
+    static let directoryThreshold = 64
+
+    /// The directory of the bucket whose intervals are `lowers[start..<end]`.
+    private mutating func appendDirectory(_ start: Int, _ end: Int) {
+        guard end - start >= AddressIntervals.directoryThreshold else {
+            directoryStart.append(-1)
+            keyShift.append(0)
+            directoryShift.append(0)
+            keyCeiling.append(IPAddress(high: 0, low: 0))
+            return
+        }
+        let floor = lowers[start + 1], last = lowers[end - 1]
+        let differing = floor.high != last.high ? UInt64(floor.high ^ last.high).leadingZeroBitCount
+            : 64 + UInt64(floor.low ^ last.low).leadingZeroBitCount
+        let shift = differing
+        // Enough bits for about one interval an entry, at most 2^16 entries.
+        let bits = min(16, Int.bitWidth - (end - start - 1).leadingZeroBitCount)
+        let ceiling = shift == 0 ? IPAddress(high: .max, low: .max)
+            : shift < 64 ? IPAddress(high: floor.high | (UInt64.max >> UInt64(shift)), low: .max)
+            : IPAddress(high: floor.high, low: floor.low | (shift == 64 ? .max : UInt64.max >> UInt64(shift - 64)))
+        directoryStart.append(Int32(directory.count))
+        keyShift.append(Int32(shift))
+        directoryShift.append(Int32(32 - bits))
+        keyCeiling.append(ceiling)
+        var interval = start + 1
+        for entry in 0...(1 << bits) {
+            while interval < end, Int(AddressIntervals.key(lowers[interval], shift) >> UInt32(32 - bits)) < entry {
+                interval += 1
+            }
+            directory.append(Int32(interval))
+        }
+    }
+
+    /// The 32 bits of `address` after its first `shift`, zeros past the last bit.
+    private static func key(_ address: IPAddress, _ shift: Int) -> UInt32 {
+        let right = 96 - shift
+        if right < 0 { return UInt32(truncatingIfNeeded: address.low << UInt64(-right)) }
+        if right >= 64 { return UInt32(truncatingIfNeeded: address.high >> UInt64(right - 64)) }
+        if right == 0 { return UInt32(truncatingIfNeeded: address.low) }
+        return UInt32(truncatingIfNeeded: address.low >> UInt64(right) | address.high << UInt64(64 - right))
     }
 
     /// The interval edges of `rules`' networks (the first ::) and each interval's rules.
@@ -96,8 +156,23 @@ struct AddressIntervals: Sendable, Equatable {
     func candidates(bucket: Int, address: IPAddress) -> Range<Int> {
         let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
         guard start < end else { return 0..<0 }
-        let interval = AddressIntervals.interval(containing: address, in: lowers, start, end)
-        return Int(listStart[interval])..<Int(listEnd[interval])
+        let interval: Int
+        let directoryStart = Int(directoryStart[bucket])
+        if directoryStart < 0 {
+            interval = AddressIntervals.interval(containing: address, in: lowers, start, end)
+        } else if address < lowers[start + 1] {
+            interval = start
+        } else if keyCeiling[bucket] < address {
+            interval = end - 1
+        } else {
+            // Every interval before the entry's first has a smaller key, so lies below the
+            // address; every one from the next entry's first has a larger key.
+            let key = AddressIntervals.key(address, Int(keyShift[bucket]))
+            let entry = directoryStart + Int(key >> UInt32(directoryShift[bucket]))
+            interval = AddressIntervals.interval(containing: address, in: lowers, Int(directory[entry]) - 1,
+                                                 Int(directory[entry + 1]))
+        }
+        return Int(listStart[interval])..<Int(listStart[interval + 1])
     }
 
     subscript(index: Int) -> Int32 { positions[index] }
