@@ -86,7 +86,7 @@ struct Checker {
             }
 
         case .rule(let statement):
-            if let rule = rule(statement, &diagnostics) { rules.append(rule) }
+            rules += self.rules(statement, &diagnostics)
 
         case .limitStates(let count, let location):
             guard let value = checked(count, in: Checker.stateLimitRange, "limit states", &diagnostics) else { return }
@@ -242,6 +242,29 @@ struct Checker {
 
     // MARK: Rules
 
+    /// The rules of one statement: itself, or for a line without a protocol one rule per
+    /// protocol it can apply to (RuleStatement.expanded), checked once through its tcp rule.
+    private func rules(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> [Rule] {
+        guard statement.protocolName == nil else { return rule(statement, &diagnostics).map { [$0] } ?? [] }
+        if let location = statement.tcpOnlyClause {
+            diagnostics.report(at: location.location, "'\(location.keyword)' is only allowed on tcp rules; write '\(statement.action) "
+                               + "\(statement.direction) tcp ...' (a rule without a protocol is for every protocol)")
+            return []
+        }
+        let expansions = statement.expanded
+        // The tcp rule carries every address, table and port of the line: its checks are the
+        // line's, and the others (the same lists, or fewer) cannot fail where it did not.
+        guard var first = rule(expansions[0], &diagnostics) else { return [] }
+        first.anyProtocol = true
+        var rules = [first]
+        for expansion in expansions.dropFirst() {
+            guard var rule = rule(expansion, &diagnostics) else { continue }
+            rule.anyProtocol = true
+            rules.append(rule)
+        }
+        return rules
+    }
+
     private func rule(_ statement: RuleStatement, _ diagnostics: inout Diagnostics) -> Rule? {
         // Check every part before giving up, so all of a line's mistakes show at once.
         let from = networks(statement.from, &diagnostics)
@@ -252,7 +275,8 @@ struct Checker {
         var halfOpen: Int?
         var halfOpenValid = true
         var actionValid = true
-        if statement.action == .reject && !statement.protocolName.hasPorts {
+        let protocolName = statement.protocolName ?? .tcp
+        if statement.action == .reject && !protocolName.hasPorts {
             // A reject is answered with an RST or a port unreachable; nothing answers an
             // echo request that way.
             diagnostics.report(at: statement.location, "an ICMP echo cannot be rejected; use 'block'")
@@ -301,7 +325,7 @@ struct Checker {
               connValid, synProxyValid else {
             return nil
         }
-        return Rule(action: statement.action, direction: statement.direction, protocolName: statement.protocolName,
+        return Rule(action: statement.action, direction: statement.direction, protocolName: protocolName,
                     from: from, to: to, fromTables: fromTables, toTables: toTables, ports: ports,
                     halfOpenPerSource: halfOpen, connPerSource: connLimits[0], connRatePerSource: connLimits[1],
                     synProxy: synProxy, location: statement.location)

@@ -340,7 +340,18 @@ struct Parser {
 
     private mutating func rule(_ action: RuleAction, location: SourceLocation) throws(RuleError) -> RuleStatement {
         let direction = try direction()
-        let protocolName = try keyword([("tcp", TrackedProtocol.tcp), ("udp", .udp), ("icmp", .icmp), ("icmp6", .icmp6)])
+        // The protocol may be left out, as in pf.conf: the rule is then for every protocol.
+        let protocols: [(String, TrackedProtocol)] = [("tcp", .tcp), ("udp", .udp), ("icmp", .icmp), ("icmp6", .icmp6)]
+        var protocolName: TrackedProtocol?
+        if let token = peek, token.kind == .word {
+            if let named = protocols.first(where: { $0.0 == token.text }) {
+                index += 1
+                protocolName = named.1
+            } else if !Clause.allCases.contains(where: { $0.keyword == token.text }) {
+                throw error(at: token, "expected 'tcp', 'udp', 'icmp', 'icmp6', 'from', 'to', 'port' or end of line, found "
+                            + "\(token.display) (seqwall tracks tcp, udp and ICMP echo; a rule without a protocol is for every protocol)")
+            }
+        }
         if protocolName == .icmp || protocolName == .icmp6 { try keyword([("echo", ())]) }
         var from: [NetworkLiteral] = []
         var to: [NetworkLiteral] = []
@@ -370,7 +381,7 @@ struct Parser {
             if clause == .port && lastClause == .from {
                 throw error(at: token, "'port' after 'from' would be a source port; seqwall matches destination ports: write 'to port'")
             }
-            if clause == .port && !protocolName.hasPorts {
+            if clause == .port, let protocolName, !protocolName.hasPorts {
                 throw error(at: token, "ICMP has no ports; 'port' applies to tcp and udp rules")
             }
             seen.insert(clause)
@@ -551,9 +562,19 @@ struct Parser {
 
     private mutating func portLiteral() throws(RuleError) -> PortLiteral {
         guard let token = peek, token.kind == .word else { throw expected("a port number or range") }
+        // A service name may itself hold a dash (`ftp-data`): the whole word is looked up first.
+        if let port = ServiceName.port(token.text[...]) {
+            index += 1
+            return PortLiteral(text: token.text, lowerText: token.text[...], upperText: token.text[...], lower: port,
+                               upper: port, location: location(of: token), upperLocation: location(of: token))
+        }
         let parts = token.text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let lower = Parser.decimal(parts[0]),
-              let upper = parts.count == 2 ? Parser.decimal(parts[1]) : lower else {
+        func port(_ text: Substring) -> Int? { Parser.decimal(text) ?? ServiceName.port(text) }
+        guard parts.count <= 2, let lower = port(parts[0]), let upper = parts.count == 2 ? port(parts[1]) : lower else {
+            if token.text.contains(where: \.isLetter) {
+                throw error(at: token, "unknown service \(token.display); write the port number (the names seqwall knows "
+                            + "are in seqwall.rules(5): ssh, http, https, domain, ...)")
+            }
             throw expected("a port number or range")
         }
         index += 1

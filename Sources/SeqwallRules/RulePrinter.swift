@@ -19,8 +19,9 @@ enum RulePrinter {
         }
         lines.append("default in \(policy.defaultInbound)")
         lines.append("default out \(policy.defaultOutbound)")
-        for rule in policy.rules {
-            lines.append(text(of: rule))
+        // A line without a protocol prints once, as written: its tcp rule without the protocol.
+        for rule in policy.rules where !rule.anyProtocol || rule.protocolName == .tcp {
+            lines.append(text(of: rule, asWritten: true))
         }
         lines.append("limit states \(policy.limits.states)")
         if let count = policy.limits.halfOpen {
@@ -56,15 +57,17 @@ enum RulePrinter {
     }
 
     /// `pass in tcp from 198.51.100.0/25 to port 5432`, `pass in icmp echo`: `any` left out, `to port` when only the
-    /// port is given (as the spec writes it), lists normalized.
-    static func text(of rule: Rule) -> String {
+    /// port is given (as the spec writes it), lists normalized. `asWritten`: the tcp rule of a line
+    /// without a protocol prints that line (no protocol); otherwise every rule names its own.
+    static func text(of rule: Rule, asWritten: Bool = false) -> String {
         let protocolText = switch rule.protocolName {
         case .tcp: "tcp"
         case .udp: "udp"
         case .icmp: "icmp echo"
         case .icmp6: "icmp6 echo"
         }
-        var text = "\(rule.action) \(rule.direction) \(protocolText)"
+        var text = "\(rule.action) \(rule.direction)"
+        if !(asWritten && rule.anyProtocol) { text += " " + protocolText }
         if !rule.from.isEmpty || !rule.fromTables.isEmpty {
             text += " from " + list(ListNormalization.networks(rule.from), rule.fromTables)
         }

@@ -132,12 +132,13 @@ enum TimeoutName: CaseIterable, Sendable, Hashable {
     }
 }
 
-/// `pass|block|reject in|out tcp|udp|icmp echo|icmp6 echo [from ...] [to ...] [port ...]
+/// `pass|block|reject in|out [tcp|udp|icmp echo|icmp6 echo] [from ...] [to ...] [port ...]
 /// [limit half-open N per-source] [limit conn ...] [limit conn-rate ...] [synproxy [mss N] [wscale N]]`.
 struct RuleStatement: Sendable {
     let action: RuleAction
     let direction: Direction
-    let protocolName: TrackedProtocol
+    /// nil when the line names no protocol (`block in from <drop>`): every protocol, as in pf.
+    let protocolName: TrackedProtocol?
     /// Empty, with no table either, means any.
     let from: [NetworkLiteral]
     let to: [NetworkLiteral]
@@ -154,6 +155,44 @@ struct RuleStatement: Sendable {
     let synProxy: SynProxyLiteral?
     /// The action keyword.
     let location: SourceLocation
+}
+
+extension RuleStatement {
+    /// The first clause of a line without a protocol that only a tcp rule may have, with its
+    /// keyword as written.
+    var tcpOnlyClause: (keyword: String, location: SourceLocation)? {
+        if let literal = halfOpenPerSource { return ("limit half-open", limitLocation ?? literal.location) }
+        if let literal = connPerSource { return ("limit conn", literal.location) }
+        if let literal = connRatePerSource { return ("limit conn-rate", literal.location) }
+        if let literal = synProxy { return ("synproxy", literal.location) }
+        return nil
+    }
+
+    /// A line without a protocol as the statements it stands for, tcp first: with ports, tcp
+    /// and udp (ICMP has none); without, `icmp echo` and `icmp6 echo` too, each for the
+    /// addresses of its family and only where both lists can hold one (a table holds both),
+    /// and `block` where the line says `reject` (an echo request has no refusal to answer with).
+    var expanded: [RuleStatement] {
+        var statements = [with(.tcp, action: action, from: from, to: to), with(.udp, action: action, from: from, to: to)]
+        guard ports.isEmpty else { return statements }
+        for (name, isIPv4) in [(TrackedProtocol.icmp, true), (.icmp6, false)] {
+            let from = self.from.filter { $0.address.isIPv4 == isIPv4 }
+            let to = self.to.filter { $0.address.isIPv4 == isIPv4 }
+            let fromCanMatch = self.from.isEmpty || !from.isEmpty || !fromTables.isEmpty
+            let toCanMatch = self.to.isEmpty || !to.isEmpty || !toTables.isEmpty
+            guard fromCanMatch, toCanMatch else { continue }
+            statements.append(with(name, action: action == .reject ? .block : action, from: from, to: to))
+        }
+        return statements
+    }
+
+    private func with(_ protocolName: TrackedProtocol, action: RuleAction, from: [NetworkLiteral],
+                      to: [NetworkLiteral]) -> RuleStatement {
+        RuleStatement(action: action, direction: direction, protocolName: protocolName, from: from, to: to,
+                      fromTables: fromTables, toTables: toTables, ports: ports, halfOpenPerSource: halfOpenPerSource,
+                      limitLocation: limitLocation, connPerSource: connPerSource, connRatePerSource: connRatePerSource,
+                      synProxy: synProxy, location: location)
+    }
 }
 
 /// `synproxy [mss N] [wscale N]` as written; `location` is the `synproxy` keyword.

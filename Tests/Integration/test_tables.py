@@ -34,26 +34,36 @@ def write_drop_file(path):
         fh.write("\n".join(lines) + "\n")
 
 
-class TableDropFileTests(lab.LabTestCase):
+class GatewayTableLab(lab.LabTestCase):
+    """The gateway lab with NAME.rules: RULES between the lab's `inside` line and `set pickup
+    grace 0`; WRITE_FILES(path), when set, writes drop.txt beside it first."""
     MODE = lab.GATEWAY
     SERVER_PORTS = (OPEN_PORT,)
     CLIENT_PORTS = ()
+    NAME = ""
+    RULES = ""
+    WRITE_FILES = None
 
     @classmethod
     def make_lab(cls):
-        directory = lab.rules_dir("seqwall-tables-")
-        write_drop_file(os.path.join(directory, "drop.txt"))
-        rules = os.path.join(directory, "tables.rules")
+        directory = lab.rules_dir(f"seqwall-{cls.NAME}-")
+        if cls.WRITE_FILES:
+            cls.WRITE_FILES(os.path.join(directory, "drop.txt"))
+        rules = os.path.join(directory, f"{cls.NAME}.rules")
         with open(rules, "w") as fh:
-            fh.write("inside 203.0.113.0/24, 2001:db8:2::/64\n"
-                     "table <drop> file \"drop.txt\"\n"
-                     "table <unused> persist\n"
-                     "default in block\n"
-                     "default out pass\n"
-                     "block in tcp from <drop>\n"
-                     f"pass in tcp to port {OPEN_PORT}\n"
-                     "set pickup grace 0\n")
+            fh.write("inside 203.0.113.0/24, 2001:db8:2::/64\n" + cls.RULES + "set pickup grace 0\n")
         return lab.Lab(cls.MODE, rules, server_ports=cls.SERVER_PORTS, client_ports=cls.CLIENT_PORTS)
+
+
+class TableDropFileTests(GatewayTableLab):
+    NAME = "tables"
+    RULES = ("table <drop> file \"drop.txt\"\n"
+             "table <unused> persist\n"
+             "default in block\n"
+             "default out pass\n"
+             "block in tcp from <drop>\n"
+             f"pass in tcp to port {OPEN_PORT}\n")
+    WRITE_FILES = staticmethod(write_drop_file)
 
     def test_1_listed_source_is_blocked(self):
         server = self.lab.server_addr(4)
@@ -91,6 +101,43 @@ class TableDropFileTests(lab.LabTestCase):
         self.assertEqual(cp.returncode, 0, cp)
         self.assertEqual(cp.stderr, warning + "\n")
         self.assertIn(warning, self.lab.daemon.log_text())
+
+
+class TableWithoutProtocolTests(GatewayTableLab):
+    """`block in from <drop>`, written without a protocol as pf.conf allows, blocks TCP and ICMP
+    echo from a listed source (seqwall.rules(5): a rule per protocol), while the rules below it
+    still pass an unlisted source's connections and pings."""
+    NAME = "anyproto"
+    RULES = ("table <drop> { 198.51.100.10 }\n"
+             "block in from <drop>\n"
+             f"pass in tcp to port {OPEN_PORT}\n"
+             "pass in icmp echo\n"
+             "pass in icmp6 echo\n")
+
+    def ping(self, family):
+        cp = lab.ns_run(self.lab.ns["client"], [lab.PY, lab.LAB_FILE, "ping", self.lab.server_addr(family)],
+                        check=False, timeout=10)
+        return cp.returncode == 0
+
+    def test_listed_source_is_blocked_for_every_protocol(self):
+        before = self.lab.daemon.stats()
+        with self.lab.connect("client", self.lab.server_addr(4), OPEN_PORT, timeout=2.0) as c:
+            self.assertFalse(c.connected, "a source in the table connected")
+        self.assertFalse(self.ping(4), "a source in the table was answered a ping")
+        time.sleep(0.3)
+        after = self.lab.daemon.stats()
+        self.assertGreaterEqual(lab.drops(after, "rule") - lab.drops(before, "rule"), 2,
+                                f"the SYN and the echo request must be `rule` drops: {before} -> {after}")
+        text = self.lab.daemon.cli(["rules", "show"]).stdout
+        for line in ("block in tcp from <drop>", "block in udp from <drop>", "block in icmp echo from <drop>",
+                     "block in icmp6 echo from <drop>"):
+            self.assertIn(line, text)
+
+    def test_unlisted_source_passes(self):
+        with self.lab.connect("client", self.lab.server_addr(6), OPEN_PORT) as c:
+            self.assertTrue(c.connected, f"an unlisted source could not connect: {c.error}")
+            self.assertEqual(c.send(b"not listed"), b"echo:not listed")
+        self.assertTrue(self.ping(6), "an unlisted source's ping was not answered")
 
 
 class LiveTableTests(lab.LabTestCase):

@@ -688,6 +688,43 @@ struct PolicyTests {
         lab.expectCounters(seen: 5, accepted: 4, drops: [.tableFull: 1], created: 1, destroyed: 0, halfOpen: 0)
     }
 
+    // A rule written without a protocol (its tcp rule, without ports) decides the protocols
+    // seqwall does not track too, counted as its rule; one with ports does not, nor does one
+    // written for tcp. What no such rule matches follows the default.
+    @Test(arguments: Family.allCases)
+    func untrackedFollowsRulesWithoutProtocol(family: Family) {
+        let location = SeqwallCore.SourceLocation(file: "test.rules", line: 1, column: 1)
+        let host = family == .ipv4 ? 32 : 128
+        var blockClient = Rule(action: .block, direction: .outbound,
+                               from: [IPNetwork(address: family.server, prefixLength: host)], location: location)
+        blockClient.anyProtocol = true
+        var passPorted = Rule(action: .pass, direction: .inbound, ports: [PortRange(22)], location: location)
+        passPorted.anyProtocol = true
+        let passTCP = Rule(action: .pass, direction: .inbound, location: location)
+        var passClient = Rule(action: .pass, direction: .inbound,
+                              from: [IPNetwork(address: family.client, prefixLength: host)], location: location)
+        passClient.anyProtocol = true
+        var policy = Lab.defaultPolicy(family)
+        policy.rules = [blockClient, passPorted, passTCP, passClient]
+        #expect(policy.untrackedRules == [0, 3])
+        let lab = Lab(family: family, policy: policy)
+        func gre(from source: IPAddress, to destination: IPAddress) -> Verdict {
+            var packet = PacketBuilder(source: source, destination: destination)
+            packet.protocolNumber = 47
+            packet.transport = [0, 0, 0x08, 0x00]
+            let bytes = packet.build()
+            return bytes.withUnsafeBytes { lab.tracker.process($0, wireLength: bytes.count, hook: .forward, now: lab.now) }
+        }
+        #expect(gre(from: family.client, to: family.server) == .accept)
+        #expect(gre(from: family.server, to: family.client) == .drop(.rule))
+        #expect(lab.tracker.ruleCounters[0] == RuleCounter(blocked: 1, lastMatch: lab.now))
+        #expect(lab.tracker.ruleCounters[3] == RuleCounter(passed: 1, lastMatch: lab.now))
+        #expect(lab.tracker.ruleCounters[1] == RuleCounter() && lab.tracker.ruleCounters[2] == RuleCounter())
+        // Another outside host: no rule without a protocol matches it; the default blocks it.
+        let stranger = family == .ipv4 ? ip("192.0.2.99") : ip("2001:db8:99::99")
+        #expect(gre(from: stranger, to: family.server) == .drop(.unsupportedProtocol))
+    }
+
     // Protocols seqwall does not track (here GRE) follow the direction's default: blocked
     // inbound as `unsupported-protocol`, passed outbound.
     @Test(arguments: Family.allCases)

@@ -372,12 +372,15 @@ struct ErrorTests {
     @Test("messages for misplaced and missing words", arguments: [
         ("default", "test.rules:1:8: expected 'in' or 'out' after 'default'"),
         ("default sideways pass", "test.rules:1:9: expected 'in' or 'out', found 'sideways'"),
-        ("pass in", "test.rules:1:8: expected 'tcp', 'udp', 'icmp' or 'icmp6' after 'in'"),
+        ("pass", "test.rules:1:5: expected 'in' or 'out' after 'pass'"),
+        ("pass in gre", "test.rules:1:9: expected 'tcp', 'udp', 'icmp', 'icmp6', 'from', 'to', 'port' or end of line, "
+         + "found 'gre' (seqwall tracks tcp, udp and ICMP echo; a rule without a protocol is for every protocol)"),
         ("pass in icmp6", "test.rules:1:14: expected 'echo' after 'icmp6'"),
         ("pass in tcp from", "test.rules:1:17: expected an address, a network or 'any' after 'from'"),
         ("pass in tcp from to port 22", "test.rules:1:18: expected an address, a network or 'any', found 'to'"),
         ("pass in tcp to port", "test.rules:1:20: expected a port number or range after 'port'"),
-        ("pass in tcp to port ssh", "test.rules:1:21: expected a port number or range, found 'ssh'"),
+        ("pass in tcp to port sshh", "test.rules:1:21: unknown service 'sshh'; write the port number (the names "
+         + "seqwall knows are in seqwall.rules(5): ssh, http, https, domain, ...)"),
         ("pass in tcp to port 22-", "test.rules:1:21: expected a port number or range, found '22-'"),
         ("pass in tcp to port 1-2-3", "test.rules:1:21: expected a port number or range, found '1-2-3'"),
         ("pass in tcp bogus", "test.rules:1:13: expected 'from', 'to', 'port', 'limit', 'synproxy' or end of line, found 'bogus'"),

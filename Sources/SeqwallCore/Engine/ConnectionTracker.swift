@@ -140,8 +140,15 @@ public final class ConnectionTracker {
         case .other(_, let source, let destination):
             hot.pointee.counters.seen += 1
             let direction = self.direction(of: hook, source: source, destination: destination)
-            let action = direction == .inbound ? policy.defaultInbound : policy.defaultOutbound
-            return action == .pass ? accepted() : dropped(.unsupportedProtocol)
+            let decision = policy.decideUntracked(direction: direction, source: source, destination: destination)
+            guard let ruleIndex = decision.ruleIndex else {
+                return decision.action == .pass ? accepted() : dropped(.unsupportedProtocol)
+            }
+            // A rule written without a protocol decided: counted as its rule, as pf does. A
+            // `reject` has no answer for an unknown protocol; it drops.
+            let verdict = decision.action == .pass ? accepted() : dropped(.rule)
+            hot.pointee.rules.count(verdict, ruleIndex: ruleIndex, direction: direction, now: now)
+            return verdict
         case .invalid(let reason):
             hot.pointee.counters.seen += 1
             return dropped(reason)

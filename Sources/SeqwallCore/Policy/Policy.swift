@@ -7,8 +7,13 @@ public struct Policy: Sendable, Equatable {
     public var defaultOutbound: RuleAction = .pass
     /// In file order; the first rule that matches a new connection decides.
     public var rules: [Rule] = [] {
-        didSet { index = RuleIndex(rules) }
+        didSet {
+            index = RuleIndex(rules)
+            untrackedRules = rules.indices.filter { rules[$0].decidesUntracked }
+        }
     }
+    /// The positions of the rules that also decide protocols seqwall does not track.
+    public private(set) var untrackedRules: [Int] = []
     /// The rules grouped so that `decide` looks only at those that can match.
     public private(set) var index = RuleIndex([])
     /// The `table` statements, in file order; rules name them by position (TableReference).
@@ -45,6 +50,19 @@ public struct Policy: Sendable, Equatable {
 
     public func isInside(_ address: IPAddress) -> Bool {
         inside.contains { $0.contains(address) }
+    }
+
+    /// The decision for a packet of a protocol seqwall does not track (nothing is kept for it):
+    /// the first rule written without a protocol or ports that matches its addresses, else the
+    /// direction's default. Such packets are rare, and so are those rules: a plain scan.
+    public func decideUntracked(direction: Direction, source: IPAddress,
+                                destination: IPAddress) -> (action: RuleAction, ruleIndex: Int?) {
+        for position in untrackedRules
+        where rules[position].matches(direction: direction, source: source, destination: destination, destinationPort: 0,
+                                      tables: tables) {
+            return (rules[position].action, position)
+        }
+        return (direction == .inbound ? defaultInbound : defaultOutbound, nil)
     }
 
     /// The decision for the first packet of a new connection, and the rule that made it

@@ -1,4 +1,4 @@
-/// One `pass|block|reject in|out tcp|udp|icmp|icmp6 ...` line.
+/// One `pass|block|reject in|out tcp|udp|icmp|icmp6 ...` line, or one protocol of a line without one.
 public struct Rule: Sendable, Equatable {
     public var action: RuleAction
     public var direction: Direction
@@ -23,6 +23,10 @@ public struct Rule: Sendable, Equatable {
     public var connPerSource: SourceConnectionLimit?
     public var connRatePerSource: SourceConnectionLimit?
     public var location: SourceLocation
+    /// Written without a protocol (`block in from <drop>`): the line became one rule per
+    /// protocol it applies to, each with this set, all at its location. Their tcp rule without
+    /// ports also decides the protocols seqwall does not track (Policy.decideUntracked).
+    public var anyProtocol = false
 
     public init(action: RuleAction, direction: Direction, protocolName: TrackedProtocol = .tcp, from: [IPNetwork] = [],
                 to: [IPNetwork] = [], fromTables: [TableReference] = [], toTables: [TableReference] = [],
@@ -44,6 +48,10 @@ public struct Rule: Sendable, Equatable {
         self.connRatePerSource = connRatePerSource
         self.location = location
     }
+
+    /// Whether it stands for its line for the protocols seqwall does not track: the tcp rule of a
+    /// line without a protocol and without ports (a port needs tcp or udp).
+    var decidesUntracked: Bool { anyProtocol && protocolName == .tcp && ports.isEmpty }
 
     /// Whether a connection it passes needs a per-source count (HalfOpenLimiter gives it an id).
     var countsPerSource: Bool { halfOpenPerSource != nil || connPerSource != nil || connRatePerSource != nil }
