@@ -339,20 +339,38 @@ struct Parser {
     }
 
     private mutating func rule(_ action: RuleAction, location: SourceLocation) throws(RuleError) -> RuleStatement {
+        // pf.conf's `block drop` and `block return`.
+        if let token = peek, token.kind == .word, token.text == "drop" || token.text == "return",
+           let hint = ForeignSyntax.hint(forRuleWord: token.text) {
+            throw error(at: token, "unexpected \(token.display): \(hint)")
+        }
         let direction = try direction()
         // The protocol may be left out, as in pf.conf: the rule is then for every protocol.
         let protocols: [(String, TrackedProtocol)] = [("tcp", .tcp), ("udp", .udp), ("icmp", .icmp), ("icmp6", .icmp6)]
         var protocolName: TrackedProtocol?
-        if let token = peek, token.kind == .word {
+        // pf.conf's `proto tcp` is seqwall's `tcp`.
+        if let token = peek, token.kind == .word, token.text == "proto" {
+            index += 1
+            protocolName = try keyword(protocols)
+        } else if let token = peek, token.kind == .word {
             if let named = protocols.first(where: { $0.0 == token.text }) {
                 index += 1
                 protocolName = named.1
-            } else if !Clause.allCases.contains(where: { $0.keyword == token.text }) {
+            } else if let hint = ForeignSyntax.hint(forRuleWord: token.text) {
+                throw error(at: token, "unexpected \(token.display): \(hint)")
+            } else if token.text != "all", !Clause.allCases.contains(where: { $0.keyword == token.text }) {
                 throw error(at: token, "expected 'tcp', 'udp', 'icmp', 'icmp6', 'from', 'to', 'port' or end of line, found "
                             + "\(token.display) (seqwall tracks tcp, udp and ICMP echo; a rule without a protocol is for every protocol)")
             }
         }
         if protocolName == .icmp || protocolName == .icmp6 { try keyword([("echo", ())]) }
+        // pf.conf's `all`: from any to any, which is what a rule without `from` and `to` says.
+        if let token = peek, token.kind == .word, token.text == "all" {
+            index += 1
+            if let next = peek, next.kind == .word, [Clause.from, .to, .port].contains(where: { $0.keyword == next.text }) {
+                throw error(at: next, "'all' is 'from any to any'; write '\(next.text)' without it")
+            }
+        }
         var from: [NetworkLiteral] = []
         var to: [NetworkLiteral] = []
         var fromTables: [TableNameLiteral] = []
@@ -462,6 +480,9 @@ struct Parser {
     /// The error for a token in a rule that is not the next clause: says which clauses may still
     /// follow, and notices the common slip of a list without its commas.
     private func unexpectedInRule(_ token: Token, after lastClause: Clause?) -> RuleError {
+        if token.kind == .word, let hint = ForeignSyntax.hint(forRuleWord: token.text) {
+            return error(at: token, "unexpected \(token.display): \(hint)")
+        }
         let remaining = Clause.allCases.filter { $0.rawValue > (lastClause?.rawValue ?? -1) || ($0 == .limit && lastClause == .limit) }
         let choices = remaining.map { "'\($0.keyword)'" } + ["end of line"]
         var message = "expected \(alternatives(choices)), found \(token.display)"
@@ -561,6 +582,9 @@ struct Parser {
     }
 
     private mutating func portLiteral() throws(RuleError) -> PortLiteral {
+        if let token = peek, let hint = ForeignSyntax.hint(forPort: token.text) {
+            throw error(at: token, "unexpected \(token.display): \(hint)")
+        }
         guard let token = peek, token.kind == .word else { throw expected("a port number or range") }
         // A service name may itself hold a dash (`ftp-data`): the whole word is looked up first.
         if let port = ServiceName.port(token.text[...]) {
