@@ -88,7 +88,7 @@ class Demo:
             "server 203.0.113.10")
         say("fw forwards; rules/gateway.iptables sends every forwarded TCP segment to "
             "NFQUEUE 0;")
-        say("seqwall runs in fw with rules/default.rules (inbound open: 22, 80, 443).")
+        say("seqwall runs in fw with rules/default.rules (inbound open: 22, 80, 443 and ping).")
         self.lab = lab.Lab(lab.GATEWAY, rules, server_ports=(22, 80, 443, 8080),
                            client_ports=(5000,))
         self.lab.build()
