@@ -91,6 +91,15 @@ public struct SyncCoalescer {
             waiting[slot].connection = change.connection
             waiting[slot].changes += 1
             if waiting[slot].changes >= maximumChanges { release(slot, at: index) }
+        case .catchesUp(let waitingTurn):
+            // The sweep's look is as new as the waiting record or newer (packets after its
+            // change): the record goes with it, so that a worker's sweep, which does not hand
+            // a connection over again until its packets move (WorkerSync), has been heard.
+            let slot = position(of: waitingTurn)
+            let waitingPackets = waiting[slot].connection.packetsOriginal &+ waiting[slot].connection.packetsReply
+            if change.connection.packetsOriginal &+ change.connection.packetsReply >= waitingPackets {
+                waiting[slot].connection = change.connection
+            }
         }
     }
 
@@ -103,12 +112,14 @@ public struct SyncCoalescer {
         case waits(peerHolds: Bool)
         /// It replaces the record waiting at this turn.
         case replaces(UInt64)
+        /// A refresh while a record waits at this turn: it brings the record up to date (not a
+        /// change of its own).
+        case catchesUp(UInt64)
     }
 
     private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, atOnce: Bool) -> Decision {
         if let waitingTurn = known.waitingTurn {
-            // The sweep's look adds nothing to a record that is about to go.
-            return change.kind == .refresh ? .nothing : .replaces(waitingTurn)
+            return change.kind == .refresh ? .catchesUp(waitingTurn) : .replaces(waitingTurn)
         }
         if change.kind == .refresh || atOnce {
             // A refresh goes at once (the sweep paces them), and only when packets moved.

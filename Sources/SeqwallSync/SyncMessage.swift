@@ -129,8 +129,9 @@ public struct SyncMessage: Sendable, Equatable {
             }
             guard ok else { return nil }
         case .compactConnections, .compactBulkChunk:
-            guard let count = reader.get16(), Int(count) <= maximumCompactEntries,
-                  reader.remaining <= compactEntryBytes else { return nil }
+            // No bound on the bytes past the datagram's: a message sent again is encoded anew,
+            // and its entries' ages may each take a byte more than when it was packed.
+            guard let count = reader.get16(), Int(count) <= maximumCompactEntries else { return nil }
             var scratch: [UInt8] = []
             for _ in 0..<count {
                 guard let entry = SyncCompactRecord.decode(from: &reader, monotonicNow: monotonicNow, record: &scratch)

@@ -105,6 +105,9 @@ final class SyncCompactTests: XCTestCase {
             XCTAssertLessThanOrEqual(40 + 8 + SyncHeader.length + body.count + 16, 1_500)
             let decoded = try XCTUnwrap(SyncMessage.decode(kind: .compactBulkChunk, body: body, monotonicNow: now))
             XCTAssertEqual(decoded.entries.count, count)
+            // Sent again much later (encoded anew, every age longer): still read.
+            let again = message.encoded(monotonicNow: now + 1_000_000_000_000)
+            XCTAssertEqual(SyncMessage.decode(kind: .compactBulkChunk, body: again, monotonicNow: now)?.entries.count, count)
             start += count
             if start < entries.count {
                 // The next one would not have fitted.

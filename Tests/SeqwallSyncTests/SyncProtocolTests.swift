@@ -207,6 +207,20 @@ final class SyncProtocolTests: XCTestCase {
         connection.packetsReply += 1
         coalescer.add(SyncChange(.refresh, connection), now: 210)
         XCTAssertEqual(coalescer.take(now: 210).count, 1)
+        // A refresh while a record waits brings it up to date (packets after its change), without
+        // counting as a change.
+        connection.state = .closeWait
+        coalescer.add(SyncChange(.changed, connection), now: 220)
+        var later = connection
+        later.packetsOriginal += 5
+        later.expiresAt += 1000
+        for _ in 0..<5 { coalescer.add(SyncChange(.refresh, later), now: 230) }
+        XCTAssertTrue(coalescer.take(now: 240).isEmpty, "refreshes are not changes")
+        XCTAssertEqual(coalescer.take(now: 270).map(\.connection), [later])
+        // An older look (fewer packets: another worker's copy) leaves the record as it is.
+        coalescer.add(SyncChange(.changed, later), now: 280)
+        coalescer.add(SyncChange(.refresh, connection), now: 290)
+        XCTAssertEqual(coalescer.take(now: 330).map(\.connection), [later])
         // Opened and closed within the interval: the peer never hears of it.
         let brief = SyncTestPair.connection(port: 2, now: 0)
         coalescer.add(SyncChange(.changed, brief), now: 300)
