@@ -61,6 +61,17 @@ public struct SyncCoalescer {
         connections = SyncFlowTable(capacity: SyncCoalescer.initialCapacity, placeholder: Known())
     }
 
+    /// What the touches read (SyncFlowTable.touch), kept so that they are not optimized away.
+    private var touched: UInt64 = 0
+
+    /// A turn's changes, in order: their keys touched first (SyncFlowTable.touch).
+    public mutating func add(contentsOf changes: [SyncChange], now: UInt64) {
+        var sink: UInt64 = 0
+        for change in changes { sink ^= connections.touch(change.connection.key) }
+        touched ^= sink
+        for change in changes { add(change, now: now) }
+    }
+
     public mutating func add(_ change: SyncChange, now: UInt64) {
         let key = change.connection.key
         if change.kind == .removed {
@@ -153,6 +164,13 @@ public struct SyncCoalescer {
 
     /// Every entry due at `now`, oldest first; `flushAll` takes the pending ones too.
     public mutating func take(now: UInt64, flushAll: Bool = false) -> [SyncEntry] {
+        // The keys of the records that go, touched first as in add(contentsOf:).
+        var sink: UInt64 = 0, ahead = head
+        while ahead < waiting.count && (flushAll || now &- waiting[ahead].since >= interval) {
+            if waiting[ahead].live { sink ^= connections.touch(waiting[ahead].connection.key) }
+            ahead += 1
+        }
+        touched ^= sink
         while head < waiting.count {
             if waiting[head].live {
                 guard flushAll || now &- waiting[head].since >= interval else { break }

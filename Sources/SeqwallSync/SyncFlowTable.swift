@@ -76,6 +76,14 @@ struct SyncFlowTable<Value> {
         return position
     }
 
+    /// Reads where `key` would be found, for nothing but to bring it into the cache: the
+    /// coalescer touches a turn's keys first, so that their misses overlap instead of stalling
+    /// one lookup after another. The value returned is only there to keep the reads.
+    func touch(_ key: FlowKey) -> UInt64 {
+        let position = home(of: tag(of: key))
+        return tags[position] ^ UInt64(entries[position].key.sourcePort)
+    }
+
     subscript(position: Int) -> Value {
         get { entries[position].value }
         _modify { yield &entries[position].value }

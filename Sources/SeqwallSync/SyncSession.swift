@@ -77,6 +77,11 @@ public struct SyncSession {
         coalescer.add(change, now: now)
     }
 
+    /// A turn's changes, in order (SyncCoalescer.add(contentsOf:)).
+    public mutating func submit(contentsOf changes: [SyncChange], now: UInt64) {
+        coalescer.add(contentsOf: changes, now: now)
+    }
+
     /// The datagrams to send, oldest first.
     public mutating func takeOutgoing() -> [[UInt8]] {
         defer { outgoing.removeAll(keepingCapacity: true) }

@@ -15,6 +15,27 @@ final class SyncFlowTableTests: XCTestCase {
         return value % 2 == 0 ? key : key.reversed
     }
 
+    /// A turn's changes given at once (their keys touched first) do what they do one by one.
+    func testATurnsChangesAtOnceActAsOneByOne() {
+        var generator = SplitMix64(seed: 9)
+        var batched = SyncCoalescer(interval: 50, maximumChanges: 4)
+        var single = SyncCoalescer(interval: 50, maximumChanges: 4)
+        var now: UInt64 = 0
+        for _ in 0..<300 {
+            now += 10
+            let changes = (0..<Int(generator.next() % 40)).map { _ -> SyncChange in
+                var connection = SyncTestPair.connection(port: UInt16(generator.next() % 200), now: now)
+                connection.packetsReply = generator.next() % 3
+                let kinds: [SyncChange.Kind] = [.changed, .changed, .removed, .refresh]
+                return SyncChange(kinds[Int(generator.next() % 4)], connection)
+            }
+            batched.add(contentsOf: changes, now: now)
+            for change in changes { single.add(change, now: now) }
+            XCTAssertEqual(batched.take(now: now), single.take(now: now))
+            XCTAssertEqual(batched.pendingCount, single.pendingCount)
+        }
+    }
+
     func testEveryOperationAgreesWithADictionary() {
         for (seed, space) in [(UInt64(1), UInt64(40)), (2, 700), (3, 20_000)] {
             var generator = SplitMix64(seed: seed)
