@@ -6,7 +6,7 @@ import SeqwallSync
 /// - 0: a raw datagram for a session (the attacker's view: no key). It must be refused, and
 ///   nothing of it applied.
 /// - 1: a body for every kind, decoded without the cipher; one that decodes must encode back
-///   to a body that decodes the same.
+///   to a body that decodes the same, and compact entries must mean what the plain ones do.
 /// - 2: a kind byte and a body sealed with the right key (a peer that holds the key but sends
 ///   nonsense): decoding past the authentication must hold up, and a refused message must
 ///   apply nothing.
@@ -31,6 +31,15 @@ public enum SyncMessageFuzz {
                 guard let message = SyncMessage.decode(kind: kind, body: body, monotonicNow: now) else { continue }
                 let again = SyncMessage.decode(kind: kind, body: message.encoded(monotonicNow: now), monotonicNow: now)
                 guard again == message else { throw FuzzFailure("a \(kind.name) body changes through encode and decode") }
+                // A compact entry means what the plain one does (SyncCompactRecord).
+                if kind.isCompact, message.entries.count <= SyncMessage.maximumEntries {
+                    var plain = message
+                    plain.kind = kind == .compactConnections ? .connections : .bulkChunk
+                    let decoded = SyncMessage.decode(kind: plain.kind, body: plain.encoded(monotonicNow: now), monotonicNow: now)
+                    guard decoded?.entries == message.entries else {
+                        throw FuzzFailure("a \(kind.name) body's entries decode otherwise in the plain kind")
+                    }
+                }
             }
         default:
             let kind = SyncMessageKind.allCases[Int(input.byte()) % SyncMessageKind.allCases.count]

@@ -6,7 +6,7 @@ import SeqwallCore
 /// first. A connection removed before anything of it was sent is never sent at all.
 ///
 /// The sync thread runs every change of every worker through here, and finding a flow key in
-/// a dictionary is most of what that costs: so one dictionary holds all it knows of a
+/// a table is most of what that costs: so one table (SyncFlowTable) holds all it knows of a
 /// connection, a change costs one lookup (the entry updated in place), and a record one more
 /// when it goes. The records waiting to go are in `waiting`, in the order of their first
 /// unsent change, which is the order they fall due (the clock never goes back): finding what
@@ -38,7 +38,7 @@ public struct SyncCoalescer {
         var live: Bool
     }
 
-    private var connections: [FlowKey: Known] = [:]
+    private var connections: SyncFlowTable<Known>
     /// Records in the order of their first change; `waiting[i]` is turn `firstTurn + i`.
     private var waiting: [Waiting] = []
     private var firstTurn: UInt64 = 0
@@ -58,13 +58,24 @@ public struct SyncCoalescer {
     public init(interval: UInt64, maximumChanges: Int) {
         self.interval = interval
         self.maximumChanges = max(1, maximumChanges)
-        connections.reserveCapacity(SyncCoalescer.initialCapacity)
+        connections = SyncFlowTable(capacity: SyncCoalescer.initialCapacity, placeholder: Known())
+    }
+
+    /// What the touches read (SyncFlowTable.touch), kept so that they are not optimized away.
+    private var touched: UInt64 = 0
+
+    /// A turn's changes, in order: their keys touched first (SyncFlowTable.touch).
+    public mutating func add(contentsOf changes: [SyncChange], now: UInt64) {
+        var sink: UInt64 = 0
+        for change in changes { sink ^= connections.touch(change.connection.key) }
+        touched ^= sink
+        for change in changes { add(change, now: now) }
     }
 
     public mutating func add(_ change: SyncChange, now: UInt64) {
         let key = change.connection.key
         if change.kind == .removed {
-            guard let known = connections.removeValue(forKey: key) else { return }
+            guard let known = connections.remove(key) else { return }
             var peerHolds = known.sentPackets != nil
             if let turn = known.waitingTurn {
                 peerHolds = waiting[position(of: turn)].known
@@ -75,8 +86,8 @@ public struct SyncCoalescer {
         }
         let turn = firstTurn &+ UInt64(waiting.count)
         // One lookup: the connection's entry is found, or made, and updated in place.
-        switch SyncCoalescer.note(change, in: &connections[key, default: Known()], turn: turn,
-                                  atOnce: maximumChanges == 1) {
+        let index = connections.findOrInsert(key, Known())
+        switch SyncCoalescer.note(change, in: &connections[index], turn: turn, atOnce: maximumChanges == 1) {
         case .nothing:
             return
         case .sent:
@@ -90,8 +101,15 @@ public struct SyncCoalescer {
             let slot = position(of: waitingTurn)
             waiting[slot].connection = change.connection
             waiting[slot].changes += 1
-            if waiting[slot].changes >= maximumChanges, let index = connections.index(forKey: key) {
-                release(slot, at: index)
+            if waiting[slot].changes >= maximumChanges { release(slot, at: index) }
+        case .catchesUp(let waitingTurn):
+            // The sweep's look is as new as the waiting record or newer (packets after its
+            // change): the record goes with it, so that a worker's sweep, which does not hand
+            // a connection over again until its packets move (WorkerSync), has been heard.
+            let slot = position(of: waitingTurn)
+            let waitingPackets = waiting[slot].connection.packetsOriginal &+ waiting[slot].connection.packetsReply
+            if change.connection.packetsOriginal &+ change.connection.packetsReply >= waitingPackets {
+                waiting[slot].connection = change.connection
             }
         }
     }
@@ -105,12 +123,14 @@ public struct SyncCoalescer {
         case waits(peerHolds: Bool)
         /// It replaces the record waiting at this turn.
         case replaces(UInt64)
+        /// A refresh while a record waits at this turn: it brings the record up to date (not a
+        /// change of its own).
+        case catchesUp(UInt64)
     }
 
     private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, atOnce: Bool) -> Decision {
         if let waitingTurn = known.waitingTurn {
-            // The sweep's look adds nothing to a record that is about to go.
-            return change.kind == .refresh ? .nothing : .replaces(waitingTurn)
+            return change.kind == .refresh ? .catchesUp(waitingTurn) : .replaces(waitingTurn)
         }
         if change.kind == .refresh || atOnce {
             // A refresh goes at once (the sweep paces them), and only when packets moved.
@@ -127,13 +147,13 @@ public struct SyncCoalescer {
     private func position(of turn: UInt64) -> Int { Int(turn &- firstTurn) }
 
     /// The record at `slot` goes; `index` is its connection's.
-    private mutating func release(_ slot: Int, at index: Dictionary<FlowKey, Known>.Index) {
+    private mutating func release(_ slot: Int, at index: Int) {
         let connection = waiting[slot].connection
         waiting[slot].live = false
         pendingCount -= 1
-        connections.values[index].waitingTurn = nil
-        connections.values[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
-        connections.values[index].sentExpiresAt = connection.expiresAt
+        connections[index].waitingTurn = nil
+        connections[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
+        connections[index].sentExpiresAt = connection.expiresAt
         due.append(SyncEntry(.upsert, connection))
     }
 
@@ -144,10 +164,17 @@ public struct SyncCoalescer {
 
     /// Every entry due at `now`, oldest first; `flushAll` takes the pending ones too.
     public mutating func take(now: UInt64, flushAll: Bool = false) -> [SyncEntry] {
+        // The keys of the records that go, touched first as in add(contentsOf:).
+        var sink: UInt64 = 0, ahead = head
+        while ahead < waiting.count && (flushAll || now &- waiting[ahead].since >= interval) {
+            if waiting[ahead].live { sink ^= connections.touch(waiting[ahead].connection.key) }
+            ahead += 1
+        }
+        touched ^= sink
         while head < waiting.count {
             if waiting[head].live {
                 guard flushAll || now &- waiting[head].since >= interval else { break }
-                if let index = connections.index(forKey: waiting[head].connection.key) {
+                if let index = connections.find(waiting[head].connection.key) {
                     release(head, at: index)
                 } else {
                     drop(firstTurn &+ UInt64(head))
@@ -177,34 +204,27 @@ public struct SyncCoalescer {
     /// Each node expires connections on its own clock and expiry is not synced: without this,
     /// what the peer is believed to hold would grow with every connection ever sent.
     private mutating func forgetExpired(now: UInt64) {
-        let expired = { (known: Known) in known.waitingTurn == nil && known.sentExpiresAt <= now }
-        if connections.values.contains(where: expired) {
-            var kept = [FlowKey: Known](minimumCapacity: max(SyncCoalescer.initialCapacity, connections.count))
-            for (key, known) in connections where !expired(known) { kept[key] = known }
-            connections = kept
-        }
+        connections.update { known in known.waitingTurn != nil || known.sentExpiresAt > now }
     }
 
     /// Forgets what the peer was believed to hold (it restarted, or a bulk replaces it all).
     public mutating func forgetPeer() {
-        connections = connections.filter { $0.value.waitingTurn != nil }
-        for index in connections.indices { connections.values[index].sentPackets = nil }
+        connections.update { known in
+            known.sentPackets = nil
+            return known.waitingTurn != nil
+        }
     }
 
     /// The peer removed this connection: nothing of it is pending or known.
     public mutating func forget(_ key: FlowKey) {
-        guard let known = connections.removeValue(forKey: key) else { return }
+        guard let known = connections.remove(key) else { return }
         if let turn = known.waitingTurn { drop(turn) }
     }
 
     /// The peer holds this connection as it is (we sent it in a bulk, or it sent it to us).
     public mutating func noteSent(_ connection: Connection) {
-        let packets = connection.packetsOriginal &+ connection.packetsReply
-        if let index = connections.index(forKey: connection.key) {
-            connections.values[index].sentPackets = packets
-            connections.values[index].sentExpiresAt = connection.expiresAt
-        } else {
-            connections[connection.key] = Known(sentPackets: packets, sentExpiresAt: connection.expiresAt)
-        }
+        let index = connections.findOrInsert(connection.key, Known())
+        connections[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
+        connections[index].sentExpiresAt = connection.expiresAt
     }
 }

@@ -13,7 +13,8 @@ public struct SyncMessage: Sendable, Equatable {
     /// proxies: proxied connections' SYN proxy states.
     public var proxies: [SyncProxyEntry] = []
     /// bulk-end: records in the bulk; nack: first missing; alive: next data sequence
-    /// expected (all before it received); skip: the oldest the sender still holds.
+    /// expected (all before it received); skip: the oldest the sender still holds; features:
+    /// the feature bits (`readsCompact`).
     public var first: UInt32 = 0
     /// nack: last missing; alive: the sender's own next data sequence (what it sent is
     /// before it), so that the loss of its last data messages is seen without a later one.
@@ -26,6 +27,39 @@ public struct SyncMessage: Sendable, Equatable {
     public static let maximumEntries = 8
     /// At most this many proxy states per `proxies` message, within the same bound.
     public static let maximumProxies = 16
+    /// At most this many entries per compact message (the shortest entry is 27 bytes).
+    public static let maximumCompactEntries = 64
+    /// The bytes a compact message's entries may take: 1,500 less IPv6 and UDP headers (48),
+    /// the sync header and tag (40) and the body's fields before the entries (14).
+    public static let compactEntryBytes = 1_398
+    /// features bit 0: the sender reads the compact kinds (9 and 10).
+    public static let readsCompact: UInt32 = 1
+
+    /// Encodes `entries` from the first in the compact encoding, as many as fit in one
+    /// message, appended to `records`; how many. `scratch` is room for the work.
+    static func packCompact(_ entries: ArraySlice<SyncEntry>, monotonicNow: UInt64, scratch: inout [UInt8],
+                            into records: inout [UInt8]) -> Int {
+        var count = 0, one: [UInt8] = []
+        one.reserveCapacity(SyncCompactRecord.maximumLength + 1)
+        for entry in entries.prefix(maximumCompactEntries) {
+            one.removeAll(keepingCapacity: true)
+            SyncCompactRecord.append(entry, monotonicNow: monotonicNow, record: &scratch, to: &one)
+            guard records.count + one.count <= compactEntryBytes else { break }
+            records += one
+            count += 1
+        }
+        return count
+    }
+
+    /// The body of a compact message whose entries are already encoded (`packCompact`).
+    func encoded(count: Int, records: [UInt8]) -> [UInt8] {
+        var out = SyncBytes()
+        out.put64(wallTime)
+        out.put32(dataSequence)
+        out.put16(UInt16(count))
+        out.put(records)
+        return out.bytes
+    }
 
     /// The body's bytes; connection deadlines relative to `monotonicNow` (the sender's clock).
     public func encoded(monotonicNow: UInt64) -> [UInt8] {
@@ -42,10 +76,19 @@ public struct SyncMessage: Sendable, Equatable {
                 StateSnapshot.appendRecord(entry.connection, queue: 0, monotonicNow: monotonicNow, to: &records)
             }
             out.put(records)
+        case .compactConnections, .compactBulkChunk:
+            var records: [UInt8] = [], scratch: [UInt8] = []
+            var count = 0
+            for entry in entries {
+                SyncCompactRecord.append(entry, monotonicNow: monotonicNow, record: &scratch, to: &records)
+                count += 1
+            }
+            out.put16(UInt16(count))
+            out.put(records)
         case .proxies:
             out.put16(UInt16(proxies.count))
             for proxy in proxies { proxy.encode(into: &out) }
-        case .bulkEnd, .skip:
+        case .bulkEnd, .skip, .features:
             out.put32(first)
         case .nack, .alive:
             out.put32(first)
@@ -85,6 +128,16 @@ public struct SyncMessage: Sendable, Equatable {
                 return true
             }
             guard ok else { return nil }
+        case .compactConnections, .compactBulkChunk:
+            // No bound on the bytes past the datagram's: a message sent again is encoded anew,
+            // and its entries' ages may each take a byte more than when it was packed.
+            guard let count = reader.get16(), Int(count) <= maximumCompactEntries else { return nil }
+            var scratch: [UInt8] = []
+            for _ in 0..<count {
+                guard let entry = SyncCompactRecord.decode(from: &reader, monotonicNow: monotonicNow, record: &scratch)
+                else { return nil }
+                message.entries.append(entry)
+            }
         case .proxies:
             guard let count = reader.get16(), Int(count) <= maximumProxies,
                   reader.remaining == Int(count) * SyncProxyEntry.encodedLength else { return nil }
@@ -92,7 +145,7 @@ public struct SyncMessage: Sendable, Equatable {
                 guard let proxy = SyncProxyEntry.decode(from: &reader) else { return nil }
                 message.proxies.append(proxy)
             }
-        case .bulkEnd, .skip:
+        case .bulkEnd, .skip, .features:
             guard let first = reader.get32() else { return nil }
             message.first = first
         case .alive:

@@ -35,6 +35,12 @@ public struct SyncSession {
     private var bulkProxies: [SyncProxyEntry] = []
     private var bulkSent = 0
     private var bulkActive = false
+    /// The peer's current incarnation said (`features`) it reads the compact kinds: entries go
+    /// to it in those, about twice as many a datagram (docs/sync-protocol.md, Compact entries).
+    public private(set) var peerReadsCompact = false
+    private var lastFeatures: UInt64?
+    /// Room for encoding a record (SyncCompactRecord).
+    private var scratch: [UInt8] = []
     public private(set) var status = SyncStatus()
 
     /// What a received datagram asked for.
@@ -71,41 +77,75 @@ public struct SyncSession {
         coalescer.add(change, now: now)
     }
 
+    /// A turn's changes, in order (SyncCoalescer.add(contentsOf:)).
+    public mutating func submit(contentsOf changes: [SyncChange], now: UInt64) {
+        coalescer.add(contentsOf: changes, now: now)
+    }
+
     /// The datagrams to send, oldest first.
     public mutating func takeOutgoing() -> [[UInt8]] {
         defer { outgoing.removeAll(keepingCapacity: true) }
         return outgoing
     }
 
-    private mutating func send(_ message: SyncMessage, now: UInt64, wallNow: UInt64) {
+    /// Seals and queues `message`; `packed`: its entries already in the compact encoding.
+    private mutating func send(_ message: SyncMessage, now: UInt64, wallNow: UInt64,
+                               packed: (count: Int, records: [UInt8])? = nil) {
         var stamped = message
         stamped.wallTime = wallNow
+        // A message of more entries than the plain kinds hold was packed for a peer that read
+        // the compact ones: held for resend, it stays compact even if that peer is gone.
+        if stamped.kind.carriesEntries && (peerReadsCompact || stamped.entries.count > SyncMessage.maximumEntries) {
+            stamped.kind = stamped.kind.compact
+        }
         sequence += 1
-        let header = SyncHeader(kind: message.kind, node: node, epoch: epoch, sequence: sequence)
-        let datagram = cipher.seal(header, body: stamped.encoded(monotonicNow: now))
+        let header = SyncHeader(kind: stamped.kind, node: node, epoch: epoch, sequence: sequence)
+        let body = if let packed, stamped.kind.isCompact {
+            stamped.encoded(count: packed.count, records: packed.records)
+        } else {
+            stamped.encoded(monotonicNow: now)
+        }
+        let datagram = cipher.seal(header, body: body)
         outgoing.append(datagram)
         lastSent = now
         status.messages_sent += 1
         status.bytes_sent += UInt64(datagram.count)
     }
 
-    private mutating func sendData(_ message: SyncMessage, now: UInt64, wallNow: UInt64) {
+    private mutating func sendData(_ message: SyncMessage, now: UInt64, wallNow: UInt64,
+                                   packed: (count: Int, records: [UInt8])? = nil) {
         var numbered = message
         numbered.dataSequence = nextData
         nextData &+= 1
         resend.append(numbered)
         status.entries_sent += UInt64(numbered.entries.count)
-        send(numbered, now: now, wallNow: wallNow)
+        send(numbered, now: now, wallNow: wallNow, packed: packed)
     }
 
-    private mutating func sendEntries(_ entries: [SyncEntry], kind: SyncMessageKind, now: UInt64, wallNow: UInt64) {
-        var start = 0
-        while start < entries.count {
+    /// Sends `entries` in data messages of `kind` (compact when the peer reads it); returns how
+    /// many went in the first one
+    /// (with `onlyFirst`, only that message goes).
+    @discardableResult
+    private mutating func sendEntries(_ entries: ArraySlice<SyncEntry>, kind: SyncMessageKind, now: UInt64,
+                                      wallNow: UInt64, onlyFirst: Bool = false) -> Int {
+        var start = entries.startIndex, first = 0
+        while start < entries.endIndex {
             var message = SyncMessage(kind: kind)
-            message.entries = Array(entries[start..<min(entries.count, start + SyncMessage.maximumEntries)])
-            sendData(message, now: now, wallNow: wallNow)
-            start += SyncMessage.maximumEntries
+            var count = min(entries.endIndex - start, SyncMessage.maximumEntries)
+            var packed: (count: Int, records: [UInt8])?
+            if peerReadsCompact {
+                var records: [UInt8] = []
+                records.reserveCapacity(SyncMessage.compactEntryBytes)
+                count = SyncMessage.packCompact(entries[start...], monotonicNow: now, scratch: &scratch, into: &records)
+                packed = (count, records)
+            }
+            message.entries = Array(entries[start..<(start + count)])
+            sendData(message, now: now, wallNow: wallNow, packed: packed)
+            if start == entries.startIndex { first = count }
+            start += count
+            if onlyFirst { break }
         }
+        return first
     }
 
     /// Sends proxied connections' states (the sweep's), outside the data stream: each is
@@ -135,7 +175,7 @@ public struct SyncSession {
     /// NACKs, bulk requests, alive messages.
     public mutating func tick(now: UInt64, wallNow: UInt64) {
         let entries = coalescer.take(now: now)
-        if !entries.isEmpty { sendEntries(entries, kind: .connections, now: now, wallNow: wallNow) }
+        if !entries.isEmpty { sendEntries(entries[...], kind: .connections, now: now, wallNow: wallNow) }
         sendBulkChunks(now: now, wallNow: wallNow)
         if let gap = receiver.gap, now &- lastNack >= settings.nackInterval {
             var nack = SyncMessage(kind: .nack)
@@ -164,17 +204,27 @@ public struct SyncSession {
             receivedSinceAck = 0
             lastAcknowledged = now
         }
+        // What this node reads, said as often as it is alive: a peer that restarts learns it
+        // within a second, and one that does not know the kind refuses it as malformed without
+        // losing its place in the stream (docs/sync-protocol.md, Compact entries).
+        if lastFeatures.map({ now &- $0 >= settings.aliveInterval }) ?? true {
+            var features = SyncMessage(kind: .features)
+            features.first = SyncMessage.readsCompact
+            send(features, now: now, wallNow: wallNow)
+            lastFeatures = now
+        }
         refreshStatus(now: now)
     }
 
     private mutating func sendBulkChunks(now: UInt64, wallNow: UInt64) {
         guard bulkActive else { return }
         while bulkSent < bulk.count && resend.count < settings.resendCapacity / 2 {
-            let end = min(bulk.count, bulkSent + SyncMessage.maximumEntries)
+            // As many as one message may hold (at most the compact bound); those sent noted.
+            let end = min(bulk.count, bulkSent + SyncMessage.maximumCompactEntries)
             let chunk = bulk[bulkSent..<end].map { SyncEntry(.upsert, $0) }
-            for connection in bulk[bulkSent..<end] { coalescer.noteSent(connection) }
-            sendEntries(chunk, kind: .bulkChunk, now: now, wallNow: wallNow)
-            bulkSent = end
+            let count = sendEntries(chunk[...], kind: .bulkChunk, now: now, wallNow: wallNow, onlyFirst: true)
+            for connection in bulk[bulkSent..<(bulkSent + count)] { coalescer.noteSent(connection) }
+            bulkSent += count
         }
         if bulkSent == bulk.count {
             var end = SyncMessage(kind: .bulkEnd)
@@ -227,6 +277,7 @@ public struct SyncSession {
                 status.in_sync = false
                 status.bulk_progress = nil
                 lastBulkRequest = nil
+                peerReadsCompact = false
                 coalescer.forgetPeer()
             }
         }
@@ -235,7 +286,7 @@ public struct SyncSession {
 
     private mutating func handle(_ message: SyncMessage, into receipt: inout Receipt, now: UInt64, wallNow: UInt64) {
         switch message.kind {
-        case .connections, .bulkChunk, .bulkEnd:
+        case .connections, .bulkChunk, .bulkEnd, .compactConnections, .compactBulkChunk:
             receivedSinceAck += 1
             for ready in receiver.accept(message) { deliver(ready, into: &receipt) }
         case .bulkRequest:
@@ -259,6 +310,8 @@ public struct SyncSession {
             }
         case .proxies:
             receipt.proxies += message.proxies
+        case .features:
+            peerReadsCompact = message.first & SyncMessage.readsCompact != 0
         case .skip:
             // What the sender dropped is lost: only a bulk can bring it back.
             status.in_sync = false
@@ -270,10 +323,10 @@ public struct SyncSession {
 
     private mutating func deliver(_ message: SyncMessage, into receipt: inout Receipt) {
         switch message.kind {
-        case .bulkChunk:
+        case .bulkChunk, .compactBulkChunk:
             status.bulk_progress = (status.bulk_progress ?? 0) + UInt64(message.entries.count)
             fallthrough
-        case .connections:
+        case .connections, .compactConnections:
             receipt.entries += message.entries
             // What the peer sent, it holds: our copy, unchanged, is never sent back to it.
             for entry in message.entries {

@@ -25,6 +25,7 @@ from test_sync import SYNC_PORT, IPv6SyncLink, SyncLab
 
 WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "syncwire.py")
 KIND_CONNECTIONS = 1
+KIND_COMPACT_CONNECTIONS = 9
 ROUNDS = 16
 ENTRY_LENGTH = 1 + 152
 
@@ -50,11 +51,19 @@ class SyncRefusalMixin(SyncLab):
         with open(path) as f:
             return [json.loads(line) for line in f if line.endswith("\n")]
 
-    def upsert_count(self, body):
-        """Upsert entries in a connections body (docs/sync-protocol.md, Bodies)."""
+    def upsert_count(self, kind, body):
+        """Upsert entries in a connections body, plain or compact (docs/sync-protocol.md,
+        Bodies, Compact entries: each compact entry starts with its length, then its operation)."""
         count = struct.unpack("!H", body[12:14])[0]
-        self.assertEqual(len(body), 14 + count * ENTRY_LENGTH, "a connections body of another layout")
-        return sum(1 for i in range(count) if body[14 + i * ENTRY_LENGTH] == 1)
+        if kind == KIND_CONNECTIONS:
+            self.assertEqual(len(body), 14 + count * ENTRY_LENGTH, "a connections body of another layout")
+            return sum(1 for i in range(count) if body[14 + i * ENTRY_LENGTH] == 1)
+        at, upserts = 14, 0
+        for _ in range(count):
+            upserts += body[at + 1] == 1
+            at += 1 + body[at]
+        self.assertEqual(at, len(body), "a compact connections body of another layout")
+        return upserts
 
     def hostile(self, genuine, bodies, key):
         """The barrage's datagrams built from genuine ones (this sender's, captured) and
@@ -64,10 +73,10 @@ class SyncRefusalMixin(SyncLab):
         out = []
         for message in genuine:
             out.append((message, "replay"))
-        for body in bodies:
-            out.append((syncwire.seal_message(wrong, body, KIND_CONNECTIONS, random.randrange(1, 2**32),
+        for kind, body in bodies:
+            out.append((syncwire.seal_message(wrong, body, kind, random.randrange(1, 2**32),
                                               epoch, 1), "authentication"))
-            out.append((syncwire.seal_message(key, body, KIND_CONNECTIONS, random.randrange(1, 2**32),
+            out.append((syncwire.seal_message(key, body, kind, random.randrange(1, 2**32),
                                               epoch, 1, version=2), "version"))
         sample = genuine[-1]
         flipped = bytearray(sample)
@@ -109,11 +118,14 @@ class SyncRefusalMixin(SyncLab):
 
         a_to_b = [bytes.fromhex(f["frame"]) for f in frames if f["out"]]
         b_to_a = [bytes.fromhex(f["frame"]) for f in frames if not f["out"]]
+        # Plain or compact: two nodes of this release send the compact kind once each has said
+        # it reads it.
         upserts = [syncwire.datagram(f) for f in a_to_b
-                   if syncwire.header_fields(syncwire.datagram(f))[1] == KIND_CONNECTIONS]
+                   if syncwire.header_fields(syncwire.datagram(f))[1] in (KIND_CONNECTIONS, KIND_COMPACT_CONNECTIONS)]
         self.assertTrue(upserts, "no connections message captured from A")
-        bodies = [syncwire.open_message(key, m) for m in upserts]
-        self.assertGreater(sum(self.upsert_count(b) for b in bodies), 0, "the captured messages hold no upsert")
+        bodies = [(syncwire.header_fields(m)[1], syncwire.open_message(key, m)) for m in upserts]
+        self.assertGreater(sum(self.upsert_count(kind, b) for kind, b in bodies), 0,
+                           "the captured messages hold no upsert")
         from_b = [syncwire.datagram(f) for f in b_to_a][-3:]
 
         # To B as A: A's own upserts of the deleted connection replayed, and the rest.

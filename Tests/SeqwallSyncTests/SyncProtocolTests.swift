@@ -65,7 +65,7 @@ final class SyncProtocolTests: XCTestCase {
         pair.a.submit(change(1, pair), now: pair.now)
         pair.run(10)
         XCTAssertEqual(pair.appliedOnB.count, 1)
-        let first = pair.fromA.first { $0[5] == SyncMessageKind.connections.rawValue }!
+        let first = pair.fromA.first { SyncTestPair.isConnections($0) }!
         XCTAssertEqual(pair.b.receive(first, now: pair.now, wallNow: pair.wallNow).refused, .replay)
         XCTAssertEqual(pair.b.receive(Array(first.prefix(60)), now: pair.now, wallNow: pair.wallNow).refused, .authentication)
         XCTAssertEqual(pair.b.receive(Array(first.prefix(10)), now: pair.now, wallNow: pair.wallNow).refused, .truncated)
@@ -143,7 +143,7 @@ final class SyncProtocolTests: XCTestCase {
         var dropped = 0
         // Lose the first two connection messages A sends.
         pair.step(100_000_000) { datagram in
-            guard datagram[5] == SyncMessageKind.connections.rawValue, dropped < 2 else { return false }
+            guard SyncTestPair.isConnections(datagram), dropped < 2 else { return false }
             dropped += 1
             return true
         }
@@ -160,7 +160,7 @@ final class SyncProtocolTests: XCTestCase {
         pair.run(5)
         pair.a.submit(change(7, pair), now: pair.now)
         // The only data message is lost, and nothing follows it but alive messages.
-        pair.step(100_000_000) { $0[5] == SyncMessageKind.connections.rawValue }
+        pair.step(100_000_000) { SyncTestPair.isConnections($0) }
         XCTAssertTrue(pair.appliedOnB.isEmpty)
         for _ in 0..<3 { pair.step(1_000_000_000) }
         XCTAssertEqual(pair.appliedOnB.map(\.connection.key.sourcePort), [7])
@@ -177,15 +177,15 @@ final class SyncProtocolTests: XCTestCase {
         XCTAssertTrue(pair.b.status.in_sync)
         let bulksBefore = pair.b.status.bulks_received
         // Cut the link while A sends more than its resend queue holds.
-        for port in UInt16(1)...80 { pair.a.submit(change(port, pair), now: pair.now) }
-        pair.bulkOnA = (1...80).map { SyncTestPair.connection(port: $0, now: pair.now) }
-        pair.step(100_000_000) { $0[5] == SyncMessageKind.connections.rawValue }
-        pair.a.submit(change(81, pair), now: pair.now)
+        for port in UInt16(1)...160 { pair.a.submit(change(port, pair), now: pair.now) }
+        pair.bulkOnA = (1...160).map { SyncTestPair.connection(port: $0, now: pair.now) }
+        pair.step(100_000_000) { SyncTestPair.isConnections($0) }
+        pair.a.submit(change(161, pair), now: pair.now)
         pair.run(60)
         XCTAssertGreaterThan(pair.a.status.resend_dropped, 0)
         XCTAssertEqual(pair.b.status.bulks_received, bulksBefore + 1, "the lost records came back by a bulk")
         XCTAssertTrue(pair.b.status.in_sync)
-        XCTAssertTrue(Set(pair.appliedOnB.map(\.connection.key.sourcePort)).isSuperset(of: Set(1...81)))
+        XCTAssertTrue(Set(pair.appliedOnB.map(\.connection.key.sourcePort)).isSuperset(of: Set(1...161)))
     }
 
     func testChangesAreCoalescedPerConnection() {
@@ -207,6 +207,20 @@ final class SyncProtocolTests: XCTestCase {
         connection.packetsReply += 1
         coalescer.add(SyncChange(.refresh, connection), now: 210)
         XCTAssertEqual(coalescer.take(now: 210).count, 1)
+        // A refresh while a record waits brings it up to date (packets after its change), without
+        // counting as a change.
+        connection.state = .closeWait
+        coalescer.add(SyncChange(.changed, connection), now: 220)
+        var later = connection
+        later.packetsOriginal += 5
+        later.expiresAt += 1000
+        for _ in 0..<5 { coalescer.add(SyncChange(.refresh, later), now: 230) }
+        XCTAssertTrue(coalescer.take(now: 240).isEmpty, "refreshes are not changes")
+        XCTAssertEqual(coalescer.take(now: 270).map(\.connection), [later])
+        // An older look (fewer packets: another worker's copy) leaves the record as it is.
+        coalescer.add(SyncChange(.changed, later), now: 280)
+        coalescer.add(SyncChange(.refresh, connection), now: 290)
+        XCTAssertEqual(coalescer.take(now: 330).map(\.connection), [later])
         // Opened and closed within the interval: the peer never hears of it.
         let brief = SyncTestPair.connection(port: 2, now: 0)
         coalescer.add(SyncChange(.changed, brief), now: 300)

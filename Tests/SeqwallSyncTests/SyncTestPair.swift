@@ -17,6 +17,13 @@ struct SyncTestPair {
     var proxiesOnB: [SyncProxyEntry] = []
     /// Datagrams captured from A, in order (for replay tests).
     var fromA: [[UInt8]] = []
+    /// Which of B's datagrams are lost on their way to A.
+    var dropFromB: (([UInt8]) -> Bool)?
+
+    /// Whether a datagram carries connection entries (the plain kind or the compact one).
+    static func isConnections(_ datagram: [UInt8]) -> Bool {
+        datagram[5] == SyncMessageKind.connections.rawValue || datagram[5] == SyncMessageKind.compactConnections.rawValue
+    }
 
     /// Advances the clocks by `step` and runs both sides once; `drop` sees each datagram A sends.
     mutating func step(_ step: UInt64 = 10_000_000, drop: ([UInt8]) -> Bool = { _ in false }) {
@@ -33,6 +40,7 @@ struct SyncTestPair {
             if receipt.bulkRequested { b.startBulk([]) }
         }
         for datagram in b.takeOutgoing() {
+            if dropFromB?(datagram) == true { continue }
             let receipt = a.receive(datagram, now: now, wallNow: wallNow)
             appliedOnA += receipt.entries
             if receipt.bulkRequested { a.startBulk(bulkOnA, proxies: bulkProxiesOnA) }

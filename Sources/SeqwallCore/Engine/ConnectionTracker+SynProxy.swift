@@ -34,11 +34,7 @@ extension ConnectionTracker {
     /// state file and the sync carry (StateSnapshot+SynProxy.swift).
     public func forEachConnection(from cursor: ConnectionCursor, examining limit: Int,
                                   _ body: (Connection, SynProxyState?) -> Void) -> ConnectionCursor? {
-        let states = table.proxyStates
-        let next = table.forEachSlot(from: cursor.examined, examining: limit) { slot, connection in
-            body(connection, connection.proxied ? states?[slot] : nil)
-        }
-        return next >= table.capacity ? nil : ConnectionCursor(examined: next)
+        forEachConnectionInSlot(from: cursor, examining: limit) { _, connection, proxy in body(connection, proxy) }
     }
 
     /// Makes the connection in `slot` a proxied one with `state` (a restored or synced one).

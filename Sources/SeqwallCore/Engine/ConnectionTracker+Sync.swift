@@ -55,6 +55,19 @@ extension ConnectionTracker {
         return true
     }
 
+    /// `forEachConnection(from:examining:)` with each connection's slot and proxy state: the
+    /// sync's sweep (WorkerSync) remembers by slot what it handed over, so that a connection
+    /// with no packet since is not handed over again. A slot holds one connection until it is
+    /// removed (then the last one may move into it), so the sweep checks who is there.
+    public func forEachConnectionInSlot(from cursor: ConnectionCursor, examining limit: Int,
+                                        _ body: (Int, Connection, SynProxyState?) -> Void) -> ConnectionCursor? {
+        let states = table.proxyStates
+        let next = table.forEachSlot(from: cursor.examined, examining: limit) { slot, connection in
+            body(slot, connection, connection.proxied ? states?[slot] : nil)
+        }
+        return next >= table.capacity ? nil : ConnectionCursor(examined: next)
+    }
+
     /// Removes a connection the peer removed, without an event.
     @discardableResult
     public func removeSynced(_ key: FlowKey) -> Bool {

@@ -133,6 +133,9 @@ final class SyncService: @unchecked Sendable {
         var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: SyncService.datagramLimit)
+        // The workers' changes of a turn, handed to the session at once (their keys touched
+        // together: SyncCoalescer.add(contentsOf:)).
+        var changes: [SyncChange] = []
         while true {
             _ = SystemCall.poll(&descriptors, 10)
             if descriptors[0].revents != 0 { return }
@@ -170,8 +173,12 @@ final class SyncService: @unchecked Sendable {
                 session.startBulk(connections, proxies: proxies)
             }
             for ring in rings {
-                ring.drain { session.submit($0, now: now) }
+                ring.drain { changes.append($0) }
                 changesLost += ring.takeLost()
+            }
+            if !changes.isEmpty {
+                session.submit(contentsOf: changes, now: now)
+                changes.removeAll(keepingCapacity: true)
             }
             var proxies: [SyncProxyEntry] = []
             for ring in proxyRings {

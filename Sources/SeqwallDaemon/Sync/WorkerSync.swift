@@ -16,6 +16,11 @@ final class WorkerSync: @unchecked Sendable {
     static let sweepPeriod: UInt64 = 2_000_000_000
     private var cursor: ConnectionCursor? = .start
     private var nextSlice: UInt64 = 0
+    /// By table slot, what the sweep last handed over from it (SyncSweepMark): a connection
+    /// in TIME_WAIT is looked at many times and has nothing new after its first.
+    private var marks: [SyncSweepMark] = []
+    /// Seeded as the tables' own: the flows are chosen by whoever sends packets.
+    private let hasher = FlowHasher()
 
     init(capacity: Int = 65536) {
         ring = SingleProducerRing(capacity: capacity)
@@ -38,10 +43,17 @@ final class WorkerSync: @unchecked Sendable {
         nextSlice = now &+ WorkerSync.sliceInterval
         let slices = Int(WorkerSync.sweepPeriod / WorkerSync.sliceInterval)
         let budget = min(ring.capacity / 2, max(1024, tracker.connectionLimit / slices))
-        cursor = tracker.forEachConnection(from: cursor ?? .start, examining: budget) { connection, proxy in
+        cursor = tracker.forEachConnectionInSlot(from: cursor ?? .start, examining: budget) { slot, connection, proxy in
             guard connection.expiresAt > now else { return }
-            ring.push(SyncChange(.refresh, connection))
             if let proxy { proxyRing.push(SyncProxyEntry(key: connection.key, state: proxy)) }
+            let mark = SyncSweepMark(fingerprint: hasher.hash(connection.key), createdAt: connection.createdAt,
+                                     packets: connection.packetsOriginal &+ connection.packetsReply)
+            if slot < marks.count && marks[slot] == mark { return }
+            // Remembered only once in the ring: a change lost to a full ring is handed over
+            // at the next look.
+            guard ring.push(SyncChange(.refresh, connection)) else { return }
+            if slot >= marks.count { marks += repeatElement(SyncSweepMark(), count: slot + 1 - marks.count) }
+            marks[slot] = mark
         }
     }
 

@@ -26,16 +26,18 @@ final class SingleProducerRing<Element>: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    /// Producer side (the worker thread).
-    @inline(__always)
-    func push(_ element: Element) {
+    /// Producer side (the worker thread). False when the ring was full (the element counted
+    /// as lost).
+    @inline(__always) @discardableResult
+    func push(_ element: Element) -> Bool {
         let write = tail.load(ordering: .relaxed)
         guard write - head.load(ordering: .acquiring) < capacity else {
             lostCount.add(1, ordering: .relaxed)
-            return
+            return false
         }
         (storage + (write & mask)).initialize(to: element)
         tail.store(write + 1, ordering: .releasing)
+        return true
     }
 
     /// Producer side: elements lost before they reached the ring.

@@ -1,0 +1,82 @@
+import SeqwallCore
+@testable import SeqwallSync
+import SeqwallTestSupport
+import XCTest
+
+/// The coalescer's table (SyncFlowTable) against a Dictionary, operation by operation.
+final class SyncFlowTableTests: XCTestCase {
+    /// Keys from a small space, so that the same ones come back, are removed and inserted again,
+    /// both orientations of one flow (the same hash) included.
+    static func key(_ generator: inout SplitMix64, space: UInt64) -> FlowKey {
+        let value = generator.next() % space
+        let family: Family = value % 3 == 0 ? .ipv6 : .ipv4
+        let key = FlowKey(source: family.client, destination: family.server, sourcePort: UInt16(value / 4),
+                          destinationPort: 443, protocolNumber: value % 5 == 0 ? TrackedProtocol.udpNumber : TrackedProtocol.tcpNumber)
+        return value % 2 == 0 ? key : key.reversed
+    }
+
+    /// A turn's changes given at once (their keys touched first) do what they do one by one.
+    func testATurnsChangesAtOnceActAsOneByOne() {
+        var generator = SplitMix64(seed: 9)
+        var batched = SyncCoalescer(interval: 50, maximumChanges: 4)
+        var single = SyncCoalescer(interval: 50, maximumChanges: 4)
+        var now: UInt64 = 0
+        for _ in 0..<300 {
+            now += 10
+            let changes = (0..<Int(generator.next() % 40)).map { _ -> SyncChange in
+                var connection = SyncTestPair.connection(port: UInt16(generator.next() % 200), now: now)
+                connection.packetsReply = generator.next() % 3
+                let kinds: [SyncChange.Kind] = [.changed, .changed, .removed, .refresh]
+                return SyncChange(kinds[Int(generator.next() % 4)], connection)
+            }
+            batched.add(contentsOf: changes, now: now)
+            for change in changes { single.add(change, now: now) }
+            XCTAssertEqual(batched.take(now: now), single.take(now: now))
+            XCTAssertEqual(batched.pendingCount, single.pendingCount)
+        }
+    }
+
+    func testEveryOperationAgreesWithADictionary() {
+        for (seed, space) in [(UInt64(1), UInt64(40)), (2, 700), (3, 20_000)] {
+            var generator = SplitMix64(seed: seed)
+            var table = SyncFlowTable<Int>(capacity: 4, placeholder: -1)
+            var reference: [FlowKey: Int] = [:]
+            for step in 0..<60_000 {
+                let key = Self.key(&generator, space: space)
+                switch generator.next() % 8 {
+                case 0, 1, 2:
+                    let position = table.findOrInsert(key, step)
+                    XCTAssertEqual(table.key(at: position), key)
+                    if reference[key] == nil { reference[key] = step }
+                    XCTAssertEqual(table[position], reference[key])
+                    table[position] += 1
+                    reference[key]! += 1
+                case 3, 4, 5:
+                    XCTAssertEqual(table.remove(key), reference.removeValue(forKey: key), "seed \(seed), step \(step)")
+                case 6:
+                    XCTAssertEqual(table.find(key).map { table[$0] }, reference[key])
+                default:
+                    if step % 1000 == 7 {
+                        // Now and then a pass that removes a part and changes the rest.
+                        let cut = Int(generator.next() % 4)
+                        table.update { value in
+                            value += 10
+                            return value % 4 != cut
+                        }
+                        reference = reference.mapValues { $0 + 10 }.filter { $0.value % 4 != cut }
+                    }
+                }
+                XCTAssertEqual(table.count, reference.count)
+            }
+            // Every key the dictionary holds is found, and nothing else.
+            for (key, value) in reference { XCTAssertEqual(table.find(key).map { table[$0] }, value) }
+            let all = table.all
+            XCTAssertEqual(all.count, reference.count)
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0.value) }), reference)
+            XCTAssertEqual(table.contains { $0 == -5 }, reference.values.contains(-5))
+            if let some = reference.first {
+                XCTAssertTrue(table.contains { $0 == some.value })
+            }
+        }
+    }
+}
