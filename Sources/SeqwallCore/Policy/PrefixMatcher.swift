@@ -10,13 +10,18 @@
 /// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
 /// per prefix length as in ipset's hash:net. A directory on the top 16 bits of an IPv4 address
 /// (as DIR-24-8 does with 24) narrows the search to the flips under that /16, so that a lookup
-/// is a few steps rather than a long run of branches the processor cannot predict. IPv6 tables sit in a small
+/// is a few steps rather than a long run of branches the processor cannot predict; the flips
+/// under one /16 share their top 16 bits, so only their low halves are kept, 32 to a cache
+/// line. IPv6 tables sit in a small
 /// part of their space (2000::/3 and below), so their directory is on the 16 bits that follow
 /// the bits all the table's flips share: every address between the first and last flip shares
 /// them too.
 public struct PrefixMatcher: Sendable {
-    /// Addresses where IPv4 membership flips, ascending.
+    /// Addresses where IPv4 membership flips, ascending: without a directory only.
     private let ipv4Flips: LookupArray<UInt32>
+    /// With a directory: the low halves of the same flips, the high half being the directory
+    /// slot they sit under. Half the bytes, so a /16's flips take one cache line more often.
+    private let ipv4Lows: LookupArray<UInt16>
     /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
     /// and element 65536 is the count. Empty otherwise.
     private let ipv4Directory: LookupArray<Int32>
@@ -27,6 +32,9 @@ public struct PrefixMatcher: Sendable {
     /// The low words of the same flips, read only where a flip's high word equals the
     /// address's.
     private let ipv6Low: LookupArray<UInt64>
+    /// Bit `i` (of word `i >> 6`) set when IPv6 flip `i`'s low word is not zero: 1/128 of the
+    /// flips' bytes, so it stays cached where the low words do not.
+    private let ipv6LowSet: LookupArray<UInt64>
     /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
     private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
@@ -66,12 +74,19 @@ public struct PrefixMatcher: Sendable {
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
         let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+        var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
+        for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
+        let whole4 = directory4.isEmpty ? flips4 : []
+        let lows4 = directory4.isEmpty ? [] : flips4.map { UInt16(truncatingIfNeeded: $0) }
         // The directories first: every lookup reads one, so they take the first huge pages.
-        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
-                                           flips6.count * 8, flips6.count * 8], advisor: advisor)
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, whole4.count * 4,
+                                           lows4.count * 2, lowSet6.count * 8, flips6.count * 8, flips6.count * 8],
+                              advisor: advisor)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
-        ipv4Flips = region.array(flips4)
+        ipv4Flips = region.array(whole4)
+        ipv4Lows = region.array(lows4)
+        ipv6LowSet = region.array(lowSet6)
         ipv6High = region.array(flips6.map(\.high))
         ipv6Low = region.array(flips6.map(\.low))
     }
@@ -89,27 +104,49 @@ public struct PrefixMatcher: Sendable {
     }
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
+    /// Kept out of line: inlined, its two families' searches made the rule matching that calls
+    /// it too large for the compiler to inline into the rule index's search.
+    @inline(never)
     public func contains(_ address: IPAddress) -> Bool {
-        var (low, high) = searchRange(address)
+        let (low, high) = searchRange(address)
         // The first flip above the address; its index counts the flips at or below.
+        let above: Int
         if address.isIPv4 {
             let value = address.ipv4Value
-            while low < high {
-                let middle = (low + high) >> 1
-                if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
+            if ipv4Directory.isEmpty {
+                above = PrefixMatcher.firstAbove(low, high) { ipv4Flips[$0] <= value }
+            } else {
+                let lowHalf = UInt16(truncatingIfNeeded: value)
+                above = PrefixMatcher.firstAbove(low, high) { ipv4Lows[$0] <= lowHalf }
             }
         } else {
-            while low < high {
-                let middle = (low + high) >> 1
-                if ipv6Flip(middle, isAtOrBelow: address) { low = middle + 1 } else { high = middle }
-            }
+            above = PrefixMatcher.firstAbove(low, high) { ipv6Flip($0, isAtOrBelow: address) }
         }
-        return low & 1 == 1
+        return above & 1 == 1
+    }
+
+    /// The first index of `low..<high` where `isAtOrBelow` is false (it is true for a leading
+    /// part of the range), or `high`: a halving search, written once for the three arrays. (The
+    /// step is written as a select, but the compiler still branches on it: BENCHMARKS.md.)
+    @inline(__always)
+    private static func firstAbove(_ low: Int, _ high: Int, _ isAtOrBelow: (Int) -> Bool) -> Int {
+        guard low < high else { return low }
+        // Wrapping arithmetic: the indexes stay within low...high, so overflow checks would
+        // only add instructions.
+        var base = low
+        var length = high &- low
+        while length > 1 {
+            let half = length &>> 1
+            base &+= isAtOrBelow(base &+ half) ? half : 0
+            length &-= half
+        }
+        return base &+ (isAtOrBelow(base) ? 1 : 0)
     }
 
     /// The flips of `address`'s family that a lookup has to search: those under its directory
     /// slot, or all. Outside the IPv6 flips' span the answer is known and the range empty, at
     /// the index that gives it (0 below the first flip, the count past the last).
+    @inline(__always)
     private func searchRange(_ address: IPAddress) -> (low: Int, high: Int) {
         if address.isIPv4 {
             guard !ipv4Directory.isEmpty else { return (0, ipv4Flips.count) }
@@ -131,7 +168,9 @@ public struct PrefixMatcher: Sendable {
     /// The first step of warming a lookup of `address` ahead of it (BatchLookahead): the
     /// directory read, giving the range the search will read, packed as `low << 32 | high` with
     /// the top bit set for IPv4 (indexes stay below 2^31: the directory holds them as Int32).
+    /// A family without a directory has a small array, which stays cached: its range is empty.
     func warmRange(_ address: IPAddress) -> UInt64 {
+        guard address.isIPv4 ? !ipv4Directory.isEmpty : !ipv6Directory.isEmpty else { return 0 }
         let (low, high) = searchRange(address)
         let family: UInt64 = address.isIPv4 ? 1 << 63 : 0
         return family | UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
@@ -144,35 +183,66 @@ public struct PrefixMatcher: Sendable {
         let ipv4 = range >> 63 == 1
         let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
         guard low < high else { return 0 }
-        // Flips per 64-byte line.
-        let perLine = ipv4 ? 16 : 8
+        if ipv4 { return PrefixMatcher.readLines(low, high, perLine: 32) { UInt64(ipv4Lows[$0]) } }
+        let loaded = PrefixMatcher.readLines(low, high, perLine: 8) { ipv6High[$0] }
+        // A flip with a low word is one a search may have to read it for (an address inside
+        // a /65 to /128 entry ties on the high word): then the low words' lines too.
+        guard ipv6LowsSet(low, high) else { return loaded }
+        return loaded &+ PrefixMatcher.readLines(low, high, perLine: 8) { ipv6Low[$0] }
+    }
+
+    /// Reads the lines of `low..<high` of an array of `perLine` elements a line that a search
+    /// will read: every line of a range of at most four, else those of its first two steps.
+    @inline(__always)
+    private static func readLines(_ low: Int, _ high: Int, perLine: Int, _ word: (Int) -> UInt64) -> UInt64 {
         if high - low <= 4 * perLine {
-            var loaded = flipWord(high - 1, ipv4)
+            var loaded = word(high - 1)
             var index = low
             while index < high {
-                loaded &+= flipWord(index, ipv4)
+                loaded &+= word(index)
                 index += perLine
             }
             return loaded
         }
         let middle = (low + high) >> 1
-        return flipWord((low + middle) >> 1, ipv4) &+ flipWord(middle, ipv4) &+ flipWord((middle + high) >> 1, ipv4)
+        return word((low + middle) >> 1) &+ word(middle) &+ word((middle + high) >> 1)
     }
 
-    /// A word of flip `index` of one family, for the warm-up's reads.
-    private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
-        ipv4 ? UInt64(ipv4Flips[index]) : ipv6High[index]
+    /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
+    @inline(__always)
+    private func ipv6LowIsSet(_ index: Int) -> Bool {
+        ipv6LowSet[index &>> 6] &>> UInt64(index & 63) & 1 == 1
+    }
+
+    /// Whether any IPv6 flip of `low..<high` has a low word other than zero.
+    private func ipv6LowsSet(_ low: Int, _ high: Int) -> Bool {
+        var word = low >> 6
+        while word <= (high - 1) >> 6 {
+            var bits = ipv6LowSet[word]
+            if word == low >> 6 { bits &= ~0 << UInt64(low & 63) }
+            if word == (high - 1) >> 6 { bits &= ~0 >> UInt64(63 - (high - 1) & 63) }
+            if bits != 0 { return true }
+            word += 1
+        }
+        return false
     }
 
     /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie.
     private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
         let high = ipv6High[index]
-        return high < address.high || (high == address.high && ipv6Low[index] <= address.low)
+        // Equal high words are rare (a /65 to /128 entry and an address inside it): that branch
+        // is predicted, and the low word's line read only then.
+        // A zero low word (where a /64 or shorter entry starts or ends) is at or below every
+        // address with the same high word: the bitmap, small enough to stay cached, says so
+        // without the low word's line.
+        if high == address.high { return !ipv6LowIsSet(index) || ipv6Low[index] <= address.low }
+        return high < address.high
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6Directory.count * 4
+        ipv4Flips.count * 4 + ipv4Lows.count * 2 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
+            + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.
