@@ -10,18 +10,13 @@
 /// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
 /// per prefix length as in ipset's hash:net. A directory on the top 16 bits of an IPv4 address
 /// (as DIR-24-8 does with 24) narrows the search to the flips under that /16, so that a lookup
-/// is a few steps rather than a long run of branches the processor cannot predict; the flips
-/// under one /16 share their top 16 bits, so only their low halves are kept, 32 to a cache
-/// line. IPv6 tables sit in a small
+/// is a few steps rather than a long run of branches the processor cannot predict. IPv6 tables sit in a small
 /// part of their space (2000::/3 and below), so their directory is on the 16 bits that follow
 /// the bits all the table's flips share: every address between the first and last flip shares
 /// them too.
 public struct PrefixMatcher: Sendable {
-    /// Addresses where IPv4 membership flips, ascending: without a directory only.
+    /// Addresses where IPv4 membership flips, ascending.
     private let ipv4Flips: LookupArray<UInt32>
-    /// With a directory: the low halves of the same flips, the high half being the directory
-    /// slot they sit under. Half the bytes, so a /16's flips take one cache line more often.
-    private let ipv4Lows: LookupArray<UInt16>
     /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
     /// and element 65536 is the count. Empty otherwise.
     private let ipv4Directory: LookupArray<Int32>
@@ -76,16 +71,13 @@ public struct PrefixMatcher: Sendable {
             ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
         var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
         for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
-        let whole4 = directory4.isEmpty ? flips4 : []
-        let lows4 = directory4.isEmpty ? [] : flips4.map { UInt16(truncatingIfNeeded: $0) }
         // The directories first: every lookup reads one, so they take the first huge pages.
-        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, whole4.count * 4,
-                                           lows4.count * 2, lowSet6.count * 8, flips6.count * 8, flips6.count * 8],
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
+                                           lowSet6.count * 8, flips6.count * 8, flips6.count * 8],
                               advisor: advisor)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
-        ipv4Flips = region.array(whole4)
-        ipv4Lows = region.array(lows4)
+        ipv4Flips = region.array(flips4)
         ipv6LowSet = region.array(lowSet6)
         ipv6High = region.array(flips6.map(\.high))
         ipv6Low = region.array(flips6.map(\.low))
@@ -104,49 +96,27 @@ public struct PrefixMatcher: Sendable {
     }
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
-    /// Kept out of line: inlined, its two families' searches made the rule matching that calls
-    /// it too large for the compiler to inline into the rule index's search.
-    @inline(never)
     public func contains(_ address: IPAddress) -> Bool {
-        let (low, high) = searchRange(address)
+        var (low, high) = searchRange(address)
         // The first flip above the address; its index counts the flips at or below.
-        let above: Int
         if address.isIPv4 {
             let value = address.ipv4Value
-            if ipv4Directory.isEmpty {
-                above = PrefixMatcher.firstAbove(low, high) { ipv4Flips[$0] <= value }
-            } else {
-                let lowHalf = UInt16(truncatingIfNeeded: value)
-                above = PrefixMatcher.firstAbove(low, high) { ipv4Lows[$0] <= lowHalf }
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
             }
         } else {
-            above = PrefixMatcher.firstAbove(low, high) { ipv6Flip($0, isAtOrBelow: address) }
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv6Flip(middle, isAtOrBelow: address) { low = middle + 1 } else { high = middle }
+            }
         }
-        return above & 1 == 1
-    }
-
-    /// The first index of `low..<high` where `isAtOrBelow` is false (it is true for a leading
-    /// part of the range), or `high`: a halving search, written once for the three arrays. (The
-    /// step is written as a select, but the compiler still branches on it: BENCHMARKS.md.)
-    @inline(__always)
-    private static func firstAbove(_ low: Int, _ high: Int, _ isAtOrBelow: (Int) -> Bool) -> Int {
-        guard low < high else { return low }
-        // Wrapping arithmetic: the indexes stay within low...high, so overflow checks would
-        // only add instructions.
-        var base = low
-        var length = high &- low
-        while length > 1 {
-            let half = length &>> 1
-            base &+= isAtOrBelow(base &+ half) ? half : 0
-            length &-= half
-        }
-        return base &+ (isAtOrBelow(base) ? 1 : 0)
+        return low & 1 == 1
     }
 
     /// The flips of `address`'s family that a lookup has to search: those under its directory
     /// slot, or all. Outside the IPv6 flips' span the answer is known and the range empty, at
     /// the index that gives it (0 below the first flip, the count past the last).
-    @inline(__always)
     private func searchRange(_ address: IPAddress) -> (low: Int, high: Int) {
         if address.isIPv4 {
             guard !ipv4Directory.isEmpty else { return (0, ipv4Flips.count) }
@@ -183,7 +153,7 @@ public struct PrefixMatcher: Sendable {
         let ipv4 = range >> 63 == 1
         let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
         guard low < high else { return 0 }
-        if ipv4 { return PrefixMatcher.readLines(low, high, perLine: 32) { UInt64(ipv4Lows[$0]) } }
+        if ipv4 { return PrefixMatcher.readLines(low, high, perLine: 16) { UInt64(ipv4Flips[$0]) } }
         let loaded = PrefixMatcher.readLines(low, high, perLine: 8) { ipv6High[$0] }
         // A flip with a low word is one a search may have to read it for (an address inside
         // a /65 to /128 entry ties on the high word): then the low words' lines too.
@@ -241,7 +211,7 @@ public struct PrefixMatcher: Sendable {
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Lows.count * 2 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
             + ipv6Directory.count * 4
     }
 
