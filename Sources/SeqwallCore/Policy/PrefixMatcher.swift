@@ -154,11 +154,7 @@ public struct PrefixMatcher: Sendable {
         let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
         guard low < high else { return 0 }
         if ipv4 { return PrefixMatcher.readLines(low, high, perLine: 16) { UInt64(ipv4Flips[$0]) } }
-        let loaded = PrefixMatcher.readLines(low, high, perLine: 8) { ipv6High[$0] }
-        // A flip with a low word is one a search may have to read it for (an address inside
-        // a /65 to /128 entry ties on the high word): then the low words' lines too.
-        guard ipv6LowsSet(low, high) else { return loaded }
-        return loaded &+ PrefixMatcher.readLines(low, high, perLine: 8) { ipv6Low[$0] }
+        return PrefixMatcher.readLines(low, high, perLine: 8) { ipv6High[$0] }
     }
 
     /// Reads the lines of `low..<high` of an array of `perLine` elements a line that a search
@@ -184,27 +180,14 @@ public struct PrefixMatcher: Sendable {
         ipv6LowSet[index &>> 6] &>> UInt64(index & 63) & 1 == 1
     }
 
-    /// Whether any IPv6 flip of `low..<high` has a low word other than zero.
-    private func ipv6LowsSet(_ low: Int, _ high: Int) -> Bool {
-        var word = low >> 6
-        while word <= (high - 1) >> 6 {
-            var bits = ipv6LowSet[word]
-            if word == low >> 6 { bits &= ~0 << UInt64(low & 63) }
-            if word == (high - 1) >> 6 { bits &= ~0 >> UInt64(63 - (high - 1) & 63) }
-            if bits != 0 { return true }
-            word += 1
-        }
-        return false
-    }
-
-    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie.
+    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie
+    /// with a flip whose low word is not zero.
     private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
         let high = ipv6High[index]
-        // Equal high words are rare (a /65 to /128 entry and an address inside it): that branch
-        // is predicted, and the low word's line read only then.
-        // A zero low word (where a /64 or shorter entry starts or ends) is at or below every
+        // Equal high words come from an address inside a /64 or longer entry, at the flip where
+        // that entry starts. A /64 or shorter entry starts on a zero low word, at or below every
         // address with the same high word: the bitmap, small enough to stay cached, says so
-        // without the low word's line.
+        // without reading the low word's line, which only /65 to /128 entries need.
         if high == address.high { return !ipv6LowIsSet(index) || ipv6Low[index] <= address.low }
         return high < address.high
     }
