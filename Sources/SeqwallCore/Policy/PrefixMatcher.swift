@@ -138,9 +138,7 @@ public struct PrefixMatcher: Sendable {
     /// The first step of warming a lookup of `address` ahead of it (BatchLookahead): the
     /// directory read, giving the range the search will read, packed as `low << 32 | high` with
     /// the top bit set for IPv4 (indexes stay below 2^31: the directory holds them as Int32).
-    /// A family without a directory has a small array, which stays cached: its range is empty.
     func warmRange(_ address: IPAddress) -> UInt64 {
-        guard address.isIPv4 ? !ipv4Directory.isEmpty : !ipv6Directory.isEmpty else { return 0 }
         let (low, high) = searchRange(address)
         let family: UInt64 = address.isIPv4 ? 1 << 63 : 0
         return family | UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
@@ -153,25 +151,24 @@ public struct PrefixMatcher: Sendable {
         let ipv4 = range >> 63 == 1
         let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
         guard low < high else { return 0 }
-        if ipv4 { return PrefixMatcher.readLines(low, high, perLine: 16) { UInt64(ipv4Flips[$0]) } }
-        return PrefixMatcher.readLines(low, high, perLine: 8) { ipv6High[$0] }
-    }
-
-    /// Reads the lines of `low..<high` of an array of `perLine` elements a line that a search
-    /// will read: every line of a range of at most four, else those of its first two steps.
-    @inline(__always)
-    private static func readLines(_ low: Int, _ high: Int, perLine: Int, _ word: (Int) -> UInt64) -> UInt64 {
+        // Flips per 64-byte line.
+        let perLine = ipv4 ? 16 : 8
         if high - low <= 4 * perLine {
-            var loaded = word(high - 1)
+            var loaded = flipWord(high - 1, ipv4)
             var index = low
             while index < high {
-                loaded &+= word(index)
+                loaded &+= flipWord(index, ipv4)
                 index += perLine
             }
             return loaded
         }
         let middle = (low + high) >> 1
-        return word((low + middle) >> 1) &+ word(middle) &+ word((middle + high) >> 1)
+        return flipWord((low + middle) >> 1, ipv4) &+ flipWord(middle, ipv4) &+ flipWord((middle + high) >> 1, ipv4)
+    }
+
+    /// A word of flip `index` of one family, for the warm-up's reads.
+    private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
+        ipv4 ? UInt64(ipv4Flips[index]) : ipv6High[index]
     }
 
     /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
