@@ -72,15 +72,15 @@ public struct PrefixMatcher: Sendable {
         var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
         for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
         // The directories first: every lookup reads one, so they take the first huge pages.
+        // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
         region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
-                                           lowSet6.count * 8, flips6.count * 8, flips6.count * 8],
-                              advisor: advisor)
+                                           flips6.count * 8, flips6.count * 8, lowSet6.count * 8], advisor: advisor)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
         ipv4Flips = region.array(flips4)
-        ipv6LowSet = region.array(lowSet6)
         ipv6High = region.array(flips6.map(\.high))
         ipv6Low = region.array(flips6.map(\.low))
+        ipv6LowSet = region.array(lowSet6)
     }
 
     /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
