@@ -152,6 +152,51 @@ struct AddressTableTests {
         }
     }
 
+    @Test("large tables with /0, host entries, dense /16s and the ends of the space agree with the naive list",
+          arguments: [11, 12, 13] as [UInt64])
+    func directoryEdges(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        // A few /16s hold most IPv4 entries, so that their flips fill several cache lines; the
+        // rest are spread over the space. IPv6 spans the whole space (no shared leading bits).
+        let dense: [UInt32] = [0x0000_0000, 0xC633_0000, 0xFFFF_0000]
+        var entries = [TableEntry(net("0.0.0.0/0")), TableEntry(net("0.0.0.0/32"), negated: true),
+                       TableEntry(net("255.255.255.255/32"), negated: true), TableEntry(net("::/0"), negated: true),
+                       TableEntry(net("::/128")), TableEntry(net("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"))]
+        for _ in 0..<2500 {
+            let spread = random.next() % 3 == 0
+            let value = spread ? UInt32(truncatingIfNeeded: random.next())
+                : dense[Int(random.next() % 3)] | UInt32(truncatingIfNeeded: random.next() & 0xFFFF)
+            let length = spread ? Int(random.next() % 33) : 16 + Int(random.next() % 17)
+            entries.append(TableEntry(IPNetwork(address: IPAddress(ipv4: value), prefixLength: length),
+                                      negated: random.next() % 3 == 0))
+            let high = random.next() % 2 == 0 ? random.next() : random.next() >> 40 | 0xFFFF_FF00_0000_0000
+            entries.append(TableEntry(IPNetwork(address: IPAddress(high: high, low: random.next()),
+                                                prefixLength: Int(random.next() % 129)),
+                                      negated: random.next() % 3 == 0))
+        }
+        let table = AddressTable(name: "t", entries: entries)
+        var probes = [ip("0.0.0.0"), ip("0.0.0.1"), ip("255.255.255.254"), ip("255.255.255.255"),
+                      ip("::"), ip("::1"), ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe"),
+                      ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")]
+        for entry in entries {
+            let hostBits = (entry.network.isIPv4 ? 32 : 128) - entry.network.prefixLength
+            probes += edges(of: entry.network, hostBits: hostBits)
+            if entry.network.isIPv4 {
+                // The first and last address of the directory slot the entry starts in, and of
+                // the slots on either side.
+                let slot = entry.network.address.ipv4Value & 0xFFFF_0000
+                probes += [slot &- 1, slot, slot | 0xFFFF, (slot | 0xFFFF) &+ 1].map { IPAddress(ipv4: $0) }
+            }
+        }
+        for _ in 0..<3000 {
+            probes.append(IPAddress(ipv4: dense[Int(random.next() % 3)] | UInt32(truncatingIfNeeded: random.next() & 0xFFFF)))
+            probes.append(IPAddress(high: random.next(), low: random.next()))
+        }
+        for address in probes {
+            #expect(table.contains(address) == naiveContains(entries, address), "seed \(seed), \(address)")
+        }
+    }
+
     @Test("entries are kept sorted and without repeats")
     func canonicalEntries() {
         let table = AddressTable(name: "t", entries: [

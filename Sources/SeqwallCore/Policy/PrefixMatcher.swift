@@ -27,6 +27,9 @@ public struct PrefixMatcher: Sendable {
     /// The low words of the same flips, read only where a flip's high word equals the
     /// address's.
     private let ipv6Low: LookupArray<UInt64>
+    /// Bit `i` (of word `i >> 6`) set when IPv6 flip `i`'s low word is not zero: 1/128 of the
+    /// flips' bytes, so it stays cached where the low words do not.
+    private let ipv6LowSet: LookupArray<UInt64>
     /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
     private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
@@ -66,14 +69,18 @@ public struct PrefixMatcher: Sendable {
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
         let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> 16) }) : []
+        var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
+        for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
         // The directories first: every lookup reads one, so they take the first huge pages.
+        // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
         region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
-                                           flips6.count * 8, flips6.count * 8], advisor: advisor)
+                                           flips6.count * 8, flips6.count * 8, lowSet6.count * 8], advisor: advisor)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
         ipv4Flips = region.array(flips4)
         ipv6High = region.array(flips6.map(\.high))
         ipv6Low = region.array(flips6.map(\.low))
+        ipv6LowSet = region.array(lowSet6)
     }
 
     /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
@@ -164,15 +171,28 @@ public struct PrefixMatcher: Sendable {
         ipv4 ? UInt64(ipv4Flips[index]) : ipv6High[index]
     }
 
-    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie.
+    /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
+    @inline(__always)
+    private func ipv6LowIsSet(_ index: Int) -> Bool {
+        ipv6LowSet[index &>> 6] &>> UInt64(index & 63) & 1 == 1
+    }
+
+    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie
+    /// with a flip whose low word is not zero.
     private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
         let high = ipv6High[index]
-        return high < address.high || (high == address.high && ipv6Low[index] <= address.low)
+        // Equal high words come from an address inside a /64 or longer entry, at the flip where
+        // that entry starts. A /64 or shorter entry starts on a zero low word, at or below every
+        // address with the same high word: the bitmap, small enough to stay cached, says so
+        // without reading the low word's line, which only /65 to /128 entries need.
+        if high == address.high { return !ipv6LowIsSet(index) || ipv6Low[index] <= address.low }
+        return high < address.high
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6Directory.count * 4
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
+            + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.
