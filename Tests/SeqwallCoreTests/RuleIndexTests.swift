@@ -239,7 +239,7 @@ struct RuleIndexTests {
                             ports: protocolName.hasPorts ? draw.ports() : [], location: draw.location)
             let record = RuleMatchRecord(rule)
             let inline = rule.from.count <= 1 && rule.to.count <= 1 && rule.fromTables.isEmpty && rule.toTables.isEmpty
-                && rule.ports.count <= 1
+                && rule.ports.count <= 2
             for _ in 0..<40 {
                 let flowProtocol = draw.random.next() % 2 == 0 ? rule.protocolName : draw.pick(TrackedProtocol.allCases)
                 let direction = draw.random.next() % 2 == 0 ? rule.direction : draw.pick([.inbound, .outbound])

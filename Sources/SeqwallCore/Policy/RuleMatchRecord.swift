@@ -1,8 +1,8 @@
 /// What trying a rule as a candidate needs, in 64 bytes (RuleMatchRecords lays them out one to
-/// a cache line): direction, protocol, one port range, and one source and one destination
-/// network inline when the rule has at most one of each. A candidate that fails on those, or
-/// plainly passes, costs that one line; only a rule with more (several networks or port
-/// ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
+/// a cache line): direction, protocol, up to two port ranges (`pass ... port { 80 443 }`), and
+/// one source and one destination network inline when the rule has at most one of each. A
+/// candidate that fails on those, or plainly passes, costs that one line; only a rule with more
+/// (several networks, three or more port ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
 struct RuleMatchRecord: BitwiseCopyable {
     /// The answer of the inline fields: the rule cannot match, matches, or must be tried whole.
     enum Answer {
@@ -30,20 +30,25 @@ struct RuleMatchRecord: BitwiseCopyable {
     private var destinationKind: UInt8 = 0
     /// RuleIndex.bucket of the rule's direction and protocol.
     private var bucket: UInt8 = 0
-    /// More than one port range: the inline range is all ports, the rule decides.
+    /// More than two port ranges: the inline ranges are all ports, the rule decides.
     private var portsInRule = false
+    /// The port ranges; a rule with one has it twice.
     private var portLower: UInt16 = 0
     private var portUpper: UInt16 = .max
+    private var secondPortLower: UInt16 = 0
+    private var secondPortUpper: UInt16 = .max
     /// To 64 bytes, so that a record never straddles two lines.
-    private var padding: (UInt64, UInt64) = (0, 0)
+    private var padding: (UInt32, UInt64) = (0, 0)
 
     init(_ rule: Rule) {
         bucket = UInt8(RuleIndex.bucket(rule.direction, rule.protocolName))
         // `Rule.matches` checks the ports of every rule that has some (ICMP rules have none).
-        if rule.ports.count == 1 {
+        if rule.ports.count == 1 || rule.ports.count == 2 {
             portLower = rule.ports[0].lower
             portUpper = rule.ports[0].upper
-        } else if rule.ports.count > 1 {
+            secondPortLower = rule.ports[rule.ports.count - 1].lower
+            secondPortUpper = rule.ports[rule.ports.count - 1].upper
+        } else if rule.ports.count > 2 {
             portsInRule = true
         }
         (sourceKind, sourceBits, sourceHigh, sourceLow) = RuleMatchRecord.inline(rule.from, rule.fromTables)
@@ -78,7 +83,9 @@ struct RuleMatchRecord: BitwiseCopyable {
     @inline(__always)
     func answer(bucket: Int, source: IPAddress, sourceIsIPv4: Bool, destination: IPAddress,
                 destinationIsIPv4: Bool, destinationPort: UInt16) -> Answer {
-        guard Int(self.bucket) == bucket, destinationPort >= portLower, destinationPort <= portUpper else { return .fails }
+        guard Int(self.bucket) == bucket,
+              (destinationPort >= portLower && destinationPort <= portUpper)
+                || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
         var inRule = portsInRule
         if sourceKind == RuleMatchRecord.inRule {
             inRule = true
