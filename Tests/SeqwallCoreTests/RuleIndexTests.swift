@@ -1,4 +1,4 @@
-import SeqwallCore
+@testable import SeqwallCore
 import SeqwallTestSupport
 import Testing
 
@@ -199,6 +199,68 @@ struct RuleIndexTests {
                                             destinationPort: port)
                 let expected = linearDecision(policy, .tcp, .inbound, source, ip("203.0.113.1"), port)
                 #expect(decided.action == expected.0 && decided.ruleIndex == expected.1)
+            }
+        }
+    }
+
+    @Test("a rule's match record answers as the whole rule", arguments: [41, 42, 43, 44] as [UInt64])
+    func matchRecord(seed: UInt64) {
+        var draw = RandomRules(random: SplitMix64(seed: seed))
+        // Besides the draw's networks, wide ones whose edges matter: any address of a family,
+        // the IPv6 networks that cover the IPv4-mapped addresses (which never match an IPv4
+        // address: IPNetwork.contains), and host networks of either family.
+        func network(_ draw: inout RandomRules) -> IPNetwork {
+            switch draw.random.next() % 6 {
+            case 0: return IPNetwork(address: IPAddress(ipv4: 0), prefixLength: Int(draw.random.next() % 3))
+            case 1: return IPNetwork(address: IPAddress(high: 0, low: 0), prefixLength: draw.pick([0, 64, 80, 96]))
+            case 2: return IPNetwork(address: IPAddress(high: 0, low: 0xFFFE_0000_0000), prefixLength: draw.pick([80, 95]))
+            case 3:
+                let address = draw.address()
+                return IPNetwork(address: address, prefixLength: address.isIPv4 ? 32 : 128)
+            default:
+                let address = draw.address()
+                let length = Int(draw.random.next() % (address.isIPv4 ? 33 : 129))
+                return IPNetwork(address: address, prefixLength: length)
+            }
+        }
+        let tables = draw.policy(ruleCount: 0, tableCount: 2).tables
+        for _ in 0..<3000 {
+            var networks: [[IPNetwork]] = []
+            var references: [[TableReference]] = []
+            for _ in 0..<2 {
+                let count = [0, 1, 1, 1, 2][Int(draw.random.next() % 5)]
+                networks.append((0..<count).map { _ in network(&draw) })
+                references.append(draw.random.next() % 4 == 0
+                    ? [TableReference(name: "t0", index: Int(draw.random.next() % 3), negated: draw.random.next() % 2 == 0)] : [])
+            }
+            let protocolName = draw.pick(TrackedProtocol.allCases)
+            let rule = Rule(action: .pass, direction: draw.pick([.inbound, .outbound]), protocolName: protocolName,
+                            from: networks[0], to: networks[1], fromTables: references[0], toTables: references[1],
+                            ports: protocolName.hasPorts ? draw.ports() : [], location: draw.location)
+            let record = RuleMatchRecord(rule)
+            let inline = rule.from.count <= 1 && rule.to.count <= 1 && rule.fromTables.isEmpty && rule.toTables.isEmpty
+                && rule.ports.count <= 2
+            for _ in 0..<40 {
+                let flowProtocol = draw.random.next() % 2 == 0 ? rule.protocolName : draw.pick(TrackedProtocol.allCases)
+                let direction = draw.random.next() % 2 == 0 ? rule.direction : draw.pick([.inbound, .outbound])
+                // Often an address of one of the rule's networks, else anywhere in the draw's ranges.
+                func address(_ networks: [IPNetwork], _ draw: inout RandomRules) -> IPAddress {
+                    guard let network = networks.first, draw.random.next() % 2 == 0 else { return draw.address() }
+                    let (first, last) = network.addressRange
+                    return draw.pick([first, last, IPAddress(high: first.high, low: first.low | (draw.random.next() & last.low))])
+                }
+                let source = address(rule.from, &draw), destination = address(rule.to, &draw)
+                let port = draw.random.next() % 2 == 0 ? rule.ports.first?.upper ?? draw.port() : draw.port()
+                let matches = rule.matches(protocolName: flowProtocol, direction: direction, source: source,
+                                           destination: destination, destinationPort: port, tables: tables)
+                let answer = record.answer(bucket: RuleIndex.bucket(direction, flowProtocol), source: source,
+                                           sourceIsIPv4: source.isIPv4, destination: destination,
+                                           destinationIsIPv4: destination.isIPv4, destinationPort: port)
+                switch answer {
+                case .fails: #expect(!matches, "\(rule) \(flowProtocol) \(direction) \(source) -> \(destination):\(port)")
+                case .passes: #expect(matches, "\(rule) \(flowProtocol) \(direction) \(source) -> \(destination):\(port)")
+                case .checkRule: #expect(!inline, "an inline rule sent to its full check: \(rule)")
+                }
             }
         }
     }

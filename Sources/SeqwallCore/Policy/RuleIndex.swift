@@ -9,7 +9,8 @@
 /// the destination ports cut into segments at every port-range edge of its rules with ports,
 /// each segment listing the rules whose ranges cover it. A flow's candidates are the four lists
 /// (source interval, destination interval, port segment, no ports) merged by rule position, and
-/// each candidate is still checked in full, so the index can only skip rules that cannot match.
+/// each candidate is still checked in full (its RuleMatchRecord, then the rule itself when the
+/// record cannot tell), so the index can only skip rules that cannot match.
 /// Built once per policy; lookups read flat arrays and allocate nothing. A class, so that
 /// copying a Policy (which the tracker does to decide) costs one reference, not one per array.
 public final class RuleIndex: Sendable, Equatable {
@@ -31,7 +32,9 @@ public final class RuleIndex: Sendable, Equatable {
     /// search of mispredicted steps. -1 for a bucket without.
     private let portTableStart: [Int32]
     private let portTable: [UInt16]
-    /// The rules in file order, for the candidates to be tried.
+    /// The rules in file order, for the candidates to be tried: their match records first,
+    /// the whole rule only when its record cannot tell.
+    private let records: RuleMatchRecords
     private let rules: [IndexedRule]
     /// The tables rules look addresses up in, each once, as `table position << 1 | side`
     /// (0: the source, 1: the destination): what the batch warm-up (BatchLookahead) reads
@@ -129,6 +132,7 @@ public final class RuleIndex: Sendable, Equatable {
             segmentStart.append(Int32(segmentLower.count))
         }
         self.rules = rules.map(IndexedRule.init)
+        self.records = RuleMatchRecords(rules)
         var tableLookups: [Int] = []
         for rule in rules {
             let lookups = rule.fromTables.map { $0.index << 1 } + rule.toTables.map { $0.index << 1 | 1 }
@@ -195,6 +199,7 @@ public final class RuleIndex: Sendable, Equatable {
         }
         var bySource = sources.candidates(bucket: bucket, address: source)
         var byDestination = destinations.candidates(bucket: bucket, address: destination)
+        let sourceIsIPv4 = source.isIPv4, destinationIsIPv4 = destination.isIPv4
         // The four ascending lists merged: the smallest head is the next rule in file order.
         while true {
             var position = Int32.max
@@ -212,9 +217,16 @@ public final class RuleIndex: Sendable, Equatable {
             } else {
                 byDestination = byDestination.dropFirst()
             }
-            if rules[Int(position)].matches(protocolName: protocolName, direction: direction, source: source,
-                                            destination: destination, destinationPort: destinationPort, tables: tables) {
-                return Int(position)
+            switch records[Int(position)].answer(bucket: bucket, source: source, sourceIsIPv4: sourceIsIPv4,
+                                                 destination: destination, destinationIsIPv4: destinationIsIPv4,
+                                                 destinationPort: destinationPort) {
+            case .fails: continue
+            case .passes: return Int(position)
+            case .checkRule:
+                if rules[Int(position)].matches(protocolName: protocolName, direction: direction, source: source,
+                                                destination: destination, destinationPort: destinationPort, tables: tables) {
+                    return Int(position)
+                }
             }
         }
     }

@@ -1,0 +1,105 @@
+/// What trying a rule as a candidate needs, in 64 bytes (RuleMatchRecords lays them out one to
+/// a cache line): direction, protocol, up to two port ranges (`pass ... port { 80 443 }`), and
+/// one source and one destination network inline when the rule has at most one of each. A
+/// candidate that fails on those, or plainly passes, costs that one line; only a rule with more
+/// (several networks, three or more port ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
+struct RuleMatchRecord: BitwiseCopyable {
+    /// The answer of the inline fields: the rule cannot match, matches, or must be tried whole.
+    enum Answer {
+        case fails
+        case passes
+        case checkRule
+    }
+
+    /// How an address list is held: `any` (empty, no tables), one network inline (its family
+    /// matters: IPNetwork.contains never matches across families, and an IPv6 network may
+    /// cover the IPv4-mapped addresses), or only in the full rule.
+    private static let anyAddress: UInt8 = 0
+    private static let ipv4Network: UInt8 = 1
+    private static let ipv6Network: UInt8 = 2
+    private static let inRule: UInt8 = 3
+
+    private var sourceHigh: UInt64 = 0
+    private var sourceLow: UInt64 = 0
+    private var destinationHigh: UInt64 = 0
+    private var destinationLow: UInt64 = 0
+    /// The prefix length of an inline network, in bits of the 128-bit (IPv4-mapped) form.
+    private var sourceBits: UInt8 = 0
+    private var destinationBits: UInt8 = 0
+    private var sourceKind: UInt8 = 0
+    private var destinationKind: UInt8 = 0
+    /// RuleIndex.bucket of the rule's direction and protocol.
+    private var bucket: UInt8 = 0
+    /// More than two port ranges: the inline ranges are all ports, the rule decides.
+    private var portsInRule = false
+    /// The port ranges; a rule with one has it twice.
+    private var portLower: UInt16 = 0
+    private var portUpper: UInt16 = .max
+    private var secondPortLower: UInt16 = 0
+    private var secondPortUpper: UInt16 = .max
+    /// To 64 bytes, so that a record never straddles two lines.
+    private var padding: (UInt32, UInt64) = (0, 0)
+
+    init(_ rule: Rule) {
+        bucket = UInt8(RuleIndex.bucket(rule.direction, rule.protocolName))
+        // `Rule.matches` checks the ports of every rule that has some (ICMP rules have none).
+        if rule.ports.count == 1 || rule.ports.count == 2 {
+            portLower = rule.ports[0].lower
+            portUpper = rule.ports[0].upper
+            secondPortLower = rule.ports[rule.ports.count - 1].lower
+            secondPortUpper = rule.ports[rule.ports.count - 1].upper
+        } else if rule.ports.count > 2 {
+            portsInRule = true
+        }
+        (sourceKind, sourceBits, sourceHigh, sourceLow) = RuleMatchRecord.inline(rule.from, rule.fromTables)
+        (destinationKind, destinationBits, destinationHigh, destinationLow) = RuleMatchRecord.inline(rule.to, rule.toTables)
+    }
+
+    private static func inline(_ networks: [IPNetwork], _ tables: [TableReference])
+        -> (kind: UInt8, bits: UInt8, high: UInt64, low: UInt64) {
+        if networks.isEmpty && tables.isEmpty { return (anyAddress, 0, 0, 0) }
+        guard networks.count == 1, tables.isEmpty else { return (inRule, 0, 0, 0) }
+        let network = networks[0]
+        // IPNetwork stores its address masked, so comparing the first `bits` bits is `contains`.
+        let bits = network.isIPv4 ? 96 + network.prefixLength : network.prefixLength
+        return (network.isIPv4 ? ipv4Network : ipv6Network, UInt8(bits), network.address.high, network.address.low)
+    }
+
+    /// Whether an address of this family (`isIPv4`) lies in the inline network: the same
+    /// answer as IPNetwork.contains.
+    @inline(__always)
+    private static func contains(_ kind: UInt8, _ bits: UInt8, _ high: UInt64, _ low: UInt64,
+                                 _ address: IPAddress, _ isIPv4: Bool) -> Bool {
+        guard (kind == ipv4Network) == isIPv4 else { return false }
+        let bits = UInt64(bits)
+        // Shifts of 64 and more give 0 (Swift's `>>`): every bit of that word is compared.
+        let highMask = ~(UInt64.max >> bits)
+        let lowMask = bits <= 64 ? 0 : ~(UInt64.max >> (bits - 64))
+        return (address.high ^ high) & highMask == 0 && (address.low ^ low) & lowMask == 0
+    }
+
+    /// What the inline fields say of a new flow in `bucket` (RuleIndex.bucket); `checkRule`
+    /// only when none of them rules it out and one of them is held in the rule alone.
+    @inline(__always)
+    func answer(bucket: Int, source: IPAddress, sourceIsIPv4: Bool, destination: IPAddress,
+                destinationIsIPv4: Bool, destinationPort: UInt16) -> Answer {
+        guard Int(self.bucket) == bucket,
+              (destinationPort >= portLower && destinationPort <= portUpper)
+                || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
+        var inRule = portsInRule
+        if sourceKind == RuleMatchRecord.inRule {
+            inRule = true
+        } else if sourceKind != RuleMatchRecord.anyAddress,
+                  !RuleMatchRecord.contains(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4) {
+            return .fails
+        }
+        if destinationKind == RuleMatchRecord.inRule {
+            inRule = true
+        } else if destinationKind != RuleMatchRecord.anyAddress,
+                  !RuleMatchRecord.contains(destinationKind, destinationBits, destinationHigh, destinationLow,
+                                            destination, destinationIsIPv4) {
+            return .fails
+        }
+        return inRule ? .checkRule : .passes
+    }
+}
