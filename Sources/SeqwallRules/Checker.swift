@@ -251,14 +251,11 @@ struct Checker {
                                + "\(statement.direction) tcp ...' (a rule without a protocol is for every protocol)")
             return []
         }
-        let expansions = statement.expanded
         // The tcp rule carries every address, table and port of the line: its checks are the
         // line's, and the others (the same lists, or fewer) cannot fail where it did not.
-        guard var first = rule(expansions[0], &diagnostics) else { return [] }
-        first.anyProtocol = true
-        var rules = [first]
-        for expansion in expansions.dropFirst() {
-            guard var rule = rule(expansion, &diagnostics) else { continue }
+        var rules: [Rule] = []
+        for expansion in statement.expanded {
+            guard var rule = rule(expansion, &diagnostics) else { return rules }
             rule.anyProtocol = true
             rules.append(rule)
         }

@@ -14,10 +14,9 @@ struct RuleMatchRecord: BitwiseCopyable {
     /// How an address list is held: `any` (empty, no tables), one network inline (its family
     /// matters: IPNetwork.contains never matches across families, and an IPv6 network may
     /// cover the IPv4-mapped addresses), or only in the full rule.
-    private static let anyAddress: UInt8 = 0
-    private static let ipv4Network: UInt8 = 1
-    private static let ipv6Network: UInt8 = 2
-    private static let inRule: UInt8 = 3
+    private enum AddressKind: UInt8 {
+        case any, ipv4Network, ipv6Network, inRule
+    }
 
     private var sourceHigh: UInt64 = 0
     private var sourceLow: UInt64 = 0
@@ -26,8 +25,8 @@ struct RuleMatchRecord: BitwiseCopyable {
     /// The prefix length of an inline network, in bits of the 128-bit (IPv4-mapped) form.
     private var sourceBits: UInt8 = 0
     private var destinationBits: UInt8 = 0
-    private var sourceKind: UInt8 = 0
-    private var destinationKind: UInt8 = 0
+    private var sourceKind = AddressKind.any
+    private var destinationKind = AddressKind.any
     /// RuleIndex.bucket of the rule's direction and protocol.
     private var bucket: UInt8 = 0
     /// More than two port ranges: the inline ranges are all ports, the rule decides.
@@ -56,21 +55,21 @@ struct RuleMatchRecord: BitwiseCopyable {
     }
 
     private static func inline(_ networks: [IPNetwork], _ tables: [TableReference])
-        -> (kind: UInt8, bits: UInt8, high: UInt64, low: UInt64) {
-        if networks.isEmpty && tables.isEmpty { return (anyAddress, 0, 0, 0) }
-        guard networks.count == 1, tables.isEmpty else { return (inRule, 0, 0, 0) }
+        -> (kind: AddressKind, bits: UInt8, high: UInt64, low: UInt64) {
+        if networks.isEmpty && tables.isEmpty { return (.any, 0, 0, 0) }
+        guard networks.count == 1, tables.isEmpty else { return (.inRule, 0, 0, 0) }
         let network = networks[0]
         // IPNetwork stores its address masked, so comparing the first `bits` bits is `contains`.
         let bits = network.isIPv4 ? 96 + network.prefixLength : network.prefixLength
-        return (network.isIPv4 ? ipv4Network : ipv6Network, UInt8(bits), network.address.high, network.address.low)
+        return (network.isIPv4 ? .ipv4Network : .ipv6Network, UInt8(bits), network.address.high, network.address.low)
     }
 
     /// Whether an address of this family (`isIPv4`) lies in the inline network: the same
     /// answer as IPNetwork.contains.
     @inline(__always)
-    private static func contains(_ kind: UInt8, _ bits: UInt8, _ high: UInt64, _ low: UInt64,
+    private static func contains(_ kind: AddressKind, _ bits: UInt8, _ high: UInt64, _ low: UInt64,
                                  _ address: IPAddress, _ isIPv4: Bool) -> Bool {
-        guard (kind == ipv4Network) == isIPv4 else { return false }
+        guard (kind == .ipv4Network) == isIPv4 else { return false }
         let bits = UInt64(bits)
         // Shifts of 64 and more give 0 (Swift's `>>`): every bit of that word is compared.
         let highMask = ~(UInt64.max >> bits)
@@ -87,15 +86,15 @@ struct RuleMatchRecord: BitwiseCopyable {
               (destinationPort >= portLower && destinationPort <= portUpper)
                 || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
         var inRule = portsInRule
-        if sourceKind == RuleMatchRecord.inRule {
+        if sourceKind == .inRule {
             inRule = true
-        } else if sourceKind != RuleMatchRecord.anyAddress,
+        } else if sourceKind != .any,
                   !RuleMatchRecord.contains(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4) {
             return .fails
         }
-        if destinationKind == RuleMatchRecord.inRule {
+        if destinationKind == .inRule {
             inRule = true
-        } else if destinationKind != RuleMatchRecord.anyAddress,
+        } else if destinationKind != .any,
                   !RuleMatchRecord.contains(destinationKind, destinationBits, destinationHigh, destinationLow,
                                             destination, destinationIsIPv4) {
             return .fails
