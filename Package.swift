@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "SeqwallCore", targets: ["SeqwallCore"]),
         .library(name: "SeqwallTestSupport", targets: ["SeqwallTestSupport"]),
         .library(name: "SeqwallRules", targets: ["SeqwallRules"]),
+        // For Benchmarks/sync-profile: the sync protocol's sending side without sockets.
+        .library(name: "SeqwallSync", targets: ["SeqwallSync"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

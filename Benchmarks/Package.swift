@@ -31,6 +31,10 @@ let package = Package(
         // `table-profile [directory]`.
         .executableTarget(name: "table-profile",
                           dependencies: ["TrackerWorkloads", .product(name: "SeqwallRules", package: "seqwall")] + seqwall),
+        // The sync thread's sending side (coalescing, encoding, sealing) fed a connrate-like
+        // stream of changes: `sync-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]`.
+        .executableTarget(name: "sync-profile",
+                          dependencies: [.product(name: "SeqwallSync", package: "seqwall")] + seqwall),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",
