@@ -15,16 +15,24 @@ public struct SyncCoalescer {
     public let interval: UInt64
     public let maximumChanges: Int
 
-    /// What is known of one connection.
+    /// What is known of one connection: 16 bytes, so that with its key and tag it fills one
+    /// cache line of the table (SyncFlowTable).
     struct Known {
-        /// Its packets when its last record went, nil when the peer is not believed to hold
-        /// it: a refresh with the same count carries nothing new.
-        var sentPackets: UInt64?
-        /// Its deadline when its last record went: past it, with no packet since (which a
-        /// refresh would have sent), it has expired here too and is forgotten.
-        var sentExpiresAt: UInt64 = 0
-        /// Its place in `waiting` (a turn), nil when no record of it waits.
-        var waitingTurn: UInt64?
+        static let notSent = UInt64.max
+        /// Its packets when its last record went, `notSent` when the peer is not believed to
+        /// hold it: a refresh with the same count carries nothing new.
+        var sentPackets: UInt64 = Known.notSent
+        /// Its deadline when its last record went (SyncCoalescer.expiryUnits): past it, with no
+        /// packet since (which a refresh would have sent), it has expired here too and is
+        /// forgotten.
+        var sentExpiry: UInt32 = 0
+        /// Its place in `waiting`: the turn's low 31 bits, shifted left, bit 0 set; 0 when no
+        /// record of it waits. `waiting` never holds 2^31 records (at most one live record a
+        /// connection, and what is looked at is dropped), so 31 bits tell the turns apart.
+        var waitingMark: UInt32 = 0
+
+        var peerHolds: Bool { sentPackets != Known.notSent }
+        var isWaiting: Bool { waitingMark != 0 }
     }
 
     /// A record that waits to go.
@@ -76,10 +84,11 @@ public struct SyncCoalescer {
         let key = change.connection.key
         if change.kind == .removed {
             guard let known = connections.remove(key) else { return }
-            var peerHolds = known.sentPackets != nil
-            if let turn = known.waitingTurn {
-                peerHolds = waiting[position(of: turn)].known
-                drop(turn)
+            var peerHolds = known.peerHolds
+            if known.isWaiting {
+                let slot = position(of: known.waitingMark)
+                peerHolds = waiting[slot].known
+                drop(slot)
             }
             if peerHolds { due.append(SyncEntry(.delete, change.connection)) }
             return
@@ -87,7 +96,8 @@ public struct SyncCoalescer {
         let turn = firstTurn &+ UInt64(waiting.count)
         // One lookup: the connection's entry is found, or made, and updated in place.
         let index = connections.findOrInsert(key, Known())
-        switch SyncCoalescer.note(change, in: &connections[index], turn: turn, atOnce: maximumChanges == 1) {
+        switch SyncCoalescer.note(change, in: &connections[index], turn: turn, firstTurn: firstTurn,
+                                  atOnce: maximumChanges == 1) {
         case .nothing:
             return
         case .sent:
@@ -96,17 +106,15 @@ public struct SyncCoalescer {
             waiting.append(Waiting(connection: change.connection, changes: 1, since: now, known: peerHolds,
                                    live: true))
             pendingCount += 1
-        case .replaces(let waitingTurn):
+        case .replaces(let slot):
             // Only the latest state goes: this change replaces the waiting one.
-            let slot = position(of: waitingTurn)
             waiting[slot].connection = change.connection
             waiting[slot].changes += 1
             if waiting[slot].changes >= maximumChanges { release(slot, at: index) }
-        case .catchesUp(let waitingTurn):
+        case .catchesUp(let slot):
             // The sweep's look is as new as the waiting record or newer (packets after its
             // change): the record goes with it, so that a worker's sweep, which does not hand
             // a connection over again until its packets move (WorkerSync), has been heard.
-            let slot = position(of: waitingTurn)
             let waitingPackets = waiting[slot].connection.packetsOriginal &+ waiting[slot].connection.packetsReply
             if change.connection.packetsOriginal &+ change.connection.packetsReply >= waitingPackets {
                 waiting[slot].connection = change.connection
@@ -121,44 +129,59 @@ public struct SyncCoalescer {
         case sent
         /// Its record waits, from now, at the turn given; whether the peer holds it.
         case waits(peerHolds: Bool)
-        /// It replaces the record waiting at this turn.
-        case replaces(UInt64)
-        /// A refresh while a record waits at this turn: it brings the record up to date (not a
-        /// change of its own).
-        case catchesUp(UInt64)
+        /// It replaces the record waiting at this position of `waiting`.
+        case replaces(Int)
+        /// A refresh while a record waits at this position: it brings the record up to date
+        /// (not a change of its own).
+        case catchesUp(Int)
     }
 
-    private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, atOnce: Bool) -> Decision {
-        if let waitingTurn = known.waitingTurn {
-            return change.kind == .refresh ? .catchesUp(waitingTurn) : .replaces(waitingTurn)
+    private static func note(_ change: SyncChange, in known: inout Known, turn: UInt64, firstTurn: UInt64,
+                             atOnce: Bool) -> Decision {
+        if known.isWaiting {
+            let slot = position(of: known.waitingMark, firstTurn: firstTurn)
+            return change.kind == .refresh ? .catchesUp(slot) : .replaces(slot)
         }
         if change.kind == .refresh || atOnce {
             // A refresh goes at once (the sweep paces them), and only when packets moved.
             let packets = change.connection.packetsOriginal &+ change.connection.packetsReply
             if change.kind == .refresh && known.sentPackets == packets { return .nothing }
             known.sentPackets = packets
-            known.sentExpiresAt = change.connection.expiresAt
+            known.sentExpiry = SyncCoalescer.expiryUnits(change.connection.expiresAt)
             return .sent
         }
-        known.waitingTurn = turn
-        return .waits(peerHolds: known.sentPackets != nil)
+        known.waitingMark = SyncCoalescer.mark(of: turn)
+        return .waits(peerHolds: known.peerHolds)
     }
 
-    private func position(of turn: UInt64) -> Int { Int(turn &- firstTurn) }
+    private static func mark(of turn: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: turn) << 1 | 1 }
+
+    /// The position in `waiting` of the record a Known's `waitingMark` names.
+    private func position(of mark: UInt32) -> Int { SyncCoalescer.position(of: mark, firstTurn: firstTurn) }
+
+    private static func position(of mark: UInt32, firstTurn: UInt64) -> Int {
+        Int(((mark >> 1) &- UInt32(truncatingIfNeeded: firstTurn)) & 0x7FFF_FFFF)
+    }
+
+    /// A deadline in units of 2^30 ns (about a second), rounded up, so that a Known is 16
+    /// bytes: a connection is forgotten at most that much after its deadline, never before.
+    static func expiryUnits(_ deadline: UInt64) -> UInt32 {
+        UInt32(clamping: (deadline >> 30) &+ (deadline & ((1 << 30) - 1) == 0 ? 0 : 1))
+    }
 
     /// The record at `slot` goes; `index` is its connection's.
     private mutating func release(_ slot: Int, at index: Int) {
         let connection = waiting[slot].connection
         waiting[slot].live = false
         pendingCount -= 1
-        connections[index].waitingTurn = nil
+        connections[index].waitingMark = 0
         connections[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
-        connections[index].sentExpiresAt = connection.expiresAt
+        connections[index].sentExpiry = SyncCoalescer.expiryUnits(connection.expiresAt)
         due.append(SyncEntry(.upsert, connection))
     }
 
-    private mutating func drop(_ turn: UInt64) {
-        waiting[position(of: turn)].live = false
+    private mutating func drop(_ slot: Int) {
+        waiting[slot].live = false
         pendingCount -= 1
     }
 
@@ -177,7 +200,7 @@ public struct SyncCoalescer {
                 if let index = connections.find(waiting[head].connection.key) {
                     release(head, at: index)
                 } else {
-                    drop(firstTurn &+ UInt64(head))
+                    drop(head)
                 }
             }
             head += 1
@@ -204,27 +227,28 @@ public struct SyncCoalescer {
     /// Each node expires connections on its own clock and expiry is not synced: without this,
     /// what the peer is believed to hold would grow with every connection ever sent.
     private mutating func forgetExpired(now: UInt64) {
-        connections.update { known in known.waitingTurn != nil || known.sentExpiresAt > now }
+        let unitsNow = UInt32(clamping: now >> 30)
+        connections.update { known in known.isWaiting || known.sentExpiry > unitsNow }
     }
 
     /// Forgets what the peer was believed to hold (it restarted, or a bulk replaces it all).
     public mutating func forgetPeer() {
         connections.update { known in
-            known.sentPackets = nil
-            return known.waitingTurn != nil
+            known.sentPackets = Known.notSent
+            return known.isWaiting
         }
     }
 
     /// The peer removed this connection: nothing of it is pending or known.
     public mutating func forget(_ key: FlowKey) {
         guard let known = connections.remove(key) else { return }
-        if let turn = known.waitingTurn { drop(turn) }
+        if known.isWaiting { drop(position(of: known.waitingMark)) }
     }
 
     /// The peer holds this connection as it is (we sent it in a bulk, or it sent it to us).
     public mutating func noteSent(_ connection: Connection) {
         let index = connections.findOrInsert(connection.key, Known())
         connections[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
-        connections[index].sentExpiresAt = connection.expiresAt
+        connections[index].sentExpiry = SyncCoalescer.expiryUnits(connection.expiresAt)
     }
 }

@@ -2,10 +2,14 @@ import SeqwallCore
 
 /// What the sync thread keeps per connection (SyncCoalescer), by flow key: an open-addressing
 /// table with linear probing and backward-shift deletion (no tombstones, Knuth 6.4 algorithm
-/// R), the same seeded flow hash as the workers' tables (FlowHasher). Every change of every
-/// worker is looked up here; a Swift Dictionary hashed each key with SipHash through Hasher
-/// and read its keys and values from two arrays. Here a probe reads the dense array of hashes
-/// and only a matching one reads its entry.
+/// R), the same seeded flow hash as the workers' tables (FlowHasher).
+///
+/// Every change of every worker is looked up here, and among tens of thousands of connections
+/// (TIME_WAIT included) a connection's first change finds its position cold: the lookup's
+/// cost is its cache misses. So a position is one 64-byte line, aligned: the tag, the key and
+/// the value together (the coalescer's value is 16 bytes, SyncCoalescer.Known), and a lookup
+/// that finds its key at home reads one line of memory. (A dense array of tags beside an
+/// array of entries read two: the tag's, then the entry's, which straddled two lines.)
 ///
 /// The keys are chosen by whoever sends packets through the firewall: the hash is seeded at
 /// random for each table so they cannot be aimed at one probe run (HashDoS).
@@ -13,14 +17,39 @@ import SeqwallCore
 /// A position (`find`, `findOrInsert`) stays valid until the next insertion or removal.
 struct SyncFlowTable<Value> {
     struct Entry {
+        /// 0: empty; else the top half of the key's hash with bit 0 set.
+        var tag: UInt32
         var key: FlowKey
         var value: Value
     }
 
+    /// The positions, allocated on a cache line, shared until written (copy on write).
+    final class Storage {
+        let entries: UnsafeMutablePointer<Entry>
+        let size: Int
+
+        init(size: Int, placeholder: Entry) {
+            self.size = size
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: size * MemoryLayout<Entry>.stride,
+                                                       alignment: max(64, MemoryLayout<Entry>.alignment))
+            entries = raw.bindMemory(to: Entry.self, capacity: size)
+            entries.initialize(repeating: placeholder, count: size)
+        }
+
+        func copy() -> Storage {
+            let copy = Storage(size: size, placeholder: entries[0])
+            copy.entries.update(from: entries, count: size)
+            return copy
+        }
+
+        deinit {
+            entries.deinitialize(count: size)
+            UnsafeMutableRawPointer(entries).deallocate()
+        }
+    }
+
     private let hasher: FlowHasher
-    /// 0: empty; else the key's hash with bit 0 set.
-    private var tags: [UInt64]
-    private var entries: [Entry]
+    private var storage: Storage
     private let placeholder: Entry
     private var mask: Int
     private(set) var count = 0
@@ -28,28 +57,36 @@ struct SyncFlowTable<Value> {
     /// Room for `capacity` keys before it grows; `placeholder` fills empty positions.
     init(capacity: Int, placeholder: Value, hasher: FlowHasher = FlowHasher()) {
         self.hasher = hasher
-        self.placeholder = Entry(key: FlowKey(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0),
-                                              sourcePort: 0, destinationPort: 0, protocolNumber: 0),
+        self.placeholder = Entry(tag: 0, key: FlowKey(source: IPAddress(high: 0, low: 0),
+                                                      destination: IPAddress(high: 0, low: 0),
+                                                      sourcePort: 0, destinationPort: 0, protocolNumber: 0),
                                  value: placeholder)
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        tags = [UInt64](repeating: 0, count: size)
-        entries = [Entry](repeating: self.placeholder, count: size)
+        storage = Storage(size: size, placeholder: self.placeholder)
         mask = size - 1
     }
 
+    private var entries: UnsafeMutablePointer<Entry> { storage.entries }
+
+    /// Before a write: a copy of the table (a value) no longer shares its positions.
     @inline(__always)
-    private func tag(of key: FlowKey) -> UInt64 { hasher.hash(key) | 1 }
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
 
     @inline(__always)
-    private func home(of tag: UInt64) -> Int { Int(truncatingIfNeeded: tag >> 1) & mask }
+    private func tag(of key: FlowKey) -> UInt32 { UInt32(truncatingIfNeeded: hasher.hash(key) >> 32) | 1 }
+
+    @inline(__always)
+    private func home(of tag: UInt32) -> Int { Int(tag >> 1) & mask }
 
     /// The position holding `key`, nil when it is not held.
     func find(_ key: FlowKey) -> Int? {
         let wanted = tag(of: key)
         var position = home(of: wanted)
         while true {
-            let found = tags[position]
+            let found = entries[position].tag
             if found == 0 { return nil }
             if found == wanted && entries[position].key == key { return position }
             position = (position + 1) & mask
@@ -61,17 +98,17 @@ struct SyncFlowTable<Value> {
         let wanted = tag(of: key)
         var position = home(of: wanted)
         while true {
-            let found = tags[position]
+            let found = entries[position].tag
             if found == 0 { break }
             if found == wanted && entries[position].key == key { return position }
             position = (position + 1) & mask
         }
-        if (count + 1) * 2 > tags.count {
+        if (count + 1) * 2 > storage.size {
             grow()
             return findOrInsert(key, value())
         }
-        tags[position] = wanted
-        entries[position] = Entry(key: key, value: value())
+        makeUnique()
+        entries[position] = Entry(tag: wanted, key: key, value: value())
         count += 1
         return position
     }
@@ -81,12 +118,15 @@ struct SyncFlowTable<Value> {
     /// one lookup after another. The value returned is only there to keep the reads.
     func touch(_ key: FlowKey) -> UInt64 {
         let position = home(of: tag(of: key))
-        return tags[position] ^ UInt64(entries[position].key.sourcePort)
+        return UInt64(entries[position].tag)
     }
 
     subscript(position: Int) -> Value {
         get { entries[position].value }
-        _modify { yield &entries[position].value }
+        _modify {
+            makeUnique()
+            yield &entries[position].value
+        }
     }
 
     func key(at position: Int) -> FlowKey { entries[position].key }
@@ -102,41 +142,39 @@ struct SyncFlowTable<Value> {
 
     /// Empties `position`, moving back the entries after it that probing would no longer reach.
     private mutating func remove(at position: Int) {
+        makeUnique()
         var hole = position, next = position
         while true {
             next = (next + 1) & mask
-            let found = tags[next]
+            let found = entries[next].tag
             if found == 0 { break }
             let wanted = home(of: found)
             // An entry stays when its home is cyclically within (hole, next].
             let stays = hole <= next ? (hole < wanted && wanted <= next) : (hole < wanted || wanted <= next)
             if stays { continue }
-            tags[hole] = found
             entries[hole] = entries[next]
             hole = next
         }
-        tags[hole] = 0
         entries[hole] = placeholder
         count -= 1
     }
 
     private mutating func grow() {
-        let oldTags = tags, oldEntries = entries
-        tags = [UInt64](repeating: 0, count: oldTags.count * 2)
-        entries = [Entry](repeating: placeholder, count: oldTags.count * 2)
-        mask = tags.count - 1
-        for index in oldTags.indices where oldTags[index] != 0 {
-            var position = home(of: oldTags[index])
-            while tags[position] != 0 { position = (position + 1) & mask }
-            tags[position] = oldTags[index]
-            entries[position] = oldEntries[index]
+        let old = storage
+        storage = Storage(size: old.size * 2, placeholder: placeholder)
+        mask = storage.size - 1
+        for index in 0..<old.size where old.entries[index].tag != 0 {
+            var position = home(of: old.entries[index].tag)
+            while entries[position].tag != 0 { position = (position + 1) & mask }
+            entries[position] = old.entries[index]
         }
     }
 
     /// Keeps the entries `keep` says to, after it may change their values.
     mutating func update(keeping keep: (inout Value) -> Bool) {
+        makeUnique()
         var removed: [FlowKey] = []
-        for position in tags.indices where tags[position] != 0 {
+        for position in 0..<storage.size where entries[position].tag != 0 {
             if !keep(&entries[position].value) { removed.append(entries[position].key) }
         }
         // Removal moves entries back: by key, once the pass is over.
@@ -144,12 +182,14 @@ struct SyncFlowTable<Value> {
     }
 
     func contains(where predicate: (Value) -> Bool) -> Bool {
-        for position in tags.indices where tags[position] != 0 && predicate(entries[position].value) { return true }
+        for position in 0..<storage.size where entries[position].tag != 0 && predicate(entries[position].value) {
+            return true
+        }
         return false
     }
 
     /// Every key and value, in no particular order.
     var all: [(key: FlowKey, value: Value)] {
-        tags.indices.filter { tags[$0] != 0 }.map { (entries[$0].key, entries[$0].value) }
+        (0..<storage.size).filter { entries[$0].tag != 0 }.map { (entries[$0].key, entries[$0].value) }
     }
 }

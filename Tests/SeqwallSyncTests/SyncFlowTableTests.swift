@@ -80,3 +80,36 @@ final class SyncFlowTableTests: XCTestCase {
         }
     }
 }
+
+/// The coalescer's position is one cache line: tag, key and what is known (SyncFlowTable).
+final class SyncFlowTableLayoutTests: XCTestCase {
+    func testTheCoalescersPositionIsOneCacheLine() {
+        XCTAssertEqual(MemoryLayout<SyncCoalescer.Known>.size, 16)
+        XCTAssertEqual(MemoryLayout<SyncFlowTable<SyncCoalescer.Known>.Entry>.stride, 64)
+    }
+
+    /// A copy of a table is a value: writing one leaves the other as it was.
+    func testACopyIsAValue() {
+        var table = SyncFlowTable<Int>(capacity: 4, placeholder: -1)
+        var generator = SplitMix64(seed: 4)
+        let keys = (0..<50).map { _ in SyncFlowTableTests.key(&generator, space: 200_000) }
+        for (value, key) in keys.enumerated() { table[table.findOrInsert(key, value)] = value }
+        let copy = table
+        for key in keys { table.remove(key) }
+        table.findOrInsert(keys[0], 99)
+        XCTAssertEqual(table.count, 1)
+        XCTAssertEqual(copy.count, Set(keys).count)
+        for (value, key) in keys.enumerated() where keys.firstIndex(of: key) == value {
+            XCTAssertEqual(copy.find(key).map { copy[$0] }, value)
+        }
+    }
+
+    /// A deadline is kept in whole units, rounded up: never forgotten before it.
+    func testExpiryUnitsNeverComeEarly() {
+        var generator = SplitMix64(seed: 5)
+        for _ in 0..<10_000 {
+            let now = generator.next() >> 4, deadline = now &+ generator.next() % 5_000_000_000
+            if deadline > now { XCTAssertGreaterThan(SyncCoalescer.expiryUnits(deadline), UInt32(clamping: now >> 30)) }
+        }
+    }
+}
