@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// Seals and opens sync messages with ChaCha20-Poly1305 (RFC 8439). Each sender incarnation
 /// encrypts with its own key, derived from the pre-shared key and its node number by HKDF
@@ -8,6 +9,7 @@ public struct SyncCipher {
     private let master: SymmetricKey
     private var derived: [UInt32: SymmetricKey] = [:]
     static let tagLength = 16
+    static let nonceLength = 12
     /// The smallest message: a header and an empty body's tag.
     public static let minimumLength = SyncHeader.length + tagLength
 
@@ -28,15 +30,21 @@ public struct SyncCipher {
     }
 
     /// The datagram: header in clear, then the body encrypted, then the tag.
+    ///
+    /// Written once into an array of its final size: swift-crypto's sealed box keeps the
+    /// nonce, the ciphertext and the tag together (`combined`), and the last two are the
+    /// datagram's tail as they are, copied in one piece. (Its `ciphertext` and `tag` are Data
+    /// slices, and appending them to an array went through Data's generic sequence path.)
     public mutating func seal(_ header: SyncHeader, body: [UInt8]) -> [UInt8] {
-        let clear = header.encoded()
+        var datagram: [UInt8] = []
+        datagram.reserveCapacity(SyncHeader.length + body.count + SyncCipher.tagLength)
+        header.append(to: &datagram)
         // A 12-byte nonce is always valid for ChaChaPoly, and sealing in memory cannot fail.
         let nonce = try! ChaChaPoly.Nonce(data: header.nonce)
-        let box = try! ChaChaPoly.seal(body, using: key(for: header.node), nonce: nonce, authenticating: clear)
-        var datagram = clear
-        datagram.reserveCapacity(clear.count + body.count + SyncCipher.tagLength)
-        datagram.append(contentsOf: box.ciphertext)
-        datagram.append(contentsOf: box.tag)
+        let box = try! ChaChaPoly.seal(body, using: key(for: header.node), nonce: nonce, authenticating: datagram)
+        box.combined.withUnsafeBytes { combined in
+            datagram.append(contentsOf: UnsafeRawBufferPointer(rebasing: combined[SyncCipher.nonceLength...]))
+        }
         return datagram
     }
 
@@ -52,13 +60,17 @@ public struct SyncCipher {
         case .failure(let refusal): return .failure(refusal)
         }
         let clear = datagram[..<SyncHeader.length]
-        let ciphertext = datagram[SyncHeader.length..<(datagram.count - SyncCipher.tagLength)]
-        let tag = datagram[(datagram.count - SyncCipher.tagLength)...]
-        guard let nonce = try? ChaChaPoly.Nonce(data: header.nonce),
-              let box = try? ChaChaPoly.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag),
+        // The sealed box as swift-crypto keeps it: nonce, ciphertext, tag, in one Data (the
+        // datagram's tail copied once, as in `seal`).
+        var combined = Data(capacity: SyncCipher.nonceLength + datagram.count - SyncHeader.length)
+        combined.append(contentsOf: header.nonce)
+        datagram.withUnsafeBytes { bytes in
+            combined.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[SyncHeader.length...]))
+        }
+        guard let box = try? ChaChaPoly.SealedBox(combined: combined),
               let body = try? ChaChaPoly.open(box, using: key(for: header.node), authenticating: clear) else {
             return .failure(.authentication)
         }
-        return .success((header, Array(body)))
+        return .success((header, body.withUnsafeBytes { Array($0) }))
     }
 }

@@ -22,14 +22,23 @@ public struct SyncHeader: Sendable, Equatable {
     }
 
     func encoded() -> [UInt8] {
-        var out = SyncBytes(SyncHeader.magic)
+        var bytes: [UInt8] = []
+        append(to: &bytes)
+        return bytes
+    }
+
+    /// Writes the header at the end of `bytes` (a datagram being built: SyncCipher.seal).
+    func append(to bytes: inout [UInt8]) {
+        var out = SyncBytes(bytes)
+        bytes = []
+        out.put(SyncHeader.magic)
         out.put8(version)
         out.put8(kind.rawValue)
         out.put16(0)
         out.put32(node)
         out.put32(epoch)
         out.put64(sequence)
-        return out.bytes
+        bytes = out.bytes
     }
 
     /// The 12-byte nonce: epoch then sequence. Unique per key, since each incarnation's key
