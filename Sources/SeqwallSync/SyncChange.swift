@@ -16,6 +16,9 @@ public struct SyncChange: Sendable {
     public var kind: Kind
     public var connection: Connection
 
+    /// Inlinable: a worker makes one for each of its table's events, on its way into the
+    /// ring (WorkerSync.take), and a call into this module returned each through a copy.
+    @inlinable
     public init(_ kind: Kind, _ connection: Connection) {
         self.kind = kind
         self.connection = connection

@@ -7,7 +7,7 @@ public final class FixedBuffer<Element> {
     /// Records that did not fit since the counter was last taken.
     public private(set) var lost: UInt64 = 0
     /// Allocated once at `capacity`: recording is a store, with no copy-on-write check.
-    let storage: UnsafeMutablePointer<Element>
+    @usableFromInline let storage: UnsafeMutablePointer<Element>
 
     public init(capacity: Int) {
         self.capacity = max(1, capacity)
@@ -28,6 +28,11 @@ public final class FixedBuffer<Element> {
         count += 1
     }
 
+    /// Inlinable: the owner's thread reads the records from another module (the daemon's
+    /// worker, for its watchers and the state sync), and a generic class's subscript called
+    /// across modules copies each record through the type's value witnesses, not as plain
+    /// stores of a known size.
+    @inlinable
     public subscript(index: Int) -> Element {
         precondition(index >= 0 && index < count, "record index out of range")
         return storage[index]
