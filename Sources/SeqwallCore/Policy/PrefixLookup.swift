@@ -30,14 +30,21 @@ struct PrefixLookup: @unchecked Sendable {
     @inline(never)
     func contains(_ address: IPAddress) -> Bool {
         let (low, high) = searchRange(address)
-        // The first flip above the address; its index counts the flips at or below. The steps
-        // are conditional moves (CPrefixSearch): which half an address falls in is not
-        // predictable.
-        if address.isIPv4 { return seqwall_first_above_u32(ipv4Flips.base, low, high, address.ipv4Value) & 1 == 1 }
-        // By high words first: every flip with a lower high word is below the address. Of those
-        // with the same high word (sorted by their low words) the last ones may be above it: an
-        // address inside a /65 to /128 entry, before the flip where that entry ends within its
-        // /64, or just below where one starts. A low word of zero (the bitmap) is never above.
+        // The first flip above the address; its index counts the flips at or below.
+        if address.isIPv4 {
+            let value = address.ipv4Value
+            var low = low, high = high
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
+            }
+            return low & 1 == 1
+        }
+        // By high words first, the steps as conditional moves (CPrefixSearch): every flip with a
+        // lower high word is below the address. Of those with the same high word (sorted by
+        // their low words) the last ones may be above it: an address inside a /65 to /128 entry,
+        // before the flip where that entry ends within its /64, or just below where one starts.
+        // A low word of zero (the bitmap) is never above.
         var index = seqwall_first_above_u64(ipv6High.base, low, high, address.high)
         while index > low, ipv6High[index - 1] == address.high, ipv6LowIsSet(index - 1),
               ipv6Low[index - 1] > address.low {
