@@ -36,11 +36,8 @@ let package = Package(
         // The build's version: VERSION and the git commit, generated before every build.
         .target(name: "SeqwallVersion", plugins: ["BuildVersionPlugin"]),
         .plugin(name: "BuildVersionPlugin", capability: .buildTool()),
-        // The address tables' IPv6 halving search as conditional moves (PrefixLookup): a pure C
-        // function, inlined into SeqwallCore.
-        .target(name: "CPrefixSearch"),
         // The pure core: packet views, flow keys, TCP tracker, connection table, policy. No I/O.
-        .target(name: "SeqwallCore", dependencies: ["CPrefixSearch"]),
+        .target(name: "SeqwallCore"),
         // The rule language: lexer, parser, checker -> Policy.
         .target(name: "SeqwallRules", dependencies: ["SeqwallCore"]),
         // Control-socket protocol and the output formats shared by daemon and CLI, and the

@@ -5,10 +5,6 @@ struct LookupArray<Element: BitwiseCopyable>: @unchecked Sendable {
     private let start: UnsafePointer<Element>?
     let count: Int
 
-    /// The first element, for the C searches (CPrefixSearch), which read `count` of them at
-    /// most; nil when empty.
-    var base: UnsafePointer<Element>? { start }
-
     init(start: UnsafePointer<Element>?, count: Int) {
         self.start = start
         self.count = count

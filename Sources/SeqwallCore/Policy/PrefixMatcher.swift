@@ -15,9 +15,25 @@
 /// the bits all the table's flips share: every address between the first and last flip shares
 /// them too.
 public struct PrefixMatcher: Sendable {
-    /// The arrays and the searches over them.
-    private let lookup: PrefixLookup
-    /// Holds the arrays (on huge pages when large and advised): see LookupRegion.
+    /// Addresses where IPv4 membership flips, ascending.
+    private let ipv4Flips: LookupArray<UInt32>
+    /// With many IPv4 flips: element `h` is the index of the first flip at or above `h << 16`,
+    /// and element 65536 is the count. Empty otherwise.
+    private let ipv4Directory: LookupArray<Int32>
+    /// The high words of the addresses where IPv6 membership flips, ascending: what a search
+    /// reads, eight to a cache line. Prefixes of /64 and shorter start and end on a high word of
+    /// their own, so two flips seldom share one.
+    private let ipv6High: LookupArray<UInt64>
+    /// The low words of the same flips, read only where a flip's high word equals the
+    /// address's.
+    private let ipv6Low: LookupArray<UInt64>
+    /// Bit `i` (of word `i >> 6`) set when IPv6 flip `i`'s low word is not zero: 1/128 of the
+    /// flips' bytes, so it stays cached where the low words do not.
+    private let ipv6LowSet: LookupArray<UInt64>
+    /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
+    private let ipv6Directory: LookupArray<Int32>
+    private let ipv6Shift: Int
+    /// Holds the four arrays (on huge pages when large and advised): see LookupRegion.
     private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
@@ -48,6 +64,7 @@ public struct PrefixMatcher: Sendable {
             IPAddress(high: UInt64(truncatingIfNeeded: $0 >> 64), low: UInt64(truncatingIfNeeded: $0))
         }
         let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
+        ipv6Shift = shared
         let directory6 = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 48
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> 48) }) : []
         let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
@@ -58,12 +75,12 @@ public struct PrefixMatcher: Sendable {
         // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
         region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
                                            flips6.count * 8, flips6.count * 8, lowSet6.count * 8], advisor: advisor)
-        // In the order of the byte counts above.
-        let ipv4Directory = region.array(directory4)
-        let ipv6Directory = region.array(directory6)
-        lookup = PrefixLookup(ipv4Flips: region.array(flips4), ipv4Directory: ipv4Directory,
-                              ipv6High: region.array(flips6.map(\.high)), ipv6Low: region.array(flips6.map(\.low)),
-                              ipv6LowSet: region.array(lowSet6), ipv6Directory: ipv6Directory, ipv6Shift: shared)
+        ipv4Directory = region.array(directory4)
+        ipv6Directory = region.array(directory6)
+        ipv4Flips = region.array(flips4)
+        ipv6High = region.array(flips6.map(\.high))
+        ipv6Low = region.array(flips6.map(\.low))
+        ipv6LowSet = region.array(lowSet6)
     }
 
     /// Element `k` is the index of the first key at or above `k` (keys ascending, 0...65535);
@@ -79,20 +96,104 @@ public struct PrefixMatcher: Sendable {
     }
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
+    public func contains(_ address: IPAddress) -> Bool {
+        var (low, high) = searchRange(address)
+        // The first flip above the address; its index counts the flips at or below.
+        if address.isIPv4 {
+            let value = address.ipv4Value
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
+            }
+        } else {
+            while low < high {
+                let middle = (low + high) >> 1
+                if ipv6Flip(middle, isAtOrBelow: address) { low = middle + 1 } else { high = middle }
+            }
+        }
+        return low & 1 == 1
+    }
+
+    /// The flips of `address`'s family that a lookup has to search: those under its directory
+    /// slot, or all. Outside the IPv6 flips' span the answer is known and the range empty, at
+    /// the index that gives it (0 below the first flip, the count past the last).
+    private func searchRange(_ address: IPAddress) -> (low: Int, high: Int) {
+        if address.isIPv4 {
+            guard !ipv4Directory.isEmpty else { return (0, ipv4Flips.count) }
+            let slot = Int(address.ipv4Value >> 16)
+            return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
+        }
+        let count6 = ipv6High.count
+        guard !ipv6Directory.isEmpty else { return (0, count6) }
+        if !ipv6Flip(0, isAtOrBelow: address) { return (0, 0) }
+        if ipv6Flip(count6 - 1, isAtOrBelow: address) { return (count6, count6) }
+        let slot = Int((address.high << UInt64(ipv6Shift)) >> 48)
+        return (Int(ipv6Directory[slot]), Int(ipv6Directory[slot + 1]))
+    }
+
+    /// Whether a lookup in this matcher is worth warming ahead (BatchLookahead): with a
+    /// directory, a lookup reads lines of arrays too large to stay cached.
+    var isLarge: Bool { !ipv4Directory.isEmpty || !ipv6Directory.isEmpty }
+
+    /// The first step of warming a lookup of `address` ahead of it (BatchLookahead): the
+    /// directory read, giving the range the search will read, packed as `low << 32 | high` with
+    /// the top bit set for IPv4 (indexes stay below 2^31: the directory holds them as Int32).
+    func warmRange(_ address: IPAddress) -> UInt64 {
+        let (low, high) = searchRange(address)
+        let family: UInt64 = address.isIPv4 ? 1 << 63 : 0
+        return family | UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
+    }
+
+    /// The second step, once the range's directory line has arrived: reads the cache lines of
+    /// the range that the search will read (every line of a range of at most four, else those
+    /// of its first two steps), and returns what it read so the reads stay in the code.
+    func warmSearch(_ range: UInt64) -> UInt64 {
+        let ipv4 = range >> 63 == 1
+        let low = Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
+        guard low < high else { return 0 }
+        // Flips per 64-byte line.
+        let perLine = ipv4 ? 16 : 8
+        if high - low <= 4 * perLine {
+            var loaded = flipWord(high - 1, ipv4)
+            var index = low
+            while index < high {
+                loaded &+= flipWord(index, ipv4)
+                index += perLine
+            }
+            return loaded
+        }
+        let middle = (low + high) >> 1
+        return flipWord((low + middle) >> 1, ipv4) &+ flipWord(middle, ipv4) &+ flipWord((middle + high) >> 1, ipv4)
+    }
+
+    /// A word of flip `index` of one family, for the warm-up's reads.
+    private func flipWord(_ index: Int, _ ipv4: Bool) -> UInt64 {
+        ipv4 ? UInt64(ipv4Flips[index]) : ipv6High[index]
+    }
+
+    /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
     @inline(__always)
-    public func contains(_ address: IPAddress) -> Bool { lookup.contains(address) }
+    private func ipv6LowIsSet(_ index: Int) -> Bool {
+        ipv6LowSet[index &>> 6] &>> UInt64(index & 63) & 1 == 1
+    }
 
-    /// Whether a lookup in this matcher is worth warming ahead (BatchLookahead).
-    var isLarge: Bool { lookup.isLarge }
-
-    /// The first step of warming a lookup of `address` ahead of it (PrefixLookup.warmRange).
-    func warmRange(_ address: IPAddress) -> UInt64 { lookup.warmRange(address) }
-
-    /// The second step, once the range's directory line has arrived (PrefixLookup.warmSearch).
-    func warmSearch(_ range: UInt64) -> UInt64 { lookup.warmSearch(range) }
+    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie
+    /// with a flip whose low word is not zero.
+    private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
+        let high = ipv6High[index]
+        // Equal high words come from an address inside a /64 or longer entry, at the flip where
+        // that entry starts. A /64 or shorter entry starts on a zero low word, at or below every
+        // address with the same high word: the bitmap, small enough to stay cached, says so
+        // without reading the low word's line, which only /65 to /128 entries need.
+        if high == address.high { return !ipv6LowIsSet(index) || ipv6Low[index] <= address.low }
+        return high < address.high
+    }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
-    public var byteCount: Int { lookup.byteCount }
+    public var byteCount: Int {
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
+            + ipv6Directory.count * 4
+    }
 
     /// One entry as a closed range of addresses of its family.
     struct Span {
