@@ -197,6 +197,39 @@ struct AddressTableTests {
         }
     }
 
+    @Test("IPv6 entries of /64 to /128 packed into a few /64s (flips sharing a high word) agree with the naive list",
+          arguments: [(21, 40), (22, 3000)] as [(UInt64, Int)])
+    func ipv6SharedHighWords(seed: UInt64, count: Int) {
+        var random = SplitMix64(seed: seed)
+        // Eight /64s, each holding many nested and touching long prefixes and exceptions, so that
+        // runs of flips share a high word and a lookup has to settle ties by the low words; a
+        // few /48 to /64 around them give ties with flips whose low word is zero.
+        let highs = (0..<8).map { 0x2001_0DB8_0000_0000 | UInt64($0) << 20 | UInt64($0) }
+        var entries: [TableEntry] = []
+        for _ in 0..<count {
+            let high = highs[Int(random.next() % 8)]
+            let short = random.next() % 16 == 0
+            let length = short ? 48 + Int(random.next() % 17) : 64 + Int(random.next() % 65)
+            let low = random.next() % 2 == 0 ? random.next() % 64 : random.next()
+            entries.append(TableEntry(IPNetwork(address: IPAddress(high: high, low: low), prefixLength: length),
+                                      negated: random.next() % 4 == 0))
+        }
+        let table = AddressTable(name: "t", entries: entries)
+        var probes: [IPAddress] = []
+        for entry in entries { probes += edges(of: entry.network, hostBits: 128 - entry.network.prefixLength) }
+        for high in highs {
+            probes += [0, 1, 63, 64, UInt64.max - 1, UInt64.max].map { IPAddress(high: high, low: $0) }
+            probes += [IPAddress(high: high - 1, low: UInt64.max), IPAddress(high: high + 1, low: 0)]
+        }
+        for _ in 0..<3000 {
+            let low = random.next() % 2 == 0 ? random.next() % 96 : random.next()
+            probes.append(IPAddress(high: highs[Int(random.next() % 8)], low: low))
+        }
+        for address in probes {
+            #expect(table.contains(address) == naiveContains(entries, address), "seed \(seed), \(address)")
+        }
+    }
+
     @Test("entries are kept sorted and without repeats")
     func canonicalEntries() {
         let table = AddressTable(name: "t", entries: [
