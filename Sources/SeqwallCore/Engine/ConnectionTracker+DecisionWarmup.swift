@@ -8,10 +8,8 @@
 /// lines of all of them, then the flips those name, so that each level's misses are in flight
 /// together.
 ///
-/// A large rule index (RuleIndex.warmsLookups) is read ahead too, before the tables: each new
-/// flow's port table entry and address directory entries, and what those point to, down to
-/// the match records of lists of one rule (RuleIndex.warm), without a branch on anything
-/// loaded (BENCHMARKS.md, "Reading the rule index ahead").
+/// The rule index is not warmed: with 10,000 rules, reading ahead the candidate rule of each
+/// new flow (a second search of the index) cost more time than its misses (BENCHMARKS.md).
 ///
 /// A hint only, as the rest of the warm-up: nothing found here is used to decide, the policy
 /// cannot change within a batch, and a garbled header warms the wrong lines.
@@ -29,7 +27,6 @@ extension ConnectionTracker {
             newFlows &+= 1
         }
         let index = policy.index
-        if index.warmsLookups { warmRuleIndex(packets, newFlows: newFlows, index: index) }
         let tables = policy.tables
         for lookup in index.tableLookups {
             let position = lookup >> 1
@@ -48,22 +45,6 @@ extension ConnectionTracker {
             for flow in 0..<newFlows {
                 batchProbes[flow].loaded = matcher.warmSearch(batchProbes[flow].loaded)
             }
-        }
-    }
-
-    /// The rule-index lookups of the batch's new flows, one after the other in a loop whose
-    /// reads never wait on each other (RuleIndex.warm), so that the misses of several flows
-    /// are in flight together.
-    private func warmRuleIndex(_ packets: UnsafeBufferPointer<QueuedPacket>, newFlows: Int, index: RuleIndex) {
-        for flow in 0..<newFlows {
-            let packet = packets[Int(batchProbes[flow].newFlow)]
-            guard let key = ConnectionTable.lookaheadKey(packet.bytes),
-                  let protocolName = TrackedProtocol(protocolNumber: key.protocolNumber) else { continue }
-            batchProbes[flow].loaded = index.warm(protocolName: protocolName,
-                                                  direction: direction(of: packet.hook, source: key.source,
-                                                                       destination: key.destination),
-                                                  source: key.source, destination: key.destination,
-                                                  destinationPort: key.destinationPort)
         }
     }
 }

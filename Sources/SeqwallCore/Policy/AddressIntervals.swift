@@ -171,7 +171,7 @@ struct AddressIntervals: Sendable, Equatable {
     /// The intervals between which the search for `address` in `bucket` looks, `low..<high`
     /// (empty when the bucket has none): a bucket's directory line is read here.
     @inline(__always)
-    private func searchRange(bucket: Int, address: IPAddress) -> (low: Int, high: Int) {
+    func searchRange(bucket: Int, address: IPAddress) -> (low: Int, high: Int) {
         let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
         guard start < end else { return (0, 0) }
         let directoryStart = Int(directoryStart[bucket])
@@ -185,29 +185,17 @@ struct AddressIntervals: Sendable, Equatable {
         return (Int(directory[entry]) - 1, Int(directory[entry + 1]))
     }
 
-    /// Bytes a search reads among: the lowers and the entries.
-    var lookupBytes: Int { lowers.count * MemoryLayout<IPAddress>.stride + entries.count * 4 }
-
-    /// Reads ahead the lines a search for `address` in `bucket` will read, when the bucket
-    /// has a directory (RuleIndex.warm): the directory entry, the lower and entries of the
-    /// interval it points to and the next, and the match records of those entries that name
-    /// one rule (`records`). No branch on a loaded value; returns what it loaded.
-    @inline(__always)
-    func warm(bucket: Int, address: IPAddress, records: RuleMatchRecords) -> UInt64 {
-        let directoryStart = Int(directoryStart[bucket])
-        guard directoryStart >= 0 else { return 0 }
-        let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
-        // Addresses below the second interval or above the keys' ceiling lie in the first or
-        // last interval: their key would point anywhere.
-        let key = address < lowers[start + 1] ? 0
-            : keyCeiling[bucket] < address ? UInt32.max : AddressIntervals.key(address, Int(keyShift[bucket]))
-        let interval = Int(directory[directoryStart &+ Int(key >> UInt32(directoryShift[bucket]))]) &- 1
-        let next = min(interval &+ 1, end &- 1)
-        let first = entries[interval], second = entries[next]
-        let last = records.count &- 1
-        return lowers[interval].low &+ records.warm(min(max(Int(first), 0), last))
-            &+ records.warm(min(max(Int(second), 0), last))
+    /// The interval of `address` among `low..<high` (a non-empty `searchRange`): the lines of
+    /// lowers the search reads.
+    func interval(containing address: IPAddress, low: Int, high: Int) -> Int {
+        AddressIntervals.interval(containing: address, in: lowers, low, high)
     }
+
+    /// Interval `interval`'s entry: a position, `noRules`, or `-2 - k` for a list at `k`.
+    func entry(_ interval: Int) -> Int32 { entries[interval] }
+
+    /// The first position of the list at `positions[list]` (an entry's `-2 - list`).
+    func firstOfList(_ list: Int) -> Int32 { positions[list + 1] }
 
     /// The rules an interval's entry names.
     @inline(__always)

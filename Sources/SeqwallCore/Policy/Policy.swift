@@ -44,13 +44,9 @@ public struct Policy: Sendable, Equatable {
 
     /// Whether a decision looks up a table too large to stay cached between SYNs, which the
     /// tracker's batch warm-up reads ahead in.
-    public var warmsTables: Bool {
+    public var warmsDecisions: Bool {
         index.tableLookups.contains { $0 >> 1 < tables.count && tables[$0 >> 1].matcher.isLarge }
     }
-
-    /// Whether a decision reads memory too large to stay cached between SYNs (large tables, or
-    /// a large rule index), which the tracker's batch warm-up reads ahead in.
-    public var warmsDecisions: Bool { index.warmsLookups || warmsTables }
 
     public func isInside(_ address: IPAddress) -> Bool {
         inside.contains { $0.contains(address) }

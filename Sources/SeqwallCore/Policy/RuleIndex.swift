@@ -45,15 +45,7 @@ public final class RuleIndex: Sendable, Equatable {
     /// ahead in for a new flow.
     let tableLookups: [Int]
 
-    /// Whether a lookup reads more of the index than stays cached between SYNs, which the
-    /// tracker's batch warm-up then reads ahead in (RuleIndex.warmStart).
-    let warmsLookups: Bool
-
-    /// From this many bytes of match records, port tables and address lowers, the index is
-    /// warmed ahead (BENCHMARKS.md, "Reading the rule index ahead").
-    static let warmThreshold = 0
-
-    /// From this many segments a bucket gets a port table (256 KiB).
+    /// From this many segments a bucket gets a port table (128 KiB).
     static let portTableThreshold = 64
 
     /// A bucket whose segment lists would hold more than this many positions per rule (wide,
@@ -165,8 +157,6 @@ public final class RuleIndex: Sendable, Equatable {
         self.candidates = candidates
         self.portTableStart = portTableStart
         self.portTable = portTable
-        warmsLookups = rules.count * MemoryLayout<RuleMatchRecord>.stride + portTable.count * 4
-            + sources.lookupBytes + destinations.lookupBytes >= max(RuleIndex.warmThreshold, 1)
     }
 
     /// Built from the same rules, so equal arrays mean equal indexes.
@@ -252,32 +242,5 @@ public final class RuleIndex: Sendable, Equatable {
                 }
             }
         }
-    }
-
-    // MARK: Reading a lookup ahead (BatchLookahead)
-
-    /// Reads ahead the lines a lookup of this flow will read when the index is large
-    /// (`warmsLookups`): the port table entry and, when it names one rule, that rule's match
-    /// record; the address directories' entries, the interval entries next to where they
-    /// point, and the records those name (AddressIntervals.warm). Returns what it loaded, so
-    /// that the reads stay in the code.
-    ///
-    /// Branch-free on what it loads: a branch on a line still in flight, mispredicted, would
-    /// throw away the reads issued after it, other flows' included (a warm-up that searched
-    /// the index again, with a binary search's unpredictable steps, was slower than none:
-    /// BENCHMARKS.md). A guess that reads a wrong line (an entry that is a segment, an
-    /// interval next to the address's) costs a load, never a wrong decision.
-    @inline(__always)
-    func warm(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
-              destinationPort: UInt16) -> UInt64 {
-        let bucket = RuleIndex.bucket(direction, protocolName)
-        var loaded: UInt64 = 0
-        let table = Int(portTableStart[bucket])
-        if table >= 0, protocolName.hasPorts {
-            let entry = portTable[table &+ Int(destinationPort)]
-            loaded = records.warm(min(Int(entry & ~RuleIndex.portSingle), records.count &- 1))
-        }
-        return loaded &+ sources.warm(bucket: bucket, address: source, records: records)
-            &+ destinations.warm(bucket: bucket, address: destination, records: records)
     }
 }

@@ -21,13 +21,6 @@ final class RuleMatchRecords: @unchecked Sendable {
         start.deallocate()
     }
 
-    /// Reads record `position`'s line ahead of its use (BatchLookahead), returning a byte of
-    /// it so that the read stays in the code.
-    @inline(__always)
-    func warm(_ position: Int) -> UInt64 {
-        UInt64(UnsafeRawPointer(start + position).load(as: UInt8.self))
-    }
-
     // Positions come from the rule index's own lists, checked in debug builds.
     subscript(position: Int) -> RuleMatchRecord {
         @inline(__always) get {
