@@ -271,10 +271,12 @@ struct RuleIndexTests {
                     ? [TableReference(name: "t0", index: Int(draw.random.next() % 3), negated: draw.random.next() % 2 == 0)] : [])
             }
             let protocolName = draw.pick(TrackedProtocol.allCases)
-            let rule = Rule(action: .pass, direction: draw.pick([.inbound, .outbound]), protocolName: protocolName,
+            let rule = Rule(action: draw.pick([.pass, .block, .reject]), direction: draw.pick([.inbound, .outbound]),
+                            protocolName: protocolName,
                             from: networks[0], to: networks[1], fromTables: references[0], toTables: references[1],
                             ports: protocolName.hasPorts ? draw.ports() : [], location: draw.location)
             let record = RuleMatchRecord(rule)
+            #expect(record.action == rule.action)
             let inline = rule.from.count <= 1 && rule.to.count <= 1 && rule.fromTables.isEmpty && rule.toTables.isEmpty
                 && rule.ports.count <= 2
             for _ in 0..<40 {

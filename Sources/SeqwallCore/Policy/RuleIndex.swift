@@ -45,7 +45,7 @@ public final class RuleIndex: Sendable, Equatable {
     /// ahead in for a new flow.
     let tableLookups: [Int]
 
-    /// From this many segments a bucket gets a port table (128 KiB).
+    /// From this many segments a bucket gets a port table (256 KiB).
     static let portTableThreshold = 64
 
     /// A bucket whose segment lists would hold more than this many positions per rule (wide,
@@ -198,6 +198,10 @@ public final class RuleIndex: Sendable, Equatable {
         }
         return UInt32(low - 1)
     }
+
+    /// The action of the rule at `position`, from its match record (the line `first` read
+    /// last for it).
+    func action(_ position: Int) -> RuleAction { records[position].action }
 
     /// The first rule, in file order, that matches this flow (`Rule.matches`, with `tables` the
     /// policy's); nil when none does.

@@ -36,11 +36,16 @@ struct RuleMatchRecord: BitwiseCopyable {
     private var portUpper: UInt16 = .max
     private var secondPortLower: UInt16 = 0
     private var secondPortUpper: UInt16 = .max
+    /// The rule's action: the decision reads it from the line the match just read, not from
+    /// the rule (another line, cold among many rules).
+    /// (Its raw value: a public enum is not BitwiseCopyable.)
+    private var actionValue: UInt8 = 0
     /// To 64 bytes, so that a record never straddles two lines.
-    private var padding: (UInt32, UInt64) = (0, 0)
+    private var padding: (UInt8, UInt16, UInt64) = (0, 0, 0)
 
     init(_ rule: Rule) {
         bucket = UInt8(RuleIndex.bucket(rule.direction, rule.protocolName))
+        actionValue = rule.action.rawValue
         // `Rule.matches` checks the ports of every rule that has some (ICMP rules have none).
         if rule.ports.count == 1 || rule.ports.count == 2 {
             portLower = rule.ports[0].lower
@@ -52,6 +57,11 @@ struct RuleMatchRecord: BitwiseCopyable {
         }
         (sourceKind, sourceBits, sourceHigh, sourceLow) = RuleMatchRecord.inline(rule.from, rule.fromTables)
         (destinationKind, destinationBits, destinationHigh, destinationLow) = RuleMatchRecord.inline(rule.to, rule.toTables)
+    }
+
+    var action: RuleAction {
+        // Written from a RuleAction at init: always a valid raw value.
+        RuleAction(rawValue: actionValue)!
     }
 
     private static func inline(_ networks: [IPNetwork], _ tables: [TableReference])
