@@ -171,7 +171,7 @@ struct AddressIntervals: Sendable, Equatable {
     /// The intervals between which the search for `address` in `bucket` looks, `low..<high`
     /// (empty when the bucket has none): a bucket's directory line is read here.
     @inline(__always)
-    func searchRange(bucket: Int, address: IPAddress) -> (low: Int, high: Int) {
+    private func searchRange(bucket: Int, address: IPAddress) -> (low: Int, high: Int) {
         let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
         guard start < end else { return (0, 0) }
         let directoryStart = Int(directoryStart[bucket])
@@ -184,18 +184,6 @@ struct AddressIntervals: Sendable, Equatable {
         let entry = directoryStart + Int(key >> UInt32(directoryShift[bucket]))
         return (Int(directory[entry]) - 1, Int(directory[entry + 1]))
     }
-
-    /// The interval of `address` among `low..<high` (a non-empty `searchRange`): the lines of
-    /// lowers the search reads.
-    func interval(containing address: IPAddress, low: Int, high: Int) -> Int {
-        AddressIntervals.interval(containing: address, in: lowers, low, high)
-    }
-
-    /// Interval `interval`'s entry: a position, `noRules`, or `-2 - k` for a list at `k`.
-    func entry(_ interval: Int) -> Int32 { entries[interval] }
-
-    /// The first position of the list at `positions[list]` (an entry's `-2 - list`).
-    func firstOfList(_ list: Int) -> Int32 { positions[list + 1] }
 
     /// The rules an interval's entry names.
     @inline(__always)

@@ -3,6 +3,7 @@
 /// one source and one destination network inline when the rule has at most one of each. A
 /// candidate that fails on those, or plainly passes, costs that one line; only a rule with more
 /// (several networks, three or more port ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
+/// The rule's action is here too, so that deciding by the rule that passed reads no other line.
 struct RuleMatchRecord: BitwiseCopyable {
     /// The answer of the inline fields: the rule cannot match, matches, or must be tried whole.
     enum Answer {
@@ -36,9 +37,9 @@ struct RuleMatchRecord: BitwiseCopyable {
     private var portUpper: UInt16 = .max
     private var secondPortLower: UInt16 = 0
     private var secondPortUpper: UInt16 = .max
-    /// The rule's action: the decision reads it from the line the match just read, not from
-    /// the rule (another line, cold among many rules).
-    /// (Its raw value: a public enum is not BitwiseCopyable.)
+    /// The rule's action, read by the decision from the line the match just read rather than
+    /// from the rule (another line, cold among many rules); its raw value, since a public enum
+    /// is not BitwiseCopyable.
     private var actionValue: UInt8 = 0
     /// To 64 bytes, so that a record never straddles two lines.
     private var padding: (UInt8, UInt16, UInt64) = (0, 0, 0)
