@@ -203,6 +203,43 @@ struct RuleIndexTests {
         }
     }
 
+    @Test("many port rules, lists of none, one and several held in the port table, decide as first match",
+          arguments: [51, 52, 53] as [UInt64])
+    func portTable(seed: UInt64) {
+        var random = SplitMix64(seed: seed)
+        let location = SourceLocation(file: "ports.rules", line: 1, column: 1)
+        // Ports from 1000 to 1999: most rules on a port of their own, some sharing one with
+        // another, some ranges over several, so that segments list none, one or several rules;
+        // rules of both protocols and directions, a few without ports in between.
+        var policy = Policy()
+        policy.defaultInbound = .block
+        policy.rules = (0..<1500).map { number in
+            let action: RuleAction = random.next() % 3 == 0 ? .block : .pass
+            let protocolName: TrackedProtocol = random.next() % 4 == 0 ? .udp : .tcp
+            let direction: Direction = random.next() % 5 == 0 ? .outbound : .inbound
+            let lower = UInt16(1000 + random.next() % 1000)
+            let ports: [PortRange]
+            switch number % 10 {
+            case 0: ports = [PortRange(lower, lower + UInt16(random.next() % 20))]
+            case 1: ports = [PortRange(lower), PortRange(UInt16(1000 + random.next() % 1000))]
+            case 2 where number % 50 == 2: ports = []
+            default: ports = [PortRange(lower)]
+            }
+            return Rule(action: action, direction: direction, protocolName: protocolName, ports: ports, location: location)
+        }
+        for _ in 0..<8_000 {
+            let protocolName: TrackedProtocol = random.next() % 4 == 0 ? .udp : .tcp
+            let direction: Direction = random.next() % 5 == 0 ? .outbound : .inbound
+            let port = UInt16(random.next() % 3 == 0 ? random.next() % 65536 : 990 + random.next() % 1030)
+            let source = IPAddress(ipv4: 0xC633_6400 | UInt32(random.next() % 256))
+            let decided = policy.decide(protocolName: protocolName, direction: direction, source: source,
+                                        destination: ip("203.0.113.1"), destinationPort: port)
+            let expected = linearDecision(policy, protocolName, direction, source, ip("203.0.113.1"), port)
+            #expect(decided.action == expected.0 && decided.ruleIndex == expected.1,
+                    "seed \(seed): \(protocolName) \(direction) port \(port)")
+        }
+    }
+
     @Test("a rule's match record answers as the whole rule", arguments: [41, 42, 43, 44] as [UInt64])
     func matchRecord(seed: UInt64) {
         var draw = RandomRules(random: SplitMix64(seed: seed))
@@ -234,10 +271,12 @@ struct RuleIndexTests {
                     ? [TableReference(name: "t0", index: Int(draw.random.next() % 3), negated: draw.random.next() % 2 == 0)] : [])
             }
             let protocolName = draw.pick(TrackedProtocol.allCases)
-            let rule = Rule(action: .pass, direction: draw.pick([.inbound, .outbound]), protocolName: protocolName,
+            let rule = Rule(action: draw.pick([.pass, .block, .reject]), direction: draw.pick([.inbound, .outbound]),
+                            protocolName: protocolName,
                             from: networks[0], to: networks[1], fromTables: references[0], toTables: references[1],
                             ports: protocolName.hasPorts ? draw.ports() : [], location: draw.location)
             let record = RuleMatchRecord(rule)
+            #expect(record.action == rule.action)
             let inline = rule.from.count <= 1 && rule.to.count <= 1 && rule.fromTables.isEmpty && rule.toTables.isEmpty
                 && rule.ports.count <= 2
             for _ in 0..<40 {

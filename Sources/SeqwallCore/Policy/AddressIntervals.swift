@@ -25,10 +25,13 @@ struct AddressIntervals: Sendable, Equatable {
     private var directory: [Int32] = []
     /// Interval `i` covers `lowers[i]` up to the next lower of its bucket, or to the last address.
     private var lowers: [IPAddress] = []
-    /// Interval `i`'s rules are `positions[listStart[i]..<listStart[i + 1]]`: the lists lie in
-    /// interval order, so one array (one line read) gives both ends.
-    private var listStart: [Int32] = [0]
+    /// Interval `i`'s rules, one entry an interval: a rule position (>= 0) for a list of one,
+    /// held here so that finding it reads no other line; `AddressIntervals.noRules` for none;
+    /// else `-2 - k` for the list at `positions[k]`: its length, then its positions.
+    private var entries: [Int32] = []
     private var positions: [Int32] = []
+
+    static let noRules: Int32 = -1
 
     /// Adds the next bucket, from `rules` (rule positions ascending, each with the networks
     /// that its address list is made of). Returns the rules left out: those that share an
@@ -63,8 +66,14 @@ struct AddressIntervals: Sendable, Equatable {
         let start = lowers.count
         for (lower, list) in zip(bounds, lists) {
             lowers.append(lower)
-            positions += list
-            listStart.append(Int32(positions.count))
+            switch list.count {
+            case 0: entries.append(AddressIntervals.noRules)
+            case 1: entries.append(list[0])
+            default:
+                entries.append(-2 - Int32(positions.count))
+                positions.append(Int32(list.count))
+                positions += list
+            }
         }
         bucketStart.append(Int32(lowers.count))
         appendDirectory(start, lowers.count)
@@ -151,31 +160,43 @@ struct AddressIntervals: Sendable, Equatable {
         return low - 1
     }
 
-    /// The range of `positions` listing the rules of `bucket` whose networks may contain
-    /// `address`; empty when the bucket has none.
-    func candidates(bucket: Int, address: IPAddress) -> Range<Int> {
-        let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
-        guard start < end else { return 0..<0 }
-        let interval: Int
-        let directoryStart = Int(directoryStart[bucket])
-        if directoryStart < 0 {
-            interval = AddressIntervals.interval(containing: address, in: lowers, start, end)
-        } else if address < lowers[start + 1] {
-            interval = start
-        } else if keyCeiling[bucket] < address {
-            interval = end - 1
-        } else {
-            // Every interval before the entry's first has a smaller key, so lies below the
-            // address; every one from the next entry's first has a larger key.
-            let key = AddressIntervals.key(address, Int(keyShift[bucket]))
-            let entry = directoryStart + Int(key >> UInt32(directoryShift[bucket]))
-            interval = AddressIntervals.interval(containing: address, in: lowers, Int(directory[entry]) - 1,
-                                                 Int(directory[entry + 1]))
-        }
-        return Int(listStart[interval])..<Int(listStart[interval + 1])
+    /// The rules of `bucket` whose networks may contain `address`, ascending; a spent cursor
+    /// when the bucket has none.
+    func candidates(bucket: Int, address: IPAddress) -> CandidateCursor {
+        let (low, high) = searchRange(bucket: bucket, address: address)
+        guard low < high else { return .empty }
+        return cursor(entries[AddressIntervals.interval(containing: address, in: lowers, low, high)])
     }
 
-    subscript(index: Int) -> Int32 { positions[index] }
+    /// The intervals between which the search for `address` in `bucket` looks, `low..<high`
+    /// (empty when the bucket has none): a bucket's directory line is read here.
+    @inline(__always)
+    private func searchRange(bucket: Int, address: IPAddress) -> (low: Int, high: Int) {
+        let start = Int(bucketStart[bucket]), end = Int(bucketStart[bucket + 1])
+        guard start < end else { return (0, 0) }
+        let directoryStart = Int(directoryStart[bucket])
+        if directoryStart < 0 { return (start, end) }
+        if address < lowers[start + 1] { return (start, start + 1) }
+        if keyCeiling[bucket] < address { return (end - 1, end) }
+        // Every interval before the entry's first has a smaller key, so lies below the
+        // address; every one from the next entry's first has a larger key.
+        let key = AddressIntervals.key(address, Int(keyShift[bucket]))
+        let entry = directoryStart + Int(key >> UInt32(directoryShift[bucket]))
+        return (Int(directory[entry]) - 1, Int(directory[entry + 1]))
+    }
+
+    /// The rules an interval's entry names.
+    @inline(__always)
+    private func cursor(_ entry: Int32) -> CandidateCursor {
+        if entry >= 0 { return .single(entry) }
+        if entry == AddressIntervals.noRules { return .empty }
+        let list = Int(-2 - entry)
+        return .range(positions, list + 1, list + 1 + Int(positions[list]))
+    }
+
+    /// Moves `cursor` (from `candidates`) past its head.
+    @inline(__always)
+    func advance(_ cursor: inout CandidateCursor) { cursor.advance(positions) }
 }
 
 extension IPNetwork {

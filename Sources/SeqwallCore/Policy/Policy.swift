@@ -72,6 +72,6 @@ public struct Policy: Sendable, Equatable {
         let first = index.first(protocolName: protocolName, direction: direction, source: source, destination: destination,
                                 destinationPort: destinationPort, tables: tables)
         guard let first else { return (direction == .inbound ? defaultInbound : defaultOutbound, nil) }
-        return (rules[first].action, first)
+        return (index.action(first), first)
     }
 }

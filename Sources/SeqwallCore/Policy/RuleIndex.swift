@@ -27,11 +27,15 @@ public final class RuleIndex: Sendable, Equatable {
     private let segmentLower: [UInt16]
     private let candidateStart: [Int32]
     private let candidates: [Int32]
-    /// For a bucket with many segments, 65536 entries from `portTableStart[bucket]`: each port's
-    /// segment, relative to the bucket's first, so that finding it is one read instead of a
-    /// search of mispredicted steps. -1 for a bucket without.
+    /// For a bucket with many segments, 65536 entries from `portTableStart[bucket]`, so that
+    /// finding a port's rules is one read instead of a search of mispredicted steps: its
+    /// segment's list when that is of one rule (`portSingle | position`) or none
+    /// (`portNoRules`), so that the lookup reads no other line of the index; else its segment,
+    /// relative to the bucket's first. -1 for a bucket without.
     private let portTableStart: [Int32]
-    private let portTable: [UInt16]
+    private let portTable: [UInt32]
+    static let portSingle: UInt32 = 1 << 31
+    static let portNoRules = UInt32.max
     /// The rules in file order, for the candidates to be tried: their match records first,
     /// the whole rule only when its record cannot tell.
     private let records: RuleMatchRecords
@@ -41,7 +45,7 @@ public final class RuleIndex: Sendable, Equatable {
     /// ahead in for a new flow.
     let tableLookups: [Int]
 
-    /// From this many segments a bucket gets a port table (128 KiB).
+    /// From this many segments a bucket gets a port table (256 KiB).
     static let portTableThreshold = 64
 
     /// A bucket whose segment lists would hold more than this many positions per rule (wide,
@@ -71,7 +75,7 @@ public final class RuleIndex: Sendable, Equatable {
         var candidateStart: [Int32] = [0]
         var candidates: [Int32] = []
         var portTableStart: [Int32] = []
-        var portTable: [UInt16] = []
+        var portTable: [UInt32] = []
         var sources = AddressIntervals(), destinations = AddressIntervals()
         for bucketPositions in byBucket {
             let copies = RuleIndex.maximumCopiesPerRule * max(bucketPositions.count, 1)
@@ -123,7 +127,11 @@ public final class RuleIndex: Sendable, Equatable {
                 var segment = 0
                 for port in 0...65535 {
                     if segment + 1 < lowers.count, lowers[segment + 1] <= port { segment += 1 }
-                    portTable.append(UInt16(segment))
+                    switch lists[segment].count {
+                    case 0: portTable.append(RuleIndex.portNoRules)
+                    case 1: portTable.append(RuleIndex.portSingle | UInt32(lists[segment][0]))
+                    default: portTable.append(UInt32(segment))
+                    }
                 }
             } else {
                 portTableStart.append(-1)
@@ -169,53 +177,62 @@ public final class RuleIndex: Sendable, Equatable {
         return low
     }
 
+    /// Where the rules of `bucket` for `destinationPort` are: `portSingle | position` for a
+    /// list of one rule, `portNoRules` for none, else the segment (absolute) whose list it is.
+    /// Reads the port table's entry, or searches the bucket's few segments.
+    @inline(__always)
+    private func portEntry(bucket: Int, hasPorts: Bool, destinationPort: UInt16) -> UInt32 {
+        let firstSegment = Int(segmentStart[bucket])
+        let segmentEnd = Int(segmentStart[bucket + 1])
+        guard firstSegment < segmentEnd, hasPorts else { return RuleIndex.portNoRules }
+        let table = Int(portTableStart[bucket])
+        if table >= 0 {
+            let entry = portTable[table + Int(destinationPort)]
+            return entry & RuleIndex.portSingle != 0 ? entry : UInt32(firstSegment) + entry
+        }
+        // The last segment whose lower port is at or below the port (the first is port 0).
+        var low = firstSegment, high = segmentEnd
+        while low < high {
+            let middle = (low + high) >> 1
+            if segmentLower[middle] <= destinationPort { low = middle + 1 } else { high = middle }
+        }
+        return UInt32(low - 1)
+    }
+
+    /// The action of the rule at `position`, from its match record (the line `first` read
+    /// last for it).
+    func action(_ position: Int) -> RuleAction { records[position].action }
+
     /// The first rule, in file order, that matches this flow (`Rule.matches`, with `tables` the
     /// policy's); nil when none does.
     func first(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
                destinationPort: UInt16, tables: [AddressTable]) -> Int? {
         let bucket = RuleIndex.bucket(direction, protocolName)
-        var wildcard = Int(wildcardStart[bucket])
-        let wildcardEnd = Int(wildcardStart[bucket + 1])
-        var candidate = 0
-        var candidateEnd = 0
-        let firstSegment = Int(segmentStart[bucket])
-        let segmentEnd = Int(segmentStart[bucket + 1])
-        if firstSegment < segmentEnd, protocolName.hasPorts {
-            let segment: Int
-            let table = Int(portTableStart[bucket])
-            if table >= 0 {
-                segment = firstSegment + Int(portTable[table + Int(destinationPort)])
-            } else {
-                // The last segment whose lower port is at or below the port (the first is port 0).
-                var low = firstSegment, high = segmentEnd
-                while low < high {
-                    let middle = (low + high) >> 1
-                    if segmentLower[middle] <= destinationPort { low = middle + 1 } else { high = middle }
-                }
-                segment = low - 1
-            }
-            candidate = Int(candidateStart[segment])
-            candidateEnd = Int(candidateStart[segment + 1])
+        var wildcard = CandidateCursor.range(wildcards, Int(wildcardStart[bucket]), Int(wildcardStart[bucket + 1]))
+        let portEntry = portEntry(bucket: bucket, hasPorts: protocolName.hasPorts, destinationPort: destinationPort)
+        var byPort: CandidateCursor
+        if portEntry == RuleIndex.portNoRules {
+            byPort = .empty
+        } else if portEntry & RuleIndex.portSingle != 0 {
+            byPort = .single(Int32(bitPattern: portEntry & ~RuleIndex.portSingle))
+        } else {
+            byPort = .range(candidates, Int(candidateStart[Int(portEntry)]), Int(candidateStart[Int(portEntry) + 1]))
         }
         var bySource = sources.candidates(bucket: bucket, address: source)
         var byDestination = destinations.candidates(bucket: bucket, address: destination)
         let sourceIsIPv4 = source.isIPv4, destinationIsIPv4 = destination.isIPv4
         // The four ascending lists merged: the smallest head is the next rule in file order.
         while true {
-            var position = Int32.max
-            if wildcard < wildcardEnd { position = wildcards[wildcard] }
-            if candidate < candidateEnd { position = min(position, candidates[candidate]) }
-            if !bySource.isEmpty { position = min(position, sources[bySource.lowerBound]) }
-            if !byDestination.isEmpty { position = min(position, destinations[byDestination.lowerBound]) }
+            let position = min(min(wildcard.head, byPort.head), min(bySource.head, byDestination.head))
             guard position != Int32.max else { return nil }
-            if wildcard < wildcardEnd, wildcards[wildcard] == position {
-                wildcard += 1
-            } else if candidate < candidateEnd, candidates[candidate] == position {
-                candidate += 1
-            } else if !bySource.isEmpty, sources[bySource.lowerBound] == position {
-                bySource = bySource.dropFirst()
+            if wildcard.head == position {
+                wildcard.advance(wildcards)
+            } else if byPort.head == position {
+                byPort.advance(candidates)
+            } else if bySource.head == position {
+                sources.advance(&bySource)
             } else {
-                byDestination = byDestination.dropFirst()
+                destinations.advance(&byDestination)
             }
             switch records[Int(position)].answer(bucket: bucket, source: source, sourceIsIPv4: sourceIsIPv4,
                                                  destination: destination, destinationIsIPv4: destinationIsIPv4,

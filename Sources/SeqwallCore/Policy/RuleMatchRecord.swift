@@ -3,6 +3,7 @@
 /// one source and one destination network inline when the rule has at most one of each. A
 /// candidate that fails on those, or plainly passes, costs that one line; only a rule with more
 /// (several networks, three or more port ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
+/// The rule's action is here too, so that deciding by the rule that passed reads no other line.
 struct RuleMatchRecord: BitwiseCopyable {
     /// The answer of the inline fields: the rule cannot match, matches, or must be tried whole.
     enum Answer {
@@ -36,11 +37,16 @@ struct RuleMatchRecord: BitwiseCopyable {
     private var portUpper: UInt16 = .max
     private var secondPortLower: UInt16 = 0
     private var secondPortUpper: UInt16 = .max
+    /// The rule's action, read by the decision from the line the match just read rather than
+    /// from the rule (another line, cold among many rules); its raw value, since a public enum
+    /// is not BitwiseCopyable.
+    private var actionValue: UInt8 = 0
     /// To 64 bytes, so that a record never straddles two lines.
-    private var padding: (UInt32, UInt64) = (0, 0)
+    private var padding: (UInt8, UInt16, UInt64) = (0, 0, 0)
 
     init(_ rule: Rule) {
         bucket = UInt8(RuleIndex.bucket(rule.direction, rule.protocolName))
+        actionValue = rule.action.rawValue
         // `Rule.matches` checks the ports of every rule that has some (ICMP rules have none).
         if rule.ports.count == 1 || rule.ports.count == 2 {
             portLower = rule.ports[0].lower
@@ -52,6 +58,11 @@ struct RuleMatchRecord: BitwiseCopyable {
         }
         (sourceKind, sourceBits, sourceHigh, sourceLow) = RuleMatchRecord.inline(rule.from, rule.fromTables)
         (destinationKind, destinationBits, destinationHigh, destinationLow) = RuleMatchRecord.inline(rule.to, rule.toTables)
+    }
+
+    var action: RuleAction {
+        // Written from a RuleAction at init: always a valid raw value.
+        RuleAction(rawValue: actionValue)!
     }
 
     private static func inline(_ networks: [IPNetwork], _ tables: [TableReference])
