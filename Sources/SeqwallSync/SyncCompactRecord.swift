@@ -4,7 +4,9 @@ import SeqwallCore
 /// entries): the state file's record (StateSnapshot.appendRecord) with what it need not carry
 /// left out and its numbers coded by size. It is a transform of that record's bytes, so the
 /// receiver rebuilds the very record and reads it with the state file's checks
-/// (StateSnapshot.decodeRecord): both encodings mean the same, field for field.
+/// (StateSnapshot.decodeRecord): both encodings mean the same, field for field. The sender
+/// writes the same bytes from the connection's fields without building the record
+/// (`write`); the unit tests hold it to the transform of the record.
 ///
 /// A sequence number is sent as its distance from another one it is close to (an ACK from the
 /// other side's end, a window's end from its own side's end), zigzag coded as protobuf's
@@ -21,48 +23,103 @@ enum SyncCompactRecord {
     private static let addresses = 8, ports = 40, tcpFields = 44, lastSequence = 44, lastAcknowledgment = 48
     private static let lastEnd = 52, lastRest = 56, peers = 64, peerLength = 20, counters = 104
 
-    /// Appends `entry`'s compact encoding, its length byte first, to `out`; `record` is scratch
-    /// room (its contents are replaced).
-    static func append(_ entry: SyncEntry, monotonicNow: UInt64, record: inout [UInt8], to out: inout [UInt8]) {
-        record.removeAll(keepingCapacity: true)
-        StateSnapshot.appendRecord(entry.connection, queue: 0, monotonicNow: monotonicNow, to: &record)
-        let lengthAt = out.count
-        out.append(0)
-        out.append(entry.operation.rawValue)
-        record.withUnsafeBufferPointer { r in
-            let ipv4 = isMapped(r, at: addresses) && isMapped(r, at: addresses + 16)
-            let tcp = r[tcpFields..<counters].contains { $0 != 0 }
-            out.append((ipv4 ? formIPv4 : 0) | (tcp ? formTCP : 0))
-            out.append(contentsOf: r[2..<8])
-            if ipv4 {
-                out.append(contentsOf: r[(addresses + 12)..<(addresses + 16)])
-                out.append(contentsOf: r[(addresses + 28)..<(addresses + 32)])
-            } else {
-                out.append(contentsOf: r[addresses..<(addresses + 32)])
-            }
-            out.append(contentsOf: r[ports..<(ports + 4)])
-            if tcp {
-                let ends = [load32(r, peers), load32(r, peers + peerLength)]
-                out.append(contentsOf: r[peers..<(peers + 4)])
-                out.append(contentsOf: r[(peers + peerLength)..<(peers + peerLength + 4)])
-                for side in 0..<2 {
-                    let at = peers + side * peerLength
-                    putVarint(UInt64(zigzag(load32(r, at + 4), from: ends[side])), to: &out)
-                    putVarint(UInt64(zigzag(load32(r, at + 12), from: ends[1 - side])), to: &out)
-                    putVarint(UInt64(load32(r, at + 8)), to: &out)
-                    out.append(r[at + 16])
-                    out.append(r[at + 17])
-                }
-                let side = r[7] == 0 ? 0 : 1
-                let sequence = load32(r, lastSequence)
-                putVarint(UInt64(zigzag(sequence, from: ends[side])), to: &out)
-                putVarint(UInt64(zigzag(load32(r, lastAcknowledgment), from: ends[1 - side])), to: &out)
-                putVarint(UInt64(zigzag(load32(r, lastEnd), from: sequence)), to: &out)
-                out.append(contentsOf: r[lastRest..<(lastRest + 6)])
-            }
-            for index in 0..<6 { putVarint(load64(r, counters + 8 * index), to: &out) }
+    /// Appends `entry`'s compact encoding, its length byte first, to `out`.
+    static func append(_ entry: SyncEntry, monotonicNow: UInt64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maximumLength + 1) { room in
+            let length = write(entry, monotonicNow: monotonicNow, to: room.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: room[..<length]))
         }
-        out[lengthAt] = UInt8(out.count - lengthAt - 1)
+    }
+
+    /// Writes `entry`'s compact encoding, its length byte first, at `start`, which must have
+    /// room for `maximumLength + 1` bytes; how many it wrote. The bytes are those of the state
+    /// file's record (StateSnapshot.Encoder.putRecord) transformed as docs/sync-protocol.md
+    /// says, taken from the connection's fields in one pass: the sync thread encodes every
+    /// record it sends, and building the 152-byte record first cost it more than the rest of
+    /// the encoding (BENCHMARKS.md, State sync end to end).
+    static func write(_ entry: SyncEntry, monotonicNow: UInt64, to start: UnsafeMutablePointer<UInt8>) -> Int {
+        let connection = entry.connection, key = connection.key
+        let original = connection.original, reply = connection.reply
+        var at = start + 1
+        func put8(_ value: UInt8) { at.pointee = value; at += 1 }
+        func put16(_ value: UInt16) { put8(UInt8(truncatingIfNeeded: value)); put8(UInt8(truncatingIfNeeded: value >> 8)) }
+        func put32(_ value: UInt32) { put16(UInt16(truncatingIfNeeded: value)); put16(UInt16(truncatingIfNeeded: value >> 16)) }
+        /// Network order, as the record holds an address.
+        func put64BigEndian(_ value: UInt64) {
+            for byte in (0..<8).reversed() { put8(UInt8(truncatingIfNeeded: value >> UInt64(8 * byte))) }
+        }
+        func putVarint(_ value: UInt64) {
+            var rest = value
+            while rest >= 0x80 {
+                put8(UInt8(truncatingIfNeeded: rest) | 0x80)
+                rest >>= 7
+            }
+            put8(UInt8(rest))
+        }
+        func putDistance(_ value: UInt32, from base: UInt32) { putVarint(UInt64(zigzag(value, from: base))) }
+        func putPeer(_ peer: TCPPeerState, other: TCPPeerState) {
+            putDistance(peer.maxEnd, from: peer.end)
+            putDistance(peer.maxAck, from: other.end)
+            putVarint(UInt64(peer.maxWindow))
+            put8(peer.scale)
+            put8(peer.flags.rawValue)
+        }
+
+        let ipv4 = key.source.isIPv4 && key.destination.isIPv4
+        // Whether any of record bytes 44..<104 (the last packet's fields, both sides' window
+        // data; its reserved bytes are always zero) is not zero.
+        let lastFields = connection.lastSequence | connection.lastAcknowledgment | connection.lastEnd
+            | UInt32(connection.lastWindow) | UInt32(connection.lastWindowScale) | UInt32(connection.lastPeerFlags.rawValue)
+            | UInt32(connection.retransmissions) | UInt32(connection.closing.rawValue)
+        let peerFields = original.end | original.maxEnd | original.maxWindow | original.maxAck
+            | reply.end | reply.maxEnd | reply.maxWindow | reply.maxAck
+            | UInt32(original.scale | original.flags.rawValue | reply.scale | reply.flags.rawValue)
+        let tcp = lastFields | peerFields != 0
+        put8(entry.operation.rawValue)
+        put8((ipv4 ? formIPv4 : 0) | (tcp ? formTCP : 0))
+        put8(key.protocolNumber)
+        put8(connection.state.rawValue)
+        put8(connection.status.rawValue)
+        put8(connection.direction.rawValue)
+        put8(connection.lastIndex.rawValue)
+        put8(connection.lastDirection.rawValue)
+        if ipv4 {
+            put32(key.source.ipv4Value.bigEndian)
+            put32(key.destination.ipv4Value.bigEndian)
+        } else {
+            put64BigEndian(key.source.high)
+            put64BigEndian(key.source.low)
+            put64BigEndian(key.destination.high)
+            put64BigEndian(key.destination.low)
+        }
+        put16(key.sourcePort)
+        put16(key.destinationPort)
+        if tcp {
+            put32(original.end)
+            put32(reply.end)
+            putPeer(original, other: reply)
+            putPeer(reply, other: original)
+            let (from, other) = connection.lastDirection.rawValue == 0 ? (original, reply) : (reply, original)
+            putDistance(connection.lastSequence, from: from.end)
+            putDistance(connection.lastAcknowledgment, from: other.end)
+            putDistance(connection.lastEnd, from: connection.lastSequence)
+            put16(connection.lastWindow)
+            put8(connection.lastWindowScale)
+            put8(connection.lastPeerFlags.rawValue)
+            put8(connection.retransmissions)
+            put8(connection.closing.rawValue)
+        }
+        // As StateSnapshot.appendRecord: an expired connection with 0 remaining, one opened
+        // after `monotonicNow` as new.
+        putVarint(connection.expiresAt > monotonicNow ? connection.expiresAt - monotonicNow : 0)
+        putVarint(monotonicNow > connection.createdAt ? monotonicNow - connection.createdAt : 0)
+        putVarint(connection.packetsOriginal)
+        putVarint(connection.packetsReply)
+        putVarint(connection.bytesOriginal)
+        putVarint(connection.bytesReply)
+        let length = at - start
+        start.pointee = UInt8(length - 1)
+        return length
     }
 
     /// Reads one entry (length byte first) at `reader`'s place; nil when it is not one, every

@@ -36,19 +36,20 @@ public struct SyncMessage: Sendable, Equatable {
     public static let readsCompact: UInt32 = 1
 
     /// Encodes `entries` from the first in the compact encoding, as many as fit in one
-    /// message, appended to `records`; how many. `scratch` is room for the work.
-    static func packCompact(_ entries: ArraySlice<SyncEntry>, monotonicNow: UInt64, scratch: inout [UInt8],
-                            into records: inout [UInt8]) -> Int {
-        var count = 0, one: [UInt8] = []
-        one.reserveCapacity(SyncCompactRecord.maximumLength + 1)
-        for entry in entries.prefix(maximumCompactEntries) {
-            one.removeAll(keepingCapacity: true)
-            SyncCompactRecord.append(entry, monotonicNow: monotonicNow, record: &scratch, to: &one)
-            guard records.count + one.count <= compactEntryBytes else { break }
-            records += one
-            count += 1
+    /// message: how many, and their bytes. Each is written in place after the one before, and
+    /// kept only if it ends within `compactEntryBytes` (the room has an entry's worth more).
+    static func packCompact(_ entries: ArraySlice<SyncEntry>, monotonicNow: UInt64) -> (count: Int, records: [UInt8]) {
+        var count = 0
+        let records = [UInt8](unsafeUninitializedCapacity: compactEntryBytes + SyncCompactRecord.maximumLength + 1) { room, used in
+            used = 0
+            for entry in entries.prefix(maximumCompactEntries) {
+                let length = SyncCompactRecord.write(entry, monotonicNow: monotonicNow, to: room.baseAddress! + used)
+                guard used + length <= compactEntryBytes else { break }
+                used += length
+                count += 1
+            }
         }
-        return count
+        return (count, records)
     }
 
     /// The body of a compact message whose entries are already encoded (`packCompact`).
@@ -77,10 +78,10 @@ public struct SyncMessage: Sendable, Equatable {
             }
             out.put(records)
         case .compactConnections, .compactBulkChunk:
-            var records: [UInt8] = [], scratch: [UInt8] = []
+            var records: [UInt8] = []
             var count = 0
             for entry in entries {
-                SyncCompactRecord.append(entry, monotonicNow: monotonicNow, record: &scratch, to: &records)
+                SyncCompactRecord.append(entry, monotonicNow: monotonicNow, to: &records)
                 count += 1
             }
             out.put16(UInt16(count))

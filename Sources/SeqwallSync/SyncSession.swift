@@ -39,8 +39,6 @@ public struct SyncSession {
     /// to it in those, about twice as many a datagram (docs/sync-protocol.md, Compact entries).
     public private(set) var peerReadsCompact = false
     private var lastFeatures: UInt64?
-    /// Room for encoding a record (SyncCompactRecord).
-    private var scratch: [UInt8] = []
     public private(set) var status = SyncStatus()
 
     /// What a received datagram asked for.
@@ -134,10 +132,9 @@ public struct SyncSession {
             var count = min(entries.endIndex - start, SyncMessage.maximumEntries)
             var packed: (count: Int, records: [UInt8])?
             if peerReadsCompact {
-                var records: [UInt8] = []
-                records.reserveCapacity(SyncMessage.compactEntryBytes)
-                count = SyncMessage.packCompact(entries[start...], monotonicNow: now, scratch: &scratch, into: &records)
-                packed = (count, records)
+                let compact = SyncMessage.packCompact(entries[start...], monotonicNow: now)
+                count = compact.count
+                packed = compact
             }
             message.entries = Array(entries[start..<(start + count)])
             sendData(message, now: now, wallNow: wallNow, packed: packed)

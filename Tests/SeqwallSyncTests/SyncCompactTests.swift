@@ -85,15 +85,127 @@ final class SyncCompactTests: XCTestCase {
         }
     }
 
+    /// A connection of every kind the sender meets, and of the corners of the encoding: TCP in
+    /// each state, with its TCP fields random, all zero or all zero but one (the form's TCP bit
+    /// from any one of them); UDP, ICMP and ICMPv6; IPv4, IPv6 and one address of each; counters
+    /// from zero to 64 bits; expired, and opened after the snapshot's instant.
+    static func anyConnection(_ generator: inout SplitMix64, now: UInt64, index: Int) -> Connection {
+        var connection = randomConnection(&generator, now: now)
+        var key = connection.key
+        switch index % 7 {
+        case 0: key.protocolNumber = TrackedProtocol.udpNumber
+        case 1: key.protocolNumber = generator.next() % 2 == 0 ? TrackedProtocol.icmpNumber : TrackedProtocol.icmp6Number
+        default: key.protocolNumber = TrackedProtocol.tcpNumber
+        }
+        switch index % 5 {
+        case 0: key.destination = Family.ipv6.server
+        case 1: key.source = Family.ipv4.client; key.destination = Family.ipv4.server
+        case 2: key.source = Family.ipv6.client; key.destination = Family.ipv6.server
+        default: break
+        }
+        connection.key = key
+        if key.protocolNumber == TrackedProtocol.tcpNumber {
+            connection.state = TCPState.allCases[index % TCPState.allCases.count]
+            if index % 3 != 0 {
+                // Every TCP field zero (as UDP), then, on most of these, one set again.
+                var blank = Connection(key: key, direction: connection.direction)
+                blank.state = connection.state
+                blank.status = connection.status
+                blank.expiresAt = connection.expiresAt
+                blank.createdAt = connection.createdAt
+                blank.packetsOriginal = connection.packetsOriginal
+                blank.packetsReply = connection.packetsReply
+                blank.bytesOriginal = connection.bytesOriginal
+                blank.bytesReply = connection.bytesReply
+                let value = UInt32(truncatingIfNeeded: generator.next() | 1)
+                let byte = UInt8(truncatingIfNeeded: value)
+                switch generator.next() % 24 {
+                case 0: blank.lastSequence = value
+                case 1: blank.lastAcknowledgment = value
+                case 2: blank.lastEnd = value
+                case 3: blank.lastWindow = UInt16(truncatingIfNeeded: value) | 1
+                case 4: blank.lastWindowScale = byte
+                case 5: blank.lastPeerFlags = PeerFlags(rawValue: byte)
+                case 6: blank.retransmissions = byte
+                case 7: blank.closing = CloseProgress(rawValue: byte)
+                case 8: blank.original.end = value
+                case 9: blank.original.maxEnd = value
+                case 10: blank.original.maxWindow = value
+                case 11: blank.original.maxAck = value
+                case 12: blank.original.scale = byte
+                case 13: blank.original.flags = PeerFlags(rawValue: byte)
+                case 14: blank.reply.end = value
+                case 15: blank.reply.maxEnd = value
+                case 16: blank.reply.maxWindow = value
+                case 17: blank.reply.maxAck = value
+                case 18: blank.reply.scale = byte
+                case 19: blank.reply.flags = PeerFlags(rawValue: byte)
+                default: break
+                }
+                connection = blank
+            }
+        }
+        switch index % 11 {
+        case 0: connection.expiresAt = now - UInt64(index)
+        case 1: connection.createdAt = now + UInt64(index)
+        case 2:
+            connection.packetsOriginal = UInt64.max
+            connection.bytesReply = UInt64.max - UInt64(index)
+            connection.expiresAt = UInt64.max
+        case 3:
+            connection.packetsOriginal = 0
+            connection.packetsReply = 0
+            connection.bytesOriginal = 0
+            connection.bytesReply = 0
+            connection.expiresAt = now
+            connection.createdAt = now
+        default: break
+        }
+        return connection
+    }
+
+    /// The sender writes each entry from the connection's fields (SyncCompactRecord.write):
+    /// byte for byte what the state file's record transformed gives (RecordTransform), alone
+    /// and packed into a message.
+    func testEntriesWrittenFromTheFieldsAreTheRecordsTransform() throws {
+        var generator = SplitMix64(seed: 0xD1_2EC7)
+        let now: UInt64 = 7_000_000_000_000
+        var entries: [SyncEntry] = []
+        var seenStates = Set<UInt8>(), seenProtocols = Set<UInt8>(), seenForms = Set<UInt8>()
+        for index in 0..<20_000 {
+            let entry = SyncEntry(index % 4 == 3 ? .delete : .upsert, Self.anyConnection(&generator, now: now, index: index))
+            let expected = RecordTransform.encode(entry, monotonicNow: now)
+            var written: [UInt8] = [0xAA]
+            SyncCompactRecord.append(entry, monotonicNow: now, to: &written)
+            XCTAssertEqual(written, [0xAA] + expected, "entry \(index): \(entry.connection)")
+            XCTAssertLessThanOrEqual(expected.count, SyncCompactRecord.maximumLength + 1)
+            seenStates.insert(entry.connection.state.rawValue)
+            seenProtocols.insert(entry.connection.key.protocolNumber)
+            seenForms.insert(expected[2])
+            entries.append(entry)
+        }
+        XCTAssertEqual(seenStates.count, TCPState.allCases.count)
+        XCTAssertEqual(seenProtocols, [TrackedProtocol.tcpNumber, TrackedProtocol.udpNumber,
+                                       TrackedProtocol.icmpNumber, TrackedProtocol.icmp6Number])
+        XCTAssertEqual(seenForms, [0, SyncCompactRecord.formIPv4, SyncCompactRecord.formTCP,
+                                   SyncCompactRecord.formIPv4 | SyncCompactRecord.formTCP])
+        var start = 0
+        while start < entries.count {
+            let (count, records) = SyncMessage.packCompact(entries[start...], monotonicNow: now)
+            XCTAssertGreaterThan(count, 0)
+            XCTAssertEqual(records, entries[start..<(start + count)].flatMap { RecordTransform.encode($0, monotonicNow: now) })
+            start += count
+        }
+    }
+
     /// Packing fills a message up to the datagram's bound and no further.
     func testPackingStaysWithinOneUnfragmentedDatagram() throws {
         var generator = SplitMix64(seed: 7)
         let now: UInt64 = 5_000_000_000
         let entries = (0..<500).map { _ in SyncEntry(.upsert, Self.randomConnection(&generator, now: now)) }
-        var start = 0, scratch: [UInt8] = []
+        var start = 0
         while start < entries.count {
-            var records: [UInt8] = []
-            let count = SyncMessage.packCompact(entries[start...], monotonicNow: now, scratch: &scratch, into: &records)
+            let (count, records) = SyncMessage.packCompact(entries[start...], monotonicNow: now)
             XCTAssertGreaterThanOrEqual(count, min(SyncMessage.maximumEntries, entries.count - start),
                                         "at least as many as the plain kinds hold")
             XCTAssertLessThanOrEqual(records.count, SyncMessage.compactEntryBytes)
@@ -112,7 +224,7 @@ final class SyncCompactTests: XCTestCase {
             if start < entries.count {
                 // The next one would not have fitted.
                 var one: [UInt8] = []
-                SyncCompactRecord.append(entries[start], monotonicNow: now, record: &scratch, to: &one)
+                SyncCompactRecord.append(entries[start], monotonicNow: now, to: &one)
                 XCTAssertTrue(count == SyncMessage.maximumCompactEntries
                               || records.count + one.count > SyncMessage.compactEntryBytes)
             }
