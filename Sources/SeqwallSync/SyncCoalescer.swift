@@ -72,18 +72,32 @@ public struct SyncCoalescer {
     /// What the touches read (SyncFlowTable.touch), kept so that they are not optimized away.
     private var touched: UInt64 = 0
 
+    /// The tags (SyncFlowTable.tag) of the keys being touched, kept for their lookups: each
+    /// key is hashed once.
+    private var tags: [UInt32] = []
+
     /// A turn's changes, in order: their keys touched first (SyncFlowTable.touch).
     public mutating func add(contentsOf changes: [SyncChange], now: UInt64) {
         var sink: UInt64 = 0
-        for change in changes { sink ^= connections.touch(change.connection.key) }
+        tags.removeAll(keepingCapacity: true)
+        for change in changes {
+            let tag = connections.tag(of: change.connection.key)
+            tags.append(tag)
+            sink ^= connections.touch(tag: tag)
+        }
         touched ^= sink
-        for change in changes { add(change, now: now) }
+        for index in changes.indices { add(changes[index], now: now, tag: tags[index]) }
     }
 
     public mutating func add(_ change: SyncChange, now: UInt64) {
+        add(change, now: now, tag: connections.tag(of: change.connection.key))
+    }
+
+    /// `tag` is the table's tag of the change's key.
+    private mutating func add(_ change: SyncChange, now: UInt64, tag: UInt32) {
         let key = change.connection.key
         if change.kind == .removed {
-            guard let known = connections.remove(key) else { return }
+            guard let known = connections.remove(key, tag: tag) else { return }
             var peerHolds = known.peerHolds
             if known.isWaiting {
                 let slot = position(of: known.waitingMark)
@@ -95,7 +109,7 @@ public struct SyncCoalescer {
         }
         let turn = firstTurn &+ UInt64(waiting.count)
         // One lookup: the connection's entry is found, or made, and updated in place.
-        let index = connections.findOrInsert(key, Known())
+        let index = connections.findOrInsert(key, tag: tag, Known())
         switch SyncCoalescer.note(change, in: &connections[index], turn: turn, firstTurn: firstTurn,
                                   atOnce: maximumChanges == 1) {
         case .nothing:
@@ -188,16 +202,26 @@ public struct SyncCoalescer {
     /// Every entry due at `now`, oldest first; `flushAll` takes the pending ones too.
     public mutating func take(now: UInt64, flushAll: Bool = false) -> [SyncEntry] {
         // The keys of the records that go, touched first as in add(contentsOf:).
+        // Their tags in `tags` from `first` on, 0 for a record that is not live.
         var sink: UInt64 = 0, ahead = head
+        let first = head
+        tags.removeAll(keepingCapacity: true)
         while ahead < waiting.count && (flushAll || now &- waiting[ahead].since >= interval) {
-            if waiting[ahead].live { sink ^= connections.touch(waiting[ahead].connection.key) }
+            var tag: UInt32 = 0
+            if waiting[ahead].live {
+                tag = connections.tag(of: waiting[ahead].connection.key)
+                sink ^= connections.touch(tag: tag)
+            }
+            tags.append(tag)
             ahead += 1
         }
         touched ^= sink
         while head < waiting.count {
             if waiting[head].live {
                 guard flushAll || now &- waiting[head].since >= interval else { break }
-                if let index = connections.find(waiting[head].connection.key) {
+                let key = waiting[head].connection.key
+                let known = head - first < tags.count ? tags[head - first] : 0
+                if let index = connections.find(key, tag: known != 0 ? known : connections.tag(of: key)) {
                     release(head, at: index)
                 } else {
                     drop(head)

@@ -75,15 +75,19 @@ struct SyncFlowTable<Value> {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
+    /// The key's tag: the top half of its seeded hash, bit 0 set. A caller that looks a key up
+    /// twice (touch, then find) computes it once and hands it to both.
     @inline(__always)
-    private func tag(of key: FlowKey) -> UInt32 { UInt32(truncatingIfNeeded: hasher.hash(key) >> 32) | 1 }
+    func tag(of key: FlowKey) -> UInt32 { UInt32(truncatingIfNeeded: hasher.hash(key) >> 32) | 1 }
 
     @inline(__always)
     private func home(of tag: UInt32) -> Int { Int(tag >> 1) & mask }
 
     /// The position holding `key`, nil when it is not held.
-    func find(_ key: FlowKey) -> Int? {
-        let wanted = tag(of: key)
+    func find(_ key: FlowKey) -> Int? { find(key, tag: tag(of: key)) }
+
+    /// As `find(_:)`, `wanted` being `tag(of: key)`.
+    func find(_ key: FlowKey, tag wanted: UInt32) -> Int? {
         var position = home(of: wanted)
         while true {
             let found = entries[position].tag
@@ -95,7 +99,11 @@ struct SyncFlowTable<Value> {
 
     /// The position holding `key`, after putting it there with `value` when it was not held.
     mutating func findOrInsert(_ key: FlowKey, _ value: @autoclosure () -> Value) -> Int {
-        let wanted = tag(of: key)
+        findOrInsert(key, tag: tag(of: key), value())
+    }
+
+    /// As `findOrInsert(_:_:)`, `wanted` being `tag(of: key)`.
+    mutating func findOrInsert(_ key: FlowKey, tag wanted: UInt32, _ value: @autoclosure () -> Value) -> Int {
         var position = home(of: wanted)
         while true {
             let found = entries[position].tag
@@ -105,7 +113,7 @@ struct SyncFlowTable<Value> {
         }
         if (count + 1) * 2 > storage.size {
             grow()
-            return findOrInsert(key, value())
+            return findOrInsert(key, tag: wanted, value())
         }
         makeUnique()
         entries[position] = Entry(tag: wanted, key: key, value: value())
@@ -116,9 +124,8 @@ struct SyncFlowTable<Value> {
     /// Reads where `key` would be found, for nothing but to bring it into the cache: the
     /// coalescer touches a turn's keys first, so that their misses overlap instead of stalling
     /// one lookup after another. The value returned is only there to keep the reads.
-    func touch(_ key: FlowKey) -> UInt64 {
-        let position = home(of: tag(of: key))
-        return UInt64(entries[position].tag)
+    func touch(tag: UInt32) -> UInt64 {
+        UInt64(entries[home(of: tag)].tag)
     }
 
     subscript(position: Int) -> Value {
@@ -133,8 +140,12 @@ struct SyncFlowTable<Value> {
 
     /// Removes `key`; its value, nil when it was not held.
     @discardableResult
-    mutating func remove(_ key: FlowKey) -> Value? {
-        guard let position = find(key) else { return nil }
+    mutating func remove(_ key: FlowKey) -> Value? { remove(key, tag: tag(of: key)) }
+
+    /// As `remove(_:)`, `wanted` being `tag(of: key)`.
+    @discardableResult
+    mutating func remove(_ key: FlowKey, tag wanted: UInt32) -> Value? {
+        guard let position = find(key, tag: wanted) else { return nil }
         let value = entries[position].value
         remove(at: position)
         return value
