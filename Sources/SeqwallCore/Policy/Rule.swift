@@ -67,6 +67,9 @@ public struct Rule: Sendable, Equatable {
 
     /// `matches`, taking the table answers the batch warm-up found for this flow where it has
     /// them (TableAnswers): the same result, without searching those tables again.
+    // Always inlined: into RuleIndex.first, where the optimizer otherwise stops inlining it
+    // once it takes the answers, and every rule tried whole pays a call (BENCHMARKS.md).
+    @inline(__always)
     func matches(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
                  destinationPort: UInt16, tables: [AddressTable], answers: UnsafePointer<TableAnswers>?) -> Bool {
         guard direction == self.direction, protocolName == self.protocolName else { return false }

@@ -236,7 +236,7 @@ public final class RuleIndex: Sendable, Equatable {
             }
             switch records[Int(position)].answer(bucket: bucket, source: source, sourceIsIPv4: sourceIsIPv4,
                                                  destination: destination, destinationIsIPv4: destinationIsIPv4,
-                                                 destinationPort: destinationPort) {
+                                                 destinationPort: destinationPort, answers: answers) {
             case .fails: continue
             case .passes: return Int(position)
             case .checkRule:
