@@ -120,10 +120,10 @@ struct RuleMatchRecord: BitwiseCopyable {
               (destinationPort >= portLower && destinationPort <= portUpper)
                 || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
         var inRule = portsInRule
-        if sourceKind == .inRule {
-            inRule = true
-        } else if sourceKind.rawValue > AddressKind.inRule.rawValue {
-            switch RuleMatchRecord.tableAnswer(sourceKind, sourceBits, source, bySource: true, answers) {
+        if sourceKind.rawValue >= AddressKind.inRule.rawValue {
+            // Held in the rule, or a table: the flow's answer may settle the table here.
+            switch sourceKind == .inRule ? .checkRule
+                : RuleMatchRecord.tableAnswer(sourceKind, sourceBits, source, bySource: true, answers) {
             case .fails: return .fails
             case .checkRule: inRule = true
             case .passes: break
@@ -132,10 +132,10 @@ struct RuleMatchRecord: BitwiseCopyable {
                   !RuleMatchRecord.contains(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4) {
             return .fails
         }
-        if destinationKind == .inRule {
-            inRule = true
-        } else if destinationKind.rawValue > AddressKind.inRule.rawValue {
-            switch RuleMatchRecord.tableAnswer(destinationKind, destinationBits, destination, bySource: false, answers) {
+        if destinationKind.rawValue >= AddressKind.inRule.rawValue {
+            // Held in the rule, or a table: the flow's answer may settle the table here.
+            switch destinationKind == .inRule ? .checkRule
+                : RuleMatchRecord.tableAnswer(destinationKind, destinationBits, destination, bySource: false, answers) {
             case .fails: return .fails
             case .checkRule: inRule = true
             case .passes: break
