@@ -300,6 +300,29 @@ struct RuleIndexTests {
                 case .passes: #expect(matches, "\(rule) \(flowProtocol) \(direction) \(source) -> \(destination):\(port)")
                 case .checkRule: #expect(!inline, "an inline rule sent to its full check: \(rule)")
                 }
+                // With the flow's table answers, as the batch warm-up finds them (TableAnswers):
+                // a list of one table reference alone is then settled by the record too.
+                var answers = TableAnswers(source: source, destination: destination)
+                for (position, table) in tables.enumerated() {
+                    answers.record(table.contains(source), position: position, bySource: true)
+                    answers.record(table.contains(destination), position: position, bySource: false)
+                }
+                let answered = withUnsafePointer(to: answers) {
+                    record.answer(bucket: RuleIndex.bucket(direction, flowProtocol), source: source,
+                                  sourceIsIPv4: source.isIPv4, destination: destination,
+                                  destinationIsIPv4: destination.isIPv4, destinationPort: port, answers: $0)
+                }
+                func heldInline(_ networks: [IPNetwork], _ references: [TableReference]) -> Bool {
+                    references.isEmpty ? networks.count <= 1 : networks.isEmpty && references.count == 1
+                        && references[0].index < tables.count
+                }
+                let inlineWithAnswers = heldInline(rule.from, rule.fromTables) && heldInline(rule.to, rule.toTables)
+                    && rule.ports.count <= 2
+                switch answered {
+                case .fails: #expect(!matches, "with answers: \(rule) \(direction) \(source) -> \(destination):\(port)")
+                case .passes: #expect(matches, "with answers: \(rule) \(direction) \(source) -> \(destination):\(port)")
+                case .checkRule: #expect(!inlineWithAnswers, "a rule answered inline sent to its full check: \(rule)")
+                }
             }
         }
     }

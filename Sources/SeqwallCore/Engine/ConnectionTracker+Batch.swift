@@ -14,16 +14,35 @@ extension ConnectionTracker {
     /// only a hint: each packet is then decided by the one-packet path, which finds its
     /// connection afresh, so a SYN early in the batch creates the connection a later packet
     /// belongs to and a removal that moves the last slot into the hole is seen by every later
-    /// packet, exactly as one by one. Nothing the warm-up found is used to decide.
+    /// packet, exactly as one by one. Of what the warm-up found, only the answers of table
+    /// lookups are used to decide (TableAnswers): each for the same table and address it was
+    /// found for, which no packet of the batch can change.
     public func process(batch packets: UnsafeBufferPointer<QueuedPacket>, verdicts: UnsafeMutablePointer<Verdict>,
                         now: UInt64) {
         precondition(packets.count <= ConnectionTracker.batchCapacity, "a batch holds at most batchCapacity packets")
         table.warmIndex(packets, probes: batchProbes)
         table.warmSlots(packets.count, probes: batchProbes)
-        if policy.warmsDecisions { warmDecisions(packets) }
+        guard policy.warmsDecisions else {
+            for index in packets.indices {
+                let packet = packets[index]
+                verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)
+            }
+            return
+        }
+        let newFlows = warmDecisions(packets)
+        // The new flows are in packet order: each packet is decided with its own answers, or none.
+        var flow = 0
         for index in packets.indices {
+            if flow < newFlows, Int(batchProbes[flow].newFlow) == index {
+                hot.pointee.tableAnswers = UnsafePointer(batchAnswers + flow)
+                flow &+= 1
+            } else {
+                hot.pointee.tableAnswers = nil
+            }
             let packet = packets[index]
             verdicts[index] = process(packet.bytes, wireLength: packet.wireLength, hook: packet.hook, now: now)
         }
+        // Answers hold only within their batch: tables and policy may change before the next.
+        hot.pointee.tableAnswers = nil
     }
 }

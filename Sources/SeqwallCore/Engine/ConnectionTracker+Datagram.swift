@@ -52,7 +52,8 @@ extension ConnectionTracker {
         let direction = self.direction(of: hook, source: key.source, destination: key.destination)
         let decision = policy.decide(protocolName: protocolName, direction: direction, source: key.source,
                                      destination: key.destination,
-                                     destinationPort: protocolName.hasPorts ? key.destinationPort : 0)
+                                     destinationPort: protocolName.hasPorts ? key.destinationPort : 0,
+                                     answers: hot.pointee.tableAnswers)
         let verdict: Verdict
         switch decision.action {
         case .block:

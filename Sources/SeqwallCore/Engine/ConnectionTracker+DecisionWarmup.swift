@@ -11,40 +11,53 @@
 /// The rule index is not warmed: with 10,000 rules, reading ahead the candidate rule of each
 /// new flow (a second search of the index) cost more time than its misses (BENCHMARKS.md).
 ///
-/// A hint only, as the rest of the warm-up: nothing found here is used to decide, the policy
-/// cannot change within a batch, and a garbled header warms the wrong lines.
+/// The last level finishes each lookup on the lines the levels before brought in and keeps its
+/// answer (TableAnswers), which the packet's decision then takes instead of searching again:
+/// a table lookup is one search per SYN, not two. The answers are exact whatever the header
+/// says (an answer is used only for the table and address it was found for), the policy and
+/// its tables cannot change within a batch, and a garbled header only warms the wrong lines.
 extension ConnectionTracker {
     /// Warms the decisions of the batch's packets that found no connection
-    /// (ConnectionTable.warmSlots) and of its SYNs. Run only for a policy that reads memory
-    /// too large to stay cached (Policy.warmsDecisions): for a small one the gathering alone
-    /// would cost more than it saves.
-    func warmDecisions(_ packets: UnsafeBufferPointer<QueuedPacket>) {
+    /// (ConnectionTable.warmSlots) and of its SYNs, and finds their answers in the large
+    /// tables; returns how many new flows it gathered, `batchProbes[0..<count].newFlow` their
+    /// batch positions (ascending) and `batchAnswers[0..<count]` their answers. Run only for a
+    /// policy that reads memory too large to stay cached (Policy.warmsDecisions): for a small
+    /// one the gathering alone would cost more than it saves.
+    func warmDecisions(_ packets: UnsafeBufferPointer<QueuedPacket>) -> Int {
         var newFlows = 0
         for packet in packets.indices
         where batchProbes[packet].tag == 0 || ConnectionTable.lookaheadOpens(packets[packet].bytes) {
+            // A packet without a key has no addresses to look up: no answers, decided as one by one.
+            guard let key = ConnectionTable.lookaheadKey(packets[packet].bytes) else { continue }
             // Entry `newFlows` was read (its tag) before it is written: it never passes `packet`.
             batchProbes[newFlows].newFlow = Int32(truncatingIfNeeded: packet)
+            batchAnswers[newFlows] = TableAnswers(source: key.source, destination: key.destination)
             newFlows &+= 1
         }
+        guard newFlows > 0 else { return 0 }
         let index = policy.index
         let tables = policy.tables
+        var loaded: UInt64 = 0
         for lookup in index.tableLookups {
             let position = lookup >> 1
-            guard position < tables.count, tables[position].matcher.isLarge else { continue }
+            guard position < tables.count, position < 64, tables[position].matcher.isLarge else { continue }
             let matcher = tables[position].matcher
             let bySource = lookup & 1 == 0
             for flow in 0..<newFlows {
-                let packet = Int(batchProbes[flow].newFlow)
-                // Without a key, an empty range: the next step reads nothing for it.
-                guard let key = ConnectionTable.lookaheadKey(packets[packet].bytes) else {
-                    batchProbes[flow].loaded = 0
-                    continue
-                }
-                batchProbes[flow].loaded = matcher.warmRange(bySource ? key.source : key.destination)
+                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
+                batchProbes[flow].loaded = matcher.warmRange(address)
             }
             for flow in 0..<newFlows {
-                batchProbes[flow].loaded = matcher.warmSearch(batchProbes[flow].loaded)
+                loaded &+= matcher.warmSearch(batchProbes[flow].loaded)
+            }
+            for flow in 0..<newFlows {
+                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
+                let contained = matcher.contains(address, inRange: batchProbes[flow].loaded)
+                batchAnswers[flow].record(contained, position: position, bySource: bySource)
             }
         }
+        // Stored, so that the optimizer keeps the warming loads (BatchLookahead).
+        batchProbes[0].position = UInt32(truncatingIfNeeded: loaded)
+        return newFlows
     }
 }

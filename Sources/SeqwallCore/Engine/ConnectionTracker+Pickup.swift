@@ -76,7 +76,7 @@ extension ConnectionTracker {
         case .forward, .other: direction = self.direction(of: hook, source: client, destination: server)
         }
         let decision = policy.decide(direction: direction, source: client, destination: server,
-                                     destinationPort: serverPort)
+                                     destinationPort: serverPort, answers: hot.pointee.tableAnswers)
         return (decision.action, decision.ruleIndex, direction)
     }
 }

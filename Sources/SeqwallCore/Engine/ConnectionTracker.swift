@@ -49,6 +49,9 @@ public final class ConnectionTracker {
     /// Scratch room for the warm-up of one batch (ConnectionTracker+Batch.swift), allocated
     /// once: the packet path allocates nothing.
     let batchProbes: UnsafeMutablePointer<BatchProbe>
+    /// The table answers of a batch's new flows (ConnectionTracker+DecisionWarmup.swift), in
+    /// the order of `batchProbes`' `newFlow`; allocated once, like it.
+    let batchAnswers: UnsafeMutablePointer<TableAnswers>
     /// The segments the SYN proxy sends (SynProxyOutbox), for the owner to send after each
     /// batch and reset.
     public let synProxyOutbox = SynProxyOutbox()
@@ -72,6 +75,9 @@ public final class ConnectionTracker {
                                            rules: RuleCounterTable(ruleCount: policy.rules.count)))
         batchProbes = .allocate(capacity: ConnectionTracker.batchCapacity)
         batchProbes.initialize(repeating: BatchProbe(tag: 0, position: 0, loaded: 0, newFlow: 0), count: ConnectionTracker.batchCapacity)
+        batchAnswers = .allocate(capacity: ConnectionTracker.batchCapacity)
+        batchAnswers.initialize(repeating: TableAnswers(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0)),
+                                count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
                                      wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
         let seeds = hasher.seeds
@@ -85,6 +91,7 @@ public final class ConnectionTracker {
         hot.deinitialize(count: 1)
         hot.deallocate()
         batchProbes.deallocate()
+        batchAnswers.deallocate()
     }
 
     /// Swaps in a new policy between packets. The table and its connections stay; the new table

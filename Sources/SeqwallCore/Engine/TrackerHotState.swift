@@ -19,4 +19,7 @@ struct TrackerHotState {
     /// other queues for the `synproxy` rules' ports, and this one copies headers only, so a
     /// connection proxied here could not be sent back (ConnectionTracker+SynProxy.swift).
     var synProxyElsewhere = false
+    /// The table answers the batch warm-up found for the packet being decided (TableAnswers),
+    /// set by `process(batch:verdicts:now:)` for that packet only; nil one by one.
+    var tableAnswers: UnsafePointer<TableAnswers>?
 }

@@ -9,9 +9,10 @@ final class IndexedRule: Sendable {
     }
 
     /// `Rule.matches`, on the rule where it lies.
+    @inline(__always)
     func matches(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
-                 destinationPort: UInt16, tables: [AddressTable]) -> Bool {
+                 destinationPort: UInt16, tables: [AddressTable], answers: UnsafePointer<TableAnswers>?) -> Bool {
         rule.matches(protocolName: protocolName, direction: direction, source: source, destination: destination,
-                     destinationPort: destinationPort, tables: tables)
+                     destinationPort: destinationPort, tables: tables, answers: answers)
     }
 }

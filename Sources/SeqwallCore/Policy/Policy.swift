@@ -69,8 +69,16 @@ public struct Policy: Sendable, Equatable {
     /// (nil when the default decided).
     public func decide(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
                        destination: IPAddress, destinationPort: UInt16) -> (action: RuleAction, ruleIndex: Int?) {
+        decide(protocolName: protocolName, direction: direction, source: source, destination: destination,
+               destinationPort: destinationPort, answers: nil)
+    }
+
+    /// `decide`, taking the table answers the tracker's batch warm-up found for this flow
+    /// (TableAnswers) instead of searching those tables again: the same decision.
+    func decide(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress, destination: IPAddress,
+                destinationPort: UInt16, answers: UnsafePointer<TableAnswers>?) -> (action: RuleAction, ruleIndex: Int?) {
         let first = index.first(protocolName: protocolName, direction: direction, source: source, destination: destination,
-                                destinationPort: destinationPort, tables: tables)
+                                destinationPort: destinationPort, tables: tables, answers: answers)
         guard let first else { return (direction == .inbound ? defaultInbound : defaultOutbound, nil) }
         return (index.action(first), first)
     }

@@ -97,7 +97,14 @@ public struct PrefixMatcher: Sendable {
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
     public func contains(_ address: IPAddress) -> Bool {
-        var (low, high) = searchRange(address)
+        let (low, high) = searchRange(address)
+        return contains(address, low: low, high: high)
+    }
+
+    /// `contains`, searching only flips `low..<high`, the range `searchRange` gives.
+    @inline(__always)
+    private func contains(_ address: IPAddress, low: Int, high: Int) -> Bool {
+        var low = low, high = high
         // The first flip above the address; its index counts the flips at or below.
         if address.isIPv4 {
             let value = address.ipv4Value
@@ -164,6 +171,14 @@ public struct PrefixMatcher: Sendable {
         }
         let middle = (low + high) >> 1
         return flipWord((low + middle) >> 1, ipv4) &+ flipWord(middle, ipv4) &+ flipWord((middle + high) >> 1, ipv4)
+    }
+
+    /// The last step: `contains(address)`, searching the range `warmRange(address)` gave (its
+    /// lines warmed by `warmSearch`), for the decision to take instead of searching again
+    /// (TableAnswers).
+    func contains(_ address: IPAddress, inRange range: UInt64) -> Bool {
+        contains(address, low: Int(truncatingIfNeeded: (range >> 32) & 0x7FFF_FFFF),
+                 high: Int(truncatingIfNeeded: range & 0xFFFF_FFFF))
     }
 
     /// A word of flip `index` of one family, for the warm-up's reads.

@@ -61,17 +61,30 @@ public struct Rule: Sendable, Equatable {
     /// policy's, which the table references point into.
     public func matches(protocolName: TrackedProtocol = .tcp, direction: Direction, source: IPAddress,
                         destination: IPAddress, destinationPort: UInt16, tables: [AddressTable] = []) -> Bool {
+        matches(protocolName: protocolName, direction: direction, source: source, destination: destination,
+                destinationPort: destinationPort, tables: tables, answers: nil)
+    }
+
+    /// `matches`, taking the table answers the batch warm-up found for this flow where it has
+    /// them (TableAnswers): the same result, without searching those tables again.
+    // Always inlined: into RuleIndex.first, where the optimizer otherwise stops inlining it
+    // once it takes the answers, and every rule tried whole pays a call (BENCHMARKS.md).
+    @inline(__always)
+    func matches(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
+                 destinationPort: UInt16, tables: [AddressTable], answers: UnsafePointer<TableAnswers>?) -> Bool {
         guard direction == self.direction, protocolName == self.protocolName else { return false }
-        if !Rule.listMatches(from, fromTables, source, tables) { return false }
-        if !Rule.listMatches(to, toTables, destination, tables) { return false }
+        if !Rule.listMatches(from, fromTables, source, tables, answers, bySource: true) { return false }
+        if !Rule.listMatches(to, toTables, destination, tables, answers, bySource: false) { return false }
         if !ports.isEmpty && !ports.contains(where: { $0.contains(destinationPort) }) { return false }
         return true
     }
 
     /// An address list matches when it is empty (`any`) or one of its items contains the address.
     private static func listMatches(_ networks: [IPNetwork], _ references: [TableReference], _ address: IPAddress,
-                                    _ tables: [AddressTable]) -> Bool {
+                                    _ tables: [AddressTable], _ answers: UnsafePointer<TableAnswers>?,
+                                    bySource: Bool) -> Bool {
         if networks.isEmpty && references.isEmpty { return true }
-        return networks.contains { $0.contains(address) } || references.contains { $0.matches(address, in: tables) }
+        return networks.contains { $0.contains(address) }
+            || references.contains { $0.matches(address, in: tables, answers: answers, bySource: bySource) }
     }
 }

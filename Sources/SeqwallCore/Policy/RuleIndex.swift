@@ -204,9 +204,9 @@ public final class RuleIndex: Sendable, Equatable {
     func action(_ position: Int) -> RuleAction { records[position].action }
 
     /// The first rule, in file order, that matches this flow (`Rule.matches`, with `tables` the
-    /// policy's); nil when none does.
+    /// policy's, and the flow's table answers from the batch warm-up if any); nil when none does.
     func first(protocolName: TrackedProtocol, direction: Direction, source: IPAddress, destination: IPAddress,
-               destinationPort: UInt16, tables: [AddressTable]) -> Int? {
+               destinationPort: UInt16, tables: [AddressTable], answers: UnsafePointer<TableAnswers>? = nil) -> Int? {
         let bucket = RuleIndex.bucket(direction, protocolName)
         var wildcard = CandidateCursor.range(wildcards, Int(wildcardStart[bucket]), Int(wildcardStart[bucket + 1]))
         let portEntry = portEntry(bucket: bucket, hasPorts: protocolName.hasPorts, destinationPort: destinationPort)
@@ -236,12 +236,13 @@ public final class RuleIndex: Sendable, Equatable {
             }
             switch records[Int(position)].answer(bucket: bucket, source: source, sourceIsIPv4: sourceIsIPv4,
                                                  destination: destination, destinationIsIPv4: destinationIsIPv4,
-                                                 destinationPort: destinationPort) {
+                                                 destinationPort: destinationPort, answers: answers) {
             case .fails: continue
             case .passes: return Int(position)
             case .checkRule:
                 if rules[Int(position)].matches(protocolName: protocolName, direction: direction, source: source,
-                                                destination: destination, destinationPort: destinationPort, tables: tables) {
+                                                destination: destination, destinationPort: destinationPort, tables: tables,
+                                                answers: answers) {
                     return Int(position)
                 }
             }

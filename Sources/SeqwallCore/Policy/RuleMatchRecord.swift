@@ -3,6 +3,9 @@
 /// one source and one destination network inline when the rule has at most one of each. A
 /// candidate that fails on those, or plainly passes, costs that one line; only a rule with more
 /// (several networks, three or more port ranges, tables) is then read whole (`Rule.matches`), through `IndexedRule`.
+/// An address list of one table reference alone (`from <drop>`, `to !<web>`) is held too: in a
+/// batch the flow's answer from the warm-up (TableAnswers) decides it here; one by one, or
+/// without an answer, the rule is read whole.
 /// The rule's action is here too, so that deciding by the rule that passed reads no other line.
 struct RuleMatchRecord: BitwiseCopyable {
     /// The answer of the inline fields: the rule cannot match, matches, or must be tried whole.
@@ -14,9 +17,11 @@ struct RuleMatchRecord: BitwiseCopyable {
 
     /// How an address list is held: `any` (empty, no tables), one network inline (its family
     /// matters: IPNetwork.contains never matches across families, and an IPv6 network may
-    /// cover the IPv4-mapped addresses), or only in the full rule.
+    /// cover the IPv4-mapped addresses), only in the full rule, or one table reference alone,
+    /// plain or negated (its table position in the `bits` field). The kinds from `inRule` on
+    /// are not settled by a prefix comparison.
     private enum AddressKind: UInt8 {
-        case any, ipv4Network, ipv6Network, inRule
+        case any, ipv4Network, ipv6Network, inRule, table, negatedTable
     }
 
     private var sourceHigh: UInt64 = 0
@@ -68,6 +73,10 @@ struct RuleMatchRecord: BitwiseCopyable {
     private static func inline(_ networks: [IPNetwork], _ tables: [TableReference])
         -> (kind: AddressKind, bits: UInt8, high: UInt64, low: UInt64) {
         if networks.isEmpty && tables.isEmpty { return (.any, 0, 0, 0) }
+        // TableAnswers holds answers for table positions below 64 only.
+        if networks.isEmpty, tables.count == 1, tables[0].index < 64 {
+            return (tables[0].negated ? .negatedTable : .table, UInt8(tables[0].index), 0, 0)
+        }
         guard networks.count == 1, tables.isEmpty else { return (.inRule, 0, 0, 0) }
         let network = networks[0]
         // IPNetwork stores its address masked, so comparing the first `bits` bits is `contains`.
@@ -88,23 +97,49 @@ struct RuleMatchRecord: BitwiseCopyable {
         return (address.high ^ high) & highMask == 0 && (address.low ^ low) & lowMask == 0
     }
 
+    /// What a table reference held inline (`kind` `table` or `negatedTable`, its position in
+    /// `bits`) says of `address`, by the flow's answer from the batch warm-up: `.passes` when
+    /// it matches, `.fails` when not, `.checkRule` without an answer. Out of line: `answer` is
+    /// inlined into RuleIndex.first's loop, which stays as small as without tables.
+    @inline(never)
+    private static func tableAnswer(_ kind: AddressKind, _ bits: UInt8, _ address: IPAddress, bySource: Bool,
+                                    _ answers: UnsafePointer<TableAnswers>?) -> Answer {
+        guard let answers, let contained = answers.pointee.answer(position: Int(bits), address: address, bySource: bySource)
+        else { return .checkRule }
+        return contained != (kind == .negatedTable) ? .passes : .fails
+    }
+
     /// What the inline fields say of a new flow in `bucket` (RuleIndex.bucket); `checkRule`
-    /// only when none of them rules it out and one of them is held in the rule alone.
+    /// only when none of them rules it out and one of them is held in the rule alone, or is a
+    /// table the flow's `answers` (TableAnswers, the batch warm-up's) do not answer for.
     @inline(__always)
     func answer(bucket: Int, source: IPAddress, sourceIsIPv4: Bool, destination: IPAddress,
-                destinationIsIPv4: Bool, destinationPort: UInt16) -> Answer {
+                destinationIsIPv4: Bool, destinationPort: UInt16,
+                answers: UnsafePointer<TableAnswers>? = nil) -> Answer {
         guard Int(self.bucket) == bucket,
               (destinationPort >= portLower && destinationPort <= portUpper)
                 || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
         var inRule = portsInRule
-        if sourceKind == .inRule {
-            inRule = true
+        if sourceKind.rawValue >= AddressKind.inRule.rawValue {
+            // Held in the rule, or a table: the flow's answer may settle the table here.
+            switch sourceKind == .inRule ? .checkRule
+                : RuleMatchRecord.tableAnswer(sourceKind, sourceBits, source, bySource: true, answers) {
+            case .fails: return .fails
+            case .checkRule: inRule = true
+            case .passes: break
+            }
         } else if sourceKind != .any,
                   !RuleMatchRecord.contains(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4) {
             return .fails
         }
-        if destinationKind == .inRule {
-            inRule = true
+        if destinationKind.rawValue >= AddressKind.inRule.rawValue {
+            // Held in the rule, or a table: the flow's answer may settle the table here.
+            switch destinationKind == .inRule ? .checkRule
+                : RuleMatchRecord.tableAnswer(destinationKind, destinationBits, destination, bySource: false, answers) {
+            case .fails: return .fails
+            case .checkRule: inRule = true
+            case .passes: break
+            }
         } else if destinationKind != .any,
                   !RuleMatchRecord.contains(destinationKind, destinationBits, destinationHigh, destinationLow,
                                             destination, destinationIsIPv4) {

@@ -19,5 +19,15 @@ public struct TableReference: Hashable, Sendable, CustomStringConvertible {
         return contained != negated
     }
 
+    /// `matches`, with the answer the batch warm-up found for this table and address when it
+    /// has one (TableAnswers); `bySource`: the address is the flow's source.
+    func matches(_ address: IPAddress, in tables: [AddressTable], answers: UnsafePointer<TableAnswers>?,
+                 bySource: Bool) -> Bool {
+        if let answers, let contained = answers.pointee.answer(position: index, address: address, bySource: bySource) {
+            return contained != negated
+        }
+        return matches(address, in: tables)
+    }
+
     public var description: String { (negated ? "!<" : "<") + name + ">" }
 }
