@@ -358,10 +358,13 @@ struct RestoredConnectionTests {
     // itself; then every check applies in full again.
     @Test(arguments: Family.allCases) func windowsCatchUpThenAreCheckedInFull(family: Family) throws {
         let lab = try Self.movedOnWhileDown(family)
-        #expect(lab.data(.client, 1000) == .accept)
+        #expect(lab.data(.client, 1000) == .accept)       // its ACK moves the server's end forward
         #expect(lab.data(.client, 1000) == .accept)       // the server has not spoken yet
         var connection = try #require(lab.connection)
-        #expect(!connection.original.flags.contains(.relearning) && connection.reply.flags.contains(.relearning))
+        // The client spoke, but the server has not acknowledged the client's end yet; the
+        // client's second ACK, at the end the first one taught, confirmed the server's.
+        #expect(connection.original.flags.contains(.relearning) && connection.relearned.contains(.originalSpoke))
+        #expect(connection.reply.flags.contains(.relearning) && connection.relearned == [.originalSpoke, .replyEndConfirmed])
         #expect(lab.data(.server, 500) == .accept)        // checked in full: the client spoke
         #expect(lab.ackAll(.client) == .accept)
         connection = try #require(lab.connection)
@@ -374,6 +377,64 @@ struct RestoredConnectionTests {
         #expect(lab.send(.server, .ack, seq: lab.serverNext, ack: lab.clientNext &+ 5_000_000) == .drop(.ackAboveSent))
         #expect(lab.data(.server, 100) == .accept)
         #expect(lab.data(.client, 100) == .accept)
+    }
+
+    // After a restart (or a takeover) a sender whose ACKs were lost in the gap retransmits
+    // from its oldest unacknowledged byte, while the receiver, which got it all, acknowledges
+    // the top. The retransmission is accepted but proves nothing about where the sender
+    // stands: the receiver's ACKs must still move its end forward, or every one of them is
+    // dropped as ack-above-sent and the sender retransmits the same segment for ever.
+    @Test(arguments: Family.allCases) func aRetransmissionDoesNotEndTheGrace(family: Family) throws {
+        // The server sent 600,000 bytes seqwall never saw; the client got them all, the
+        // server heard no ACK of the last 3,000.
+        let lab = try Self.movedOnWhileDown(family, client: 0, server: 600_000)
+        let top = lab.serverNext
+        #expect(lab.send(.server, [.ack, .psh], seq: top &- 3000, ack: lab.clientNext, payload: 1000) == .accept)
+        var connection = try #require(lab.connection)
+        #expect(connection.reply.flags.contains(.relearning) && connection.relearned == [.replySpoke, .originalEndConfirmed])
+        #expect(connection.reply.end == top &- 2000)
+        // The client's duplicate ACKs of the top: the first moves the server's end, the
+        // second confirms it.
+        #expect(lab.ackAll(.client) == .accept)
+        #expect(lab.ackAll(.client) == .accept)
+        connection = try #require(lab.connection)
+        #expect(connection.reply.end == top && !connection.reply.flags.contains(.relearning))
+        #expect(lab.data(.server, 1000) == .accept)
+        #expect(lab.ackAll(.client) == .accept)
+        // The grace is over for the server: an ACK of data it never sent drops again.
+        #expect(lab.send(.client, .ack, seq: lab.clientNext, ack: lab.serverNext &+ 100_000) == .drop(.ackAboveSent))
+    }
+
+    // Without the second condition the retransmission above would end the grace, as it did
+    // before: the case the test above guards, shown to drop.
+    @Test(arguments: Family.allCases) func aGraceEndedByTheRetransmissionWouldDrop(family: Family) throws {
+        let lab = try Self.movedOnWhileDown(family, client: 0, server: 600_000)
+        #expect(lab.send(.server, [.ack, .psh], seq: lab.serverNext &- 3000, ack: lab.clientNext, payload: 1000) == .accept)
+        let slot = try #require(lab.tracker.table.find(lab.key)).slot
+        lab.tracker.table.connection(at: slot).pointee.reply.flags.remove(.relearning)
+        lab.tracker.table.connection(at: slot).pointee.relearned = []
+        #expect(lab.ackAll(.client) == .drop(.ackAboveSent))
+    }
+
+    // A side that only sends data (a download's server) ends its grace once the receiver's
+    // ACK stops moving its end, and a side whose end is confirmed but which has not spoken
+    // keeps its maxEnd relearning: the data the other side sends is judged against the
+    // window its fresh ACKs give, not the restored one.
+    @Test(arguments: Family.allCases) func confirmedBeforeSpeaking(family: Family) throws {
+        let lab = try Self.movedOnWhileDown(family, client: 20_000_000, server: 0)
+        // The server's end has not moved: the client's ACK confirms it at once.
+        #expect(lab.ackAll(.client) == .accept)
+        var connection = try #require(lab.connection)
+        #expect(connection.relearned == [.originalSpoke, .replyEndConfirmed] && connection.relearned.contains(.originalSpoke))
+        // The client's data is far beyond the window the server's restored ACKs allowed,
+        // and the server has not spoken: still learned forward.
+        #expect(lab.data(.client, 1000) == .accept)
+        // The server speaks: its grace ends; the client's end is confirmed by the same ACK.
+        #expect(lab.ackAll(.server) == .accept)
+        connection = try #require(lab.connection)
+        #expect(!connection.original.flags.contains(.relearning) && !connection.reply.flags.contains(.relearning))
+        #expect(connection.relearned == [])
+        #expect(lab.send(.client, .ack, seq: lab.clientNext &+ 20_000_000, ack: lab.serverNext) == .drop(.seqAboveWindow))
     }
 
     // An RST is never learned from: it is judged on the data as restored (RFC 5961).

@@ -33,6 +33,7 @@ extension ConnectionTracker {
         if restored.key.protocolNumber == TrackedProtocol.tcpNumber {
             restored.original.flags.insert(.relearning)
             restored.reply.flags.insert(.relearning)
+            restored.relearned = []
         }
         restored.halfOpenCharges = []
         restored.chargedRule = 0

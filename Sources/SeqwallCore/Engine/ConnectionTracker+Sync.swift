@@ -31,6 +31,7 @@ extension ConnectionTracker {
         if updated.key.protocolNumber == TrackedProtocol.tcpNumber {
             updated.original.flags.insert(.relearning)
             updated.reply.flags.insert(.relearning)
+            updated.relearned = []
         }
         stored.pointee = updated
         if wasHalfOpen != updated.state.isHalfOpen { halfOpenCount += updated.state.isHalfOpen ? 1 : -1 }

@@ -30,6 +30,9 @@ public struct Connection: Sendable, Equatable {
     /// A byte of its own, in what would be padding beside `closing`, because the status bits
     /// are all taken; it shares the cache line of `expiresAt`, which every packet reads.
     public internal(set) var proxied = false
+    /// How far each side of a relearning connection is through its grace (RelearnProgress),
+    /// in the last byte of padding before `wheelTick`.
+    public var relearned: RelearnProgress = []
     /// The tick at which the table's expiry wheel looks at this connection next (ExpiryWheel);
     /// kept by the table. It fills what would be padding before `expiresAt`, in the cache line
     /// the packet path already touches.

@@ -65,10 +65,10 @@ public enum TCPWindow {
         if connection.original.flags.union(connection.reply.flags).contains(.relearning) {
             let pickedUp = connection.status.contains(.pickedUp)
             result = direction == .original
-                ? checkRelearning(&connection.original, &connection.reply, pickedUp: pickedUp, direction: direction,
-                                  segment: segment, state: state)
-                : checkRelearning(&connection.reply, &connection.original, pickedUp: pickedUp, direction: direction,
-                                  segment: segment, state: state)
+                ? checkRelearning(&connection.original, &connection.reply, &connection.relearned,
+                                  pickedUp: pickedUp, direction: direction, segment: segment, state: state)
+                : checkRelearning(&connection.reply, &connection.original, &connection.relearned,
+                                  pickedUp: pickedUp, direction: direction, segment: segment, state: state)
         } else {
             result = direction == .original
                 ? checkPickedUp(&connection.original, &connection.reply, direction: direction, segment: segment,
