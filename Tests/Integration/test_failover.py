@@ -18,7 +18,10 @@ node back and lets it take over again (failback). What must hold:
 - the node that took over dropped no segment of them as `no-connection`, `seq-above-window`
   or `ack-above-sent` (its own counters), on failover and on failback.
 A third test starts node B while the connections run through A: B takes the bulk sync, says
-it is in sync, and takes over cleanly when A's seqwall is killed.
+it is in sync, and takes over cleanly when A's seqwall is killed. A fourth makes B take over
+with a copy seconds old (the sync to it cut) just after the client's ACKs of the bulk transfers
+were lost at A: the server's first segment through B retransmits data B has never seen while
+the client acknowledges more than that, and B must let those ACKs through.
 
 This file is also the agent program for the endpoints:
   /usr/bin/python3 test_failover.py serve INTERACTIVE_PORT BULK_PORT
@@ -570,6 +573,64 @@ class FailoverTest(lab.LabTestCase):
         time.sleep(2)
         first = self.lab.daemons["a"]
         self.take_over("b", lambda: first.stop(signal.SIGKILL), "takeover by the late node", lost)
+        self.finish_clients(agent, reader, lost)
+
+    def test_takeover_behind_lost_acks(self):
+        """B takes over with a copy seconds old while the server holds data unacknowledged
+        that the client has received: B's first segment of each bulk transfer from the server
+        is a retransmission from its oldest unacknowledged byte, far above B's copy and below
+        what the client acknowledges, and those ACKs must pass (docs/ha.md, What is synced).
+        Made so in A's namespace by an nft table of the test's own: the sync to B is cut, so
+        that B's copy falls behind, and then the client's ACKs of the bulk transfers are lost
+        at A for a moment before A's seqwall is killed."""
+        fw = self.lab.fw("a")
+        table = "seqwall_lab_behind"
+        # Ahead of the diversion (iptables' FORWARD filter, priority 0), so that A's seqwall
+        # never sees the ACKs it loses; the sync is A's own output.
+        lab.ns_run(fw, ["nft", "-f", "-"], input=f"""
+table inet {table} {{
+    chain output {{
+        type filter hook output priority filter; policy accept;
+    }}
+    chain forward {{
+        type filter hook forward priority filter - 10; policy accept;
+    }}
+}}
+""")
+        self.addCleanup(lab.ns_run, fw, ["nft", "delete", "table", "inet", table], check=False)
+
+        def drop(chain, match, comment):
+            lab.ns_run(fw, ["nft", "add", "rule", "inet", table, chain, *match.split(),
+                            "counter", "drop", "comment", f'"{comment}"'])
+
+        def dropped():
+            listing = json.loads(lab.ns_run(fw, ["nft", "-j", "list", "table", "inet", table]).stdout)
+            return {item["rule"]["comment"]: expr["counter"]["packets"]
+                    for item in listing["nftables"] if "rule" in item
+                    for expr in item["rule"]["expr"] if "counter" in expr}
+
+        backup = self.lab.daemons["b"]
+        first = self.lab.daemons["a"]
+        agent, reader = self.start_clients()
+        lost = {}
+        time.sleep(2)
+        drop("output", f"ip daddr {NODES['b'][4]} udp dport {SYNC_PORT}", "sync")
+        applied = backup.stats()["sync"]["entries_applied"]
+        time.sleep(3)
+        for family in ("ipv4", "ipv6"):
+            drop("forward", f'meta nfproto {family} iifname "out0" tcp dport {BULK_PORT}',
+                 f"{family} acks")
+        time.sleep(1)
+        self.take_over("b", lambda: first.stop(signal.SIGKILL), "takeover behind lost ACKs", lost)
+        counts = dropped()
+        lab.ns_run(fw, ["nft", "delete", "table", "inet", table])
+        # The case happened: the sync was cut (B applied nothing from A after the cut) and
+        # the client's ACKs of both transfers (one a family) were lost at A.
+        self.assertGreater(counts["sync"], 0, counts)
+        self.assertEqual(backup.stats()["sync"]["entries_applied"], applied,
+                         "node B applied records sent after the sync was cut")
+        self.assertGreater(counts["ipv4 acks"], 0, counts)
+        self.assertGreater(counts["ipv6 acks"], 0, counts)
         self.finish_clients(agent, reader, lost)
 
 
