@@ -56,7 +56,8 @@ public struct SyncCipher {
             let sealed = body.withUnsafeBufferPointer { body in
                 key.withUnsafeBufferPointer { key in
                     // Sealing in memory cannot fail: libsodium refuses only a message longer
-                    // than the cipher's counter reaches (256 GiB), and a datagram is 1,500 bytes.
+                    // than the cipher's 32-bit block counter reaches (256 GiB, RFC 8439 2.8),
+                    // and a datagram is at most 1,500 bytes (docs/sync-protocol.md, Datagram).
                     crypto_aead_chacha20poly1305_ietf_encrypt_detached(
                         ciphertext, ciphertext + body.count, nil,
                         body.baseAddress, UInt64(body.count),
