@@ -5,7 +5,7 @@ DESTDIR     ?=
 SWIFT       ?= swift
 PYTHON      ?= /usr/bin/python3
 DEBIAN_PACKAGES = pkg-config libnetfilter-queue-dev libmnl-dev iptables nftables iproute2 \
-                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev hping3 iperf3 \
+                  netcat-openbsd python3-scapy tcpdump procps libpcap-dev libsodium-dev hping3 iperf3 \
                   conntrack iputils-ping ipset keepalived nmap \
                   wireshark-common
 

@@ -35,6 +35,12 @@ let package = Package(
             name: "CPcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        // libsodium, for the state sync's ChaCha20-Poly1305 sealed in place (SyncCipher).
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
         // The build's version: VERSION and the git commit, generated before every build.
         .target(name: "SeqwallVersion", plugins: ["BuildVersionPlugin"]),
         .plugin(name: "BuildVersionPlugin", capability: .buildTool()),
@@ -52,7 +58,7 @@ let package = Package(
         // authenticated encryption, sequence numbers, NACKs, resends and coalescing. No sockets.
         .target(
             name: "SeqwallSync",
-            dependencies: ["SeqwallCore", "SeqwallControl", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CSodium", "SeqwallCore", "SeqwallControl", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The daemon: NFQUEUE through libmnl, per-queue workers, control socket, signals.
         .target(
@@ -84,7 +90,13 @@ let package = Package(
             dependencies: ["SeqwallRules", "SeqwallCore", "SeqwallTestSupport"],
             resources: [.copy("Golden")]
         ),
-        .testTarget(name: "SeqwallSyncTests", dependencies: ["SeqwallSync", "SeqwallCore", "SeqwallTestSupport"]),
+        // swift-crypto's ChaChaPoly is the tests' oracle for SyncCipher's libsodium sealing.
+        .testTarget(
+            name: "SeqwallSyncTests",
+            dependencies: [
+                "SeqwallSync", "SeqwallCore", "SeqwallTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(name: "SeqwallControlTests", dependencies: ["SeqwallControl", "SeqwallCore"]),
         // The daemon without root: its queue workers on a fake kernel queue that speaks real
         // netlink bytes; control requests, reloads, the state file through the system-call

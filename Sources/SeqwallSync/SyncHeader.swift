@@ -21,36 +21,27 @@ public struct SyncHeader: Sendable, Equatable {
         self.sequence = sequence
     }
 
-    func encoded() -> [UInt8] {
-        var bytes: [UInt8] = []
-        append(to: &bytes)
-        return bytes
+    /// Where the AEAD's nonce (12 bytes, RFC 8439) sits in the header: its last 12 bytes, the
+    /// epoch then the sequence, as docs/sync-protocol.md, Encryption, defines the nonce. Unique
+    /// per key, since each incarnation's key is derived from its node number (SyncCipher) and
+    /// its sequence never repeats. SyncCipher reads it there, in the datagram, without a copy.
+    static let nonceOffset = 12
+
+    /// Writes the header into the first `length` bytes of `bytes` (a datagram being sealed in
+    /// place: SyncCipher.seal).
+    func write(to bytes: UnsafeMutableRawBufferPointer) {
+        precondition(bytes.count >= SyncHeader.length, "a sync header is 24 bytes")
+        for (index, byte) in SyncHeader.magic.enumerated() { bytes[index] = byte }
+        bytes[4] = version
+        bytes[5] = kind.rawValue
+        bytes.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        bytes.storeBytes(of: node.bigEndian, toByteOffset: 8, as: UInt32.self)
+        bytes.storeBytes(of: epoch.bigEndian, toByteOffset: SyncHeader.nonceOffset, as: UInt32.self)
+        bytes.storeBytes(of: sequence.bigEndian, toByteOffset: SyncHeader.nonceOffset + 4, as: UInt64.self)
     }
 
-    /// Writes the header at the end of `bytes` (a datagram being built: SyncCipher.seal).
-    func append(to bytes: inout [UInt8]) {
-        var out = SyncBytes(bytes)
-        bytes = []
-        out.put(SyncHeader.magic)
-        out.put8(version)
-        out.put8(kind.rawValue)
-        out.put16(0)
-        out.put32(node)
-        out.put32(epoch)
-        out.put64(sequence)
-        bytes = out.bytes
-    }
-
-    /// The 12-byte nonce: epoch then sequence. Unique per key, since each incarnation's key
-    /// is derived from its node number (SyncCipher) and its sequence never repeats.
-    var nonce: [UInt8] {
-        var out = SyncBytes()
-        out.put32(epoch)
-        out.put64(sequence)
-        return out.bytes
-    }
-
-    /// Reads a header; the reason when it is not one this seqwall reads.
+    /// Reads a header from the first `length` bytes of `bytes` (a whole datagram: nothing is
+    /// copied); the reason when it is not one this seqwall reads.
     static func decode(_ bytes: [UInt8]) -> Result<SyncHeader, SyncRefusal> {
         var reader = SyncBytes(bytes)
         guard let magic = reader.get(4), let version = reader.get8(), let kindValue = reader.get8(),

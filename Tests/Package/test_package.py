@@ -198,6 +198,7 @@ class PackageTest(unittest.TestCase):
         self.assertNotIn("not found", libraries)
         self.assertNotIn("swift", libraries.lower())
         self.assertIn("libnetfilter_queue.so.1", libraries)
+        self.assertIn("libsodium.so.23", libraries)
         self.assertEqual(glob.glob(os.path.join(ROOT, "etc", "systemd", "system", "*", "seqwall.service")), [])
         for path in ("usr/libexec/seqwall/seqwall-divert", "lib/systemd/system/seqwall.service",
                      "usr/share/man/man8/seqwall.8.gz", "usr/share/doc/seqwall/copyright"):
