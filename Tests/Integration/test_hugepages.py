@@ -11,9 +11,11 @@ off, the index already on huge pages. Then traffic still passes.
 
 With an address table whose lookup arrays can hold a huge page, those arrays get a mapping of
 their own too (PrefixMatcher's LookupRegion, through the same provider): the advised mappings
-then cover the table's arrays beside the connection table's, and the arrays, written when the
-table is built, are on huge pages. (An aligned block of the C heap advised the same way was
-not: glibc hands out again memory the table's build had already faulted in as small pages.)
+then cover the table's arrays beside the connection table's, and both the index and the
+table's arrays (written when the table is built) are on huge pages. (When these were aligned
+blocks of the C heap, advised the same way, the index made after the table's build was not:
+glibc handed out again memory the build had faulted in as small pages, and advice does not
+change pages already there.)
 """
 
 import os

@@ -57,9 +57,9 @@ public final class ConnectionTable {
     /// `wheelBuckets` sets the expiry wheel's size (tests shrink it to make turns short).
     /// `regionProvider`, when given, provides the index and the connection slots when they are
     /// large enough to hold a huge page (RegionProvider), so that the index's initialisation
-    /// already faults huge pages in: at 1M connections the two arrays
-    /// span some 44,000 4 KiB pages, far more than the TLB holds, and nearly every lookup in
-    /// random order would pay a page walk on top of its cache misses (BENCHMARKS.md).
+    /// already faults huge pages in: at 1M connections the two arrays span some 44,000 4 KiB
+    /// pages, far more than the TLB holds, and nearly every lookup in random order would pay a
+    /// page walk on top of its cache misses (BENCHMARKS.md).
     public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
                 regionProvider: RegionProvider? = nil) {
         precondition(limit > 0, "a table holds at least one connection")
