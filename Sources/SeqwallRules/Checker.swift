@@ -15,8 +15,8 @@ struct Checker {
     static let maximumPickupGrace: UInt32 = 86_400
 
     private(set) var policy = Policy()
-    /// Asked for huge pages for each table's lookup arrays (AddressTable), by the daemon.
-    var tableMemoryAdvisor: LookupRegion.Advisor?
+    /// Provides each table's lookup arrays (AddressTable), for the daemon.
+    var tableRegionProvider: RegionProvider?
     private var inside: [IPNetwork] = []
     /// Collected here and handed to the policy once, which indexes them on assignment.
     private(set) var rules: [Rule] = []
@@ -214,7 +214,7 @@ struct Checker {
         }
         tablePositions[statement.name] = (policy.tables.count, statement.location)
         policy.tables.append(AddressTable(name: statement.name, persist: statement.persist, entries: entries,
-                                         memoryAdvisor: tableMemoryAdvisor))
+                                         regionProvider: tableRegionProvider))
     }
 
     /// One entry of a table, checked as an address in a rule is.

@@ -18,12 +18,12 @@ public enum RuleFile {
     }
 
     /// As `load(path:relativeTo:)`, with the warnings of the files (RuleWarning), which do not
-    /// stop them from loading. `tableMemoryAdvisor` is asked for huge pages for the tables'
-    /// lookup arrays (AddressTable), as the daemon does.
+    /// stop them from loading. `tableRegionProvider` provides the tables' lookup arrays
+    /// (AddressTable), as the daemon's does.
     public static func loadWithWarnings(path: String, relativeTo base: String? = nil,
-                                        tableMemoryAdvisor: LookupRegion.Advisor? = nil)
+                                        tableRegionProvider: RegionProvider? = nil)
         throws(RuleErrors) -> (policy: Policy, warnings: [RuleWarning]) {
-        var loader = SourceLoader(baseDirectory: base, tableMemoryAdvisor: tableMemoryAdvisor)
+        var loader = SourceLoader(baseDirectory: base, tableRegionProvider: tableRegionProvider)
         loader.load(path: path)
         let policy = try loader.policy()
         return (policy, loader.warnings)

@@ -24,10 +24,10 @@ struct SourceLoader {
     private var totalSize = 0
     private var fileCount = 0
 
-    /// `tableMemoryAdvisor`: see Checker.
-    init(baseDirectory: String?, tableMemoryAdvisor: LookupRegion.Advisor? = nil) {
+    /// `tableRegionProvider`: see Checker.
+    init(baseDirectory: String?, tableRegionProvider: RegionProvider? = nil) {
         self.baseDirectory = baseDirectory
-        checker.tableMemoryAdvisor = tableMemoryAdvisor
+        checker.tableRegionProvider = tableRegionProvider
     }
 
     /// Reads the top-level file from disk. A file that cannot be read is reported at its 1:1.

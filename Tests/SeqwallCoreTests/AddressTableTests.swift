@@ -239,47 +239,40 @@ struct AddressTableTests {
         #expect(table.entries.map(\.description) == ["198.51.100.0/24", "!198.51.100.7", "2001:db8::/48"])
     }
 
-    /// A table whose lookup arrays can hold a huge page asks its advisor about them once, on a
-    /// huge page boundary, and so does every table a live change makes from it; a small one
-    /// never asks. The daemon's advisor is madvise(MADV_HUGEPAGE).
-    @Test("large lookup arrays are advised onto huge pages, small ones are not")
-    func hugePageAdvice() {
-        let advised = AdvisedRegions()
-        let advisor: LookupRegion.Advisor = { start, length in advised.record(start, length) }
+    /// A table whose lookup arrays can hold a huge page takes them from its region provider,
+    /// in one region on a huge page boundary, and so does every table a live change makes from
+    /// it; a small one never does. Each region goes back when its table goes. The daemon's
+    /// provider maps each region fresh onto huge pages (HugePageRegions).
+    @Test("large lookup arrays come from the region provider, small ones do not")
+    func hugePageRegions() {
+        let regions = RecordingRegions()
         var random = SplitMix64(seed: 7)
         // 70,000 host routes: 140,000 IPv6 flips of 16 bytes, beyond one 2 MiB page.
         let entries = (0..<70_000).map { _ in
             TableEntry(IPNetwork(address: IPAddress(high: 0x2001_0DB8_0000_0000 | random.next() >> 32, low: random.next()),
                                  prefixLength: 128))
         }
-        let table = AddressTable(name: "large", entries: entries, memoryAdvisor: advisor)
-        let first = advised.regions
-        #expect(first.count == 1)
-        for (start, length) in first {
-            #expect(start % (2 << 20) == 0)
-            #expect(length >= table.lookupByteCount)
+        do {
+            let table = AddressTable(name: "large", entries: entries, regionProvider: regions.provider)
+            let first = regions.allocated
+            #expect(first.count == 1)
+            for (start, length) in first {
+                #expect(start % (2 << 20) == 0)
+                #expect(length >= table.lookupByteCount)
+            }
+            let changed = table.adding([TableEntry(net("198.51.100.0/24"))]).table
+            #expect(changed.contains(ip("198.51.100.9")))
+            #expect(regions.allocated.count == 2)
+            _ = AddressTable(name: "small", entries: [TableEntry(net("198.51.100.0/24"))], regionProvider: regions.provider)
+            #expect(regions.allocated.count == 2)
+            for entry in entries.prefix(200) {
+                #expect(table.contains(entry.network.address) && changed.contains(entry.network.address))
+            }
+            #expect(regions.released.isEmpty)
         }
-        let changed = table.adding([TableEntry(net("198.51.100.0/24"))]).table
-        #expect(changed.contains(ip("198.51.100.9")))
-        #expect(advised.regions.count == 2)
-        _ = AddressTable(name: "small", entries: [TableEntry(net("198.51.100.0/24"))], memoryAdvisor: advisor)
-        #expect(advised.regions.count == 2)
-        for entry in entries.prefix(200) {
-            #expect(table.contains(entry.network.address) && changed.contains(entry.network.address))
-        }
+        #expect(regions.released.map(\.start).sorted() == regions.allocated.map(\.start).sorted())
+        #expect(regions.released.map(\.byteCount).sorted() == regions.allocated.map(\.byteCount).sorted())
     }
-}
-
-/// What a mock memory advisor was asked: each region's start address and length.
-private final class AdvisedRegions: @unchecked Sendable {
-    private let lock = NSLock()
-    private var recorded: [(Int, Int)] = []
-
-    func record(_ start: UnsafeMutableRawPointer, _ length: Int) {
-        lock.withLock { recorded.append((Int(bitPattern: start), length)) }
-    }
-
-    var regions: [(Int, Int)] { lock.withLock { recorded } }
 }
 
 private func net(_ text: String) -> IPNetwork {

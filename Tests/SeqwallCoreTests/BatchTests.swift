@@ -5,7 +5,7 @@ import Testing
 // ConnectionTracker.process(batch:verdicts:now:) against the one-packet path: the warm-up of a
 // batch (BatchLookahead.swift) is a hint only, so a batch must give exactly the verdicts,
 // counters, events and final table that the same packets give one by one. Plus the huge-page
-// seam of ConnectionTable (memoryAdvisor).
+// seam of ConnectionTable (regionProvider).
 
 /// One packet of a generated trace: its bytes, how much of it the kernel copied, and its hook.
 struct TracePacket {
@@ -522,35 +522,47 @@ struct TrafficGenerator {
 
     // MARK: Huge pages
 
-    /// A table whose arrays can hold huge pages asks its owner's advisor about each of them,
-    /// exactly once, before touching them: 2 MiB-aligned regions that are exactly the arrays.
-    @Test func memoryAdvisorIsAskedAboutEachLargeArray() {
-        var regions: [(start: UnsafeMutableRawPointer, length: Int)] = []
-        // 100,000 connections: 16 MB of slots, an index of 262,144 positions (2 MiB).
-        let tracker = ConnectionTracker(policy: BatchTests.policy(), capacity: 100_000,
-                                        memoryAdvisor: { start, length in regions.append((start, length)) })
-        let table = tracker.table
-        #expect(table.indexCapacity == 262_144)
-        #expect(regions.count == 2)
-        let expected = [
-            (UnsafeMutableRawPointer(table.index), table.indexCapacity * MemoryLayout<ConnectionTable.IndexEntry>.stride),
-            (UnsafeMutableRawPointer(table.slots), table.limit * MemoryLayout<Connection>.stride),
-        ]
-        for (start, length) in expected {
-            #expect(regions.contains { $0.start == start && $0.length == length })
-            #expect(Int(bitPattern: start) % ConnectionTable.hugePageBytes == 0)
+    /// A table whose arrays can hold huge pages takes each of them from its owner's provider,
+    /// once: 2 MiB-aligned regions that are exactly the arrays, given back when the table goes.
+    @Test func regionProviderProvidesEachLargeArray() {
+        let regions = RecordingRegions()
+        var expected: [RecordingRegions.Region] = []
+        do {
+            // 100,000 connections: 16 MB of slots, an index of 262,144 positions (2 MiB).
+            let tracker = ConnectionTracker(policy: BatchTests.policy(), capacity: 100_000, regionProvider: regions.provider)
+            let table = tracker.table
+            #expect(table.indexCapacity == 262_144)
+            expected = [
+                (Int(bitPattern: UnsafeRawPointer(table.index)), table.indexCapacity * MemoryLayout<ConnectionTable.IndexEntry>.stride),
+                (Int(bitPattern: UnsafeRawPointer(table.slots)), table.limit * MemoryLayout<Connection>.stride),
+            ]
+            #expect(regions.allocated.map(\.start) == expected.map(\.start))
+            #expect(regions.allocated.map(\.byteCount) == expected.map(\.byteCount))
+            for region in expected { #expect(region.start % ConnectionTable.hugePageBytes == 0) }
+            #expect(regions.released.isEmpty)
         }
+        #expect(regions.released.map(\.start).sorted() == expected.map(\.start).sorted())
+        #expect(regions.released.map(\.byteCount).sorted() == expected.map(\.byteCount).sorted())
     }
 
-    /// Small arrays cannot hold a huge page: the advisor is never called for them. Without an
-    /// advisor a large table is still laid out on huge page boundaries.
-    @Test func memoryAdvisorIsNotAskedAboutSmallArrays() {
-        var calls = 0
-        let small = ConnectionTable(limit: 10_000, memoryAdvisor: { _, _ in calls += 1 })
-        #expect(calls == 0)
+    /// Small arrays cannot hold a huge page: they never come from the provider. Without a
+    /// provider, or from one that has nothing to give, a large table is still laid out on huge
+    /// page boundaries, and nothing is given back to a provider it did not come from.
+    @Test func smallArraysAndRefusedRegionsComeFromTheHeap() {
+        let regions = RecordingRegions()
+        let small = ConnectionTable(limit: 10_000, regionProvider: regions.provider)
+        #expect(regions.allocated.isEmpty)
         #expect(Int(bitPattern: UnsafeRawPointer(small.slots)) % 64 == 0)
         let large = ConnectionTable(limit: 100_000)
         #expect(Int(bitPattern: UnsafeRawPointer(large.index)) % ConnectionTable.hugePageBytes == 0)
         #expect(Int(bitPattern: UnsafeRawPointer(large.slots)) % ConnectionTable.hugePageBytes == 0)
+        let refusing = RecordingRegions(refusing: true)
+        do {
+            let refused = ConnectionTable(limit: 100_000, regionProvider: refusing.provider)
+            #expect(refusing.allocated.count == 2)
+            #expect(Int(bitPattern: UnsafeRawPointer(refused.index)) % ConnectionTable.hugePageBytes == 0)
+            #expect(Int(bitPattern: UnsafeRawPointer(refused.slots)) % ConnectionTable.hugePageBytes == 0)
+        }
+        #expect(refusing.released.isEmpty)
     }
 }

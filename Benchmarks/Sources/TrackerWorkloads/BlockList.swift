@@ -27,7 +27,7 @@ public struct BlockList: Sendable {
             entries.append(TableEntry(IPNetwork(address: address, prefixLength: length), negated: generator.next() % 50 == 0))
         }
         self.entries = entries
-        table = AddressTable(name: "drop", entries: entries, memoryAdvisor: hugePages ? adviseHugePages : nil)
+        table = AddressTable(name: "drop", entries: entries, regionProvider: regionProvider(hugePages: hugePages))
     }
 
     /// `count` addresses of `family` that the table contains (`hit`) or does not, none of them

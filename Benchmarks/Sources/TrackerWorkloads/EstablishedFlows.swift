@@ -38,7 +38,7 @@ public final class EstablishedFlows: Workload {
 
         let residentBefore = residentBytes()
         let tracker = ConnectionTracker(policy: family.policy(states: connections), capacity: connections,
-                                        memoryAdvisor: memoryAdvisor(hugePages: hugePages))
+                                        regionProvider: regionProvider(hugePages: hugePages))
         let start = now
         for index in 0..<connections {
             let client = family.client(index), server = family.server(index)

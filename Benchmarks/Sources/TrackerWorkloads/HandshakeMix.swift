@@ -26,7 +26,7 @@ public final class HandshakeMix: Workload {
         // Twice the live connections: TIME_WAIT leftovers of the last pass plus the new ones
         // never fill it.
         tracker = ConnectionTracker(policy: family.policy(states: 2 * connections), capacity: 2 * connections,
-                                    memoryAdvisor: memoryAdvisor(hugePages: hugePages))
+                                    regionProvider: regionProvider(hugePages: hugePages))
         schedule = PacketSchedule(count: connections * Self.packetsPerConnection)
         var generator = SplitMix64(seed: 0x4A4D)
         orders = (0..<Self.packetsPerConnection).map { _ in

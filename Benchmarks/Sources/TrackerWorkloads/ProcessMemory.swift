@@ -3,16 +3,34 @@ import SeqwallCore
 import Glibc
 #endif
 
-/// What the daemon asks the kernel for the table's large arrays (ConnectionTable's memory
-/// advisor), so that the benchmark measures the memory the daemon runs on.
-public func adviseHugePages(_ start: UnsafeMutableRawPointer, _ length: Int) {
-    _ = madvise(start, length, MADV_HUGEPAGE)
+/// What the daemon's HugePageRegions does for the tables' large arrays, so that the benchmark
+/// measures the memory the daemon runs on: a fresh anonymous mapping for each, trimmed to start
+/// on a huge page boundary and advised onto huge pages (madvise(2), MADV_HUGEPAGE) before
+/// anything is written; unmapped when its table goes.
+public let hugePageRegions = RegionProvider(allocate: { mapHugePageRegion($0) },
+                                            release: { start, byteCount in _ = munmap(start, pageRounded(byteCount)) })
+
+/// The regions a workload's tracker gets: the daemon's when `hugePages`, else the Swift heap's.
+func regionProvider(hugePages: Bool) -> RegionProvider? {
+    hugePages ? hugePageRegions : nil
 }
 
-/// The advisor a workload's tracker gets: the daemon's when `hugePages`, else none.
-func memoryAdvisor(hugePages: Bool) -> ConnectionTable.MemoryAdvisor? {
-    guard hugePages else { return nil }
-    return { start, length in adviseHugePages(start, length) }
+private func mapHugePageRegion(_ byteCount: Int) -> UnsafeMutableRawPointer? {
+    let huge = ConnectionTable.hugePageBytes
+    let length = pageRounded(byteCount)
+    let mapping = mmap(nil, length + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    guard let mapping, mapping != MAP_FAILED else { return nil }
+    let lead = (huge - Int(bitPattern: mapping) % huge) % huge
+    let start = mapping + lead
+    if lead > 0 { _ = munmap(mapping, lead) }
+    _ = munmap(start + length, huge - lead)
+    _ = madvise(start, length, MADV_HUGEPAGE)
+    return start
+}
+
+private func pageRounded(_ bytes: Int) -> Int {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    return (bytes + page - 1) / page * page
 }
 
 /// The anonymous memory of this process on transparent huge pages, in bytes

@@ -19,7 +19,7 @@ public final class SynDecisions: Workload {
         let (basePolicy, flows) = scenario.build(family, count: syns)
         var policy = basePolicy
         policy.limits.states = 2 * syns
-        tracker = ConnectionTracker(policy: policy, capacity: 2 * syns, memoryAdvisor: memoryAdvisor(hugePages: hugePages))
+        tracker = ConnectionTracker(policy: policy, capacity: 2 * syns, regionProvider: regionProvider(hugePages: hugePages))
         schedule = PacketSchedule(count: syns)
         var accepted = 0
         for (index, (source, destination, port)) in flows.enumerated() {

@@ -52,13 +52,13 @@ if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "stalls" {
 // onto huge pages as the daemon's are unless `--no-huge-pages`, lookups timed by the thread's
 // CPU time.
 let lookupsOnly = CommandLine.arguments.count >= 2 && CommandLine.arguments[1] == "lookups"
-let tableAdvisor: LookupRegion.Advisor? = CommandLine.arguments.contains("--no-huge-pages") ? nil : adviseHugePages
+let tableRegions: RegionProvider? = CommandLine.arguments.contains("--no-huge-pages") ? nil : hugePageRegions
 print("prefixes    build_s  lookup_bytes/prefix  entry_bytes/prefix  rss_bytes/prefix  lookups/s(ipv4)  lookups/s(ipv6)  in_table")
 for (ipv4, ipv6) in [(8_000, 2_000), (80_000, 20_000), (1_000_000, 200_000)] {
     let list = BlockList(ipv4: ipv4, ipv6: ipv6, seed: 0x7AB1E5).entries
     var table: AddressTable!
     let residentBefore = residentBytes()
-    let build = seconds { table = AddressTable(name: "drop", entries: list, memoryAdvisor: tableAdvisor) }
+    let build = seconds { table = AddressTable(name: "drop", entries: list, regionProvider: tableRegions) }
     let residentGrowth = residentBytes() - residentBefore
     let count = Double(ipv4 + ipv6)
     // Addresses: half inside listed prefixes, half anywhere.
@@ -136,7 +136,7 @@ if CommandLine.arguments.count == 2 {
     try! "table <drop> file \"drop.txt\"\nblock in tcp from <drop>\n".write(toFile: directory + "/table.rules", atomically: true,
                                                                           encoding: .utf8)
     var policy: Policy?
-    let load = seconds { policy = try? RuleFile.loadWithWarnings(path: directory + "/table.rules", tableMemoryAdvisor: adviseHugePages).policy }
+    let load = seconds { policy = try? RuleFile.loadWithWarnings(path: directory + "/table.rules", tableRegionProvider: hugePageRegions).policy }
     print(String(format: "rule file with a 1.2M-line table file (%d entries kept): loaded in %.2f s",
                  policy?.tables.first?.entries.count ?? -1, load))
 }

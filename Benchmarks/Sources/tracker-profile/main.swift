@@ -11,8 +11,10 @@
 //   valgrind --tool=callgrind .build/release/tracker-profile established ipv4 10000 1
 //
 // Packets go to the tracker in batches of ConnectionTracker.batchCapacity, as the daemon hands
-// them over, unless `--one-by-one`; the connection table's arrays are advised onto huge pages,
-// as the daemon does, unless `--no-huge-pages`; the `syn` scenarios' address table's always are. `--conn-limits` adds global `limit conn` and `limit
+// them over, unless `--one-by-one`; the connection table's arrays are mapped fresh and advised
+// onto huge pages, as the daemon's are (HugePageRegions), unless `--no-huge-pages`; the `syn`
+// scenarios' address table's always are. The memory on huge pages is printed before the passes
+// and after them: only the passes touch most of the tables. `--conn-limits` adds global `limit conn` and `limit
 // conn-rate` high enough never to cut a connection, to measure what counting costs. Prints packets per second of the measured passes
 // (clock_gettime, one thread). The numbers to quote come from `make bench`; this is for
 // finding where the time goes and for comparing two builds back to back.
@@ -94,7 +96,7 @@ if CommandLine.arguments.contains("--conn-limits") {
     workload.tracker.replacePolicy(policy)
 }
 print("\(feeding.rawValue), huge pages \(hugePages ? "advised" : "not advised"): "
-    + "\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages")
+    + "\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages before the passes")
 let passes = arguments.count > passesArgument ? Int(arguments[passesArgument]) ?? 3 : 3
 var measured = 0.0
 var measuredCPU = 0.0
@@ -111,5 +113,6 @@ for _ in 0..<passes {
         exit(1)
     }
 }
+print("\(residentHugePageBytes() >> 20) MiB of anonymous memory on huge pages after the passes")
 print("\(arguments[1]) \(family.rawValue) \(feeding.rawValue): \(packets) packets, \(Double(packets) / measured / 1e6) Mpps wall clock, "
     + "\(Double(packets) / measuredCPU / 1e6) Mpps thread CPU time")

@@ -35,10 +35,12 @@ public final class ConnectionTable {
         /// The entry slot of the connection.
         var slot: UInt32
     }
-    /// Regions allocated once (allocateRegion), not arrays: they start on a huge page, and a
+    /// Regions allocated once (MemoryRegion), not arrays: they start on a huge page, and a
     /// lookup reads them with no uniqueness, bounds or exclusivity check.
     let index: UnsafeMutablePointer<IndexEntry>
     let slots: UnsafeMutablePointer<Connection>
+    private let indexRegion: MemoryRegion
+    private let slotsRegion: MemoryRegion
     var wheel: ExpiryWheel
     /// The SYN proxy's side table (docs/synproxy.md): the SynProxyState of the proxied
     /// connection in the same slot, valid where `Connection.proxied` is set. Kept beside the
@@ -52,19 +54,14 @@ public final class ConnectionTable {
     /// The huge page size of x86-64 and arm64 Linux (transparent huge pages, PMD level).
     public static let hugePageBytes = 2 << 20
 
-    /// The advice a table asks its owner for on a large region (`memoryAdvisor`): the start,
-    /// `hugePageBytes`-aligned, and the length in bytes. The core makes no system calls; the
-    /// daemon answers with madvise(MADV_HUGEPAGE).
-    public typealias MemoryAdvisor = (UnsafeMutableRawPointer, Int) -> Void
-
     /// `wheelBuckets` sets the expiry wheel's size (tests shrink it to make turns short).
-    /// `memoryAdvisor`, when given, is called on the index and on the connection slots when
-    /// they are large enough to hold a huge page, before either is first touched, so that the
-    /// index's initialisation already faults huge pages in: at 1M connections the two arrays
-    /// span some 44,000 4 KiB pages, far more than the TLB holds, and nearly every lookup in
-    /// random order would pay a page walk on top of its cache misses (BENCHMARKS.md).
+    /// `regionProvider`, when given, provides the index and the connection slots when they are
+    /// large enough to hold a huge page (RegionProvider), so that the index's initialisation
+    /// already faults huge pages in: at 1M connections the two arrays span some 44,000 4 KiB
+    /// pages, far more than the TLB holds, and nearly every lookup in random order would pay a
+    /// page walk on top of its cache misses (BENCHMARKS.md).
     public init(limit: Int, hasher: FlowHasher = FlowHasher(), wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
-                memoryAdvisor: MemoryAdvisor? = nil) {
+                regionProvider: RegionProvider? = nil) {
         precondition(limit > 0, "a table holds at least one connection")
         precondition(limit < Int(UInt32.max), "entry slots are 32-bit in the index")
         self.limit = limit
@@ -75,18 +72,20 @@ public final class ConnectionTable {
         self.hasher = hasher
         countStorage = .allocate(capacity: 1)
         countStorage.initialize(to: 0)
-        index = ConnectionTable.allocateRegion(IndexEntry.self, count: indexCapacity, advisor: memoryAdvisor)
+        indexRegion = MemoryRegion(IndexEntry.self, count: indexCapacity, provider: regionProvider)
+        index = indexRegion.base.bindMemory(to: IndexEntry.self, capacity: indexCapacity)
         index.initialize(repeating: IndexEntry(tag: 0, slot: 0), count: indexCapacity)
         // Connection is a trivial type: slots are written before they are read, and
         // untouched pages of a large table cost no memory until used.
-        slots = ConnectionTable.allocateRegion(Connection.self, count: limit, advisor: memoryAdvisor)
+        slotsRegion = MemoryRegion(Connection.self, count: limit, provider: regionProvider)
+        slots = slotsRegion.base.bindMemory(to: Connection.self, capacity: limit)
         wheel = ExpiryWheel(slotCount: limit, bucketCount: wheelBuckets)
     }
 
     deinit {
         countStorage.deallocate()
-        UnsafeMutableRawPointer(index).deallocate()
-        UnsafeMutableRawPointer(slots).deallocate()
+        indexRegion.release()
+        slotsRegion.release()
         wheel.deallocate()
         proxyStates?.deallocate()
     }
@@ -94,19 +93,6 @@ public final class ConnectionTable {
     /// Makes the SYN proxy's side table, once: room for a state per slot.
     func makeProxyStates() {
         if proxyStates == nil { proxyStates = .allocate(capacity: limit) }
-    }
-
-    /// Uninitialised room for `count` values of a trivial type. A region that can hold a huge
-    /// page starts on a huge page boundary and goes to `advisor` before anything touches it;
-    /// its length stays the array's own (a partial last huge page keeps small pages rather
-    /// than costing up to 2 MiB more per array). Smaller regions start on a cache line.
-    static func allocateRegion<Element>(_: Element.Type, count: Int, advisor: MemoryAdvisor?)
-        -> UnsafeMutablePointer<Element> {
-        let byteCount = count * MemoryLayout<Element>.stride
-        let isLarge = byteCount >= hugePageBytes
-        let region = UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: isLarge ? hugePageBytes : 64)
-        if isLarge, let advisor { advisor(region, byteCount) }
-        return region.bindMemory(to: Element.self, capacity: count)
     }
 
     /// Bytes the table holds for its `limit` connections once they are all there: the entry

@@ -64,11 +64,11 @@ public final class ConnectionTracker {
 
     /// `capacity` overrides the policy's `limit states` (a worker gets its share of it);
     /// `shares` is how many trackers divide the global half-open limit the same way.
-    /// `wheelBuckets` sizes the expiry wheel and `memoryAdvisor` is asked for huge pages
-    /// (ConnectionTable).
+    /// `wheelBuckets` sizes the expiry wheel and `regionProvider` provides the table's large
+    /// arrays (ConnectionTable).
     public init(policy: Policy, capacity: Int? = nil, shares: Int = 1, hasher: FlowHasher = FlowHasher(),
                 wheelBuckets: Int = ConnectionTable.defaultWheelBuckets,
-                memoryAdvisor: ConnectionTable.MemoryAdvisor? = nil) {
+                regionProvider: RegionProvider? = nil) {
         self.policy = policy
         hot = .allocate(capacity: 1)
         hot.initialize(to: TrackerHotState(timeouts: policy.timeouts,
@@ -79,7 +79,7 @@ public final class ConnectionTracker {
         batchAnswers.initialize(repeating: TableAnswers(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0)),
                                 count: ConnectionTracker.batchCapacity)
         self.table = ConnectionTable(limit: max(1, capacity ?? policy.limits.states), hasher: hasher,
-                                     wheelBuckets: wheelBuckets, memoryAdvisor: memoryAdvisor)
+                                     wheelBuckets: wheelBuckets, regionProvider: regionProvider)
         let seeds = hasher.seeds
         limiter = HalfOpenLimiter(policy: policy, tableLimit: table.limit, shares: shares,
                                   seeds: (seeds.1 ^ seeds.4, seeds.2 ^ seeds.0, seeds.3 ^ seeds.1))

@@ -5,28 +5,25 @@
 /// address reads a directory line and a line or two of flips on pages of their own: on small
 /// pages nearly every lookup pays a TLB miss (a page walk) on top of its cache misses
 /// (BENCHMARKS.md, Address tables). Held in one allocation, the arrays start on a huge page
-/// boundary and go to the owner's advisor before anything is written, as the connection
-/// table's do (ConnectionTable.allocateRegion), so that they are faulted in as huge pages.
+/// boundary and come from the owner's RegionProvider, as the connection table's do
+/// (MemoryRegion), so that they are faulted in as huge pages.
 ///
 /// Built on the control thread and freed wherever the last reference to its table goes, which
 /// the daemon keeps on the control thread (a worker never frees a table).
 public final class LookupRegion: @unchecked Sendable {
-    /// The advice asked for a large region (ConnectionTable.MemoryAdvisor), kept by the table
-    /// so that the tables made from it by live changes are advised too; hence Sendable.
-    public typealias Advisor = @Sendable (UnsafeMutableRawPointer, Int) -> Void
-
-    private let base: UnsafeMutableRawPointer
+    private let memory: MemoryRegion
+    private var base: UnsafeMutableRawPointer { memory.base }
     /// Bytes laid out so far (`array`), each array on a cache line.
     private var used = 0
     let byteCount: Int
 
     /// Room for arrays of `byteCounts` bytes each (every one rounded up to a 64-byte line).
-    init(byteCounts: [Int], advisor: Advisor?) {
+    init(byteCounts: [Int], provider: RegionProvider?) {
         byteCount = max(64, byteCounts.reduce(0) { $0 + LookupRegion.lineRounded($1) })
-        base = UnsafeMutableRawPointer(ConnectionTable.allocateRegion(UInt8.self, count: byteCount, advisor: advisor))
+        memory = MemoryRegion(byteCount: byteCount, provider: provider)
     }
 
-    deinit { base.deallocate() }
+    deinit { memory.release() }
 
     private static func lineRounded(_ bytes: Int) -> Int { (bytes + 63) & ~63 }
 

@@ -9,12 +9,12 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
     public let entries: [TableEntry]
     /// Internal for the batch warm-up (BatchLookahead), which reads ahead what a lookup will.
     let matcher: PrefixMatcher
-    /// Asked for huge pages for the matcher's arrays (LookupRegion); kept so that the tables
-    /// live changes make from this one are advised the same way.
-    private let memoryAdvisor: LookupRegion.Advisor?
+    /// Provides the matcher's arrays (LookupRegion); kept so that the tables live changes make
+    /// from this one get their memory the same way.
+    private let regionProvider: RegionProvider?
 
-    /// `memoryAdvisor`: the daemon's madvise(MADV_HUGEPAGE), as for the connection table.
-    public init(name: String, persist: Bool = false, entries: [TableEntry], memoryAdvisor: LookupRegion.Advisor? = nil) {
+    /// `regionProvider`: the daemon's fresh mappings on huge pages, as for the connection table.
+    public init(name: String, persist: Bool = false, entries: [TableEntry], regionProvider: RegionProvider? = nil) {
         self.name = name
         self.persist = persist
         var sorted = entries.sorted()
@@ -25,8 +25,8 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
         }
         sorted.removeLast(sorted.count - kept)
         self.entries = sorted
-        self.memoryAdvisor = memoryAdvisor
-        matcher = PrefixMatcher(sorted, advisor: memoryAdvisor)
+        self.regionProvider = regionProvider
+        matcher = PrefixMatcher(sorted, regionProvider: regionProvider)
     }
 
     /// Whether the most specific entry that contains `address` is not an exception.
@@ -65,6 +65,6 @@ extension AddressTable {
 
     /// The same table (name, `persist`) holding exactly `entries`.
     public func withEntries(_ entries: [TableEntry]) -> AddressTable {
-        AddressTable(name: name, persist: persist, entries: entries, memoryAdvisor: memoryAdvisor)
+        AddressTable(name: name, persist: persist, entries: entries, regionProvider: regionProvider)
     }
 }

@@ -33,16 +33,16 @@ public struct PrefixMatcher: Sendable {
     /// As `ipv4Directory`, on the 16 bits of the high word after its first `ipv6Shift` bits.
     private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
-    /// Holds the four arrays (on huge pages when large and advised): see LookupRegion.
+    /// Holds the four arrays (on huge pages when large and provided for): see LookupRegion.
     private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
     /// 256 KiB directory would.
     static let directoryThreshold = 256
 
-    /// `advisor` is asked for huge pages for the lookup arrays when they are large enough to
-    /// hold one (LookupRegion).
-    public init(_ entries: [TableEntry], advisor: LookupRegion.Advisor? = nil) {
+    /// `regionProvider` provides the lookup arrays' memory when they are large enough to hold a
+    /// huge page (LookupRegion).
+    public init(_ entries: [TableEntry], regionProvider: RegionProvider? = nil) {
         var ipv4: [Span] = []
         var ipv6: [Span] = []
         for entry in entries {
@@ -74,7 +74,7 @@ public struct PrefixMatcher: Sendable {
         // The directories first: every lookup reads one, so they take the first huge pages.
         // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
         region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
-                                           flips6.count * 8, flips6.count * 8, lowSet6.count * 8], advisor: advisor)
+                                           flips6.count * 8, flips6.count * 8, lowSet6.count * 8], provider: regionProvider)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
         ipv4Flips = region.array(flips4)

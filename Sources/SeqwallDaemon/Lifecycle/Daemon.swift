@@ -110,7 +110,7 @@ public final class Daemon: @unchecked Sendable {
             let warnings: [RuleWarning]
             do throws(RuleErrors) {
                 let (parsed, found) = try RuleFile.loadWithWarnings(path: options.rulesPath,
-                                                                    tableMemoryAdvisor: SystemCall.adviseHugePages)
+                                                                    tableRegionProvider: HugePageRegions.provider)
                 (loaded, warnings) = (try checkingSynProxy(parsed), found)
             } catch {
                 for problem in error.errors { logger.error("reload refused: \(problem)") }
@@ -195,7 +195,7 @@ public final class Daemon: @unchecked Sendable {
     private func loadRules() throws(NotStarting) -> Policy {
         do {
             let (parsed, warnings) = try RuleFile.loadWithWarnings(path: options.rulesPath,
-                                                                   tableMemoryAdvisor: SystemCall.adviseHugePages)
+                                                                   tableRegionProvider: HugePageRegions.provider)
             let policy = parsed
             for warning in warnings { logger.warning("\(warning)") }
             status.policyLoaded(policy)

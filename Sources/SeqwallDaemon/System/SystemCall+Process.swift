@@ -4,7 +4,7 @@ import Glibc
 import Musl
 #endif
 
-/// Signals, child processes, memory advice, /proc reads and the interface list.
+/// Signals, child processes, /proc reads and the interface list.
 extension SystemCall {
     /// Blocks `signals` in the calling thread (and every thread it starts afterwards).
     static func blockSignals(_ signals: inout sigset_t) {
@@ -31,15 +31,6 @@ extension SystemCall {
 
     static func ignoreSignal(_ signal: Int32) {
         _ = Glibc.signal(signal, SIG_IGN)
-    }
-
-    /// Asks for transparent huge pages on a large region of the connection table or of an
-    /// address table's lookup arrays (their memory advisors, called before the region is first
-    /// touched), so that lookups in a large table do not each miss the TLB. Only advice: when the kernel has no
-    /// transparent huge pages (EINVAL) or they are off (`never`), the table works on small
-    /// pages, so the result is not checked.
-    static func adviseHugePages(_ start: UnsafeMutableRawPointer, _ length: Int) {
-        _ = traced("madvise", "\(length)") { madvise(start, length, MADV_HUGEPAGE) }
     }
 
     /// A small text file read whole (a /proc file, whose size stat cannot tell); empty when it

@@ -105,7 +105,7 @@ final class QueueWorker: @unchecked Sendable {
         realtimePriority = settings.realtimePriority
         failOpen = settings.failOpen
         tracker = ConnectionTracker(policy: policy, capacity: capacity, shares: shares,
-                                    memoryAdvisor: SystemCall.adviseHugePages)
+                                    regionProvider: HugePageRegions.provider)
         tracker.proxiesSynProxyRules = settings.proxiesSynProxyRules
         dropLog = DropLogChannel(queue: queue)
         dropLogMode = policy.dropLog
