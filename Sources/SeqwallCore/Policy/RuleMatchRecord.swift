@@ -109,6 +109,20 @@ struct RuleMatchRecord: BitwiseCopyable {
         return contained != (kind == .negatedTable) ? .passes : .fails
     }
 
+    /// What one side's inline fields say of `address`: `.passes` for any address or a network
+    /// it is in, `.fails` for one it is not in, and for a list held in the rule alone or a table
+    /// the flow's `answers` do not answer for, `.checkRule`.
+    @inline(__always)
+    private static func sideAnswer(_ kind: AddressKind, _ bits: UInt8, _ high: UInt64, _ low: UInt64,
+                                   _ address: IPAddress, _ isIPv4: Bool, bySource: Bool,
+                                   _ answers: UnsafePointer<TableAnswers>?) -> Answer {
+        if kind.rawValue >= AddressKind.inRule.rawValue {
+            // Held in the rule, or a table: the flow's answer may settle the table here.
+            return kind == .inRule ? .checkRule : tableAnswer(kind, bits, address, bySource: bySource, answers)
+        }
+        return kind == .any || contains(kind, bits, high, low, address, isIPv4) ? .passes : .fails
+    }
+
     /// What the inline fields say of a new flow in `bucket` (RuleIndex.bucket); `checkRule`
     /// only when none of them rules it out and one of them is held in the rule alone, or is a
     /// table the flow's `answers` (TableAnswers, the batch warm-up's) do not answer for.
@@ -120,30 +134,17 @@ struct RuleMatchRecord: BitwiseCopyable {
               (destinationPort >= portLower && destinationPort <= portUpper)
                 || (destinationPort >= secondPortLower && destinationPort <= secondPortUpper) else { return .fails }
         var inRule = portsInRule
-        if sourceKind.rawValue >= AddressKind.inRule.rawValue {
-            // Held in the rule, or a table: the flow's answer may settle the table here.
-            switch sourceKind == .inRule ? .checkRule
-                : RuleMatchRecord.tableAnswer(sourceKind, sourceBits, source, bySource: true, answers) {
-            case .fails: return .fails
-            case .checkRule: inRule = true
-            case .passes: break
-            }
-        } else if sourceKind != .any,
-                  !RuleMatchRecord.contains(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4) {
-            return .fails
+        switch RuleMatchRecord.sideAnswer(sourceKind, sourceBits, sourceHigh, sourceLow, source, sourceIsIPv4,
+                                          bySource: true, answers) {
+        case .fails: return .fails
+        case .checkRule: inRule = true
+        case .passes: break
         }
-        if destinationKind.rawValue >= AddressKind.inRule.rawValue {
-            // Held in the rule, or a table: the flow's answer may settle the table here.
-            switch destinationKind == .inRule ? .checkRule
-                : RuleMatchRecord.tableAnswer(destinationKind, destinationBits, destination, bySource: false, answers) {
-            case .fails: return .fails
-            case .checkRule: inRule = true
-            case .passes: break
-            }
-        } else if destinationKind != .any,
-                  !RuleMatchRecord.contains(destinationKind, destinationBits, destinationHigh, destinationLow,
-                                            destination, destinationIsIPv4) {
-            return .fails
+        switch RuleMatchRecord.sideAnswer(destinationKind, destinationBits, destinationHigh, destinationLow,
+                                          destination, destinationIsIPv4, bySource: false, answers) {
+        case .fails: return .fails
+        case .checkRule: inRule = true
+        case .passes: break
         }
         return inRule ? .checkRule : .passes
     }
