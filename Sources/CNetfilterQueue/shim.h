@@ -34,6 +34,12 @@ static inline int seqwall_recvmmsg(int fd, struct seqwall_mmsghdr *messages, uns
     return (int)syscall(SYS_recvmmsg, fd, messages, vlen, flags, NULL);
 }
 
+/* Up to vlen datagrams sent in one system call (sendmmsg(2)); returns how many went, or -1
+ * with errno when the first did not. */
+static inline int seqwall_sendmmsg(int fd, struct seqwall_mmsghdr *messages, unsigned int vlen, int flags) {
+    return (int)syscall(SYS_sendmmsg, fd, messages, vlen, flags);
+}
+
 /* Names the calling thread (at most 15 characters kept), as pthread_setname_np does; that one
  * is _GNU_SOURCE only, and prctl is variadic: neither reaches Swift. */
 static inline int seqwall_set_thread_name(const char *name) {

@@ -78,6 +78,12 @@ public struct SyncCoalescer {
 
     /// A turn's changes, in order: their keys touched first (SyncFlowTable.touch).
     public mutating func add(contentsOf changes: [SyncChange], now: UInt64) {
+        changes.withUnsafeBufferPointer { add(contentsOf: $0, now: now) }
+    }
+
+    /// As `add(contentsOf:)` for an array, for changes read where they lie (a worker's ring,
+    /// SyncService): not copied into an array first.
+    public mutating func add(contentsOf changes: UnsafeBufferPointer<SyncChange>, now: UInt64) {
         var sink: UInt64 = 0
         tags.removeAll(keepingCapacity: true)
         for change in changes {

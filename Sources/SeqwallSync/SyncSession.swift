@@ -80,6 +80,11 @@ public struct SyncSession {
         coalescer.add(contentsOf: changes, now: now)
     }
 
+    /// A run of a turn's changes, read where they lie (a worker's ring).
+    public mutating func submit(contentsOf changes: UnsafeBufferPointer<SyncChange>, now: UInt64) {
+        coalescer.add(contentsOf: changes, now: now)
+    }
+
     /// The datagrams to send, oldest first.
     public mutating func takeOutgoing() -> [[UInt8]] {
         defer { outgoing.removeAll(keepingCapacity: true) }

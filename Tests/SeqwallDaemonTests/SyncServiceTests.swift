@@ -80,7 +80,7 @@ final class SyncServiceTests: XCTestCase {
         XCTAssertTrue(try syncStatus(nodeA)?.in_sync == true)
     }
 
-    /// The link fails (every sendto refused through the system-call seam): the failures are
+    /// The link fails (every sendmmsg refused through the system-call seam): the failures are
     /// counted, a connection opened meanwhile still reaches the peer once the link is back
     /// (the peer sees the gap and asks for it), and the metrics show the sync.
     func testALostLinkIsCountedAndWhatWasLostArrivesAfterwards() throws {
@@ -90,7 +90,7 @@ final class SyncServiceTests: XCTestCase {
             let nodeA = pair.a, nodeB = pair.b, b = pair.addressOfB
             XCTAssertTrue(try nodeB.eventually { try syncStatus(nodeB)?.in_sync == true })
 
-            mock.fail("sendto", errno: ENETUNREACH)
+            mock.fail("sendmmsg", errno: ENETUNREACH)
             let kernel = try XCTUnwrap(nodeA.kernels[0])
             kernel.enqueue([FakeKernelQueue.message(QueueWorkerTests.syn(port: 443, from: 40002), id: 1)])
             XCTAssertTrue(try nodeA.eventually {

@@ -34,10 +34,7 @@ final class ReceiveBatch {
         vectors = .allocate(capacity: capacity)
         for index in 0..<capacity {
             vectors[index] = iovec(iov_base: storage + index * slotSize, iov_len: slotSize)
-            var header = msghdr()
-            header.msg_iov = vectors + index
-            header.msg_iovlen = 1
-            messages[index] = seqwall_mmsghdr(msg_hdr: header, msg_len: 0)
+            messages[index] = seqwall_mmsghdr(vector: vectors + index)
         }
     }
 

@@ -20,7 +20,6 @@ final class SyncService: @unchecked Sendable {
     private let socket: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    private let peerAddress: SocketAddress
     private var session: SyncSession
     private var workers: [QueueWorker] = []
     private var rings: [SingleProducerRing<SyncChange>] = []
@@ -33,7 +32,8 @@ final class SyncService: @unchecked Sendable {
     private let peerName: String
     private let listenName: String
     private var changesLost: UInt64 = 0
-    private var sendErrors: UInt64 = 0
+    /// A turn's datagrams, sent in one call (its `errors` are `sync status`'s send_errors).
+    private let sendBatch: SyncSendBatch
     /// Refusals are logged at most once per `logInterval`, with the count since the last line.
     static let logInterval: UInt64 = 10_000_000_000
     private var nextLog: UInt64 = 0
@@ -81,7 +81,7 @@ final class SyncService: @unchecked Sendable {
         socket = descriptor
         wakeRead = ends[0]
         wakeWrite = ends[1]
-        peerAddress = SocketAddress(options.peer)
+        sendBatch = SyncSendBatch(peer: SocketAddress(options.peer), slotSize: SyncService.datagramLimit)
         // The epoch: wall-clock seconds at the start, above every earlier start's
         // (SyncEpochFile); the node number: random, each start's own key (SyncCipher).
         var generator = SystemRandomNumberGenerator()
@@ -133,9 +133,6 @@ final class SyncService: @unchecked Sendable {
         var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: SyncService.datagramLimit)
-        // The workers' changes of a turn, handed to the session at once (their keys touched
-        // together: SyncCoalescer.add(contentsOf:)).
-        var changes: [SyncChange] = []
         while true {
             _ = SystemCall.poll(&descriptors, 10)
             if descriptors[0].revents != 0 { return }
@@ -172,13 +169,11 @@ final class SyncService: @unchecked Sendable {
                 let (connections, proxies) = collectBulk()
                 session.startBulk(connections, proxies: proxies)
             }
+            // Each worker's changes read in its ring, a run at a time, their keys touched
+            // together (SyncCoalescer.add(contentsOf:)).
             for ring in rings {
-                ring.drain { changes.append($0) }
+                ring.drainRuns { session.submit(contentsOf: $0, now: now) }
                 changesLost += ring.takeLost()
-            }
-            if !changes.isEmpty {
-                session.submit(contentsOf: changes, now: now)
-                changes.removeAll(keepingCapacity: true)
             }
             var proxies: [SyncProxyEntry] = []
             for ring in proxyRings {
@@ -187,7 +182,7 @@ final class SyncService: @unchecked Sendable {
             }
             if !proxies.isEmpty { session.sendProxies(proxies, now: now, wallNow: wallNow) }
             session.tick(now: now, wallNow: wallNow)
-            for datagram in session.takeOutgoing() { send(datagram) }
+            sendBatch.send(session.takeOutgoing(), on: socket)
             if now >= nextPublish {
                 nextPublish = now &+ SyncService.publishInterval
                 publish(now: now)
@@ -208,15 +203,6 @@ final class SyncService: @unchecked Sendable {
         guard count >= 0 else { return nil }
         let fromPeer = SocketAddress(received: storage).map { $0.endpoint == options.peer } ?? false
         return (Array(buffer.prefix(count)), fromPeer)
-    }
-
-    private func send(_ datagram: [UInt8]) {
-        let sent = datagram.withUnsafeBytes { bytes in
-            peerAddress.withPointer { SystemCall.sendTo(socket, bytes.baseAddress, bytes.count, $0, $1) }
-        }
-        // A peer that is down answers with ICMP unreachable, which a later call reports: the
-        // protocol's resends and bulks make up for whatever did not go.
-        if sent < 0 { sendErrors += 1 }
     }
 
     /// Every connection of every worker, one per flow (each worker may hold a copy of a synced
@@ -249,7 +235,7 @@ final class SyncService: @unchecked Sendable {
         status.peer = peerName
         status.listen = listenName
         status.changes_lost = changesLost
-        status.send_errors = sendErrors
+        status.send_errors = sendBatch.errors
         published.withLock { $0 = status }
     }
 }

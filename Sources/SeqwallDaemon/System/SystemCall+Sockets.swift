@@ -101,6 +101,14 @@ extension SystemCall {
         traced("sendto", "\(descriptor)") { Glibc.sendto(descriptor, buffer, count, Int32(MSG_DONTWAIT), address, length) }
     }
 
+    /// The datagrams `messages` describe, in one call (sendmmsg(2)): how many went, or -1 when
+    /// the first did not.
+    static func sendMultiple(_ descriptor: Int32, _ messages: UnsafeMutablePointer<seqwall_mmsghdr>, _ count: Int) -> Int {
+        traced("sendmmsg", "\(descriptor)") {
+            Int(seqwall_sendmmsg(descriptor, messages, UInt32(count), Int32(MSG_DONTWAIT)))
+        }
+    }
+
     static func receiveFrom(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int,
                             _ address: UnsafeMutablePointer<sockaddr>, _ length: UnsafeMutablePointer<socklen_t>) -> Int {
         traced("recvfrom", "\(descriptor)") { Glibc.recvfrom(descriptor, buffer, count, Int32(MSG_DONTWAIT), address, length) }
