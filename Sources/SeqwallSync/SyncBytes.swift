@@ -7,6 +7,13 @@ struct SyncBytes {
 
     init(_ bytes: [UInt8] = []) { self.bytes = bytes }
 
+    /// Empty, with room for `capacity` bytes: a body written field by field grows its array
+    /// once, not at every doubling.
+    init(capacity: Int) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
     var remaining: Int { bytes.count - offset }
 
     mutating func put8(_ value: UInt8) { bytes.append(value) }

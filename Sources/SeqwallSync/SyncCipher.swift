@@ -47,27 +47,39 @@ public struct SyncCipher {
     /// The datagram: header in clear, then the body encrypted, then the tag; written once, into
     /// an array of its final size.
     public mutating func seal(_ header: SyncHeader, body: [UInt8]) -> [UInt8] {
-        let key = key(for: header.node)
         let length = SyncHeader.length + body.count + SyncCipher.tagLength
         return [UInt8](unsafeUninitializedCapacity: length) { datagram, initialized in
-            header.write(to: UnsafeMutableRawBufferPointer(datagram))
-            let start = datagram.baseAddress!
-            let ciphertext = start + SyncHeader.length
-            let sealed = body.withUnsafeBufferPointer { body in
-                key.withUnsafeBufferPointer { key in
-                    // Sealing in memory cannot fail: libsodium refuses only a message longer
-                    // than the cipher's 32-bit block counter reaches (256 GiB, RFC 8439 2.8),
-                    // and a datagram is at most 1,500 bytes (docs/sync-protocol.md, Datagram).
-                    crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                        ciphertext, ciphertext + body.count, nil,
-                        body.baseAddress, UInt64(body.count),
-                        start, UInt64(SyncHeader.length),
-                        nil, start + SyncHeader.nonceOffset, key.baseAddress!)
-                }
-            }
-            precondition(sealed == 0, "libsodium refused to seal a sync datagram")
+            seal(header, body: body, at: datagram.baseAddress!)
             initialized = length
         }
+    }
+
+    /// The datagram appended to `datagrams` (a sender's datagrams of a turn, one after the
+    /// other: SyncSession), without an array of its own.
+    public mutating func seal(_ header: SyncHeader, body: [UInt8], appendingTo datagrams: inout [UInt8]) {
+        let start = datagrams.count
+        datagrams.append(contentsOf: repeatElement(0, count: SyncHeader.length + body.count + SyncCipher.tagLength))
+        datagrams.withUnsafeMutableBufferPointer { seal(header, body: body, at: $0.baseAddress! + start) }
+    }
+
+    /// Writes the datagram at `start`, which has room for it.
+    private mutating func seal(_ header: SyncHeader, body: [UInt8], at start: UnsafeMutablePointer<UInt8>) {
+        let key = key(for: header.node)
+        header.write(to: UnsafeMutableRawBufferPointer(start: start, count: SyncHeader.length))
+        let ciphertext = start + SyncHeader.length
+        let sealed = body.withUnsafeBufferPointer { body in
+            key.withUnsafeBufferPointer { key in
+                // Sealing in memory cannot fail: libsodium refuses only a message longer
+                // than the cipher's 32-bit block counter reaches (256 GiB, RFC 8439 2.8),
+                // and a datagram is at most 1,500 bytes (docs/sync-protocol.md, Datagram).
+                crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+                    ciphertext, ciphertext + body.count, nil,
+                    body.baseAddress, UInt64(body.count),
+                    start, UInt64(SyncHeader.length),
+                    nil, start + SyncHeader.nonceOffset, key.baseAddress!)
+            }
+        }
+        precondition(sealed == 0, "libsodium refused to seal a sync datagram")
     }
 
     /// The header and the body of an authentic datagram, or why it is refused. The body is

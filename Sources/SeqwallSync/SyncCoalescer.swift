@@ -63,10 +63,11 @@ public struct SyncCoalescer {
     /// in TIME_WAIT too, until their deadline), and growing to that rehashes every one.
     static let initialCapacity = 16384
 
-    public init(interval: UInt64, maximumChanges: Int) {
+    /// `regions`: where its table's large regions come from (SyncFlowTable.Storage).
+    public init(interval: UInt64, maximumChanges: Int, regions: RegionProvider? = nil) {
         self.interval = interval
         self.maximumChanges = max(1, maximumChanges)
-        connections = SyncFlowTable(capacity: SyncCoalescer.initialCapacity, placeholder: Known())
+        connections = SyncFlowTable(capacity: SyncCoalescer.initialCapacity, placeholder: Known(), regions: regions)
     }
 
     /// What the touches read (SyncFlowTable.touch), kept so that they are not optimized away.

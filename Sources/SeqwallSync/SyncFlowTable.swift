@@ -23,47 +23,65 @@ struct SyncFlowTable<Value> {
         var value: Value
     }
 
-    /// The positions, allocated on a cache line, shared until written (copy on write).
+    /// The positions, allocated on a cache line, shared until written (copy on write). A
+    /// table of a huge page or more takes its positions from `regions` when it has one (the
+    /// daemon's: huge pages, HugePageRegions): written whole when made, a table of 65,536
+    /// positions (4 MiB) is otherwise 1,024 page faults at once, and its random probes each
+    /// want a TLB entry of their own (BENCHMARKS.md, State sync end to end).
     final class Storage {
         let entries: UnsafeMutablePointer<Entry>
         let size: Int
+        private let regions: RegionProvider?
+        /// Whether `entries` came from `regions`.
+        private let mapped: Bool
 
-        init(size: Int, placeholder: Entry) {
+        init(size: Int, placeholder: Entry, regions: RegionProvider?) {
             self.size = size
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: size * MemoryLayout<Entry>.stride,
-                                                       alignment: max(64, MemoryLayout<Entry>.alignment))
+            self.regions = regions
+            let byteCount = size * MemoryLayout<Entry>.stride
+            let region = byteCount >= ConnectionTable.hugePageBytes ? regions?.allocate(byteCount) : nil
+            mapped = region != nil
+            let raw = region ?? UnsafeMutableRawPointer.allocate(byteCount: byteCount,
+                                                                 alignment: max(64, MemoryLayout<Entry>.alignment))
             entries = raw.bindMemory(to: Entry.self, capacity: size)
             entries.initialize(repeating: placeholder, count: size)
         }
 
         func copy() -> Storage {
-            let copy = Storage(size: size, placeholder: entries[0])
+            let copy = Storage(size: size, placeholder: entries[0], regions: regions)
             copy.entries.update(from: entries, count: size)
             return copy
         }
 
         deinit {
             entries.deinitialize(count: size)
-            UnsafeMutableRawPointer(entries).deallocate()
+            if mapped, let regions {
+                regions.release(UnsafeMutableRawPointer(entries), size * MemoryLayout<Entry>.stride)
+            } else {
+                UnsafeMutableRawPointer(entries).deallocate()
+            }
         }
     }
 
     private let hasher: FlowHasher
+    private let regions: RegionProvider?
     private var storage: Storage
     private let placeholder: Entry
     private var mask: Int
     private(set) var count = 0
 
-    /// Room for `capacity` keys before it grows; `placeholder` fills empty positions.
-    init(capacity: Int, placeholder: Value, hasher: FlowHasher = FlowHasher()) {
+    /// Room for `capacity` keys before it grows; `placeholder` fills empty positions;
+    /// `regions`: where a large table's positions come from (Storage).
+    init(capacity: Int, placeholder: Value, hasher: FlowHasher = FlowHasher(), regions: RegionProvider? = nil) {
         self.hasher = hasher
+        self.regions = regions
         self.placeholder = Entry(tag: 0, key: FlowKey(source: IPAddress(high: 0, low: 0),
                                                       destination: IPAddress(high: 0, low: 0),
                                                       sourcePort: 0, destinationPort: 0, protocolNumber: 0),
                                  value: placeholder)
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        storage = Storage(size: size, placeholder: self.placeholder)
+        storage = Storage(size: size, placeholder: self.placeholder, regions: regions)
         mask = size - 1
     }
 
@@ -172,7 +190,7 @@ struct SyncFlowTable<Value> {
 
     private mutating func grow() {
         let old = storage
-        storage = Storage(size: old.size * 2, placeholder: placeholder)
+        storage = Storage(size: old.size * 2, placeholder: placeholder, regions: regions)
         mask = storage.size - 1
         for index in 0..<old.size where old.entries[index].tag != 0 {
             var position = home(of: old.entries[index].tag)

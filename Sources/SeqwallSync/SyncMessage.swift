@@ -54,7 +54,7 @@ public struct SyncMessage: Sendable, Equatable {
 
     /// The body of a compact message whose entries are already encoded (`packCompact`).
     func encoded(count: Int, records: [UInt8]) -> [UInt8] {
-        var out = SyncBytes()
+        var out = SyncBytes(capacity: 8 + 4 + 2 + records.count)
         out.put64(wallTime)
         out.put32(dataSequence)
         out.put16(UInt16(count))

@@ -20,8 +20,11 @@ public struct SyncSession {
     private var resend: SyncResendQueue
     private var receiver = SyncReceiver()
     public private(set) var coalescer: SyncCoalescer
-    /// Datagrams to send, in order (taken by `takeOutgoing`).
-    private var outgoing: [[UInt8]] = []
+    /// Datagrams to send, in order, one after the other (taken by `takeOutgoing` or
+    /// `drainOutgoing`): a turn's datagrams need no array each, made and freed every turn.
+    private var outgoing: [UInt8] = []
+    /// Where each datagram in `outgoing` ends.
+    private var outgoingEnds: [Int] = []
     private var lastSent: UInt64 = 0
     private var lastHeard: UInt64?
     /// Data messages received since the last acknowledgement.
@@ -60,13 +63,17 @@ public struct SyncSession {
         public var refused: SyncRefusal?
     }
 
-    public init(key: SyncKey, node: UInt32, epoch: UInt32, settings: SyncSettings = SyncSettings()) {
+    /// `regions`: where the coalescer's table takes its large regions (the daemon's huge
+    /// pages); nil, the Swift heap.
+    public init(key: SyncKey, node: UInt32, epoch: UInt32, settings: SyncSettings = SyncSettings(),
+                regions: RegionProvider? = nil) {
         self.node = node
         self.epoch = epoch
         self.settings = settings
         cipher = SyncCipher(key: key)
         resend = SyncResendQueue(capacity: settings.resendCapacity)
-        coalescer = SyncCoalescer(interval: settings.coalesceInterval, maximumChanges: settings.maximumChanges)
+        coalescer = SyncCoalescer(interval: settings.coalesceInterval, maximumChanges: settings.maximumChanges,
+                                  regions: regions)
     }
 
     // MARK: Sending
@@ -87,8 +94,23 @@ public struct SyncSession {
 
     /// The datagrams to send, oldest first.
     public mutating func takeOutgoing() -> [[UInt8]] {
-        defer { outgoing.removeAll(keepingCapacity: true) }
-        return outgoing
+        var datagrams: [[UInt8]] = []
+        drainOutgoing { datagrams.append(Array($0)) }
+        return datagrams
+    }
+
+    /// Hands the datagrams to send to `body`, oldest first, where they lie (valid only during
+    /// the call), and forgets them.
+    public mutating func drainOutgoing(_ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        outgoing.withUnsafeBufferPointer { bytes in
+            var start = 0
+            for end in outgoingEnds {
+                body(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                start = end
+            }
+        }
+        outgoing.removeAll(keepingCapacity: true)
+        outgoingEnds.removeAll(keepingCapacity: true)
     }
 
     /// Seals and queues `message`; `packed`: its entries already in the compact encoding.
@@ -108,11 +130,12 @@ public struct SyncSession {
         } else {
             stamped.encoded(monotonicNow: now)
         }
-        let datagram = cipher.seal(header, body: body)
-        outgoing.append(datagram)
+        let start = outgoing.count
+        cipher.seal(header, body: body, appendingTo: &outgoing)
+        outgoingEnds.append(outgoing.count)
         lastSent = now
         status.messages_sent += 1
-        status.bytes_sent += UInt64(datagram.count)
+        status.bytes_sent += UInt64(outgoing.count - start)
     }
 
     private mutating func sendData(_ message: SyncMessage, now: UInt64, wallNow: UInt64,

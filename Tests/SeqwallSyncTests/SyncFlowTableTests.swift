@@ -88,6 +88,39 @@ final class SyncFlowTableLayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<SyncFlowTable<SyncCoalescer.Known>.Entry>.stride, 64)
     }
 
+    /// A table of a huge page or more takes its positions from the regions it is given (the
+    /// daemon's huge pages) and gives them back when it grows and when it goes; a smaller one
+    /// takes them from the heap.
+    func testALargeTableTakesItsPositionsFromItsRegions() {
+        final class Counts: @unchecked Sendable {
+            var allocated: [Int] = []
+            var released: [Int] = []
+        }
+        let counts = Counts()
+        let regions = RegionProvider(allocate: { byteCount in
+            counts.allocated.append(byteCount)
+            return UnsafeMutableRawPointer.allocate(byteCount: byteCount, alignment: ConnectionTable.hugePageBytes)
+        }, release: { start, byteCount in
+            counts.released.append(byteCount)
+            start.deallocate()
+        })
+        let huge = ConnectionTable.hugePageBytes, keys = huge / 64 / 2
+        let key = { (index: Int) in
+            FlowKey(source: Family.ipv4.client, destination: Family.ipv4.server, sourcePort: UInt16(index),
+                    destinationPort: 443, protocolNumber: TrackedProtocol.tcpNumber)
+        }
+        do {
+            _ = SyncFlowTable(capacity: 16, placeholder: SyncCoalescer.Known(), regions: regions)
+            var table = SyncFlowTable(capacity: keys, placeholder: SyncCoalescer.Known(), regions: regions)
+            XCTAssertEqual(counts.allocated, [huge], "the small table's positions came from the regions")
+            for index in 0...keys { table[table.findOrInsert(key(index), SyncCoalescer.Known())].sentExpiry = UInt32(index) }
+            XCTAssertEqual(counts.allocated, [huge, 2 * huge])
+            XCTAssertEqual(counts.released, [huge], "the grown table's old positions were kept")
+            for index in 0...keys { XCTAssertEqual(table.find(key(index)).map { table[$0].sentExpiry }, UInt32(index)) }
+        }
+        XCTAssertEqual(counts.released, [huge, 2 * huge])
+    }
+
     /// A copy of a table is a value: writing one leaves the other as it was.
     func testACopyIsAValue() {
         var table = SyncFlowTable<Int>(capacity: 4, placeholder: -1)

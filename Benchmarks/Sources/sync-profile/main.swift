@@ -8,7 +8,8 @@
 // A master's SyncSession (SeqwallSync) is fed, every 10 ms turn, the changes a connrate
 // connection makes (docs/sync-protocol.md, Coalescing): opened, established and closing in
 // its first turn, TIME_WAIT in its next, as the workers' rings hand them over (SyncService);
-// then its turn (coalescing, encoding, sealing) runs and its datagrams are taken. KNOWN
+// then its turn (coalescing, encoding, sealing) runs and its datagrams are copied into send
+// slots as the daemon does before its one sendmmsg (SyncSendBatch). KNOWN
 // connections in TIME_WAIT are sent first, as the connections of earlier seconds the
 // coalescer still holds until their deadline. A backup's session receives the datagrams and
 // answers (acknowledgements, `features`), outside the measured part. Prints the master's
@@ -75,13 +76,24 @@ func exchange() {
 
 var sentBytes: UInt64 = 0
 var datagrams: [[UInt8]] = []
+/// The daemon's send slots (SyncSendBatch): a turn's datagrams are copied into them, one
+/// after the other, and sent in one call (not measured here).
+let slotSize = 2048
+let slots = UnsafeMutablePointer<UInt8>.allocate(capacity: 256 * slotSize)
+var slotLengths: [Int] = []
 
-/// One turn of the master, the measured part: the turn's changes, its tick, its datagrams.
+/// One turn of the master, the measured part: the turn's changes, its tick, its datagrams
+/// copied into the send slots as the daemon does.
 @inline(never)
-func measuredTurn(_ session: inout SyncSession, _ changes: [SyncChange], now: UInt64, wallNow: UInt64) -> [[UInt8]] {
-    session.submit(contentsOf: changes, now: now)
+func measuredTurn(_ session: inout SyncSession, _ changes: [SyncChange], now: UInt64, wallNow: UInt64,
+                  into slots: UnsafeMutablePointer<UInt8>, slotSize: Int, lengths: inout [Int]) {
+    changes.withUnsafeBufferPointer { session.submit(contentsOf: $0, now: now) }
     session.tick(now: now, wallNow: wallNow)
-    return session.takeOutgoing()
+    lengths.removeAll(keepingCapacity: true)
+    session.drainOutgoing { datagram in
+        (slots + lengths.count % 256 * slotSize).update(from: datagram.baseAddress!, count: datagram.count)
+        lengths.append(datagram.count)
+    }
 }
 
 // The peer says it reads the compact kinds, and the connections of earlier seconds are sent.
@@ -120,8 +132,9 @@ for _ in 0..<turns {
         number += 1
     }
     let start = threadNanoseconds()
-    datagrams = measuredTurn(&master, changes, now: now, wallNow: wallNow)
+    measuredTurn(&master, changes, now: now, wallNow: wallNow, into: slots, slotSize: slotSize, lengths: &slotLengths)
     spent += threadNanoseconds() - start
+    datagrams = slotLengths.enumerated().map { Array(UnsafeBufferPointer(start: slots + $0.offset % 256 * slotSize, count: $0.element)) }
     for datagram in datagrams { sentBytes += UInt64(datagram.count) }
     backup.tick(now: now, wallNow: wallNow)
     for datagram in datagrams { _ = backup.receive(datagram, now: now, wallNow: wallNow) }

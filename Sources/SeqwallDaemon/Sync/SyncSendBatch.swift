@@ -5,8 +5,9 @@ import Glibc
 
 /// A turn's datagrams to the peer in one `sendmmsg` (SyncService): each copied into a slot of
 /// its own, with the `seqwall_mmsghdr`/`iovec` arrays that describe them, all allocated once.
-/// One system call a turn instead of one a datagram: besides the calls themselves, the peer's
-/// receiving thread is woken once for a turn's datagrams rather than once for each.
+/// One system call a turn instead of one a datagram: on a busy master each call's entry and
+/// exit (and the preemption that comes with returning to user space) was a good part of the
+/// sync thread's time (BENCHMARKS.md, State sync end to end).
 final class SyncSendBatch {
     let capacity: Int
     let slotSize: Int
@@ -47,34 +48,29 @@ final class SyncSendBatch {
         address.deallocate()
     }
 
-    /// Sends `datagrams` on `socket`, `capacity` a call. A datagram that does not go is counted
-    /// in `errors` and the rest still go (a peer that is down answers with ICMP unreachable:
-    /// the protocol's resends and bulks make up for what did not go).
-    func send(_ datagrams: [[UInt8]], on socket: Int32) {
-        for datagram in datagrams {
-            guard datagram.count <= slotSize else {
-                // Never, for a datagram of the protocol (at most 1,500 bytes with the IP and
-                // UDP headers, docs/sync-protocol.md): sent alone, in its order.
-                flush(on: socket)
-                let sent = datagram.withUnsafeBytes { bytes in
-                    SystemCall.sendTo(socket, bytes.baseAddress, bytes.count,
-                                      UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self),
-                                      messages[0].msg_hdr.msg_namelen)
-                }
-                if sent < 0 { errors += 1 }
-                continue
-            }
-            if count == capacity { flush(on: socket) }
-            datagram.withUnsafeBytes { bytes in
-                vectors[count].iov_base.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            }
-            vectors[count].iov_len = datagram.count
-            count += 1
+    /// Queues `datagram` for `socket`, sending what is queued first when the batch is full.
+    /// A datagram that does not go is counted in `errors` and the rest still go (a peer that
+    /// is down answers with ICMP unreachable: the protocol's resends and bulks make up for
+    /// what did not go).
+    func add(_ datagram: UnsafeBufferPointer<UInt8>, on socket: Int32) {
+        guard datagram.count <= slotSize else {
+            // Never, for a datagram of the protocol (at most 1,500 bytes with the IP and UDP
+            // headers, docs/sync-protocol.md): sent alone, in its order.
+            flush(on: socket)
+            let sent = SystemCall.sendTo(socket, datagram.baseAddress, datagram.count,
+                                         UnsafeRawPointer(address).assumingMemoryBound(to: sockaddr.self),
+                                         messages[0].msg_hdr.msg_namelen)
+            if sent < 0 { errors += 1 }
+            return
         }
-        flush(on: socket)
+        if count == capacity { flush(on: socket) }
+        if let base = datagram.baseAddress { vectors[count].iov_base.copyMemory(from: base, byteCount: datagram.count) }
+        vectors[count].iov_len = datagram.count
+        count += 1
     }
 
-    private func flush(on socket: Int32) {
+    /// Sends what is queued, `capacity` datagrams a call at most.
+    func flush(on socket: Int32) {
         var first = 0
         while first < count {
             let sent = SystemCall.sendMultiple(socket, messages + first, count - first)

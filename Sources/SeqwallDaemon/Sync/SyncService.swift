@@ -87,7 +87,8 @@ final class SyncService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         let clock = UInt32(truncatingIfNeeded: SystemCall.wallClockNanoseconds() / 1_000_000_000)
         let epoch = SyncEpochFile.take(path: epochFile, clock: clock, logger: logger)
-        session = SyncSession(key: key, node: UInt32.random(in: 1...UInt32.max, using: &generator), epoch: epoch)
+        session = SyncSession(key: key, node: UInt32.random(in: 1...UInt32.max, using: &generator), epoch: epoch,
+                              regions: HugePageRegions.provider)
         peerName = options.peer.description
         listenName = options.listen.description
         var status = SyncStatus()
@@ -182,7 +183,8 @@ final class SyncService: @unchecked Sendable {
             }
             if !proxies.isEmpty { session.sendProxies(proxies, now: now, wallNow: wallNow) }
             session.tick(now: now, wallNow: wallNow)
-            sendBatch.send(session.takeOutgoing(), on: socket)
+            session.drainOutgoing { sendBatch.add($0, on: socket) }
+            sendBatch.flush(on: socket)
             if now >= nextPublish {
                 nextPublish = now &+ SyncService.publishInterval
                 publish(now: now)
