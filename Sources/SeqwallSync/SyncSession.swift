@@ -109,9 +109,14 @@ public struct SyncSession {
                 start = end
             }
         }
-        outgoing.removeAll(keepingCapacity: true)
+        // A bulk's turn may queue up to half the resend queue (megabytes): that room is not
+        // kept for the turns after it, a busy turn's (tens of kilobytes) is.
+        outgoing.removeAll(keepingCapacity: outgoing.capacity <= SyncSession.outgoingRoomKept)
         outgoingEnds.removeAll(keepingCapacity: true)
     }
+
+    /// The bytes of datagrams `outgoing` keeps room for between turns.
+    static let outgoingRoomKept = 64 * 1_500
 
     /// Seals and queues `message`; `packed`: its entries already in the compact encoding.
     private mutating func send(_ message: SyncMessage, now: UInt64, wallNow: UInt64,
