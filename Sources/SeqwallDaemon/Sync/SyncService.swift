@@ -151,7 +151,8 @@ final class SyncService: @unchecked Sendable {
                     } else {
                         receipt = SyncSession.Receipt(refused: .unknownPeer)
                     }
-                    toApply += receipt.entries
+                    // Most turns take one datagram: its entries are handed on as they are.
+                    if toApply.isEmpty { toApply = receipt.entries } else { toApply += receipt.entries }
                     proxiesToApply += receipt.proxies
                     bulkRequested = bulkRequested || receipt.bulkRequested
                     if let refused = receipt.refused { noteRefused(refused, now: now) }
