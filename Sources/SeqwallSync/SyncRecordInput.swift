@@ -2,7 +2,7 @@
 /// lie in the message's body: every read past the end gives nil, as SyncBytes' do, and the
 /// entry is not copied out first. The receiving sync thread decodes every entry the peer
 /// sends, and a copy and an array of its own per entry cost more than the decoding
-/// (BENCHMARKS.md, State sync, the receiving side).
+/// (BENCHMARKS.md, State sync end to end, The receiving side).
 struct SyncRecordInput {
     private let bytes: UnsafeRawBufferPointer
     private(set) var offset = 0

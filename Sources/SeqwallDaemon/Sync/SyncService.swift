@@ -47,9 +47,9 @@ final class SyncService: @unchecked Sendable {
     /// at again for `receivePause`: the peer's records come a few at a time (each connection's
     /// changes gathered for the coalescing interval, 50 ms), and every turn that takes them
     /// wakes this thread and then every worker (a mailbox job). Taken every 10 ms they wait in
-    /// the socket's buffer and go to the workers as one batch, at a fifth of the wake-ups or
-    /// fewer (BENCHMARKS.md, State sync, the receiving side). A turn that found many (a bulk)
-    /// reads on at once, so that the buffer does not overflow.
+    /// the socket's buffer and go to the workers as one batch, with fewer wake-ups (BENCHMARKS.md,
+    /// State sync end to end, The receiving side). A turn that found many (a bulk) reads on at
+    /// once, so that the buffer does not overflow.
     static let receivePause: UInt64 = 10_000_000
     static let busyDatagrams = 32
 
@@ -171,7 +171,7 @@ final class SyncService: @unchecked Sendable {
                     } else {
                         receipt = SyncSession.Receipt(refused: .unknownPeer)
                     }
-                    // Most turns take one datagram: its entries are handed on as they are.
+                    // The turn's first datagram's entries are handed on as they are, not copied.
                     if toApply.isEmpty { toApply = receipt.entries } else { toApply += receipt.entries }
                     proxiesToApply += receipt.proxies
                     bulkRequested = bulkRequested || receipt.bulkRequested
