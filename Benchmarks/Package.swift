@@ -35,6 +35,11 @@ let package = Package(
         // stream of changes: `sync-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]`.
         .executableTarget(name: "sync-profile",
                           dependencies: [.product(name: "SeqwallSync", package: "seqwall")] + seqwall),
+        // The sync thread's receiving side (opening, decoding) and the worker applying the
+        // entries, fed the master's datagrams of sync-profile's stream:
+        // `sync-receive-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]`.
+        .executableTarget(name: "sync-receive-profile",
+                          dependencies: [.product(name: "SeqwallSync", package: "seqwall")] + seqwall),
         // package-benchmark runs every executable target whose folder sits in "Benchmarks/".
         .executableTarget(
             name: "TrackerBenchmark",

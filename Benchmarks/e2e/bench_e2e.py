@@ -166,6 +166,22 @@ def cpu_nanoseconds(pid):
     return sum(thread_cpu_nanoseconds(pid).values())
 
 
+def thread_wakeups(pid):
+    """Voluntary context switches of process pid's threads, summed by thread name: how often
+    they slept and were woken (a poll that returned, a mailbox job), /proc/PID/task/TID/status."""
+    totals = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                switches = next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt_switches:"))
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except (OSError, ValueError, IndexError, StopIteration):
+            continue
+        totals[name] = totals.get(name, 0) + switches
+    return totals
+
+
 def thread_cpu_nanoseconds(pid):
     """CPU time (ns) of process pid's threads, summed by thread name (/proc/PID/task/TID/comm:
     seqwall-q0, seqwall-sync, ...), so a cost can be told apart by the thread that pays it."""
@@ -672,6 +688,8 @@ class Bench:
             before = sent()
             cpu = (cpu_nanoseconds(master.proc.pid), cpu_nanoseconds(self.sync_peer.daemon.proc.pid))
             threads = thread_cpu_nanoseconds(master.proc.pid)
+            backup_pid = self.sync_peer.daemon.proc.pid
+            backup_threads, backup_wakeups = thread_cpu_nanoseconds(backup_pid), thread_wakeups(backup_pid)
             rate, failures, count = self.connections(with_count=True)
             self.record("sync", label, "conn/s", rate)
             # Where a connection's sync costs CPU: the master (events, the sync thread) and
@@ -687,6 +705,14 @@ class Bench:
                             spent.get("seqwall-sync", 0) / 1e3 / count)
             self.record("sync", label, "backup cpu us/connection",
                         (cpu_nanoseconds(self.sync_peer.daemon.proc.pid) - cpu[1]) / 1e3 / count)
+            # The backup by thread: its sync thread (receiving, opening, decoding) and its
+            # workers (applying), and how often each was woken, per 100 connections.
+            after, woken = thread_cpu_nanoseconds(backup_pid), thread_wakeups(backup_pid)
+            for thread, prefix in (("sync thread", "seqwall-sync"), ("workers", "seqwall-q")):
+                used = sum(v - backup_threads.get(k, 0) for k, v in after.items() if k.startswith(prefix))
+                wakes = sum(v - backup_wakeups.get(k, 0) for k, v in woken.items() if k.startswith(prefix))
+                self.record("sync", label, f"backup {thread} cpu us/connection", used / 1e3 / count)
+                self.record("sync", label, f"backup {thread} wakeups/100 connections", 100 * wakes / count)
             if failures:
                 self.note("sync", label, f"{failures} failed connections")
             if on:
@@ -766,6 +792,12 @@ class Bench:
         if found:
             rows.append(f"{'master sync thread cpu us/connection':<32} on {statistics.median(found):6.1f}"
                         f"  (rounds: {', '.join(f'{v:.1f}' for v in found)})")
+        for metric in ("backup sync thread cpu us/connection", "backup workers cpu us/connection",
+                       "backup sync thread wakeups/100 connections", "backup workers wakeups/100 connections"):
+            off, on = values("sync off", metric), values("sync on", metric)
+            if off and on:
+                rows.append(f"{metric:<32} off {statistics.median(off):6.1f}  on {statistics.median(on):6.1f}"
+                            f"  (rounds on: {', '.join(f'{v:.1f}' for v in on)})")
         for metric in ("sync B/s busy", "sync B/s idle", "sync B/connection"):
             found = values("sync on", metric)
             if found:

@@ -41,6 +41,13 @@ struct SyncBytes {
         return bytes[offset..<(offset + count)]
     }
 
+    /// The next `count` bytes read in place by `body`, and skipped; nil when fewer are left.
+    mutating func withNext<T>(_ count: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { offset += count }
+        return bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
+    }
+
     private mutating func getInteger<T: FixedWidthInteger>() -> T? {
         let width = T.bitWidth / 8
         guard remaining >= width else { return nil }

@@ -123,61 +123,70 @@ enum SyncCompactRecord {
     }
 
     /// Reads one entry (length byte first) at `reader`'s place; nil when it is not one, every
-    /// field of the rebuilt record checked as in a state file. `record` is scratch room.
-    static func decode(from reader: inout SyncBytes, monotonicNow: UInt64, record: inout [UInt8]) -> SyncEntry? {
-        guard let length = reader.get8(), let slice = reader.get(Int(length)) else { return nil }
-        var input = SyncBytes(Array(slice))
-        record.removeAll(keepingCapacity: true)
-        record.append(contentsOf: repeatElement(0, count: StateSnapshot.recordLength))
-        guard let operationValue = input.get8(), let operation = SyncOperation(rawValue: operationValue),
-              let form = input.get8(), form & ~(formIPv4 | formTCP) == 0,
-              let head = input.get(6) else { return nil }
-        record.replaceSubrange(2..<8, with: head)
-        if form & formIPv4 != 0 {
-            guard let source = input.get(4), let destination = input.get(4) else { return nil }
-            for base in [addresses, addresses + 16] { record[base + 10] = 0xFF; record[base + 11] = 0xFF }
-            record.replaceSubrange((addresses + 12)..<(addresses + 16), with: source)
-            record.replaceSubrange((addresses + 28)..<(addresses + 32), with: destination)
-        } else {
-            guard let both = input.get(32) else { return nil }
-            record.replaceSubrange(addresses..<(addresses + 32), with: both)
-        }
-        guard let portBytes = input.get(4) else { return nil }
-        record.replaceSubrange(ports..<(ports + 4), with: portBytes)
-        if form & formTCP != 0 {
-            guard let original = input.get(4), let reply = input.get(4) else { return nil }
-            record.replaceSubrange(peers..<(peers + 4), with: original)
-            record.replaceSubrange((peers + peerLength)..<(peers + peerLength + 4), with: reply)
-            let ends = record.withUnsafeBufferPointer { [load32($0, peers), load32($0, peers + peerLength)] }
-            for side in 0..<2 {
-                let at = peers + side * peerLength
-                guard let maxEnd = getDistance(&input, from: ends[side]),
-                      let maxAck = getDistance(&input, from: ends[1 - side]),
-                      let maxWindow = getVarint(&input), maxWindow <= UInt64(UInt32.max),
-                      let scale = input.get8(), let flags = input.get8() else { return nil }
-                store32(maxEnd, at: at + 4, in: &record)
-                store32(UInt32(maxWindow), at: at + 8, in: &record)
-                store32(maxAck, at: at + 12, in: &record)
-                record[at + 16] = scale
-                record[at + 17] = flags
+    /// field of the rebuilt record checked as in a state file.
+    static func decode(from reader: inout SyncBytes, monotonicNow: UInt64) -> SyncEntry? {
+        guard let length = reader.get8() else { return nil }
+        return reader.withNext(Int(length)) { bytes in
+            var input = SyncRecordInput(bytes)
+            return decode(&input, monotonicNow: monotonicNow)
+        } ?? nil
+    }
+
+    /// Reads one entry, without its length byte, all of `input`: the record it is a transform
+    /// of is rebuilt in place, on the stack, and read with the state file's checks.
+    private static func decode(_ input: inout SyncRecordInput, monotonicNow: UInt64) -> SyncEntry? {
+        withUnsafeTemporaryAllocation(byteCount: StateSnapshot.recordLength, alignment: 8) { record -> SyncEntry? in
+            record.initializeMemory(as: UInt8.self, repeating: 0)
+            let base = record.baseAddress!
+            func store32(_ value: UInt32, at offset: Int) {
+                record.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt32.self)
             }
-            let side = record[7] == 0 ? 0 : 1
-            guard let sequence = getDistance(&input, from: ends[side]),
-                  let acknowledgment = getDistance(&input, from: ends[1 - side]),
-                  let end = getDistance(&input, from: sequence),
-                  let rest = input.get(6) else { return nil }
-            store32(sequence, at: lastSequence, in: &record)
-            store32(acknowledgment, at: lastAcknowledgment, in: &record)
-            store32(end, at: lastEnd, in: &record)
-            record.replaceSubrange(lastRest..<(lastRest + 6), with: rest)
-        }
-        for index in 0..<6 {
-            guard let value = getVarint(&input) else { return nil }
-            for byte in 0..<8 { record[counters + 8 * index + byte] = UInt8(truncatingIfNeeded: value >> UInt64(8 * byte)) }
-        }
-        guard input.remaining == 0 else { return nil }
-        return record.withUnsafeBytes { bytes -> SyncEntry? in
-            guard case .success(let decoded) = StateSnapshot.decodeRecord(bytes, at: 0, monotonicNow: monotonicNow) else {
+            func load32(_ offset: Int) -> UInt32 {
+                UInt32(littleEndian: record.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+            }
+            guard let operationValue = input.get8(), let operation = SyncOperation(rawValue: operationValue),
+                  let form = input.get8(), form & ~(formIPv4 | formTCP) == 0,
+                  input.copy(6, to: base + 2) else { return nil }
+            if form & formIPv4 != 0 {
+                record.storeBytes(of: 0xFFFF, toByteOffset: addresses + 10, as: UInt16.self)
+                record.storeBytes(of: 0xFFFF, toByteOffset: addresses + 26, as: UInt16.self)
+                guard input.copy(4, to: base + addresses + 12), input.copy(4, to: base + addresses + 28) else { return nil }
+            } else {
+                guard input.copy(32, to: base + addresses) else { return nil }
+            }
+            guard input.copy(4, to: base + ports) else { return nil }
+            if form & formTCP != 0 {
+                guard input.copy(4, to: base + peers), input.copy(4, to: base + peers + peerLength) else { return nil }
+                let ends = (load32(peers), load32(peers + peerLength))
+                for side in 0..<2 {
+                    let at = peers + side * peerLength
+                    let (own, other) = side == 0 ? ends : (ends.1, ends.0)
+                    guard let maxEnd = input.getDistance(from: own),
+                          let maxAck = input.getDistance(from: other),
+                          let maxWindow = input.getVarint(), maxWindow <= UInt64(UInt32.max),
+                          let scale = input.get8(), let flags = input.get8() else { return nil }
+                    store32(maxEnd, at: at + 4)
+                    store32(UInt32(maxWindow), at: at + 8)
+                    store32(maxAck, at: at + 12)
+                    record[at + 16] = scale
+                    record[at + 17] = flags
+                }
+                let (from, other) = record[7] == 0 ? ends : (ends.1, ends.0)
+                guard let sequence = input.getDistance(from: from),
+                      let acknowledgment = input.getDistance(from: other),
+                      let end = input.getDistance(from: sequence),
+                      input.copy(6, to: base + lastRest) else { return nil }
+                store32(sequence, at: lastSequence)
+                store32(acknowledgment, at: lastAcknowledgment)
+                store32(end, at: lastEnd)
+            }
+            for index in 0..<6 {
+                guard let value = input.getVarint() else { return nil }
+                record.storeBytes(of: value.littleEndian, toByteOffset: counters + 8 * index, as: UInt64.self)
+            }
+            guard input.remaining == 0,
+                  case .success(let decoded) = StateSnapshot.decodeRecord(UnsafeRawBufferPointer(record), at: 0,
+                                                                          monotonicNow: monotonicNow) else {
                 return nil
             }
             return SyncEntry(operation, decoded.entry.connection)
@@ -185,22 +194,6 @@ enum SyncCompactRecord {
     }
 
     // MARK: Numbers
-
-    private static func isMapped(_ r: UnsafeBufferPointer<UInt8>, at offset: Int) -> Bool {
-        r[offset..<(offset + 10)].allSatisfy { $0 == 0 } && r[offset + 10] == 0xFF && r[offset + 11] == 0xFF
-    }
-
-    private static func load32(_ r: UnsafeBufferPointer<UInt8>, _ offset: Int) -> UInt32 {
-        UInt32(r[offset]) | UInt32(r[offset + 1]) << 8 | UInt32(r[offset + 2]) << 16 | UInt32(r[offset + 3]) << 24
-    }
-
-    private static func load64(_ r: UnsafeBufferPointer<UInt8>, _ offset: Int) -> UInt64 {
-        UInt64(load32(r, offset)) | UInt64(load32(r, offset + 4)) << 32
-    }
-
-    private static func store32(_ value: UInt32, at offset: Int, in record: inout [UInt8]) {
-        for byte in 0..<4 { record[offset + byte] = UInt8(truncatingIfNeeded: value >> UInt32(8 * byte)) }
-    }
 
     /// The signed distance from `base` to `value` (mod 2^32), zigzag coded.
     static func zigzag(_ value: UInt32, from base: UInt32) -> UInt32 {
@@ -221,23 +214,5 @@ enum SyncCompactRecord {
             rest >>= 7
         }
         out.append(UInt8(rest))
-    }
-
-    /// At most 10 bytes, and nothing above 64 bits.
-    static func getVarint(_ input: inout SyncBytes) -> UInt64? {
-        var value: UInt64 = 0
-        for index in 0..<10 {
-            guard let byte = input.get8() else { return nil }
-            let bits = UInt64(byte & 0x7F)
-            if index == 9 && bits > 1 { return nil }
-            value |= bits << UInt64(7 * index)
-            if byte & 0x80 == 0 { return value }
-        }
-        return nil
-    }
-
-    private static func getDistance(_ input: inout SyncBytes, from base: UInt32) -> UInt32? {
-        guard let coded = getVarint(&input), coded <= UInt64(UInt32.max) else { return nil }
-        return unzigzag(UInt32(coded), from: base)
     }
 }

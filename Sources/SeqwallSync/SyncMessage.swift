@@ -133,9 +133,9 @@ public struct SyncMessage: Sendable, Equatable {
             // No bound on the bytes past the datagram's: a message sent again is encoded anew,
             // and its entries' ages may each take a byte more than when it was packed.
             guard let count = reader.get16(), Int(count) <= maximumCompactEntries else { return nil }
-            var scratch: [UInt8] = []
+            message.entries.reserveCapacity(Int(count))
             for _ in 0..<count {
-                guard let entry = SyncCompactRecord.decode(from: &reader, monotonicNow: monotonicNow, record: &scratch)
+                guard let entry = SyncCompactRecord.decode(from: &reader, monotonicNow: monotonicNow)
                 else { return nil }
                 message.entries.append(entry)
             }

@@ -46,35 +46,33 @@ struct SyncReceiver {
         return .success(true)
     }
 
-    /// Takes a data message; returns those now in order, oldest first. A message already
-    /// handed on (a duplicate resend) is ignored.
-    mutating func accept(_ message: SyncMessage) -> [SyncMessage] {
+    /// Takes a data message: true when it is the next in order, to hand on now, followed by
+    /// those `nextHeld` gives. One that came early is held (FTFW: the gap is asked for); one
+    /// already handed on (a duplicate resend) is ignored. The in-order case, nearly every
+    /// message, builds no list: the sync thread takes every datagram the peer sends through here.
+    mutating func accept(_ message: SyncMessage) -> Bool {
         let sequence = message.dataSequence
-        if sequence &- next > UInt32.max / 2 { return [] }
+        if sequence &- next > UInt32.max / 2 { return false }
         if sequence != next {
             if early.count < SyncReceiver.earlyLimit { early[sequence] = message }
-            return []
+            return false
         }
-        var ready = [message]
         next &+= 1
-        while let following = early.removeValue(forKey: next) {
-            ready.append(following)
-            next &+= 1
-        }
-        return ready
+        return true
+    }
+
+    /// The held message that is now next in order, if any (after `accept` or `skip`).
+    mutating func nextHeld() -> SyncMessage? {
+        guard !early.isEmpty, let following = early.removeValue(forKey: next) else { return nil }
+        next &+= 1
+        return following
     }
 
     /// The sender no longer holds what comes before `oldest`: go on from there (what was
-    /// lost must come by a bulk). Returns the held messages now in order.
-    mutating func skip(to oldest: UInt32) -> [SyncMessage] {
-        guard oldest &- next < UInt32.max / 2, oldest != next else { return [] }
+    /// lost must come by a bulk). The held messages now in order follow by `nextHeld`.
+    mutating func skip(to oldest: UInt32) {
+        guard oldest &- next < UInt32.max / 2, oldest != next else { return }
         next = oldest
         for key in early.keys where key &- next > UInt32.max / 2 { early.removeValue(forKey: key) }
-        var ready: [SyncMessage] = []
-        while let following = early.removeValue(forKey: next) {
-            ready.append(following)
-            next &+= 1
-        }
-        return ready
     }
 }

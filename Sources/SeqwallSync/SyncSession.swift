@@ -318,7 +318,10 @@ public struct SyncSession {
         switch message.kind {
         case .connections, .bulkChunk, .bulkEnd, .compactConnections, .compactBulkChunk:
             receivedSinceAck += 1
-            for ready in receiver.accept(message) { deliver(ready, into: &receipt) }
+            if receiver.accept(message) {
+                deliver(message, into: &receipt)
+                while let following = receiver.nextHeld() { deliver(following, into: &receipt) }
+            }
         case .bulkRequest:
             receipt.bulkRequested = true
         case .alive:
@@ -347,7 +350,8 @@ public struct SyncSession {
             status.in_sync = false
             status.bulk_progress = nil
             lastBulkRequest = nil
-            for ready in receiver.skip(to: message.first) { deliver(ready, into: &receipt) }
+            receiver.skip(to: message.first)
+            while let following = receiver.nextHeld() { deliver(following, into: &receipt) }
         }
     }
 
@@ -357,7 +361,8 @@ public struct SyncSession {
             status.bulk_progress = (status.bulk_progress ?? 0) + UInt64(message.entries.count)
             fallthrough
         case .connections, .compactConnections:
-            receipt.entries += message.entries
+            // Nearly always the datagram's only message: its entries taken as they are, not copied.
+            if receipt.entries.isEmpty { receipt.entries = message.entries } else { receipt.entries += message.entries }
             // What the peer sent, it holds: our copy, unchanged, is never sent back to it.
             for entry in message.entries {
                 if entry.operation == .upsert { coalescer.noteSent(entry.connection) } else { coalescer.forget(entry.connection.key) }

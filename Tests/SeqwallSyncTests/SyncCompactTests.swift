@@ -235,15 +235,19 @@ final class SyncCompactTests: XCTestCase {
         for value: UInt64 in [0, 1, 127, 128, 300, 1 << 35, UInt64.max] {
             var out: [UInt8] = []
             SyncCompactRecord.putVarint(value, to: &out)
-            var reader = SyncBytes(out)
-            XCTAssertEqual(SyncCompactRecord.getVarint(&reader), value)
-            XCTAssertEqual(reader.remaining, 0)
+            out.withUnsafeBytes { bytes in
+                var input = SyncRecordInput(bytes)
+                XCTAssertEqual(input.getVarint(), value)
+                XCTAssertEqual(input.remaining, 0)
+            }
         }
-        // Eleven bytes, or a tenth byte past 64 bits: refused.
-        var long = SyncBytes([UInt8](repeating: 0x80, count: 10) + [0])
-        XCTAssertNil(SyncCompactRecord.getVarint(&long))
-        var over = SyncBytes([UInt8](repeating: 0xFF, count: 9) + [0x02])
-        XCTAssertNil(SyncCompactRecord.getVarint(&over))
+        // Eleven bytes, or a tenth byte past 64 bits: refused; and one cut short.
+        for refused in [[UInt8](repeating: 0x80, count: 10) + [0], [UInt8](repeating: 0xFF, count: 9) + [0x02], [0x80]] {
+            refused.withUnsafeBytes { bytes in
+                var input = SyncRecordInput(bytes)
+                XCTAssertNil(input.getVarint())
+            }
+        }
         for (value, base) in [(UInt32(5), UInt32(3)), (3, 5), (0, UInt32.max), (UInt32.max, 0), (0x8000_0000, 0)] {
             XCTAssertEqual(SyncCompactRecord.unzigzag(SyncCompactRecord.zigzag(value, from: base), from: base), value)
         }

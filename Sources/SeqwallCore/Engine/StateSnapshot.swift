@@ -498,27 +498,32 @@ public enum StateSnapshot {
         let bytes: UnsafeRawBufferPointer
         var offset: Int
 
+        @inline(__always)
         mutating func u8() -> UInt8 {
             defer { offset += 1 }
             return bytes[offset]
         }
 
-        mutating func u16() -> UInt16 { UInt16(truncatingIfNeeded: little(2)) }
-        mutating func u32() -> UInt32 { UInt32(truncatingIfNeeded: little(4)) }
-        mutating func u64() -> UInt64 { little(8) }
+        @inline(__always)
+        mutating func u16() -> UInt16 { UInt16(littleEndian: load()) }
+        @inline(__always)
+        mutating func u32() -> UInt32 { UInt32(littleEndian: load()) }
+        @inline(__always)
+        mutating func u64() -> UInt64 { UInt64(littleEndian: load()) }
 
-        mutating func little(_ width: Int) -> UInt64 {
-            var value: UInt64 = 0
-            for index in 0..<width { value |= UInt64(bytes[offset + index]) << UInt64(8 * index) }
-            offset += width
-            return value
+        /// One field's bytes as they lie (a record's fields are not aligned). A sync receiver
+        /// reads every entry the peer sends through here, byte by byte before.
+        @inline(__always)
+        private mutating func load<T: FixedWidthInteger>() -> T {
+            precondition(offset >= 0 && bytes.count - offset >= MemoryLayout<T>.size, "a state record read past its end")
+            defer { offset += MemoryLayout<T>.size }
+            return bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
         }
 
         /// 16 bytes in network order.
+        @inline(__always)
         mutating func address() -> IPAddress {
-            var high: UInt64 = 0, low: UInt64 = 0
-            for _ in 0..<8 { high = high << 8 | UInt64(u8()) }
-            for _ in 0..<8 { low = low << 8 | UInt64(u8()) }
+            let high = UInt64(bigEndian: load()), low = UInt64(bigEndian: load())
             return IPAddress(high: high, low: low)
         }
     }

@@ -43,6 +43,15 @@ final class SyncService: @unchecked Sendable {
     /// a quiet turn's work.
     static let publishInterval: UInt64 = 50_000_000
     private var nextPublish: UInt64 = 0
+    /// After a turn that took fewer than `busyDatagrams` datagrams, the socket is not looked
+    /// at again for `receivePause`: the peer's records come a few at a time (each connection's
+    /// changes gathered for the coalescing interval, 50 ms), and every turn that takes them
+    /// wakes this thread and then every worker (a mailbox job). Taken every 10 ms they wait in
+    /// the socket's buffer and go to the workers as one batch, with fewer wake-ups (BENCHMARKS.md,
+    /// State sync end to end, The receiving side). A turn that found many (a bulk) reads on at
+    /// once, so that the buffer does not overflow.
+    static let receivePause: UInt64 = 10_000_000
+    static let busyDatagrams = 32
 
     /// Reads the key and binds the socket: a bad key or address stops the start. `epochFile`:
     /// where the last epoch is kept (SyncEpochFile), nil without a state file.
@@ -134,22 +143,34 @@ final class SyncService: @unchecked Sendable {
         var descriptors = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
                            pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
         var buffer = [UInt8](repeating: 0, count: SyncService.datagramLimit)
+        var quietUntil: UInt64 = 0
         while true {
-            _ = SystemCall.poll(&descriptors, 10)
+            // While pausing, the socket's entry is left out of the poll (a negative descriptor,
+            // poll(2)), and the wait ends when the pause does.
+            let before = SystemCall.monotonicNanoseconds()
+            let pausing = before < quietUntil
+            descriptors[1].fd = pausing ? -1 : socket
+            descriptors[1].revents = 0
+            let wait = pausing ? Int32(min(10, (quietUntil - before + 999_999) / 1_000_000)) : 10
+            _ = SystemCall.poll(&descriptors, wait)
             if descriptors[0].revents != 0 { return }
             let now = SystemCall.monotonicNanoseconds(), wallNow = SystemCall.wallClockNanoseconds()
             var toApply: [SyncEntry] = []
             var proxiesToApply: [SyncProxyEntry] = []
             var bulkRequested = false
-            if descriptors[1].revents != 0 {
+            if !pausing && descriptors[1].revents != 0 {
+                var taken = 0
+                defer { if taken < SyncService.busyDatagrams { quietUntil = now &+ SyncService.receivePause } }
                 while let datagram = receive(into: &buffer) {
+                    taken += 1
                     let receipt: SyncSession.Receipt
                     if datagram.from {
                         receipt = session.receive(datagram.bytes, now: now, wallNow: wallNow)
                     } else {
                         receipt = SyncSession.Receipt(refused: .unknownPeer)
                     }
-                    toApply += receipt.entries
+                    // The turn's first datagram's entries are handed on as they are, not copied.
+                    if toApply.isEmpty { toApply = receipt.entries } else { toApply += receipt.entries }
                     proxiesToApply += receipt.proxies
                     bulkRequested = bulkRequested || receipt.bulkRequested
                     if let refused = receipt.refused { noteRefused(refused, now: now) }

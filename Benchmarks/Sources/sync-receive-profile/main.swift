@@ -1,0 +1,177 @@
+// The sync thread's receiving side (a backup's) without sockets or other threads, for
+// comparing two builds back to back and for callgrind:
+//
+//   sync-receive-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]
+//   valgrind --tool=callgrind --collect-atstart=no '--toggle-collect=*measuredTurn*' \
+//       .build/release/sync-receive-profile 50 2000 20000
+//
+// A master's SyncSession is fed, every 10 ms turn, the changes a connrate connection makes
+// (as sync-profile: opened, established and closing in its first turn, TIME_WAIT in its next),
+// after KNOWN connections in TIME_WAIT; its sealed datagrams are kept, a list a turn, outside
+// the measured part. Then a backup's session receives them turn by turn as the daemon's sync
+// thread does (SyncService.serve: every datagram of the turn opened and decoded, its entries
+// gathered, the session's tick and its answers taken), and the turn's entries are applied to
+// one worker's table as the worker's mailbox job does (WorkerSync.apply: applySynced for an
+// upsert, removeSynced for a delete). The measured part is the turn on the backup; the
+// KNOWN connections are received and applied before it. Prints the backup's nanoseconds per
+// connection (clock_gettime of the thread) and per datagram.
+import SeqwallCore
+import SeqwallSync
+#if canImport(Glibc)
+import Glibc
+#endif
+
+func threadNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let perTurn = arguments.count > 0 ? arguments[0] : 50
+let turns = arguments.count > 1 ? arguments[1] : 2000
+let known = arguments.count > 2 ? arguments[2] : 20000
+
+let key = SyncKey(bytes: (0..<32).map { UInt8($0 &* 7 &+ 1) })
+var master = SyncSession(key: key, node: 0xA, epoch: 100)
+/// Answers the master while its stream is made (acknowledgements, `features`).
+var listener = SyncSession(key: key, node: 0xB, epoch: 100)
+var now: UInt64 = 1_000_000_000
+var wallNow: UInt64 = 1_800_000_000_000_000_000
+let timeWait: UInt64 = 120_000_000_000
+
+/// Connection `number`: a client address and port of its own toward one server, as connrate.
+@MainActor
+func connection(_ number: Int, state: TCPState, packets: UInt64) -> Connection {
+    let client = IPAddress(ipv4: 0xC000_0200 | UInt32(truncatingIfNeeded: number >> 16) & 0xFF)
+    let key = FlowKey(source: client, destination: IPAddress(ipv4: 0xC633_6401),
+                      sourcePort: UInt16(truncatingIfNeeded: number), destinationPort: 5201,
+                      protocolNumber: TrackedProtocol.tcpNumber)
+    var connection = Connection(key: key, direction: .outbound)
+    connection.state = state
+    connection.status = state == .synSent ? [] : [.seenReply, .assured]
+    connection.original.end = 1_000_000 &+ UInt32(truncatingIfNeeded: number) &* 7919 &+ 64
+    connection.original.maxEnd = connection.original.end &+ 64_240
+    connection.original.maxWindow = 64_240
+    connection.original.scale = 7
+    connection.reply.end = 5_000_000 &+ UInt32(truncatingIfNeeded: number) &* 104_729 &+ 1
+    connection.reply.maxEnd = connection.reply.end &+ 65_160
+    connection.reply.maxWindow = 65_160
+    connection.reply.scale = 7
+    connection.createdAt = now
+    connection.expiresAt = now &+ (state == .timeWait ? timeWait : 300_000_000_000)
+    connection.packetsOriginal = (packets + 1) / 2
+    connection.packetsReply = packets / 2
+    connection.bytesOriginal = connection.packetsOriginal * 60 + 64
+    connection.bytesReply = connection.packetsReply * 60
+    return connection
+}
+
+/// A turn of the master's stream: its clocks and datagrams.
+struct Turn {
+    var now: UInt64
+    var wallNow: UInt64
+    var datagrams: [[UInt8]]
+}
+
+/// The master's turn, its datagrams kept; the listener answers.
+@MainActor
+func masterTurn(_ changes: [SyncChange]) -> Turn {
+    master.submit(contentsOf: changes, now: now)
+    master.tick(now: now, wallNow: wallNow)
+    let datagrams = master.takeOutgoing()
+    listener.tick(now: now, wallNow: wallNow)
+    for datagram in datagrams { _ = listener.receive(datagram, now: now, wallNow: wallNow) }
+    for datagram in listener.takeOutgoing() { _ = master.receive(datagram, now: now, wallNow: wallNow) }
+    return Turn(now: now, wallNow: wallNow, datagrams: datagrams)
+}
+
+// The stream: the peer says it reads the compact kinds, the connections of earlier seconds,
+// then the measured turns.
+var setup: [Turn] = []
+for _ in 0..<3 {
+    now += 10_000_000
+    wallNow += 10_000_000
+    setup.append(masterTurn([]))
+}
+var number = 0
+while number < known {
+    let changes = (number..<min(known, number + 500)).map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10)) }
+    number += changes.count
+    now += 60_000_000
+    wallNow += 60_000_000
+    setup.append(masterTurn(changes))
+}
+var stream: [Turn] = []
+var changes: [SyncChange] = []
+var closing: [Int] = []
+let firstMeasured = number
+for _ in 0..<turns {
+    now += 10_000_000
+    wallNow += 10_000_000
+    changes.removeAll(keepingCapacity: true)
+    for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10))) }
+    closing.removeAll(keepingCapacity: true)
+    for _ in 0..<perTurn {
+        changes.append(SyncChange(.changed, connection(number, state: .synSent, packets: 1)))
+        changes.append(SyncChange(.changed, connection(number, state: .established, packets: 3)))
+        changes.append(SyncChange(.changed, connection(number, state: .finWait, packets: 7)))
+        closing.append(number)
+        number += 1
+    }
+    stream.append(masterTurn(changes))
+}
+
+// The backup: its session and one worker's table (the daemon's default policy).
+var backup = SyncSession(key: key, node: 0xC, epoch: 100)
+var policy = Policy()
+policy.limits.states = 2 * (known + turns * perTurn)
+let tracker = ConnectionTracker(policy: policy)
+
+/// One turn of the backup: the turn's datagrams received as the sync thread does, then their
+/// entries applied as the worker does.
+@inline(never)
+func backupTurn(_ session: inout SyncSession, _ turn: Turn, tracker: ConnectionTracker) -> Int {
+    var entries: [SyncEntry] = []
+    var proxies: [SyncProxyEntry] = []
+    for datagram in turn.datagrams {
+        let receipt = session.receive(datagram, now: turn.now, wallNow: turn.wallNow)
+        if entries.isEmpty { entries = receipt.entries } else { entries += receipt.entries }
+        proxies += receipt.proxies
+    }
+    session.tick(now: turn.now, wallNow: turn.wallNow)
+    let answers = session.takeOutgoing()
+    for entry in entries {
+        switch entry.operation {
+        case .upsert: tracker.applySynced(entry.connection, now: turn.now)
+        case .delete: tracker.removeSynced(entry.connection.key)
+        }
+    }
+    for proxy in proxies { tracker.applySyncedProxy(proxy.state, key: proxy.key) }
+    return entries.count + answers.count
+}
+
+/// A turn of the stream after the KNOWN connections', the part callgrind collects.
+@inline(never)
+func measuredTurn(_ session: inout SyncSession, _ turn: Turn, tracker: ConnectionTracker) -> Int {
+    backupTurn(&session, turn, tracker: tracker)
+}
+
+var sink = 0
+for turn in setup { sink &+= backupTurn(&backup, turn, tracker: tracker) }
+let appliedBefore = backup.status.entries_applied
+var spent: UInt64 = 0
+var datagrams = 0
+for turn in stream {
+    let start = threadNanoseconds()
+    sink &+= measuredTurn(&backup, turn, tracker: tracker)
+    spent += threadNanoseconds() - start
+    datagrams += turn.datagrams.count
+}
+precondition(backup.status.entries_applied > UInt64(known), "the backup applied \(backup.status.entries_applied) entries")
+let measured = Double(number - firstMeasured)
+print("connections \(number - firstMeasured), known before \(known), \(datagrams) datagrams, "
+    + "\(tracker.connectionCount) connections held, "
+    + "\(String(format: "%.2f", Double(backup.status.entries_applied - appliedBefore) / measured)) entries per connection: "
+    + "\(String(format: "%.0f", Double(spent) / measured)) ns per connection, "
+    + "\(String(format: "%.0f", Double(spent) / Double(datagrams))) ns per datagram (\(sink & 1))")
