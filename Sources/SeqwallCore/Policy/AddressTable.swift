@@ -29,11 +29,7 @@ public final class AddressTable: Sendable, Equatable, CustomStringConvertible {
         matcher = PrefixMatcher(sorted, regionProvider: regionProvider)
     }
 
-    /// Whether the most specific entry that contains `address` is not an exception. Out of line:
-    /// inlined, the search grows a rule's address lists enough that the optimizer stops
-    /// inlining them into the rule index's search, which every rule with networks then pays
-    /// (BENCHMARKS.md, Address tables).
-    @inline(never)
+    /// Whether the most specific entry that contains `address` is not an exception.
     public func contains(_ address: IPAddress) -> Bool { matcher.contains(address) }
 
     /// Bytes of the lookup structures, for `stats` and measurements.
