@@ -44,8 +44,11 @@ let package = Package(
         // The build's version: VERSION and the git commit, generated before every build.
         .target(name: "SeqwallVersion", plugins: ["BuildVersionPlugin"]),
         .plugin(name: "BuildVersionPlugin", capability: .buildTool()),
+        // A software prefetch for the batch warm-up of the address tables' lookups: one static
+        // inline C function, inlined into SeqwallCore.
+        .target(name: "CPrefetch"),
         // The pure core: packet views, flow keys, TCP tracker, connection table, policy. No I/O.
-        .target(name: "SeqwallCore"),
+        .target(name: "SeqwallCore", dependencies: ["CPrefetch"]),
         // The rule language: lexer, parser, checker -> Policy.
         .target(name: "SeqwallRules", dependencies: ["SeqwallCore"]),
         // Control-socket protocol and the output formats shared by daemon and CLI, and the

@@ -5,7 +5,7 @@ import Testing
 
 /// The table's answer by definition: the longest entry containing the address decides, and of
 /// the same prefix written both ways the exception does.
-private func naiveContains(_ entries: [TableEntry], _ address: IPAddress) -> Bool {
+func naiveContains(_ entries: [TableEntry], _ address: IPAddress) -> Bool {
     var best: TableEntry?
     for entry in entries where entry.network.contains(address) {
         guard let current = best else { best = entry; continue }
@@ -282,7 +282,7 @@ private func net(_ text: String) -> IPNetwork {
 }
 
 /// The first and last address of `network` and the addresses just outside it.
-private func edges(of network: IPNetwork, hostBits: Int) -> [IPAddress] {
+func edges(of network: IPNetwork, hostBits: Int) -> [IPAddress] {
     if network.isIPv4 {
         let first = network.address.ipv4Value
         let last = hostBits == 32 ? UInt32.max : first | ((1 << UInt32(hostBits)) - 1)

@@ -2,18 +2,24 @@
 ///
 /// A new flow is decided by the policy, with a lookup in each address table its rules name. In
 /// a table of a million prefixes a lookup of a random address reads a directory line and then
-/// two or three lines of the flips it names (PrefixMatcher), all of them usually in DRAM.
-/// Decided one after the other, each SYN waits for its own misses in turn. As for the
-/// connection slots, the batch's new flows are taken level by level instead: the directory
-/// lines of all of them, then the flips those name, so that each level's misses are in flight
-/// together.
+/// a line of the flips it names (PrefixMatcher), both usually beyond the L2 cache. Decided one
+/// after the other, each SYN waits for its own misses in turn. As for the connection slots, the
+/// batch's new flows are taken level by level instead: the directory lines of all of them,
+/// then the flips those name, so that each level's misses are in flight together. Both levels
+/// prefetch (CPrefetch) rather than load: a load has to wait for its line before it retires,
+/// so loads fill the reorder buffer after a few flows and only those flows' lines are in
+/// flight; prefetches retire at once and put the whole batch's lines in flight (BENCHMARKS.md,
+/// Address tables).
 ///
 /// The rule index is not warmed: with 10,000 rules, reading ahead the candidate rule of each
 /// new flow (a second search of the index) cost more time than its misses (BENCHMARKS.md).
 ///
-/// The last level finishes each lookup on the lines the levels before brought in and keeps its
+/// The third level finishes each lookup on the lines the levels before brought in and keeps its
 /// answer (TableAnswers), which the packet's decision then takes instead of searching again:
-/// a table lookup is one search per SYN, not two. The answers are exact whatever the header
+/// a table lookup is one search per SYN, not two. An IPv6 address inside a /65 to /128 entry
+/// ties with a flip on its high word and needs that flip's low word, a line no level read: its
+/// search prefetches it and stops, and a last level settles the ties once the other searches
+/// are done, instead of each waiting for its low word in turn. The answers are exact whatever the header
 /// says (an answer is used only for the table and address it was found for), the policy and
 /// its tables cannot change within a batch, and a garbled header only warms the wrong lines.
 extension ConnectionTracker {
@@ -37,27 +43,34 @@ extension ConnectionTracker {
         guard newFlows > 0 else { return 0 }
         let index = policy.index
         let tables = policy.tables
-        var loaded: UInt64 = 0
         for lookup in index.tableLookups {
             let position = lookup >> 1
             guard position < tables.count, position < 64, tables[position].matcher.isLarge else { continue }
             let matcher = tables[position].matcher
             let bySource = lookup & 1 == 0
             for flow in 0..<newFlows {
-                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
-                batchProbes[flow].loaded = matcher.warmRange(address)
+                matcher.prefetchDirectory(bySource ? batchAnswers[flow].source : batchAnswers[flow].destination)
             }
             for flow in 0..<newFlows {
-                loaded &+= matcher.warmSearch(batchProbes[flow].loaded)
+                batchProbes[flow].loaded = matcher.warmRange(bySource ? batchAnswers[flow].source : batchAnswers[flow].destination)
             }
+            var ties = 0
             for flow in 0..<newFlows {
                 let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
-                let contained = matcher.contains(address, inRange: batchProbes[flow].loaded)
-                batchAnswers[flow].record(contained, position: position, bySource: bySource)
+                let found = matcher.search(address, inRange: batchProbes[flow].loaded)
+                batchProbes[flow].loaded = found
+                if found & PrefixMatcher.tiePending != 0 {
+                    ties &+= 1
+                } else {
+                    batchAnswers[flow].record(found & 1 == 1, position: position, bySource: bySource)
+                }
+            }
+            guard ties > 0 else { continue }
+            for flow in 0..<newFlows where batchProbes[flow].loaded & PrefixMatcher.tiePending != 0 {
+                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
+                batchAnswers[flow].record(matcher.answer(address, found: batchProbes[flow].loaded), position: position, bySource: bySource)
             }
         }
-        // Stored, so that the optimizer keeps the warming loads (BatchLookahead).
-        batchProbes[0].position = UInt32(truncatingIfNeeded: loaded)
         return newFlows
     }
 }

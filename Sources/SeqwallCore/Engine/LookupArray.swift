@@ -1,3 +1,5 @@
+import CPrefetch
+
 /// A read-only array inside a LookupRegion, which owns its memory: what PrefixMatcher reads
 /// instead of a Swift array, so that its arrays can sit on huge pages. Holds no reference: the
 /// matcher keeps the region alive beside its views.
@@ -22,5 +24,12 @@ struct LookupArray<Element: BitwiseCopyable>: @unchecked Sendable {
             assert(index >= 0 && index < count, "a lookup array read out of bounds")
             return start.unsafelyUnwrapped[index]
         }
+    }
+
+    /// Starts bringing element `index`'s line into the caches without waiting for it
+    /// (CPrefetch). An index out of bounds only prefetches a line that is not read.
+    @inline(__always)
+    func prefetch(_ index: Int) {
+        seqwall_prefetch(start.unsafelyUnwrapped + index)
     }
 }

@@ -80,6 +80,10 @@ public struct Rule: Sendable, Equatable {
     }
 
     /// An address list matches when it is empty (`any`) or one of its items contains the address.
+    /// Always inlined, as `matches` is into the rule index's search: with a table's search inside
+    /// (PrefixMatcher) the optimizer otherwise leaves it out of line, a call for every rule
+    /// with networks tried (BENCHMARKS.md, Address tables).
+    @inline(__always)
     private static func listMatches(_ networks: [IPNetwork], _ references: [TableReference], _ address: IPAddress,
                                     _ tables: [AddressTable], _ answers: UnsafePointer<TableAnswers>?,
                                     bySource: Bool) -> Bool {
