@@ -17,54 +17,18 @@
 // bytes it sent per connection.
 import SeqwallCore
 import SeqwallSync
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func threadNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
+import SyncWorkloads
 
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let perTurn = arguments.count > 0 ? arguments[0] : 50
 let turns = arguments.count > 1 ? arguments[1] : 2000
 let known = arguments.count > 2 ? arguments[2] : 20000
 
-let key = SyncKey(bytes: (0..<32).map { UInt8($0 &* 7 &+ 1) })
+let key = ConnrateChanges.key
 var master = SyncSession(key: key, node: 0xA, epoch: 100)
 var backup = SyncSession(key: key, node: 0xB, epoch: 100)
 var now: UInt64 = 1_000_000_000
 var wallNow: UInt64 = 1_800_000_000_000_000_000
-let timeWait: UInt64 = 120_000_000_000
-
-/// Connection `number`: a client address and port of its own toward one server, as connrate.
-@MainActor
-func connection(_ number: Int, state: TCPState, packets: UInt64) -> Connection {
-    let client = IPAddress(ipv4: 0xC000_0200 | UInt32(truncatingIfNeeded: number >> 16) & 0xFF)
-    let key = FlowKey(source: client, destination: IPAddress(ipv4: 0xC633_6401),
-                      sourcePort: UInt16(truncatingIfNeeded: number), destinationPort: 5201,
-                      protocolNumber: TrackedProtocol.tcpNumber)
-    var connection = Connection(key: key, direction: .outbound)
-    connection.state = state
-    connection.status = state == .synSent ? [] : [.seenReply, .assured]
-    connection.original.end = 1_000_000 &+ UInt32(truncatingIfNeeded: number) &* 7919 &+ 64
-    connection.original.maxEnd = connection.original.end &+ 64_240
-    connection.original.maxWindow = 64_240
-    connection.original.scale = 7
-    connection.reply.end = 5_000_000 &+ UInt32(truncatingIfNeeded: number) &* 104_729 &+ 1
-    connection.reply.maxEnd = connection.reply.end &+ 65_160
-    connection.reply.maxWindow = 65_160
-    connection.reply.scale = 7
-    connection.createdAt = now
-    connection.expiresAt = now &+ (state == .timeWait ? timeWait : 300_000_000_000)
-    connection.packetsOriginal = (packets + 1) / 2
-    connection.packetsReply = packets / 2
-    connection.bytesOriginal = connection.packetsOriginal * 60 + 64
-    connection.bytesReply = connection.packetsReply * 60
-    return connection
-}
 
 /// The backup hears the master's datagrams and answers: acknowledgements and `features`.
 @MainActor
@@ -105,7 +69,7 @@ for _ in 0..<3 {
 }
 var number = 0
 while number < known {
-    let changes = (number..<min(known, number + 500)).map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10)) }
+    let changes = ConnrateChanges.known(number..<min(known, number + 500), now: now)
     number += changes.count
     master.submit(contentsOf: changes, now: now)
     now += 60_000_000
@@ -121,19 +85,10 @@ let firstMeasured = number
 for _ in 0..<turns {
     now += 10_000_000
     wallNow += 10_000_000
-    changes.removeAll(keepingCapacity: true)
-    for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10))) }
-    closing.removeAll(keepingCapacity: true)
-    for _ in 0..<perTurn {
-        changes.append(SyncChange(.changed, connection(number, state: .synSent, packets: 1)))
-        changes.append(SyncChange(.changed, connection(number, state: .established, packets: 3)))
-        changes.append(SyncChange(.changed, connection(number, state: .finWait, packets: 7)))
-        closing.append(number)
-        number += 1
-    }
-    let start = threadNanoseconds()
+    ConnrateChanges.turn(&changes, closing: &closing, number: &number, perTurn: perTurn, now: now)
+    let start = ConnrateChanges.threadNanoseconds()
     measuredTurn(&master, changes, now: now, wallNow: wallNow, into: slots, slotSize: slotSize, lengths: &slotLengths)
-    spent += threadNanoseconds() - start
+    spent += ConnrateChanges.threadNanoseconds() - start
     datagrams = slotLengths.enumerated().map { Array(UnsafeBufferPointer(start: slots + $0.offset % 256 * slotSize, count: $0.element)) }
     for datagram in datagrams { sentBytes += UInt64(datagram.count) }
     backup.tick(now: now, wallNow: wallNow)

@@ -1,0 +1,70 @@
+import SeqwallCore
+import SeqwallSync
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The changes a connrate client's connections hand the sync thread (docs/sync-protocol.md,
+/// Coalescing), shared by the sending and the receiving profiles so that both measure the same
+/// stream: each connection opened, established and closing in its first 10 ms turn, TIME_WAIT
+/// in its next.
+public enum ConnrateChanges {
+    public static let timeWait: UInt64 = 120_000_000_000
+    /// The key both profiles' sessions share.
+    public static let key = SyncKey(bytes: (0..<32).map { UInt8($0 &* 7 &+ 1) })
+
+    /// Connection `number`: a client address and port of its own toward one server, as
+    /// connrate, created at `now`.
+    public static func connection(_ number: Int, state: TCPState, packets: UInt64, now: UInt64) -> Connection {
+        let client = IPAddress(ipv4: 0xC000_0200 | UInt32(truncatingIfNeeded: number >> 16) & 0xFF)
+        let key = FlowKey(source: client, destination: IPAddress(ipv4: 0xC633_6401),
+                          sourcePort: UInt16(truncatingIfNeeded: number), destinationPort: 5201,
+                          protocolNumber: TrackedProtocol.tcpNumber)
+        var connection = Connection(key: key, direction: .outbound)
+        connection.state = state
+        connection.status = state == .synSent ? [] : [.seenReply, .assured]
+        connection.original.end = 1_000_000 &+ UInt32(truncatingIfNeeded: number) &* 7919 &+ 64
+        connection.original.maxEnd = connection.original.end &+ 64_240
+        connection.original.maxWindow = 64_240
+        connection.original.scale = 7
+        connection.reply.end = 5_000_000 &+ UInt32(truncatingIfNeeded: number) &* 104_729 &+ 1
+        connection.reply.maxEnd = connection.reply.end &+ 65_160
+        connection.reply.maxWindow = 65_160
+        connection.reply.scale = 7
+        connection.createdAt = now
+        connection.expiresAt = now &+ (state == .timeWait ? timeWait : 300_000_000_000)
+        connection.packetsOriginal = (packets + 1) / 2
+        connection.packetsReply = packets / 2
+        connection.bytesOriginal = connection.packetsOriginal * 60 + 64
+        connection.bytesReply = connection.packetsReply * 60
+        return connection
+    }
+
+    /// Connections `range` in TIME_WAIT: the connections of earlier seconds.
+    public static func known(_ range: Range<Int>, now: UInt64) -> [SyncChange] {
+        range.map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10, now: now)) }
+    }
+
+    /// One turn's changes into `changes`: last turn's connections (`closing`) into TIME_WAIT,
+    /// then `perTurn` new ones from `number` on, each opened, established and closing.
+    public static func turn(_ changes: inout [SyncChange], closing: inout [Int], number: inout Int, perTurn: Int,
+                            now: UInt64) {
+        changes.removeAll(keepingCapacity: true)
+        for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10, now: now))) }
+        closing.removeAll(keepingCapacity: true)
+        for _ in 0..<perTurn {
+            changes.append(SyncChange(.changed, connection(number, state: .synSent, packets: 1, now: now)))
+            changes.append(SyncChange(.changed, connection(number, state: .established, packets: 3, now: now)))
+            changes.append(SyncChange(.changed, connection(number, state: .finWait, packets: 7, now: now)))
+            closing.append(number)
+            number += 1
+        }
+    }
+
+    /// CPU time of the calling thread (clock_gettime), for the measured parts.
+    public static func threadNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
