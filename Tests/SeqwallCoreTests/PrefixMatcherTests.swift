@@ -2,9 +2,8 @@ import SeqwallTestSupport
 @testable import SeqwallCore
 import Testing
 
-// PrefixMatcher's directory and bucket widths, its IPv6 buckets' edges (seven flips inline,
-// eight on the overflow path, ties in either) and the batch warm-up's steps (prefetched range,
-// search, ties settled last), each against the naive list (`naiveContains`, AddressTableTests).
+// PrefixMatcher's directory widths and the batch warm-up's steps (prefetched range, search,
+// ties settled last), each against the naive list (`naiveContains`, AddressTableTests).
 
 /// Entries whose flips crowd a few directory slots and spread over the rest: IPv4 in three
 /// dense /16s and anywhere, IPv6 under 2000::/3 (flips sharing leading bits, as a block list's
@@ -48,73 +47,6 @@ struct PrefixMatcherTests {
         #expect(PrefixMatcher.directoryBits(flips: 50_000_000) == 20)
     }
 
-    @Test("the IPv6 buckets widen with the flips: 12 bits, then at most three flips a slot, up to 20")
-    func bucketWidths() {
-        #expect(PrefixMatcher.bucketBits(flips: 256) == 12)
-        #expect(PrefixMatcher.bucketBits(flips: 12_288) == 12)
-        #expect(PrefixMatcher.bucketBits(flips: 12_289) == 13)
-        // The 1.2M-prefix block list's 391,882 IPv6 flips: 17 bits, 8 MiB of buckets.
-        #expect(PrefixMatcher.bucketBits(flips: 391_882) == 17)
-        #expect(PrefixMatcher.bucketBits(flips: 50_000_000) == 20)
-    }
-
-    @Test("a bucket holds seven flips inline and sends eight to the overflow path, ties in both",
-          arguments: [5, 6, 7, 8, 9, 16] as [Int])
-    func bucketEdges(flipsInSlot: Int) {
-        // /64s over 2000::/3, enough for buckets, at 12 bits (slots of 2^49 high words after
-        // the three shared bits), and the first slot, 2000::/15, with exactly `flipsInSlot`
-        // flips: /64s starting and ending on high words of their own, one of them with an
-        // exception /66 inside so that its high word ties with flips of low words.
-        var entries: [TableEntry] = []
-        var random = SplitMix64(seed: 0xB0C7 &+ UInt64(flipsInSlot))
-        for slot in 1..<4096 where slot % 3 == 0 {
-            let high = 0x2000_0000_0000_0000 | UInt64(slot) << 49 | (random.next() >> 20)
-            entries.append(TableEntry(IPNetwork(address: IPAddress(high: high, low: 0), prefixLength: 64)))
-        }
-        let slotBase: UInt64 = 0x2001_0DB8_0000_0000
-        let slotLast: UInt64 = 0x2001_FFFF_FFFF_FFFF
-        // A /64 with an exception /66 inside it: four flips, three with one high word (the
-        // /64's start, the /66's start and end), then the /64's end; other /64s add two each.
-        entries.append(TableEntry(IPNetwork(address: IPAddress(high: slotBase | 0x10, low: 0), prefixLength: 64)))
-        entries.append(TableEntry(IPNetwork(address: IPAddress(high: slotBase | 0x10, low: 1 << 62), prefixLength: 66), negated: true))
-        var flips = 4
-        var next: UInt64 = 0x20
-        while flips + 2 <= flipsInSlot {
-            entries.append(TableEntry(IPNetwork(address: IPAddress(high: slotBase | next, low: 0), prefixLength: 64)))
-            next += 0x10
-            flips += 2
-        }
-        if flips < flipsInSlot {
-            // One /64 at the slot's end: its end flip is in the next slot.
-            entries.append(TableEntry(IPNetwork(address: IPAddress(high: slotLast, low: 0), prefixLength: 64)))
-        }
-        let matcher = PrefixMatcher(entries, regionProvider: nil, directoryBits: 12)
-        #expect(matcher.isLarge)
-        var probes: [IPAddress] = []
-        for entry in entries {
-            probes += edges(of: entry.network, hostBits: 128 - entry.network.prefixLength)
-        }
-        for high in [0x2000_0000_0000_0000, slotBase, slotBase | 0x10, slotBase | 0x11, slotLast, slotLast &+ 1] {
-            probes += [IPAddress(high: high &- 1, low: .max), IPAddress(high: high, low: 0), IPAddress(high: high, low: 1),
-                       IPAddress(high: high, low: (1 << 62) - 1), IPAddress(high: high, low: 1 << 62),
-                       IPAddress(high: high, low: 1 << 63), IPAddress(high: high, low: .max)]
-        }
-        var pending = 0
-        for address in probes {
-            let expected = naiveContains(entries, address)
-            #expect(matcher.contains(address) == expected, "\(flipsInSlot) flips, \(address)")
-            let found = matcher.search(address, inRange: matcher.warmRange(address))
-            if found & PrefixMatcher.tiePending != 0 { pending += 1 }
-            #expect(matcher.answer(address, found: found) == expected, "\(flipsInSlot) flips, warm-up, \(address)")
-        }
-        // The /66's edges and the addresses past it in its /64 tie with its end's low word.
-        #expect(pending >= 3)
-        // The slot holds what the test built: `flipsInSlot` flips, inline up to seven.
-        let slot = Int((slotBase << 3) >> 52)
-        #expect(matcher.bucketFlips(slot: slot) == flipsInSlot)
-        #expect(matcher.bucketIsInline(slot: slot) == (flipsInSlot <= PrefixMatcher.bucketKeys))
-    }
-
     @Test("every directory width agrees with the naive list, at every entry's edges and its slot's",
           arguments: [16, 17, 18, 20, 22] as [Int])
     func widths(bits: Int) {
@@ -134,9 +66,8 @@ struct PrefixMatcherTests {
                 let last = slot | ((1 << slotBits4) - 1)
                 probes += [slot &- 1, slot, last, last &+ 1].map { IPAddress(ipv4: $0) }
             } else {
-                // The same for the IPv6 bucket, after the three bits all the flips share (buckets
-                // are at most `maxBucketBits` wide).
-                let slotBits6 = UInt64(64 - 3 - min(bits, PrefixMatcher.maxBucketBits))
+                // The same for the IPv6 slot, after the three bits all the flips share.
+                let slotBits6 = UInt64(64 - 3 - bits)
                 let slot = (network.address.high >> slotBits6) << slotBits6
                 let last = slot | ((1 << slotBits6) - 1)
                 probes += [IPAddress(high: slot &- 1, low: .max), IPAddress(high: slot, low: 0),

@@ -10,17 +10,12 @@
 /// search over contiguous memory instead of a walk over pointers as in pf's radix tree or a probe
 /// per prefix length as in ipset's hash:net. A directory on the top bits of an IPv4 address
 /// (as DIR-24-8 does with 24) narrows the search to the flips under that slot, so that a lookup
-/// is a few steps rather than a long run of branches the processor cannot predict. The IPv4
-/// directory is 16 bits wide, wider with many flips (`directoryBits`), so that a slot's flips
-/// nearly always fit the one cache line the batch warm-up brings in after the directory's
-/// (BENCHMARKS.md, Address tables).
-///
-/// IPv6 tables sit in a small part of their space (2000::/3 and below), so their slots are on
-/// the bits that follow the bits all the table's flips share: every address between the first
-/// and last flip shares them too. An IPv6 slot is a 64-byte bucket, one cache line: its first
-/// flip's index, its flip count and up to seven of its flips' high words, so that a lookup
-/// reads that one line instead of a directory line and then a line of flips (`ipv6Buckets`;
-/// BENCHMARKS.md, "IPv6 buckets: a slot in one cache line").
+/// is a few steps rather than a long run of branches the processor cannot predict. IPv6 tables
+/// sit in a small part of their space (2000::/3 and below), so their directory is on the bits
+/// that follow the bits all the table's flips share: every address between the first and last
+/// flip shares them too. Each directory is 16 bits wide, wider for a family with many flips
+/// (`directoryBits`), so that a slot's flips nearly always fit the one cache line the batch
+/// warm-up brings in (BENCHMARKS.md, Address tables).
 public struct PrefixMatcher: Sendable {
     /// Addresses where IPv4 membership flips, ascending.
     private let ipv4Flips: LookupArray<UInt32>
@@ -40,28 +35,17 @@ public struct PrefixMatcher: Sendable {
     /// Bit `i` (of word `i >> 6`) set when IPv6 flip `i`'s low word is not zero: 1/128 of the
     /// flips' bytes, so it stays cached where the low words do not.
     private let ipv6LowSet: LookupArray<UInt64>
-    /// With many IPv6 flips, one bucket of eight words (a 64-byte line: the region starts
-    /// every array on one) for each value of the `64 - ipv6SlotShift` bits of the high word
-    /// after its first `ipv6Shift` bits; empty otherwise. Word 0 is the header (`bucketHeader`),
-    /// words 1 to 7 the high words of the slot's flips, ascending, when it has at most seven,
-    /// the rest `UInt64.max`; a slot with more keeps only its range in the header, searched in
-    /// `ipv6High` (the overflow path).
-    private let ipv6Buckets: LookupArray<UInt64>
+    /// As `ipv4Directory`, on the `64 - ipv6SlotShift` bits of the high word after its first
+    /// `ipv6Shift` bits.
+    private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
     private let ipv6SlotShift: Int
-    /// Holds the arrays (on huge pages when large and provided for): see LookupRegion.
+    /// Holds the four arrays (on huge pages when large and provided for): see LookupRegion.
     private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
-    /// directory would.
+    /// 256 KiB directory would.
     static let directoryThreshold = 256
-
-    /// High words a bucket holds inline, after its header.
-    static let bucketKeys = 7
-
-    /// A `locate` result naming an IPv6 bucket (its slot in the bits below) instead of a range
-    /// of flips: a range's low index, in the top half, stays below 2^31.
-    static let bucketMark: UInt64 = 1 << 63
 
     /// `regionProvider` provides the lookup arrays' memory when they are large enough to hold a
     /// huge page (LookupRegion).
@@ -69,9 +53,8 @@ public struct PrefixMatcher: Sendable {
         self.init(entries, regionProvider: regionProvider, directoryBits: nil)
     }
 
-    /// `directoryBits`: the width of the IPv4 directory and the IPv6 buckets (those at most
-    /// `maxBucketBits`) instead of `directoryBits(flips:)`'s and `bucketBits(flips:)`'s, so that
-    /// the tests can reach wide directories with small tables.
+    /// `directoryBits`: the width of both directories instead of `directoryBits(flips:)`'s, so
+    /// that the tests can reach wide directories with small tables.
     init(_ entries: [TableEntry], regionProvider: RegionProvider?, directoryBits: Int?) {
         var ipv4: [Span] = []
         var ipv6: [Span] = []
@@ -95,27 +78,24 @@ public struct PrefixMatcher: Sendable {
         }
         let shared = flips6.count < 2 ? 64 : (flips6[0].high ^ flips6[flips6.count - 1].high).leadingZeroBitCount
         ipv6Shift = shared
-        // The IPv6 key stays within the high word: at least 12 bits, fewer than asked when the
-        // flips share more than 64 - bits (no buckets when they share more than 52).
-        let bits6 = min(directoryBits ?? PrefixMatcher.bucketBits(flips: flips6.count), PrefixMatcher.maxBucketBits,
-                        max(12, 64 - shared))
+        // The IPv6 key stays within the high word: at least 16 bits, fewer than asked when the
+        // flips share more than 64 - bits.
+        let bits6 = min(directoryBits ?? PrefixMatcher.directoryBits(flips: flips6.count), max(16, 64 - shared))
         let bits4 = directoryBits ?? PrefixMatcher.directoryBits(flips: flips4.count)
         ipv6SlotShift = 64 - bits6
         ipv4SlotShift = 32 - bits4
-        let buckets6 = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 64 - bits6
-            ? PrefixMatcher.buckets(flips6, keys: PrefixMatcher.directory(
-                flips6.map { Int(($0.high << UInt64(shared)) >> UInt64(64 - bits6)) }, bits: bits6)) : []
+        let directory6 = flips6.count >= PrefixMatcher.directoryThreshold && shared <= 64 - bits6
+            ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> UInt64(64 - bits6)) }, bits: bits6) : []
         let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> UInt32(32 - bits4)) }, bits: bits4) : []
         var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
         for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
-        // The directory and the buckets first: every lookup reads one, so they take the first
-        // huge pages. The bitmap last, read only on a tie: the arrays every lookup reads keep
-        // their places.
-        region = LookupRegion(byteCounts: [directory4.count * 4, buckets6.count * 8, flips4.count * 4,
+        // The directories first: every lookup reads one, so they take the first huge pages.
+        // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
                                            flips6.count * 8, flips6.count * 8, lowSet6.count * 8], provider: regionProvider)
         ipv4Directory = region.array(directory4)
-        ipv6Buckets = region.array(buckets6)
+        ipv6Directory = region.array(directory6)
         ipv4Flips = region.array(flips4)
         ipv6High = region.array(flips6.map(\.high))
         ipv6Low = region.array(flips6.map(\.low))
@@ -133,45 +113,6 @@ public struct PrefixMatcher: Sendable {
         return bits
     }
 
-    /// The IPv6 bucket width for `flips` flips: the fewest bits from 12 (256 KiB of buckets)
-    /// that leave at most three flips a slot on average, up to `maxBucketBits` (64 MiB). Slots
-    /// fill unevenly: at three on average a few in a hundred have more than `bucketKeys`
-    /// and take the overflow path (BENCHMARKS.md, "IPv6 buckets").
-    static func bucketBits(flips: Int) -> Int {
-        var bits = 12
-        while bits < maxBucketBits, flips > 3 << bits { bits += 1 }
-        return bits
-    }
-
-    static let maxBucketBits = 20
-
-    /// Bucket header fields. Bits 0 to 31: the index of the slot's first flip. An inline bucket
-    /// (at most `bucketKeys` flips): bits 32 to 34 the flip count, bit `40 + i` set when inline
-    /// flip `i` has a low word other than zero (as `ipv6LowSet`). An overflow bucket: bit 63
-    /// set, bits 32 to 62 the count.
-    static func bucketHeader(first: Int, count: Int, lowSet: UInt64) -> UInt64 {
-        count > bucketKeys ? 1 << 63 | UInt64(count) << 32 | UInt64(first)
-            : lowSet << 40 | UInt64(count) << 32 | UInt64(first)
-    }
-
-    /// The buckets (`ipv6Buckets`) of `flips`, from their slots' `directory`.
-    private static func buckets(_ flips: [IPAddress], keys directory: [Int32]) -> [UInt64] {
-        let slots = directory.count - 1
-        var buckets = [UInt64](repeating: .max, count: slots * 8)
-        for slot in 0..<slots {
-            let first = Int(directory[slot]), count = Int(directory[slot + 1]) - first
-            var lowSet: UInt64 = 0
-            if count <= bucketKeys {
-                for key in 0..<count {
-                    buckets[slot * 8 + 1 + key] = flips[first + key].high
-                    if flips[first + key].low != 0 { lowSet |= 1 << UInt64(key) }
-                }
-            }
-            buckets[slot * 8] = bucketHeader(first: first, count: count, lowSet: lowSet)
-        }
-        return buckets
-    }
-
     /// Element `k` is the index of the first key at or above `k` (keys ascending, below
     /// `1 << bits`); element `1 << bits` is their count.
     private static func directory(_ keys: [Int], bits: Int) -> [Int32] {
@@ -187,12 +128,18 @@ public struct PrefixMatcher: Sendable {
 
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
     public func contains(_ address: IPAddress) -> Bool {
-        answer(address, found: search(address, inRange: locate(address)))
+        let (low, high) = searchRange(address)
+        return contains(address, low: low, high: high)
     }
 
-    /// Marks `search`'s result as a tie still to be settled by low words (`settleTie`): the
-    /// first tied flip's index in bits 0 to 30, and in bits 31 to 61 the index past the last
-    /// tied flip when the search knows it (a bucket's), else 0.
+    /// `contains`, searching only flips `low..<high`, the range `searchRange` gives.
+    @inline(__always)
+    private func contains(_ address: IPAddress, low: Int, high: Int) -> Bool {
+        answer(address, found: search(address, low: low, high: high))
+    }
+
+    /// Marks `search`'s result as a tie still to be settled by low words (`settleTie`), the
+    /// first tied flip's index in the bits below.
     static let tiePending: UInt64 = 1 << 62
 
     /// The search over flips `low..<high` as far as it goes without a low word: bit 0 the
@@ -232,97 +179,44 @@ public struct PrefixMatcher: Sendable {
         return PrefixMatcher.tiePending | UInt64(truncatingIfNeeded: low)
     }
 
-    /// `search` in IPv6 bucket `slot`: a count of the inline high words below the address's,
-    /// without branches (seven compares of one line, against a binary search's three or so
-    /// branches the processor cannot predict), or the overflow path over the slot's range of
-    /// `ipv6High`. The answer's parity is the slot's first index plus that count.
-    @inline(__always)
-    private func searchBucket(_ address: IPAddress, slot: Int) -> UInt64 {
-        let base = slot &<< 3
-        let header = ipv6Buckets[base]
-        let first = Int(truncatingIfNeeded: header & 0xFFFF_FFFF)
-        if header &>> 63 != 0 { return searchOverflow(address, low: first, header: header) }
-        let word = address.high
-        var below = 0, atOrBelow = 0
-        for key in 1...PrefixMatcher.bucketKeys {
-            let high = ipv6Buckets[base &+ key]
-            below &+= high < word ? 1 : 0
-            atOrBelow &+= high <= word ? 1 : 0
-        }
-        // Unused keys are UInt64.max: never below a word, at or below only the all-ones one.
-        atOrBelow = min(atOrBelow, Int(truncatingIfNeeded: (header &>> 32) & 7))
-        guard atOrBelow > below else { return UInt64(truncatingIfNeeded: (first &+ below) & 1) }
-        // Tied flips `below..<atOrBelow`: as in `search`, a first tie with a zero low word is at
-        // or below the address, and the header's bits say which without the low word.
-        var tie = below
-        if header &>> UInt64(truncatingIfNeeded: 40 &+ tie) & 1 == 0 {
-            tie &+= 1
-            if tie == atOrBelow { return UInt64(truncatingIfNeeded: (first &+ tie) & 1) }
-        }
-        ipv6Low.prefetch(first &+ tie)
-        return PrefixMatcher.tiePending | UInt64(truncatingIfNeeded: first &+ atOrBelow) << 31
-            | UInt64(truncatingIfNeeded: first &+ tie)
-    }
-
-    /// The overflow path of `searchBucket`: the slot's range of `ipv6High`. Out of line: few
-    /// lookups take it, and the inlined search's copy would grow every caller.
-    @inline(never)
-    private func searchOverflow(_ address: IPAddress, low: Int, header: UInt64) -> UInt64 {
-        search(address, low: low, high: low &+ Int(truncatingIfNeeded: (header &>> 32) & 0x7FFF_FFFF))
-    }
-
     /// The answer of a `search` that ended on a tie: the tied flips at or below the address
-    /// (ascending low words), counted on from the first. A bucket's search says where the ties
-    /// end (the flip after them is above the address's high word), so that settling reads
-    /// only low words; otherwise the high words say. Out of line: ties are rare.
+    /// (ascending low words), counted on from the first. Out of line: ties are rare.
     @inline(never)
     private func settleTie(_ address: IPAddress, _ found: UInt64) -> Bool {
-        var index = Int(truncatingIfNeeded: found & 0x7FFF_FFFF)
-        let end = Int(truncatingIfNeeded: (found &>> 31) & 0x7FFF_FFFF)
-        if end != 0 {
-            while index < end, ipv6Low[index] <= address.low { index += 1 }
-        } else {
-            while index < ipv6High.count, ipv6High[index] == address.high, ipv6Low[index] <= address.low { index += 1 }
-        }
+        var index = Int(truncatingIfNeeded: found & (PrefixMatcher.tiePending - 1))
+        while index < ipv6High.count, ipv6High[index] == address.high, ipv6Low[index] <= address.low { index += 1 }
         return index & 1 == 1
     }
 
-    /// What a lookup of `address` has to search, for `search(_:inRange:)`: the flips of its
-    /// family under its directory slot, or all, packed as `low << 32 | high` (indexes stay below
-    /// 2^31: the directory holds them as Int32); or its IPv6 bucket (`bucketMark`). Outside
-    /// the IPv6 flips' span the answer is known and the range empty, at the index that gives it
-    /// (0 below the first flip, the count past the last).
-    @inline(__always)
-    private func locate(_ address: IPAddress) -> UInt64 {
+    /// The flips of `address`'s family that a lookup has to search: those under its directory
+    /// slot, or all. Outside the IPv6 flips' span the answer is known and the range empty, at
+    /// the index that gives it (0 below the first flip, the count past the last).
+    private func searchRange(_ address: IPAddress) -> (low: Int, high: Int) {
         if address.isIPv4 {
-            guard !ipv4Directory.isEmpty else { return PrefixMatcher.range(0, ipv4Flips.count) }
+            guard !ipv4Directory.isEmpty else { return (0, ipv4Flips.count) }
             let slot = Int(address.ipv4Value &>> UInt32(truncatingIfNeeded: ipv4SlotShift))
-            return PrefixMatcher.range(Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
+            return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
         }
         let count6 = ipv6High.count
-        guard !ipv6Buckets.isEmpty else { return PrefixMatcher.range(0, count6) }
-        if !ipv6Flip(0, isAtOrBelow: address) { return 0 }
-        if ipv6Flip(count6 - 1, isAtOrBelow: address) { return PrefixMatcher.range(count6, count6) }
-        return PrefixMatcher.bucketMark | UInt64(truncatingIfNeeded: ipv6Slot(address))
+        guard !ipv6Directory.isEmpty else { return (0, count6) }
+        if !ipv6Flip(0, isAtOrBelow: address) { return (0, 0) }
+        if ipv6Flip(count6 - 1, isAtOrBelow: address) { return (count6, count6) }
+        let slot = ipv6Slot(address)
+        return (Int(ipv6Directory[slot]), Int(ipv6Directory[slot + 1]))
     }
 
-    @inline(__always)
-    private static func range(_ low: Int, _ high: Int) -> UInt64 {
-        UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
-    }
-
-    /// The IPv6 bucket of `address`: the bits after those the flips share.
+    /// The IPv6 directory slot of `address`: the bits after those the flips share.
     @inline(__always)
     private func ipv6Slot(_ address: IPAddress) -> Int {
         Int((address.high &<< UInt64(truncatingIfNeeded: ipv6Shift)) &>> UInt64(truncatingIfNeeded: ipv6SlotShift))
     }
 
     /// Whether a lookup in this matcher is worth warming ahead (BatchLookahead): with a
-    /// directory or buckets, a lookup reads lines of arrays too large to stay cached.
-    var isLarge: Bool { !ipv4Directory.isEmpty || !ipv6Buckets.isEmpty }
+    /// directory, a lookup reads lines of arrays too large to stay cached.
+    var isLarge: Bool { !ipv4Directory.isEmpty || !ipv6Directory.isEmpty }
 
     /// The first step of warming a lookup of `address` ahead of it (BatchLookahead): its
-    /// directory entries or its bucket prefetched.
+    /// directory entries prefetched.
     func prefetchDirectory(_ address: IPAddress) {
         if address.isIPv4 {
             guard !ipv4Directory.isEmpty else { return }
@@ -332,19 +226,20 @@ public struct PrefixMatcher: Sendable {
             ipv4Directory.prefetch(slot + 1)
             return
         }
-        guard !ipv6Buckets.isEmpty else { return }
-        ipv6Buckets.prefetch(ipv6Slot(address) &<< 3)
+        guard !ipv6Directory.isEmpty else { return }
+        let slot = ipv6Slot(address)
+        ipv6Directory.prefetch(slot)
+        ipv6Directory.prefetch(slot + 1)
     }
 
-    /// The second step, once the directory line has arrived (or is on its way): what the
-    /// search will read (`locate`), a range's lines prefetched: every line of a range of at
-    /// most four, else those of the search's first two steps. A bucket's line is already on its
-    /// way; an overflow bucket's flips are not warmed (reading its header here would wait for
-    /// the line, and few lookups land in one: BENCHMARKS.md, "IPv6 buckets").
+    /// The second step, once the directory line has arrived (or is on its way): the range the
+    /// search will read, packed as `low << 32 | high` (indexes stay below 2^31: the directory
+    /// holds them as Int32), its lines prefetched: every line of a range of at most four, else
+    /// those of the search's first two steps.
     func warmRange(_ address: IPAddress) -> UInt64 {
-        let range = locate(address)
-        let low = Int(truncatingIfNeeded: range >> 32), high = Int(truncatingIfNeeded: range & 0xFFFF_FFFF)
-        guard range & PrefixMatcher.bucketMark == 0, low < high else { return range }
+        let (low, high) = searchRange(address)
+        let range = UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
+        guard low < high else { return range }
         let ipv4 = address.isIPv4
         // Flips per 64-byte line.
         let perLine = ipv4 ? 16 : 8
@@ -368,12 +263,8 @@ public struct PrefixMatcher: Sendable {
     /// the decision to take instead of searching again (TableAnswers): the answer in bit 0, or
     /// a tie pending (`tiePending`), its low word's line on the way, for `answer` to settle
     /// after the batch's other searches.
-    @inline(__always)
     func search(_ address: IPAddress, inRange range: UInt64) -> UInt64 {
-        if range & PrefixMatcher.bucketMark != 0 {
-            return searchBucket(address, slot: Int(truncatingIfNeeded: range & 0xFFFF_FFFF))
-        }
-        return search(address, low: Int(truncatingIfNeeded: range >> 32), high: Int(truncatingIfNeeded: range & 0xFFFF_FFFF))
+        search(address, low: Int(truncatingIfNeeded: range >> 32), high: Int(truncatingIfNeeded: range & 0xFFFF_FFFF))
     }
 
     /// `contains(address)` from a `search(_:inRange:)` result.
@@ -386,15 +277,6 @@ public struct PrefixMatcher: Sendable {
     private func prefetchFlip(_ index: Int, _ ipv4: Bool) {
         if ipv4 { ipv4Flips.prefetch(index) } else { ipv6High.prefetch(index) }
     }
-
-    /// How many flips IPv6 bucket `slot` covers (for the tests).
-    func bucketFlips(slot: Int) -> Int {
-        let header = ipv6Buckets[slot << 3]
-        return Int(header >> 32 & (header >> 63 != 0 ? 0x7FFF_FFFF : 7))
-    }
-
-    /// Whether IPv6 bucket `slot` holds its flips' high words (for the tests).
-    func bucketIsInline(slot: Int) -> Bool { ipv6Buckets[slot << 3] >> 63 == 0 }
 
     /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
     @inline(__always)
@@ -417,7 +299,7 @@ public struct PrefixMatcher: Sendable {
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
         ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
-            + ipv6Buckets.count * 8
+            + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.
