@@ -17,9 +17,10 @@
 /// The third level finishes each lookup on the lines the levels before brought in and keeps its
 /// answer (TableAnswers), which the packet's decision then takes instead of searching again:
 /// a table lookup is one search per SYN, not two. An IPv6 address inside a /65 to /128 entry
-/// ties with a flip on its high word and needs that flip's low word, which sits beside it on
-/// the lines the second level brought in (PrefixMatcher). The answers are exact whatever the
-/// header says (an answer is used only for the table and address it was found for), the policy and
+/// ties with a flip on its high word and needs that flip's low word, a line no level read: its
+/// search prefetches it and stops, and a last level settles the ties once the other searches
+/// are done, instead of each waiting for its low word in turn. The answers are exact whatever the header
+/// says (an answer is used only for the table and address it was found for), the policy and
 /// its tables cannot change within a batch, and a garbled header only warms the wrong lines.
 extension ConnectionTracker {
     /// Warms the decisions of the batch's packets that found no connection
@@ -53,9 +54,21 @@ extension ConnectionTracker {
             for flow in 0..<newFlows {
                 batchProbes[flow].loaded = matcher.warmRange(bySource ? batchAnswers[flow].source : batchAnswers[flow].destination)
             }
+            var ties = 0
             for flow in 0..<newFlows {
                 let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
-                batchAnswers[flow].record(matcher.search(address, inRange: batchProbes[flow].loaded), position: position, bySource: bySource)
+                let found = matcher.search(address, inRange: batchProbes[flow].loaded)
+                batchProbes[flow].loaded = found
+                if found & PrefixMatcher.tiePending != 0 {
+                    ties &+= 1
+                } else {
+                    batchAnswers[flow].record(found & 1 == 1, position: position, bySource: bySource)
+                }
+            }
+            guard ties > 0 else { continue }
+            for flow in 0..<newFlows where batchProbes[flow].loaded & PrefixMatcher.tiePending != 0 {
+                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
+                batchAnswers[flow].record(matcher.answer(address, found: batchProbes[flow].loaded), position: position, bySource: bySource)
             }
         }
         return newFlows

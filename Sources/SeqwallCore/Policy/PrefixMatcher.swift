@@ -15,10 +15,7 @@
 /// that follow the bits all the table's flips share: every address between the first and last
 /// flip shares them too. Each directory is 16 bits wide, wider for a family with many flips
 /// (`directoryBits`), so that a slot's flips nearly always fit the one cache line the batch
-/// warm-up brings in (BENCHMARKS.md, Address tables). An IPv6 flip's low word sits beside its
-/// high word, so that an address inside a /65 to /128 entry, which ties with a flip on its
-/// high word, finds the low word on the line the search read (BENCHMARKS.md, "IPv6 low words
-/// beside the high words").
+/// warm-up brings in (BENCHMARKS.md, Address tables).
 public struct PrefixMatcher: Sendable {
     /// Addresses where IPv4 membership flips, ascending.
     private let ipv4Flips: LookupArray<UInt32>
@@ -28,21 +25,22 @@ public struct PrefixMatcher: Sendable {
     private let ipv4Directory: LookupArray<Int32>
     /// How far an IPv4 address is shifted right to give its directory slot.
     private let ipv4SlotShift: Int
-    /// The addresses where IPv6 membership flips, ascending, four to a cache line: flip `i`'s
-    /// high word at `2 * i`, its low word at `2 * i + 1`. A search compares high words; a low
-    /// word is read only where a flip's high word equals the address's (prefixes of /64 and
-    /// shorter start and end on a high word of their own, so two flips seldom share one), and
-    /// then it is on the same line. Apart, as the high words and a separate array of low words,
-    /// such a tie read a third line after the directory's and the high words' (BENCHMARKS.md).
-    private let ipv6Flips: LookupArray<UInt64>
-    /// The number of IPv6 flips (half `ipv6Flips`' words).
-    private let ipv6Count: Int
+    /// The high words of the addresses where IPv6 membership flips, ascending: what a search
+    /// reads, eight to a cache line. Prefixes of /64 and shorter start and end on a high word of
+    /// their own, so two flips seldom share one.
+    private let ipv6High: LookupArray<UInt64>
+    /// The low words of the same flips, read only where a flip's high word equals the
+    /// address's.
+    private let ipv6Low: LookupArray<UInt64>
+    /// Bit `i` (of word `i >> 6`) set when IPv6 flip `i`'s low word is not zero: 1/128 of the
+    /// flips' bytes, so it stays cached where the low words do not.
+    private let ipv6LowSet: LookupArray<UInt64>
     /// As `ipv4Directory`, on the `64 - ipv6SlotShift` bits of the high word after its first
     /// `ipv6Shift` bits.
     private let ipv6Directory: LookupArray<Int32>
     private let ipv6Shift: Int
     private let ipv6SlotShift: Int
-    /// Holds the arrays (on huge pages when large and provided for): see LookupRegion.
+    /// Holds the four arrays (on huge pages when large and provided for): see LookupRegion.
     private let region: LookupRegion
 
     /// Below this many flips of a family a plain binary search touches fewer cache lines than a
@@ -90,17 +88,18 @@ public struct PrefixMatcher: Sendable {
             ? PrefixMatcher.directory(flips6.map { Int(($0.high << UInt64(shared)) >> UInt64(64 - bits6)) }, bits: bits6) : []
         let directory4 = flips4.count >= PrefixMatcher.directoryThreshold
             ? PrefixMatcher.directory(flips4.map { Int($0 >> UInt32(32 - bits4)) }, bits: bits4) : []
+        var lowSet6 = [UInt64](repeating: 0, count: (flips6.count + 63) >> 6)
+        for (index, flip) in flips6.enumerated() where flip.low != 0 { lowSet6[index >> 6] |= 1 << UInt64(index & 63) }
         // The directories first: every lookup reads one, so they take the first huge pages.
-        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4, flips6.count * 16],
-                              provider: regionProvider)
+        // The bitmap last, read only on a tie: the arrays every lookup reads keep their places.
+        region = LookupRegion(byteCounts: [directory4.count * 4, directory6.count * 4, flips4.count * 4,
+                                           flips6.count * 8, flips6.count * 8, lowSet6.count * 8], provider: regionProvider)
         ipv4Directory = region.array(directory4)
         ipv6Directory = region.array(directory6)
         ipv4Flips = region.array(flips4)
-        var words6: [UInt64] = []
-        words6.reserveCapacity(flips6.count * 2)
-        for flip in flips6 { words6 += [flip.high, flip.low] }
-        ipv6Flips = region.array(words6)
-        ipv6Count = flips6.count
+        ipv6High = region.array(flips6.map(\.high))
+        ipv6Low = region.array(flips6.map(\.low))
+        ipv6LowSet = region.array(lowSet6)
     }
 
     /// The directory width for a family of `flips` flips: 16 bits (256 KiB), or the fewest
@@ -130,13 +129,26 @@ public struct PrefixMatcher: Sendable {
     /// Whether the most specific entry containing `address` is a plain one (not an exception).
     public func contains(_ address: IPAddress) -> Bool {
         let (low, high) = searchRange(address)
-        return search(address, low: low, high: high)
+        return contains(address, low: low, high: high)
     }
 
-    /// The search over flips `low..<high`: an address is in the table when an odd number of
-    /// flips are at or below it.
+    /// `contains`, searching only flips `low..<high`, the range `searchRange` gives.
     @inline(__always)
-    private func search(_ address: IPAddress, low: Int, high: Int) -> Bool {
+    private func contains(_ address: IPAddress, low: Int, high: Int) -> Bool {
+        answer(address, found: search(address, low: low, high: high))
+    }
+
+    /// Marks `search`'s result as a tie still to be settled by low words (`settleTie`), the
+    /// first tied flip's index in the bits below.
+    static let tiePending: UInt64 = 1 << 62
+
+    /// The search over flips `low..<high` as far as it goes without a low word: bit 0 the
+    /// answer, or `tiePending` and the index of the first flip that shares `address`'s high word
+    /// and has a low word, that word's line prefetched (a flip with a low word is where a /65 to
+    /// /128 entry starts or ends). Flips sharing a high word share its directory slot, so the
+    /// ties lie in the range.
+    @inline(__always)
+    private func search(_ address: IPAddress, low: Int, high: Int) -> UInt64 {
         var low = low, high = high
         if address.isIPv4 {
             // The first flip above the address; its index counts the flips at or below.
@@ -145,7 +157,7 @@ public struct PrefixMatcher: Sendable {
                 let middle = (low + high) >> 1
                 if ipv4Flips[middle] <= value { low = middle + 1 } else { high = middle }
             }
-            return low & 1 == 1
+            return UInt64(truncatingIfNeeded: low & 1)
         }
         // The first flip whose high word is the address's or above: every flip before it is
         // below the address.
@@ -153,13 +165,27 @@ public struct PrefixMatcher: Sendable {
         let word = address.high
         while low < high {
             let middle = (low + high) >> 1
-            if ipv6Flips[middle &<< 1] < word { low = middle + 1 } else { high = middle }
+            if ipv6High[middle] < word { low = middle + 1 } else { high = middle }
         }
-        // Flips that share the address's high word (ascending low words, beside them): those
-        // at or below the address count too. They share its directory slot, so they lie in the
-        // range, and on the lines the warm-up brought in.
-        while low < end, ipv6Flips[low &<< 1] == word, ipv6Flips[low &<< 1 &+ 1] <= address.low { low += 1 }
-        return low & 1 == 1
+        guard low < end, ipv6High[low] == word else { return UInt64(truncatingIfNeeded: low & 1) }
+        // Flips are distinct, so at most the first tie has a zero low word: it starts a /64 or
+        // shorter entry and is at or below the address. The bitmap (small enough to stay
+        // cached) says so without the low word's line.
+        if !ipv6LowIsSet(low) {
+            low += 1
+            guard low < end, ipv6High[low] == word else { return UInt64(truncatingIfNeeded: low & 1) }
+        }
+        ipv6Low.prefetch(low)
+        return PrefixMatcher.tiePending | UInt64(truncatingIfNeeded: low)
+    }
+
+    /// The answer of a `search` that ended on a tie: the tied flips at or below the address
+    /// (ascending low words), counted on from the first. Out of line: ties are rare.
+    @inline(never)
+    private func settleTie(_ address: IPAddress, _ found: UInt64) -> Bool {
+        var index = Int(truncatingIfNeeded: found & (PrefixMatcher.tiePending - 1))
+        while index < ipv6High.count, ipv6High[index] == address.high, ipv6Low[index] <= address.low { index += 1 }
+        return index & 1 == 1
     }
 
     /// The flips of `address`'s family that a lookup has to search: those under its directory
@@ -171,7 +197,7 @@ public struct PrefixMatcher: Sendable {
             let slot = Int(address.ipv4Value &>> UInt32(truncatingIfNeeded: ipv4SlotShift))
             return (Int(ipv4Directory[slot]), Int(ipv4Directory[slot + 1]))
         }
-        let count6 = ipv6Count
+        let count6 = ipv6High.count
         guard !ipv6Directory.isEmpty else { return (0, count6) }
         if !ipv6Flip(0, isAtOrBelow: address) { return (0, 0) }
         if ipv6Flip(count6 - 1, isAtOrBelow: address) { return (count6, count6) }
@@ -209,14 +235,14 @@ public struct PrefixMatcher: Sendable {
     /// The second step, once the directory line has arrived (or is on its way): the range the
     /// search will read, packed as `low << 32 | high` (indexes stay below 2^31: the directory
     /// holds them as Int32), its lines prefetched: every line of a range of at most four, else
-    /// those of the search's first two steps. An IPv6 range's lines hold its low words too.
+    /// those of the search's first two steps.
     func warmRange(_ address: IPAddress) -> UInt64 {
         let (low, high) = searchRange(address)
         let range = UInt64(truncatingIfNeeded: low) << 32 | UInt64(truncatingIfNeeded: high)
         guard low < high else { return range }
         let ipv4 = address.isIPv4
         // Flips per 64-byte line.
-        let perLine = ipv4 ? 16 : 4
+        let perLine = ipv4 ? 16 : 8
         if high - low <= 4 * perLine {
             prefetchFlip(high - 1, ipv4)
             var index = low
@@ -233,29 +259,47 @@ public struct PrefixMatcher: Sendable {
         return range
     }
 
-    /// The last step: `contains(address)`, searching the range `warmRange(address)` gave (its
-    /// lines warmed), for the decision to take instead of searching again (TableAnswers).
-    func search(_ address: IPAddress, inRange range: UInt64) -> Bool {
+    /// The last step: `search`, on the range `warmRange(address)` gave (its lines warmed), for
+    /// the decision to take instead of searching again (TableAnswers): the answer in bit 0, or
+    /// a tie pending (`tiePending`), its low word's line on the way, for `answer` to settle
+    /// after the batch's other searches.
+    func search(_ address: IPAddress, inRange range: UInt64) -> UInt64 {
         search(address, low: Int(truncatingIfNeeded: range >> 32), high: Int(truncatingIfNeeded: range & 0xFFFF_FFFF))
+    }
+
+    /// `contains(address)` from a `search(_:inRange:)` result.
+    func answer(_ address: IPAddress, found: UInt64) -> Bool {
+        found & PrefixMatcher.tiePending != 0 ? settleTie(address, found) : found & 1 == 1
     }
 
     /// Flip `index` of one family prefetched, for the warm-up.
     @inline(__always)
     private func prefetchFlip(_ index: Int, _ ipv4: Bool) {
-        if ipv4 { ipv4Flips.prefetch(index) } else { ipv6Flips.prefetch(index &<< 1) }
+        if ipv4 { ipv4Flips.prefetch(index) } else { ipv6High.prefetch(index) }
     }
 
-    /// Whether IPv6 flip `index` is at or below `address`: the low word (on the same line) only
-    /// on a tie.
+    /// Whether IPv6 flip `index` has a low word other than zero (`ipv6LowSet`).
+    @inline(__always)
+    private func ipv6LowIsSet(_ index: Int) -> Bool {
+        ipv6LowSet[index &>> 6] &>> UInt64(index & 63) & 1 == 1
+    }
+
+    /// Whether IPv6 flip `index` is at or below `address`: the low word is read only on a tie
+    /// with a flip whose low word is not zero.
     private func ipv6Flip(_ index: Int, isAtOrBelow address: IPAddress) -> Bool {
-        let high = ipv6Flips[index &<< 1]
-        if high == address.high { return ipv6Flips[index &<< 1 &+ 1] <= address.low }
+        let high = ipv6High[index]
+        // Equal high words come from an address inside a /64 or longer entry, at the flip where
+        // that entry starts. A /64 or shorter entry starts on a zero low word, at or below every
+        // address with the same high word: the bitmap, small enough to stay cached, says so
+        // without reading the low word's line, which only /65 to /128 entries need.
+        if high == address.high { return !ipv6LowIsSet(index) || ipv6Low[index] <= address.low }
         return high < address.high
     }
 
     /// Bytes the lookup structures take (the entries themselves are the table's).
     public var byteCount: Int {
-        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6Flips.count * 8 + ipv6Directory.count * 4
+        ipv4Flips.count * 4 + ipv4Directory.count * 4 + ipv6High.count * 16 + ipv6LowSet.count * 8
+            + ipv6Directory.count * 4
     }
 
     /// One entry as a closed range of addresses of its family.
