@@ -681,7 +681,11 @@ class Bench:
             # TIME_WAIT last two minutes) to this master in its bulk: the master's table, and
             # with it the sweep's work every 2 s, would then grow round by round. A fresh backup
             # leaves the master this run's connections only.
+            # The backup runs the binary measured as the master: an A/B of a change to the
+            # receiving side would otherwise give each master the backup of whichever binary
+            # ran before it.
             self.sync_peer.daemon.stop()
+            self.sync_peer.daemon.binary = self.seqwalls[variant][0]
             self.sync_peer.daemon.start(ready_timeout=20)
         with Consumer(self, variant, options=self.sync_peer.master_options if on else ()) as consumer:
             master = consumer.daemon
