@@ -48,15 +48,19 @@ extension ConnectionTracker {
             guard position < tables.count, position < 64, tables[position].matcher.isLarge else { continue }
             let matcher = tables[position].matcher
             let bySource = lookup & 1 == 0
-            for flow in 0..<newFlows {
-                matcher.prefetchDirectory(bySource ? batchAnswers[flow].source : batchAnswers[flow].destination)
+            // The address of flow `flow` that this lookup reads: its source or its destination.
+            @inline(__always) func flowAddress(_ flow: Int) -> IPAddress {
+                bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
             }
             for flow in 0..<newFlows {
-                batchProbes[flow].loaded = matcher.warmRange(bySource ? batchAnswers[flow].source : batchAnswers[flow].destination)
+                matcher.prefetchDirectory(flowAddress(flow))
+            }
+            for flow in 0..<newFlows {
+                batchProbes[flow].loaded = matcher.warmRange(flowAddress(flow))
             }
             var ties = 0
             for flow in 0..<newFlows {
-                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
+                let address = flowAddress(flow)
                 let found = matcher.search(address, inRange: batchProbes[flow].loaded)
                 batchProbes[flow].loaded = found
                 if found & PrefixMatcher.tiePending != 0 {
@@ -67,8 +71,8 @@ extension ConnectionTracker {
             }
             guard ties > 0 else { continue }
             for flow in 0..<newFlows where batchProbes[flow].loaded & PrefixMatcher.tiePending != 0 {
-                let address = bySource ? batchAnswers[flow].source : batchAnswers[flow].destination
-                batchAnswers[flow].record(matcher.answer(address, found: batchProbes[flow].loaded), position: position, bySource: bySource)
+                batchAnswers[flow].record(matcher.answer(flowAddress(flow), found: batchProbes[flow].loaded), position: position,
+                                          bySource: bySource)
             }
         }
         return newFlows
