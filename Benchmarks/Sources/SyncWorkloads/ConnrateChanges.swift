@@ -1,8 +1,5 @@
 import SeqwallCore
 import SeqwallSync
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The changes a connrate client's connections hand the sync thread (docs/sync-protocol.md,
 /// Coalescing), shared by the sending and the receiving profiles so that both measure the same
@@ -59,12 +56,5 @@ public enum ConnrateChanges {
             closing.append(number)
             number += 1
         }
-    }
-
-    /// CPU time of the calling thread (clock_gettime), for the measured parts.
-    public static func threadNanoseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }

@@ -18,6 +18,10 @@
 import SeqwallCore
 import SeqwallSync
 import SyncWorkloads
+import TrackerWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
 
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let perTurn = arguments.count > 0 ? arguments[0] : 50
@@ -86,9 +90,9 @@ for _ in 0..<turns {
     now += 10_000_000
     wallNow += 10_000_000
     ConnrateChanges.turn(&changes, closing: &closing, number: &number, perTurn: perTurn, now: now)
-    let start = ConnrateChanges.threadNanoseconds()
+    let start = ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID)
     measuredTurn(&master, changes, now: now, wallNow: wallNow, into: slots, slotSize: slotSize, lengths: &slotLengths)
-    spent += ConnrateChanges.threadNanoseconds() - start
+    spent += ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID) - start
     datagrams = slotLengths.enumerated().map { Array(UnsafeBufferPointer(start: slots + $0.offset % 256 * slotSize, count: $0.element)) }
     for datagram in datagrams { sentBytes += UInt64(datagram.count) }
     backup.tick(now: now, wallNow: wallNow)

@@ -18,6 +18,10 @@
 import SeqwallCore
 import SeqwallSync
 import SyncWorkloads
+import TrackerWorkloads
+#if canImport(Glibc)
+import Glibc
+#endif
 
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let perTurn = arguments.count > 0 ? arguments[0] : 50
@@ -118,9 +122,9 @@ let appliedBefore = backup.status.entries_applied
 var spent: UInt64 = 0
 var datagrams = 0
 for turn in stream {
-    let start = ConnrateChanges.threadNanoseconds()
+    let start = ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID)
     sink &+= measuredTurn(&backup, turn, tracker: tracker)
-    spent += ConnrateChanges.threadNanoseconds() - start
+    spent += ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID) - start
     datagrams += turn.datagrams.count
 }
 precondition(backup.status.entries_applied > UInt64(known), "the backup applied \(backup.status.entries_applied) entries")

@@ -24,9 +24,9 @@ struct Sequence {
 
 /// The thread's CPU time `body` takes (what another process's time on the core leaves out).
 func cpuSeconds(_ body: () -> Void) -> Double {
-    let start = clockSeconds(CLOCK_THREAD_CPUTIME_ID)
+    let start = ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID)
     body()
-    return clockSeconds(CLOCK_THREAD_CPUTIME_ID) - start
+    return ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID) - start
 }
 
 func seconds(_ body: () -> Void) -> Double {
@@ -170,9 +170,9 @@ func swapStalls() {
         syns.preparePass()
         for swap in 0..<swaps {
             _ = syns.runBatch(swap)
-            let wallStart = clockSeconds(CLOCK_MONOTONIC), cpuStart = clockSeconds(CLOCK_THREAD_CPUTIME_ID)
+            let wallStart = ProfileClock.seconds(CLOCK_MONOTONIC), cpuStart = ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID)
             apply(swap)
-            let cpu = clockSeconds(CLOCK_THREAD_CPUTIME_ID) - cpuStart, wall = clockSeconds(CLOCK_MONOTONIC) - wallStart
+            let cpu = ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID) - cpuStart, wall = ProfileClock.seconds(CLOCK_MONOTONIC) - wallStart
             longestWall = max(longestWall, wall)
             longestCPU = max(longestCPU, cpu)
             total += wall
@@ -216,8 +216,3 @@ func swapStalls() {
                  free * 1e3, doomed == nil ? "" : "?"))
 }
 
-func clockSeconds(_ clock: clockid_t) -> Double {
-    var time = timespec()
-    clock_gettime(clock, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}

@@ -25,12 +25,6 @@ import TrackerWorkloads
 import Glibc
 #endif
 
-func seconds(_ clock: clockid_t) -> Double {
-    var time = timespec()
-    clock_gettime(clock, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
-
 let flags: Set<String> = ["--one-by-one", "--no-huge-pages", "--sync-events", "--conn-limits"]
 let arguments = CommandLine.arguments.filter { !flags.contains($0) }
 let feeding: Feeding = CommandLine.arguments.contains("--one-by-one") ? .oneByOne : .batches
@@ -103,10 +97,10 @@ var measuredCPU = 0.0
 var packets = 0
 for _ in 0..<passes {
     workload.preparePass()
-    let start = seconds(CLOCK_MONOTONIC), startCPU = seconds(CLOCK_THREAD_CPUTIME_ID)
+    let start = ProfileClock.seconds(CLOCK_MONOTONIC), startCPU = ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID)
     let outcome = workload.runPass()
-    measured += seconds(CLOCK_MONOTONIC) - start
-    measuredCPU += seconds(CLOCK_THREAD_CPUTIME_ID) - startCPU
+    measured += ProfileClock.seconds(CLOCK_MONOTONIC) - start
+    measuredCPU += ProfileClock.seconds(CLOCK_THREAD_CPUTIME_ID) - startCPU
     packets += outcome.packets
     if outcome.accepted != outcome.expected {
         print("not accepted: \(outcome.expected - outcome.accepted); \(dropSummary(workload.tracker))")
