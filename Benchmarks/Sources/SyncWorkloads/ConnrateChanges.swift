@@ -37,24 +37,39 @@ public enum ConnrateChanges {
         return connection
     }
 
-    /// Connections `range` in TIME_WAIT: the connections of earlier seconds.
-    public static func known(_ range: Range<Int>, now: UInt64) -> [SyncChange] {
-        range.map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10, now: now)) }
-    }
+    /// The stream itself: the connections of earlier seconds, then turn after turn.
+    public struct Stream {
+        /// How many connections the stream has opened so far.
+        public private(set) var opened = 0
+        /// Last turn's connections, which go into TIME_WAIT in the next.
+        private var closing: [Int] = []
+        private var changes: [SyncChange] = []
 
-    /// One turn's changes into `changes`: last turn's connections (`closing`) into TIME_WAIT,
-    /// then `perTurn` new ones from `number` on, each opened, established and closing.
-    public static func turn(_ changes: inout [SyncChange], closing: inout [Int], number: inout Int, perTurn: Int,
-                            now: UInt64) {
-        changes.removeAll(keepingCapacity: true)
-        for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10, now: now))) }
-        closing.removeAll(keepingCapacity: true)
-        for _ in 0..<perTurn {
-            changes.append(SyncChange(.changed, connection(number, state: .synSent, packets: 1, now: now)))
-            changes.append(SyncChange(.changed, connection(number, state: .established, packets: 3, now: now)))
-            changes.append(SyncChange(.changed, connection(number, state: .finWait, packets: 7, now: now)))
-            closing.append(number)
-            number += 1
+        public init() {}
+
+        /// The next at most `batch` connections below `count`, in TIME_WAIT already (the
+        /// connections of earlier seconds); nil once `count` are open.
+        public mutating func known(upTo count: Int, batch: Int, now: UInt64) -> [SyncChange]? {
+            guard opened < count else { return nil }
+            let range = opened..<min(count, opened + batch)
+            opened = range.upperBound
+            return range.map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10, now: now)) }
+        }
+
+        /// One turn's changes: last turn's connections into TIME_WAIT, then `perTurn` new ones,
+        /// each opened, established and closing.
+        public mutating func turn(perTurn: Int, now: UInt64) -> [SyncChange] {
+            changes.removeAll(keepingCapacity: true)
+            for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10, now: now))) }
+            closing.removeAll(keepingCapacity: true)
+            for _ in 0..<perTurn {
+                changes.append(SyncChange(.changed, connection(opened, state: .synSent, packets: 1, now: now)))
+                changes.append(SyncChange(.changed, connection(opened, state: .established, packets: 3, now: now)))
+                changes.append(SyncChange(.changed, connection(opened, state: .finWait, packets: 7, now: now)))
+                closing.append(opened)
+                opened += 1
+            }
+            return changes
         }
     }
 }

@@ -71,10 +71,8 @@ for _ in 0..<3 {
     master.tick(now: now, wallNow: wallNow)
     exchange()
 }
-var number = 0
-while number < known {
-    let changes = ConnrateChanges.known(number..<min(known, number + 500), now: now)
-    number += changes.count
+var connrate = ConnrateChanges.Stream()
+while let changes = connrate.known(upTo: known, batch: 500, now: now) {
     master.submit(contentsOf: changes, now: now)
     now += 60_000_000
     wallNow += 60_000_000
@@ -82,14 +80,12 @@ while number < known {
     exchange()
 }
 
-var changes: [SyncChange] = []
-var closing: [Int] = []
 var spent: UInt64 = 0
-let firstMeasured = number
+let firstMeasured = connrate.opened
 for _ in 0..<turns {
     now += 10_000_000
     wallNow += 10_000_000
-    ConnrateChanges.turn(&changes, closing: &closing, number: &number, perTurn: perTurn, now: now)
+    let changes = connrate.turn(perTurn: perTurn, now: now)
     let start = ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID)
     measuredTurn(&master, changes, now: now, wallNow: wallNow, into: slots, slotSize: slotSize, lengths: &slotLengths)
     spent += ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID) - start
@@ -99,7 +95,7 @@ for _ in 0..<turns {
     for datagram in datagrams { _ = backup.receive(datagram, now: now, wallNow: wallNow) }
     for datagram in backup.takeOutgoing() { _ = master.receive(datagram, now: now, wallNow: wallNow) }
 }
-let measured = Double(number - firstMeasured)
-print("connections \(number - firstMeasured), known before \(known): "
+let measured = Double(connrate.opened - firstMeasured)
+print("connections \(connrate.opened - firstMeasured), known before \(known): "
     + "\(String(format: "%.0f", Double(spent) / measured)) ns per connection, "
     + "\(String(format: "%.1f", Double(sentBytes) / measured)) bytes per connection")

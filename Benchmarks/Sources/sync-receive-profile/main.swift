@@ -62,23 +62,18 @@ for _ in 0..<3 {
     wallNow += 10_000_000
     setup.append(masterTurn([]))
 }
-var number = 0
-while number < known {
-    let changes = ConnrateChanges.known(number..<min(known, number + 500), now: now)
-    number += changes.count
+var connrate = ConnrateChanges.Stream()
+while let changes = connrate.known(upTo: known, batch: 500, now: now) {
     now += 60_000_000
     wallNow += 60_000_000
     setup.append(masterTurn(changes))
 }
 var stream: [Turn] = []
-var changes: [SyncChange] = []
-var closing: [Int] = []
-let firstMeasured = number
+let firstMeasured = connrate.opened
 for _ in 0..<turns {
     now += 10_000_000
     wallNow += 10_000_000
-    ConnrateChanges.turn(&changes, closing: &closing, number: &number, perTurn: perTurn, now: now)
-    stream.append(masterTurn(changes))
+    stream.append(masterTurn(connrate.turn(perTurn: perTurn, now: now)))
 }
 
 // The backup: its session and one worker's table (the daemon's default policy).
@@ -128,8 +123,8 @@ for turn in stream {
     datagrams += turn.datagrams.count
 }
 precondition(backup.status.entries_applied > UInt64(known), "the backup applied \(backup.status.entries_applied) entries")
-let measured = Double(number - firstMeasured)
-print("connections \(number - firstMeasured), known before \(known), \(datagrams) datagrams, "
+let measured = Double(connrate.opened - firstMeasured)
+print("connections \(connrate.opened - firstMeasured), known before \(known), \(datagrams) datagrams, "
     + "\(tracker.connectionCount) connections held, "
     + "\(String(format: "%.2f", Double(backup.status.entries_applied - appliedBefore) / measured)) entries per connection: "
     + "\(String(format: "%.0f", Double(spent) / measured)) ns per connection, "
