@@ -178,8 +178,8 @@ public struct SyncSession {
         return first
     }
 
-    /// Sends proxied connections' states (the sweep's), outside the data stream: each is
-    /// sent again at the next sweep, so none is held for resend.
+    /// Sends proxied connections' states (the workers' own and the sweep's), outside the data
+    /// stream: each is sent again at the next sweep, so none is held for resend.
     public mutating func sendProxies(_ proxies: [SyncProxyEntry], now: UInt64, wallNow: UInt64) {
         var start = 0
         while start < proxies.count {

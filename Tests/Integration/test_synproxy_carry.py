@@ -15,9 +15,11 @@ ProxiedFailoverTest: test_failover's lab (two seqwall nodes syncing their tables
 moving the virtual addresses) with both of its ports behind `synproxy`. Its interactive
 connections and bulk transfers are proxied by node A; A's seqwall is killed (-9), B takes
 over, then A is started again and takes over again (failback). The sync carries each proxied
-connection's state (the sweep's `proxies` messages, and after a bulk), so each node that takes
+connection's state (`proxies` messages as it opens and with the sweep, and after a bulk), so each node that takes
 over translates the connections as the one before it did: none is reset or stalls, the bulk
-transfers are exact, and the new master drops none of their segments. The late-node case runs
+transfers are exact, and the new master drops none of their segments; also when A is killed a
+moment after the connections opened (their states go to B as they open, not only with the
+sweep). The late-node case runs
 too: B, started while A proxies the connections, gets them by the bulk and the states after it.
 """
 
@@ -127,6 +129,32 @@ class ProxiedFailoverTest(test_failover.FailoverTest):
         # The interactive connections and the two bulk transfers.
         self.assertGreaterEqual(len(proxied), test_failover.CONNECTIONS + 2)
         self.finish_clients(agent, reader, {})
+
+    def test_takeover_right_after_opening(self):
+        """A is killed a moment after the connections opened, before its sweep (which passes
+        a small table's connections all at once, every two seconds) could have sent their
+        proxy states: each state went to B as its connection opened and as its server answered.
+        So B lists every connection it holds ESTABLISHED as proxied from the moment it lists
+        them all, and translates every one once it takes over."""
+        backup, first = self.lab.daemons["b"], self.lab.daemons["a"]
+        ports = (test_failover.INTERACTIVE_PORT, test_failover.BULK_PORT)
+        wanted = test_failover.CONNECTIONS + 2
+        agent, reader = self.start_clients()
+        deadline = time.monotonic() + 5
+        while True:
+            listed = [c for c in backup.conntrack()
+                      if c["orig"]["dport"] in ports and c["state"] == "ESTABLISHED"]
+            flows = {(c["orig"]["src"], c["orig"]["sport"]) for c in listed}
+            if len(flows) >= wanted or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        self.assertGreaterEqual(len(flows), wanted, "node B did not get the connections' records")
+        unproxied = [c for c in listed if not c.get("proxied")]
+        self.assertEqual(unproxied[:3], [], f"{len(unproxied)} of {len(listed)} connections on node B "
+                                            "have their record but not their proxy state")
+        lost = {}
+        self.take_over("b", lambda: first.stop(signal.SIGKILL), "takeover right after opening", lost)
+        self.finish_clients(agent, reader, lost)
 
 
 if __name__ == "__main__":

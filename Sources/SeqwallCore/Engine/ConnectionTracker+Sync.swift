@@ -44,7 +44,7 @@ extension ConnectionTracker {
     /// SYN proxy state, so that this node translates its packets if it takes over. A state whose
     /// server has not answered never replaces one whose server has: the handshake only moves
     /// forward, and a peer's older copy must not undo it. False when the table holds no such
-    /// connection (its record has not arrived yet: the peer sends the state again).
+    /// connection (its record has not arrived yet: WorkerSync keeps the state and tries again).
     @discardableResult
     public func applySyncedProxy(_ state: SynProxyState, key: FlowKey) -> Bool {
         guard let (slot, _) = table.find(key), table.connection(at: slot).pointee.key == key else { return false }
@@ -54,6 +54,20 @@ extension ConnectionTracker {
         }
         adoptProxyState(state, slot: slot)
         return true
+    }
+
+    /// Whether any connection here may be proxied: the table keeps SYN proxy states (a
+    /// policy with a `synproxy` rule, or a proxied connection restored or synced).
+    public var keepsProxyStates: Bool { table.proxyStates != nil }
+
+    /// The SYN proxy state of the connection of `key` (as the table orients it), nil when the
+    /// table holds no such connection or it is not proxied: the sync sends it as soon as the
+    /// connection opens or its server answers (WorkerSync.take), not only with the sweep.
+    public func proxyState(of key: FlowKey) -> SynProxyState? {
+        guard let states = table.proxyStates, let (slot, _) = table.find(key) else { return nil }
+        let connection = table.connection(at: slot)
+        guard connection.pointee.proxied, connection.pointee.key == key else { return nil }
+        return states[slot]
     }
 
     /// `forEachConnection(from:examining:)` with each connection's slot and proxy state: the

@@ -182,8 +182,8 @@ final class SyncService: @unchecked Sendable {
                 // (docs/ha.md, Which worker).
                 for worker in workers {
                     worker.mailbox.post { worker in
-                        WorkerSync.apply(entries, proxies: proxies, to: worker.tracker,
-                                         now: SystemCall.monotonicNanoseconds())
+                        worker.sync?.apply(entries, proxies: proxies, to: worker.tracker,
+                                           now: SystemCall.monotonicNanoseconds())
                     }
                 }
             }

@@ -7,8 +7,8 @@ import SeqwallSync
 /// windows keep up with connections whose state does not change.
 final class WorkerSync: @unchecked Sendable {
     let ring: SingleProducerRing<SyncChange>
-    /// The sweep's proxied connections' SYN proxy states, for the peer to translate them
-    /// after a failover (SyncSession.sendProxies).
+    /// Proxied connections' SYN proxy states, as they open and as the sweep passes them, for
+    /// the peer to translate them after a failover (SyncSession.sendProxies).
     let proxyRing: SingleProducerRing<SyncProxyEntry>
     /// How often the sweep takes its next slice, and the slots it examines in a slice: the
     /// whole table in about `sweepPeriod`, within the ring's room.
@@ -19,6 +19,10 @@ final class WorkerSync: @unchecked Sendable {
     /// By table slot, what the sweep last handed over from it (SyncSweepMark): a connection
     /// in TIME_WAIT is looked at many times and has nothing new after its first.
     private var marks: [SyncSweepMark] = []
+    /// The peer's proxy states whose connections have not arrived yet (`apply`), with when
+    /// each stops being tried. Touched by the worker's thread only.
+    private var waitingProxies: [(entry: SyncProxyEntry, until: UInt64)] = []
+    static let waitingLimit = 4096
     /// Seeded as the tables' own: the flows are chosen by whoever sends packets.
     private let hasher = FlowHasher()
 
@@ -29,10 +33,21 @@ final class WorkerSync: @unchecked Sendable {
 
     /// The table's recorded events, as changes: opened or changed, and removed. Called before
     /// expiry runs: a connection expiring is not sent (each node expires on its own clock).
-    func take(_ events: ConnectionEventBuffer) {
+    /// A proxied connection's SYN proxy state goes too when it opens (the cookie's ACK) and
+    /// when its server answers (its SYN_RECV and ESTABLISHED): the peer cannot translate the
+    /// connection without it, and the sweep would bring it only up to `sweepPeriod` later, so a
+    /// failover in between would stall every connection opened since (docs/ha.md).
+    func take(_ events: ConnectionEventBuffer, from tracker: ConnectionTracker) {
+        let proxying = tracker.keepsProxyStates
         for index in 0..<events.count {
             let event = events[index]
             ring.push(SyncChange(event.kind == .destroy ? .removed : .changed, event.connection))
+            // The opening's record was taken before the connection was marked proxied.
+            guard proxying, event.kind == .new
+                    || event.connection.proxied && (event.connection.state == .synRecv
+                                                    || event.connection.state == .established),
+                  let state = tracker.proxyState(of: event.connection.key) else { continue }
+            proxyRing.push(SyncProxyEntry(key: event.connection.key, state: state))
         }
         ring.addLost(events.lost)
     }
@@ -58,14 +73,28 @@ final class WorkerSync: @unchecked Sendable {
     }
 
     /// The peer's entries, then its proxied connections' states, applied between batches (a
-    /// mailbox job).
-    static func apply(_ entries: [SyncEntry], proxies: [SyncProxyEntry], to tracker: ConnectionTracker, now: UInt64) {
+    /// mailbox job). A state sent with its connection's opening may come before the
+    /// connection's record, which the peer's coalescer holds for a while (SyncCoalescer): it
+    /// waits here and is tried again at each later job, for up to `sweepPeriod` (after which
+    /// the peer's sweep sends it again), at most `waitingLimit` of them.
+    func apply(_ entries: [SyncEntry], proxies: [SyncProxyEntry], to tracker: ConnectionTracker, now: UInt64) {
         for entry in entries {
             switch entry.operation {
             case .upsert: tracker.applySynced(entry.connection, now: now)
             case .delete: tracker.removeSynced(entry.connection.key)
             }
         }
-        for proxy in proxies { tracker.applySyncedProxy(proxy.state, key: proxy.key) }
+        if !waitingProxies.isEmpty {
+            waitingProxies.removeAll { waiting in
+                waiting.until <= now || tracker.applySyncedProxy(waiting.entry.state, key: waiting.entry.key)
+            }
+        }
+        for proxy in proxies where !tracker.applySyncedProxy(proxy.state, key: proxy.key) {
+            guard waitingProxies.count < WorkerSync.waitingLimit else { continue }
+            waitingProxies.append((proxy, now &+ WorkerSync.sweepPeriod))
+        }
     }
+
+    /// The peer's proxy states waiting for their connections (`apply`).
+    var waitingProxyCount: Int { waitingProxies.count }
 }

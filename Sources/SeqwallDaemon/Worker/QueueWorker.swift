@@ -246,7 +246,7 @@ final class QueueWorker: @unchecked Sendable {
     private func publishEvents(expiring: Bool = false) {
         let events = tracker.events
         guard !watchers.isEmpty || sync != nil, events.count > 0 || events.lost > 0 else { return }
-        if let sync, !expiring { sync.take(events) }
+        if let sync, !expiring { sync.take(events, from: tracker) }
         for index in 0..<events.count {
             let event = events[index]
             for watcher in watchers { watcher.push(event) }
