@@ -140,7 +140,7 @@ class ProxiedFailoverTest(test_failover.FailoverTest):
         ports = (test_failover.INTERACTIVE_PORT, test_failover.BULK_PORT)
         wanted = test_failover.CONNECTIONS + 2
         agent, reader = self.start_clients()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while True:
             listed = [c for c in backup.conntrack()
                       if c["orig"]["dport"] in ports and c["state"] == "ESTABLISHED"]
@@ -152,7 +152,7 @@ class ProxiedFailoverTest(test_failover.FailoverTest):
             states = lambda daemon: sorted((c["orig"]["sport"], c["state"], bool(c.get("proxied")))
                                            for c in daemon.conntrack() if c["orig"]["dport"] in ports
                                            and (c["orig"]["src"], c["orig"]["sport"]) not in flows)
-            self.fail(f"node B lists {len(flows)} of {wanted} connections ESTABLISHED after 5 s; the others "
+            self.fail(f"node B lists {len(flows)} of {wanted} connections ESTABLISHED after 10 s; the others "
                       f"on A: {states(first)}, on B: {states(backup)}")
         unproxied = [c for c in listed if not c.get("proxied")]
         self.assertEqual(unproxied[:3], [], f"{len(unproxied)} of {len(listed)} connections on node B "
