@@ -111,7 +111,7 @@ public struct SyncCoalescer {
                 peerHolds = waiting[slot].known
                 drop(slot)
             }
-            if peerHolds { due.append(SyncEntry(.delete, change.connection)) }
+            if peerHolds { due.append(SyncEntry(.delete, SyncCoalescer.deletion(of: change.connection))) }
             return
         }
         let turn = firstTurn &+ UInt64(waiting.count)
@@ -141,6 +141,17 @@ public struct SyncCoalescer {
                 waiting[slot].connection = change.connection
             }
         }
+    }
+
+    /// What a delete carries (docs/sync-protocol.md, Bodies): the connection's tuple, protocol
+    /// and direction, every other field zero, since a receiver removes by tuple. Under port
+    /// reuse every new connection on a tuple in TIME_WAIT costs a delete as well as its record
+    /// (BENCHMARKS.md, State sync end to end), and a compact delete of a whole record is about
+    /// as long as the record. Opened at the latest instant, it is written with an age of 0.
+    static func deletion(of connection: Connection) -> Connection {
+        var deleted = Connection(key: connection.key, direction: connection.direction)
+        deleted.createdAt = .max
+        return deleted
     }
 
     /// What a change (not a removal) does, given what is known of its connection.

@@ -198,6 +198,38 @@ final class SyncCompactTests: XCTestCase {
         }
     }
 
+    /// A delete carries the tuple, protocol and direction only (docs/sync-protocol.md): in the
+    /// compact encoding an IPv4 TCP delete is 27 bytes where the record is some 70, and the
+    /// peer, reading either encoding, removes the connection by its tuple.
+    func testADeleteCarriesTheTupleOnly() throws {
+        for family in Family.allCases {
+            var coalescer = SyncCoalescer(interval: 50, maximumChanges: 4)
+            let connection = SyncTestPair.connection(port: 7, family: family, now: 0)
+            coalescer.add(SyncChange(.changed, connection), now: 0)
+            let record = try XCTUnwrap(coalescer.take(now: 50).first)
+            coalescer.add(SyncChange(.removed, connection), now: 60)
+            let delete = try XCTUnwrap(coalescer.take(now: 60).first)
+            XCTAssertEqual(delete.operation, .delete)
+            var expected = Connection(key: connection.key, direction: connection.direction)
+            expected.createdAt = .max
+            XCTAssertEqual(delete.connection, expected)
+            var recordBytes: [UInt8] = [], deleteBytes: [UInt8] = []
+            SyncCompactRecord.append(record, monotonicNow: 100, to: &recordBytes)
+            SyncCompactRecord.append(delete, monotonicNow: 100, to: &deleteBytes)
+            // Its length, operation, form, six record bytes, addresses, ports, six varints of 0.
+            XCTAssertEqual(deleteBytes.count, family == .ipv4 ? 27 : 51, "\(family)")
+            XCTAssertGreaterThanOrEqual(recordBytes.count - deleteBytes.count, 40, "\(family)")
+            for kind in [SyncMessageKind.connections, .compactConnections] {
+                var message = SyncMessage(kind: kind)
+                message.entries = [delete]
+                let decoded = try XCTUnwrap(SyncMessage.decode(kind: kind, body: message.encoded(monotonicNow: 100),
+                                                               monotonicNow: 5_000), "\(family) \(kind)")
+                XCTAssertEqual(decoded.entries.map(\.operation), [.delete])
+                XCTAssertEqual(decoded.entries.map(\.connection.key), [connection.key])
+            }
+        }
+    }
+
     /// Packing fills a message up to the datagram's bound and no further.
     func testPackingStaysWithinOneUnfragmentedDatagram() throws {
         var generator = SplitMix64(seed: 7)
