@@ -23,7 +23,9 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
                    sync link, restarted empty before each run with sync on), alternated each
                    round: bulk-1 and conn-rate, the master's CPU per connection (all threads,
                    the workers, the sync thread), and the sync's bytes per second of the busy
-                   connection, per new connection and per idle second
+                   connection, per new connection and per idle second; each for
+                   --sync-seconds (10: a connection rate's steady state, in which the
+                   client reuses ports still in TIME_WAIT, begins after about 2.3 s here)
   failover         after the rounds, --failovers times: kill -9 of the master's seqwall in
                    test_failover.py's keepalived lab, to the first packet the backup forwards
                    (Benchmarks/e2e/bench_sync.py)
@@ -41,7 +43,7 @@ Cases (each a few seconds, bounded; the whole run a few minutes):
                    (--synproxy-queue), the others to the general queue
 
 Usage: bench_e2e.py [--seconds S] [--rounds N] [--cases a,b,...] [--json FILE] [--failovers N]
-                   [--seqwall NAME=PATH]... [--profile CMD]
+                   [--sync-seconds S] [--seqwall NAME=PATH]... [--profile CMD]
   SEQWALL_BIN   the seqwall binary (default <repo>/.build/release/seqwall)
 
 A/B: `--seqwall old=/tmp/seqwall-old --seqwall new=.build/release/seqwall` measures two seqwall
@@ -454,12 +456,13 @@ class Bench:
 
     # -- measurements (run inside a Consumer context) --
 
-    def iperf(self, streams, mss=None, port=IPERF_PORT):
-        argv = ["iperf3", "-c", SERVER4, "-p", str(port), "-t", str(self.seconds), "-P", str(streams),
+    def iperf(self, streams, mss=None, port=IPERF_PORT, seconds=None):
+        seconds = seconds or self.seconds
+        argv = ["iperf3", "-c", SERVER4, "-p", str(port), "-t", str(seconds), "-P", str(streams),
                 "-J", "--connect-timeout", "3000"]
         if mss:
             argv += ["-M", str(mss)]
-        cp = ns_run(self.lab.ns["client"], argv, timeout=self.seconds + 30, check=False)
+        cp = ns_run(self.lab.ns["client"], argv, timeout=seconds + 30, check=False)
         try:
             data = json.loads(cp.stdout)
             return data["end"]["sum_received"]["bits_per_second"]
@@ -478,9 +481,10 @@ class Bench:
             found[pct] = float(m.group(1))
         return found["50.000"], found["99.000"]
 
-    def connections(self, with_count=False):
-        cp = ns_run(self.lab.ns["client"], [self.connrate, "client", SERVER4, str(CONNRATE_PORT), str(self.seconds), "4"],
-                    timeout=self.seconds + 30)
+    def connections(self, with_count=False, seconds=None):
+        seconds = seconds or self.seconds
+        cp = ns_run(self.lab.ns["client"], [self.connrate, "client", SERVER4, str(CONNRATE_PORT), str(seconds), "4"],
+                    timeout=seconds + 30)
         m = re.search(r"connections (\d+) failures (\d+) seconds ([0-9.]+)", cp.stdout)
         if not m:
             raise RuntimeError(f"connrate printed {cp.stdout!r}")
@@ -699,7 +703,7 @@ class Bench:
                 raise RuntimeError(f"the backup never got in sync: {bench_sync.sync_status(self.sync_peer.daemon)}")
             sent = lambda: bench_sync.sync_status(master)["bytes_sent"] if on else 0
             before, started = sent(), time.monotonic()
-            self.record("sync", label, "Gbit/s", self.iperf(1) / 1e9)
+            self.record("sync", label, "Gbit/s", self.iperf(1, seconds=self.args.sync_seconds) / 1e9)
             busy = (sent() - before) / (time.monotonic() - started)
             before = sent()
             cpu = (cpu_nanoseconds(master.proc.pid), cpu_nanoseconds(self.sync_peer.daemon.proc.pid))
@@ -707,7 +711,7 @@ class Bench:
             backup_pid = self.sync_peer.daemon.proc.pid
             backup_threads, backup_wakeups = thread_cpu_nanoseconds(backup_pid), thread_wakeups(backup_pid)
             machine = machine_cpu_nanoseconds()
-            rate, failures, count = self.connections(with_count=True)
+            rate, failures, count = self.connections(with_count=True, seconds=self.args.sync_seconds)
             machine = [after - before for after, before in zip(machine_cpu_nanoseconds(), machine)]
             self.record("sync", label, "conn/s", rate)
             # The whole machine: master, backup, client, server and the kernel's work that no
@@ -832,7 +836,8 @@ class Bench:
                 rows.append(f"failover {metric:<22} median {statistics.median(found):.3f}  "
                             f"(runs: {', '.join(f'{v:.3f}' for v in found)})")
         if rows:
-            print("\nState sync end to end (sync bytes: UDP payload the master's sync socket sent)"
+            print(f"\nState sync end to end ({self.args.sync_seconds} s a stream and a connection rate; sync bytes: "
+                  "UDP payload the master's sync socket sent)"
                   + (f", seqwall = {name}" if len(self.seqwalls) > 1 else ""))
             for row in rows:
                 print("  " + row)
@@ -988,6 +993,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sync-seconds", type=int, default=10,
+                        help="the sync case's stream and connection rate, each (default 10: with 3 s a "
+                             "connection rate is measured before the client reuses ports in TIME_WAIT)")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--json")
     parser.add_argument("--failovers", type=int, default=3,
