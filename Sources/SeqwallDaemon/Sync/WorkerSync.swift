@@ -34,9 +34,10 @@ final class WorkerSync: @unchecked Sendable {
     /// The table's recorded events, as changes: opened or changed, and removed. Called before
     /// expiry runs: a connection expiring is not sent (each node expires on its own clock).
     /// A proxied connection's SYN proxy state goes too when it opens (the cookie's ACK) and
-    /// when its server answers (its SYN_RECV and ESTABLISHED): the peer cannot translate the
-    /// connection without it, and the sweep would bring it only up to `sweepPeriod` later, so a
-    /// failover in between would stall every connection opened since (docs/ha.md).
+    /// when its server answers (its SYN_RECV; the state does not change after): the peer
+    /// cannot translate the connection without it, and the sweep would bring it only up to
+    /// `sweepPeriod` later, so a failover in between would stall every connection opened since
+    /// (docs/ha.md). The sweep still makes up for a state lost on the way.
     func take(_ events: ConnectionEventBuffer, from tracker: ConnectionTracker) {
         let proxying = tracker.keepsProxyStates
         for index in 0..<events.count {
@@ -45,8 +46,7 @@ final class WorkerSync: @unchecked Sendable {
             // The opening's record was taken before the connection was marked proxied: a new
             // TCP connection's is asked for (one lookup, only where proxy states are kept).
             let opened = event.kind == .new && event.connection.key.protocolNumber == TrackedProtocol.tcpNumber
-            guard proxying, opened || event.connection.proxied && (event.connection.state == .synRecv
-                                                                   || event.connection.state == .established),
+            guard proxying, opened || event.connection.proxied && event.connection.state == .synRecv,
                   let state = tracker.proxyState(of: event.connection.key) else { continue }
             proxyRing.push(SyncProxyEntry(key: event.connection.key, state: state))
         }
