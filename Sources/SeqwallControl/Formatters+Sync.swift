@@ -9,7 +9,8 @@ extension Formatters {
         if let progress = status.bulk_progress { lines.append("bulk from the peer: \(progress) records so far") }
         if status.bulk_remaining > 0 { lines.append("bulk to the peer: \(status.bulk_remaining) records to go") }
         lines.append("messages: \(status.messages_sent) sent (\(status.bytes_sent) bytes), \(status.messages_received) received")
-        lines.append("records: \(status.entries_sent) sent, \(status.entries_applied) applied, \(status.coalescing) coalescing")
+        lines.append("records: \(status.entries_sent) sent, \(status.entries_applied) applied, \(status.coalescing) coalescing, "
+                     + "\(status.closed_unsent) closed before sent (not sent)")
         lines.append("reliability: \(status.resends) resends, \(status.nacks_sent) NACKs sent, \(status.nacks_received) received, "
                      + "\(status.unacknowledged) unacknowledged, \(status.resend_dropped) dropped from the resend queue")
         lines.append("bulks: \(status.bulks_received) received, \(status.bulks_sent) sent, \(status.bulk_requests_sent) requested")

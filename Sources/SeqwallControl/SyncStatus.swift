@@ -19,6 +19,9 @@ public struct SyncStatus: Sendable, Equatable, Codable {
     public var resend_dropped: UInt64 = 0
     public var unacknowledged = 0
     public var coalescing = 0
+    /// TCP connections that were over (TIME_WAIT, CLOSE) before the peer heard of them: not
+    /// sent (docs/sync-protocol.md, Coalescing).
+    public var closed_unsent: UInt64 = 0
     public var bulk_requests_sent: UInt64 = 0
     public var bulks_sent: UInt64 = 0
     public var bulks_received: UInt64 = 0

@@ -3,7 +3,9 @@ import SeqwallCore
 /// Gathers a connection's changes over a short interval so that a burst of them (a handshake,
 /// a close) leaves as one record (pfsync's maxupd): a connection's record goes when it has
 /// changed `maximumChanges` times or `interval` after its first unsent change, whichever comes
-/// first. A connection removed before anything of it was sent is never sent at all.
+/// first. A connection removed before anything of it was sent is never sent at all, nor is a
+/// TCP connection already closed (TIME_WAIT or CLOSE) when its first record would go: the peer
+/// needs nothing of a connection that ended before it heard of it (`isClosedUnheard`).
 ///
 /// The sync thread runs every change of every worker through here, and finding a flow key in
 /// a table is most of what that costs: so one table (SyncFlowTable) holds all it knows of a
@@ -44,6 +46,8 @@ public struct SyncCoalescer {
         var known: Bool
         /// False once the record went or the connection was removed: then skipped.
         var live: Bool
+        /// The connection's SYN proxy state, held to go right after the record (`hold`).
+        var proxy: SynProxyState? = nil
     }
 
     private var connections: SyncFlowTable<Known>
@@ -53,8 +57,12 @@ public struct SyncCoalescer {
     /// The first live or not yet looked at record in `waiting`.
     private var head = 0
     public private(set) var pendingCount = 0
+    /// Connections that were over before the peer heard of them, not sent (`isClosedUnheard`).
+    public private(set) var closedUnsent: UInt64 = 0
     /// Entries due now, in the order they became due.
     private var due: [SyncEntry] = []
+    /// The held SYN proxy states of the records that went (`takeProxies`).
+    private var dueProxies: [SyncProxyEntry] = []
     /// When `connections` is next looked through for expired ones.
     private var nextForget: UInt64 = 0
     static let forgetInterval: UInt64 = 10_000_000_000
@@ -178,12 +186,28 @@ public struct SyncCoalescer {
             // A refresh goes at once (the sweep paces them), and only when packets moved.
             let packets = change.connection.packetsOriginal &+ change.connection.packetsReply
             if change.kind == .refresh && known.sentPackets == packets { return .nothing }
+            if isClosedUnheard(change.connection, peerHolds: known.peerHolds) { return .nothing }
             known.sentPackets = packets
             known.sentExpiry = SyncCoalescer.expiryUnits(change.connection.expiresAt)
             return .sent
         }
         known.waitingMark = SyncCoalescer.mark(of: turn)
         return .waits(peerHolds: known.peerHolds)
+    }
+
+    /// Whether a record would tell the peer only of a connection that is over: a TCP connection
+    /// closed (TIME_WAIT, or CLOSE after a reset) that the peer has not heard of. Not sent: a
+    /// node taking over carries live connections, and a connection that opened and closed
+    /// within the coalescing interval (connrate's, a health check's, an HTTP/1.0 fetch's)
+    /// would otherwise cost a record, and under port reuse a delete too (BENCHMARKS.md, State
+    /// sync end to end). What the peer then lacks is that connection's TIME_WAIT entry: a
+    /// straggler of it (a FIN sent again because the last ACK was lost beyond this node) meets
+    /// a node that took over with no entry, as it would a node that restarted without a state
+    /// file (docs/ha.md, What a takeover carries). A new SYN on the tuple opens a connection
+    /// either way. A connection the peer holds is always sent its close.
+    static func isClosedUnheard(_ connection: Connection, peerHolds: Bool) -> Bool {
+        !peerHolds && connection.key.protocolNumber == TrackedProtocol.tcpNumber
+            && (connection.state == .timeWait || connection.state == .close)
     }
 
     private static func mark(of turn: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: turn) << 1 | 1 }
@@ -201,12 +225,22 @@ public struct SyncCoalescer {
         UInt32(clamping: (deadline >> 30) &+ (deadline & ((1 << 30) - 1) == 0 ? 0 : 1))
     }
 
-    /// The record at `slot` goes; `index` is its connection's.
+    /// The record at `slot` goes, unless it is of a connection that is over and the peer has not
+    /// heard of (`isClosedUnheard`); `index` is its connection's.
     private mutating func release(_ slot: Int, at index: Int) {
         let connection = waiting[slot].connection
         waiting[slot].live = false
         pendingCount -= 1
         connections[index].waitingMark = 0
+        // Either says the peer heard of it: the record's start, or a bulk since (noteSent).
+        let peerHolds = waiting[slot].known || connections[index].peerHolds
+        if SyncCoalescer.isClosedUnheard(connection, peerHolds: peerHolds) {
+            // Still unheard of: removed later, it costs no delete; its entry is forgotten at
+            // the next look for expired ones (its deadline as sent is 0).
+            closedUnsent &+= 1
+            return
+        }
+        if let proxy = waiting[slot].proxy { dueProxies.append(SyncProxyEntry(key: connection.key, state: proxy)) }
         connections[index].sentPackets = connection.packetsOriginal &+ connection.packetsReply
         connections[index].sentExpiry = SyncCoalescer.expiryUnits(connection.expiresAt)
         due.append(SyncEntry(.upsert, connection))
@@ -215,6 +249,26 @@ public struct SyncCoalescer {
     private mutating func drop(_ slot: Int) {
         waiting[slot].live = false
         pendingCount -= 1
+    }
+
+    /// Holds a proxied connection's SYN proxy state to go right after the connection's record
+    /// when one waits (`takeProxies`): the peer can apply a state only to a connection it holds
+    /// (ConnectionTracker.applySyncedProxy), and a record the peer is not sent
+    /// (`isClosedUnheard`), or a connection removed first, takes its state with it. False when
+    /// no record of it waits: the state goes at once. A state whose server has not answered
+    /// never replaces a held one whose server has (the handshake only moves forward).
+    public mutating func hold(_ entry: SyncProxyEntry) -> Bool {
+        guard let index = connections.find(entry.key), connections[index].isWaiting else { return false }
+        let slot = position(of: connections[index].waitingMark)
+        if let held = waiting[slot].proxy, held.serverAnswered && !entry.state.serverAnswered { return true }
+        waiting[slot].proxy = entry.state
+        return true
+    }
+
+    /// The held SYN proxy states (`hold`) of the records `take` returned, to go after them.
+    public mutating func takeProxies() -> [SyncProxyEntry] {
+        defer { dueProxies.removeAll(keepingCapacity: true) }
+        return dueProxies
     }
 
     /// Every entry due at `now`, oldest first; `flushAll` takes the pending ones too.

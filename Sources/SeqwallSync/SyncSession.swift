@@ -180,7 +180,15 @@ public struct SyncSession {
 
     /// Sends proxied connections' states (the workers' own and the sweep's), outside the data
     /// stream: each is sent again at the next sweep, so none is held for resend.
+    /// A state whose connection's record is waiting goes right after that record, or not at all
+    /// when the record is not sent (SyncCoalescer.hold).
     public mutating func sendProxies(_ proxies: [SyncProxyEntry], now: UInt64, wallNow: UInt64) {
+        var loose: [SyncProxyEntry] = []
+        for proxy in proxies where !coalescer.hold(proxy) { loose.append(proxy) }
+        sendProxyMessages(loose, now: now, wallNow: wallNow)
+    }
+
+    private mutating func sendProxyMessages(_ proxies: [SyncProxyEntry], now: UInt64, wallNow: UInt64) {
         var start = 0
         while start < proxies.count {
             var message = SyncMessage(kind: .proxies)
@@ -205,7 +213,11 @@ public struct SyncSession {
     /// NACKs, bulk requests, alive messages.
     public mutating func tick(now: UInt64, wallNow: UInt64) {
         let entries = coalescer.take(now: now)
-        if !entries.isEmpty { sendEntries(entries[...], kind: .connections, now: now, wallNow: wallNow) }
+        if !entries.isEmpty {
+            sendEntries(entries[...], kind: .connections, now: now, wallNow: wallNow)
+            let proxies = coalescer.takeProxies()
+            if !proxies.isEmpty { sendProxyMessages(proxies, now: now, wallNow: wallNow) }
+        }
         sendBulkChunks(now: now, wallNow: wallNow)
         if let gap = receiver.gap, now &- lastNack >= settings.nackInterval {
             var nack = SyncMessage(kind: .nack)
@@ -260,7 +272,7 @@ public struct SyncSession {
             var end = SyncMessage(kind: .bulkEnd)
             end.first = UInt32(truncatingIfNeeded: bulk.count)
             sendData(end, now: now, wallNow: wallNow)
-            sendProxies(bulkProxies, now: now, wallNow: wallNow)
+            sendProxyMessages(bulkProxies, now: now, wallNow: wallNow)
             bulkProxies = []
             bulk = []
             bulkSent = 0
@@ -394,6 +406,7 @@ public struct SyncSession {
         status.unacknowledged = resend.count
         status.resend_dropped = resend.dropped
         status.coalescing = coalescer.pendingCount
+        status.closed_unsent = coalescer.closedUnsent
         status.bulk_remaining = bulk.count - bulkSent
     }
 
@@ -402,6 +415,7 @@ public struct SyncSession {
         var copy = status
         copy.peer_alive = isPeerAlive(now: now)
         copy.last_heard_ms = lastHeard.map { (now &- $0) / 1_000_000 }
+        copy.closed_unsent = coalescer.closedUnsent
         return copy
     }
 }

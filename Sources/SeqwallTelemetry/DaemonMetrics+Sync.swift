@@ -15,6 +15,8 @@ extension DaemonMetrics {
         one("seqwall_sync_bytes_sent_total", .counter, "Bytes of sync messages sent.", sync.bytes_sent)
         one("seqwall_sync_entries_sent_total", .counter, "Connection records sent.", sync.entries_sent)
         one("seqwall_sync_entries_applied_total", .counter, "Connection records received and applied.", sync.entries_applied)
+        one("seqwall_sync_closed_unsent_total", .counter,
+            "TCP connections closed before their first record went: not sent.", sync.closed_unsent)
         one("seqwall_sync_resends_total", .counter, "Messages sent again after the peer's NACK.", sync.resends)
         one("seqwall_sync_nacks_sent_total", .counter, "Gaps asked for.", sync.nacks_sent)
         one("seqwall_sync_resend_dropped_total", .counter, "Messages dropped from a full resend queue.", sync.resend_dropped)

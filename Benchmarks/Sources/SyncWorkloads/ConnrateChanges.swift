@@ -4,7 +4,10 @@ import SeqwallSync
 /// The changes a connrate client's connections hand the sync thread (docs/sync-protocol.md,
 /// Coalescing), shared by the sending and the receiving profiles so that both measure the same
 /// stream: each connection opened, established and closing in its first 10 ms turn, TIME_WAIT
-/// in its next.
+/// `closeAfterTurns` turns later. connrate's own connections close in the next turn (1), within
+/// the coalescing interval, and are not sent at all (SyncCoalescer.isClosedUnheard); the
+/// profiles' default (6, 60 ms) keeps each connection open past the interval, so that they
+/// measure what a record costs: its record, then its close.
 public enum ConnrateChanges {
     public static let timeWait: UInt64 = 120_000_000_000
     /// The key both profiles' sessions share.
@@ -41,34 +44,39 @@ public enum ConnrateChanges {
     public struct Stream {
         /// How many connections the stream has opened so far.
         public private(set) var opened = 0
-        /// Last turn's connections, which go into TIME_WAIT in the next.
-        private var closing: [Int] = []
+        /// The connections opened in each of the last `closeAfterTurns` turns, the oldest
+        /// first: they go into TIME_WAIT in this turn.
+        private var closing: [[Int]]
         private var changes: [SyncChange] = []
 
-        public init() {}
+        public init(closeAfterTurns: Int = 6) {
+            closing = Array(repeating: [], count: max(1, closeAfterTurns))
+        }
 
-        /// The next at most `batch` connections below `count`, in TIME_WAIT already (the
-        /// connections of earlier seconds); nil once `count` are open.
+        /// The next at most `batch` connections below `count`, established (the connections
+        /// of earlier seconds, which the peer holds); nil once `count` are open.
         public mutating func known(upTo count: Int, batch: Int, now: UInt64) -> [SyncChange]? {
             guard opened < count else { return nil }
             let range = opened..<min(count, opened + batch)
             opened = range.upperBound
-            return range.map { SyncChange(.changed, connection($0, state: .timeWait, packets: 10, now: now)) }
+            return range.map { SyncChange(.changed, connection($0, state: .established, packets: 10, now: now)) }
         }
 
-        /// One turn's changes: last turn's connections into TIME_WAIT, then `perTurn` new ones,
-        /// each opened, established and closing.
+        /// One turn's changes: the connections of `closeAfterTurns` turns ago into TIME_WAIT,
+        /// then `perTurn` new ones, each opened, established and closing.
         public mutating func turn(perTurn: Int, now: UInt64) -> [SyncChange] {
             changes.removeAll(keepingCapacity: true)
-            for earlier in closing { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10, now: now))) }
-            closing.removeAll(keepingCapacity: true)
+            var due = closing.removeFirst()
+            for earlier in due { changes.append(SyncChange(.changed, connection(earlier, state: .timeWait, packets: 10, now: now))) }
+            due.removeAll(keepingCapacity: true)
             for _ in 0..<perTurn {
                 changes.append(SyncChange(.changed, connection(opened, state: .synSent, packets: 1, now: now)))
                 changes.append(SyncChange(.changed, connection(opened, state: .established, packets: 3, now: now)))
                 changes.append(SyncChange(.changed, connection(opened, state: .finWait, packets: 7, now: now)))
-                closing.append(opened)
+                due.append(opened)
                 opened += 1
             }
+            closing.append(due)
             return changes
         }
     }

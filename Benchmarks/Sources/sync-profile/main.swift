@@ -1,16 +1,17 @@
 // The sync thread's sending side without sockets or other threads, for comparing two builds
 // back to back and for callgrind:
 //
-//   sync-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]
+//   sync-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN] [CLOSE-AFTER-TURNS]
 //   valgrind --tool=callgrind --collect-atstart=no '--toggle-collect=*measuredTurn*' \
 //       .build/release/sync-profile 50 2000 20000
 //
 // A master's SyncSession (SeqwallSync) is fed, every 10 ms turn, the changes a connrate
 // connection makes (docs/sync-protocol.md, Coalescing): opened, established and closing in
-// its first turn, TIME_WAIT in its next, as the workers' rings hand them over (SyncService);
+// its first turn, TIME_WAIT CLOSE-AFTER-TURNS later (ConnrateChanges), as the workers' rings
+// hand them over (SyncService);
 // then its turn (coalescing, encoding, sealing) runs and its datagrams are copied into send
 // slots as the daemon does before its one sendmmsg (SyncSendBatch). KNOWN
-// connections in TIME_WAIT are sent first, as the connections of earlier seconds the
+// established connections are sent first, as the connections of earlier seconds the
 // coalescer still holds until their deadline. A backup's session receives the datagrams and
 // answers (acknowledgements, `features`), outside the measured part. Prints the master's
 // nanoseconds per connection (clock_gettime of the thread, the measured part only) and the
@@ -27,6 +28,9 @@ let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let perTurn = arguments.count > 0 ? arguments[0] : 50
 let turns = arguments.count > 1 ? arguments[1] : 2000
 let known = arguments.count > 2 ? arguments[2] : 20000
+/// 6 by default: each connection outlives the coalescing interval, so its record and its close
+/// are sent (1: connrate's, closed within the interval, not sent; ConnrateChanges).
+let closeAfter = arguments.count > 3 ? arguments[3] : 6
 
 let key = ConnrateChanges.key
 var master = SyncSession(key: key, node: 0xA, epoch: 100)
@@ -71,7 +75,7 @@ for _ in 0..<3 {
     master.tick(now: now, wallNow: wallNow)
     exchange()
 }
-var connrate = ConnrateChanges.Stream()
+var connrate = ConnrateChanges.Stream(closeAfterTurns: closeAfter)
 while let changes = connrate.known(upTo: known, batch: 500, now: now) {
     master.submit(contentsOf: changes, now: now)
     now += 60_000_000

@@ -1,13 +1,13 @@
 // The sync thread's receiving side (a backup's) without sockets or other threads, for
 // comparing two builds back to back and for callgrind:
 //
-//   sync-receive-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN]
+//   sync-receive-profile [CONNECTIONS-PER-TURN] [TURNS] [KNOWN] [CLOSE-AFTER-TURNS]
 //   valgrind --tool=callgrind --collect-atstart=no '--toggle-collect=*measuredTurn*' \
 //       .build/release/sync-receive-profile 50 2000 20000
 //
 // A master's SyncSession is fed, every 10 ms turn, the changes a connrate connection makes
-// (as sync-profile: opened, established and closing in its first turn, TIME_WAIT in its next),
-// after KNOWN connections in TIME_WAIT; its sealed datagrams are kept, a list a turn, outside
+// (as sync-profile: opened, established and closing in its first turn, TIME_WAIT
+// CLOSE-AFTER-TURNS later), after KNOWN established connections; its sealed datagrams are kept, a list a turn, outside
 // the measured part. Then a backup's session receives them turn by turn as the daemon's sync
 // thread does (SyncService.serve: every datagram of the turn opened and decoded, its entries
 // gathered, the session's tick and its answers taken), and the turn's entries are applied to
@@ -27,6 +27,9 @@ let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let perTurn = arguments.count > 0 ? arguments[0] : 50
 let turns = arguments.count > 1 ? arguments[1] : 2000
 let known = arguments.count > 2 ? arguments[2] : 20000
+/// 6 by default: each connection outlives the coalescing interval, so its record and its close
+/// are sent (1: connrate's, closed within the interval, not sent; ConnrateChanges).
+let closeAfter = arguments.count > 3 ? arguments[3] : 6
 
 let key = ConnrateChanges.key
 var master = SyncSession(key: key, node: 0xA, epoch: 100)
@@ -62,7 +65,7 @@ for _ in 0..<3 {
     wallNow += 10_000_000
     setup.append(masterTurn([]))
 }
-var connrate = ConnrateChanges.Stream()
+var connrate = ConnrateChanges.Stream(closeAfterTurns: closeAfter)
 while let changes = connrate.known(upTo: known, batch: 500, now: now) {
     now += 60_000_000
     wallNow += 60_000_000

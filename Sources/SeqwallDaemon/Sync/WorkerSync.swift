@@ -74,10 +74,11 @@ final class WorkerSync: @unchecked Sendable {
     }
 
     /// The peer's entries, then its proxied connections' states, applied between batches (a
-    /// mailbox job). A state sent with its connection's opening may come before the
-    /// connection's record, which the peer's coalescer holds for a while (SyncCoalescer): it
-    /// waits here and is tried again at each later job, for up to `sweepPeriod` (after which
-    /// the peer's sweep sends it again), at most `waitingLimit` of them.
+    /// mailbox job). The peer sends a state right after its connection's record when one was
+    /// waiting to go (SyncCoalescer.hold), but a state may still come first (the record's
+    /// message was lost and is sent again): it waits here and is tried again at each later
+    /// job, for up to `sweepPeriod` (after which the peer's sweep sends it again), at most
+    /// `waitingLimit` of them.
     func apply(_ entries: [SyncEntry], proxies: [SyncProxyEntry], to tracker: ConnectionTracker, now: UInt64) {
         for entry in entries {
             switch entry.operation {
