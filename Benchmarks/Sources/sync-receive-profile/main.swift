@@ -125,7 +125,7 @@ for turn in stream {
     spent += ProfileClock.nanoseconds(CLOCK_THREAD_CPUTIME_ID) - start
     datagrams += turn.datagrams.count
 }
-precondition(backup.status.entries_applied > UInt64(known), "the backup applied \(backup.status.entries_applied) entries")
+precondition(backup.status.entries_applied >= UInt64(known), "the backup applied \(backup.status.entries_applied) entries")
 let measured = Double(connrate.opened - firstMeasured)
 print("connections \(connrate.opened - firstMeasured), known before \(known), \(datagrams) datagrams, "
     + "\(tracker.connectionCount) connections held, "
