@@ -203,7 +203,7 @@ public struct SyncCoalescer {
     /// sync end to end). What the peer then lacks is that connection's TIME_WAIT entry: a
     /// straggler of it (a FIN sent again because the last ACK was lost beyond this node) meets
     /// a node that took over with no entry, as it would a node that restarted without a state
-    /// file (docs/ha.md, What a takeover carries). A new SYN on the tuple opens a connection
+    /// file (docs/ha.md, Limits). A new SYN on the tuple opens a connection
     /// either way. A connection the peer holds is always sent its close.
     static func isClosedUnheard(_ connection: Connection, peerHolds: Bool) -> Bool {
         !peerHolds && connection.key.protocolNumber == TrackedProtocol.tcpNumber

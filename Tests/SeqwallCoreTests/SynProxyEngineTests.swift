@@ -119,6 +119,26 @@ struct SynProxyEngineTests {
         #expect(serverSyn.flags == .syn && serverSyn.sequence == 1000)
     }
 
+    @Test("a cookie ACK's opening event says proxied, as the connection does (conntrack watch, the sync)",
+          arguments: Family.allCases)
+    func openingEventProxied(family: Family) throws {
+        let tracker = Self.tracker()
+        tracker.recordsEvents = true
+        _ = Self.process(tracker, Self.syn(family, port: 80))
+        let ack = try #require(Self.cookieAck(tracker, family, sequence: 1001))
+        #expect(Self.process(tracker, ack) == .drop(.synProxyHandshake))
+        let events = tracker.events
+        #expect(events.count == 1)
+        let opening = events[0]
+        #expect(opening.kind == .new && opening.connection.proxied)
+        let (connection, _) = try #require(tracker.connection(for: opening.connection.key))
+        #expect(connection.proxied)
+        // An unproxied rule's opening says it is not.
+        _ = events.reset()
+        #expect(Self.process(tracker, Self.syn(family, port: 8080)) == .accept)
+        #expect(events.count == 1 && events[0].kind == .new && !events[0].connection.proxied)
+    }
+
     @Test("while the server has not answered, each client probe sends the server the same SYN again",
           arguments: Family.allCases)
     func serverSynResent(family: Family) throws {

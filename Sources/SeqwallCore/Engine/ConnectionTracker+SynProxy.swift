@@ -149,6 +149,9 @@ extension ConnectionTracker {
         uncount(verdict)
         table.connection(at: slot).pointee.proxied = true
         (states + slot).initialize(to: state)
+        // `store` recorded the opening before the mark (the mark needs the state, and the state
+        // its slot): the event says proxied too, for `conntrack watch` and the sync (WorkerSync).
+        if recordsEvents { events.markProxied(openingOf: key) }
         hot.pointee.counters.synProxyConnections += 1
         send(syn)
         return dropped(.synProxyHandshake)

@@ -43,10 +43,7 @@ final class WorkerSync: @unchecked Sendable {
         for index in 0..<events.count {
             let event = events[index]
             ring.push(SyncChange(event.kind == .destroy ? .removed : .changed, event.connection))
-            // The opening's record was taken before the connection was marked proxied: a new
-            // TCP connection's is asked for (one lookup, only where proxy states are kept).
-            let opened = event.kind == .new && event.connection.key.protocolNumber == TrackedProtocol.tcpNumber
-            guard proxying, opened || event.connection.proxied && event.connection.state == .synRecv,
+            guard proxying, event.connection.proxied, event.kind == .new || event.connection.state == .synRecv,
                   let state = tracker.proxyState(of: event.connection.key) else { continue }
             proxyRing.push(SyncProxyEntry(key: event.connection.key, state: state))
         }
