@@ -260,7 +260,7 @@ public struct SyncCoalescer {
     public mutating func hold(_ entry: SyncProxyEntry) -> Bool {
         guard let index = connections.find(entry.key), connections[index].isWaiting else { return false }
         let slot = position(of: connections[index].waitingMark)
-        if let held = waiting[slot].proxy, held.serverAnswered && !entry.state.serverAnswered { return true }
+        if let held = waiting[slot].proxy, !entry.state.mayReplace(held) { return true }
         waiting[slot].proxy = entry.state
         return true
     }

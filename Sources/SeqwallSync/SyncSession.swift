@@ -406,11 +406,11 @@ public struct SyncSession {
         status.unacknowledged = resend.count
         status.resend_dropped = resend.dropped
         status.coalescing = coalescer.pendingCount
-        status.closed_unsent = coalescer.closedUnsent
         status.bulk_remaining = bulk.count - bulkSent
     }
 
-    /// The status at `now`, with the figures the daemon keeps (lost changes, send errors).
+    /// The status at `now`, with the figures the daemon keeps (lost changes, send errors), and
+    /// the coalescer's count of connections left out (read here, not kept in `status` too).
     public func status(now: UInt64) -> SyncStatus {
         var copy = status
         copy.peer_alive = isPeerAlive(now: now)

@@ -18,6 +18,7 @@ The same file is also the agent program that runs inside namespaces:
   /usr/bin/python3 lab.py serve --ports 8080,8081 --log FILE   echo server (all ports, v4+v6)
   /usr/bin/python3 lab.py probe --log FILE                     raw-socket TCP arrival log
   /usr/bin/python3 lab.py client ADDR PORT                     interactive TCP client
+  /usr/bin/python3 lab.py brief ADDR PORT                      one connection, used and closed at once
   /usr/bin/python3 lab.py craft JSON                           scapy hand-made segments
   /usr/bin/python3 lab.py ping ADDR                            one ICMP(v6) echo, exit 0 if answered
 
@@ -973,6 +974,35 @@ def _agent_probe(args):
             logf.flush()
 
 
+def _read_to_eof(s):
+    """Everything the peer sends until it closes."""
+    got = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def _agent_brief(addr, port):
+    """One connection opened, used and closed at once, in one process (a few milliseconds):
+    prints its source port, the server's answer and how long it took in milliseconds."""
+    start = time.monotonic()
+    s = socket.create_connection((addr, port), timeout=5)
+    s.sendall(b"brief")
+    s.shutdown(socket.SHUT_WR)
+    answer = _read_to_eof(s)
+    sport = s.getsockname()[1]
+    s.close()
+    print(sport, answer.decode(), int((time.monotonic() - start) * 1000), flush=True)
+
+
+def brief_connection(ns, addr, port):
+    """`_agent_brief` in `ns`: (source port, the server's answer, milliseconds it took)."""
+    sport, answer, took = ns_run(ns, [PY, LAB_FILE, "brief", str(addr), str(port)]).stdout.split()
+    return int(sport), answer, int(took)
+
+
 def _agent_client(addr, port, timeout):
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
@@ -1008,12 +1038,7 @@ def _agent_client(addr, port, timeout):
                 out({"event": "reply", "data": got.hex()})
             elif cmd == "close":
                 s.shutdown(socket.SHUT_WR)
-                rest = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    rest += chunk
+                rest = _read_to_eof(s)
                 s.close()
                 out({"event": "closed", "rest": rest.hex()})
                 return
@@ -1100,6 +1125,8 @@ def main(argv):
         _agent_probe(opts)
     elif role == "client":
         _agent_client(pos[0], int(pos[1]), float(opts.get("--timeout", "3")))
+    elif role == "brief":
+        _agent_brief(pos[0], int(pos[1]))
     elif role == "ping":
         return _agent_ping(pos[0])
     elif role == "craft":

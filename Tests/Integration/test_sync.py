@@ -18,25 +18,6 @@ import lab
 
 SYNC_PORT = 7946
 
-# Runs in the client's namespace: one connection opened, used and closed at once; prints its
-# source port, the server's answer and how long it took in milliseconds.
-BRIEF_CONNECTION = r"""
-import socket, sys, time
-start = time.monotonic()
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-s.sendall(b"brief")
-s.shutdown(socket.SHUT_WR)
-answer = b""
-while True:
-    data = s.recv(65536)
-    if not data:
-        break
-    answer += data
-port = s.getsockname()[1]
-s.close()
-print(port, answer.decode(), int((time.monotonic() - start) * 1000))
-"""
-
 
 class SyncLab:
     """The two-node lab and its helpers, shared with test_sync_refusal.py."""
@@ -180,12 +161,9 @@ class SyncLabMixin(SyncLab):
                 # milliseconds in one process in the client's namespace. A try that took longer
                 # than half the interval (a busy machine) is not the case tested: tried again.
                 for _ in range(5):
-                    cp = lab.ns_run(self.lab.ns["client"], ["python3", "-c", BRIEF_CONNECTION,
-                                                            self.lab.server_addr(family), "8080"])
-                    sport, answer, took = cp.stdout.split()
-                    sport = int(sport)
-                    self.assertEqual(answer, "echo:brief", cp.stdout)
-                    if int(took) < 25:
+                    sport, answer, took = lab.brief_connection(self.lab.ns["client"], self.lab.server_addr(family), 8080)
+                    self.assertEqual(answer, "echo:brief")
+                    if took < 25:
                         break
                     time.sleep(0.3)  # past the interval: sent or not, the count is read again
                     before = self.sync_status(self.lab.daemon)["closed_unsent"]

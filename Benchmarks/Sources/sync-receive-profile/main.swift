@@ -7,8 +7,8 @@
 //
 // A master's SyncSession is fed, every 10 ms turn, the changes a connrate connection makes
 // (as sync-profile: opened, established and closing in its first turn, TIME_WAIT
-// CLOSE-AFTER-TURNS later), after KNOWN established connections; its sealed datagrams are kept, a list a turn, outside
-// the measured part. Then a backup's session receives them turn by turn as the daemon's sync
+// CLOSE-AFTER-TURNS later), after KNOWN established connections; its sealed datagrams are
+// kept, a list a turn, outside the measured part. Then a backup's session receives them turn by turn as the daemon's sync
 // thread does (SyncService.serve: every datagram of the turn opened and decoded, its entries
 // gathered, the session's tick and its answers taken), and the turn's entries are applied to
 // one worker's table as the worker's mailbox job does (WorkerSync.apply: applySynced for an

@@ -48,8 +48,7 @@ extension ConnectionTracker {
     @discardableResult
     public func applySyncedProxy(_ state: SynProxyState, key: FlowKey) -> Bool {
         guard let (slot, _) = table.find(key), table.connection(at: slot).pointee.key == key else { return false }
-        if table.connection(at: slot).pointee.proxied, let states = table.proxyStates,
-           states[slot].serverAnswered && !state.serverAnswered {
+        if table.connection(at: slot).pointee.proxied, let states = table.proxyStates, !state.mayReplace(states[slot]) {
             return true
         }
         adoptProxyState(state, slot: slot)

@@ -33,4 +33,10 @@ public struct SynProxyState: Sendable, Equatable {
         self.clientTimestamp = clientTimestamp
         self.proxyTimestamp = proxyTimestamp
     }
+
+    /// Whether this copy may replace `held`, a copy of the same connection's state: the
+    /// handshake only moves forward, so one whose server has not answered never replaces one
+    /// whose server has (a peer's older copy, ConnectionTracker.applySyncedProxy; a sync turn's,
+    /// SyncCoalescer.hold).
+    public func mayReplace(_ held: SynProxyState) -> Bool { serverAnswered || !held.serverAnswered }
 }
